@@ -1,0 +1,5 @@
+import sys
+
+from runql.cli import main
+
+sys.exit(main())

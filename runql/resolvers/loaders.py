@@ -1,0 +1,162 @@
+"""Per-request DataLoaders. Each batch reads in a short session of its own."""
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlmodel import SQLModel
+from strawberry.dataloader import DataLoader
+
+from runql.storage import pages, reads
+from runql.storage.database import Database
+from runql.storage.filters import RunFilter
+from runql.storage.pages import Page, PageRequest
+from runql.storage.tables import (
+    ActorRow,
+    AgentRow,
+    AttachedItemRow,
+    AttachmentRow,
+    ContentPartRow,
+    MessageContentRow,
+    MessageGroupRow,
+    MessageRow,
+    RunErrorRow,
+    RunRow,
+    ThreadRow,
+)
+
+Row = TypeVar("Row", bound=SQLModel)
+K = TypeVar("K")
+V = TypeVar("V")
+
+MAX_BATCH = 500
+
+PageKey = tuple[str, RunFilter | None, PageRequest]
+CountKey = tuple[str, RunFilter | None]
+
+
+def _loader(load: Callable[[list[K]], Awaitable[Sequence[V]]]) -> DataLoader[K, V]:
+    return DataLoader(load, max_batch_size=MAX_BATCH)
+
+
+class Loaders:
+    """Everything a request reads, batched. Build one per request (or per event)."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self.agent = self._by_id(AgentRow)
+        self.thread = self._by_id(ThreadRow)
+        self.actor = self._by_id(ActorRow)
+        self.message_group = self._by_id(MessageGroupRow)
+        self.message = self._by_id(MessageRow)
+        self.run = self._by_id(RunRow)
+        self.content = self._by_id(MessageContentRow)
+        self.part = self._by_id(ContentPartRow)
+        self.attachment = self._by_id(AttachmentRow)
+        self.attached_item = self._by_id(AttachedItemRow)
+        self.run_error = self._by_id(RunErrorRow)
+        self.messages_by_group = self._by_parent(
+            MessageRow, MessageRow.message_group_id, MessageRow.position, MessageRow.id  # type: ignore[arg-type]
+        )
+        self.content_by_message = _loader(self._content_by_message)
+        self.parts_by_content = self._by_parent(
+            ContentPartRow, ContentPartRow.content_id, ContentPartRow.position  # type: ignore[arg-type]
+        )
+        self.attachments_by_content = self._by_parent(
+            AttachmentRow, AttachmentRow.content_id, AttachmentRow.position  # type: ignore[arg-type]
+        )
+        self.errors_by_run = self._by_parent(
+            RunErrorRow, RunErrorRow.run_id, RunErrorRow.created_at, RunErrorRow.id  # type: ignore[arg-type]
+        )
+        self.items_by_run = self._by_parent(
+            AttachedItemRow, AttachedItemRow.run_id, AttachedItemRow.created_at, AttachedItemRow.id  # type: ignore[arg-type]
+        )
+        self.items_by_group = self._by_parent(
+            AttachedItemRow, AttachedItemRow.message_group_id, AttachedItemRow.created_at,  # type: ignore[arg-type]
+            AttachedItemRow.id,  # type: ignore[arg-type]
+        )
+        self.run_of_group = _loader(self._run_of_group)
+        self.runs_page_by_thread = _loader(self._pages(RunRow, RunRow.thread_id))  # type: ignore[arg-type]
+        self.runs_page_by_agent = _loader(self._pages(RunRow, RunRow.agent_id))  # type: ignore[arg-type]
+        self.groups_page_by_thread = _loader(
+            self._pages(MessageGroupRow, MessageGroupRow.thread_id)  # type: ignore[arg-type]
+        )
+        self.runs_count_by_thread = _loader(self._counts(RunRow.thread_id))  # type: ignore[arg-type]
+        self.runs_count_by_agent = _loader(self._counts(RunRow.agent_id))  # type: ignore[arg-type]
+        self.groups_count_by_thread = _loader(self._counts(MessageGroupRow.thread_id))  # type: ignore[arg-type]
+
+    def _by_id(self, table: type[Row]) -> DataLoader[str, Row | None]:
+        async def load(ids: list[str]) -> list[Row | None]:
+            async with self._db.read() as session:
+                return await reads.rows_by_id(session, table, ids)
+
+        return _loader(load)
+
+    def _by_parent(
+        self, table: type[Row], parent: InstrumentedAttribute[Any], *order: InstrumentedAttribute[Any]
+    ) -> DataLoader[str, list[Row]]:
+        async def load(parent_ids: list[str]) -> list[list[Row]]:
+            async with self._db.read() as session:
+                return await reads.rows_by_parent(session, table, parent, parent_ids, *order)
+
+        return _loader(load)
+
+    async def _content_by_message(self, ids: list[str]) -> list[MessageContentRow | None]:
+        async with self._db.read() as session:
+            return await reads.row_by_parent(
+                session, MessageContentRow, MessageContentRow.message_item_id, ids  # type: ignore[arg-type]
+            )
+
+    async def _run_of_group(self, group_ids: list[str]) -> list[RunRow | None]:
+        """The run a group belongs to: the one that wrote it, else the one it triggered."""
+        wanted = set(group_ids)
+        statement = select(RunRow).where(
+            or_(RunRow.message_group_id.in_(wanted), RunRow.trigger_message_group_id.in_(wanted))  # type: ignore[union-attr,attr-defined]
+        )
+        async with self._db.read() as session:
+            rows = (await session.execute(statement)).scalars().all()
+        wrote = {row.message_group_id: row for row in rows}
+        triggered = {row.trigger_message_group_id: row for row in rows}
+        return [wrote.get(key) or triggered.get(key) for key in group_ids]
+
+    def _pages(
+        self, table: type[Row], parent: InstrumentedAttribute[Any]
+    ) -> Callable[[list[PageKey]], Awaitable[list[Page[Row]]]]:
+        async def load(keys: list[PageKey]) -> list[Page[Row]]:
+            by_request: defaultdict[tuple[RunFilter | None, PageRequest], list[str]] = (
+                defaultdict(list)
+            )
+            for parent_id, run_filter, page in keys:
+                by_request[(run_filter, page)].append(parent_id)
+            found: dict[PageKey, Page[Row]] = {}
+            async with self._db.read() as session:
+                for (run_filter, page), parent_ids in by_request.items():
+                    conditions = run_filter.conditions() if run_filter else []
+                    results = await pages.fetch_pages_by_parent(
+                        session, table, parent, parent_ids, conditions, page
+                    )
+                    for parent_id, result in zip(parent_ids, results, strict=True):
+                        found[(parent_id, run_filter, page)] = result
+            return [found[key] for key in keys]
+
+        return load
+
+    def _counts(
+        self, parent: InstrumentedAttribute[Any]
+    ) -> Callable[[list[CountKey]], Awaitable[list[int]]]:
+        async def load(keys: list[CountKey]) -> list[int]:
+            by_filter: defaultdict[RunFilter | None, list[str]] = defaultdict(list)
+            for parent_id, run_filter in keys:
+                by_filter[run_filter].append(parent_id)
+            found: dict[CountKey, int] = {}
+            async with self._db.read() as session:
+                for run_filter, parent_ids in by_filter.items():
+                    conditions = run_filter.conditions() if run_filter else []
+                    counts = await reads.counts_by_parent(session, parent, parent_ids, *conditions)
+                    for parent_id, count in zip(parent_ids, counts, strict=True):
+                        found[(parent_id, run_filter)] = count
+            return [found[key] for key in keys]
+
+        return load

@@ -1,0 +1,87 @@
+"""Schema extensions: error codes and masking, and SQL statistics in development."""
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import SchemaExtension
+
+from runql.errors import RunqlError
+from runql.storage.database import StatementCount, counting_statements
+
+log = logging.getLogger("runql.errors")
+
+INTERNAL_MESSAGE = "Internal server error"
+
+
+def _user_error(error: GraphQLError, original: RunqlError) -> GraphQLError:
+    extensions: dict[str, Any] = {"code": original.code}
+    if original.field is not None:
+        extensions["field"] = original.field
+    return GraphQLError(
+        original.message, nodes=error.nodes, source=error.source, positions=error.positions,
+        path=error.path, original_error=None, extensions=extensions,
+    )
+
+
+def _masked(error: GraphQLError) -> GraphQLError:
+    error_id = uuid.uuid4().hex
+    log.error("unexpected error %s at %s", error_id, error.path, exc_info=error.original_error)
+    return GraphQLError(
+        INTERNAL_MESSAGE, nodes=error.nodes, source=error.source, positions=error.positions,
+        path=error.path, extensions={"code": "INTERNAL_SERVER_ERROR", "errorId": error_id},
+    )
+
+
+def _with_code(error: GraphQLError, code: str) -> GraphQLError:
+    error.extensions = {**(error.extensions or {}), "code": code}
+    return error
+
+
+def coded(error: GraphQLError) -> GraphQLError:
+    """The error as a client should see it: with a code, and masked if nobody expected it."""
+    original = error.original_error
+    if isinstance(original, RunqlError):
+        return _user_error(error, original)
+    if original is not None and not isinstance(original, GraphQLError):
+        if isinstance(original, ValueError) and error.path is None:
+            return _with_code(error, "BAD_USER_INPUT")  # a scalar refused a variable's value
+        return _masked(error)
+    if (error.extensions or {}).get("code"):
+        return error
+    if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
+        return _with_code(error, "GRAPHQL_PARSE_FAILED")
+    if error.path is None and error.message.startswith("Variable '$"):
+        return _with_code(error, "BAD_USER_INPUT")
+    if error.path is None:
+        return _with_code(error, "GRAPHQL_VALIDATION_FAILED")
+    return _with_code(error, "BAD_USER_INPUT")
+
+
+class ErrorCodes(SchemaExtension):
+    """Every error gets `extensions.code`; unexpected ones are masked and logged with an id."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            result.errors = [coded(error) for error in result.errors]
+
+
+class SqlStatistics(SchemaExtension):
+    """`extensions.sql`: how many statements the operation ran and how long they took."""
+
+    _count: StatementCount | None = None
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        async with counting_statements() as count:
+            self._count = count
+            yield
+
+    def get_results(self) -> dict[str, Any]:
+        if self._count is None:
+            return {}
+        return {"sql": {"statements": self._count.statements,
+                        "ms": round(self._count.seconds * 1000, 3)}}

@@ -1,0 +1,66 @@
+"""Input types: filters and orderings, and their conversion to storage filters."""
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from runql.schema.enums import RunStatus
+from runql.storage.filters import RunFilter, TimeRange
+
+
+@strawberry.enum(description="The order of a list, by creation time; ties broken by id.")
+class CreatedOrder(Enum):
+    CREATED_AT_DESC = "created_at_desc"
+    CREATED_AT_ASC = "created_at_asc"
+
+    @property
+    def newest_first(self) -> bool:
+        return self is CreatedOrder.CREATED_AT_DESC
+
+
+@strawberry.input(description="A range of instants. Bounds combine with AND; omit one to "
+                  "leave that side open. `gt` and `gte` (or `lt` and `lte`) exclude each other.")
+class DateTimeRange:
+    gt: datetime | None = strawberry.field(default=None, description="After this instant.")
+    gte: datetime | None = strawberry.field(default=None, description="At or after this instant.")
+    lt: datetime | None = strawberry.field(default=None, description="Before this instant.")
+    lte: datetime | None = strawberry.field(default=None, description="At or before this instant.")
+
+    def to_range(self) -> TimeRange:
+        return TimeRange(gt=self.gt, gte=self.gte, lt=self.lt, lte=self.lte)
+
+
+def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(values) if values is not None else None
+
+
+@strawberry.input(name="RunFilter", description="Which runs to list. Every given field must match (AND); a list "
+                  "matches any of its values (a single value is a list of one).")
+class RunFilterInput:
+    id: list[strawberry.ID] | None = strawberry.field(default=None, description="Run ids.")
+    status: list[RunStatus] | None = strawberry.field(default=None, description="Statuses.")
+    agent_id: list[strawberry.ID] | None = strawberry.field(default=None, description="Agent ids.")
+    thread_id: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Thread ids."
+    )
+    created_at: DateTimeRange | None = strawberry.field(
+        default=None, description="When the run was created."
+    )
+    started_at: DateTimeRange | None = strawberry.field(
+        default=None, description="When the run started; runs not yet started never match."
+    )
+    completed_at: DateTimeRange | None = strawberry.field(
+        default=None, description="When the run completed; runs not yet completed never match."
+    )
+
+    def to_filter(self) -> RunFilter:
+        return RunFilter(
+            ids=_tuple(self.id),
+            statuses=tuple(s.value for s in self.status) if self.status is not None else None,
+            agent_ids=_tuple(self.agent_id),
+            thread_ids=_tuple(self.thread_id),
+            created_at=self.created_at.to_range() if self.created_at else None,
+            started_at=self.started_at.to_range() if self.started_at else None,
+            completed_at=self.completed_at.to_range() if self.completed_at else None,
+        )

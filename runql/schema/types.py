@@ -1,0 +1,222 @@
+"""The run graph as clients see it: the spec's objects, linked both ways."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from runql.resolvers import graph
+from runql.schema.enums import (
+    ActorType,
+    AttachmentType,
+    ContentPartType,
+    MessageGroupStatus,
+    MessageGroupType,
+    MessageStatus,
+    MessageType,
+    RunStatus,
+)
+from runql.schema.node import Connection, Node, rows_of
+from runql.storage.tables import (
+    ActorRow,
+    AgentRow,
+    AttachedItemRow,
+    AttachmentRow,
+    ContentPartRow,
+    MessageContentRow,
+    MessageGroupRow,
+    MessageRow,
+    RunErrorRow,
+    RunRow,
+    ThreadRow,
+)
+
+
+@strawberry.type(description="What a run cost.")
+class Cost:
+    amount: float = strawberry.field(description="How much, in `unit`.")
+    unit: str = strawberry.field(description="The currency of `amount`, such as credits.")
+
+
+@strawberry.type(description="Why a message failed.")
+class MessageError:
+    code: str
+    message: str
+
+
+@strawberry.type(description="An agent: what executes runs. Its `kind` says how.")
+class Agent(Node):
+    is_type_of = rows_of(AgentRow)
+
+    name: str
+    kind: str = strawberry.field(description="The agent implementation, such as `echo`.")
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None = strawberry.field(
+        description="When the agent was archived; an archived agent takes no new runs."
+    )
+    runs: Connection[Run] = strawberry.field(
+        resolver=graph.agent_runs, description="The agent's runs, newest first by default."
+    )
+
+
+@strawberry.type(description="A conversation with one agent: its message groups and runs.")
+class Thread(Node):
+    is_type_of = rows_of(ThreadRow)
+
+    agent_id: strawberry.ID
+    metadata_: JSON = strawberry.field(name="metadata")
+    created_at: datetime
+    updated_at: datetime
+    agent: Agent | None = strawberry.field(resolver=graph.thread_agent)
+    runs: Connection[Run] = strawberry.field(
+        resolver=graph.thread_runs, description="Runs in this thread, newest first by default."
+    )
+    message_groups: Connection[MessageGroup] = strawberry.field(
+        resolver=graph.thread_message_groups,
+        description="The conversation, oldest first by default.",
+    )
+
+
+@strawberry.type(description="Who wrote a message or attached an item: a user, an agent, "
+                 "or the system.")
+class Actor(Node):
+    is_type_of = rows_of(ActorRow)
+
+    name: str
+    type: ActorType
+    metadata_: JSON = strawberry.field(name="metadata")
+    created_at: datetime
+    updated_at: datetime
+
+
+@strawberry.type(description="A piece of a message's text.")
+class ContentPart(Node):
+    is_type_of = rows_of(ContentPartRow)
+
+    type: ContentPartType
+    text: str
+
+
+@strawberry.type(description="A file or link attached to a message.")
+class Attachment(Node):
+    is_type_of = rows_of(AttachmentRow)
+
+    type: AttachmentType
+    file_id: strawberry.ID | None
+    url: str | None
+    caption: str | None
+
+
+@strawberry.type(description="What a message says: its parts, in order, and its attachments.")
+class MessageContent(Node):
+    is_type_of = rows_of(MessageContentRow)
+
+    message_item_id: strawberry.ID = strawberry.field(
+        description="The id of the message this is the content of."
+    )
+    parts: list[ContentPart] = strawberry.field(resolver=graph.content_parts)
+    attachments: list[Attachment] = strawberry.field(resolver=graph.content_attachments)
+
+
+@strawberry.type(description="One message of a message group.")
+class Message(Node):
+    is_type_of = rows_of(MessageRow)
+
+    status: MessageStatus
+    type: MessageType
+    message_group_id: strawberry.ID
+    thread_id: strawberry.ID
+    created_at: datetime
+    error: MessageError | None = strawberry.field(resolver=graph.message_error)
+    actor: Actor | None = strawberry.field(resolver=graph.message_actor)
+    content: MessageContent | None = strawberry.field(resolver=graph.message_content)
+    message_group: MessageGroup | None = strawberry.field(resolver=graph.message_group)
+
+
+@strawberry.type(description="A value an actor attached to a run, under a key.")
+class AttachedItem(Node):
+    is_type_of = rows_of(AttachedItemRow)
+
+    run_id: strawberry.ID
+    key: str
+    value: JSON | None
+    created_at: datetime
+    actor: Actor | None = strawberry.field(resolver=graph.item_actor)
+    run: Run | None = strawberry.field(resolver=graph.item_run)
+
+
+@strawberry.type(description="One turn of a conversation: the user's input, or an agent's "
+                 "reply written by a run.")
+class MessageGroup(Node):
+    is_type_of = rows_of(MessageGroupRow)
+
+    status: MessageGroupStatus
+    type: MessageGroupType
+    thread_id: strawberry.ID
+    parent_message_group_id: strawberry.ID | None = strawberry.field(
+        description="The group this one answers, for a reply."
+    )
+    metadata_: JSON = strawberry.field(name="metadata")
+    created_at: datetime
+    messages: list[Message] = strawberry.field(resolver=graph.group_messages)
+    attached_items: list[AttachedItem] = strawberry.field(resolver=graph.group_attached_items)
+    run: Run | None = strawberry.field(
+        resolver=graph.group_run,
+        description="The run that wrote this group or, for a user's message, the run it "
+        "triggered.",
+    )
+    parent: MessageGroup | None = strawberry.field(resolver=graph.group_parent)
+    thread: Thread | None = strawberry.field(resolver=graph.group_thread)
+
+
+@strawberry.type(description="An error that occurred during a run.")
+class RunError(Node):
+    is_type_of = rows_of(RunErrorRow)
+
+    run_id: strawberry.ID
+    code: str
+    message: str
+    metadata_: JSON = strawberry.field(name="metadata")
+    created_at: datetime
+    run: Run | None = strawberry.field(resolver=graph.error_run)
+
+
+@strawberry.type(description="One execution of an agent on a message.")
+class Run(Node):
+    is_type_of = rows_of(RunRow)
+
+    status: RunStatus
+    agent_id: strawberry.ID
+    thread_id: strawberry.ID
+    trigger_message_group_id: strawberry.ID = strawberry.field(
+        description="The message group that triggered the run."
+    )
+    message_group_id: strawberry.ID | None = strawberry.field(
+        description="The message group the run wrote; null until it writes one."
+    )
+    language: str | None = strawberry.field(description="BCP 47 language of the run.")
+    country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 country.")
+    timezone: str | None = strawberry.field(description="IANA time zone.")
+    metadata_: JSON = strawberry.field(name="metadata")
+    raw_inputs: JSON | None
+    created_at: datetime
+    started_at: datetime | None = strawberry.field(description="Null until the run starts.")
+    completed_at: datetime | None = strawberry.field(
+        description="Null until the run reaches a terminal status."
+    )
+    cost: Cost | None = strawberry.field(
+        resolver=graph.run_cost, description="Null until the run has a cost."
+    )
+    agent: Agent | None = strawberry.field(resolver=graph.run_agent)
+    thread: Thread | None = strawberry.field(resolver=graph.run_thread)
+    message_group: MessageGroup | None = strawberry.field(
+        resolver=graph.run_message_group, description="The reply the run wrote."
+    )
+    trigger_message_group: MessageGroup | None = strawberry.field(
+        resolver=graph.run_trigger_message_group
+    )
+    errors: list[RunError] = strawberry.field(resolver=graph.run_errors)
+    attached_items: list[AttachedItem] = strawberry.field(resolver=graph.run_attached_items)

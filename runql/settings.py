@@ -1,0 +1,57 @@
+"""Settings, read from `RUNQL_*` environment variables."""
+
+import os
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Environment(str, Enum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"RUNQL_{name}", default)
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"RUNQL_{name} must be a whole number, not {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///./runql.db"
+    env: Environment = Environment.PRODUCTION
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db_pool_size: int = 5
+    db_max_overflow: int = 5
+
+    @property
+    def is_development(self) -> bool:
+        return self.env is Environment.DEVELOPMENT
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        raw_env = _env("ENV", Environment.PRODUCTION.value)
+        try:
+            env = Environment(raw_env)
+        except ValueError:
+            choices = ", ".join(e.value for e in Environment)
+            raise SettingsError(f"RUNQL_ENV must be one of {choices}, not {raw_env!r}") from None
+        return cls(
+            database_url=_env("DATABASE_URL", cls.database_url),
+            env=env,
+            host=_env("HOST", cls.host),
+            port=_int("PORT", cls.port),
+            db_pool_size=_int("DB_POOL_SIZE", cls.db_pool_size),
+            db_max_overflow=_int("DB_MAX_OVERFLOW", cls.db_max_overflow),
+        )

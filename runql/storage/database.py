@@ -1,0 +1,113 @@
+"""Engines and sessions.
+
+Reads use short sessions of their own (one per loader batch: an AsyncSession is never shared
+between concurrent tasks). Writes go through `Database.write()`, one transaction each, which on
+SQLite begins with BEGIN IMMEDIATE so that read-modify-write never loses an update.
+"""
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+@dataclass
+class StatementCount:
+    """SQL statements run on behalf of one unit of work (a GraphQL request)."""
+
+    statements: int = 0
+    seconds: float = 0.0
+
+
+_current_count: ContextVar[StatementCount | None] = ContextVar("runql_sql_count", default=None)
+_STARTED = "runql_statement_started"
+
+
+@asynccontextmanager
+async def counting_statements() -> AsyncIterator[StatementCount]:
+    count = StatementCount()
+    token = _current_count.set(count)
+    try:
+        yield count
+    finally:
+        _current_count.reset(token)
+
+
+def _before_execute(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+    if _current_count.get() is not None and not statement.startswith("BEGIN"):
+        conn.info[_STARTED] = time.perf_counter()
+
+
+def _after_execute(conn: Connection, *_: Any) -> None:
+    count = _current_count.get()
+    started = conn.info.pop(_STARTED, None)
+    if count is not None and started is not None:
+        count.statements += 1
+        count.seconds += time.perf_counter() - started
+
+
+def _configure_sqlite(sync_engine: Engine) -> None:
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "busy_timeout=10000", "foreign_keys=ON",
+                       "synchronous=NORMAL"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        _configure_sqlite(engine.sync_engine)
+    else:
+        engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
+            pool_recycle=1800,
+        )
+    event.listen(engine.sync_engine, "before_cursor_execute", _before_execute)
+    event.listen(engine.sync_engine, "after_cursor_execute", _after_execute)
+    return engine
+
+
+class Database:
+    """One engine and its two session factories: short reads, and serialized writes."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.read = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        self._write = async_sessionmaker(
+            engine.execution_options(sqlite_begin="IMMEDIATE"),
+            class_=AsyncSession,
+            expire_on_commit=False,
+        )
+
+    @classmethod
+    def from_url(cls, url: str, *, pool_size: int = 5, max_overflow: int = 5) -> "Database":
+        return cls(create_engine(url, pool_size=pool_size, max_overflow=max_overflow))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One transaction: committed when the block ends, rolled back when it raises."""
+        async with self._write() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,60 @@
+"""Batch reads: one statement for many keys, results in the order of the keys."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+Row = TypeVar("Row", bound=SQLModel)
+
+
+async def rows_by_id(session: AsyncSession, table: type[Row], ids: Sequence[str]) -> list[Row | None]:
+    id_column: Any = table.id  # type: ignore[attr-defined]
+    rows = (await session.execute(select(table).where(id_column.in_(set(ids))))).scalars().all()
+    by_id = {row.id: row for row in rows}  # type: ignore[attr-defined]
+    return [by_id.get(key) for key in ids]
+
+
+async def rows_by_parent(
+    session: AsyncSession,
+    table: type[Row],
+    parent: InstrumentedAttribute[Any],
+    parent_ids: Sequence[str],
+    *order_by: InstrumentedAttribute[Any],
+) -> list[list[Row]]:
+    statement = select(table).where(parent.in_(set(parent_ids))).order_by(*order_by)
+    rows = (await session.execute(statement)).scalars().all()
+    grouped: defaultdict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        grouped[getattr(row, parent.key)].append(row)
+    return [grouped.get(key, []) for key in parent_ids]
+
+
+async def row_by_parent(
+    session: AsyncSession,
+    table: type[Row],
+    parent: InstrumentedAttribute[Any],
+    parent_ids: Sequence[str],
+) -> list[Row | None]:
+    rows = (await session.execute(select(table).where(parent.in_(set(parent_ids))))).scalars().all()
+    by_parent = {getattr(row, parent.key): row for row in rows}
+    return [by_parent.get(key) for key in parent_ids]
+
+
+async def counts_by_parent(
+    session: AsyncSession,
+    parent: InstrumentedAttribute[Any],
+    parent_ids: Sequence[str],
+    *conditions: Any,
+) -> list[int]:
+    statement = (
+        select(parent, func.count())
+        .where(parent.in_(set(parent_ids)), *conditions)
+        .group_by(parent)
+    )
+    counts = dict((await session.execute(statement)).tuples().all())
+    return [counts.get(key, 0) for key in parent_ids]
