@@ -37,15 +37,16 @@ PageKey = tuple[str, RunFilter | None, PageRequest]
 CountKey = tuple[str, RunFilter | None]
 
 
-def _loader(load: Callable[[list[K]], Awaitable[Sequence[V]]]) -> DataLoader[K, V]:
-    return DataLoader(load, max_batch_size=MAX_BATCH)
-
-
 class Loaders:
-    """Everything a request reads, batched. Build one per request (or per event)."""
+    """Everything a request reads, batched. Build one per request (or per event).
 
-    def __init__(self, database: Database) -> None:
+    `batch_size=1` turns batching off: one query per object, the naive N+1 way (benchmarks
+    compare against it).
+    """
+
+    def __init__(self, database: Database, *, batch_size: int = MAX_BATCH) -> None:
         self._db = database
+        self._batch_size = batch_size
         self.agent = self._by_id(AgentRow)
         self.thread = self._by_id(ThreadRow)
         self.actor = self._by_id(ActorRow)
@@ -60,7 +61,7 @@ class Loaders:
         self.messages_by_group = self._by_parent(
             MessageRow, MessageRow.message_group_id, MessageRow.position, MessageRow.id  # type: ignore[arg-type]
         )
-        self.content_by_message = _loader(self._content_by_message)
+        self.content_by_message = self._loader(self._content_by_message)
         self.parts_by_content = self._by_parent(
             ContentPartRow, ContentPartRow.content_id, ContentPartRow.position  # type: ignore[arg-type]
         )
@@ -77,22 +78,25 @@ class Loaders:
             AttachedItemRow, AttachedItemRow.message_group_id, AttachedItemRow.created_at,  # type: ignore[arg-type]
             AttachedItemRow.id,  # type: ignore[arg-type]
         )
-        self.run_of_group = _loader(self._run_of_group)
-        self.runs_page_by_thread = _loader(self._pages(RunRow, RunRow.thread_id))  # type: ignore[arg-type]
-        self.runs_page_by_agent = _loader(self._pages(RunRow, RunRow.agent_id))  # type: ignore[arg-type]
-        self.groups_page_by_thread = _loader(
+        self.run_of_group = self._loader(self._run_of_group)
+        self.runs_page_by_thread = self._loader(self._pages(RunRow, RunRow.thread_id))  # type: ignore[arg-type]
+        self.runs_page_by_agent = self._loader(self._pages(RunRow, RunRow.agent_id))  # type: ignore[arg-type]
+        self.groups_page_by_thread = self._loader(
             self._pages(MessageGroupRow, MessageGroupRow.thread_id)  # type: ignore[arg-type]
         )
-        self.runs_count_by_thread = _loader(self._counts(RunRow.thread_id))  # type: ignore[arg-type]
-        self.runs_count_by_agent = _loader(self._counts(RunRow.agent_id))  # type: ignore[arg-type]
-        self.groups_count_by_thread = _loader(self._counts(MessageGroupRow.thread_id))  # type: ignore[arg-type]
+        self.runs_count_by_thread = self._loader(self._counts(RunRow.thread_id))  # type: ignore[arg-type]
+        self.runs_count_by_agent = self._loader(self._counts(RunRow.agent_id))  # type: ignore[arg-type]
+        self.groups_count_by_thread = self._loader(self._counts(MessageGroupRow.thread_id))  # type: ignore[arg-type]
+
+    def _loader(self, load: Callable[[list[K]], Awaitable[Sequence[V]]]) -> DataLoader[K, V]:
+        return DataLoader(load, max_batch_size=self._batch_size)
 
     def _by_id(self, table: type[Row]) -> DataLoader[str, Row | None]:
         async def load(ids: list[str]) -> list[Row | None]:
             async with self._db.read() as session:
                 return await reads.rows_by_id(session, table, ids)
 
-        return _loader(load)
+        return self._loader(load)
 
     def _by_parent(
         self, table: type[Row], parent: InstrumentedAttribute[Any], *order: InstrumentedAttribute[Any]
@@ -101,7 +105,7 @@ class Loaders:
             async with self._db.read() as session:
                 return await reads.rows_by_parent(session, table, parent, parent_ids, *order)
 
-        return _loader(load)
+        return self._loader(load)
 
     async def _content_by_message(self, ids: list[str]) -> list[MessageContentRow | None]:
         async with self._db.read() as session:

@@ -3,6 +3,8 @@
 from functools import cache
 
 import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
@@ -29,9 +31,15 @@ def _extensions(*, development: bool) -> list[type[SchemaExtension]]:
     return extensions
 
 
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: ExecutionContext | None = None) -> None:
+        """Client errors are the client's business; ErrorCodes logs the unexpected ones."""
+
+
 @cache
 def build_schema(*, development: bool = False) -> strawberry.Schema:
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         types=ALL_TYPES,
         extensions=_extensions(development=development),

@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlmodel import SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 Row = TypeVar("Row", bound=SQLModel)
 

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 Row = TypeVar("Row", bound=SQLModel)
 
@@ -56,5 +56,5 @@ async def counts_by_parent(
         .where(parent.in_(set(parent_ids)), *conditions)
         .group_by(parent)
     )
-    counts = dict((await session.execute(statement)).tuples().all())
+    counts = {parent_id: count for parent_id, count in (await session.execute(statement)).all()}
     return [counts.get(key, 0) for key in parent_ids]

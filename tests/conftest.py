@@ -1,0 +1,119 @@
+"""Shared fixtures: real SQLite files, migrated by the real migrations, with demo data."""
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from runql.app import create_app
+from runql.demo import load_demo
+from runql.resolvers.context import Context
+from runql.schema.schema import build_schema
+from runql.settings import Environment, Settings
+from runql.storage.database import Database
+from runql.storage.migrate import upgrade
+
+DEMO_RUNS = 120
+DEMO_NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("templates") / "empty.db"
+    upgrade(sqlite_url(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_template(migrated_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("templates") / "demo.db"
+    shutil.copy(migrated_template, path)
+
+    async def load() -> None:
+        database = Database.from_url(sqlite_url(path))
+        await load_demo(database, runs=DEMO_RUNS, seed=11, now=DEMO_NOW)
+        await database.dispose()
+
+    asyncio.run(load())
+    return path
+
+
+def _copy(template: Path, target: Path) -> Path:
+    shutil.copy(template, target)
+    return target
+
+
+@pytest.fixture
+async def database(migrated_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database.from_url(sqlite_url(_copy(migrated_template, tmp_path / "runql.db")))
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def demo_database(demo_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database.from_url(sqlite_url(_copy(demo_template, tmp_path / "runql.db")))
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(env=Environment.DEVELOPMENT)
+
+
+class GraphQLClient:
+    """Runs operations in-process, as the HTTP endpoint would, and returns the JSON body."""
+
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+        self.schema = build_schema(development=settings.is_development)
+
+    async def __call__(self, query: str, variables: dict[str, Any] | None = None,
+                       operation_name: str | None = None) -> dict[str, Any]:
+        context = Context.create(self.database, self.settings)
+        result = await self.schema.execute(
+            query, variable_values=variables, context_value=context,
+            operation_name=operation_name,
+        )
+        body: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            body["errors"] = [error.formatted for error in result.errors]
+        if result.extensions:
+            body["extensions"] = result.extensions
+        return body
+
+
+@pytest.fixture
+def gql(demo_database: Database, settings: Settings) -> GraphQLClient:
+    """GraphQL over the demo data."""
+    return GraphQLClient(demo_database, settings)
+
+
+@pytest.fixture
+def gql_empty(database: Database, settings: Settings) -> GraphQLClient:
+    """GraphQL over an empty, migrated database."""
+    return GraphQLClient(database, settings)
+
+
+@pytest.fixture
+async def http(demo_database: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, demo_database)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://runql.test") as client:
+        yield client
+
+
+@pytest.fixture
+def queries_dir() -> Iterator[Path]:
+    yield Path(__file__).resolve().parent.parent / "queries"
