@@ -39,7 +39,7 @@ from runql.storage.tables import (
     ThreadRow,
 )
 
-AGENTS = [
+AGENTS: list[tuple[str, str, dict[str, Any]]] = [
     ("Echo", "echo", {"delay_ms": 500}),
     ("Support Assistant", "webhook", {"url": "http://127.0.0.1:8787/agents/support",
                                       "timeout_s": 10}),

@@ -3,10 +3,10 @@
 from dataclasses import dataclass
 from typing import Any
 
-from strawberry.dataloader import DataLoader
 from strawberry.utils.str_converters import to_camel_case
 
 from runql.errors import BadUserInput
+from runql.resolvers.batching import BatchLoader
 from runql.resolvers.context import Info
 from runql.resolvers.loaders import CountKey, PageKey
 from runql.resolvers.pagination import Connection, connection, page_request
@@ -151,8 +151,8 @@ def checked_filter(filter: RunFilterInput | None) -> RunFilter | None:
 
 async def _runs_of(
     parent_id: str,
-    pages: DataLoader[PageKey, Page[RunRow]],
-    counts: DataLoader[CountKey, int],
+    pages: BatchLoader[PageKey, Page[RunRow]],
+    counts: BatchLoader[CountKey, int],
     filter: RunFilterInput | None,
     page: PageRequest,
 ) -> Connection[Any]:

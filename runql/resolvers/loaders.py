@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 from sqlalchemy import or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import SQLModel
-from strawberry.dataloader import DataLoader
 
+from runql.resolvers.batching import BatchLoader
 from runql.storage import pages, reads
 from runql.storage.database import Database
 from runql.storage.filters import RunFilter
@@ -58,9 +58,7 @@ class Loaders:
         self.attachment = self._by_id(AttachmentRow)
         self.attached_item = self._by_id(AttachedItemRow)
         self.run_error = self._by_id(RunErrorRow)
-        self.messages_by_group = self._by_parent(
-            MessageRow, MessageRow.message_group_id, MessageRow.position, MessageRow.id  # type: ignore[arg-type]
-        )
+        self.messages_by_group = self._loader(self._messages_by_group)
         self.content_by_message = self._loader(self._content_by_message)
         self.parts_by_content = self._by_parent(
             ContentPartRow, ContentPartRow.content_id, ContentPartRow.position  # type: ignore[arg-type]
@@ -71,13 +69,8 @@ class Loaders:
         self.errors_by_run = self._by_parent(
             RunErrorRow, RunErrorRow.run_id, RunErrorRow.created_at, RunErrorRow.id  # type: ignore[arg-type]
         )
-        self.items_by_run = self._by_parent(
-            AttachedItemRow, AttachedItemRow.run_id, AttachedItemRow.created_at, AttachedItemRow.id  # type: ignore[arg-type]
-        )
-        self.items_by_group = self._by_parent(
-            AttachedItemRow, AttachedItemRow.message_group_id, AttachedItemRow.created_at,  # type: ignore[arg-type]
-            AttachedItemRow.id,  # type: ignore[arg-type]
-        )
+        self.items_by_run = self._loader(self._items_by(AttachedItemRow.run_id))  # type: ignore[arg-type]
+        self.items_by_group = self._loader(self._items_by(AttachedItemRow.message_group_id))  # type: ignore[arg-type]
         self.run_of_group = self._loader(self._run_of_group)
         self.runs_page_by_thread = self._loader(self._pages(RunRow, RunRow.thread_id))  # type: ignore[arg-type]
         self.runs_page_by_agent = self._loader(self._pages(RunRow, RunRow.agent_id))  # type: ignore[arg-type]
@@ -88,10 +81,10 @@ class Loaders:
         self.runs_count_by_agent = self._loader(self._counts(RunRow.agent_id))  # type: ignore[arg-type]
         self.groups_count_by_thread = self._loader(self._counts(MessageGroupRow.thread_id))  # type: ignore[arg-type]
 
-    def _loader(self, load: Callable[[list[K]], Awaitable[Sequence[V]]]) -> DataLoader[K, V]:
-        return DataLoader(load, max_batch_size=self._batch_size)
+    def _loader(self, load: Callable[[list[K]], Awaitable[Sequence[V]]]) -> BatchLoader[K, V]:
+        return BatchLoader(load, max_batch_size=self._batch_size)
 
-    def _by_id(self, table: type[Row]) -> DataLoader[str, Row | None]:
+    def _by_id(self, table: type[Row]) -> BatchLoader[str, Row | None]:
         async def load(ids: list[str]) -> list[Row | None]:
             async with self._db.read() as session:
                 return await reads.rows_by_id(session, table, ids)
@@ -100,12 +93,36 @@ class Loaders:
 
     def _by_parent(
         self, table: type[Row], parent: InstrumentedAttribute[Any], *order: InstrumentedAttribute[Any]
-    ) -> DataLoader[str, list[Row]]:
+    ) -> BatchLoader[str, list[Row]]:
         async def load(parent_ids: list[str]) -> list[list[Row]]:
             async with self._db.read() as session:
                 return await reads.rows_by_parent(session, table, parent, parent_ids, *order)
 
         return self._loader(load)
+
+    async def _messages_by_group(self, group_ids: list[str]) -> list[list[MessageRow]]:
+        """Messages, priming their actors and contents: the next level needs no statement."""
+        async with self._db.read() as session:
+            groups = await reads.messages_by_group(session, group_ids)
+        for group in groups:
+            for message, actor, content in group:
+                self.actor.prime(actor.id, actor)
+                self.content_by_message.prime(message.id, content)
+        return [[message for message, _, _ in group] for group in groups]
+
+    def _items_by(
+        self, parent: InstrumentedAttribute[Any]
+    ) -> Callable[[list[str]], Awaitable[list[list[AttachedItemRow]]]]:
+        async def load(parent_ids: list[str]) -> list[list[AttachedItemRow]]:
+            async with self._db.read() as session:
+                found = await reads.items_by_parent(session, parent, parent_ids)
+            for items in found:
+                for _, actor in items:
+                    if actor is not None:
+                        self.actor.prime(actor.id, actor)
+            return [[item for item, _ in items] for items in found]
+
+        return load
 
     async def _content_by_message(self, ids: list[str]) -> list[MessageContentRow | None]:
         async with self._db.read() as session:

@@ -4,10 +4,10 @@ import asyncio
 from typing import Any
 
 from strawberry import ID
-from strawberry.dataloader import DataLoader
 
 from runql.errors import BadUserInput
 from runql.ids import Kind, kind_of
+from runql.resolvers.batching import BatchLoader
 from runql.resolvers.context import Info
 from runql.resolvers.graph import checked_filter
 from runql.resolvers.loaders import Loaders
@@ -25,7 +25,7 @@ from runql.storage.tables import (
 MAX_NODES = 100
 
 
-def _node_loaders(loaders: Loaders) -> dict[Kind, DataLoader[str, Any]]:
+def _node_loaders(loaders: Loaders) -> dict[Kind, BatchLoader[str, Any]]:
     return {
         Kind.RUN: loaders.run,
         Kind.AGENT: loaders.agent,
@@ -95,7 +95,7 @@ async def nodes(info: Info, ids: list[ID]) -> list[Any]:
     )))
 
 
-async def _load_or_none(loader: DataLoader[str, Any] | None, key: str) -> Any:
+async def _load_or_none(loader: BatchLoader[str, Any] | None, key: str) -> Any:
     return None if loader is None else await loader.load(key)
 
 

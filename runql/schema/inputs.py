@@ -5,7 +5,8 @@ from enum import Enum
 
 import strawberry
 
-from runql.schema.enums import RunStatus
+from runql.enums import RunStatus
+from runql.schema import enums as _graphql_enums  # noqa: F401  (documents the enums first)
 from runql.storage.filters import RunFilter, TimeRange
 
 
@@ -31,7 +32,7 @@ class DateTimeRange:
         return TimeRange(gt=self.gt, gte=self.gte, lt=self.lt, lte=self.lte)
 
 
-def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
+def _tuple(values: list[strawberry.ID] | None) -> tuple[str, ...] | None:
     return tuple(values) if values is not None else None
 
 

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 import strawberry
-from strawberry.schema.types.scalar import ScalarDefinition
+from strawberry.types.scalar import ScalarDefinition
 
 
 def serialize_datetime(value: datetime) -> str:
@@ -33,4 +33,4 @@ DateTime: ScalarDefinition = strawberry.scalar(
     parse_value=parse_datetime,
 )
 
-SCALARS = {datetime: DateTime}
+SCALARS: dict[object, ScalarDefinition] = {datetime: DateTime}

@@ -8,7 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from runql.resolvers import graph
-from runql.schema.enums import (
+from runql.enums import (
     ActorType,
     AttachmentType,
     ContentPartType,
@@ -18,6 +18,7 @@ from runql.schema.enums import (
     MessageType,
     RunStatus,
 )
+from runql.schema import enums as _graphql_enums  # noqa: F401  (documents the enums first)
 from runql.schema.node import Connection, Node, rows_of
 from runql.storage.tables import (
     ActorRow,

@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import SQLModel
+
+from runql.storage.tables import ActorRow, AttachedItemRow, MessageContentRow, MessageRow
 from sqlalchemy.ext.asyncio import AsyncSession
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -58,3 +60,39 @@ async def counts_by_parent(
     )
     counts = {parent_id: count for parent_id, count in (await session.execute(statement)).all()}
     return [counts.get(key, 0) for key in parent_ids]
+
+
+async def messages_by_group(
+    session: AsyncSession, group_ids: Sequence[str]
+) -> list[list[tuple[MessageRow, ActorRow, MessageContentRow | None]]]:
+    """Each group's messages in order, with the actor and content of each, in one statement."""
+    statement = (
+        select(MessageRow, ActorRow, MessageContentRow)
+        .join(ActorRow, ActorRow.id == MessageRow.actor_id)  # type: ignore[arg-type]
+        .outerjoin(MessageContentRow,
+                   MessageContentRow.message_item_id == MessageRow.id)  # type: ignore[arg-type]
+        .where(MessageRow.message_group_id.in_(set(group_ids)))  # type: ignore[attr-defined]
+        .order_by(MessageRow.message_group_id, MessageRow.position, MessageRow.id)  # type: ignore[arg-type]
+    )
+    grouped: defaultdict[str, list[tuple[MessageRow, ActorRow, MessageContentRow | None]]] = (
+        defaultdict(list)
+    )
+    for message, actor, content in (await session.execute(statement)).all():
+        grouped[message.message_group_id].append((message, actor, content))
+    return [grouped.get(key, []) for key in group_ids]
+
+
+async def items_by_parent(
+    session: AsyncSession, parent: InstrumentedAttribute[Any], parent_ids: Sequence[str]
+) -> list[list[tuple[AttachedItemRow, ActorRow | None]]]:
+    """Each parent's attached items, oldest first, with the actor of each, in one statement."""
+    statement = (
+        select(AttachedItemRow, ActorRow)
+        .outerjoin(ActorRow, ActorRow.id == AttachedItemRow.actor_id)  # type: ignore[arg-type]
+        .where(parent.in_(set(parent_ids)))
+        .order_by(parent, AttachedItemRow.created_at, AttachedItemRow.id)  # type: ignore[arg-type]
+    )
+    grouped: defaultdict[str, list[tuple[AttachedItemRow, ActorRow | None]]] = defaultdict(list)
+    for item, actor in (await session.execute(statement)).all():
+        grouped[getattr(item, parent.key)].append((item, actor))
+    return [grouped.get(key, []) for key in parent_ids]

@@ -1,6 +1,7 @@
 """Alembic environment: async, batch mode on SQLite, metadata from the runql tables."""
 
 import asyncio
+from typing import Any
 
 from alembic import context
 from sqlalchemy import pool
@@ -14,7 +15,7 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
-def _configure(**options: object) -> None:
+def _configure(**options: Any) -> None:
     context.configure(
         target_metadata=target_metadata, render_as_batch=True, compare_type=True, **options
     )

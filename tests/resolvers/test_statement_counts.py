@@ -1,0 +1,56 @@
+"""The feed query is batched: the same statements for 10 runs as for 100, and at most 12."""
+
+from pathlib import Path
+
+import pytest
+
+from runql.demo import load_demo
+from runql.storage.database import Database
+from tests.conftest import DEMO_NOW, GraphQLClient
+
+FEED = (Path(__file__).resolve().parents[2] / "queries" / "feed.graphql").read_text()
+
+
+@pytest.fixture
+async def big_gql(database: Database, gql_empty: GraphQLClient) -> GraphQLClient:
+    await load_demo(database, runs=260, seed=3, now=DEMO_NOW)
+    return gql_empty
+
+
+async def _statements(gql: GraphQLClient, first: int) -> int:
+    body = await gql(FEED, {"first": first})
+    assert "errors" not in body, body["errors"]
+    assert len(body["data"]["runs"]["edges"]) == first
+    sql = body["extensions"]["sql"]
+    assert sql["ms"] >= 0
+    return int(sql["statements"])
+
+
+async def test_feed_statements_do_not_grow_with_the_page(big_gql: GraphQLClient) -> None:
+    assert await _statements(big_gql, 10) == await _statements(big_gql, 100)
+
+
+async def test_feed_runs_at_most_twelve_statements(big_gql: GraphQLClient) -> None:
+    assert await _statements(big_gql, 100) <= 12
+
+
+async def test_naive_loading_would_grow(database: Database, big_gql: GraphQLClient) -> None:
+    """The count above is the batching's doing: unbatched loaders run far more statements."""
+    from runql.resolvers.context import Context
+    from runql.resolvers.loaders import Loaders
+
+    context = Context(database=database, settings=big_gql.settings,
+                      loaders=Loaders(database, batch_size=1))
+    result = await big_gql.schema.execute(FEED, variable_values={"first": 50},
+                                          context_value=context)
+    assert result.errors is None
+    assert result.extensions is not None
+    assert result.extensions["sql"]["statements"] > 100
+
+
+async def test_production_responses_carry_no_sql_statistics(database: Database) -> None:
+    from runql.settings import Environment, Settings
+
+    gql = GraphQLClient(database, Settings(env=Environment.PRODUCTION))
+    body = await gql("{ runs(first: 1) { totalCount } }")
+    assert "sql" not in body.get("extensions", {})
