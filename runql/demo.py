@@ -23,7 +23,6 @@ from runql.enums import (
 )
 from runql.ids import Kind, new_id
 from runql.storage.database import Database
-from runql.storage.writes import insert_rows
 from runql.storage.tables import (
     ActorRow,
     AgentRow,
@@ -38,6 +37,7 @@ from runql.storage.tables import (
     RunRow,
     ThreadRow,
 )
+from runql.storage.writes import insert_rows
 
 AGENTS: list[tuple[str, str, dict[str, Any]]] = [
     ("Echo", "echo", {"delay_ms": 500}),
@@ -242,8 +242,9 @@ def _run(
         seq = _event(batch, run, seq, RunEventType.ITEM_ATTACHED, run.completed_at,
                      item_id=item.id)
     if run.completed_at is not None:
-        _event(batch, run, seq, RunEventType.STATUS_CHANGED, run.completed_at,
-               status=status.value)
+        seq = _event(batch, run, seq, RunEventType.STATUS_CHANGED, run.completed_at,
+                     status=status.value)
+    run.last_event_seq = seq - 1
     batch.add(run)
     return reply
 

@@ -5,10 +5,10 @@ The spec shows one example value of each ("success", "completed", "assistant_mes
 the spec's lower-case strings, stored as they are and sent as they are over REST.
 """
 
-from enum import Enum
+from enum import StrEnum
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     SUCCESS = "success"
@@ -23,7 +23,7 @@ class RunStatus(str, Enum):
 TERMINAL_RUN_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.CANCELLED})
 
 
-class MessageGroupStatus(str, Enum):
+class MessageGroupStatus(StrEnum):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
@@ -31,40 +31,40 @@ class MessageGroupStatus(str, Enum):
     CANCELLED = "cancelled"
 
 
-class MessageGroupType(str, Enum):
+class MessageGroupType(StrEnum):
     USER_MESSAGE = "user_message"
     ASSISTANT_MESSAGE = "assistant_message"
     SYSTEM_MESSAGE = "system_message"
 
 
-class MessageStatus(str, Enum):
+class MessageStatus(StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
     FAILED = "failed"
     DELETED = "deleted"
 
 
-class MessageType(str, Enum):
+class MessageType(StrEnum):
     CONTENT = "content"
     TOOL_CALL = "tool_call"
     TOOL_RESULT = "tool_result"
     ERROR = "error"
 
 
-class ActorType(str, Enum):
+class ActorType(StrEnum):
     USER = "user"
     AGENT = "agent"
     SYSTEM = "system"
 
 
-class ContentPartType(str, Enum):
+class ContentPartType(StrEnum):
     TEXT = "text"
     MARKDOWN = "markdown"
     CODE = "code"
     JSON = "json"
 
 
-class AttachmentType(str, Enum):
+class AttachmentType(StrEnum):
     FILE = "file"
     IMAGE = "image"
     AUDIO = "audio"
@@ -72,7 +72,7 @@ class AttachmentType(str, Enum):
     LINK = "link"
 
 
-class RunEventType(str, Enum):
+class RunEventType(StrEnum):
     STATUS_CHANGED = "status_changed"
     MESSAGE_ADDED = "message_added"
     ERROR_ADDED = "error_added"

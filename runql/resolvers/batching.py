@@ -28,6 +28,7 @@ class BatchLoader(Generic[K, V]):
         self._settle_turns = settle_turns
         self._futures: dict[K, asyncio.Future[V]] = {}
         self._waiting: list[K] = []
+        self._dispatching: set[asyncio.Task[None]] = set()
 
     def load(self, key: K) -> asyncio.Future[V]:
         future = self._futures.get(key)
@@ -52,7 +53,9 @@ class BatchLoader(Generic[K, V]):
             return
         keys, self._waiting = self._waiting, []
         for start in range(0, len(keys), self._max_batch_size):
-            loop.create_task(self._dispatch(keys[start:start + self._max_batch_size]))
+            task = loop.create_task(self._dispatch(keys[start:start + self._max_batch_size]))
+            self._dispatching.add(task)
+            task.add_done_callback(self._dispatching.discard)
 
     async def _dispatch(self, keys: list[K]) -> None:
         try:

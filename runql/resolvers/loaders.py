@@ -92,7 +92,10 @@ class Loaders:
         return self._loader(load)
 
     def _by_parent(
-        self, table: type[Row], parent: InstrumentedAttribute[Any], *order: InstrumentedAttribute[Any]
+        self,
+        table: type[Row],
+        parent: InstrumentedAttribute[Any],
+        *order: InstrumentedAttribute[Any],
     ) -> BatchLoader[str, list[Row]]:
         async def load(parent_ids: list[str]) -> list[list[Row]]:
             async with self._db.read() as session:

@@ -36,8 +36,11 @@ def _tuple(values: list[strawberry.ID] | None) -> tuple[str, ...] | None:
     return tuple(values) if values is not None else None
 
 
-@strawberry.input(name="RunFilter", description="Which runs to list. Every given field must match (AND); a list "
-                  "matches any of its values (a single value is a list of one).")
+@strawberry.input(
+    name="RunFilter",
+    description="Which runs to list. Every given field must match (AND); a list matches any "
+    "of its values (a single value is a list of one).",
+)
 class RunFilterInput:
     id: list[strawberry.ID] | None = strawberry.field(default=None, description="Run ids.")
     status: list[RunStatus] | None = strawberry.field(default=None, description="Statuses.")

@@ -4,9 +4,9 @@ from functools import cache
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.types import ExecutionContext
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from runql.schema import types
 from runql.schema.extensions import ErrorCodes, SqlStatistics

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from runql.storage.events import CommitListener, take_uncommitted
+
 
 @dataclass
 class StatementCount:
@@ -92,6 +94,7 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._commit_listeners: list[CommitListener] = []
         self.read = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         self._write = async_sessionmaker(
             engine.execution_options(sqlite_begin="IMMEDIATE"),
@@ -109,9 +112,28 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """One transaction: committed when the block ends, rolled back when it raises."""
-        async with self._write() as session, session.begin():
-            yield session
+        """One transaction: committed when the block ends, rolled back when it raises.
+
+        The run events it appended are announced to the commit listeners after the commit,
+        never after a rollback.
+        """
+        async with self._write() as session:
+            try:
+                async with session.begin():
+                    yield session
+            except BaseException:
+                take_uncommitted(session)
+                raise
+            committed = take_uncommitted(session)
+        for run_event in committed:
+            for listener in self._commit_listeners:
+                listener(run_event)
+
+    def on_commit(self, listener: CommitListener) -> None:
+        self._commit_listeners.append(listener)
+
+    def remove_commit_listener(self, listener: CommitListener) -> None:
+        self._commit_listeners.remove(listener)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

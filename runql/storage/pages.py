@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlmodel import SQLModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 Row = TypeVar("Row", bound=SQLModel)
 
@@ -121,7 +121,9 @@ async def fetch_page(
     return _assemble(rows, page, rows_behind=await _any_behind(session, t, conditions, page))
 
 
-async def count_rows(session: AsyncSession, table: type[SQLModel], conditions: Sequence[Any]) -> int:
+async def count_rows(
+    session: AsyncSession, table: type[SQLModel], conditions: Sequence[Any]
+) -> int:
     statement = select(func.count()).select_from(table).where(*conditions)
     return int((await session.execute(statement)).scalar_one())
 

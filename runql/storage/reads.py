@@ -5,16 +5,18 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import SQLModel
 
 from runql.storage.tables import ActorRow, AttachedItemRow, MessageContentRow, MessageRow
-from sqlalchemy.ext.asyncio import AsyncSession
 
 Row = TypeVar("Row", bound=SQLModel)
 
 
-async def rows_by_id(session: AsyncSession, table: type[Row], ids: Sequence[str]) -> list[Row | None]:
+async def rows_by_id(
+    session: AsyncSession, table: type[Row], ids: Sequence[str]
+) -> list[Row | None]:
     id_column: Any = table.id  # type: ignore[attr-defined]
     rows = (await session.execute(select(table).where(id_column.in_(set(ids))))).scalars().all()
     by_id = {row.id: row for row in rows}  # type: ignore[attr-defined]
@@ -58,7 +60,7 @@ async def counts_by_parent(
         .where(parent.in_(set(parent_ids)), *conditions)
         .group_by(parent)
     )
-    counts = {parent_id: count for parent_id, count in (await session.execute(statement)).all()}
+    counts: dict[str, int] = dict((await session.execute(statement)).all())
     return [counts.get(key, 0) for key in parent_ids]
 
 

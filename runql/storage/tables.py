@@ -27,7 +27,9 @@ def _time(*, nullable: bool = False) -> Any:
 
 
 def _json(*, name: str | None = None, nullable: bool = False) -> Any:
-    column = Column(name, JSONValue, nullable=nullable) if name else Column(JSONValue, nullable=nullable)
+    column = Column(name, JSONValue, nullable=nullable) if name else Column(
+        JSONValue, nullable=nullable
+    )
     if nullable:
         return Field(default=None, sa_column=column)
     return Field(default_factory=dict, sa_column=column)
@@ -147,6 +149,7 @@ class RunRow(SQLModel, table=True):
         Index("ix_runs_thread_created", "thread_id", "created_at", "id"),
         Index("ix_runs_started", "started_at"),
         Index("ix_runs_completed", "completed_at"),
+        Index("ix_runs_status_lease", "status", "lease_expires_at"),
     )
 
     id: str = _primary_id()
@@ -165,6 +168,24 @@ class RunRow(SQLModel, table=True):
     created_at: datetime = _time()
     started_at: datetime | None = _time(nullable=True)
     completed_at: datetime | None = _time(nullable=True)
+    last_event_seq: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    lease_owner: str | None = _text(64, nullable=True)
+    lease_expires_at: datetime | None = _time(nullable=True)
+    cancel_requested_at: datetime | None = _time(nullable=True)
+
+
+class IdempotencyKeyRow(SQLModel, table=True):
+    """A client's idempotency key and the run it made; kept at least 24 hours."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: str = Field(sa_column=Column(String(255), primary_key=True))
+    request_hash: str = _text(64)
+    run_id: str = _id("runs.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(
+        UTCDateTime(), nullable=False, index=True))
 
 
 class RunErrorRow(SQLModel, table=True):
