@@ -3,13 +3,15 @@
 import re
 import secrets
 import string
-from enum import Enum
+from enum import StrEnum
+
+from runql.errors import BadUserInput
 
 _ALPHABET = string.ascii_letters + string.digits
 _RANDOM_LENGTH = 20
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """What an id names, by its prefix."""
 
     RUN = "run"
@@ -26,9 +28,8 @@ class Kind(str, Enum):
     ERROR = "err"
 
 
-_ID_PATTERN = re.compile(
-    r"^(" + "|".join(k.value for k in Kind) + r")_[A-Za-z0-9_-]{%d}$" % _RANDOM_LENGTH
-)
+_PREFIXES = "|".join(kind.value for kind in Kind)
+_ID_PATTERN = re.compile(f"({_PREFIXES})_[A-Za-z0-9]{{{_RANDOM_LENGTH}}}")
 
 
 def new_id(kind: Kind) -> str:
@@ -38,5 +39,19 @@ def new_id(kind: Kind) -> str:
 
 def kind_of(value: str) -> Kind | None:
     """The kind an id names, or None when it is not a well-formed runql id."""
-    match = _ID_PATTERN.match(value)
+    match = _ID_PATTERN.fullmatch(value)
     return Kind(match.group(1)) if match else None
+
+
+def require(value: str, expected: Kind | None, field: str) -> Kind:
+    """The kind of a well-formed id, of the expected kind if one is given; else BadUserInput."""
+    kind = kind_of(value)
+    if kind is None:
+        raise BadUserInput(
+            f"{value!r} is not a runql id (a prefix such as run_ and 20 letters or digits)",
+            field=field,
+        )
+    if expected is not None and kind is not expected:
+        raise BadUserInput(f"{value!r} names a {kind.value}_ object; {field} takes "
+                           f"{expected.value}_ ids", field=field)
+    return kind

@@ -6,7 +6,7 @@ from typing import Any
 from strawberry import ID
 
 from runql.errors import BadUserInput
-from runql.ids import Kind, kind_of
+from runql.ids import Kind, require
 from runql.resolvers.batching import BatchLoader
 from runql.resolvers.context import Info
 from runql.resolvers.graph import checked_filter
@@ -41,22 +41,8 @@ def _node_loaders(loaders: Loaders) -> dict[Kind, BatchLoader[str, Any]]:
     }
 
 
-def _checked_id(value: str, expected: Kind | None, field: str) -> Kind:
-    kind = kind_of(value)
-    if kind is None:
-        raise BadUserInput(
-            f"{value!r} is not a runql id (a prefix such as run_ and 20 letters or digits)",
-            field=field,
-        )
-    if expected is not None and kind is not expected:
-        raise BadUserInput(
-            f"{value!r} is a {kind.value}_ id; this field takes {expected.value}_ ids", field=field
-        )
-    return kind
-
-
 async def _one(info: Info, id: str, kind: Kind) -> Any:
-    _checked_id(id, kind, "id")
+    require(id, kind, "id")
     return await _node_loaders(info.context.loaders)[kind].load(id)
 
 
@@ -81,7 +67,7 @@ async def actor(info: Info, id: ID) -> ActorRow | None:
 
 
 async def node(info: Info, id: ID) -> Any:
-    kind = _checked_id(id, None, "id")
+    kind = require(id, None, "id")
     return await _load_or_none(_node_loaders(info.context.loaders).get(kind), id)
 
 
@@ -89,7 +75,7 @@ async def nodes(info: Info, ids: list[ID]) -> list[Any]:
     if len(ids) > MAX_NODES:
         raise BadUserInput(f"nodes takes at most {MAX_NODES} ids, got {len(ids)}", field="ids")
     by_kind = _node_loaders(info.context.loaders)
-    kinds = [_checked_id(value, None, "ids") for value in ids]
+    kinds = [require(value, None, f"ids[{index}]") for index, value in enumerate(ids)]
     return list(await asyncio.gather(*(
         _load_or_none(by_kind.get(kind), value) for kind, value in zip(kinds, ids, strict=True)
     )))
@@ -156,5 +142,7 @@ async def threads(
     last: int | None = None,
     before: str | None = None,
 ) -> Connection[Any]:
+    for index, value in enumerate(agent_id or ()):
+        require(value, Kind.AGENT, f"agentId[{index}]")
     conditions = [ThreadRow.agent_id.in_(agent_id)] if agent_id is not None else []  # type: ignore[attr-defined]
     return await _list(info, ThreadRow, conditions, order_by, first, after, last, before)

@@ -45,29 +45,36 @@ def coded(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, RunqlError):
         return _user_error(error, original)
-    if original is not None and not isinstance(original, GraphQLError):
-        if isinstance(original, ValueError) and error.path is None:
-            return _with_code(error, "BAD_USER_INPUT")  # a scalar refused a variable's value
+    if error.path is not None and original is not None and not isinstance(original, GraphQLError):
         return _masked(error)
     if (error.extensions or {}).get("code"):
         return error
     if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
         return _with_code(error, "GRAPHQL_PARSE_FAILED")
-    if error.path is None and error.message.startswith("Variable '$"):
-        return _with_code(error, "BAD_USER_INPUT")
-    if error.path is None:
-        return _with_code(error, "GRAPHQL_VALIDATION_FAILED")
-    return _with_code(error, "BAD_USER_INPUT")
+    if original is not None and not isinstance(original, (GraphQLError, ValueError)):
+        return _masked(error)
+    return _with_code(error, "BAD_USER_INPUT")  # variables: scalars refuse them with ValueError
 
 
 class ErrorCodes(SchemaExtension):
-    """Every error gets `extensions.code`; unexpected ones are masked and logged with an id."""
+    """Every error gets `extensions.code`; unexpected ones are masked and logged with an id.
+
+    List it first: it must wrap the other extensions, whose parse errors escape as exceptions.
+    """
 
     def on_operation(self) -> Iterator[None]:
-        yield
+        try:
+            yield
+        except GraphQLError as error:
+            raise coded(error) from None
         result = self.execution_context.result
         if result is not None and result.errors:
             result.errors = [coded(error) for error in result.errors]
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        for error in self.execution_context.pre_execution_errors or []:
+            _with_code(error, "GRAPHQL_VALIDATION_FAILED")
 
 
 class SqlStatistics(SchemaExtension):
