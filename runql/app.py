@@ -12,6 +12,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from runql.agents.registry import default_registry
+from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.resolvers.context import Context
 from runql.schema.schema import build_schema
 from runql.settings import Settings
@@ -44,9 +46,17 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        yield
-        if owns_database:
-            await db.dispose()
+        executor = None
+        if settings.workers > 0:
+            executor = Executor(db, default_registry(), ExecutorConfig.from_settings(settings))
+            await executor.start()
+        try:
+            yield
+        finally:
+            if executor is not None:
+                await executor.stop()
+            if owns_database:
+                await db.dispose()
 
     async def home(_request: Request) -> Response:
         return RedirectResponse("/graphql")

@@ -1,4 +1,4 @@
-"""`runql` (or `python -m runql`): serve, migrate, demo, export-schema."""
+"""`runql` (or `python -m runql`): serve, worker, migrate, demo, export-schema."""
 
 import argparse
 import asyncio
@@ -17,6 +17,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     print(f"runql: GraphiQL and the API at http://{host}:{port}/graphql", flush=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.lifecycle.worker import run_worker
+
+    concurrency = args.concurrency or settings.workers or 1
+    print(f"runql: worker executing up to {concurrency} runs at once; stop with Ctrl-C or "
+          "SIGTERM", flush=True)
+    asyncio.run(run_worker(settings, concurrency))
     return 0
 
 
@@ -68,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: RUNQL_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: RUNQL_PORT or 8000)")
     serve.set_defaults(handler=_serve)
+    worker = commands.add_parser("worker", help="execute runs (without serving the API)")
+    worker.add_argument("--concurrency", type=int,
+                        help="runs executed at once (default: RUNQL_WORKERS, else 1)")
+    worker.set_defaults(handler=_worker)
     migrate = commands.add_parser("migrate", help="migrate the database to the latest revision")
     migrate.set_defaults(handler=_migrate)
     demo = commands.add_parser("demo", help="load demo data")

@@ -120,6 +120,8 @@ def _cast(start: datetime) -> _Cast:
                            metadata_={"agent_id": agent.id}, created_at=start, updated_at=start)
         for agent in agents
     }
+    for agent in agents:
+        agent.actor_id = agent_actors[agent.id].id
     users = [
         ActorRow(id=new_id(Kind.ACTOR), name=name, type=ActorType.USER.value,
                  metadata_={"email": email}, created_at=start, updated_at=start)
@@ -278,7 +280,7 @@ async def load_demo(
     statuses.sort(key=lambda status: not status.is_terminal)
     step = (end - start - timedelta(minutes=5)) / max(runs, 1)
     async with database.write() as session:
-        await insert_rows(session, [*cast.agents, *cast.agent_actors.values(), *cast.users])
+        await insert_rows(session, [*cast.agent_actors.values(), *cast.agents, *cast.users])
     bar = tqdm(total=runs, unit="run", disable=not progress)
     created = start + timedelta(minutes=1)
     index = 0

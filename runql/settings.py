@@ -18,6 +18,17 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"RUNQL_{name}", default)
 
 
+def _float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"RUNQL_{name} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"RUNQL_{name} must be above 0, not {raw!r}")
+    return value
+
+
 def _int(name: str, default: int) -> int:
     raw = _env(name, str(default))
     try:
@@ -34,6 +45,12 @@ class Settings:
     port: int = 8000
     db_pool_size: int = 5
     db_max_overflow: int = 5
+    workers: int = 4
+    lease_seconds: float = 30.0
+    poll_seconds: float = 1.0
+    agent_timeout_seconds: float = 300.0
+    shutdown_grace_seconds: float = 10.0
+    max_content_bytes: int = 1024 * 1024
 
     @property
     def is_development(self) -> bool:
@@ -54,4 +71,10 @@ class Settings:
             port=_int("PORT", cls.port),
             db_pool_size=_int("DB_POOL_SIZE", cls.db_pool_size),
             db_max_overflow=_int("DB_MAX_OVERFLOW", cls.db_max_overflow),
+            workers=_int("WORKERS", cls.workers),
+            lease_seconds=_float("LEASE_SECONDS", cls.lease_seconds),
+            poll_seconds=_float("POLL_SECONDS", cls.poll_seconds),
+            agent_timeout_seconds=_float("AGENT_TIMEOUT_SECONDS", cls.agent_timeout_seconds),
+            shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
+            max_content_bytes=_int("MAX_CONTENT_BYTES", cls.max_content_bytes),
         )

@@ -2,7 +2,7 @@
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ async def demo_database(demo_template: Path, tmp_path: Path) -> AsyncIterator[Da
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(env=Environment.DEVELOPMENT)
+    return Settings(env=Environment.DEVELOPMENT, workers=0)
 
 
 class GraphQLClient:
@@ -114,6 +114,3 @@ async def http(demo_database: Database, settings: Settings) -> AsyncIterator[htt
         yield client
 
 
-@pytest.fixture
-def queries_dir() -> Iterator[Path]:
-    yield Path(__file__).resolve().parent.parent / "queries"

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from runql.agents.registry import AgentRegistry, default_registry
 from runql.resolvers.loaders import Loaders
 from runql.settings import Settings
 from runql.storage.database import Database
@@ -18,9 +19,10 @@ class Context:
     database: Database
     settings: Settings
     loaders: Loaders
+    agents: AgentRegistry = field(default_factory=default_registry)
     request: Request | WebSocket | None = None
     response: Response | WebSocket | None = None
-    connection_params: dict[str, Any] | None = field(default=None)
+    connection_params: dict[str, Any] | None = None
 
     @classmethod
     def create(
@@ -30,7 +32,7 @@ class Context:
         request: Request | WebSocket | None = None,
         response: Response | WebSocket | None = None,
     ) -> "Context":
-        return cls(database, settings, Loaders(database), request, response)
+        return cls(database, settings, Loaders(database), request=request, response=response)
 
 
 Info = strawberry.Info[Context, None]

@@ -5,7 +5,9 @@ from typing import Any
 
 from strawberry.utils.str_converters import to_camel_case
 
+from runql.agents.secrets import shown_config
 from runql.errors import BadUserInput
+from runql.ids import Kind, require
 from runql.resolvers.batching import BatchLoader
 from runql.resolvers.context import Info
 from runql.resolvers.loaders import CountKey, PageKey
@@ -38,6 +40,10 @@ class CostValue:
 class MessageErrorValue:
     code: str
     message: str
+
+
+def agent_config(root: AgentRow) -> dict[str, Any]:
+    return shown_config(root.config)
 
 
 def run_cost(root: RunRow) -> CostValue | None:
@@ -142,6 +148,11 @@ def checked_filter(filter: RunFilterInput | None) -> RunFilter | None:
     if filter is None:
         return None
     run_filter = filter.to_filter()
+    for values, kind, name in ((run_filter.ids, Kind.RUN, "id"),
+                               (run_filter.agent_ids, Kind.AGENT, "agentId"),
+                               (run_filter.thread_ids, Kind.THREAD, "threadId")):
+        for index, value in enumerate(values or ()):
+            require(value, kind, f"filter.{name}[{index}]")
     try:
         run_filter.check()
     except InvalidFilter as error:

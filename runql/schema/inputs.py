@@ -4,8 +4,9 @@ from datetime import datetime
 from enum import Enum
 
 import strawberry
+from strawberry.scalars import JSON
 
-from runql.enums import RunStatus
+from runql.enums import AttachmentType, ContentPartType, RunStatus
 from runql.schema import enums as _graphql_enums  # noqa: F401  (documents the enums first)
 from runql.storage.filters import RunFilter, TimeRange
 
@@ -68,3 +69,66 @@ class RunFilterInput:
             started_at=self.started_at.to_range() if self.started_at else None,
             completed_at=self.completed_at.to_range() if self.completed_at else None,
         )
+
+
+@strawberry.input(description="A piece of text of a message.")
+class ContentPartInput:
+    text: str
+    type: ContentPartType = ContentPartType.TEXT
+
+
+@strawberry.input(description="A file or link to attach: a fileId, a url, or both.")
+class AttachmentInput:
+    type: AttachmentType
+    file_id: strawberry.ID | None = None
+    url: str | None = None
+    caption: str | None = None
+
+
+@strawberry.input(description="A message with several parts or attachments.")
+class StructuredContentInput:
+    parts: list[ContentPartInput] = strawberry.field(default_factory=list)
+    attachments: list[AttachmentInput] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(one_of=True, description="The user's message: plain `text`, or "
+                  "`structured` parts and attachments. Exactly one of them.")
+class RunContentInput:
+    text: strawberry.Maybe[str]
+    structured: strawberry.Maybe[StructuredContentInput]
+
+
+@strawberry.input(description="The spec's POST /runs body, plus a thread to continue and an "
+                  "idempotency key.")
+class CreateRunInput:
+    agent_id: strawberry.ID = strawberry.field(description="The agent to run.")
+    content: RunContentInput
+    thread_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Continue this thread (of the same agent); a new one otherwise.")
+    language: str | None = strawberry.field(default=None, description="A BCP 47 tag, like en-GB.")
+    country: str | None = strawberry.field(
+        default=None, description="An ISO 3166-1 alpha-2 code, like US.")
+    timezone: str | None = strawberry.field(
+        default=None, description="An IANA time zone, like America/New_York.")
+    metadata: JSON | None = strawberry.field(default=None, description="A JSON object.")
+    raw_inputs: JSON | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Send the same key again (within 24 hours) to get the same run back "
+        "instead of a new one; with a different input it is a CONFLICT.",
+    )
+
+
+@strawberry.input(description="A new agent.")
+class CreateAgentInput:
+    name: str
+    kind: str = strawberry.field(description="How it runs, such as `echo` or `webhook`.")
+    config: JSON | None = strawberry.field(
+        default=None, description="Settings for its kind; checked by the kind.")
+
+
+@strawberry.input(description="Changes to an agent; omitted fields stay as they are.")
+class UpdateAgentInput:
+    id: strawberry.ID
+    name: strawberry.Maybe[str]
+    config: strawberry.Maybe[JSON]

@@ -10,6 +10,7 @@ from strawberry.types import ExecutionContext
 
 from runql.schema import types
 from runql.schema.extensions import ErrorCodes, SqlStatistics
+from runql.schema.mutation import Mutation
 from runql.schema.query import Query
 from runql.schema.scalars import SCALARS
 
@@ -41,6 +42,7 @@ class Schema(strawberry.Schema):
 def build_schema(*, development: bool = False) -> strawberry.Schema:
     return Schema(
         query=Query,
+        mutation=Mutation,
         types=ALL_TYPES,
         extensions=_extensions(development=development),
         config=StrawberryConfig(scalar_map=SCALARS),

@@ -7,7 +7,6 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from runql.resolvers import graph
 from runql.enums import (
     ActorType,
     AttachmentType,
@@ -18,6 +17,7 @@ from runql.enums import (
     MessageType,
     RunStatus,
 )
+from runql.resolvers import graph
 from runql.schema import enums as _graphql_enums  # noqa: F401  (documents the enums first)
 from runql.schema.node import Connection, Node, rows_of
 from runql.storage.tables import (
@@ -57,6 +57,11 @@ class Agent(Node):
     updated_at: datetime
     archived_at: datetime | None = strawberry.field(
         description="When the agent was archived; an archived agent takes no new runs."
+    )
+    config: JSON = strawberry.field(
+        resolver=graph.agent_config,
+        description="Settings for its kind, such as a webhook URL. Header values and "
+        "credentials in URLs are hidden.",
     )
     runs: Connection[Run] = strawberry.field(
         resolver=graph.agent_runs, description="The agent's runs, newest first by default."
@@ -207,6 +212,9 @@ class Run(Node):
     started_at: datetime | None = strawberry.field(description="Null until the run starts.")
     completed_at: datetime | None = strawberry.field(
         description="Null until the run reaches a terminal status."
+    )
+    cancel_requested_at: datetime | None = strawberry.field(
+        description="When a client asked to cancel the run while it was RUNNING."
     )
     cost: Cost | None = strawberry.field(
         resolver=graph.run_cost, description="Null until the run has a cost."

@@ -48,6 +48,7 @@ class AgentRow(SQLModel, table=True):
     name: str = _text(200)
     kind: str = _text(64)
     config: dict[str, Any] = _json()
+    actor_id: str | None = _id("actors.id", nullable=True)
     archived_at: datetime | None = _time(nullable=True)
     created_at: datetime = _time()
     updated_at: datetime = _time()
@@ -183,7 +184,7 @@ class IdempotencyKeyRow(SQLModel, table=True):
 
     key: str = Field(sa_column=Column(String(255), primary_key=True))
     request_hash: str = _text(64)
-    run_id: str = _id("runs.id")
+    run_id: str = _text(40)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(
         UTCDateTime(), nullable=False, index=True))
 

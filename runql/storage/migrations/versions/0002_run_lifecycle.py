@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-30 05:02:11.711443
+Create Date: 2026-11-30 05:04:08.173304
 """
 
 from collections.abc import Sequence
@@ -27,11 +27,14 @@ def upgrade() -> None:
     sa.Column('request_hash', sa.String(length=64), nullable=False),
     sa.Column('run_id', sa.String(length=40), nullable=False),
     sa.Column('created_at', runql.storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ),
     sa.PrimaryKeyConstraint('key')
     )
     with op.batch_alter_table('idempotency_keys', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_idempotency_keys_created_at'), ['created_at'], unique=False)
+
+    with op.batch_alter_table('agents', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('actor_id', sa.String(length=40), nullable=True))
+        batch_op.create_foreign_key('fk_agents_actor_id_actors', 'actors', ['actor_id'], ['id'])
 
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('last_event_seq', sa.Integer(), server_default='0', nullable=False))
@@ -51,6 +54,13 @@ def downgrade() -> None:
         batch_op.drop_column('lease_expires_at')
         batch_op.drop_column('lease_owner')
         batch_op.drop_column('last_event_seq')
+
+    with op.batch_alter_table('agents', schema=None) as batch_op:
+        # WARNING: constraint name is None; this directive will fail as
+        # rendered.  Add a name, or use a naming convention; see
+        # https://alembic.sqlalchemy.org/en/latest/naming.html
+        batch_op.drop_constraint('fk_agents_actor_id_actors', type_='foreignkey')
+        batch_op.drop_column('actor_id')
 
     with op.batch_alter_table('idempotency_keys', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_idempotency_keys_created_at'))

@@ -1,0 +1,1 @@
+"""Agents: the protocol a run's executor calls, and the kinds that implement it."""

@@ -1,0 +1,78 @@
+"""Managing agents: create, update, archive. Configs are checked by the agent's kind."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from runql.agents.protocol import InvalidConfig
+from runql.agents.registry import AgentRegistry, UnknownKind
+from runql.enums import ActorType
+from runql.errors import BadUserInput, NotFound
+from runql.ids import Kind, new_id, require
+from runql.storage.database import Database
+from runql.storage.tables import ActorRow, AgentRow
+from runql.storage.types import utcnow
+from runql.storage.writes import insert_rows
+
+MAX_NAME = 200
+
+
+def _name(value: str) -> str:
+    name = value.strip()
+    if not 0 < len(name) <= MAX_NAME:
+        raise BadUserInput(f"an agent's name has 1 to {MAX_NAME} characters", field="name")
+    return name
+
+
+def _config(registry: AgentRegistry, kind: str, config: Any) -> dict[str, Any]:
+    if config is None:
+        config = {}
+    if not isinstance(config, Mapping):
+        raise BadUserInput("config must be a JSON object", field="config")
+    try:
+        return registry.validate_config(kind, config)
+    except UnknownKind as error:
+        raise BadUserInput(str(error.args[0]), field="kind") from None
+    except InvalidConfig as error:
+        raise BadUserInput(f"{kind} config: {error}", field="config") from None
+
+
+async def create_agent(
+    database: Database, registry: AgentRegistry, *, name: str, kind: str, config: Any
+) -> AgentRow:
+    agent = AgentRow(id=new_id(Kind.AGENT), name=_name(name), kind=kind,
+                     config=_config(registry, kind, config))
+    actor = ActorRow(id=new_id(Kind.ACTOR), name=agent.name, type=ActorType.AGENT.value,
+                     metadata_={"agent_id": agent.id})
+    agent.actor_id = actor.id
+    async with database.write() as session:
+        await insert_rows(session, [actor, agent])
+    return agent
+
+
+async def update_agent(
+    database: Database, registry: AgentRegistry, agent_id: str, *,
+    name: str | None = None, config: Any = None, config_given: bool = False,
+) -> AgentRow:
+    require(agent_id, Kind.AGENT, "id")
+    async with database.write() as session:
+        agent = await session.get(AgentRow, agent_id)
+        if agent is None:
+            raise NotFound(f"there is no agent {agent_id}", field="id")
+        if name is not None:
+            agent.name = _name(name)
+        if config_given:
+            agent.config = _config(registry, agent.kind, config)
+        agent.updated_at = utcnow()
+    return agent
+
+
+async def archive_agent(database: Database, agent_id: str) -> AgentRow:
+    """Archive the agent: it takes no new runs. Archiving twice changes nothing."""
+    require(agent_id, Kind.AGENT, "id")
+    async with database.write() as session:
+        agent = await session.get(AgentRow, agent_id)
+        if agent is None:
+            raise NotFound(f"there is no agent {agent_id}", field="id")
+        if agent.archived_at is None:
+            agent.archived_at = agent.updated_at = utcnow()
+    return agent

@@ -1,0 +1,1 @@
+"""The run lifecycle: creating runs, moving them through their states, executing them."""

@@ -1,0 +1,290 @@
+"""Workers that execute runs: claim a pending run, hold its lease, run its agent, record the
+outcome. Expired leases (a worker that died) are recovered; shutdown releases what it holds."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from runql.agents.protocol import AgentError, AgentReply
+from runql.agents.registry import AgentRegistry
+from runql.enums import RunEventType, RunStatus
+from runql.errors import Conflict
+from runql.lifecycle.conversation import agent_request, write_error, write_reply
+from runql.lifecycle.runs import IDEMPOTENCY_WINDOW
+from runql.lifecycle.transitions import transition
+from runql.settings import Settings
+from runql.storage.database import Database
+from runql.storage.events import RunEvent
+from runql.storage.tables import AgentRow, IdempotencyKeyRow, RunRow
+from runql.storage.types import utcnow
+
+log = logging.getLogger("runql.executor")
+
+CANCEL_CHECK_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    concurrency: int = 4
+    lease_seconds: float = 30.0
+    poll_seconds: float = 1.0
+    agent_timeout_seconds: float = 300.0
+    shutdown_grace_seconds: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ExecutorConfig":
+        return cls(
+            concurrency=settings.workers, lease_seconds=settings.lease_seconds,
+            poll_seconds=settings.poll_seconds,
+            agent_timeout_seconds=settings.agent_timeout_seconds,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        )
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class _LeaseLost(Exception):
+    pass
+
+
+class Executor:
+    def __init__(self, database: Database, registry: AgentRegistry,
+                 config: ExecutorConfig | None = None, *, name: str | None = None) -> None:
+        self.database = database
+        self.registry = registry
+        self.config = config or ExecutorConfig()
+        self.name = name or worker_name()
+        self.recovered = 0
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._executing: set[asyncio.Task[None]] = set()
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.database.on_commit(self._notice)
+        self._tasks = [asyncio.create_task(self._slot(), name=f"runql-slot-{i}")
+                       for i in range(self.config.concurrency)]
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="runql-housekeeping"))
+
+    async def stop(self) -> None:
+        """Stop claiming, let running agents finish within the grace period, then release the
+        runs still held (back to PENDING, for another worker)."""
+        self._stopping = True
+        self._wake.set()
+        if self._executing:
+            await asyncio.wait(set(self._executing), timeout=self.config.shutdown_grace_seconds)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.database.remove_commit_listener(self._notice)
+
+    def _notice(self, event: RunEvent) -> None:
+        if event.type is RunEventType.STATUS_CHANGED and event.payload.get("status") == "pending":
+            self._wake.set()
+
+    async def _slot(self) -> None:
+        while not self._stopping:
+            try:
+                worked = await self.run_once()
+            except Exception:
+                log.exception("a worker slot failed; it carries on")
+                worked = False
+            if not worked and not self._stopping:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
+
+    async def _housekeeping(self) -> None:
+        while not self._stopping:
+            try:
+                await self.recover_expired()
+                await self.forget_old_idempotency_keys()
+            except Exception:
+                log.exception("housekeeping failed; it carries on")
+            await asyncio.sleep(self.config.poll_seconds)
+
+    async def run_once(self) -> bool:
+        """Claim one pending run and execute it; False when there was none to claim."""
+        run = await self.claim()
+        if run is None:
+            return False
+        task = asyncio.current_task()
+        assert task is not None
+        self._executing.add(task)
+        try:
+            await self._execute(run)
+        finally:
+            self._executing.discard(task)
+        return True
+
+    # -- claiming and leases -------------------------------------------------------------------
+
+    def _lease_end(self) -> datetime:
+        return utcnow() + timedelta(seconds=self.config.lease_seconds)
+
+    async def claim(self) -> RunRow | None:
+        """Take the oldest pending run whose thread has no run executing (runs of one thread go
+        one at a time, in order). One statement picks it; the state machine's conditional
+        update makes sure no other worker took it first."""
+        async with self.database.write() as session:
+            executing = select(col(RunRow.thread_id)).where(
+                col(RunRow.status) == RunStatus.RUNNING.value)
+            candidate = (
+                select(col(RunRow.id))
+                .where(col(RunRow.status) == RunStatus.PENDING.value,
+                       col(RunRow.thread_id).not_in(executing))
+                .order_by(col(RunRow.created_at), col(RunRow.id))
+                .limit(1)
+            )
+            if not self.database.is_sqlite:
+                candidate = candidate.with_for_update(skip_locked=True)
+            run_id = (await session.execute(candidate)).scalar_one_or_none()
+            if run_id is None:
+                return None
+            return await transition(session, run_id, RunStatus.RUNNING,
+                                    lease_owner=self.name, lease_expires_at=self._lease_end())
+
+    async def _renew(self, run_id: str) -> bool:
+        """Extend the lease; True when a client asked to cancel the run."""
+        async with self.database.write() as session:
+            statement = (
+                update(RunRow)
+                .where(col(RunRow.id) == run_id, col(RunRow.lease_owner) == self.name,
+                       col(RunRow.status) == RunStatus.RUNNING.value)
+                .values(lease_expires_at=self._lease_end())
+                .returning(col(RunRow.cancel_requested_at))
+            )
+            row = (await session.execute(statement)).first()
+        if row is None:
+            raise _LeaseLost(run_id)
+        return row[0] is not None
+
+    async def _cancel_requested(self, run_id: str) -> bool:
+        async with self.database.read() as session:
+            requested = (await session.execute(
+                select(col(RunRow.cancel_requested_at)).where(col(RunRow.id) == run_id)
+            )).scalar_one_or_none()
+        return requested is not None
+
+    async def recover_expired(self) -> int:
+        """Runs whose worker stopped renewing its lease end in ERROR (or CANCELLED, when that
+        was asked for), with a RunError that says so."""
+        async with self.database.read() as session:
+            expired = (await session.execute(
+                select(col(RunRow.id)).where(col(RunRow.status) == RunStatus.RUNNING.value,
+                                              col(RunRow.lease_expires_at) < utcnow())
+            )).scalars().all()
+        recovered = 0
+        for run_id in expired:
+            with contextlib.suppress(Conflict):
+                async with self.database.write() as session:
+                    await self._end_expired(session, run_id)
+                recovered += 1
+        self.recovered += recovered
+        return recovered
+
+    async def _end_expired(self, session: AsyncSession, run_id: str) -> None:
+        run = await session.get(RunRow, run_id)
+        if run is None or run.lease_expires_at is None or run.lease_expires_at >= utcnow():
+            raise Conflict("the lease was renewed")
+        if run.cancel_requested_at is not None:
+            await transition(session, run_id, RunStatus.CANCELLED, held_by=run.lease_owner)
+            return
+        error = AgentError("lease_expired", "The worker executing this run stopped responding "
+                           "and its lease expired.", {"worker": run.lease_owner})
+        await write_error(session, run_id, error, held_by=run.lease_owner)
+
+    async def forget_old_idempotency_keys(self) -> None:
+        async with self.database.write() as session:
+            await session.execute(delete(IdempotencyKeyRow).where(
+                col(IdempotencyKeyRow.created_at) < utcnow() - IDEMPOTENCY_WINDOW))
+
+    # -- executing -----------------------------------------------------------------------------
+
+    async def _execute(self, run: RunRow) -> None:
+        try:
+            outcome = await self._outcome(run)
+            async with self.database.write() as session:
+                if isinstance(outcome, AgentReply):
+                    await write_reply(session, run, outcome, self.name)
+                elif outcome is None:
+                    await transition(session, run.id, RunStatus.CANCELLED, held_by=self.name)
+                else:
+                    await write_error(session, run.id, outcome, held_by=self.name)
+        except (_LeaseLost, Conflict) as lost:
+            log.warning("run %s was taken from this worker: %s", run.id, lost)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._release(run.id))
+            raise
+
+    async def _release(self, run_id: str) -> None:
+        with contextlib.suppress(Conflict, _LeaseLost):
+            async with self.database.write() as session:
+                await transition(session, run_id, RunStatus.PENDING, held_by=self.name,
+                                 cancel_requested_at=None)
+
+    async def _outcome(self, run: RunRow) -> AgentReply | AgentError | None:
+        """The agent's reply, its error, or None when a client cancelled the run."""
+        async with self.database.read() as session:
+            agent_row = await session.get(AgentRow, run.agent_id)
+            assert agent_row is not None
+            request = await agent_request(session, run)
+        try:
+            agent = self.registry.create(agent_row.kind, agent_row.config)
+        except (LookupError, ValueError) as error:
+            return AgentError("agent_misconfigured", str(error))
+        work = asyncio.create_task(agent.run(request))
+        try:
+            cancelled = await self._supervise(run.id, work)
+        finally:
+            if not work.done():
+                work.cancel()
+                await asyncio.wait({work})
+        if cancelled:
+            return None
+        return self._result(work)
+
+    async def _supervise(self, run_id: str, work: asyncio.Task[AgentReply]) -> bool:
+        """Wait for the agent, renewing the lease; True when a client cancelled the run."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.agent_timeout_seconds
+        renew_at = loop.time() + self.config.lease_seconds / 3
+        while not work.done():
+            await asyncio.wait({work}, timeout=CANCEL_CHECK_SECONDS)
+            if work.done():
+                break
+            if loop.time() >= deadline:
+                work.cancel()
+                break
+            if loop.time() >= renew_at:
+                renew_at = loop.time() + self.config.lease_seconds / 3
+                if await self._renew(run_id):
+                    return True
+            elif await self._cancel_requested(run_id):
+                return True
+        return False
+
+    def _result(self, work: asyncio.Task[AgentReply]) -> AgentReply | AgentError:
+        if work.cancelled():
+            return AgentError("agent_timeout", "The agent did not finish within "
+                              f"{self.config.agent_timeout_seconds:g} seconds.")
+        error = work.exception()
+        if error is None:
+            return work.result()
+        if isinstance(error, AgentError):
+            return error
+        log.error("agent failed", exc_info=error)
+        return AgentError("agent_failed", f"The agent failed: {type(error).__name__}.")

@@ -1,0 +1,231 @@
+"""Creating and cancelling runs: validated first, written in one transaction."""
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel, col
+
+from runql.enums import (
+    ActorType,
+    MessageGroupStatus,
+    MessageGroupType,
+    MessageStatus,
+    MessageType,
+    RunEventType,
+    RunStatus,
+)
+from runql.errors import BadUserInput, Conflict, NotFound
+from runql.ids import Kind, new_id, require
+from runql.lifecycle import validation
+from runql.lifecycle.transitions import transition
+from runql.lifecycle.validation import Content
+from runql.storage.database import Database
+from runql.storage.events import append_event
+from runql.storage.tables import (
+    ActorRow,
+    AgentRow,
+    AttachmentRow,
+    ContentPartRow,
+    IdempotencyKeyRow,
+    MessageContentRow,
+    MessageGroupRow,
+    MessageRow,
+    RunRow,
+    ThreadRow,
+)
+from runql.storage.types import utcnow
+from runql.storage.writes import insert_rows
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+MAX_IDEMPOTENCY_KEY = 255
+API_ACTOR_NAME = "API user"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    agent_id: str
+    content: Content
+    thread_id: str | None = None
+    language: str | None = None
+    country: str | None = None
+    timezone: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    raw_inputs: Any = None
+    idempotency_key: str | None = None
+
+    def checked(self, *, max_content_bytes: int) -> "RunRequest":
+        require(self.agent_id, Kind.AGENT, "agentId")
+        if self.thread_id is not None:
+            require(self.thread_id, Kind.THREAD, "threadId")
+        key = self.idempotency_key
+        if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise BadUserInput(f"an idempotency key has 1 to {MAX_IDEMPOTENCY_KEY} characters",
+                               field="idempotencyKey")
+        validation.check_content(self.content, max_bytes=max_content_bytes)
+        return RunRequest(
+            agent_id=self.agent_id, content=self.content, thread_id=self.thread_id,
+            language=validation.check_language(self.language),
+            country=validation.check_country(self.country),
+            timezone=validation.check_timezone(self.timezone),
+            metadata=validation.check_metadata(self.metadata),
+            raw_inputs=self.raw_inputs, idempotency_key=key,
+        )
+
+    def fingerprint(self) -> str:
+        described = asdict(self)
+        described.pop("idempotency_key")
+        return hashlib.sha256(orjson.dumps(described, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+async def create_run(database: Database, request: RunRequest, *, max_content_bytes: int) -> RunRow:
+    """Create the run (and its thread and trigger message) or, for a repeated idempotency key,
+    return the run that key made. Nothing is written when anything is refused."""
+    request = request.checked(max_content_bytes=max_content_bytes)
+    async with database.write() as session:
+        if request.idempotency_key is not None:
+            earlier = await _claim_key(session, request)
+            if earlier is not None:
+                return earlier
+        return await _create(session, request)
+
+
+async def _claim_key(session: AsyncSession, request: RunRequest) -> RunRow | None:
+    """Reserve the key for a new run; or return the run an identical request already made."""
+    key = request.idempotency_key
+    now = utcnow()
+    await session.execute(delete(IdempotencyKeyRow).where(
+        col(IdempotencyKeyRow.key) == key,
+        col(IdempotencyKeyRow.created_at) < now - IDEMPOTENCY_WINDOW,
+    ))
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    reserve = (
+        dialect.insert(IdempotencyKeyRow)
+        .values(key=key, request_hash=request.fingerprint(), run_id=new_id(Kind.RUN),
+                created_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(col(IdempotencyKeyRow.run_id))
+    )
+    reserved = (await session.execute(reserve)).scalar_one_or_none()
+    if reserved is not None:
+        session.info["runql.reserved_run_id"] = reserved
+        return None
+    existing = await session.get(IdempotencyKeyRow, key)
+    assert existing is not None
+    if existing.request_hash != request.fingerprint():
+        raise Conflict("this idempotency key was used with a different request",
+                       field="idempotencyKey")
+    return await session.get(RunRow, existing.run_id)
+
+
+async def _agent(session: AsyncSession, agent_id: str) -> AgentRow:
+    agent = await session.get(AgentRow, agent_id)
+    if agent is None:
+        raise NotFound(f"there is no agent {agent_id}", field="agentId")
+    if agent.archived_at is not None:
+        raise Conflict(f"agent {agent_id} is archived and takes no new runs", field="agentId")
+    return agent
+
+
+async def _thread(session: AsyncSession, request: RunRequest, agent: AgentRow) -> ThreadRow:
+    if request.thread_id is None:
+        return ThreadRow(id=new_id(Kind.THREAD), agent_id=agent.id)
+    thread = await session.get(ThreadRow, request.thread_id)
+    if thread is None:
+        raise NotFound(f"there is no thread {request.thread_id}", field="threadId")
+    if thread.agent_id != agent.id:
+        raise Conflict(f"thread {thread.id} belongs to another agent", field="threadId")
+    return thread
+
+
+async def _api_actor(session: AsyncSession) -> tuple[ActorRow, bool]:
+    found = (await session.execute(
+        select(ActorRow).where(col(ActorRow.type) == ActorType.USER.value,
+                               col(ActorRow.name) == API_ACTOR_NAME).limit(1)
+    )).scalars().first()
+    if found is not None:
+        return found, False
+    return ActorRow(id=new_id(Kind.ACTOR), name=API_ACTOR_NAME, type=ActorType.USER.value,
+                    metadata_={"source": "api"}), True
+
+
+async def _latest_group(session: AsyncSession, thread_id: str) -> str | None:
+    latest = select(col(MessageGroupRow.id)).where(col(MessageGroupRow.thread_id) == thread_id)
+    latest = latest.order_by(col(MessageGroupRow.created_at).desc(),
+                             col(MessageGroupRow.id).desc()).limit(1)
+    return (await session.execute(latest)).scalar_one_or_none()
+
+
+def _message_rows(
+    group: MessageGroupRow, actor: ActorRow, content: Content
+) -> list[SQLModel]:
+    message = MessageRow(
+        id=new_id(Kind.MESSAGE), message_group_id=group.id, thread_id=group.thread_id,
+        actor_id=actor.id, position=0, status=MessageStatus.ACTIVE.value,
+        type=MessageType.CONTENT.value, created_at=group.created_at,
+    )
+    stored = MessageContentRow(id=new_id(Kind.CONTENT), message_item_id=message.id)
+    rows: list[SQLModel] = [message, stored]
+    rows += [ContentPartRow(id=new_id(Kind.PART), content_id=stored.id, position=index,
+                            type=part.type.value, text=part.text)
+             for index, part in enumerate(content.parts)]
+    rows += [AttachmentRow(id=new_id(Kind.ATTACHMENT), content_id=stored.id, position=index,
+                           type=a.type.value, file_id=a.file_id, url=a.url, caption=a.caption)
+             for index, a in enumerate(content.attachments)]
+    return rows
+
+
+async def _create(session: AsyncSession, request: RunRequest) -> RunRow:
+    agent = await _agent(session, request.agent_id)
+    thread = await _thread(session, request, agent)
+    actor, new_actor = await _api_actor(session)
+    now = utcnow()
+    parent = None if request.thread_id is None else await _latest_group(session, thread.id)
+    trigger = MessageGroupRow(
+        id=new_id(Kind.MESSAGE_GROUP), thread_id=thread.id, parent_message_group_id=parent,
+        status=MessageGroupStatus.COMPLETED.value, type=MessageGroupType.USER_MESSAGE.value,
+        created_at=now,
+    )
+    run = RunRow(
+        id=session.info.pop("runql.reserved_run_id", None) or new_id(Kind.RUN),
+        agent_id=agent.id, thread_id=thread.id, trigger_message_group_id=trigger.id,
+        status=RunStatus.PENDING.value, language=request.language, country=request.country,
+        timezone=request.timezone, metadata_=request.metadata, raw_inputs=request.raw_inputs,
+        created_at=now,
+    )
+    rows: list[SQLModel] = [actor] if new_actor else []
+    if request.thread_id is None:
+        thread.created_at = thread.updated_at = now
+        rows.append(thread)
+    else:
+        thread.updated_at = now
+    rows += [trigger, *_message_rows(trigger, actor, request.content), run]
+    await insert_rows(session, rows)
+    await append_event(session, run.id, RunEventType.STATUS_CHANGED,
+                       {"status": RunStatus.PENDING.value})
+    return run
+
+
+async def cancel_run(database: Database, run_id: str) -> RunRow:
+    """Cancel a PENDING run at once; ask the executor to stop a RUNNING one. Cancelling a
+    cancelled run changes nothing; a run that succeeded or failed is a Conflict."""
+    require(run_id, Kind.RUN, "id")
+    async with database.write() as session:
+        run = await session.get(RunRow, run_id)
+        if run is None:
+            raise NotFound(f"there is no run {run_id}", field="id")
+        if run.status == RunStatus.CANCELLED:
+            return run
+        if run.status == RunStatus.PENDING:
+            return await transition(session, run_id, RunStatus.CANCELLED)
+        if run.status == RunStatus.RUNNING:
+            if run.cancel_requested_at is None:
+                run.cancel_requested_at = utcnow()
+            return run
+        raise Conflict(f"run {run_id} is {run.status.upper()}; only PENDING or RUNNING runs "
+                       "can be cancelled", field="id")

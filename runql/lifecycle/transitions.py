@@ -1,0 +1,82 @@
+"""The run state machine, enforced by conditional updates.
+
+PENDING -> RUNNING -> SUCCESS | ERROR, and PENDING | RUNNING -> CANCELLED. Terminal states never
+change. Each transition is one UPDATE whose WHERE names the states it may leave, in the same
+transaction as its run_events row. A worker that shuts down releases its run: RUNNING -> PENDING,
+the one transition clients cannot ask for.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from runql.enums import RunEventType, RunStatus
+from runql.errors import Conflict, NotFound
+from runql.storage.events import append_event
+from runql.storage.tables import RunRow
+from runql.storage.types import utcnow
+
+SOURCES: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.RUNNING: frozenset({RunStatus.PENDING}),
+    RunStatus.SUCCESS: frozenset({RunStatus.RUNNING}),
+    RunStatus.ERROR: frozenset({RunStatus.RUNNING}),
+    RunStatus.CANCELLED: frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
+}
+RELEASE_SOURCES = frozenset({RunStatus.RUNNING})
+
+
+def _changes(target: RunStatus, now: datetime) -> dict[str, Any]:
+    changes: dict[str, Any] = {"status": target.value}
+    if target is RunStatus.RUNNING:
+        changes["started_at"] = now
+    elif target is RunStatus.PENDING:
+        changes.update(started_at=None, lease_owner=None, lease_expires_at=None)
+    if target.is_terminal:
+        changes.update(completed_at=now, lease_owner=None, lease_expires_at=None)
+    return changes
+
+
+async def transition(
+    session: AsyncSession,
+    run_id: str,
+    target: RunStatus,
+    *,
+    held_by: str | None = None,
+    **changes: Any,
+) -> RunRow:
+    """Move the run to `target` and set `changes`, or raise Conflict (NotFound when there is
+    no such run). With `held_by`, only the worker holding the run's lease may move it."""
+    sources = RELEASE_SOURCES if target is RunStatus.PENDING else SOURCES[target]
+    conditions = [col(RunRow.id) == run_id, col(RunRow.status).in_([s.value for s in sources])]
+    if held_by is not None:
+        conditions.append(col(RunRow.lease_owner) == held_by)
+    statement = (
+        update(RunRow).where(*conditions)
+        .values({**_changes(target, utcnow()), **changes})
+        .returning(RunRow)
+        .execution_options(populate_existing=True)
+    )
+    row = (await session.execute(statement)).scalars().first()
+    if row is None:
+        raise await _refusal(session, run_id, target, held_by)
+    await append_event(session, run_id, RunEventType.STATUS_CHANGED, {"status": target.value})
+    return row
+
+
+async def _refusal(
+    session: AsyncSession, run_id: str, target: RunStatus, held_by: str | None
+) -> Exception:
+    current = await session.get(RunRow, run_id, populate_existing=True)
+    if current is None:
+        return NotFound(f"there is no run {run_id}", field="id")
+    if current.status == target.value and target.is_terminal:
+        return Conflict(f"run {run_id} is already {current.status.upper()}", field="id")
+    if held_by is not None and current.lease_owner != held_by:
+        return Conflict(f"run {run_id} is no longer leased to {held_by}", field="id")
+    return Conflict(
+        f"run {run_id} is {current.status.upper()} and cannot become {target.value.upper()}",
+        field="id",
+    )

@@ -1,0 +1,98 @@
+"""Checks of what a client sends to create a run. Each failure names the field at fault."""
+
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import langcodes
+import orjson
+import pycountry
+
+from runql.agents.protocol import Attachment, Part
+from runql.enums import AttachmentType
+from runql.errors import BadUserInput
+
+
+@dataclass(frozen=True)
+class Content:
+    """A user's message: parts in order, and attachments."""
+
+    parts: tuple[Part, ...]
+    attachments: tuple[Attachment, ...] = ()
+
+    @classmethod
+    def text(cls, text: str) -> "Content":
+        return cls((Part(text),))
+
+
+def check_language(value: str | None, field: str = "language") -> str | None:
+    if value is None:
+        return None
+    if "_" in value or not langcodes.tag_is_valid(value):
+        raise BadUserInput(f"{value!r} is not a BCP 47 language tag, such as en or en-GB",
+                           field=field)
+    return value
+
+
+def check_country(value: str | None, field: str = "country") -> str | None:
+    if value is None:
+        return None
+    if len(value) != 2 or pycountry.countries.get(alpha_2=value.upper()) is None:
+        raise BadUserInput(f"{value!r} is not an ISO 3166-1 alpha-2 country code, such as US",
+                           field=field)
+    return value.upper()
+
+
+def check_timezone(value: str | None, field: str = "timezone") -> str | None:
+    if value is None:
+        return None
+    if value not in _zones():
+        raise BadUserInput(f"{value!r} is not an IANA time zone, such as America/New_York",
+                           field=field)
+    return value
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_metadata(value: Any, field: str = "metadata") -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadUserInput("metadata must be a JSON object", field=field)
+    return value
+
+
+def check_attachments(attachments: Sequence[Attachment], field: str) -> None:
+    for index, attachment in enumerate(attachments):
+        where = f"{field}[{index}]"
+        if attachment.file_id is None and attachment.url is None:
+            raise BadUserInput("an attachment needs a fileId or a url", field=where)
+        if attachment.url is not None:
+            parts = urlsplit(attachment.url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise BadUserInput(f"{attachment.url!r} is not an http(s) URL",
+                                   field=f"{where}.url")
+        if attachment.type is AttachmentType.LINK and attachment.url is None:
+            raise BadUserInput("a LINK attachment needs a url", field=where)
+
+
+def check_content(content: Content, *, max_bytes: int, field: str = "content") -> Content:
+    if not content.parts and not content.attachments:
+        raise BadUserInput("content is empty: send text, parts or attachments", field=field)
+    if all(not part.text.strip() for part in content.parts) and not content.attachments:
+        raise BadUserInput("content is empty: its text is blank", field=field)
+    check_attachments(content.attachments, f"{field}.attachments")
+    size = sum(len(part.text.encode()) for part in content.parts)
+    size += sum(len(orjson.dumps(a.__dict__)) for a in content.attachments)
+    if size > max_bytes:
+        raise BadUserInput(
+            f"content is {size} bytes; the limit is {max_bytes} (RUNQL_MAX_CONTENT_BYTES)",
+            field=field,
+        )
+    return content

@@ -1,0 +1,29 @@
+"""`runql worker`: an executor in a process of its own, stopped by SIGTERM or SIGINT."""
+
+import asyncio
+import logging
+import signal
+from dataclasses import replace
+
+from runql.agents.registry import default_registry
+from runql.lifecycle.executor import Executor, ExecutorConfig
+from runql.settings import Settings
+from runql.storage.database import Database
+
+
+async def run_worker(settings: Settings, concurrency: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    database = Database.from_url(settings.database_url, pool_size=settings.db_pool_size,
+                                 max_overflow=settings.db_max_overflow)
+    config = replace(ExecutorConfig.from_settings(settings), concurrency=concurrency)
+    executor = Executor(database, default_registry(), config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await executor.start()
+    try:
+        await stop.wait()
+    finally:
+        await executor.stop()
+        await database.dispose()

@@ -1,0 +1,110 @@
+"""Mutation resolvers: each turns GraphQL input into a lifecycle or catalog call."""
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from strawberry import ID
+
+from runql.agents import catalog
+from runql.agents.protocol import Attachment, Part
+from runql.enums import RunEventType, RunStatus
+from runql.lifecycle.runs import RunRequest, cancel_run, create_run
+from runql.lifecycle.validation import Content
+from runql.resolvers.context import Info
+from runql.schema.inputs import (
+    CreateAgentInput,
+    CreateRunInput,
+    RunContentInput,
+    UpdateAgentInput,
+)
+from runql.storage.database import Database
+from runql.storage.events import RunEvent
+from runql.storage.tables import AgentRow, RunRow
+
+CANCEL_WAIT_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunPayload:
+    run: RunRow
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPayload:
+    agent: AgentRow
+
+
+def _content(content: RunContentInput) -> Content:
+    if content.text is not None:
+        return Content.text(content.text.value)
+    assert content.structured is not None
+    structured = content.structured.value
+    return Content(
+        tuple(Part(part.text, part.type) for part in structured.parts),
+        tuple(Attachment(a.type, a.file_id, a.url, a.caption) for a in structured.attachments),
+    )
+
+
+async def create_run_(info: Info, input: CreateRunInput) -> RunPayload:
+    request = RunRequest(
+        agent_id=input.agent_id, content=_content(input.content), thread_id=input.thread_id,
+        language=input.language, country=input.country, timezone=input.timezone,
+        metadata=input.metadata, raw_inputs=input.raw_inputs,  # type: ignore[arg-type]
+        idempotency_key=input.idempotency_key,
+    )
+    context = info.context
+    run = await create_run(context.database, request,
+                           max_content_bytes=context.settings.max_content_bytes)
+    return RunPayload(run)
+
+
+async def cancel_run_(info: Info, id: ID) -> RunPayload:
+    """Cancel; for a RUNNING run, wait a little for this process's workers to stop it."""
+    database = info.context.database
+    if info.context.settings.workers == 0:
+        return RunPayload(await cancel_run(database, id))
+    async with _terminal_status(database, id) as settled:
+        run = await cancel_run(database, id)
+        if run.status == RunStatus.RUNNING:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(settled.wait(), CANCEL_WAIT_SECONDS)
+            run = await info.context.loaders.run.load(id) or run
+    return RunPayload(run)
+
+
+@contextlib.asynccontextmanager
+async def _terminal_status(database: Database, run_id: str) -> Any:
+    settled = asyncio.Event()
+
+    def notice(event: RunEvent) -> None:
+        if (event.run_id == run_id and event.type is RunEventType.STATUS_CHANGED
+                and RunStatus(event.payload["status"]).is_terminal):
+            settled.set()
+
+    database.on_commit(notice)
+    try:
+        yield settled
+    finally:
+        database.remove_commit_listener(notice)
+
+
+async def create_agent_(info: Info, input: CreateAgentInput) -> AgentPayload:
+    agent = await catalog.create_agent(info.context.database, info.context.agents,
+                                       name=input.name, kind=input.kind, config=input.config)
+    return AgentPayload(agent)
+
+
+async def update_agent_(info: Info, input: UpdateAgentInput) -> AgentPayload:
+    agent = await catalog.update_agent(
+        info.context.database, info.context.agents, input.id,
+        name=input.name.value if input.name is not None else None,
+        config=input.config.value if input.config is not None else None,
+        config_given=input.config is not None,
+    )
+    return AgentPayload(agent)
+
+
+async def archive_agent_(info: Info, id: ID) -> AgentPayload:
+    return AgentPayload(await catalog.archive_agent(info.context.database, id))

@@ -1,0 +1,181 @@
+"""createRun's service: what it writes, what it refuses (writing nothing), idempotency."""
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from runql.agents import catalog
+from runql.agents.protocol import Attachment, Part
+from runql.enums import AttachmentType, ContentPartType, RunStatus
+from runql.errors import BadUserInput, Conflict, NotFound, RunqlError
+from runql.lifecycle.runs import RunRequest, cancel_run, create_run
+from runql.lifecycle.validation import Content
+from runql.storage.database import Database
+from runql.storage.tables import AgentRow, MessageGroupRow, RunRow
+from tests.lifecycle.conftest import MAX_BYTES, event_log, new_run, reload, row_counts
+
+UNKNOWN_AGENT = "agent_AAAAAAAAAAAAAAAAAAAA"
+UNKNOWN_THREAD = "thread_AAAAAAAAAAAAAAAAAAAA"
+
+
+async def test_a_run_starts_pending_with_its_thread_and_trigger_message(
+    database: Database, echo: AgentRow
+) -> None:
+    run = await new_run(database, echo, language="en-GB", country="us",
+                        timezone="America/New_York", metadata={"k": "v"},
+                        raw_inputs={"text": "Hello"})
+    assert run.status == RunStatus.PENDING
+    assert (run.language, run.country, run.timezone) == ("en-GB", "US", "America/New_York")
+    assert run.started_at is None
+    assert run.completed_at is None
+    async with database.read() as session:
+        trigger = await session.get(MessageGroupRow, run.trigger_message_group_id)
+    assert trigger is not None
+    assert trigger.thread_id == run.thread_id
+    assert trigger.type == "user_message"
+    assert await event_log(database, run.id) == [(1, "status_changed", {"status": "pending"})]
+
+
+async def test_continuing_a_thread_links_the_new_message_to_the_last_one(
+    database: Database, echo: AgentRow
+) -> None:
+    first = await new_run(database, echo)
+    second = await new_run(database, echo, thread_id=first.thread_id)
+    assert second.thread_id == first.thread_id
+    async with database.read() as session:
+        trigger = await session.get(MessageGroupRow, second.trigger_message_group_id)
+    assert trigger is not None
+    assert trigger.parent_message_group_id == first.trigger_message_group_id
+
+
+REFUSALS: list[tuple[str, dict[str, Any], type[RunqlError], str]] = [
+    ("unknown agent", {"agent_id": UNKNOWN_AGENT}, NotFound, "agentId"),
+    ("malformed agent id", {"agent_id": "agent-1"}, BadUserInput, "agentId"),
+    ("unknown thread", {"thread_id": UNKNOWN_THREAD}, NotFound, "threadId"),
+    ("empty content", {"content": Content(())}, BadUserInput, "content"),
+    ("blank content", {"content": Content.text("   ")}, BadUserInput, "content"),
+    ("content over the cap", {"content": Content.text("x" * (MAX_BYTES + 1))}, BadUserInput,
+     "content"),
+    ("attachment without file or url",
+     {"content": Content((Part("hi"),), (Attachment(AttachmentType.FILE),))}, BadUserInput,
+     "content.attachments[0]"),
+    ("attachment with a bad url",
+     {"content": Content((Part("hi"),), (Attachment(AttachmentType.LINK, url="ftp://x"),))},
+     BadUserInput, "content.attachments[0].url"),
+    ("invalid language", {"language": "english!"}, BadUserInput, "language"),
+    ("language with underscore", {"language": "en_US"}, BadUserInput, "language"),
+    ("invalid country", {"country": "XX"}, BadUserInput, "country"),
+    ("three-letter country", {"country": "USA"}, BadUserInput, "country"),
+    ("invalid timezone", {"timezone": "Mars/Olympus"}, BadUserInput, "timezone"),
+    ("metadata not an object", {"metadata": ["a"]}, BadUserInput, "metadata"),
+    ("empty idempotency key", {"idempotency_key": ""}, BadUserInput, "idempotencyKey"),
+]
+
+
+@pytest.mark.parametrize(("fields", "error", "field"), [r[1:] for r in REFUSALS],
+                         ids=[r[0] for r in REFUSALS])
+async def test_refused_input_names_its_field_and_writes_nothing(
+    database: Database, echo: AgentRow, fields: dict[str, Any], error: type[RunqlError],
+    field: str,
+) -> None:
+    before = await row_counts(database)
+    request: dict[str, Any] = {"agent_id": echo.id, "content": Content.text("Hello"), **fields}
+    with pytest.raises(error) as raised:
+        await create_run(database, RunRequest(**request), max_content_bytes=MAX_BYTES)
+    assert raised.value.field == field
+    assert await row_counts(database) == before
+
+
+async def test_a_thread_of_another_agent_is_a_conflict(database: Database, echo: AgentRow,
+                                                      ) -> None:
+    other = await catalog.create_agent(database, _registry(), name="Other", kind="echo",
+                                       config={})
+    run = await new_run(database, other)
+    before = await row_counts(database)
+    with pytest.raises(Conflict) as raised:
+        await new_run(database, echo, thread_id=run.thread_id)
+    assert raised.value.field == "threadId"
+    assert await row_counts(database) == before
+
+
+async def test_an_archived_agent_takes_no_new_runs(database: Database, echo: AgentRow) -> None:
+    await catalog.archive_agent(database, echo.id)
+    before = await row_counts(database)
+    with pytest.raises(Conflict) as raised:
+        await new_run(database, echo)
+    assert raised.value.field == "agentId"
+    assert await row_counts(database) == before
+
+
+def _registry() -> Any:
+    from runql.agents.registry import default_registry
+
+    return default_registry()
+
+
+async def test_the_same_key_and_input_return_the_original_run(
+    database: Database, echo: AgentRow
+) -> None:
+    first = await new_run(database, echo, idempotency_key="order-7")
+    counts = await row_counts(database)
+    again = await new_run(database, echo, idempotency_key="order-7")
+    assert again.id == first.id
+    assert await row_counts(database) == counts
+
+
+async def test_the_same_key_with_other_input_is_a_conflict(
+    database: Database, echo: AgentRow
+) -> None:
+    await new_run(database, echo, "first text", idempotency_key="order-8")
+    counts = await row_counts(database)
+    with pytest.raises(Conflict) as raised:
+        await new_run(database, echo, "other text", idempotency_key="order-8")
+    assert raised.value.field == "idempotencyKey"
+    assert await row_counts(database) == counts
+
+
+async def test_fifty_concurrent_calls_with_one_key_make_one_run(
+    database: Database, echo: AgentRow
+) -> None:
+    runs = await asyncio.gather(*(
+        new_run(database, echo, idempotency_key="burst") for _ in range(50)))
+    assert len({run.id for run in runs}) == 1
+    assert (await row_counts(database))["runs"] == 1
+
+
+async def test_structured_content_keeps_parts_and_attachments_in_order(
+    database: Database, echo: AgentRow
+) -> None:
+    content = Content(
+        (Part("one"), Part("**two**", ContentPartType.MARKDOWN)),
+        (Attachment(AttachmentType.IMAGE, file_id="file_AAAAAAAAAAAAAAAAAAAA",
+                    url="https://files.example.com/a.png", caption="a chart"),),
+    )
+    run = await create_run(database, RunRequest(echo.id, content), max_content_bytes=MAX_BYTES)
+    assert (await row_counts(database))["content_parts"] == 2
+    assert (await row_counts(database))["attachments"] == 1
+    assert run.status == RunStatus.PENDING
+
+
+async def test_cancelling_a_pending_run_is_immediate_and_idempotent(
+    database: Database, echo: AgentRow
+) -> None:
+    run = await new_run(database, echo)
+    assert (await cancel_run(database, run.id)).status == RunStatus.CANCELLED
+    assert (await cancel_run(database, run.id)).status == RunStatus.CANCELLED
+    assert [kind for _, kind, _ in await event_log(database, run.id)] == ["status_changed"] * 2
+    assert (await reload(database, run.id)).completed_at is not None
+
+
+async def test_cancelling_a_finished_run_is_a_conflict(database: Database, echo: AgentRow) -> None:
+    from runql.lifecycle.transitions import transition
+
+    run = await new_run(database, echo)
+    for status in (RunStatus.RUNNING, RunStatus.SUCCESS):
+        async with database.write() as session:
+            await transition(session, run.id, status)
+    with pytest.raises(Conflict):
+        await cancel_run(database, run.id)
+    stored: RunRow = await reload(database, run.id)
+    assert stored.status == RunStatus.SUCCESS
