@@ -62,6 +62,7 @@ from runql.settings import Environment, Settings
 from runql.storage.database import Database, counting_statements
 from runql.storage.migrate import upgrade
 from runql.storage.pages import Cursor
+from runql.storage.tables import DEFAULT_ORG_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 FEED = ROOT / "queries" / "feed.graphql"
@@ -385,11 +386,12 @@ class Bench:
         return body
 
     async def graphql(self) -> bytes:
-        return await self._execute(Context.create(self.database, self.settings), "graphql")
+        return await self._execute(
+            Context.create(self.database, self.settings, DEFAULT_ORG_ID), "graphql")
 
     async def naive(self) -> bytes:
-        context = Context(database=self.database, settings=self.settings,
-                          loaders=Loaders(self.database, batch_size=1))
+        context = Context(database=self.database, settings=self.settings, org_id=DEFAULT_ORG_ID,
+                          loaders=Loaders(self.database, DEFAULT_ORG_ID, batch_size=1))
         return await self._execute(context, "naive")
 
     async def floor(self) -> bytes:

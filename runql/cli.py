@@ -1,12 +1,17 @@
-"""`runql` (or `python -m runql`): serve, worker, migrate, demo, export-schema."""
+"""`runql` (or `python -m runql`): serve, worker, keys, migrate, demo, export-schema."""
 
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runql.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from runql.storage.database import Database
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -15,6 +20,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from runql.app import create_app
 
     host, port = args.host or settings.host, args.port or settings.port
+    if settings.is_development:
+        secret, _ = asyncio.run(_dev_key(settings))
+        print(f"runql: development key (GraphiQL sends it for you): {secret}", flush=True)
     print(f"runql: GraphiQL and the API at http://{host}:{port}/graphql", flush=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
     return 0
@@ -30,6 +38,55 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _dev_key(settings: Settings) -> tuple[str, bool]:
+    from runql.auth.devkey import read_dev_key, valid_or_new, write_dev_key
+
+    path = Path(settings.dev_key_file)
+    async with _database(settings) as database:
+        secret, made = await valid_or_new(database, read_dev_key(path))
+    if made:
+        write_dev_key(path, secret)
+    return secret, made
+
+
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator["Database"]:
+    from runql.storage.database import Database
+
+    database = Database.from_url(settings.database_url)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from runql.auth.keys import create_key, list_keys, revoke_key
+    from runql.errors import RunqlError
+
+    async with _database(settings) as database:
+        if args.action == "create":
+            made = await create_key(database, args.name, args.org)
+            print(f"runql: key {made.row.id} for organization {args.org!r}; its secret, shown "
+                  f"this once:\n{made.secret}")
+        elif args.action == "list":
+            for key, org in await list_keys(database):
+                state = "revoked" if key.revoked_at else "active"
+                print(f"{key.id}  {key.hint:16}  {state:8}  {org:20}  {key.name}")
+        else:
+            try:
+                key = await revoke_key(database, args.id)
+            except RunqlError as error:
+                print(f"runql: {error.message}", file=sys.stderr)
+                return 1
+            print(f"runql: key {key.id} is revoked")
+    return 0
+
+
+def _keys_command(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_keys(args, settings))
+
+
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from runql.storage.migrate import upgrade
 
@@ -40,15 +97,11 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 async def _load_demo(settings: Settings, runs: int, only_if_empty: bool) -> int | None:
     from runql.demo import is_empty, load_demo
-    from runql.storage.database import Database
 
-    database = Database.from_url(settings.database_url)
-    try:
+    async with _database(settings) as database:
         if only_if_empty and not await is_empty(database):
             return None
         return await load_demo(database, runs=runs, seed=None, progress=runs >= 1000)
-    finally:
-        await database.dispose()
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -82,6 +135,15 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int,
                         help="runs executed at once (default: RUNQL_WORKERS, else 1)")
     worker.set_defaults(handler=_worker)
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="make a key and print its secret once")
+    create.add_argument("--name", required=True, help="what the key is for")
+    create.add_argument("--org", default="default", help="its organization (made if new)")
+    key_actions.add_parser("list", help="list keys (never their secrets)")
+    revoke = key_actions.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("id", help="the key's id (key_…)")
+    keys.set_defaults(handler=_keys_command)
     migrate = commands.add_parser("migrate", help="migrate the database to the latest revision")
     migrate.set_defaults(handler=_migrate)
     demo = commands.add_parser("demo", help="load demo data")

@@ -24,6 +24,7 @@ from runql.enums import (
 from runql.ids import Kind, new_id
 from runql.storage.database import Database
 from runql.storage.tables import (
+    DEFAULT_ORG_ID,
     ActorRow,
     AgentRow,
     AttachedItemRow,
@@ -103,9 +104,15 @@ class _Cast:
 
 @dataclass
 class _Batch:
+    """Rows to insert together, each stamped with the demo's organization."""
+
+    org_id: str
     rows: list[SQLModel] = field(default_factory=list)
 
     def add(self, *rows: SQLModel) -> None:
+        for row in rows:
+            if hasattr(row, "org_id"):
+                row.org_id = self.org_id
         self.rows.extend(rows)
 
 
@@ -268,7 +275,7 @@ async def is_empty(database: Database) -> bool:
 
 async def load_demo(
     database: Database, *, runs: int = 200, seed: int | None = 7, progress: bool = False,
-    now: datetime | None = None,
+    now: datetime | None = None, org_id: str = DEFAULT_ORG_ID,
 ) -> int:
     """Write `runs` demo runs (with their threads, messages and events); return how many."""
     rng = random.Random(seed)
@@ -279,13 +286,15 @@ async def load_demo(
     # Unfinished runs are the newest, as they would be in a live system.
     statuses.sort(key=lambda status: not status.is_terminal)
     step = (end - start - timedelta(minutes=5)) / max(runs, 1)
+    people = _Batch(org_id)
+    people.add(*cast.agent_actors.values(), *cast.agents, *cast.users)
     async with database.write() as session:
-        await insert_rows(session, [*cast.agent_actors.values(), *cast.agents, *cast.users])
+        await insert_rows(session, people.rows)
     bar = tqdm(total=runs, unit="run", disable=not progress)
     created = start + timedelta(minutes=1)
     index = 0
     while index < runs:
-        batch = _Batch()
+        batch = _Batch(org_id)
         while index < runs and len(batch.rows) < 5000:
             agent = rng.choice(cast.agents)
             user = rng.choice(cast.users)

@@ -26,6 +26,8 @@ class Kind(StrEnum):
     FILE = "file"
     ITEM = "itm"
     ERROR = "err"
+    ORGANIZATION = "org"
+    API_KEY = "key"
 
 
 _PREFIXES = "|".join(kind.value for kind in Kind)

@@ -51,6 +51,7 @@ class Settings:
     agent_timeout_seconds: float = 300.0
     shutdown_grace_seconds: float = 10.0
     max_content_bytes: int = 1024 * 1024
+    dev_key_file: str = ".runql-dev-key"
 
     @property
     def is_development(self) -> bool:
@@ -77,4 +78,5 @@ class Settings:
             agent_timeout_seconds=_float("AGENT_TIMEOUT_SECONDS", cls.agent_timeout_seconds),
             shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             max_content_bytes=_int("MAX_CONTENT_BYTES", cls.max_content_bytes),
+            dev_key_file=_env("DEV_KEY_FILE", cls.dev_key_file),
         )

@@ -11,12 +11,14 @@ import httpx
 import pytest
 
 from runql.app import create_app
+from runql.auth.keys import create_key
 from runql.demo import load_demo
 from runql.resolvers.context import Context
 from runql.schema.schema import build_schema
 from runql.settings import Environment, Settings
 from runql.storage.database import Database
 from runql.storage.migrate import upgrade
+from runql.storage.tables import DEFAULT_ORG_ID
 
 DEMO_RUNS = 120
 DEMO_NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -74,14 +76,16 @@ def settings() -> Settings:
 class GraphQLClient:
     """Runs operations in-process, as the HTTP endpoint would, and returns the JSON body."""
 
-    def __init__(self, database: Database, settings: Settings) -> None:
+    def __init__(self, database: Database, settings: Settings,
+                 org_id: str = DEFAULT_ORG_ID) -> None:
         self.database = database
         self.settings = settings
+        self.org_id = org_id
         self.schema = build_schema(development=settings.is_development)
 
     async def __call__(self, query: str, variables: dict[str, Any] | None = None,
                        operation_name: str | None = None) -> dict[str, Any]:
-        context = Context.create(self.database, self.settings)
+        context = Context.create(self.database, self.settings, self.org_id)
         result = await self.schema.execute(
             query, variable_values=variables, context_value=context,
             operation_name=operation_name,
@@ -107,10 +111,19 @@ def gql_empty(database: Database, settings: Settings) -> GraphQLClient:
 
 
 @pytest.fixture
-async def http(demo_database: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def api_key(demo_database: Database) -> str:
+    """A key of the default organization, which holds the demo data."""
+    return (await create_key(demo_database, "tests")).secret
+
+
+@pytest.fixture
+async def http(demo_database: Database, settings: Settings,
+               api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the app (over ASGI), authenticated with `api_key`."""
     app = create_app(settings, demo_database)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://runql.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://runql.test",
+                                 headers={"Authorization": f"Bearer {api_key}"}) as client:
         yield client
 
 

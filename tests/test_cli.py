@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -47,10 +48,24 @@ def test_a_bad_setting_is_a_clear_error(env: dict[str, str]) -> None:
     assert "Traceback" not in result.stderr
 
 
+@dataclass
+class Server:
+    url: str
+    output: list[str]
+    key: str
+
+    def post(self, query: str, variables: dict[str, object] | None = None,
+             key: str | None = None) -> httpx.Response:
+        return httpx.post(self.url, json={"query": query, "variables": variables or {}},
+                          headers={"Authorization": f"Bearer {key or self.key}"}, timeout=10)
+
+
 @pytest.fixture
-def server(env: dict[str, str]) -> Iterator[str]:
+def server(env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
     _runql(env, "migrate")
     _runql(env, "demo", "--runs", "20")
+    secret = _runql(env, "keys", "create", "--name", "tests").stdout.strip().splitlines()[-1]
+    env["RUNQL_DEV_KEY_FILE"] = str(tmp_path / "dev-key")
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
@@ -67,28 +82,52 @@ def server(env: dict[str, str]) -> Iterator[str]:
                 time.sleep(0.1)
         else:
             pytest.fail("the server did not start within 30 s")
-        yield url
+        yield Server(url, [], secret)
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=20)
         assert url in output  # `serve` prints where it listens
 
 
-def test_serve_answers_graphql_and_graphiql(server: str) -> None:
-    page = httpx.get(server, headers={"Accept": "text/html"}, timeout=10)
+def test_serve_answers_graphql_and_graphiql(server: Server, env: dict[str, str]) -> None:
+    page = httpx.get(server.url, headers={"Accept": "text/html"}, timeout=10)
     assert page.status_code == 200
     assert "graphiql" in page.text.lower()
+    dev_key = Path(env["RUNQL_DEV_KEY_FILE"]).read_text().strip()
+    assert f"Bearer {dev_key}" in page.text  # development: GraphiQL starts with the dev key
     query = "{ runs(first: 3) { totalCount edges { node { id } } } }"
-    body = httpx.post(server, json={"query": query}, timeout=10).json()
+    body = server.post(query).json()
     assert body["data"]["runs"]["totalCount"] == 20
     assert len(body["data"]["runs"]["edges"]) == 3
     assert body["extensions"]["sql"]["statements"] == 2
+    assert server.post(query, key=dev_key).json()["data"]["runs"]["totalCount"] == 20
 
 
-def test_a_run_for_the_demo_echo_agent_goes_to_success(server: str, env: dict[str, str]) -> None:
+def test_serve_refuses_requests_without_a_valid_key(server: Server) -> None:
+    for headers in ({}, {"Authorization": "Bearer runql_sk_wrong"}, {"Authorization": "Basic x"}):
+        response = httpx.post(server.url, json={"query": "{ runs { totalCount } }"},
+                              headers=headers, timeout=10)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def test_a_revoked_key_stops_working(server: Server, env: dict[str, str]) -> None:
+    made = _runql(env, "keys", "create", "--name", "short-lived", "--org", "acme").stdout
+    key_id, secret = made.split()[2], made.strip().splitlines()[-1]
+    assert server.post("{ runs { totalCount } }", key=secret).json()["data"]["runs"] == {
+        "totalCount": 0}  # another organization sees none of the demo's runs
+    listed = _runql(env, "keys", "list").stdout
+    assert key_id in listed
+    assert secret not in listed
+    _runql(env, "keys", "revoke", key_id)
+    assert server.post("{ runs { totalCount } }", key=secret).status_code == 401
+
+
+def test_a_run_for_the_demo_echo_agent_goes_to_success(server: Server,
+                                                       env: dict[str, str]) -> None:
     def gql(query: str, variables: dict[str, object] | None = None) -> dict[str, object]:
-        body = httpx.post(server, json={"query": query, "variables": variables or {}},
-                          timeout=10).json()
+        body = server.post(query, variables).json()
         assert "errors" not in body, body
         return body["data"]  # type: ignore[no-any-return]
 

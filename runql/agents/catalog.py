@@ -3,6 +3,8 @@
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from runql.agents.protocol import InvalidConfig
 from runql.agents.registry import AgentRegistry, UnknownKind
 from runql.enums import ActorType
@@ -37,27 +39,33 @@ def _config(registry: AgentRegistry, kind: str, config: Any) -> dict[str, Any]:
 
 
 async def create_agent(
-    database: Database, registry: AgentRegistry, *, name: str, kind: str, config: Any
+    database: Database, registry: AgentRegistry, org_id: str, *, name: str, kind: str,
+    config: Any,
 ) -> AgentRow:
-    agent = AgentRow(id=new_id(Kind.AGENT), name=_name(name), kind=kind,
+    agent = AgentRow(id=new_id(Kind.AGENT), org_id=org_id, name=_name(name), kind=kind,
                      config=_config(registry, kind, config))
-    actor = ActorRow(id=new_id(Kind.ACTOR), name=agent.name, type=ActorType.AGENT.value,
-                     metadata_={"agent_id": agent.id})
+    actor = ActorRow(id=new_id(Kind.ACTOR), org_id=org_id, name=agent.name,
+                     type=ActorType.AGENT.value, metadata_={"agent_id": agent.id})
     agent.actor_id = actor.id
     async with database.write() as session:
         await insert_rows(session, [actor, agent])
     return agent
 
 
+async def _agent(session: AsyncSession, org_id: str, agent_id: str) -> AgentRow:
+    require(agent_id, Kind.AGENT, "id")
+    agent = await session.get(AgentRow, agent_id)
+    if agent is None or agent.org_id != org_id:
+        raise NotFound(f"there is no agent {agent_id}", field="id")
+    return agent
+
+
 async def update_agent(
-    database: Database, registry: AgentRegistry, agent_id: str, *,
+    database: Database, registry: AgentRegistry, org_id: str, agent_id: str, *,
     name: str | None = None, config: Any = None, config_given: bool = False,
 ) -> AgentRow:
-    require(agent_id, Kind.AGENT, "id")
     async with database.write() as session:
-        agent = await session.get(AgentRow, agent_id)
-        if agent is None:
-            raise NotFound(f"there is no agent {agent_id}", field="id")
+        agent = await _agent(session, org_id, agent_id)
         if name is not None:
             agent.name = _name(name)
         if config_given:
@@ -66,13 +74,10 @@ async def update_agent(
     return agent
 
 
-async def archive_agent(database: Database, agent_id: str) -> AgentRow:
+async def archive_agent(database: Database, org_id: str, agent_id: str) -> AgentRow:
     """Archive the agent: it takes no new runs. Archiving twice changes nothing."""
-    require(agent_id, Kind.AGENT, "id")
     async with database.write() as session:
-        agent = await session.get(AgentRow, agent_id)
-        if agent is None:
-            raise NotFound(f"there is no agent {agent_id}", field="id")
+        agent = await _agent(session, org_id, agent_id)
         if agent.archived_at is None:
             agent.archived_at = agent.updated_at = utcnow()
     return agent

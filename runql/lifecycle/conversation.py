@@ -22,13 +22,13 @@ from runql.enums import (
     ContentPartType,
     MessageGroupStatus,
     MessageGroupType,
-    MessageStatus,
-    MessageType,
     RunEventType,
     RunStatus,
 )
 from runql.ids import Kind, new_id
+from runql.lifecycle.runs import message_rows
 from runql.lifecycle.transitions import transition
+from runql.lifecycle.validation import Content
 from runql.storage.events import append_event
 from runql.storage.tables import (
     ActorRow,
@@ -108,8 +108,8 @@ async def _agent_actor(session: AsyncSession, agent_id: str) -> ActorRow:
         actor = await session.get(ActorRow, agent.actor_id)
         if actor is not None:
             return actor
-    actor = ActorRow(id=new_id(Kind.ACTOR), name=agent.name, type=ActorType.AGENT.value,
-                     metadata_={"agent_id": agent.id})
+    actor = ActorRow(id=new_id(Kind.ACTOR), org_id=agent.org_id, name=agent.name,
+                     type=ActorType.AGENT.value, metadata_={"agent_id": agent.id})
     await insert_rows(session, [actor])
     agent.actor_id = actor.id
     return actor
@@ -122,30 +122,18 @@ async def write_reply(
     actor = await _agent_actor(session, run.agent_id)
     now = utcnow()
     group = MessageGroupRow(
-        id=new_id(Kind.MESSAGE_GROUP), thread_id=run.thread_id,
+        id=new_id(Kind.MESSAGE_GROUP), org_id=run.org_id, thread_id=run.thread_id,
         parent_message_group_id=run.trigger_message_group_id,
         status=MessageGroupStatus.COMPLETED.value,
         type=MessageGroupType.ASSISTANT_MESSAGE.value, created_at=now,
     )
     rows: list[SQLModel] = [group]
-    messages: list[MessageRow] = []
     for position, reply_message in enumerate(reply.messages):
-        message = MessageRow(
-            id=new_id(Kind.MESSAGE), message_group_id=group.id, thread_id=run.thread_id,
-            actor_id=actor.id, position=position, status=MessageStatus.ACTIVE.value,
-            type=MessageType.CONTENT.value, created_at=now,
-        )
-        content = MessageContentRow(id=new_id(Kind.CONTENT), message_item_id=message.id)
-        messages.append(message)
-        rows += [message, content]
-        rows += [ContentPartRow(id=new_id(Kind.PART), content_id=content.id, position=index,
-                                type=part.type.value, text=part.text)
-                 for index, part in enumerate(reply_message.parts)]
-        rows += [AttachmentRow(id=new_id(Kind.ATTACHMENT), content_id=content.id,
-                               position=index, type=a.type.value, file_id=a.file_id,
-                               url=a.url, caption=a.caption)
-                 for index, a in enumerate(reply_message.attachments)]
-    items = [AttachedItemRow(id=new_id(Kind.ITEM), run_id=run.id, message_group_id=group.id,
+        content = Content(reply_message.parts, reply_message.attachments)
+        rows += message_rows(group, actor, position, content)
+    messages = [row for row in rows if isinstance(row, MessageRow)]
+    items = [AttachedItemRow(id=new_id(Kind.ITEM), org_id=run.org_id, run_id=run.id,
+                             message_group_id=group.id,
                              actor_id=actor.id, key=item.key, value=item.value, created_at=now)
              for item in reply.attached_items]
     await insert_rows(session, [*rows, *items])
@@ -162,10 +150,11 @@ async def write_reply(
 
 
 async def write_error(
-    session: AsyncSession, run_id: str, error: AgentError, *, held_by: str | None
+    session: AsyncSession, run: RunRow, error: AgentError, *, held_by: str | None
 ) -> RunRow:
     """The failure as a RunError, then ERROR: all or nothing."""
-    row = RunErrorRow(id=new_id(Kind.ERROR), run_id=run_id, code=error.code,
+    run_id = run.id
+    row = RunErrorRow(id=new_id(Kind.ERROR), org_id=run.org_id, run_id=run_id, code=error.code,
                       message=error.message, metadata_=error.metadata)
     await insert_rows(session, [row])
     await append_event(session, run_id, RunEventType.ERROR_ADDED, {"error_id": row.id})

@@ -205,7 +205,7 @@ class Executor:
             return
         error = AgentError("lease_expired", "The worker executing this run stopped responding "
                            "and its lease expired.", {"worker": run.lease_owner})
-        await write_error(session, run_id, error, held_by=run.lease_owner)
+        await write_error(session, run, error, held_by=run.lease_owner)
 
     async def forget_old_idempotency_keys(self) -> None:
         async with self.database.write() as session:
@@ -223,7 +223,7 @@ class Executor:
                 elif outcome is None:
                     await transition(session, run.id, RunStatus.CANCELLED, held_by=self.name)
                 else:
-                    await write_error(session, run.id, outcome, held_by=self.name)
+                    await write_error(session, run, outcome, held_by=self.name)
         except (_LeaseLost, Conflict) as lost:
             log.warning("run %s was taken from this worker: %s", run.id, lost)
         except asyncio.CancelledError:

@@ -3,7 +3,7 @@
 import hashlib
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import delete, select
@@ -41,6 +41,8 @@ from runql.storage.tables import (
 )
 from runql.storage.types import utcnow
 from runql.storage.writes import insert_rows
+
+Row = TypeVar("Row", bound=SQLModel)
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_IDEMPOTENCY_KEY = 255
@@ -83,48 +85,61 @@ class RunRequest:
         return hashlib.sha256(orjson.dumps(described, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-async def create_run(database: Database, request: RunRequest, *, max_content_bytes: int) -> RunRow:
-    """Create the run (and its thread and trigger message) or, for a repeated idempotency key,
-    return the run that key made. Nothing is written when anything is refused."""
+async def create_run(
+    database: Database, org_id: str, request: RunRequest, *, max_content_bytes: int
+) -> RunRow:
+    """Create the run (and its thread and trigger message) in the organization or, for a
+    repeated idempotency key, return the run that key made. Nothing is written when anything
+    is refused."""
     request = request.checked(max_content_bytes=max_content_bytes)
     async with database.write() as session:
+        reserved = None
         if request.idempotency_key is not None:
-            earlier = await _claim_key(session, request)
+            earlier, reserved = await _claim_key(session, org_id, request)
             if earlier is not None:
                 return earlier
-        return await _create(session, request)
+        return await _create(session, org_id, request, reserved or new_id(Kind.RUN))
 
 
-async def _claim_key(session: AsyncSession, request: RunRequest) -> RunRow | None:
-    """Reserve the key for a new run; or return the run an identical request already made."""
+async def _claim_key(
+    session: AsyncSession, org_id: str, request: RunRequest
+) -> tuple[RunRow | None, str | None]:
+    """Reserve the key for a new run (its id is returned); or find the run an identical
+    request already made."""
     key = request.idempotency_key
     now = utcnow()
     await session.execute(delete(IdempotencyKeyRow).where(
+        col(IdempotencyKeyRow.org_id) == org_id,
         col(IdempotencyKeyRow.key) == key,
         col(IdempotencyKeyRow.created_at) < now - IDEMPOTENCY_WINDOW,
     ))
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     reserve = (
         dialect.insert(IdempotencyKeyRow)
-        .values(key=key, request_hash=request.fingerprint(), run_id=new_id(Kind.RUN),
-                created_at=now)
-        .on_conflict_do_nothing(index_elements=["key"])
+        .values(org_id=org_id, key=key, request_hash=request.fingerprint(),
+                run_id=new_id(Kind.RUN), created_at=now)
+        .on_conflict_do_nothing(index_elements=["org_id", "key"])
         .returning(col(IdempotencyKeyRow.run_id))
     )
     reserved = (await session.execute(reserve)).scalar_one_or_none()
     if reserved is not None:
-        session.info["runql.reserved_run_id"] = reserved
-        return None
-    existing = await session.get(IdempotencyKeyRow, key)
+        return None, reserved
+    existing = await session.get(IdempotencyKeyRow, (org_id, key))
     assert existing is not None
     if existing.request_hash != request.fingerprint():
         raise Conflict("this idempotency key was used with a different request",
                        field="idempotencyKey")
-    return await session.get(RunRow, existing.run_id)
+    return await session.get(RunRow, existing.run_id), None
 
 
-async def _agent(session: AsyncSession, agent_id: str) -> AgentRow:
-    agent = await session.get(AgentRow, agent_id)
+async def _owned(session: AsyncSession, table: type[Row], row_id: str, org_id: str) -> Row | None:
+    """The row, if it belongs to the organization: another's is as good as missing."""
+    row = await session.get(table, row_id)
+    return row if row is not None and row.org_id == org_id else None  # type: ignore[attr-defined]
+
+
+async def _agent(session: AsyncSession, org_id: str, agent_id: str) -> AgentRow:
+    agent = await _owned(session, AgentRow, agent_id, org_id)
     if agent is None:
         raise NotFound(f"there is no agent {agent_id}", field="agentId")
     if agent.archived_at is not None:
@@ -134,8 +149,8 @@ async def _agent(session: AsyncSession, agent_id: str) -> AgentRow:
 
 async def _thread(session: AsyncSession, request: RunRequest, agent: AgentRow) -> ThreadRow:
     if request.thread_id is None:
-        return ThreadRow(id=new_id(Kind.THREAD), agent_id=agent.id)
-    thread = await session.get(ThreadRow, request.thread_id)
+        return ThreadRow(id=new_id(Kind.THREAD), org_id=agent.org_id, agent_id=agent.id)
+    thread = await _owned(session, ThreadRow, request.thread_id, agent.org_id)
     if thread is None:
         raise NotFound(f"there is no thread {request.thread_id}", field="threadId")
     if thread.agent_id != agent.id:
@@ -143,15 +158,16 @@ async def _thread(session: AsyncSession, request: RunRequest, agent: AgentRow) -
     return thread
 
 
-async def _api_actor(session: AsyncSession) -> tuple[ActorRow, bool]:
+async def _api_actor(session: AsyncSession, org_id: str) -> tuple[ActorRow, bool]:
     found = (await session.execute(
-        select(ActorRow).where(col(ActorRow.type) == ActorType.USER.value,
+        select(ActorRow).where(col(ActorRow.org_id) == org_id,
+                               col(ActorRow.type) == ActorType.USER.value,
                                col(ActorRow.name) == API_ACTOR_NAME).limit(1)
     )).scalars().first()
     if found is not None:
         return found, False
-    return ActorRow(id=new_id(Kind.ACTOR), name=API_ACTOR_NAME, type=ActorType.USER.value,
-                    metadata_={"source": "api"}), True
+    return ActorRow(id=new_id(Kind.ACTOR), org_id=org_id, name=API_ACTOR_NAME,
+                    type=ActorType.USER.value, metadata_={"source": "api"}), True
 
 
 async def _latest_group(session: AsyncSession, thread_id: str) -> str | None:
@@ -161,39 +177,46 @@ async def _latest_group(session: AsyncSession, thread_id: str) -> str | None:
     return (await session.execute(latest)).scalar_one_or_none()
 
 
-def _message_rows(
-    group: MessageGroupRow, actor: ActorRow, content: Content
+def message_rows(
+    group: MessageGroupRow, actor: ActorRow, position: int, content: Content
 ) -> list[SQLModel]:
+    """A message of the group, written by the actor, with its content, parts and attachments."""
+    org_id = group.org_id
     message = MessageRow(
-        id=new_id(Kind.MESSAGE), message_group_id=group.id, thread_id=group.thread_id,
-        actor_id=actor.id, position=0, status=MessageStatus.ACTIVE.value,
-        type=MessageType.CONTENT.value, created_at=group.created_at,
+        id=new_id(Kind.MESSAGE), org_id=org_id, message_group_id=group.id,
+        thread_id=group.thread_id, actor_id=actor.id, position=position,
+        status=MessageStatus.ACTIVE.value, type=MessageType.CONTENT.value,
+        created_at=group.created_at,
     )
-    stored = MessageContentRow(id=new_id(Kind.CONTENT), message_item_id=message.id)
+    stored = MessageContentRow(id=new_id(Kind.CONTENT), org_id=org_id, message_item_id=message.id)
     rows: list[SQLModel] = [message, stored]
-    rows += [ContentPartRow(id=new_id(Kind.PART), content_id=stored.id, position=index,
-                            type=part.type.value, text=part.text)
+    rows += [ContentPartRow(id=new_id(Kind.PART), org_id=org_id, content_id=stored.id,
+                            position=index, type=part.type.value, text=part.text)
              for index, part in enumerate(content.parts)]
-    rows += [AttachmentRow(id=new_id(Kind.ATTACHMENT), content_id=stored.id, position=index,
-                           type=a.type.value, file_id=a.file_id, url=a.url, caption=a.caption)
+    rows += [AttachmentRow(id=new_id(Kind.ATTACHMENT), org_id=org_id, content_id=stored.id,
+                           position=index, type=a.type.value, file_id=a.file_id, url=a.url,
+                           caption=a.caption)
              for index, a in enumerate(content.attachments)]
     return rows
 
 
-async def _create(session: AsyncSession, request: RunRequest) -> RunRow:
-    agent = await _agent(session, request.agent_id)
+async def _create(
+    session: AsyncSession, org_id: str, request: RunRequest, run_id: str
+) -> RunRow:
+    agent = await _agent(session, org_id, request.agent_id)
     thread = await _thread(session, request, agent)
-    actor, new_actor = await _api_actor(session)
+    actor, new_actor = await _api_actor(session, org_id)
     now = utcnow()
     parent = None if request.thread_id is None else await _latest_group(session, thread.id)
     trigger = MessageGroupRow(
-        id=new_id(Kind.MESSAGE_GROUP), thread_id=thread.id, parent_message_group_id=parent,
+        id=new_id(Kind.MESSAGE_GROUP), org_id=org_id, thread_id=thread.id,
+        parent_message_group_id=parent,
         status=MessageGroupStatus.COMPLETED.value, type=MessageGroupType.USER_MESSAGE.value,
         created_at=now,
     )
     run = RunRow(
-        id=session.info.pop("runql.reserved_run_id", None) or new_id(Kind.RUN),
-        agent_id=agent.id, thread_id=thread.id, trigger_message_group_id=trigger.id,
+        id=run_id, org_id=org_id, agent_id=agent.id, thread_id=thread.id,
+        trigger_message_group_id=trigger.id,
         status=RunStatus.PENDING.value, language=request.language, country=request.country,
         timezone=request.timezone, metadata_=request.metadata, raw_inputs=request.raw_inputs,
         created_at=now,
@@ -204,19 +227,19 @@ async def _create(session: AsyncSession, request: RunRequest) -> RunRow:
         rows.append(thread)
     else:
         thread.updated_at = now
-    rows += [trigger, *_message_rows(trigger, actor, request.content), run]
+    rows += [trigger, *message_rows(trigger, actor, 0, request.content), run]
     await insert_rows(session, rows)
     await append_event(session, run.id, RunEventType.STATUS_CHANGED,
                        {"status": RunStatus.PENDING.value})
     return run
 
 
-async def cancel_run(database: Database, run_id: str) -> RunRow:
+async def cancel_run(database: Database, org_id: str, run_id: str) -> RunRow:
     """Cancel a PENDING run at once; ask the executor to stop a RUNNING one. Cancelling a
     cancelled run changes nothing; a run that succeeded or failed is a Conflict."""
     require(run_id, Kind.RUN, "id")
     async with database.write() as session:
-        run = await session.get(RunRow, run_id)
+        run = await _owned(session, RunRow, run_id, org_id)
         if run is None:
             raise NotFound(f"there is no run {run_id}", field="id")
         if run.status == RunStatus.CANCELLED:

@@ -18,6 +18,7 @@ from runql.storage.database import Database
 class Context:
     database: Database
     settings: Settings
+    org_id: str
     loaders: Loaders
     agents: AgentRegistry = field(default_factory=default_registry)
     request: Request | WebSocket | None = None
@@ -29,10 +30,17 @@ class Context:
         cls,
         database: Database,
         settings: Settings,
+        org_id: str,
         request: Request | WebSocket | None = None,
         response: Response | WebSocket | None = None,
     ) -> "Context":
-        return cls(database, settings, Loaders(database), request=request, response=response)
+        return cls(database, settings, org_id, Loaders(database, org_id), request=request,
+                   response=response)
+
+    def authenticate(self, org_id: str) -> None:
+        """Open the organization for this (websocket) context, once its key is checked."""
+        self.org_id = org_id
+        self.loaders = Loaders(self.database, org_id)
 
 
 Info = strawberry.Info[Context, None]

@@ -40,12 +40,14 @@ CountKey = tuple[str, RunFilter | None]
 class Loaders:
     """Everything a request reads, batched. Build one per request (or per event).
 
-    `batch_size=1` turns batching off: one query per object, the naive N+1 way (benchmarks
-    compare against it).
+    Objects are looked up by id only in the caller's organization; what hangs below them
+    belongs to the same one. `batch_size=1` turns batching off: one query per object, the
+    naive N+1 way (benchmarks compare against it).
     """
 
-    def __init__(self, database: Database, *, batch_size: int = MAX_BATCH) -> None:
+    def __init__(self, database: Database, org_id: str, *, batch_size: int = MAX_BATCH) -> None:
         self._db = database
+        self.org_id = org_id
         self._batch_size = batch_size
         self.agent = self._by_id(AgentRow)
         self.thread = self._by_id(ThreadRow)
@@ -87,7 +89,7 @@ class Loaders:
     def _by_id(self, table: type[Row]) -> BatchLoader[str, Row | None]:
         async def load(ids: list[str]) -> list[Row | None]:
             async with self._db.read() as session:
-                return await reads.rows_by_id(session, table, ids)
+                return await reads.rows_by_id(session, table, ids, self.org_id)
 
         return self._loader(load)
 

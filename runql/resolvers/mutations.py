@@ -55,18 +55,18 @@ async def create_run_(info: Info, input: CreateRunInput) -> RunPayload:
         idempotency_key=input.idempotency_key,
     )
     context = info.context
-    run = await create_run(context.database, request,
+    run = await create_run(context.database, context.org_id, request,
                            max_content_bytes=context.settings.max_content_bytes)
     return RunPayload(run)
 
 
 async def cancel_run_(info: Info, id: ID) -> RunPayload:
     """Cancel; for a RUNNING run, wait a little for this process's workers to stop it."""
-    database = info.context.database
+    database, org_id = info.context.database, info.context.org_id
     if info.context.settings.workers == 0:
-        return RunPayload(await cancel_run(database, id))
+        return RunPayload(await cancel_run(database, org_id, id))
     async with _terminal_status(database, id) as settled:
-        run = await cancel_run(database, id)
+        run = await cancel_run(database, org_id, id)
         if run.status == RunStatus.RUNNING:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(settled.wait(), CANCEL_WAIT_SECONDS)
@@ -91,14 +91,15 @@ async def _terminal_status(database: Database, run_id: str) -> Any:
 
 
 async def create_agent_(info: Info, input: CreateAgentInput) -> AgentPayload:
-    agent = await catalog.create_agent(info.context.database, info.context.agents,
+    context = info.context
+    agent = await catalog.create_agent(context.database, context.agents, context.org_id,
                                        name=input.name, kind=input.kind, config=input.config)
     return AgentPayload(agent)
 
 
 async def update_agent_(info: Info, input: UpdateAgentInput) -> AgentPayload:
     agent = await catalog.update_agent(
-        info.context.database, info.context.agents, input.id,
+        info.context.database, info.context.agents, info.context.org_id, input.id,
         name=input.name.value if input.name is not None else None,
         config=input.config.value if input.config is not None else None,
         config_given=input.config is not None,
@@ -107,4 +108,5 @@ async def update_agent_(info: Info, input: UpdateAgentInput) -> AgentPayload:
 
 
 async def archive_agent_(info: Info, id: ID) -> AgentPayload:
-    return AgentPayload(await catalog.archive_agent(info.context.database, id))
+    context = info.context
+    return AgentPayload(await catalog.archive_agent(context.database, context.org_id, id))

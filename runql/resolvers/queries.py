@@ -98,6 +98,7 @@ async def _list(
     page = page_request(first=first, after=after, last=last, before=before,
                         newest_first=order_by.newest_first)
     database = info.context.database
+    conditions = [table.org_id == info.context.org_id, *conditions]
 
     async def count() -> int:
         async with database.read() as session:

@@ -15,10 +15,12 @@ Row = TypeVar("Row", bound=SQLModel)
 
 
 async def rows_by_id(
-    session: AsyncSession, table: type[Row], ids: Sequence[str]
+    session: AsyncSession, table: type[Row], ids: Sequence[str], org_id: str
 ) -> list[Row | None]:
-    id_column: Any = table.id  # type: ignore[attr-defined]
-    rows = (await session.execute(select(table).where(id_column.in_(set(ids))))).scalars().all()
+    """The rows with these ids in the organization: another's rows are as good as missing."""
+    columns: Any = table
+    statement = select(table).where(columns.id.in_(set(ids)), columns.org_id == org_id)
+    rows = (await session.execute(statement)).scalars().all()
     by_id = {row.id: row for row in rows}  # type: ignore[attr-defined]
     return [by_id.get(key) for key in ids]
 

@@ -40,11 +40,39 @@ def _text(length: int | None = None, *, nullable: bool = False) -> Any:
     return Field(default=None if nullable else ..., sa_column=Column(kind, nullable=nullable))
 
 
-class AgentRow(SQLModel, table=True):
-    __tablename__ = "agents"
-    __table_args__ = (Index("ix_agents_created", "created_at", "id"),)
+DEFAULT_ORG_ID = "org_00000000000000000000"
+
+
+class OrganizationRow(SQLModel, table=True):
+    """A tenant: every agent, thread and run belongs to one; API keys open one."""
+
+    __tablename__ = "organizations"
 
     id: str = _primary_id()
+    name: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    created_at: datetime = _time()
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """A secret API key, stored only as its SHA-256 hash."""
+
+    __tablename__ = "api_keys"
+
+    id: str = _primary_id()
+    org_id: str = _id("organizations.id", index=True)
+    name: str = _text(200)
+    secret_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    hint: str = _text(32)
+    created_at: datetime = _time()
+    revoked_at: datetime | None = _time(nullable=True)
+
+
+class AgentRow(SQLModel, table=True):
+    __tablename__ = "agents"
+    __table_args__ = (Index("ix_agents_org_created", "org_id", "created_at", "id"),)
+
+    id: str = _primary_id()
+    org_id: str = _id("organizations.id")
     name: str = _text(200)
     kind: str = _text(64)
     config: dict[str, Any] = _json()
@@ -57,11 +85,12 @@ class AgentRow(SQLModel, table=True):
 class ThreadRow(SQLModel, table=True):
     __tablename__ = "threads"
     __table_args__ = (
-        Index("ix_threads_created", "created_at", "id"),
+        Index("ix_threads_org_created", "org_id", "created_at", "id"),
         Index("ix_threads_agent_created", "agent_id", "created_at", "id"),
     )
 
     id: str = _primary_id()
+    org_id: str = _id("organizations.id")
     agent_id: str = _id("agents.id")
     metadata_: dict[str, Any] = _json(name="metadata")
     created_at: datetime = _time()
@@ -72,6 +101,7 @@ class ActorRow(SQLModel, table=True):
     __tablename__ = "actors"
 
     id: str = _primary_id()
+    org_id: str = _id("organizations.id")
     name: str = _text(200)
     type: str = _text(16)
     metadata_: dict[str, Any] = _json(name="metadata")
@@ -84,6 +114,7 @@ class MessageGroupRow(SQLModel, table=True):
     __table_args__ = (Index("ix_message_groups_thread_created", "thread_id", "created_at", "id"),)
 
     id: str = _primary_id()
+    org_id: str = _id("organizations.id")
     thread_id: str = _id("threads.id")
     parent_message_group_id: str | None = _id("message_groups.id", nullable=True, index=True)
     status: str = _text(16)
@@ -97,6 +128,7 @@ class MessageRow(SQLModel, table=True):
     __table_args__ = (Index("ix_messages_group_position", "message_group_id", "position"),)
 
     id: str = _primary_id()
+    org_id: str = _id("organizations.id")
     message_group_id: str = _id("message_groups.id")
     thread_id: str = _id("threads.id", index=True)
     actor_id: str = _id("actors.id", index=True)
@@ -112,6 +144,7 @@ class MessageContentRow(SQLModel, table=True):
     __tablename__ = "message_contents"
 
     id: str = _primary_id()
+    org_id: str = _id("organizations.id")
     message_item_id: str = Field(
         sa_column=Column(String(40), ForeignKey("messages.id"), nullable=False, unique=True)
     )
@@ -122,6 +155,7 @@ class ContentPartRow(SQLModel, table=True):
     __table_args__ = (Index("ix_content_parts_content_position", "content_id", "position"),)
 
     id: str = _primary_id()
+    org_id: str = _id("organizations.id")
     content_id: str = _id("message_contents.id")
     position: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     type: str = _text(16)
@@ -133,6 +167,7 @@ class AttachmentRow(SQLModel, table=True):
     __table_args__ = (Index("ix_attachments_content_position", "content_id", "position"),)
 
     id: str = _primary_id()
+    org_id: str = _id("organizations.id")
     content_id: str = _id("message_contents.id")
     position: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     type: str = _text(16)
@@ -144,8 +179,8 @@ class AttachmentRow(SQLModel, table=True):
 class RunRow(SQLModel, table=True):
     __tablename__ = "runs"
     __table_args__ = (
-        Index("ix_runs_created", "created_at", "id"),
-        Index("ix_runs_status_created", "status", "created_at", "id"),
+        Index("ix_runs_org_created", "org_id", "created_at", "id"),
+        Index("ix_runs_org_status_created", "org_id", "status", "created_at", "id"),
         Index("ix_runs_agent_created", "agent_id", "created_at", "id"),
         Index("ix_runs_thread_created", "thread_id", "created_at", "id"),
         Index("ix_runs_started", "started_at"),
@@ -154,6 +189,7 @@ class RunRow(SQLModel, table=True):
     )
 
     id: str = _primary_id()
+    org_id: str = _id("organizations.id")
     agent_id: str = _id("agents.id")
     thread_id: str = _id("threads.id")
     trigger_message_group_id: str = _id("message_groups.id", index=True)
@@ -182,6 +218,8 @@ class IdempotencyKeyRow(SQLModel, table=True):
 
     __tablename__ = "idempotency_keys"
 
+    org_id: str = Field(sa_column=Column(String(40), ForeignKey("organizations.id"),
+                                         primary_key=True))
     key: str = Field(sa_column=Column(String(255), primary_key=True))
     request_hash: str = _text(64)
     run_id: str = _text(40)
@@ -194,6 +232,7 @@ class RunErrorRow(SQLModel, table=True):
     __table_args__ = (Index("ix_run_errors_run_created", "run_id", "created_at", "id"),)
 
     id: str = _primary_id()
+    org_id: str = _id("organizations.id")
     run_id: str = _id("runs.id")
     code: str = _text(64)
     message: str = _text()
@@ -209,6 +248,7 @@ class AttachedItemRow(SQLModel, table=True):
     )
 
     id: str = _primary_id()
+    org_id: str = _id("organizations.id")
     run_id: str = _id("runs.id")
     message_group_id: str | None = _id("message_groups.id", nullable=True)
     actor_id: str | None = _id("actors.id", nullable=True, index=True)

@@ -12,7 +12,7 @@ from runql.errors import BadUserInput, Conflict, NotFound, RunqlError
 from runql.lifecycle.runs import RunRequest, cancel_run, create_run
 from runql.lifecycle.validation import Content
 from runql.storage.database import Database
-from runql.storage.tables import AgentRow, MessageGroupRow, RunRow
+from runql.storage.tables import DEFAULT_ORG_ID, AgentRow, MessageGroupRow, RunRow
 from tests.lifecycle.conftest import MAX_BYTES, event_log, new_run, reload, row_counts
 
 UNKNOWN_AGENT = "agent_AAAAAAAAAAAAAAAAAAAA"
@@ -22,9 +22,15 @@ UNKNOWN_THREAD = "thread_AAAAAAAAAAAAAAAAAAAA"
 async def test_a_run_starts_pending_with_its_thread_and_trigger_message(
     database: Database, echo: AgentRow
 ) -> None:
-    run = await new_run(database, echo, language="en-GB", country="us",
-                        timezone="America/New_York", metadata={"k": "v"},
-                        raw_inputs={"text": "Hello"})
+    run = await new_run(
+        database,
+        echo,
+        language="en-GB",
+        country="us",
+        timezone="America/New_York",
+        metadata={"k": "v"},
+        raw_inputs={"text": "Hello"},
+    )
     assert run.status == RunStatus.PENDING
     assert (run.language, run.country, run.timezone) == ("en-GB", "US", "America/New_York")
     assert run.started_at is None
@@ -55,14 +61,24 @@ REFUSALS: list[tuple[str, dict[str, Any], type[RunqlError], str]] = [
     ("unknown thread", {"thread_id": UNKNOWN_THREAD}, NotFound, "threadId"),
     ("empty content", {"content": Content(())}, BadUserInput, "content"),
     ("blank content", {"content": Content.text("   ")}, BadUserInput, "content"),
-    ("content over the cap", {"content": Content.text("x" * (MAX_BYTES + 1))}, BadUserInput,
-     "content"),
-    ("attachment without file or url",
-     {"content": Content((Part("hi"),), (Attachment(AttachmentType.FILE),))}, BadUserInput,
-     "content.attachments[0]"),
-    ("attachment with a bad url",
-     {"content": Content((Part("hi"),), (Attachment(AttachmentType.LINK, url="ftp://x"),))},
-     BadUserInput, "content.attachments[0].url"),
+    (
+        "content over the cap",
+        {"content": Content.text("x" * (MAX_BYTES + 1))},
+        BadUserInput,
+        "content",
+    ),
+    (
+        "attachment without file or url",
+        {"content": Content((Part("hi"),), (Attachment(AttachmentType.FILE),))},
+        BadUserInput,
+        "content.attachments[0]",
+    ),
+    (
+        "attachment with a bad url",
+        {"content": Content((Part("hi"),), (Attachment(AttachmentType.LINK, url="ftp://x"),))},
+        BadUserInput,
+        "content.attachments[0].url",
+    ),
     ("invalid language", {"language": "english!"}, BadUserInput, "language"),
     ("language with underscore", {"language": "en_US"}, BadUserInput, "language"),
     ("invalid country", {"country": "XX"}, BadUserInput, "country"),
@@ -73,24 +89,33 @@ REFUSALS: list[tuple[str, dict[str, Any], type[RunqlError], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("fields", "error", "field"), [r[1:] for r in REFUSALS],
-                         ids=[r[0] for r in REFUSALS])
+@pytest.mark.parametrize(
+    ("fields", "error", "field"), [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS]
+)
 async def test_refused_input_names_its_field_and_writes_nothing(
-    database: Database, echo: AgentRow, fields: dict[str, Any], error: type[RunqlError],
+    database: Database,
+    echo: AgentRow,
+    fields: dict[str, Any],
+    error: type[RunqlError],
     field: str,
 ) -> None:
     before = await row_counts(database)
     request: dict[str, Any] = {"agent_id": echo.id, "content": Content.text("Hello"), **fields}
     with pytest.raises(error) as raised:
-        await create_run(database, RunRequest(**request), max_content_bytes=MAX_BYTES)
+        await create_run(
+            database, DEFAULT_ORG_ID, RunRequest(**request), max_content_bytes=MAX_BYTES
+        )
     assert raised.value.field == field
     assert await row_counts(database) == before
 
 
-async def test_a_thread_of_another_agent_is_a_conflict(database: Database, echo: AgentRow,
-                                                      ) -> None:
-    other = await catalog.create_agent(database, _registry(), name="Other", kind="echo",
-                                       config={})
+async def test_a_thread_of_another_agent_is_a_conflict(
+    database: Database,
+    echo: AgentRow,
+) -> None:
+    other = await catalog.create_agent(
+        database, _registry(), DEFAULT_ORG_ID, name="Other", kind="echo", config={}
+    )
     run = await new_run(database, other)
     before = await row_counts(database)
     with pytest.raises(Conflict) as raised:
@@ -100,7 +125,7 @@ async def test_a_thread_of_another_agent_is_a_conflict(database: Database, echo:
 
 
 async def test_an_archived_agent_takes_no_new_runs(database: Database, echo: AgentRow) -> None:
-    await catalog.archive_agent(database, echo.id)
+    await catalog.archive_agent(database, DEFAULT_ORG_ID, echo.id)
     before = await row_counts(database)
     with pytest.raises(Conflict) as raised:
         await new_run(database, echo)
@@ -138,8 +163,9 @@ async def test_the_same_key_with_other_input_is_a_conflict(
 async def test_fifty_concurrent_calls_with_one_key_make_one_run(
     database: Database, echo: AgentRow
 ) -> None:
-    runs = await asyncio.gather(*(
-        new_run(database, echo, idempotency_key="burst") for _ in range(50)))
+    runs = await asyncio.gather(
+        *(new_run(database, echo, idempotency_key="burst") for _ in range(50))
+    )
     assert len({run.id for run in runs}) == 1
     assert (await row_counts(database))["runs"] == 1
 
@@ -149,10 +175,18 @@ async def test_structured_content_keeps_parts_and_attachments_in_order(
 ) -> None:
     content = Content(
         (Part("one"), Part("**two**", ContentPartType.MARKDOWN)),
-        (Attachment(AttachmentType.IMAGE, file_id="file_AAAAAAAAAAAAAAAAAAAA",
-                    url="https://files.example.com/a.png", caption="a chart"),),
+        (
+            Attachment(
+                AttachmentType.IMAGE,
+                file_id="file_AAAAAAAAAAAAAAAAAAAA",
+                url="https://files.example.com/a.png",
+                caption="a chart",
+            ),
+        ),
     )
-    run = await create_run(database, RunRequest(echo.id, content), max_content_bytes=MAX_BYTES)
+    run = await create_run(
+        database, DEFAULT_ORG_ID, RunRequest(echo.id, content), max_content_bytes=MAX_BYTES
+    )
     assert (await row_counts(database))["content_parts"] == 2
     assert (await row_counts(database))["attachments"] == 1
     assert run.status == RunStatus.PENDING
@@ -162,8 +196,8 @@ async def test_cancelling_a_pending_run_is_immediate_and_idempotent(
     database: Database, echo: AgentRow
 ) -> None:
     run = await new_run(database, echo)
-    assert (await cancel_run(database, run.id)).status == RunStatus.CANCELLED
-    assert (await cancel_run(database, run.id)).status == RunStatus.CANCELLED
+    assert (await cancel_run(database, DEFAULT_ORG_ID, run.id)).status == RunStatus.CANCELLED
+    assert (await cancel_run(database, DEFAULT_ORG_ID, run.id)).status == RunStatus.CANCELLED
     assert [kind for _, kind, _ in await event_log(database, run.id)] == ["status_changed"] * 2
     assert (await reload(database, run.id)).completed_at is not None
 
@@ -176,6 +210,6 @@ async def test_cancelling_a_finished_run_is_a_conflict(database: Database, echo:
         async with database.write() as session:
             await transition(session, run.id, status)
     with pytest.raises(Conflict):
-        await cancel_run(database, run.id)
+        await cancel_run(database, DEFAULT_ORG_ID, run.id)
     stored: RunRow = await reload(database, run.id)
     assert stored.status == RunStatus.SUCCESS

@@ -23,7 +23,7 @@ from runql.enums import RunStatus
 from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.lifecycle.runs import cancel_run
 from runql.storage.database import Database
-from runql.storage.tables import AgentRow, MessageGroupRow, RunErrorRow, RunRow
+from runql.storage.tables import DEFAULT_ORG_ID, AgentRow, MessageGroupRow, RunErrorRow, RunRow
 from tests.lifecycle.conftest import event_log, new_run, reload, statuses
 
 Behaviour = Callable[[AgentRequest], Awaitable[AgentReply]]
@@ -52,14 +52,20 @@ class ScriptedKind:
         return ScriptedAgent(self.behave)
 
 
-FAST = ExecutorConfig(concurrency=2, lease_seconds=5, poll_seconds=0.05,
-                      agent_timeout_seconds=5, shutdown_grace_seconds=0.2)
+FAST = ExecutorConfig(
+    concurrency=2,
+    lease_seconds=5,
+    poll_seconds=0.05,
+    agent_timeout_seconds=5,
+    shutdown_grace_seconds=0.2,
+)
 
 
 async def _scripted(database: Database, behave: Behaviour) -> tuple[AgentRegistry, AgentRow]:
     registry = AgentRegistry([EchoKind(), ScriptedKind(behave)])
-    agent = await catalog.create_agent(database, registry, name="Scripted", kind="scripted",
-                                       config={})
+    agent = await catalog.create_agent(
+        database, registry, DEFAULT_ORG_ID, name="Scripted", kind="scripted", config={}
+    )
     return registry, agent
 
 
@@ -91,8 +97,12 @@ async def test_an_echo_run_goes_pending_running_success_with_its_reply(
     assert reply.parent_message_group_id == run.trigger_message_group_id
     log = await event_log(database, run.id)
     assert [seq for seq, _, _ in log] == [1, 2, 3, 4]
-    assert [kind for _, kind, _ in log] == ["status_changed", "status_changed", "message_added",
-                                            "status_changed"]
+    assert [kind for _, kind, _ in log] == [
+        "status_changed",
+        "status_changed",
+        "message_added",
+        "status_changed",
+    ]
     assert await statuses(database, run.id) == ["pending", "running", "success"]
 
 
@@ -108,14 +118,22 @@ async def test_replies_carry_items_and_cost(database: Database) -> None:
     done = await reload(database, run.id)
     assert (done.status, done.cost_amount) == (RunStatus.SUCCESS, 2.5)
     kinds = [kind for _, kind, _ in await event_log(database, run.id)]
-    assert kinds == ["status_changed", "status_changed", "message_added", "item_attached",
-                     "status_changed"]
+    assert kinds == [
+        "status_changed",
+        "status_changed",
+        "message_added",
+        "item_attached",
+        "status_changed",
+    ]
 
 
-@pytest.mark.parametrize(("failure", "code"), [
-    (AgentError("quota_exceeded", "The agent's quota is spent."), "quota_exceeded"),
-    (KeyError("boom"), "agent_failed"),
-])
+@pytest.mark.parametrize(
+    ("failure", "code"),
+    [
+        (AgentError("quota_exceeded", "The agent's quota is spent."), "quota_exceeded"),
+        (KeyError("boom"), "agent_failed"),
+    ],
+)
 async def test_an_agent_that_raises_ends_the_run_in_error(
     database: Database, failure: Exception, code: str
 ) -> None:
@@ -128,8 +146,12 @@ async def test_an_agent_that_raises_ends_the_run_in_error(
     assert (await reload(database, run.id)).status == RunStatus.ERROR
     async with database.read() as session:
         from sqlalchemy import select
-        errors = (await session.execute(
-            select(RunErrorRow).where(RunErrorRow.run_id == run.id))).scalars().all()
+
+        errors = (
+            (await session.execute(select(RunErrorRow).where(RunErrorRow.run_id == run.id)))
+            .scalars()
+            .all()
+        )
     assert [error.code for error in errors] == [code]
     assert await statuses(database, run.id) == ["pending", "running", "error"]
 
@@ -141,20 +163,24 @@ async def test_an_agent_that_times_out_ends_the_run_in_error(database: Database)
 
     registry, agent = await _scripted(database, hang)
     run = await new_run(database, agent)
-    config = ExecutorConfig(concurrency=1, lease_seconds=5, poll_seconds=0.05,
-                            agent_timeout_seconds=0.3)
+    config = ExecutorConfig(
+        concurrency=1, lease_seconds=5, poll_seconds=0.05, agent_timeout_seconds=0.3
+    )
     assert await Executor(database, registry, config).run_once()
     assert (await reload(database, run.id)).status == RunStatus.ERROR
-    kinds = [payload for _, kind, payload in await event_log(database, run.id)
-             if kind == "error_added"]
+    kinds = [
+        payload for _, kind, payload in await event_log(database, run.id) if kind == "error_added"
+    ]
     assert len(kinds) == 1
 
 
-async def test_an_expired_lease_is_recovered_as_an_error(database: Database,
-                                                       echo: AgentRow) -> None:
+async def test_an_expired_lease_is_recovered_as_an_error(
+    database: Database, echo: AgentRow
+) -> None:
     run = await new_run(database, echo)
-    dead = Executor(database, AgentRegistry([EchoKind()]),
-                    ExecutorConfig(lease_seconds=0.2), name="dead-worker")
+    dead = Executor(
+        database, AgentRegistry([EchoKind()]), ExecutorConfig(lease_seconds=0.2), name="dead-worker"
+    )
     claimed = await dead.claim()  # claims, then "dies": never renews, never finishes
     assert claimed is not None
     survivor = Executor(database, AgentRegistry([EchoKind()]), FAST, name="survivor")
@@ -182,7 +208,7 @@ async def test_cancelling_a_running_run_stops_its_agent(database: Database) -> N
     await executor.start()
     try:
         await _until(lambda: _status_is(database, run.id, RunStatus.RUNNING))
-        assert (await cancel_run(database, run.id)).status == RunStatus.RUNNING
+        assert (await cancel_run(database, DEFAULT_ORG_ID, run.id)).status == RunStatus.RUNNING
         await _until(lambda: _status_is(database, run.id, RunStatus.CANCELLED))
     finally:
         await executor.stop()
@@ -191,7 +217,7 @@ async def test_cancelling_a_running_run_stops_its_agent(database: Database) -> N
 
 
 async def test_shutdown_releases_a_run_that_another_worker_then_finishes(
-    database: Database
+    database: Database,
 ) -> None:
     gate = asyncio.Event()
 
@@ -209,8 +235,13 @@ async def test_shutdown_releases_a_run_that_another_worker_then_finishes(
     gate.set()
     second = Executor(database, registry, FAST, name="second")
     assert await second.run_once()
-    assert await statuses(database, run.id) == ["pending", "running", "pending", "running",
-                                                "success"]
+    assert await statuses(database, run.id) == [
+        "pending",
+        "running",
+        "pending",
+        "running",
+        "success",
+    ]
 
 
 async def test_two_executors_never_run_one_run_twice(database: Database) -> None:
@@ -227,8 +258,10 @@ async def test_two_executors_never_run_one_run_twice(database: Database) -> None
     for executor in executors:
         await executor.start()
     try:
+
         async def all_done() -> bool:
             return all([await _status_is(database, r.id, RunStatus.SUCCESS) for r in runs])
+
         await _until(all_done, seconds=30)
     finally:
         for executor in executors:
@@ -251,8 +284,7 @@ async def test_runs_of_one_thread_execute_one_at_a_time_in_order(database: Datab
 
     registry, agent = await _scripted(database, serial)
     first = await new_run(database, agent, "1")
-    later = [await new_run(database, agent, str(n), thread_id=first.thread_id)
-             for n in range(2, 5)]
+    later = [await new_run(database, agent, str(n), thread_id=first.thread_id) for n in range(2, 5)]
     executor = Executor(database, registry, ExecutorConfig(concurrency=3, poll_seconds=0.05))
     await executor.start()
     try:

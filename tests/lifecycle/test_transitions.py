@@ -33,8 +33,10 @@ async def _run_in(database: Database, agent: AgentRow, status: RunStatus) -> Run
 
 def test_the_table_is_the_documented_machine() -> None:
     assert {
-        (RunStatus.PENDING, RunStatus.RUNNING), (RunStatus.RUNNING, RunStatus.SUCCESS),
-        (RunStatus.RUNNING, RunStatus.ERROR), (RunStatus.PENDING, RunStatus.CANCELLED),
+        (RunStatus.PENDING, RunStatus.RUNNING),
+        (RunStatus.RUNNING, RunStatus.SUCCESS),
+        (RunStatus.RUNNING, RunStatus.ERROR),
+        (RunStatus.PENDING, RunStatus.CANCELLED),
         (RunStatus.RUNNING, RunStatus.CANCELLED),
     } == LEGAL
 
@@ -57,9 +59,10 @@ async def test_legal_transition_changes_status_and_logs_it(
         assert stored.completed_at >= stored.created_at
 
 
-@pytest.mark.parametrize(("source", "target"),
-                         [pair for pair in ALL_PAIRS if pair not in LEGAL
-                          and pair[1] is not RunStatus.PENDING])
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [pair for pair in ALL_PAIRS if pair not in LEGAL and pair[1] is not RunStatus.PENDING],
+)
 async def test_illegal_transition_is_a_conflict_and_changes_nothing(
     database: Database, echo: AgentRow, source: RunStatus, target: RunStatus
 ) -> None:
@@ -113,6 +116,7 @@ async def test_events_are_announced_after_commit_and_never_after_rollback(
     database.on_commit(lambda event: heard.append((event.run_id, event.seq)))
     run = await new_run(database, echo)
     assert heard == [(run.id, 1)]
+
     async def give_up() -> None:
         async with database.write() as session:
             await transition(session, run.id, RunStatus.RUNNING)

@@ -18,6 +18,7 @@ from runql.storage.database import Database
 from runql.storage.tables import (
     AttachedItemRow,
     AttachmentRow,
+    DEFAULT_ORG_ID,
     ContentPartRow,
     MessageRow,
     RunRow,
@@ -197,9 +198,11 @@ async def test_parts_and_attachments_are_ordered_by_position(
     content_id = (await gql("query($id: ID!) { node(id: $id) { ... on Message { content "
                             "{ id } } } }", {"id": message.id}))["data"]["node"]["content"]["id"]
     positions = [7, 3, 11, 5, 9]
-    parts = [ContentPartRow(id=new_id(Kind.PART), content_id=content_id, position=p,
+    parts = [ContentPartRow(id=new_id(Kind.PART), org_id=DEFAULT_ORG_ID, content_id=content_id,
+                            position=p,
                             type="text", text=f"part {p}") for p in positions]
-    attachments = [AttachmentRow(id=new_id(Kind.ATTACHMENT), content_id=content_id, position=p,
+    attachments = [AttachmentRow(id=new_id(Kind.ATTACHMENT), org_id=DEFAULT_ORG_ID,
+                                 content_id=content_id, position=p,
                                  type="link", url=f"https://example.com/{p}") for p in positions]
     async with demo_database.write() as session:
         await insert_rows(session, [*parts, *attachments])

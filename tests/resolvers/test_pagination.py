@@ -94,7 +94,8 @@ async def _rest_of_walk(gql: GraphQLClient, page: dict[str, Any]) -> list[str]:
 
 def _new_run(template: RunRow, created_at: datetime) -> RunRow:
     return RunRow(
-        id=new_id(Kind.RUN), agent_id=template.agent_id, thread_id=template.thread_id,
+        id=new_id(Kind.RUN), org_id=template.org_id, agent_id=template.agent_id,
+        thread_id=template.thread_id,
         trigger_message_group_id=template.trigger_message_group_id, status="pending",
         created_at=created_at,
     )
