@@ -1,0 +1,51 @@
+"""The GraphQL endpoint on /graphql: queries and mutations over HTTP, subscriptions over
+websockets (graphql-transport-ws and the legacy graphql-ws), and GraphiQL for browsers."""
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+
+from runql.auth.asgi import UNAUTHENTICATED, principal_of
+from runql.auth.devkey import graphiql_page
+from runql.auth.keys import authenticate, bearer_secret
+from runql.resolvers.context import Context
+from runql.schema.schema import build_schema
+from runql.settings import Settings
+from runql.storage.database import Database
+
+
+class GraphQLEndpoint(GraphQL[Context, None]):
+    def __init__(self, database: Database, settings: Settings) -> None:
+        super().__init__(build_schema(development=settings.is_development), graphql_ide="graphiql")
+        self.database = database
+        self.settings = settings
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        principal = principal_of(request.scope)
+        org_id = principal.org_id if principal else ""
+        return Context.create(self.database, self.settings, org_id, request, response)
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        """Websockets authenticate at `connection_init` (an `Authorization` entry in its
+        payload) or with the upgrade request's header; a bad key closes with 4403."""
+        params = context.connection_params or {}
+        given = params.get("Authorization") or params.get("authorization")
+        assert context.request is not None
+        secret = bearer_secret(given if isinstance(given, str) else
+                               context.request.headers.get("authorization"))
+        principal = await authenticate(self.database, secret)
+        if principal is None:
+            raise ConnectionRejectionError({"reason": UNAUTHENTICATED})
+        context.authenticate(principal.org_id)
+        return None
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(graphiql_page(self.graphql_ide_html, self.settings))
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
