@@ -14,12 +14,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# Reference clients written by others (graphql-ws, graphql-http) that the tests drive.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: $(VENV)/.installed
 	$(BIN)/runql migrate
 	$(BIN)/runql demo --if-empty
 	RUNQL_ENV=development $(BIN)/runql serve
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed node_modules/.installed
 	$(BIN)/ruff check runql tests bench
 	$(BIN)/mypy runql
 	$(BIN)/pytest
