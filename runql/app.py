@@ -12,12 +12,15 @@ from starlette.routing import Route, WebSocketRoute
 
 from runql.agents.registry import default_registry
 from runql.auth.asgi import RequireApiKey
+from runql.bus.feeders import feed_from_commits
+from runql.bus.hub import Hub
 from runql.endpoint import GraphQLEndpoint
 from runql.lifecycle.executor import Executor, ExecutorConfig
+from runql.rest import rest_routes
 from runql.settings import Settings
 from runql.storage.database import Database
 
-PROTECTED = ["/graphql"]
+PROTECTED = ["/graphql", "/runs"]
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> Starlette:
@@ -27,7 +30,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         settings.database_url, pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
-    graphql = GraphQLEndpoint(db, settings)
+    hub = Hub(settings.subscriber_queue_size)
+    feed_from_commits(hub, db)
+    graphql = GraphQLEndpoint(db, settings, hub)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -50,9 +55,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         Route("/", home),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        *rest_routes(db, settings),
     ]
     middleware = [Middleware(RequireApiKey, database=db, protected=PROTECTED)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.database = db
     app.state.settings = settings
+    app.state.hub = hub
     return app

@@ -1,6 +1,8 @@
 """The GraphQL endpoint on /graphql: queries and mutations over HTTP, subscriptions over
 websockets (graphql-transport-ws and the legacy graphql-ws), and GraphiQL for browsers."""
 
+from datetime import timedelta
+
 import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -11,6 +13,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from runql.auth.asgi import UNAUTHENTICATED, principal_of
 from runql.auth.devkey import graphiql_page
 from runql.auth.keys import authenticate, bearer_secret
+from runql.bus.hub import Hub
 from runql.resolvers.context import Context
 from runql.schema.schema import build_schema
 from runql.settings import Settings
@@ -18,17 +21,26 @@ from runql.storage.database import Database
 
 
 class GraphQLEndpoint(GraphQL[Context, None]):
-    def __init__(self, database: Database, settings: Settings) -> None:
-        super().__init__(build_schema(development=settings.is_development), graphql_ide="graphiql")
+    def __init__(self, database: Database, settings: Settings, hub: Hub) -> None:
+        super().__init__(
+            build_schema(development=settings.is_development),
+            graphql_ide="graphiql",
+            keep_alive=True,
+            keep_alive_interval=settings.ws_keep_alive_seconds,
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
+            allowed_origins=settings.allowed_origins,
+        )
         self.database = database
         self.settings = settings
+        self.hub = hub
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         principal = principal_of(request.scope)
         org_id = principal.org_id if principal else ""
-        return Context.create(self.database, self.settings, org_id, request, response)
+        return Context.create(self.database, self.settings, org_id, request, response, self.hub)
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Websockets authenticate at `connection_init` (an `Authorization` entry in its
@@ -47,5 +59,6 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql_page(self.graphql_ide_html, self.settings))
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        """Text, not bytes: websocket messages must go out as text frames."""
+        return orjson.dumps(data).decode()

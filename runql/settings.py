@@ -52,6 +52,11 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     max_content_bytes: int = 1024 * 1024
     dev_key_file: str = ".runql-dev-key"
+    ws_init_timeout_seconds: float = 10.0
+    ws_keep_alive_seconds: float = 15.0
+    ws_max_subscriptions: int = 100
+    allowed_origins: tuple[str, ...] = ()
+    subscriber_queue_size: int = 1000
 
     @property
     def is_development(self) -> bool:
@@ -79,4 +84,10 @@ class Settings:
             shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             max_content_bytes=_int("MAX_CONTENT_BYTES", cls.max_content_bytes),
             dev_key_file=_env("DEV_KEY_FILE", cls.dev_key_file),
+            ws_init_timeout_seconds=_float("WS_INIT_TIMEOUT_SECONDS", cls.ws_init_timeout_seconds),
+            ws_keep_alive_seconds=_float("WS_KEEP_ALIVE_SECONDS", cls.ws_keep_alive_seconds),
+            ws_max_subscriptions=_int("WS_MAX_SUBSCRIPTIONS", cls.ws_max_subscriptions),
+            allowed_origins=tuple(o.strip() for o in _env("ALLOWED_ORIGINS", "").split(",")
+                                  if o.strip()),
+            subscriber_queue_size=_int("SUBSCRIBER_QUEUE_SIZE", cls.subscriber_queue_size),
         )

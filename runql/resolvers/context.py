@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from runql.agents.registry import AgentRegistry, default_registry
+from runql.bus.hub import Hub
 from runql.resolvers.loaders import Loaders
 from runql.settings import Settings
 from runql.storage.database import Database
@@ -21,6 +22,7 @@ class Context:
     org_id: str
     loaders: Loaders
     agents: AgentRegistry = field(default_factory=default_registry)
+    hub: Hub | None = None
     request: Request | WebSocket | None = None
     response: Response | WebSocket | None = None
     connection_params: dict[str, Any] | None = None
@@ -33,14 +35,20 @@ class Context:
         org_id: str,
         request: Request | WebSocket | None = None,
         response: Response | WebSocket | None = None,
+        hub: Hub | None = None,
     ) -> "Context":
         return cls(database, settings, org_id, Loaders(database, org_id), request=request,
-                   response=response)
+                   response=response, hub=hub)
 
     def authenticate(self, org_id: str) -> None:
         """Open the organization for this (websocket) context, once its key is checked."""
         self.org_id = org_id
-        self.loaders = Loaders(self.database, org_id)
+        self.refresh_loaders()
+
+    def refresh_loaders(self) -> None:
+        """Forget what the loaders hold. A websocket's context lives as long as the socket,
+        so each event of a subscription gets fresh loaders: no stale rows."""
+        self.loaders = Loaders(self.database, self.org_id)
 
 
 Info = strawberry.Info[Context, None]

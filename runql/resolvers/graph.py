@@ -25,6 +25,7 @@ from runql.storage.tables import (
     MessageGroupRow,
     MessageRow,
     RunErrorRow,
+    RunEventRow,
     RunRow,
     ThreadRow,
 )
@@ -133,6 +134,10 @@ async def item_actor(root: AttachedItemRow, info: Info) -> ActorRow | None:
 
 
 async def item_run(root: AttachedItemRow, info: Info) -> RunRow | None:
+    return await info.context.loaders.run.load(root.run_id)
+
+
+async def event_run(root: RunEventRow, info: Info) -> RunRow | None:
     return await info.context.loaders.run.load(root.run_id)
 
 

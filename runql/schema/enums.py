@@ -105,3 +105,14 @@ AttachmentType = _documented(
         "LINK": "A web page.",
     },
 )
+
+RunEventType = _documented(
+    enums.RunEventType,
+    "What a run event records.",
+    {
+        "STATUS_CHANGED": "The run's status changed; the payload names the new one.",
+        "MESSAGE_ADDED": "The run wrote a message.",
+        "ERROR_ADDED": "The run recorded an error.",
+        "ITEM_ATTACHED": "An item was attached to the run.",
+    },
+)

@@ -7,6 +7,7 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import StreamExecutionResult
 
 from runql.errors import RunqlError
 from runql.storage.database import StatementCount, counting_statements
@@ -75,6 +76,13 @@ class ErrorCodes(SchemaExtension):
         yield
         for error in self.execution_context.pre_execution_errors or []:
             _with_code(error, "GRAPHQL_VALIDATION_FAILED")
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        """Each result of a subscription, as it is sent."""
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [coded(error) for error in errors]  # type: ignore[union-attr]
+        yield
 
 
 class SqlStatistics(SchemaExtension):

@@ -13,6 +13,7 @@ from runql.schema.extensions import ErrorCodes, SqlStatistics
 from runql.schema.mutation import Mutation
 from runql.schema.query import Query
 from runql.schema.scalars import SCALARS
+from runql.schema.subscription import Subscription
 
 ALL_TYPES = [
     types.Run, types.Agent, types.Thread, types.MessageGroup, types.Message, types.Actor,
@@ -43,6 +44,7 @@ def build_schema(*, development: bool = False) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=ALL_TYPES,
         extensions=_extensions(development=development),
         config=StrawberryConfig(scalar_map=SCALARS),

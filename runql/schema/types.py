@@ -15,6 +15,7 @@ from runql.enums import (
     MessageGroupType,
     MessageStatus,
     MessageType,
+    RunEventType,
     RunStatus,
 )
 from runql.resolvers import graph
@@ -229,3 +230,17 @@ class Run(Node):
     )
     errors: list[RunError] = strawberry.field(resolver=graph.run_errors)
     attached_items: list[AttachedItem] = strawberry.field(resolver=graph.run_attached_items)
+
+
+@strawberry.type(description="One entry of a run's event log: a status change, a message "
+                 "added, an error added or an item attached.")
+class RunEvent:
+    seq: int = strawberry.field(
+        description="Numbered from 1 per run, with no gaps: resume with `after: seq`.")
+    type: RunEventType
+    payload: JSON = strawberry.field(
+        description="What changed, by id: {status}, {message_group_id, message_id}, "
+        "{error_id} or {item_id}.")
+    created_at: datetime
+    run: Run | None = strawberry.field(resolver=graph.event_run,
+                                       description="The run as it is now.")

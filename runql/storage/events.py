@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -18,6 +18,7 @@ _UNCOMMITTED = "runql.uncommitted_events"
 
 @dataclass(frozen=True, slots=True)
 class RunEvent:
+    org_id: str
     run_id: str
     seq: int
     type: RunEventType
@@ -37,11 +38,11 @@ async def append_event(
         update(RunRow)
         .where(col(RunRow.id) == run_id)
         .values(last_event_seq=col(RunRow.last_event_seq) + 1)
-        .returning(col(RunRow.last_event_seq))
+        .returning(col(RunRow.last_event_seq), col(RunRow.org_id))
         .execution_options(synchronize_session=False)
     )
-    seq = (await session.execute(bump)).scalar_one()
-    event = RunEvent(run_id, seq, type, payload, utcnow())
+    seq, org_id = (await session.execute(bump)).one()
+    event = RunEvent(org_id, run_id, seq, type, payload, utcnow())
     session.add(RunEventRow(run_id=run_id, seq=seq, type=type.value, payload=payload,
                             created_at=event.created_at))
     session.info.setdefault(_UNCOMMITTED, []).append(event)
@@ -51,3 +52,16 @@ async def append_event(
 def take_uncommitted(session: AsyncSession) -> list[RunEvent]:
     events: list[RunEvent] = session.info.pop(_UNCOMMITTED, [])
     return events
+
+
+async def events_after(
+    session: AsyncSession, run_id: str, after: int, limit: int = 500
+) -> list[RunEventRow]:
+    """The run's events numbered above `after`, in order, at most `limit` of them."""
+    statement = (
+        select(RunEventRow)
+        .where(col(RunEventRow.run_id) == run_id, col(RunEventRow.seq) > after)
+        .order_by(col(RunEventRow.seq))
+        .limit(limit)
+    )
+    return list((await session.execute(statement)).scalars().all())

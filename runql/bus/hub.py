@@ -1,0 +1,102 @@
+"""One hub per process. Publishers post notices on channels; each subscriber has a bounded
+queue, and one that falls too far behind is cut off rather than allowed to grow memory.
+
+Notices only say that something happened (which run, which sequence number); subscribers read
+what they missed from the run_events log. So a notice lost anywhere (a listener reconnecting,
+a subscriber cut off) costs nothing but a re-read.
+"""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+DEFAULT_QUEUE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    org_id: str
+    run_id: str
+    seq: int
+
+
+class SubscriberLagging(Exception):
+    """The subscriber left more than its queue's worth of notices unread."""
+
+    def __init__(self, backlog: int) -> None:
+        super().__init__(f"the subscriber fell {backlog} notices behind and was cut off")
+        self.backlog = backlog
+
+
+class Subscriber:
+    def __init__(self, channels: tuple[str, ...], queue_size: int) -> None:
+        self.channels = channels
+        self._queue: asyncio.Queue[Notice] = asyncio.Queue(queue_size)
+        self._lagging = False
+
+    def offer(self, notice: Notice) -> None:
+        if self._lagging:
+            return
+        try:
+            self._queue.put_nowait(notice)
+        except asyncio.QueueFull:
+            self._lagging = True  # the full queue wakes the reader, which then raises
+
+    async def next(self, within: float | None = None) -> Notice | None:
+        """The next notice; None when `within` seconds pass first. Raises SubscriberLagging."""
+        if self._lagging:
+            raise SubscriberLagging(self._queue.maxsize)
+        try:
+            notice = await asyncio.wait_for(self._queue.get(), within)
+        except TimeoutError:
+            return None
+        if self._lagging:
+            raise SubscriberLagging(self._queue.maxsize)
+        return notice
+
+    def drain(self) -> list[Notice]:
+        """Every notice waiting now, without waiting for more."""
+        found = []
+        while not self._queue.empty():
+            found.append(self._queue.get_nowait())
+        return found
+
+
+class Hub:
+    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        self.queue_size = queue_size
+        self._subscribers: defaultdict[str, set[Subscriber]] = defaultdict(set)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len({s for subscribers in self._subscribers.values() for s in subscribers})
+
+    def publish(self, notice: Notice) -> None:
+        """Offer the notice to everyone on its run's and its organization's channels."""
+        for channel in (run_channel(notice.run_id), org_channel(notice.org_id)):
+            for subscriber in tuple(self._subscribers.get(channel, ())):
+                subscriber.offer(notice)
+
+    @asynccontextmanager
+    async def subscribe(self, channels: Iterable[str]) -> AsyncIterator[Subscriber]:
+        subscriber = Subscriber(tuple(channels), self.queue_size)
+        for channel in subscriber.channels:
+            self._subscribers[channel].add(subscriber)
+        try:
+            yield subscriber
+        finally:
+            for channel in subscriber.channels:
+                members = self._subscribers[channel]
+                members.discard(subscriber)
+                if not members:
+                    del self._subscribers[channel]
+
+
+def run_channel(run_id: str) -> str:
+    return f"run:{run_id}"
+
+
+def org_channel(org_id: str) -> str:
+    return f"org:{org_id}"

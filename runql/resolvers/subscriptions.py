@@ -1,0 +1,139 @@
+"""Subscription resolvers. Each one subscribes to the hub first and reads the run_events log
+second, so an event committed between the two is read, not missed; and it reads by sequence
+number, so no event is given twice."""
+
+from collections.abc import AsyncGenerator
+
+from sqlalchemy import inspect, select
+from sqlmodel import col
+from starlette.websockets import WebSocket
+from strawberry import ID
+
+from runql.bus.hub import Hub, Subscriber, SubscriberLagging, org_channel, run_channel
+from runql.enums import RunEventType, RunStatus
+from runql.errors import BadUserInput, NotFound
+from runql.ids import Kind, require
+from runql.resolvers.context import Context, Info
+from runql.resolvers.graph import checked_filter
+from runql.schema.inputs import RunFilterInput
+from runql.storage.events import events_after
+from runql.storage.tables import RunEventRow, RunRow
+
+REREAD_SECONDS = 5.0
+LAGGING_CLOSE_CODE = 1013  # "try again later"
+
+
+def _hub(info: Info) -> Hub:
+    hub = info.context.hub
+    assert hub is not None, "subscriptions need the endpoint's hub"
+    return hub
+
+
+async def _run(context: Context, run_id: str) -> RunRow:
+    """The run as it is now, read past the loaders' cache."""
+    context.refresh_loaders()
+    run = await context.loaders.run.load(run_id)
+    if run is None:
+        raise NotFound(f"there is no run {run_id}", field="id")
+    return run
+
+
+async def _read(context: Context, run_id: str, after: int) -> list[RunEventRow]:
+    async with context.database.read() as session:
+        return await events_after(session, run_id, after)
+
+
+async def _wait(context: Context, notices: Subscriber) -> None:
+    """Until something happens (or a while passes: a re-read costs little). A subscriber too
+    far behind is disconnected with a reason that says how to resume."""
+    try:
+        await notices.next(within=REREAD_SECONDS)
+    except SubscriberLagging as lagging:
+        if isinstance(context.request, WebSocket):
+            await context.request.close(LAGGING_CLOSE_CODE, f"{lagging}; resubscribe with "
+                                        "`after` set to the last sequence number you saw")
+        raise
+
+
+def _ends_run(event: RunEventRow) -> bool:
+    return (event.type == RunEventType.STATUS_CHANGED
+            and RunStatus(event.payload["status"]).is_terminal)
+
+
+async def run_events(
+    info: Info, run_id: ID, after: int | None = None
+) -> AsyncGenerator[RunEventRow, None]:
+    context = info.context
+    require(run_id, Kind.RUN, "runId")
+    if after is not None and after < 0:
+        raise BadUserInput("after is a sequence number, 0 or more", field="after")
+    async with _hub(info).subscribe([run_channel(run_id)]) as notices:
+        run = await _run(context, run_id)
+        last = after or 0
+        if RunStatus(run.status).is_terminal and last >= run.last_event_seq:
+            return
+        while True:
+            events = await _read(context, run_id, last)
+            for event in events:
+                context.refresh_loaders()
+                yield event
+                last = event.seq
+                if _ends_run(event):
+                    return
+            if not events:
+                await _wait(context, notices)
+
+
+def _as_of(run: RunRow, status: str) -> RunRow:
+    """The run with the status it had at an event (its other fields as they are now)."""
+    columns = {attr.key: getattr(run, attr.key) for attr in inspect(RunRow).column_attrs}
+    return RunRow(**{**columns, "status": status})
+
+
+async def run_status(info: Info, id: ID) -> AsyncGenerator[RunRow, None]:
+    context = info.context
+    require(id, Kind.RUN, "id")
+    async with _hub(info).subscribe([run_channel(id)]) as notices:
+        run = await _run(context, id)
+        yield run
+        last = run.last_event_seq
+        if RunStatus(run.status).is_terminal:
+            return
+        while True:
+            events = await _read(context, id, last)
+            for event in events:
+                last = event.seq
+                if event.type != RunEventType.STATUS_CHANGED:
+                    continue
+                yield _as_of(await _run(context, id), event.payload["status"])
+                if _ends_run(event):
+                    return
+            if not events:
+                await _wait(context, notices)
+
+
+async def _matching(context: Context, run_ids: list[str], filter: RunFilterInput | None
+                    ) -> list[RunRow]:
+    run_filter = checked_filter(filter)
+    statement = select(RunRow).where(col(RunRow.id).in_(run_ids),
+                                      col(RunRow.org_id) == context.org_id,
+                                      *(run_filter.conditions() if run_filter else []))
+    async with context.database.read() as session:
+        found = {row.id: row for row in (await session.execute(statement)).scalars()}
+    return [found[run_id] for run_id in run_ids if run_id in found]
+
+
+async def runs(info: Info, filter: RunFilterInput | None = None
+               ) -> AsyncGenerator[RunRow, None]:
+    """Every change to the organization's runs that match the filter, new runs included: the
+    run as it is after the change. Changes that arrive together come once per run."""
+    context = info.context
+    checked_filter(filter)
+    async with _hub(info).subscribe([org_channel(context.org_id)]) as notices:
+        while True:
+            notice = await notices.next()
+            assert notice is not None
+            changed = list(dict.fromkeys(n.run_id for n in [notice, *notices.drain()]))
+            for run in await _matching(context, changed, filter):
+                context.refresh_loaders()
+                yield run

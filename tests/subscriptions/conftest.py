@@ -1,0 +1,99 @@
+"""A real uvicorn server on a loopback port, in the test's event loop, with its executor."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from runql.agents import catalog
+from runql.agents.registry import default_registry
+from runql.app import create_app
+from runql.auth.keys import create_key
+from runql.bus.hub import Hub
+from runql.settings import Settings
+from runql.storage.database import Database
+from runql.storage.tables import DEFAULT_ORG_ID, AgentRow
+
+CREATE_RUN = """mutation($agent: ID!, $text: String!) {
+  createRun(input: {agentId: $agent, content: {text: $text}}) { run { id status } } }"""
+
+
+@dataclass
+class Live:
+    http_url: str
+    ws_url: str
+    key: str
+    database: Database
+    hub: Hub
+    echo: AgentRow
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=20) as client:
+            response = await client.post(
+                self.http_url, json={"query": query, "variables": variables or {}},
+                headers={"Authorization": f"Bearer {self.key}"})
+        body: dict[str, Any] = response.json()
+        assert "errors" not in body, body
+        return body["data"]  # type: ignore[no-any-return]
+
+    async def create_run(self, text: str = "ping", agent: AgentRow | None = None) -> str:
+        data = await self.gql(CREATE_RUN, {"agent": (agent or self.echo).id, "text": text})
+        return str(data["createRun"]["run"]["id"])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def serve(database: Database, settings: Settings) -> AsyncIterator[tuple[str, Hub]]:
+    app = create_app(settings, database)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(20):
+        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+            await asyncio.sleep(0.01)
+    try:
+        yield f"127.0.0.1:{port}", app.state.hub
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
+
+
+LIVE_SETTINGS = {"workers": 2, "poll_seconds": 0.2, "ws_init_timeout_seconds": 1.0}
+
+
+@pytest.fixture
+def live_settings(settings: Settings) -> Settings:
+    return replace(settings, **LIVE_SETTINGS)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def live(database: Database, live_settings: Settings) -> AsyncIterator[Live]:
+    echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
+                                      kind="echo", config={"delay_ms": 50})
+    key = (await create_key(database, "subscriptions")).secret
+    async with serve(database, live_settings) as (address, hub):
+        yield Live(f"http://{address}/graphql", f"ws://{address}/graphql", key, database, hub,
+                   echo)
+
+
+@pytest.fixture
+async def quiet_live(database: Database, live_settings: Settings) -> AsyncIterator[Live]:
+    """A live server with no workers: the test itself moves runs along."""
+    echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
+                                      kind="echo", config={"delay_ms": 0})
+    key = (await create_key(database, "subscriptions")).secret
+    async with serve(database, replace(live_settings, workers=0)) as (address, hub):
+        yield Live(f"http://{address}/graphql", f"ws://{address}/graphql", key, database, hub,
+                   echo)

@@ -1,0 +1,35 @@
+"""The in-process hub: channels, bounded queues, and cutting off a subscriber that lags."""
+
+import pytest
+
+from runql.bus.hub import Hub, Notice, SubscriberLagging, org_channel, run_channel
+
+
+async def test_a_notice_reaches_its_run_and_organization_channels_only() -> None:
+    hub = Hub()
+    notice = Notice("org_1", "run_1", 1)
+    async with (hub.subscribe([run_channel("run_1")]) as by_run,
+                hub.subscribe([org_channel("org_1")]) as by_org,
+                hub.subscribe([run_channel("run_2"), org_channel("org_2")]) as elsewhere):
+        hub.publish(notice)
+        assert await by_run.next(within=1) == notice
+        assert await by_org.next(within=1) == notice
+        assert await elsewhere.next(within=0.05) is None
+
+
+async def test_unsubscribing_leaves_no_trace() -> None:
+    hub = Hub()
+    async with hub.subscribe([run_channel("run_1")]):
+        assert hub.subscriber_count == 1
+    assert hub.subscriber_count == 0
+    hub.publish(Notice("org_1", "run_1", 1))  # nobody listens: nothing to do
+
+
+async def test_a_subscriber_that_falls_behind_is_cut_off_and_memory_stays_bounded() -> None:
+    hub = Hub(queue_size=3)
+    async with hub.subscribe([run_channel("run_1")]) as slow:
+        for seq in range(1, 100):
+            hub.publish(Notice("org_1", "run_1", seq))
+        assert len(slow.drain()) == 3
+        with pytest.raises(SubscriberLagging, match="3 notices behind"):
+            await slow.next(within=1)
