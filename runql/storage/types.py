@@ -36,5 +36,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def format_instant(value: datetime) -> str:
+    """An instant as every API writes it: UTC, milliseconds, `Z` (2025-01-01T00:00:00.000Z)."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def json_default() -> dict[str, Any]:
     return {}
