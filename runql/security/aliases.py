@@ -1,0 +1,57 @@
+"""The alias limit: how many aliased fields an operation asks for, fragments included."""
+
+from functools import cache
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationRule,
+)
+from graphql.language import SKIP, VisitorAction
+
+from runql.security.errors import too_complex
+from runql.security.fragments import FragmentMemo, FragmentOf
+
+
+class _Aliases:
+    def __init__(self, fragment_of: FragmentOf) -> None:
+        self.fragments = FragmentMemo(fragment_of, 0)
+
+    def of(self, selection_set: SelectionSetNode) -> int:
+        return sum(self.selection(node) for node in selection_set.selections)
+
+    def selection(self, node: Any) -> int:
+        if isinstance(node, FieldNode):
+            own = 1 if node.alias is not None else 0
+            return own + (self.of(node.selection_set) if node.selection_set else 0)
+        if isinstance(node, InlineFragmentNode):
+            return self.of(node.selection_set)
+        if isinstance(node, FragmentSpreadNode):
+            return self.fragments.get(node.name.value, None,
+                                      lambda fragment: self.of(fragment.selection_set))
+        return 0
+
+
+def operation_aliases(operation: OperationDefinitionNode, fragment_of: FragmentOf) -> int:
+    return _Aliases(fragment_of).of(operation.selection_set)
+
+
+@cache
+def alias_rule(max_aliases: int) -> type[ValidationRule]:
+    """One rule class per limit, made once: the validation cache keys on its identity."""
+
+    class AliasLimit(ValidationRule):
+        def enter_operation_definition(self, node: OperationDefinitionNode,
+                                       *_args: object) -> VisitorAction:
+            aliases = operation_aliases(node, self.context.get_fragment)
+            if aliases > max_aliases:
+                self.report_error(too_complex(
+                    f"The operation uses {aliases} aliases; at most {max_aliases} are allowed.",
+                    "aliases", max_aliases, actual=aliases, nodes=[node]))
+            return SKIP
+
+    return AliasLimit

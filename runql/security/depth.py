@@ -1,0 +1,58 @@
+"""The depth limit: how many levels of fields an operation nests (introspection aside)."""
+
+from functools import cache
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationRule,
+)
+from graphql.language import SKIP, VisitorAction
+
+from runql.security.errors import too_complex
+from runql.security.fragments import FragmentMemo, FragmentOf
+
+
+class _Depth:
+    def __init__(self, fragment_of: FragmentOf) -> None:
+        self.fragments = FragmentMemo(fragment_of, 0)
+
+    def of(self, selection_set: SelectionSetNode) -> int:
+        return max((self.selection(node) for node in selection_set.selections), default=0)
+
+    def selection(self, node: Any) -> int:
+        if isinstance(node, FieldNode):
+            if node.name.value.startswith("__"):
+                return 0
+            return 1 + (self.of(node.selection_set) if node.selection_set else 0)
+        if isinstance(node, InlineFragmentNode):
+            return self.of(node.selection_set)
+        if isinstance(node, FragmentSpreadNode):
+            return self.fragments.get(node.name.value, None,
+                                      lambda fragment: self.of(fragment.selection_set))
+        return 0
+
+
+def operation_depth(operation: OperationDefinitionNode, fragment_of: FragmentOf) -> int:
+    return _Depth(fragment_of).of(operation.selection_set)
+
+
+@cache
+def depth_rule(max_depth: int) -> type[ValidationRule]:
+    """One rule class per limit, made once: the validation cache keys on its identity."""
+
+    class DepthLimit(ValidationRule):
+        def enter_operation_definition(self, node: OperationDefinitionNode,
+                                       *_args: object) -> VisitorAction:
+            depth = operation_depth(node, self.context.get_fragment)
+            if depth > max_depth:
+                self.report_error(too_complex(
+                    f"The operation nests fields {depth} levels deep; at most {max_depth} "
+                    "levels are allowed.", "depth", max_depth, actual=depth, nodes=[node]))
+            return SKIP
+
+    return DepthLimit

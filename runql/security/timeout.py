@@ -1,0 +1,33 @@
+"""The execution timeout: a query or mutation that runs longer is cancelled and answers
+TIMEOUT (RUNQL_EXECUTION_TIMEOUT_SECONDS)."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from runql.security.errors import TIMEOUT
+from runql.security.limits import settings_of
+
+
+def timed_out(seconds: float) -> GraphQLError:
+    return GraphQLError(f"The operation was cancelled after {seconds:g} s, the most one may run.",
+                        extensions={"code": TIMEOUT, "seconds": seconds})
+
+
+class ExecutionTimeout(SchemaExtension):
+    """Subscriptions are left alone: they are meant to last."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        if context.operation_type is OperationType.SUBSCRIPTION:
+            yield
+            return
+        seconds = settings_of(context.context).execution_timeout_seconds
+        try:
+            async with asyncio.timeout(seconds):
+                yield
+        except TimeoutError:
+            raise timed_out(seconds) from None
