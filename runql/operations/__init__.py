@@ -1,0 +1,2 @@
+"""Running runql in production: health and readiness, Prometheus metrics, JSON logs with
+request ids, and optional OpenTelemetry tracing."""

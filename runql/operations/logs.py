@@ -1,0 +1,74 @@
+"""Logs as one JSON object a line (RUNQL_LOG_FORMAT=json, the default) or as text, each with the
+id of the request it belongs to. `runql serve` hands `uvicorn_log_config` to uvicorn; uvicorn's
+access log is replaced by ObserveRequests' one, which knows the request id and the operation."""
+
+import logging
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from runql.operations.requests import current_request_id
+from runql.settings import Settings
+
+ACCESS = "runql.access"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "request_id", "taskName",
+    "color_message"}  # uvicorn's copy of the message with terminal colours
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps each record with the id of the request being served (or "-")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = current_request_id() or "-"
+        return True
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {key: value for key, value in vars(record).items()
+            if key not in _STANDARD and not key.startswith("_")}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", "-")
+        if request_id != "-":
+            entry["request_id"] = request_id
+        entry.update(_extras(record))
+        if record.exc_info:
+            entry["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        return orjson.dumps(entry, default=str).decode()
+
+
+def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
+    """A logging.config.dictConfig for the server: everything through one handler on stderr."""
+    formatter: dict[str, Any] = (
+        {"()": "runql.operations.logs.JsonFormatter"} if settings.log_format == "json"
+        else {"format": TEXT_FORMAT})
+    level = settings.log_level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": "runql.operations.logs.RequestIdFilter"}},
+        "formatters": {"runql": formatter},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                                "formatter": "runql", "filters": ["request_id"]}},
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {
+            "uvicorn": {"handlers": [], "propagate": True, "level": level},
+            "uvicorn.error": {"handlers": [], "propagate": True, "level": level},
+            "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+            "alembic": {"level": "WARNING"},  # readiness reads the revision: no chatter
+        },
+    }

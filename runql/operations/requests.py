@@ -1,0 +1,48 @@
+"""The request being served: its id (the client's X-Request-ID when it is a sane one, else a new
+one), the GraphQL operation it ran and the SQL statements it took. ObserveRequests sets it for
+the request's task; tasks started from there (DataLoader batches) see the same record."""
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+REQUEST_ID_HEADER = "x-request-id"
+_SANE = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
+
+
+@dataclass
+class RequestRecord:
+    request_id: str
+    operation: str | None = None
+    statements: int = 0
+
+
+_current: ContextVar[RequestRecord | None] = ContextVar("runql_request", default=None)
+
+
+def current_request() -> RequestRecord | None:
+    return _current.get()
+
+
+def current_request_id() -> str | None:
+    record = _current.get()
+    return record.request_id if record is not None else None
+
+
+def request_id_from(header: str | None) -> str:
+    """The client's id if it is short and plain (it goes into logs and headers), else a new one."""
+    if header is not None and _SANE.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+@contextmanager
+def serving(record: RequestRecord) -> Iterator[RequestRecord]:
+    token = _current.set(record)
+    try:
+        yield record
+    finally:
+        _current.reset(token)
