@@ -33,6 +33,9 @@ from typing import Any
 import httpx
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.scratch import scratch_database
+
 ROOT = Path(__file__).resolve().parent.parent
 CREATE = """mutation($agent: ID!, $text: String!) {
   createRun(input: {agentId: $agent, content: {text: $text}}) { run { id status } } }"""
@@ -111,9 +114,10 @@ async def _one_at_a_time(client: httpx.AsyncClient, agent: str, count: int) -> l
     return found
 
 
-async def _measure(base_url: str, runs: int, concurrency: int) -> dict[str, float]:
+async def _measure(base_url: str, key: str, runs: int, concurrency: int) -> dict[str, float]:
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits,
+                                 headers={"Authorization": f"Bearer {key}"}) as client:
         await _wait_until_up(client)
         agent = (await _post(client, CREATE_AGENT))["createAgent"]["agent"]["id"]
         queue: asyncio.Queue[int] = asyncio.Queue()
@@ -154,24 +158,32 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--postgres", metavar="URL", help="run on a new database of this "
+                        "PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/test) "
+                        "instead of a SQLite file")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, scratch_database(args.postgres, folder) as url:
         port = _free_port()
-        env = {**os.environ, "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/bench.db",
+        env = {**os.environ, "RUNQL_DATABASE_URL": url,
                "RUNQL_ENV": "production", "RUNQL_WORKERS": str(args.workers),
-               "RUNQL_POLL_SECONDS": "0.5"}
+               "RUNQL_POLL_SECONDS": "0.5", "RUNQL_RATE_LIMIT_PER_SECOND": "1000000",
+               "RUNQL_RATE_LIMIT_BURST": "1000000"}
         subprocess.run([sys.executable, "-m", "runql", "migrate"], env=env, cwd=ROOT,
                        check=True, capture_output=True)
+        made = subprocess.run([sys.executable, "-m", "runql", "keys", "create", "--name", "bench"],
+                              env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+        key = made.stdout.strip().splitlines()[-1]
         server = subprocess.Popen(
             [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            figures = asyncio.run(_measure(f"http://127.0.0.1:{port}", args.runs,
+            figures = asyncio.run(_measure(f"http://127.0.0.1:{port}", key, args.runs,
                                            args.concurrency))
         finally:
             server.terminate()
             server.wait(timeout=30)
-    figures.update(runs=args.runs, concurrency=args.concurrency, workers=args.workers)
+    figures.update(runs=args.runs, concurrency=args.concurrency, workers=args.workers,
+                   database="postgresql" if args.postgres else "sqlite")
     print(f"burst of {args.runs}: createRun {figures['create_per_s']}/s answered, "
           f"{figures['complete_per_s']}/s to SUCCESS; createdAt -> completedAt p50 "
           f"{figures['to_success_p50_ms']} ms, p99 {figures['to_success_p99_ms']} ms (queued)")

@@ -254,6 +254,8 @@ def _run(
         seq = _event(batch, run, seq, RunEventType.STATUS_CHANGED, run.completed_at,
                      status=status.value)
     run.last_event_seq = seq - 1
+    if status is RunStatus.RUNNING:
+        thread.active_run_id = run.id
     batch.add(run)
     return reply
 

@@ -1,8 +1,9 @@
-"""Shared fixtures: real SQLite files, migrated by the real migrations, with demo data."""
+"""Shared fixtures: real databases (SQLite files, PostgreSQL databases), migrated by the real
+migrations, with demo data."""
 
 import asyncio
-import shutil
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,55 +18,68 @@ from runql.resolvers.context import Context
 from runql.schema.schema import build_schema
 from runql.settings import Environment, Settings
 from runql.storage.database import Database
-from runql.storage.migrate import upgrade
 from runql.storage.tables import DEFAULT_ORG_ID
+from tests.backends import POSTGRES_SERVER, PostgresBackend, SQLiteBackend
 
 DEMO_RUNS = 120
 DEMO_NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def sqlite_url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
+def _backend_for(kind: str, folder: Path) -> SQLiteBackend | PostgresBackend:
+    if kind == "sqlite":
+        return SQLiteBackend(folder)
+    why = asyncio.run(PostgresBackend.reachable())
+    if why is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI and not reachable: {why}")
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_SERVER} ({why}); "
+                    "start one or set RUNQL_TEST_POSTGRES")
+    return PostgresBackend()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLiteBackend | PostgresBackend]:
+    """Every test that uses a database runs once on SQLite and once on PostgreSQL."""
+    made = _backend_for(request.param, tmp_path_factory.mktemp("templates"))
+    yield made
+    made.close()
+
+
+async def _load_demo(url: str) -> None:
+    database = Database.from_url(url)
+    await load_demo(database, runs=DEMO_RUNS, seed=11, now=DEMO_NOW)
+    await database.dispose()
 
 
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("templates") / "empty.db"
-    upgrade(sqlite_url(path))
-    return path
+def migrated_template(backend: SQLiteBackend | PostgresBackend) -> str:
+    return backend.template("empty")
 
 
 @pytest.fixture(scope="session")
-def demo_template(migrated_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("templates") / "demo.db"
-    shutil.copy(migrated_template, path)
-
-    async def load() -> None:
-        database = Database.from_url(sqlite_url(path))
-        await load_demo(database, runs=DEMO_RUNS, seed=11, now=DEMO_NOW)
-        await database.dispose()
-
-    asyncio.run(load())
-    return path
-
-
-def _copy(template: Path, target: Path) -> Path:
-    shutil.copy(template, target)
-    return target
+def demo_template(backend: SQLiteBackend | PostgresBackend, migrated_template: str) -> str:
+    return backend.template("demo", _load_demo, base=migrated_template)
 
 
 @pytest.fixture
-async def database(migrated_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database.from_url(sqlite_url(_copy(migrated_template, tmp_path / "runql.db")))
+async def database(backend: SQLiteBackend | PostgresBackend, migrated_template: str,
+                   tmp_path: Path) -> AsyncIterator[Database]:
+    url = await backend.copy(migrated_template, tmp_path)
+    db = Database.from_url(url)
     yield db
     await db.dispose()
+    backend.release(url)
 
 
 @pytest.fixture
-async def demo_database(demo_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database.from_url(sqlite_url(_copy(demo_template, tmp_path / "runql.db")))
+async def demo_database(backend: SQLiteBackend | PostgresBackend, demo_template: str,
+                        tmp_path: Path) -> AsyncIterator[Database]:
+    url = await backend.copy(demo_template, tmp_path)
+    db = Database.from_url(url)
     yield db
     await db.dispose()
+    backend.release(url)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ a subscriber cut off) costs nothing but a re-read.
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -20,6 +20,10 @@ class Notice:
     org_id: str
     run_id: str
     seq: int
+    status: str | None = None  # the run's new status, when the event changed it
+
+
+Observer = Callable[[Notice], None]
 
 
 class SubscriberLagging(Exception):
@@ -68,6 +72,21 @@ class Hub:
     def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         self.queue_size = queue_size
         self._subscribers: defaultdict[str, set[Subscriber]] = defaultdict(set)
+        self._observers: list[Observer] = []
+
+    def observe(self, observer: Observer) -> None:
+        """Call `observer` with every notice (the executor wakes on new runs this way)."""
+        self._observers.append(observer)
+
+    def unobserve(self, observer: Observer) -> None:
+        self._observers.remove(observer)
+
+    def wake_everyone(self) -> None:
+        """Make every subscriber re-read the log: after a feeder reconnects, notices may have
+        been missed, and the log has what they said."""
+        for members in tuple(self._subscribers.values()):
+            for subscriber in tuple(members):
+                subscriber.offer(Notice("", "", 0))
 
     @property
     def subscriber_count(self) -> int:
@@ -78,6 +97,8 @@ class Hub:
         for channel in (run_channel(notice.run_id), org_channel(notice.org_id)):
             for subscriber in tuple(self._subscribers.get(channel, ())):
                 subscriber.offer(notice)
+        for observer in self._observers:
+            observer(notice)
 
     @asynccontextmanager
     async def subscribe(self, channels: Iterable[str]) -> AsyncIterator[Subscriber]:

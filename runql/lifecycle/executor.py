@@ -16,7 +16,8 @@ from sqlmodel import col
 
 from runql.agents.protocol import AgentError, AgentReply
 from runql.agents.registry import AgentRegistry
-from runql.enums import RunEventType, RunStatus
+from runql.bus.hub import Hub, Notice
+from runql.enums import RunStatus
 from runql.errors import Conflict
 from runql.lifecycle.conversation import agent_request, write_error, write_reply
 from runql.lifecycle.runs import IDEMPOTENCY_WINDOW
@@ -24,12 +25,13 @@ from runql.lifecycle.transitions import transition
 from runql.settings import Settings
 from runql.storage.database import Database
 from runql.storage.events import RunEvent
-from runql.storage.tables import AgentRow, IdempotencyKeyRow, RunRow
+from runql.storage.tables import AgentRow, IdempotencyKeyRow, RunRow, ThreadRow
 from runql.storage.types import utcnow
 
 log = logging.getLogger("runql.executor")
 
 CANCEL_CHECK_SECONDS = 0.2
+CLAIM_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,11 @@ class _LeaseLost(Exception):
 
 class Executor:
     def __init__(self, database: Database, registry: AgentRegistry,
-                 config: ExecutorConfig | None = None, *, name: str | None = None) -> None:
+                 config: ExecutorConfig | None = None, *, name: str | None = None,
+                 hub: Hub | None = None) -> None:
+        """With a hub, new runs of other processes wake the workers too (on PostgreSQL);
+        without, this process's commits do, and others' are found by polling."""
+        self.hub = hub
         self.database = database
         self.registry = registry
         self.config = config or ExecutorConfig()
@@ -74,7 +80,10 @@ class Executor:
     # -- running ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.database.on_commit(self._notice)
+        if self.hub is not None:
+            self.hub.observe(self._on_notice)
+        else:
+            self.database.on_commit(self._on_commit)
         self._tasks = [asyncio.create_task(self._slot(), name=f"runql-slot-{i}")
                        for i in range(self.config.concurrency)]
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="runql-housekeeping"))
@@ -89,10 +98,19 @@ class Executor:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.database.remove_commit_listener(self._notice)
+        if self.hub is not None:
+            self.hub.unobserve(self._on_notice)
+        else:
+            self.database.remove_commit_listener(self._on_commit)
 
-    def _notice(self, event: RunEvent) -> None:
-        if event.type is RunEventType.STATUS_CHANGED and event.payload.get("status") == "pending":
+    def _on_commit(self, event: RunEvent) -> None:
+        self._wake_for(event.status)
+
+    def _on_notice(self, notice: Notice) -> None:
+        self._wake_for(notice.status)
+
+    def _wake_for(self, status: str | None) -> None:
+        if status == RunStatus.PENDING.value:
             self._wake.set()
 
     async def _slot(self) -> None:
@@ -136,21 +154,29 @@ class Executor:
         return utcnow() + timedelta(seconds=self.config.lease_seconds)
 
     async def claim(self) -> RunRow | None:
-        """Take the oldest pending run whose thread has no run executing (runs of one thread go
-        one at a time, in order). One statement picks it; the state machine's conditional
-        update makes sure no other worker took it first."""
+        """Take the oldest pending run of a thread that is executing nothing (runs of one
+        thread go one at a time, in order). A select picks it (skipping rows other workers
+        hold, on PostgreSQL); the state machine's conditional updates of the run and of its
+        thread make sure no other worker took either first."""
+        for _ in range(CLAIM_ATTEMPTS):
+            try:
+                return await self._claim_once()
+            except Conflict:
+                continue  # another worker won that run or its thread: pick again
+        return None
+
+    async def _claim_once(self) -> RunRow | None:
         async with self.database.write() as session:
-            executing = select(col(RunRow.thread_id)).where(
-                col(RunRow.status) == RunStatus.RUNNING.value)
             candidate = (
                 select(col(RunRow.id))
+                .join(ThreadRow, col(ThreadRow.id) == col(RunRow.thread_id))
                 .where(col(RunRow.status) == RunStatus.PENDING.value,
-                       col(RunRow.thread_id).not_in(executing))
+                       col(ThreadRow.active_run_id).is_(None))
                 .order_by(col(RunRow.created_at), col(RunRow.id))
                 .limit(1)
             )
             if not self.database.is_sqlite:
-                candidate = candidate.with_for_update(skip_locked=True)
+                candidate = candidate.with_for_update(skip_locked=True, of=[RunRow, ThreadRow])
             run_id = (await session.execute(candidate)).scalar_one_or_none()
             if run_id is None:
                 return None

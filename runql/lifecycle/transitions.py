@@ -16,7 +16,7 @@ from sqlmodel import col
 from runql.enums import RunEventType, RunStatus
 from runql.errors import Conflict, NotFound
 from runql.storage.events import append_event
-from runql.storage.tables import RunRow
+from runql.storage.tables import RunRow, ThreadRow
 from runql.storage.types import utcnow
 
 SOURCES: dict[RunStatus, frozenset[RunStatus]] = {
@@ -62,8 +62,26 @@ async def transition(
     row = (await session.execute(statement)).scalars().first()
     if row is None:
         raise await _refusal(session, run_id, target, held_by)
+    await _occupy_thread(session, row, executing=target is RunStatus.RUNNING)
     await append_event(session, run_id, RunEventType.STATUS_CHANGED, {"status": target.value})
     return row
+
+
+async def _occupy_thread(session: AsyncSession, run: RunRow, *, executing: bool) -> None:
+    """A thread executes one run at a time: a run that starts takes its thread (or the
+    transition fails), and one that stops gives it back. Conditional updates of the thread's
+    row make this safe with any number of workers."""
+    thread = col(ThreadRow.id) == run.thread_id
+    if executing:
+        taken = await session.execute(
+            update(ThreadRow).where(thread, col(ThreadRow.active_run_id).is_(None))
+            .values(active_run_id=run.id).execution_options(synchronize_session=False))
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict(f"thread {run.thread_id} is executing another run", field="id")
+    else:
+        await session.execute(
+            update(ThreadRow).where(thread, col(ThreadRow.active_run_id) == run.id)
+            .values(active_run_id=None).execution_options(synchronize_session=False))
 
 
 async def _refusal(

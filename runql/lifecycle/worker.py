@@ -6,6 +6,8 @@ import signal
 from dataclasses import replace
 
 from runql.agents.registry import default_registry
+from runql.bus.feeders import PostgresListener, feed_from_commits
+from runql.bus.hub import Hub
 from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.settings import Settings
 from runql.storage.database import Database
@@ -16,14 +18,21 @@ async def run_worker(settings: Settings, concurrency: int) -> None:
     database = Database.from_url(settings.database_url, pool_size=settings.db_pool_size,
                                  max_overflow=settings.db_max_overflow)
     config = replace(ExecutorConfig.from_settings(settings), concurrency=concurrency)
-    executor = Executor(database, default_registry(), config)
+    hub = Hub()
+    feed_from_commits(hub, database)
+    listener = None if database.is_sqlite else PostgresListener(hub, settings.database_url)
+    executor = Executor(database, default_registry(), config, hub=hub)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if listener is not None:
+        await listener.start()
     await executor.start()
     try:
         await stop.wait()
     finally:
         await executor.stop()
+        if listener is not None:
+            await listener.stop()
         await database.dispose()

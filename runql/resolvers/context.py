@@ -10,6 +10,7 @@ from starlette.websockets import WebSocket
 
 from runql.agents.registry import AgentRegistry, default_registry
 from runql.bus.hub import Hub
+from runql.bus.shared import SharedReads
 from runql.resolvers.loaders import Loaders
 from runql.settings import Settings
 from runql.storage.database import Database
@@ -23,6 +24,7 @@ class Context:
     loaders: Loaders
     agents: AgentRegistry = field(default_factory=default_registry)
     hub: Hub | None = None
+    shared: SharedReads | None = None
     request: Request | WebSocket | None = None
     response: Response | WebSocket | None = None
     connection_params: dict[str, Any] | None = None
@@ -36,9 +38,10 @@ class Context:
         request: Request | WebSocket | None = None,
         response: Response | WebSocket | None = None,
         hub: Hub | None = None,
+        shared: SharedReads | None = None,
     ) -> "Context":
         return cls(database, settings, org_id, Loaders(database, org_id), request=request,
-                   response=response, hub=hub)
+                   response=response, hub=hub, shared=shared)
 
     def authenticate(self, org_id: str) -> None:
         """Open the organization for this (websocket) context, once its key is checked."""

@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from functools import cached_property
 from typing import Any, TypeVar
 
 from sqlalchemy import or_, select
@@ -40,8 +41,9 @@ CountKey = tuple[str, RunFilter | None]
 class Loaders:
     """Everything a request reads, batched. Build one per request (or per event).
 
-    Objects are looked up by id only in the caller's organization; what hangs below them
-    belongs to the same one. `batch_size=1` turns batching off: one query per object, the
+    Each loader is made when first used, so a fresh set costs almost nothing. Objects are
+    looked up by id only in the caller's organization; what hangs below them belongs to the
+    same one. `batch_size=1` turns batching off: one query per object, the
     naive N+1 way (benchmarks compare against it).
     """
 
@@ -49,39 +51,114 @@ class Loaders:
         self._db = database
         self.org_id = org_id
         self._batch_size = batch_size
-        self.agent = self._by_id(AgentRow)
-        self.thread = self._by_id(ThreadRow)
-        self.actor = self._by_id(ActorRow)
-        self.message_group = self._by_id(MessageGroupRow)
-        self.message = self._by_id(MessageRow)
-        self.run = self._by_id(RunRow)
-        self.content = self._by_id(MessageContentRow)
-        self.part = self._by_id(ContentPartRow)
-        self.attachment = self._by_id(AttachmentRow)
-        self.attached_item = self._by_id(AttachedItemRow)
-        self.run_error = self._by_id(RunErrorRow)
-        self.messages_by_group = self._loader(self._messages_by_group)
-        self.content_by_message = self._loader(self._content_by_message)
-        self.parts_by_content = self._by_parent(
-            ContentPartRow, ContentPartRow.content_id, ContentPartRow.position  # type: ignore[arg-type]
-        )
-        self.attachments_by_content = self._by_parent(
-            AttachmentRow, AttachmentRow.content_id, AttachmentRow.position  # type: ignore[arg-type]
-        )
-        self.errors_by_run = self._by_parent(
-            RunErrorRow, RunErrorRow.run_id, RunErrorRow.created_at, RunErrorRow.id  # type: ignore[arg-type]
-        )
-        self.items_by_run = self._loader(self._items_by(AttachedItemRow.run_id))  # type: ignore[arg-type]
-        self.items_by_group = self._loader(self._items_by(AttachedItemRow.message_group_id))  # type: ignore[arg-type]
-        self.run_of_group = self._loader(self._run_of_group)
-        self.runs_page_by_thread = self._loader(self._pages(RunRow, RunRow.thread_id))  # type: ignore[arg-type]
-        self.runs_page_by_agent = self._loader(self._pages(RunRow, RunRow.agent_id))  # type: ignore[arg-type]
-        self.groups_page_by_thread = self._loader(
-            self._pages(MessageGroupRow, MessageGroupRow.thread_id)  # type: ignore[arg-type]
-        )
-        self.runs_count_by_thread = self._loader(self._counts(RunRow.thread_id))  # type: ignore[arg-type]
-        self.runs_count_by_agent = self._loader(self._counts(RunRow.agent_id))  # type: ignore[arg-type]
-        self.groups_count_by_thread = self._loader(self._counts(MessageGroupRow.thread_id))  # type: ignore[arg-type]
+
+    @cached_property
+    def agent(self) -> BatchLoader[str, AgentRow | None]:
+        return self._by_id(AgentRow)
+
+    @cached_property
+    def thread(self) -> BatchLoader[str, ThreadRow | None]:
+        return self._by_id(ThreadRow)
+
+    @cached_property
+    def actor(self) -> BatchLoader[str, ActorRow | None]:
+        return self._by_id(ActorRow)
+
+    @cached_property
+    def message_group(self) -> BatchLoader[str, MessageGroupRow | None]:
+        return self._by_id(MessageGroupRow)
+
+    @cached_property
+    def message(self) -> BatchLoader[str, MessageRow | None]:
+        return self._by_id(MessageRow)
+
+    @cached_property
+    def run(self) -> BatchLoader[str, RunRow | None]:
+        return self._by_id(RunRow)
+
+    @cached_property
+    def content(self) -> BatchLoader[str, MessageContentRow | None]:
+        return self._by_id(MessageContentRow)
+
+    @cached_property
+    def part(self) -> BatchLoader[str, ContentPartRow | None]:
+        return self._by_id(ContentPartRow)
+
+    @cached_property
+    def attachment(self) -> BatchLoader[str, AttachmentRow | None]:
+        return self._by_id(AttachmentRow)
+
+    @cached_property
+    def attached_item(self) -> BatchLoader[str, AttachedItemRow | None]:
+        return self._by_id(AttachedItemRow)
+
+    @cached_property
+    def run_error(self) -> BatchLoader[str, RunErrorRow | None]:
+        return self._by_id(RunErrorRow)
+
+    @cached_property
+    def messages_by_group(self) -> BatchLoader[str, list[MessageRow]]:
+        return self._loader(self._messages_by_group)
+
+    @cached_property
+    def content_by_message(self) -> BatchLoader[str, MessageContentRow | None]:
+        return self._loader(self._content_by_message)
+
+    @cached_property
+    def parts_by_content(self) -> BatchLoader[str, list[ContentPartRow]]:
+        return self._by_parent(
+                ContentPartRow, ContentPartRow.content_id, ContentPartRow.position  # type: ignore[arg-type]
+            )
+
+    @cached_property
+    def attachments_by_content(self) -> BatchLoader[str, list[AttachmentRow]]:
+        return self._by_parent(
+                AttachmentRow, AttachmentRow.content_id, AttachmentRow.position  # type: ignore[arg-type]
+            )
+
+    @cached_property
+    def errors_by_run(self) -> BatchLoader[str, list[RunErrorRow]]:
+        return self._by_parent(
+                RunErrorRow, RunErrorRow.run_id, RunErrorRow.created_at, RunErrorRow.id  # type: ignore[arg-type]
+            )
+
+    @cached_property
+    def items_by_run(self) -> BatchLoader[str, list[AttachedItemRow]]:
+        return self._loader(self._items_by(AttachedItemRow.run_id))  # type: ignore[arg-type]
+
+    @cached_property
+    def items_by_group(self) -> BatchLoader[str, list[AttachedItemRow]]:
+        return self._loader(self._items_by(AttachedItemRow.message_group_id))  # type: ignore[arg-type]
+
+    @cached_property
+    def run_of_group(self) -> BatchLoader[str, RunRow | None]:
+        return self._loader(self._run_of_group)
+
+    @cached_property
+    def runs_page_by_thread(self) -> BatchLoader[PageKey, Page[RunRow]]:
+        return self._loader(self._pages(RunRow, RunRow.thread_id))  # type: ignore[arg-type]
+
+    @cached_property
+    def runs_page_by_agent(self) -> BatchLoader[PageKey, Page[RunRow]]:
+        return self._loader(self._pages(RunRow, RunRow.agent_id))  # type: ignore[arg-type]
+
+    @cached_property
+    def groups_page_by_thread(self) -> BatchLoader[PageKey, Page[MessageGroupRow]]:
+        return self._loader(
+                self._pages(MessageGroupRow, MessageGroupRow.thread_id)  # type: ignore[arg-type]
+            )
+
+    @cached_property
+    def runs_count_by_thread(self) -> BatchLoader[CountKey, int]:
+        return self._loader(self._counts(RunRow.thread_id))  # type: ignore[arg-type]
+
+    @cached_property
+    def runs_count_by_agent(self) -> BatchLoader[CountKey, int]:
+        return self._loader(self._counts(RunRow.agent_id))  # type: ignore[arg-type]
+
+    @cached_property
+    def groups_count_by_thread(self) -> BatchLoader[CountKey, int]:
+        return self._loader(self._counts(MessageGroupRow.thread_id))  # type: ignore[arg-type]
 
     def _loader(self, load: Callable[[list[K]], Awaitable[Sequence[V]]]) -> BatchLoader[K, V]:
         return BatchLoader(load, max_batch_size=self._batch_size)

@@ -10,13 +10,13 @@ from starlette.websockets import WebSocket
 from strawberry import ID
 
 from runql.bus.hub import Hub, Subscriber, SubscriberLagging, org_channel, run_channel
+from runql.bus.shared import SharedReads
 from runql.enums import RunEventType, RunStatus
 from runql.errors import BadUserInput, NotFound
 from runql.ids import Kind, require
 from runql.resolvers.context import Context, Info
 from runql.resolvers.graph import checked_filter
 from runql.schema.inputs import RunFilterInput
-from runql.storage.events import events_after
 from runql.storage.tables import RunEventRow, RunRow
 
 REREAD_SECONDS = 5.0
@@ -29,6 +29,11 @@ def _hub(info: Info) -> Hub:
     return hub
 
 
+def _shared(context: Context) -> SharedReads:
+    assert context.shared is not None, "subscriptions need the endpoint's shared reads"
+    return context.shared
+
+
 async def _run(context: Context, run_id: str) -> RunRow:
     """The run as it is now, read past the loaders' cache."""
     context.refresh_loaders()
@@ -38,16 +43,15 @@ async def _run(context: Context, run_id: str) -> RunRow:
     return run
 
 
-async def _read(context: Context, run_id: str, after: int) -> list[RunEventRow]:
-    async with context.database.read() as session:
-        return await events_after(session, run_id, after)
-
-
-async def _wait(context: Context, notices: Subscriber) -> None:
-    """Until something happens (or a while passes: a re-read costs little). A subscriber too
-    far behind is disconnected with a reason that says how to resume."""
+async def _wait(context: Context, notices: Subscriber) -> int | None:
+    """Until something happens: the highest sequence number announced since; None when a
+    while passed in silence or the feeder asked for a re-read (the caller then reads the log
+    afresh). A subscriber too far behind is disconnected with a reason that says how to
+    resume."""
     try:
-        await notices.next(within=REREAD_SECONDS)
+        notice = await notices.next(within=REREAD_SECONDS)
+        heard = max((n.seq for n in [notice, *notices.drain()] if n is not None), default=0)
+        return heard or None
     except SubscriberLagging as lagging:
         if isinstance(context.request, WebSocket):
             await context.request.close(LAGGING_CLOSE_CODE, f"{lagging}; resubscribe with "
@@ -60,6 +64,28 @@ def _ends_run(event: RunEventRow) -> bool:
             and RunStatus(event.payload["status"]).is_terminal)
 
 
+async def _follow(
+    context: Context, notices: Subscriber, run: RunRow, after: int
+) -> AsyncGenerator[RunEventRow, None]:
+    """The run's events after `after`, in order, up to the one that ends the run. `notices`
+    must have been subscribed before `run` was read: everything committed since is announced,
+    and everything before is at most `run.last_event_seq`."""
+    shared = _shared(context)
+    last, known, fresh = after, run.last_event_seq, False
+    while not (RunStatus(run.status).is_terminal and last >= run.last_event_seq):
+        events = await shared.events_after(run.id, last, None if fresh else known)
+        for event in events:
+            yield event
+            last = event.seq
+            if _ends_run(event):
+                return
+        fresh = False
+        if not events:
+            heard = await _wait(context, notices)
+            fresh = heard is None
+            known = max(known, heard or 0)
+
+
 async def run_events(
     info: Info, run_id: ID, after: int | None = None
 ) -> AsyncGenerator[RunEventRow, None]:
@@ -69,19 +95,9 @@ async def run_events(
         raise BadUserInput("after is a sequence number, 0 or more", field="after")
     async with _hub(info).subscribe([run_channel(run_id)]) as notices:
         run = await _run(context, run_id)
-        last = after or 0
-        if RunStatus(run.status).is_terminal and last >= run.last_event_seq:
-            return
-        while True:
-            events = await _read(context, run_id, last)
-            for event in events:
-                context.refresh_loaders()
-                yield event
-                last = event.seq
-                if _ends_run(event):
-                    return
-            if not events:
-                await _wait(context, notices)
+        async for event in _follow(context, notices, run, after or 0):
+            context.refresh_loaders()
+            yield event
 
 
 def _as_of(run: RunRow, status: str) -> RunRow:
@@ -96,20 +112,12 @@ async def run_status(info: Info, id: ID) -> AsyncGenerator[RunRow, None]:
     async with _hub(info).subscribe([run_channel(id)]) as notices:
         run = await _run(context, id)
         yield run
-        last = run.last_event_seq
-        if RunStatus(run.status).is_terminal:
-            return
-        while True:
-            events = await _read(context, id, last)
-            for event in events:
-                last = event.seq
-                if event.type != RunEventType.STATUS_CHANGED:
-                    continue
-                yield _as_of(await _run(context, id), event.payload["status"])
-                if _ends_run(event):
-                    return
-            if not events:
-                await _wait(context, notices)
+        async for event in _follow(context, notices, run, run.last_event_seq):
+            if event.type == RunEventType.STATUS_CHANGED:
+                now = await _shared(context).run(id, event.seq)
+                assert now is not None
+                context.refresh_loaders()
+                yield _as_of(now, event.payload["status"])
 
 
 async def _matching(context: Context, run_ids: list[str], filter: RunFilterInput | None
@@ -133,7 +141,8 @@ async def runs(info: Info, filter: RunFilterInput | None = None
         while True:
             notice = await notices.next()
             assert notice is not None
-            changed = list(dict.fromkeys(n.run_id for n in [notice, *notices.drain()]))
+            changed = list(dict.fromkeys(n.run_id for n in [notice, *notices.drain()]
+                                         if n.run_id))
             for run in await _matching(context, changed, filter):
                 context.refresh_loaders()
                 yield run

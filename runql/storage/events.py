@@ -1,11 +1,12 @@
 """The run_events log: appended in the transaction that makes the change, announced after commit."""
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -14,6 +15,8 @@ from runql.storage.tables import RunEventRow, RunRow
 from runql.storage.types import utcnow
 
 _UNCOMMITTED = "runql.uncommitted_events"
+NOTIFY_CHANNEL = "runql_events"
+PROCESS = secrets.token_hex(6)  # tells this process's own announcements apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,30 @@ class RunEvent:
     type: RunEventType
     payload: dict[str, Any]
     created_at: datetime
+
+    @property
+    def status(self) -> str | None:
+        return self.payload.get("status") if self.type is RunEventType.STATUS_CHANGED else None
+
+    def announcement(self) -> str:
+        """What other processes hear of this event (PostgreSQL NOTIFY, after the commit)."""
+        return "|".join((PROCESS, self.org_id, self.run_id, str(self.seq), self.status or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A run event as another process heard of it."""
+
+    origin: str
+    org_id: str
+    run_id: str
+    seq: int
+    status: str | None
+
+    @classmethod
+    def parse(cls, payload: str) -> "Announcement":
+        origin, org_id, run_id, seq, status = payload.split("|")
+        return cls(origin, org_id, run_id, int(seq), status or None)
 
 
 CommitListener = Callable[[RunEvent], None]
@@ -43,6 +70,9 @@ async def append_event(
     )
     seq, org_id = (await session.execute(bump)).one()
     event = RunEvent(org_id, run_id, seq, type, payload, utcnow())
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, :message)"),
+                              {"channel": NOTIFY_CHANNEL, "message": event.announcement()})
     session.add(RunEventRow(run_id=run_id, seq=seq, type=type.value, payload=payload,
                             created_at=event.created_at))
     session.info.setdefault(_UNCOMMITTED, []).append(event)

@@ -95,6 +95,7 @@ class ThreadRow(SQLModel, table=True):
     metadata_: dict[str, Any] = _json(name="metadata")
     created_at: datetime = _time()
     updated_at: datetime = _time()
+    active_run_id: str | None = _text(40, nullable=True)  # the run executing now, if any
 
 
 class ActorRow(SQLModel, table=True):

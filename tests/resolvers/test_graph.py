@@ -2,10 +2,8 @@
 
 import asyncio
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,15 +14,15 @@ from runql.ids import Kind, new_id
 from runql.settings import Settings
 from runql.storage.database import Database
 from runql.storage.tables import (
+    DEFAULT_ORG_ID,
     AttachedItemRow,
     AttachmentRow,
-    DEFAULT_ORG_ID,
     ContentPartRow,
     MessageRow,
     RunRow,
 )
 from runql.storage.writes import insert_rows
-from tests.conftest import DEMO_RUNS, GraphQLClient, sqlite_url
+from tests.conftest import DEMO_RUNS, GraphQLClient
 
 DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 TERMINAL = {status.name for status in TERMINAL_RUN_STATUSES}
@@ -90,11 +88,9 @@ async def _read_runs(database: Database) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def runs(demo_template: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """Every demo run with its graph, read once per module (the tests only read it)."""
-    path = tmp_path_factory.mktemp("graph") / "demo.db"
-    shutil.copy(demo_template, path)
-    found = asyncio.run(_read_runs(Database.from_url(sqlite_url(path))))
+def runs(demo_template: str) -> list[dict[str, Any]]:
+    """Every demo run with its graph, read once per module from the template (only read)."""
+    found = asyncio.run(_read_runs(Database.from_url(demo_template)))
     assert len(found) == DEMO_RUNS
     return found
 

@@ -1,8 +1,6 @@
 """`node`/`nodes` and the single-object root fields: any id, by its prefix."""
 
 import asyncio
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +8,7 @@ import pytest
 from runql.ids import Kind
 from runql.settings import Settings
 from runql.storage.database import Database
-from tests.conftest import GraphQLClient, sqlite_url
+from tests.conftest import GraphQLClient
 
 TYPENAMES = {
     "run": "Run", "agent": "Agent", "thread": "Thread", "mgrp": "MessageGroup",
@@ -77,12 +75,9 @@ async def _ids_by_kind(database: Database) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def ids_by_kind(demo_template: Path, tmp_path_factory: pytest.TempPathFactory
-                ) -> dict[str, list[str]]:
+def ids_by_kind(demo_template: str) -> dict[str, list[str]]:
     """Real ids of every kind in the demo data, from nested reads (read once per module)."""
-    path = tmp_path_factory.mktemp("nodes") / "demo.db"
-    shutil.copy(demo_template, path)
-    return asyncio.run(_ids_by_kind(Database.from_url(sqlite_url(path))))
+    return asyncio.run(_ids_by_kind(Database.from_url(demo_template)))
 
 
 def _unknown(prefix: str) -> str:

@@ -55,7 +55,10 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def serve(database: Database, settings: Settings) -> AsyncIterator[tuple[str, Hub]]:
-    app = create_app(settings, database)
+    """The app over `database` (its settings name that database, so that on PostgreSQL the
+    LISTEN connection joins the same one)."""
+    url = database.engine.url.render_as_string(hide_password=False)
+    app = create_app(replace(settings, database_url=url), database)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on"))

@@ -1,0 +1,105 @@
+"""Reads that every subscriber of a run needs at the same moment, made once per process.
+
+When a change to a run wakes its N subscribers, each wants the run's events after the same
+sequence number, and the run as it is now. Reading those N times would make fan-out cost N
+queries; here the first reader queries and the others share its result. A shared result is
+only served to a subscriber it satisfies: it must reach the sequence number of the notice
+that woke it (results are prefixes of the log, so nothing is skipped).
+"""
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from runql.storage.database import Database
+from runql.storage.events import events_after
+from runql.storage.tables import RunEventRow, RunRow
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry(Generic[V]):
+    reaches: int
+    value: V
+
+
+class _Shared(Generic[K, V]):
+    """Single-flight reads with a small LRU of their results."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max = max_entries
+        self._done: OrderedDict[K, _Entry[V]] = OrderedDict()
+        self._flying: dict[K, asyncio.Future[_Entry[V]]] = {}
+
+    async def get(self, key: K, reaching: int | None,
+                  read: Callable[[], Awaitable[tuple[int, V]]]) -> V:
+        """The value for `key`, from a read that reached `reaching` at least; None forces a
+        read that starts now."""
+        if reaching is None:
+            reaches, value = await read()
+            self._remember(key, _Entry(reaches, value))
+            return value
+        entry = self._done.get(key)
+        if entry is not None and entry.reaches >= reaching:
+            self._done.move_to_end(key)
+            return entry.value
+        flying = self._flying.get(key)
+        if flying is None:
+            flying = self._flying[key] = asyncio.get_running_loop().create_future()
+            try:
+                reaches, value = await read()
+                entry = _Entry(reaches, value)
+                self._remember(key, entry)
+                flying.set_result(entry)
+            except BaseException as error:
+                flying.set_exception(error)
+                flying.exception()  # retrieved here: every waiter re-raises it itself
+                raise
+            finally:
+                del self._flying[key]
+            return entry.value
+        entry = await asyncio.shield(flying)
+        if entry.reaches >= reaching:
+            return entry.value
+        return await self.get(key, reaching, read)
+
+    def _remember(self, key: K, entry: _Entry[V]) -> None:
+        self._done[key] = entry
+        self._done.move_to_end(key)
+        while len(self._done) > self._max:
+            self._done.popitem(last=False)
+
+
+class SharedReads:
+    def __init__(self, database: Database, max_entries: int = MAX_ENTRIES) -> None:
+        self._database = database
+        self._events: _Shared[tuple[str, int], list[RunEventRow]] = _Shared(max_entries)
+        self._runs: _Shared[tuple[str, int], RunRow | None] = _Shared(max_entries)
+
+    async def events_after(
+        self, run_id: str, after: int, reaching: int | None
+    ) -> list[RunEventRow]:
+        """The run's events after `after`, up to `reaching` at least (None: read afresh)."""
+
+        async def read() -> tuple[int, list[RunEventRow]]:
+            async with self._database.read() as session:
+                found = await events_after(session, run_id, after)
+            return (found[-1].seq if found else after), found
+
+        return await self._events.get((run_id, after), reaching, read)
+
+    async def run(self, run_id: str, as_of: int) -> RunRow | None:
+        """The run as stored once event `as_of` was committed (or later)."""
+
+        async def read() -> tuple[int, RunRow | None]:
+            async with self._database.read() as session:
+                row = await session.get(RunRow, run_id)
+            return (row.last_event_seq if row else as_of), row
+
+        return await self._runs.get((run_id, as_of), as_of, read)

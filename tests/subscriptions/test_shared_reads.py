@@ -1,0 +1,51 @@
+"""Reads shared between a run's subscribers never serve a result older than the caller needs."""
+
+import asyncio
+
+import pytest
+
+from runql.agents import catalog
+from runql.agents.registry import default_registry
+from runql.bus.shared import SharedReads
+from runql.enums import RunEventType
+from runql.storage.database import Database
+from runql.storage.events import append_event
+from runql.storage.tables import DEFAULT_ORG_ID, AgentRow
+from tests.lifecycle.conftest import new_run
+
+
+@pytest.fixture
+async def echo(database: Database) -> AgentRow:
+    return await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
+                                      kind="echo", config={"delay_ms": 0})
+
+
+async def _append(database: Database, run_id: str, count: int) -> None:
+    for index in range(count):
+        async with database.write() as session:
+            await append_event(session, run_id, RunEventType.MESSAGE_ADDED, {"index": index})
+
+
+async def test_a_remembered_read_is_served_only_when_it_reaches_far_enough(
+    database: Database, echo: AgentRow
+) -> None:
+    run = await new_run(database, echo)
+    shared = SharedReads(database)
+    assert await shared.events_after(run.id, 1, None) == []  # remembered: reaches 1
+    await _append(database, run.id, 2)
+    assert await shared.events_after(run.id, 1, 1) == []  # what was asked for, no more
+    found = await shared.events_after(run.id, 1, 3)  # a notice said 3 exists: read again
+    assert [event.seq for event in found] == [2, 3]
+    assert [e.seq for e in await shared.events_after(run.id, 1, 2)] == [2, 3]  # remembered
+
+
+async def test_concurrent_readers_share_one_query(database: Database, echo: AgentRow) -> None:
+    from runql.storage.database import counting_statements
+
+    run = await new_run(database, echo)
+    await _append(database, run.id, 3)
+    shared = SharedReads(database)
+    async with counting_statements() as count:
+        results = await asyncio.gather(*(shared.events_after(run.id, 0, 4) for _ in range(50)))
+    assert all([e.seq for e in result] == [1, 2, 3, 4] for result in results)
+    assert count.statements == 1
