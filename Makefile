@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export RUNQL_DATABASE_URL ?= sqlite+aiosqlite:///./runql.db
 
-.PHONY: run test lint typecheck bench schema clean
+.PHONY: run test lint typecheck bench schema clean graphiql browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -19,12 +19,31 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-run: $(VENV)/.installed
+# GraphiQL, bundled from the npm packages by esbuild (web/build.mjs) into hashed files and a
+# manifest in runql/graphiql/static/, which runql serves under /graphql/static/.
+GRAPHIQL := runql/graphiql/static/manifest.json
+$(GRAPHIQL): node_modules/.installed web/build.mjs $(wildcard web/*.jsx web/*.css)
+	node web/build.mjs
+
+graphiql: $(GRAPHIQL)
+
+# Debian's Chromium for the browser tests: Playwright drives it and downloads no browser.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@[ "$$(id -u)" = 0 ] || { echo "The browser tests need Debian's chromium:" \
+		"run 'make browser' as root (apt-get install chromium)"; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		chromium fonts-liberation >/dev/null
+
+browser: $(CHROMIUM)
+
+run: $(VENV)/.installed $(GRAPHIQL)
 	$(BIN)/runql migrate
 	$(BIN)/runql demo --if-empty
 	RUNQL_ENV=development $(BIN)/runql serve
 
-test: $(VENV)/.installed node_modules/.installed
+test: $(VENV)/.installed node_modules/.installed $(GRAPHIQL) $(CHROMIUM)
 	$(BIN)/ruff check runql tests bench
 	$(BIN)/mypy runql
 	$(BIN)/pytest
@@ -35,8 +54,17 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy runql
 
-bench: $(VENV)/.installed
+# wrk, from Debian's packages, drives the load benchmark (bench/load.py, bench/load.lua).
+WRK := /usr/bin/wrk
+$(WRK):
+	@[ "$$(id -u)" = 0 ] || { echo "The load benchmark needs Debian's wrk:" \
+		"run 'make bench' as root once (apt-get install wrk)"; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+
+bench: $(VENV)/.installed $(WRK)
 	$(BIN)/python bench/feed.py
+	$(BIN)/python bench/load.py
 
 schema: $(VENV)/.installed
 	$(BIN)/runql export-schema --output schema.graphql

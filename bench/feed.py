@@ -1,21 +1,27 @@
 """Benchmark of the dashboard feed (queries/feed.graphql at `first: 100`), executed in-process.
 
-Three ways to produce the same JSON body over the same SQLite demo database:
+Four ways to produce the same JSON body over the same SQLite demo database:
 
-- graphql: the real schema with the per-request, batching DataLoaders, serialized with orjson;
-- naive:   the same schema with loaders that do not batch (`batch_size=1`): one query per object;
-- floor:   hand-written SQL, one `IN (...)` query per table, assembled into the very same dict
-           and serialized with orjson: what a hand-tuned endpoint would cost.
+- graphql:  the real schema as it serves queries: the fast path (runql.fastpath), which plans the
+            operation once and fetches each level in one statement, serialized with orjson;
+- standard: the same schema on graphql-core's executor (`standard_only()`), resolving field by
+            field with the per-request, batching DataLoaders;
+- naive:    the standard executor with loaders that do not batch (`batch_size=1`): one query
+            per object;
+- floor:    hand-written SQL, one `IN (...)` query per table, assembled into the very same dict
+            and serialized with orjson: what a hand-tuned endpoint would cost.
 
-Before timing, the floor's output is checked against the GraphQL output; they must be equal.
-The last line printed is a JSON object with the medians in milliseconds:
+Before timing, the standard and the floor's outputs are checked against the fast path's; they
+must be equal. The last line printed is a JSON object with the medians in milliseconds (`ratio`
+is graphql / floor, `standard_ratio` standard / floor):
 
     {"graphql_ms": ..., "floor_ms": ..., "ratio": ..., "naive_ms": ..., "statements": ...,
+     "standard_ms": ..., "standard_ratio": ..., "standard_statements": ...,
      "naive_statements": ..., "runs": ...}
 
-graphql and floor are timed in interleaved rounds, `--repeat` times each. The naive path costs
-about a second per execution, so it is timed min(--repeat, --naive-repeat) times (default 10),
-which keeps the default run well under a minute on two cores.
+graphql, standard and floor are timed in interleaved rounds, `--repeat` times each. The naive
+path costs about a second per execution, so it is timed min(--repeat, --naive-repeat) times
+(default 10), which keeps the default run well under a minute on two cores.
 
 Usage: python bench/feed.py [--runs 1000] [--repeat 30] [--warmup 3] [--naive-repeat 10]
 """
@@ -43,6 +49,8 @@ import strawberry
 from sqlalchemy import Row, TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.scratch import scratch_database  # (runs as a script, too)
 from runql.demo import load_demo
 from runql.enums import (
     ActorType,
@@ -54,6 +62,7 @@ from runql.enums import (
     MessageType,
     RunStatus,
 )
+from runql.fastpath.switch import standard_only
 from runql.resolvers.context import Context
 from runql.resolvers.loaders import Loaders
 from runql.schema.scalars import serialize_datetime
@@ -138,23 +147,25 @@ ATTACHMENT_TYPE = _names(AttachmentType)
 _STORED_LENGTH = len("2025-01-01 00:00:00.000000")
 
 
-def _instant(stored: str) -> datetime:
-    """A stored SQLite datetime as the aware UTC datetime the ORM would return."""
-    parsed = datetime.fromisoformat(stored)
+def _instant(stored: str | datetime) -> datetime:
+    """A stored datetime as the aware UTC datetime the ORM would return."""
+    parsed = stored if isinstance(stored, datetime) else datetime.fromisoformat(stored)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _stamp(stored: str | None) -> str | None:
+def _stamp(stored: str | datetime | None) -> str | None:
     """A stored datetime as the DateTime scalar sends it: 2025-01-01T00:00:00.000Z."""
     if stored is None:
         return None
+    if isinstance(stored, datetime):  # PostgreSQL's driver hands over datetimes
+        return serialize_datetime(stored)
     if len(stored) == _STORED_LENGTH and stored[10] == " " and stored[19] == ".":
         return f"{stored[:10]}T{stored[11:23]}Z"  # isoformat(timespec=ms) truncates, as this
     return serialize_datetime(_instant(stored))
 
 
-def _json(stored: str | bytes | None) -> Any:
-    return None if stored is None else orjson.loads(stored)
+def _json(stored: Any) -> Any:
+    return orjson.loads(stored) if isinstance(stored, str | bytes) else stored
 
 
 async def _fetch(
@@ -371,28 +382,39 @@ class Bench:
     def __post_init__(self) -> None:
         self.schema = build_schema(development=True)
 
-    async def _execute(self, context: Context, name: str) -> bytes:
+    async def _execute(self, context: Context, name: str, executor: str) -> bytes:
         result = await self.schema.execute(
             self.document, variable_values={"first": FIRST}, context_value=context
         )
         body = orjson.dumps({"data": result.data})
         if result.errors:
             raise RuntimeError(f"{name}: the feed query failed: {result.errors}")
-        sql = (result.extensions or {}).get("sql")
+        extensions = result.extensions or {}
+        sql = extensions.get("sql")
         if sql is None:
             raise RuntimeError(f"{name}: no extensions.sql in the result (is SqlStatistics "
                                "still enabled by build_schema(development=True)?)")
+        if extensions.get("executor") != executor:
+            raise RuntimeError(f"{name}: ran on the {extensions.get('executor')} executor, "
+                               f"not the {executor} one")
         self.statements[name] = int(sql["statements"])
         return body
 
     async def graphql(self) -> bytes:
         return await self._execute(
-            Context.create(self.database, self.settings, DEFAULT_ORG_ID), "graphql")
+            Context.create(self.database, self.settings, DEFAULT_ORG_ID), "graphql", "fast")
+
+    async def standard(self) -> bytes:
+        with standard_only():
+            return await self._execute(
+                Context.create(self.database, self.settings, DEFAULT_ORG_ID), "standard",
+                "standard")
 
     async def naive(self) -> bytes:
         context = Context(database=self.database, settings=self.settings, org_id=DEFAULT_ORG_ID,
                           loaders=Loaders(self.database, DEFAULT_ORG_ID, batch_size=1))
-        return await self._execute(context, "naive")
+        with standard_only():
+            return await self._execute(context, "naive", "standard")
 
     async def floor(self) -> bytes:
         async with counting_statements() as count, self.database.engine.connect() as conn:
@@ -456,11 +478,12 @@ async def prepare(url: str, runs: int) -> Database:
     return database
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, url: str | None = None) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="runql-bench-"))
     try:
         started = time.perf_counter()
-        database = await prepare(f"sqlite+aiosqlite:///{workdir / 'runql.db'}", args.runs)
+        database = await prepare(url or f"sqlite+aiosqlite:///{workdir / 'runql.db'}",
+                                 args.runs)
         setup_s = time.perf_counter() - started
         try:
             bench = Bench(database, Settings(env=Environment.DEVELOPMENT), FEED.read_text())
@@ -470,9 +493,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 where = first_difference(graphql_data, floor_data, "body")
                 sys.exit(f"feed.py: the floor's output differs from the GraphQL output, so the "
                          f"comparison would be meaningless. First difference: {where}")
+            standard_body = await bench.standard()
+            if standard_body != graphql_body:
+                where = first_difference(graphql_data, orjson.loads(standard_body), "body")
+                sys.exit(f"feed.py: the fast path's output differs from the standard executor's."
+                         f" First difference: {where}")
             identical = graphql_body == floor_body
             samples = await measure(
-                {"graphql": bench.graphql, "floor": bench.floor}, args.repeat, args.warmup
+                {"graphql": bench.graphql, "standard": bench.standard, "floor": bench.floor},
+                args.repeat, args.warmup,
             )
             naive_repeat = min(args.repeat, args.naive_repeat)
             if naive_repeat:
@@ -488,10 +517,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"feed.graphql, first: {FIRST}, over {args.runs} demo runs (setup {setup_s:.1f}s); "
           f"body {len(graphql_body):,} bytes; floor output "
           f"{'byte-identical to' if identical else 'equal (decoded) to'} the GraphQL output")
-    print(f"{'path':<8} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'samples':>8} "
+    print(f"{'path':<9} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'samples':>8} "
           f"{'SQL stmts':>10} {'x floor':>8}")
     for name, values in samples.items():
-        print(f"{name:<8} {medians[name]:>10.2f} {min(values):>8.2f} {max(values):>8.2f} "
+        print(f"{name:<9} {medians[name]:>10.2f} {min(values):>8.2f} {max(values):>8.2f} "
               f"{len(values):>8} {bench.statements[name]:>10} "
               f"{medians[name] / medians['floor']:>8.2f}")
 
@@ -501,6 +530,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratio": round(medians["graphql"] / medians["floor"], 2),
         "naive_ms": round(medians["naive"], 2) if "naive" in medians else None,
         "statements": bench.statements["graphql"],
+        "standard_ms": round(medians["standard"], 2),
+        "standard_ratio": round(medians["standard"] / medians["floor"], 2),
+        "standard_statements": bench.statements["standard"],
     }
     if "naive" in medians:
         report["naive_statements"] = bench.statements["naive"]
@@ -532,16 +564,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=positive, default=30,
                         help="timed executions of each path (default 30)")
     parser.add_argument("--warmup", type=non_negative, default=3,
-                        help="untimed executions of graphql and floor first (default 3; "
+                        help="untimed executions of graphql, standard and floor first (default 3; "
                         "naive gets at most 1)")
     parser.add_argument("--naive-repeat", type=non_negative, default=10,
                         help="cap on the naive path's timed executions, ~1 s each at the "
                         "default size (default 10; 0 skips it)")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="a PostgreSQL server to run on (a new database is made and "
+                        "dropped), e.g. postgresql://postgres@127.0.0.1:5432/test")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    report = asyncio.run(run(parse_args(argv)))
+    args = parse_args(argv)
+    if args.postgres is None:
+        report = asyncio.run(run(args))
+    else:
+        with tempfile.TemporaryDirectory() as folder, scratch_database(args.postgres,
+                                                                        folder) as url:
+            report = asyncio.run(run(args, url))
+        report["database"] = "postgresql"
     print(orjson.dumps(report).decode())
 
 

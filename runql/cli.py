@@ -18,13 +18,17 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from runql.app import create_app
+    from runql.operations.logs import uvicorn_log_config
 
     host, port = args.host or settings.host, args.port or settings.port
     if settings.is_development:
         secret, _ = asyncio.run(_dev_key(settings))
         print(f"runql: development key (GraphiQL sends it for you): {secret}", flush=True)
     print(f"runql: GraphiQL and the API at http://{host}:{port}/graphql", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings, freeze_gc=True), host=host, port=port,
+                log_level=settings.log_level,
+                log_config=uvicorn_log_config(settings), access_log=False,
+                ws_per_message_deflate=settings.ws_compression)
     return 0
 
 

@@ -4,27 +4,32 @@ websockets (graphql-transport-ws and the legacy graphql-ws), and GraphiQL for br
 from datetime import timedelta
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
+from strawberry.types import ExecutionResult
 
 from runql.auth.asgi import UNAUTHENTICATED, principal_of
-from runql.auth.devkey import graphiql_page
 from runql.auth.keys import authenticate, bearer_secret
 from runql.bus.hub import Hub
+from runql.bus.shared import SharedReads
+from runql.fastpath.persisted import PersistedQueries
+from runql.graphiql.page import graphiql_page
 from runql.resolvers.context import Context
 from runql.schema.schema import build_schema
+from runql.security.over_http import GraphQLOverHTTP
 from runql.settings import Settings
 from runql.storage.database import Database
 
 
-class GraphQLEndpoint(GraphQL[Context, None]):
+class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, media types
     def __init__(self, database: Database, settings: Settings, hub: Hub) -> None:
         super().__init__(
             build_schema(development=settings.is_development),
-            graphql_ide="graphiql",
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
             keep_alive=True,
             keep_alive_interval=settings.ws_keep_alive_seconds,
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
@@ -34,13 +39,27 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         self.database = database
         self.settings = settings
         self.hub = hub
+        self.shared = SharedReads(database)
+        self.persisted = PersistedQueries()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         principal = principal_of(request.scope)
         org_id = principal.org_id if principal else ""
-        return Context.create(self.database, self.settings, org_id, request, response, self.hub)
+        return Context.create(self.database, self.settings, org_id, request, response, self.hub,
+                              self.shared)
+
+    async def execute_single(self, request: Request, request_adapter: AsyncHTTPRequestAdapter,
+                             sub_response: Response, context: Context, root_value: None,
+                             request_data: GraphQLRequestData) -> ExecutionResult:
+        """Automatic Persisted Queries: a known SHA-256 stands for its document."""
+        resolved = self.persisted.resolve(request_data, sub_response)
+        if isinstance(resolved, ExecutionResult):
+            return resolved  # PersistedQueryNotFound: the client sends the document next
+        return await super().execute_single(
+            request=request, request_adapter=request_adapter, sub_response=sub_response,
+            context=context, root_value=root_value, request_data=resolved)
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Websockets authenticate at `connection_init` (an `Authorization` entry in its
@@ -57,7 +76,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return None
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        return HTMLResponse(graphiql_page(self.graphql_ide_html, self.settings))
+        """runql's own GraphiQL page (runql/graphiql/), which loads nothing from a CDN."""
+        return graphiql_page(request, self.settings)
 
     def encode_json(self, data: object) -> str:
         """Text, not bytes: websocket messages must go out as text frames."""

@@ -37,6 +37,33 @@ def _int(name: str, default: int) -> int:
         raise SettingsError(f"RUNQL_{name} must be a whole number, not {raw!r}") from None
 
 
+def _limit(name: str, default: int) -> int:
+    value = _int(name, default)
+    if value < 1:
+        raise SettingsError(f"RUNQL_{name} must be at least 1, not {value}")
+    return value
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = _env(name, default).lower()
+    if raw not in choices:
+        raise SettingsError(f"RUNQL_{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
+def _flag(name: str) -> bool:
+    return _choice(name, "0", ("0", "1", "false", "true", "no", "yes")) in ("1", "true", "yes")
+
+
+def _switch(name: str) -> bool | None:
+    """A flag that is None (the environment decides) unless RUNQL_{name} is set."""
+    return _flag(name) if f"RUNQL_{name}" in os.environ else None
+
+
+LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite+aiosqlite:///./runql.db"
@@ -52,15 +79,39 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     max_content_bytes: int = 1024 * 1024
     dev_key_file: str = ".runql-dev-key"
+    max_depth: int = 12
+    max_aliases: int = 15
+    max_tokens: int = 2000
+    max_cost: int = 50_000
+    max_body_bytes: int = 4 * 1024 * 1024
+    execution_timeout_seconds: float = 10.0
+    rate_limit_per_second: float = 100.0
+    rate_limit_burst: int = 1000
+    introspection: bool | None = None  # None: on in development, off in production
+    graphiql: bool | None = None  # None: on in development, off in production
     ws_init_timeout_seconds: float = 10.0
     ws_keep_alive_seconds: float = 15.0
     ws_max_subscriptions: int = 100
     allowed_origins: tuple[str, ...] = ()
     subscriber_queue_size: int = 1000
+    ws_compression: bool = False
+    log_format: str = "json"
+    log_level: str = "info"
+    metrics_token: str | None = None
+    otel: bool = False
 
     @property
     def is_development(self) -> bool:
         return self.env is Environment.DEVELOPMENT
+
+    @property
+    def introspection_enabled(self) -> bool:
+        """Introspection, and the "Did you mean …?" suggestions that tell as much."""
+        return self.is_development if self.introspection is None else self.introspection
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.is_development if self.graphiql is None else self.graphiql
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -84,10 +135,26 @@ class Settings:
             shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             max_content_bytes=_int("MAX_CONTENT_BYTES", cls.max_content_bytes),
             dev_key_file=_env("DEV_KEY_FILE", cls.dev_key_file),
+            max_depth=_limit("MAX_DEPTH", cls.max_depth),
+            max_aliases=_limit("MAX_ALIASES", cls.max_aliases),
+            max_tokens=_limit("MAX_TOKENS", cls.max_tokens),
+            max_cost=_limit("MAX_COST", cls.max_cost),
+            max_body_bytes=_limit("MAX_BODY_BYTES", cls.max_body_bytes),
+            execution_timeout_seconds=_float("EXECUTION_TIMEOUT_SECONDS",
+                                             cls.execution_timeout_seconds),
+            rate_limit_per_second=_float("RATE_LIMIT_PER_SECOND", cls.rate_limit_per_second),
+            rate_limit_burst=_limit("RATE_LIMIT_BURST", cls.rate_limit_burst),
+            introspection=_switch("INTROSPECTION"),
+            graphiql=_switch("GRAPHIQL"),
             ws_init_timeout_seconds=_float("WS_INIT_TIMEOUT_SECONDS", cls.ws_init_timeout_seconds),
             ws_keep_alive_seconds=_float("WS_KEEP_ALIVE_SECONDS", cls.ws_keep_alive_seconds),
             ws_max_subscriptions=_int("WS_MAX_SUBSCRIPTIONS", cls.ws_max_subscriptions),
             allowed_origins=tuple(o.strip() for o in _env("ALLOWED_ORIGINS", "").split(",")
                                   if o.strip()),
             subscriber_queue_size=_int("SUBSCRIBER_QUEUE_SIZE", cls.subscriber_queue_size),
+            ws_compression=_env("WS_COMPRESSION", "0").lower() in ("1", "true", "yes"),
+            log_format=_choice("LOG_FORMAT", cls.log_format, LOG_FORMATS),
+            log_level=_choice("LOG_LEVEL", cls.log_level, LOG_LEVELS),
+            metrics_token=_env("METRICS_TOKEN", "") or None,
+            otel=_flag("OTEL"),
         )

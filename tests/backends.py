@@ -9,8 +9,8 @@ import asyncio
 import os
 import secrets
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg

@@ -19,8 +19,9 @@ def principal_of(scope: Scope) -> Principal | None:
 
 
 def _is_graphiql_page(scope: Scope, headers: Headers) -> bool:
-    return (scope["method"] == "GET" and "text/html" in headers.get("accept", "")
-            and not scope.get("query_string"))
+    """The GraphiQL page itself (static; the requests it makes carry a key)."""
+    return (scope["path"] == "/graphql" and scope["method"] == "GET"
+            and "text/html" in headers.get("accept", "") and not scope.get("query_string"))
 
 
 def _refusal(path: str) -> bytes:
@@ -31,13 +32,16 @@ def _refusal(path: str) -> bytes:
 
 
 class RequireApiKey:
-    def __init__(self, app: ASGIApp, database: Database, protected: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, database: Database, protected: Iterable[str],
+                 public: Iterable[str] = ()) -> None:
         self.app = app
         self.database = database
         self.protected = tuple(protected)
+        self.public = tuple(public)  # prefixes inside protected ones, such as GraphiQL's files
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.protected):
+        if (scope["type"] != "http" or not scope["path"].startswith(self.protected)
+                or scope["path"].startswith(self.public)):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

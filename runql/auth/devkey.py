@@ -1,6 +1,6 @@
-"""Development only: a key made for the developer, and GraphiQL that starts with it."""
+"""Development only: a key made for the developer, which GraphiQL starts with
+(runql/graphiql/page.py)."""
 
-import json
 from pathlib import Path
 
 from runql.auth.keys import authenticate, create_key
@@ -28,17 +28,3 @@ def write_dev_key(path: Path, secret: str) -> None:
 def dev_key(settings: Settings) -> str | None:
     return read_dev_key(Path(settings.dev_key_file)) if settings.is_development else None
 
-
-def graphiql_page(html: str, settings: Settings) -> str:
-    """Strawberry's GraphiQL page; in development, with the dev key in its headers."""
-    secret = dev_key(settings)
-    if secret is None:
-        return html
-    headers = {"Authorization": f"Bearer {secret}"}
-    return (html
-            .replace("const defaultHeaders = {};",
-                     f"const defaultHeaders = {json.dumps(headers)};")
-            .replace("subscriptionUrl,\n      });",
-                     "subscriptionUrl,\n        wsConnectionParams: defaultHeaders,\n      });")
-            .replace("React.useState(parameters.headers)",
-                     f"React.useState(parameters.headers || {json.dumps(json.dumps(headers))})"))

@@ -10,6 +10,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import StreamExecutionResult
 
 from runql.errors import RunqlError
+from runql.operations.requests import current_request_id
 from runql.storage.database import StatementCount, counting_statements
 
 log = logging.getLogger("runql.errors")
@@ -30,9 +31,13 @@ def _user_error(error: GraphQLError, original: RunqlError) -> GraphQLError:
 def _masked(error: GraphQLError) -> GraphQLError:
     error_id = uuid.uuid4().hex
     log.error("unexpected error %s at %s", error_id, error.path, exc_info=error.original_error)
+    extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
+    request_id = current_request_id()  # set by ObserveRequests; the logs carry it too
+    if request_id is not None:
+        extensions["requestId"] = request_id
     return GraphQLError(
         INTERNAL_MESSAGE, nodes=error.nodes, source=error.source, positions=error.positions,
-        path=error.path, extensions={"code": "INTERNAL_SERVER_ERROR", "errorId": error_id},
+        path=error.path, extensions=extensions,
     )
 
 
@@ -75,7 +80,8 @@ class ErrorCodes(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         yield
         for error in self.execution_context.pre_execution_errors or []:
-            _with_code(error, "GRAPHQL_VALIDATION_FAILED")
+            if not (error.extensions or {}).get("code"):  # a limit's QUERY_TOO_COMPLEX stays
+                _with_code(error, "GRAPHQL_VALIDATION_FAILED")
 
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         """Each result of a subscription, as it is sent."""

@@ -4,16 +4,23 @@ from functools import cache
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from runql.fastpath.executor import FastExecutor
+from runql.fastpath.report import ExecutorReport
+from runql.fastpath.switch import enabled_by_environment
+from runql.operations.extension import ObserveOperations
 from runql.schema import types
 from runql.schema.extensions import ErrorCodes, SqlStatistics
 from runql.schema.mutation import Mutation
 from runql.schema.query import Query
 from runql.schema.scalars import SCALARS
 from runql.schema.subscription import Subscription
+from runql.security.extension import QueryLimits
+from runql.security.parsing import QuietParserCache
+from runql.security.timeout import ExecutionTimeout
 
 ALL_TYPES = [
     types.Run, types.Agent, types.Thread, types.MessageGroup, types.Message, types.Actor,
@@ -24,12 +31,16 @@ ALL_TYPES = [
 
 def _extensions(*, development: bool) -> list[type[SchemaExtension]]:
     extensions: list[type[SchemaExtension]] = [
+        ObserveOperations,  # metrics and spans; around ErrorCodes, so it sees coded errors
         ErrorCodes,
-        ParserCache,
+        QueryLimits,  # depth, aliases, tokens, cost, introspection: runql.security
+        ExecutionTimeout,
+        QuietParserCache,  # ParserCache whose parse errors are results on websockets too
         ValidationCache,
     ]
     if development:
         extensions.append(SqlStatistics)
+        extensions.append(ExecutorReport)  # extensions.executor: "fast" or "standard"
     return extensions
 
 
@@ -48,6 +59,8 @@ def build_schema(*, development: bool = False) -> strawberry.Schema:
         types=ALL_TYPES,
         extensions=_extensions(development=development),
         config=StrawberryConfig(scalar_map=SCALARS),
+        # Queries the planner covers run on runql.fastpath; the rest on graphql-core's executor.
+        execution_context_class=FastExecutor if enabled_by_environment() else None,
     )
 
 

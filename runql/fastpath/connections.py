@@ -1,0 +1,309 @@
+"""Connections: the root lists (runs, agents, threads) and the lists of an object (Thread.runs,
+Agent.runs, Thread.messageGroups), with keyset cursors, `pageInfo`, and `totalCount` counted
+only when it is selected. Arguments are checked by the resolvers' own functions, in the
+resolvers' order, so a refused argument is the same error."""
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import FieldNode, GraphQLField
+from sqlalchemy import ColumnElement, Table
+
+from runql.errors import RunqlError
+from runql.fastpath import statements
+from runql.fastpath.build import Builder, Path
+from runql.fastpath.execution import Execution, Row
+from runql.fastpath.plan import ObjectPlan
+from runql.fastpath.values import cursor
+from runql.ids import Kind, require
+from runql.resolvers.graph import checked_filter
+from runql.resolvers.pagination import page_request
+from runql.schema.inputs import CreatedOrder, RunFilterInput
+from runql.storage.filters import RunFilter
+from runql.storage.pages import PageRequest
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A list's checked arguments."""
+
+    page: PageRequest
+    run_filter: RunFilter | None = None
+    agent_ids: tuple[str, ...] | None = None
+
+
+Check = Callable[..., Listing]
+
+
+def _page(order_by: CreatedOrder, first: int | None, after: str | None, last: int | None,
+          before: str | None) -> PageRequest:
+    return page_request(first=first, after=after, last=last, before=before,
+                        newest_first=order_by.newest_first)
+
+
+def root_runs(filter: RunFilterInput | None = None,
+              order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC, first: int | None = None,
+              after: str | None = None, last: int | None = None,
+              before: str | None = None) -> Listing:
+    """As resolvers.queries.runs: the filter first, then the page."""
+    run_filter = checked_filter(filter)
+    return Listing(_page(order_by, first, after, last, before), run_filter)
+
+
+def root_agents(order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC, first: int | None = None,
+                after: str | None = None, last: int | None = None,
+                before: str | None = None) -> Listing:
+    return Listing(_page(order_by, first, after, last, before))
+
+
+def root_threads(agent_id: list[str] | None = None,
+                 order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC, first: int | None = None,
+                 after: str | None = None, last: int | None = None,
+                 before: str | None = None) -> Listing:
+    """As resolvers.queries.threads: each agent id, then the page."""
+    for index, value in enumerate(agent_id or ()):
+        require(value, Kind.AGENT, f"agentId[{index}]")
+    agent_ids = tuple(agent_id) if agent_id is not None else None
+    return Listing(_page(order_by, first, after, last, before), agent_ids=agent_ids)
+
+
+def runs_of(filter: RunFilterInput | None = None,
+            order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC, first: int | None = None,
+            after: str | None = None, last: int | None = None,
+            before: str | None = None) -> Listing:
+    """As resolvers.graph.thread_runs and agent_runs: the page first, then the filter."""
+    page = _page(order_by, first, after, last, before)
+    return Listing(page, checked_filter(filter))
+
+
+def groups_of(order_by: CreatedOrder = CreatedOrder.CREATED_AT_ASC, first: int | None = None,
+              after: str | None = None, last: int | None = None,
+              before: str | None = None) -> Listing:
+    return Listing(_page(order_by, first, after, last, before))
+
+
+@dataclass(frozen=True, slots=True)
+class FoundPage:
+    rows: list[Row]
+    has_next_page: bool
+    has_previous_page: bool
+
+
+def assemble(rows: Sequence[Row], page: PageRequest, *, rows_behind: bool) -> FoundPage:
+    """As storage.pages._assemble."""
+    more = len(rows) > page.limit
+    kept = list(rows[: page.limit])
+    if page.backward:
+        kept.reverse()
+        return FoundPage(kept, has_next_page=rows_behind, has_previous_page=more)
+    return FoundPage(kept, has_next_page=more, has_previous_page=rows_behind)
+
+
+# What a selection of a connection, an edge or a page info asks for: (key, what, plan).
+Selected = tuple[tuple[str, str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The selection of a connection: edges (cursor, node), pageInfo, totalCount, typenames."""
+
+    fields: Selected
+    created: int  # the rows' created_at column
+    identity: int  # the rows' id column
+
+    def nodes(self) -> list[ObjectPlan]:
+        return [plan for _, what, edge in self.fields if what == "edges"
+                for _, part, plan in edge if part == "node"]
+
+    @property
+    def counts(self) -> bool:
+        return any(what == "totalCount" for _, what, _ in self.fields)
+
+    def below(self) -> frozenset[Hashable]:
+        return frozenset().union(*(plan.below() for plan in self.nodes()))
+
+    def _cursor(self, row: Row) -> str:
+        return cursor(row[self.created], row[self.identity])
+
+    def _page_info(self, selected: Selected, page: FoundPage) -> dict[str, Any]:
+        rows = page.rows
+        values: dict[str, Any] = {
+            "hasNextPage": page.has_next_page, "hasPreviousPage": page.has_previous_page,
+            "startCursor": self._cursor(rows[0]) if rows else None,
+            "endCursor": self._cursor(rows[-1]) if rows else None}
+        return {key: name if what == "__typename" else values[what]
+                for key, what, name in selected}
+
+    def _edge(self, builder: Builder, selected: Selected, row: Row,
+              path: Path) -> dict[str, Any]:
+        edge: dict[str, Any] = {}
+        for key, what, plan in selected:
+            if what == "node":
+                edge[key] = plan.build(builder, row, (path, key, False))
+            elif what == "cursor":
+                edge[key] = self._cursor(row)
+            else:
+                edge[key] = plan
+        return edge
+
+    def build(self, builder: Builder, page: FoundPage, total: int | None,
+              path: Path) -> dict[str, Any]:
+        built: dict[str, Any] = {}
+        for key, what, selected in self.fields:
+            if what == "edges":
+                here = (path, key, False)
+                built[key] = [self._edge(builder, selected, row, (here, index, False))
+                              for index, row in enumerate(page.rows)]
+            elif what == "pageInfo":
+                built[key] = self._page_info(selected, page)
+            elif what == "totalCount":
+                built[key] = total
+            else:
+                built[key] = selected
+        return built
+
+
+def _children(shape: Shape, rows: list[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
+    for plan in shape.nodes():
+        yield plan, rows
+
+
+@dataclass(eq=False)
+class RootList:
+    """Query.runs, agents and threads."""
+
+    key: str
+    nodes: tuple[FieldNode, ...]
+    nullable: bool
+    definition: GraphQLField
+    table: Table
+    check: Check
+    shape: Shape
+    signature: Hashable = field(init=False)
+    below: frozenset[Hashable] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.signature = ("root-list", id(self))
+        self.below = self.shape.below()
+
+    def _listing(self, execution: Execution) -> Listing | RunqlError:
+        return execution.arguments.checked(self, self.definition, self.nodes[0], self.check)
+
+    def group(self, execution: Execution) -> Hashable | None:
+        return None if isinstance(self._listing(execution), RunqlError) else self.signature
+
+    def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
+        return [""]
+
+    def _where(self, listing: Listing) -> list[ColumnElement[bool]]:
+        where = [statements.in_organization(self.table),
+                 *statements.run_conditions(self.table, listing.run_filter)]
+        if listing.agent_ids is not None:
+            where.append(self.table.c.agent_id.in_(listing.agent_ids))
+        return where
+
+    async def load(self, execution: Execution, keys: list[str]) -> None:
+        listing = self._listing(execution)
+        assert isinstance(listing, Listing)
+        where = self._where(listing)
+        rows = await execution.all(statements.page(self.table, where, listing.page))
+        execution.remember(self.table, rows)
+        behind = statements.any_behind(self.table, where, listing.page)
+        rows_behind = behind is not None and bool(await execution.all(behind))
+        found = execution.group(self.signature)
+        found["page"] = assemble(rows, listing.page, rows_behind=rows_behind)
+        if self.shape.counts:
+            found["total"] = (await execution.all(statements.count(self.table, where)))[0][0]
+
+    def children(self, execution: Execution,
+                 rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
+        return _children(self.shape, execution.group(self.signature)["page"].rows)
+
+    def value(self, builder: Builder, row: Row, path: Path) -> Any:
+        here = (path, self.key, self.nullable)
+        listing = self._listing(builder.execution)
+        if isinstance(listing, RunqlError):
+            builder.fail(listing, self, here)
+            return None
+        found = builder.execution.group(self.signature)
+        return self.shape.build(builder, found["page"], found.get("total"), here)
+
+
+@dataclass(eq=False)
+class ListOf:
+    """Thread.runs, Agent.runs and Thread.messageGroups: a page per parent, one statement for
+    all the parents (and one for their counts, when totalCount is selected)."""
+
+    key: str
+    nodes: tuple[FieldNode, ...]
+    nullable: bool
+    definition: GraphQLField
+    table: Table
+    parent: str  # the listed rows' column that holds the parent's id
+    parent_id: int  # the parent row's id column
+    check: Check
+    shape: Shape
+    signature: Hashable = field(init=False)
+    below: frozenset[Hashable] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.signature = ("list-of", self.table.name, self.parent)
+        self.below = self.shape.below()
+
+    def _listing(self, execution: Execution) -> Listing | RunqlError:
+        return execution.arguments.checked(self, self.definition, self.nodes[0], self.check)
+
+    def group(self, execution: Execution) -> Hashable | None:
+        listing = self._listing(execution)
+        if isinstance(listing, RunqlError):
+            return None
+        return execution.memo(self, lambda: (self.signature, listing.run_filter, listing.page,
+                                             self.shape.counts))
+
+    def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
+        found = execution.group(self.group(execution))
+        return [key for key in dict.fromkeys(row[self.parent_id] for row in rows)
+                if key not in found]
+
+    async def load(self, execution: Execution, keys: list[str]) -> None:
+        listing = self._listing(execution)
+        assert isinstance(listing, Listing)
+        where = [statements.in_organization(self.table),
+                 *statements.run_conditions(self.table, listing.run_filter)]
+        request = listing.page
+        rows = await execution.batched(
+            statements.pages_by_parent(self.table, self.parent, where, request), keys)
+        execution.remember(self.table, rows)
+        behind = statements.parents_with_rows_behind(self.table, self.parent, where, request)
+        parents_behind = set() if behind is None else {
+            row[0] for row in await execution.batched(behind, keys)}
+        totals: dict[str, int] = {}
+        if self.shape.counts:
+            counted = statements.counts_by_parent(self.table, self.parent, where)
+            totals = {row[0]: row[1] for row in await execution.batched(counted, keys)}
+        index = statements.column_index(self.table)[self.parent]
+        grouped: defaultdict[str, list[Row]] = defaultdict(list)
+        for row in rows:
+            grouped[row[index]].append(row)
+        found = execution.group(self.group(execution))
+        for key in keys:
+            found[key] = (assemble(grouped.get(key, []), request,
+                                   rows_behind=key in parents_behind), totals.get(key, 0))
+
+    def children(self, execution: Execution,
+                 rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
+        found = execution.group(self.group(execution))
+        listed = [item for row in rows for item in found[row[self.parent_id]][0].rows]
+        return _children(self.shape, listed)
+
+    def value(self, builder: Builder, row: Row, path: Path) -> Any:
+        here = (path, self.key, self.nullable)
+        execution = builder.execution
+        listing = self._listing(execution)
+        if isinstance(listing, RunqlError):
+            builder.fail(listing, self, here)
+            return None
+        page, total = execution.group(self.group(execution))[row[self.parent_id]]
+        return self.shape.build(builder, page, total, here)

@@ -1,0 +1,69 @@
+"""One execution of a plan: the caller's organization, the arguments as this request gives
+them, one database connection, and what the statements found."""
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import Executable, Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runql.fastpath.arguments import Arguments
+from runql.fastpath.statements import column_index
+
+T = TypeVar("T")
+Row = Any  # a sqlalchemy Row: all of a table's columns, in the table's order
+
+BATCH = 500  # keys per statement at most, as the loaders batch
+
+
+@dataclass
+class Execution:
+    connection: AsyncConnection
+    org_id: str
+    arguments: Arguments
+    rows: dict[Table, dict[str, Row]] = field(default_factory=dict)
+    found: dict[Hashable, dict[str, Any]] = field(default_factory=dict)
+    memos: dict[object, Any] = field(default_factory=dict)
+
+    async def all(self, statement: Executable, **params: Any) -> Sequence[Row]:
+        """Every statement is bound to the caller's organization (statements.in_organization)."""
+        return (await self.connection.execute(statement, {"org": self.org_id, **params})).all()
+
+    async def batched(self, statement: Executable, keys: Sequence[str],
+                      also: tuple[str, ...] = ()) -> list[Row]:
+        """The rows of `statement` for all the keys, bound BATCH keys at a time to `ids` (and
+        to the parameters named in `also`)."""
+        found: list[Row] = []
+        for start in range(0, len(keys), BATCH):
+            chunk = list(keys[start:start + BATCH])
+            params = {"ids": chunk, **dict.fromkeys(also, chunk)}
+            found.extend(await self.all(statement, **params))
+        return found
+
+    def table_rows(self, table: Table) -> dict[str, Row]:
+        rows = self.rows.get(table)
+        if rows is None:
+            rows = self.rows[table] = {}
+        return rows
+
+    def remember(self, table: Table, rows: Sequence[Row]) -> None:
+        """Rows found by any statement, kept by id: a later lookup by id needs no statement."""
+        known = self.table_rows(table)
+        index = column_index(table)["id"]
+        for row in rows:
+            known[row[index]] = row
+
+    def memo(self, owner: object, make: Callable[[], T]) -> T:
+        """`make()`, once per owner (a plan's field) in this execution."""
+        if owner in self.memos:
+            found: T = self.memos[owner]
+            return found
+        made = self.memos[owner] = make()
+        return made
+
+    def group(self, key: Hashable) -> dict[str, Any]:
+        found = self.found.get(key)
+        if found is None:
+            found = self.found[key] = {}
+        return found

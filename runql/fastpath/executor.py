@@ -1,0 +1,74 @@
+"""The hook: strawberry's execution context class (a graphql-core executor), given to the
+Schema as `execution_context_class`. Parsing, validation, the limits and every extension run as
+before; only the execution of a query changes: its plan runs, if the planner covers it, and the
+standard executor runs everything else (mutations, subscriptions, introspection...)."""
+
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from graphql import ExecutionResult, OperationType
+from sqlalchemy.exc import SQLAlchemyError
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from runql.fastpath.arguments import Arguments
+from runql.fastpath.cache import plans_of
+from runql.fastpath.plan import OperationPlan
+from runql.fastpath.report import FAST, STANDARD, record
+from runql.fastpath.run import run_plan
+from runql.fastpath.switch import is_standard_only
+from runql.fastpath.unsupported import Fallback
+from runql.resolvers.context import Context
+from runql.resolvers.loaders import MAX_BATCH
+
+log = logging.getLogger("runql.fastpath")
+
+Result = ExecutionResult | Awaitable[ExecutionResult]
+
+
+def _batches(context: Context) -> bool:
+    """Loaders made to load one object at a time (the naive comparison) ask for the standard
+    executor, which reads through them."""
+    return getattr(context.loaders, "_batch_size", MAX_BATCH) > 1
+
+
+class FastExecutor(StrawberryGraphQLCoreExecutionContext):
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        plan = self._plan() if serially is None else None
+        if plan is None:
+            return self._standard(serially)
+        return self._fast(plan)
+
+    def _plan(self) -> OperationPlan | None:
+        context = self.context_value
+        if (self.operation.operation is not OperationType.QUERY or is_standard_only()
+                or not isinstance(context, Context) or not _batches(context)):
+            return None
+        return plans_of(self.schema).plan(self.schema, self.fragments, self.variable_values,
+                                          self.operation)
+
+    def _standard(self, serially: bool | None = None) -> Any:
+        if self.operation.operation is not OperationType.SUBSCRIPTION:
+            record(STANDARD)
+        return super().execute_operation(serially)
+
+    async def _fast(self, plan: OperationPlan) -> ExecutionResult:
+        context = self.context_value
+        arguments = Arguments(self.schema, self.variable_values, self.hide_suggestions)
+        try:
+            result = await run_plan(plan, context.database, context.org_id, arguments)
+        except (Fallback, SQLAlchemyError) as reason:  # the standard path reports those
+            log.debug("fast path declined: %s", reason)
+            return await self._awaited(self._standard())
+        except Exception:  # a fault of the fast path's own: the standard path still answers
+            log.warning("fast path failed; the standard executor answers", exc_info=True)
+            return await self._awaited(self._standard())
+        record(FAST)
+        return result
+
+    @staticmethod
+    async def _awaited(result: Any) -> ExecutionResult:
+        if isinstance(result, ExecutionResult):
+            return result
+        awaited: ExecutionResult = await result
+        return awaited

@@ -1,0 +1,130 @@
+"""What a plan is made of: an object's selection (its fields in response order) and the leaf
+fields, which read a column of the object's row; the fields that fetch (links, lists, pages)
+are in links.py, connections.py and roots.py."""
+
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
+
+from graphql import FieldNode
+
+from runql.fastpath.values import Convert
+
+if TYPE_CHECKING:
+    from runql.fastpath.build import Builder, Path
+    from runql.fastpath.execution import Execution, Row
+else:
+    Row = Any
+
+
+class Field(Protocol):
+    @property
+    def key(self) -> str:
+        """The response key: the alias, or the field's name."""
+
+    def value(self, builder: "Builder", row: Row, path: "Path") -> Any: ...
+
+
+class Fetching(Field, Protocol):
+    """A field whose values come from a statement: one per level for all its parent rows."""
+
+    @property
+    def nodes(self) -> tuple[FieldNode, ...]:
+        """Where the field is in the document, for errors."""
+
+    @property
+    def nullable(self) -> bool: ...
+
+    @property
+    def signature(self) -> Hashable:
+        """The relation it reads, for scheduling (see fetch.py)."""
+
+    @property
+    def below(self) -> frozenset[Hashable]:
+        """The signatures of the fetching fields under it."""
+
+    def group(self, execution: "Execution") -> Hashable | None:
+        """Fields of one group share one statement; None: nothing to fetch."""
+
+    def keys(self, execution: "Execution", rows: Sequence[Row]) -> list[str]: ...
+
+    async def load(self, execution: "Execution", keys: list[str]) -> None: ...
+
+    def children(self, execution: "Execution",
+                 rows: Sequence[Row]) -> Iterator[tuple["ObjectPlan", list[Row]]]: ...
+
+
+@dataclass(eq=False)
+class ObjectPlan:
+    type_name: str
+    fields: tuple[Field, ...]
+    fetching: tuple[Fetching, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fetching = tuple(f for f in self.fields if _fetches(f))
+
+    def below(self) -> frozenset[Hashable]:
+        found: set[Hashable] = set()
+        for child in self.fetching:
+            found.add(child.signature)
+            found.update(child.below)
+        return frozenset(found)
+
+    def build(self, builder: "Builder", row: Row, path: "Path") -> dict[str, Any]:
+        return {f.key: f.value(builder, row, path) for f in self.fields}
+
+
+def _fetches(candidate: Field) -> TypeGuard[Fetching]:
+    return hasattr(candidate, "signature")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    index: int
+    convert: Convert | None
+
+    def value(self, builder: "Builder", row: Row, path: "Path") -> Any:
+        value = row[self.index]
+        return value if self.convert is None else self.convert(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Typename:
+    key: str
+    name: str
+
+    def value(self, builder: "Builder", row: Row, path: "Path") -> Any:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """An object made of the row's columns (Run.cost, Message.error), or null."""
+
+    key: str
+    make: Callable[[Row], Sequence[Any] | None]
+    fields: tuple[tuple[str, int, Convert | None], ...]  # (key, position, convert); -1: typename
+    type_name: str
+
+    def value(self, builder: "Builder", row: Row, path: "Path") -> Any:
+        made = self.make(row)
+        if made is None:
+            return None
+        return {key: self.type_name if position < 0 else
+                (made[position] if convert is None else convert(made[position]))
+                for key, position, convert in self.fields}
+
+
+@dataclass(eq=False)
+class OperationPlan:
+    """A query's root fields."""
+
+    fields: tuple[Field, ...]
+    fetching: tuple[Fetching, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fetching = tuple(f for f in self.fields if _fetches(f))
+
+    def build(self, builder: "Builder") -> dict[str, Any]:
+        return {f.key: f.value(builder, None, None) for f in self.fields}

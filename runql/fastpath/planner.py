@@ -1,0 +1,256 @@
+"""From an operation to a plan: graphql-core collects each selection set exactly as its executor
+does (fragments, inline fragments on interfaces, aliases, merged fields, @include/@skip), and
+each collected field becomes a plan field through model.py. Anything else is Unsupported."""
+
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLObjectType,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    get_named_type,
+    get_nullable_type,
+    is_leaf_type,
+    is_non_null_type,
+)
+from graphql.execution.collect_fields import (
+    FieldDetailsList,
+    FragmentDetails,
+    collect_fields,
+    collect_subfields,
+)
+from graphql.execution.values import VariableValues
+from sqlalchemy import inspect
+
+from runql.fastpath import connections, links, model, roots
+from runql.fastpath.connections import Selected, Shape
+from runql.fastpath.plan import Column, Embedded, Field, ObjectPlan, OperationPlan, Typename
+from runql.fastpath.statements import column_index
+from runql.fastpath.unsupported import Unsupported
+from runql.fastpath.values import leaf, required
+from runql.ids import Kind
+from runql.storage import tables
+
+CONDITIONS = frozenset({"include", "skip"})
+TYPENAME = "__typename"
+
+_ROWS = {row.__tablename__: row for row in (
+    tables.RunRow, tables.AgentRow, tables.ThreadRow, tables.ActorRow, tables.ContentPartRow,
+    tables.AttachmentRow, tables.MessageContentRow, tables.MessageRow, tables.AttachedItemRow,
+    tables.MessageGroupRow, tables.RunErrorRow)}
+
+
+def _column_of(type_model: model.TypeModel, python_name: str) -> Any:
+    """The column the default resolver reads: the row's attribute of the field's python name."""
+    mapper = inspect(_ROWS[type_model.table.name])
+    attribute = mapper.column_attrs.get(python_name)
+    if attribute is None:
+        raise Unsupported(f"{python_name} is not a column of {type_model.table.name}")
+    return attribute.columns[0]
+
+
+def _items_nullable(definition: GraphQLField) -> bool:
+    listed = get_nullable_type(definition.type)
+    return isinstance(listed, GraphQLList) and not is_non_null_type(listed.of_type)
+
+
+class Planner:
+    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDetails],
+                 variables: VariableValues, operation: OperationDefinitionNode) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.variables = variables
+        self.operation = operation
+
+    def plan(self) -> OperationPlan:
+        if self.operation.operation is not OperationType.QUERY:
+            raise Unsupported("mutations and subscriptions run on the standard executor")
+        if self.operation.directives:
+            raise Unsupported("directives on the operation")
+        query = self.schema.query_type
+        assert query is not None
+        collected = collect_fields(self.schema, self.fragments, self.variables, query,
+                                   self.operation)
+        if collected.new_defer_usages or collected.forbidden_directive_instances:
+            raise Unsupported("@defer")
+        return OperationPlan(tuple(self._root(query, key, details)
+                                   for key, details in collected.grouped_field_set.items()))
+
+    # -- fields ---------------------------------------------------------------------------
+
+    def _nodes(self, details: FieldDetailsList) -> tuple[FieldNode, ...]:
+        for detail in details:
+            if detail.defer_usage is not None or detail.fragment_variable_values is not None:
+                raise Unsupported("@defer or fragment variables")
+            if any(d.name.value not in CONDITIONS for d in detail.node.directives or ()):
+                raise Unsupported("a directive other than @include and @skip")
+        return tuple(detail.node for detail in details)
+
+    def _definition(self, parent: GraphQLObjectType, name: str) -> GraphQLField:
+        definition: GraphQLField | None = parent.fields.get(name)
+        if definition is None:  # __schema, __type: introspection is the standard executor's
+            raise Unsupported(f"{parent.name}.{name}")
+        return definition
+
+    def _root(self, query: GraphQLObjectType, key: str, details: FieldDetailsList) -> Field:
+        nodes = self._nodes(details)
+        name = nodes[0].name.value
+        if name == TYPENAME:
+            return Typename(key, query.name)
+        definition = self._definition(query, name)
+        nullable = not is_non_null_type(definition.type)
+        if name in model.ROOT_OBJECTS:
+            kind = model.ROOT_OBJECTS[name]
+            type_name = model.NODE_TYPES[kind]
+            return roots.RootObject(key, nodes, nullable, definition, kind,
+                                    model.TYPES[type_name].table, self._object(type_name, details))
+        if name in model.ROOT_LISTS:
+            type_name, check = model.ROOT_LISTS[name]
+            table = model.TYPES[type_name].table
+            return connections.RootList(key, nodes, nullable, definition, table, check,
+                                        self._shape(definition, details, type_name))
+        if name in ("node", "nodes"):
+            plans = {kind: self._object(type_name, details)
+                     for kind, type_name in model.NODE_TYPES.items()}
+            tables_ = {kind: model.TYPES[type_name].table
+                       for kind, type_name in model.NODE_TYPES.items()}
+            return roots.RootNodes(key, nodes, nullable, definition, name == "nodes",
+                                   _items_nullable(definition), tables_, plans)
+        raise Unsupported(f"Query.{name}")
+
+    def _subfields(self, parent: GraphQLObjectType,
+                   details: FieldDetailsList) -> dict[str, FieldDetailsList]:
+        collected = collect_subfields(self.schema, self.fragments, self.variables, self.operation,
+                                      parent, details)
+        if collected.new_defer_usages or collected.forbidden_directive_instances:
+            raise Unsupported("@defer")
+        return collected.grouped_field_set
+
+    def _object(self, type_name: str, details: FieldDetailsList) -> ObjectPlan:
+        parent = self.schema.get_type(type_name)
+        if not isinstance(parent, GraphQLObjectType) or type_name not in model.TYPES:
+            raise Unsupported(f"the type {type_name}")
+        fields = tuple(self._field(parent, key, sub)
+                       for key, sub in self._subfields(parent, details).items())
+        return ObjectPlan(type_name, fields)
+
+    def _field(self, parent: GraphQLObjectType, key: str, details: FieldDetailsList) -> Field:
+        nodes = self._nodes(details)
+        name = nodes[0].name.value
+        if name == TYPENAME:
+            return Typename(key, parent.name)
+        definition = self._definition(parent, name)
+        type_model = model.TYPES[parent.name]
+        spec = type_model.fields.get(name)
+        if spec is None:
+            return self._column(type_model, key, definition)
+        nullable = not is_non_null_type(definition.type)
+        index = column_index(type_model.table)
+        target = get_named_type(definition.type).name
+        if isinstance(spec, model.ToOne):
+            return links.ById(key, nodes, nullable, model.TYPES[spec.target].table,
+                              index[spec.column], self._object(spec.target, details))
+        if isinstance(spec, model.ToMany):
+            return links.ByParent(key, nodes, nullable, model.TYPES[spec.target].table,
+                                  spec.parent, spec.order, index["id"],
+                                  self._object(spec.target, details), spec.many,
+                                  _items_nullable(definition))
+        if isinstance(spec, model.RunOf):
+            return links.RunOfGroup(key, nodes, nullable, model.TYPES[target].table, index["id"],
+                                    self._object(target, details))
+        if isinstance(spec, model.ListOf):
+            return connections.ListOf(key, nodes, nullable, definition,
+                                      model.TYPES[spec.target].table, spec.parent, index["id"],
+                                      spec.check, self._shape(definition, details, spec.target))
+        if isinstance(spec, model.Made):
+            return self._embedded(key, definition, details, spec, index)
+        return Column(key, index[spec.column], spec.convert)
+
+    def _column(self, type_model: model.TypeModel, key: str,
+                definition: GraphQLField) -> Column:
+        strawberry_field = definition.extensions.get("strawberry-definition")
+        if strawberry_field is None or strawberry_field.base_resolver is not None:
+            raise Unsupported(f"{key}: a field with a resolver that model.py does not declare")
+        named = get_named_type(definition.type)
+        if not is_leaf_type(named):
+            raise Unsupported(f"{key}: an object field that model.py does not declare")
+        column = _column_of(type_model, strawberry_field.python_name)
+        convert = leaf(named)
+        if is_non_null_type(definition.type) and column.nullable:
+            convert = required(convert)
+        return Column(key, column_index(type_model.table)[column.key], convert)
+
+    def _embedded(self, key: str, definition: GraphQLField, details: FieldDetailsList,
+                  spec: model.Made, index: dict[str, int]) -> Embedded:
+        embedded = get_named_type(definition.type)
+        assert isinstance(embedded, GraphQLObjectType)
+        columns = tuple(index[name] for name in spec.columns)
+        fields: list[tuple[str, int, Any]] = []
+        for sub_key, sub in self._subfields(embedded, details).items():
+            name = self._nodes(sub)[0].name.value
+            if name == TYPENAME:
+                fields.append((sub_key, -1, None))
+                continue
+            named = get_named_type(self._definition(embedded, name).type)
+            assert isinstance(named, GraphQLLeafType)
+            fields.append((sub_key, spec.fields.index(name), leaf(named)))
+        make = spec.make
+
+        def made(row: Any) -> Any:
+            return make(*(row[position] for position in columns))
+
+        return Embedded(key, made, tuple(fields), embedded.name)
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _shape(self, definition: GraphQLField, details: FieldDetailsList,
+               node_type: str) -> Shape:
+        connection = get_named_type(definition.type)
+        assert isinstance(connection, GraphQLObjectType)
+        selected: list[tuple[str, str, Any]] = []
+        for key, sub in self._subfields(connection, details).items():
+            name = self._nodes(sub)[0].name.value
+            if name == TYPENAME:
+                selected.append((key, name, connection.name))
+            elif name == "totalCount":
+                selected.append((key, name, None))
+            elif name == "pageInfo":
+                selected.append((key, name, self._parts(connection, name, sub, None)))
+            elif name == "edges":
+                selected.append((key, name, self._parts(connection, name, sub, node_type)))
+            else:
+                raise Unsupported(f"{connection.name}.{name}")
+        index = column_index(model.TYPES[node_type].table)
+        return Shape(tuple(selected), index["created_at"], index["id"])
+
+    def _parts(self, connection: GraphQLObjectType, name: str, details: FieldDetailsList,
+               node_type: str | None) -> Selected:
+        """An edge's or the page info's selection: (key, field name, node plan or typename)."""
+        part = get_named_type(self._definition(connection, name).type)
+        assert isinstance(part, GraphQLObjectType)
+        selected: list[tuple[str, str, Any]] = []
+        for key, sub in self._subfields(part, details).items():
+            field_name = self._nodes(sub)[0].name.value
+            if field_name == TYPENAME:
+                selected.append((key, field_name, part.name))
+            elif field_name == "node" and node_type is not None:
+                selected.append((key, field_name, self._object(node_type, sub)))
+            elif field_name in ("cursor", "hasNextPage", "hasPreviousPage", "startCursor",
+                                "endCursor"):
+                selected.append((key, field_name, None))
+            else:
+                raise Unsupported(f"{part.name}.{field_name}")
+        return tuple(selected)
+
+
+def plan_operation(schema: GraphQLSchema, fragments: dict[str, FragmentDetails],
+                   variables: VariableValues, operation: OperationDefinitionNode) -> OperationPlan:
+    return Planner(schema, fragments, variables, operation).plan()
+
+
+__all__ = ["Kind", "Planner", "plan_operation"]

@@ -1,0 +1,165 @@
+"""Root fields that find objects by id: run, agent, thread, messageGroup, actor, and node and
+nodes, whose objects may be of any kind. Ids are checked as the resolvers check them."""
+
+from collections import defaultdict
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import FieldNode, GraphQLField
+from sqlalchemy import Table
+
+from runql.errors import BadUserInput, RunqlError
+from runql.fastpath import statements
+from runql.fastpath.build import Builder, Path
+from runql.fastpath.execution import Execution, Row
+from runql.fastpath.plan import ObjectPlan
+from runql.ids import Kind, require
+from runql.resolvers.queries import MAX_NODES
+
+Found = tuple[Table, str] | None  # where an id is to be found; None: it names nothing to find
+
+
+async def load_by_id(execution: Execution, table: Table, keys: list[str]) -> None:
+    known = execution.table_rows(table)
+    missing = [key for key in keys if key not in known]
+    if missing:
+        execution.remember(table, await execution.batched(statements.by_id(table), missing))
+
+
+def _row(execution: Execution, found: Found) -> Row | None:
+    return None if found is None else execution.table_rows(found[0]).get(found[1])
+
+
+@dataclass(eq=False)
+class RootObject:
+    """run(id:), agent(id:), thread(id:), messageGroup(id:), actor(id:)."""
+
+    key: str
+    nodes: tuple[FieldNode, ...]
+    nullable: bool
+    definition: GraphQLField
+    kind: Kind
+    table: Table
+    child: ObjectPlan
+    signature: Hashable = field(init=False)
+    below: frozenset[Hashable] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.signature = f"id:{self.table.name}"
+        self.below = self.child.below()
+
+    def _check(self, id: str) -> str:
+        require(id, self.kind, "id")  # as resolvers.queries._one
+        return id
+
+    def _id(self, execution: Execution) -> str | RunqlError:
+        return execution.arguments.checked(self, self.definition, self.nodes[0], self._check)
+
+    def group(self, execution: Execution) -> Hashable | None:
+        return None if isinstance(self._id(execution), RunqlError) else self.signature
+
+    def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
+        found = self._id(execution)
+        assert isinstance(found, str)
+        return [found]
+
+    async def load(self, execution: Execution, keys: list[str]) -> None:
+        await load_by_id(execution, self.table, keys)
+
+    def children(self, execution: Execution,
+                 rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
+        found = execution.table_rows(self.table).get(self.keys(execution, rows)[0])
+        yield self.child, [] if found is None else [found]
+
+    def value(self, builder: Builder, row: Row, path: Path) -> Any:
+        here = (path, self.key, self.nullable)
+        found = self._id(builder.execution)
+        if isinstance(found, RunqlError):
+            builder.fail(found, self, here)
+            return None
+        target = builder.execution.table_rows(self.table).get(found)
+        return None if target is None else self.child.build(builder, target, here)
+
+
+def node_ids(ids: list[str]) -> list[tuple[Kind, str]]:
+    """As resolvers.queries.nodes: at most MAX_NODES ids, each well formed."""
+    if len(ids) > MAX_NODES:
+        raise BadUserInput(f"nodes takes at most {MAX_NODES} ids, got {len(ids)}", field="ids")
+    return [(require(value, None, f"ids[{index}]"), value) for index, value in enumerate(ids)]
+
+
+def node_id(id: str) -> list[tuple[Kind, str]]:
+    """As resolvers.queries.node."""
+    return [(require(id, None, "id"), id)]
+
+
+@dataclass(eq=False)
+class RootNodes:
+    """node(id:) and nodes(ids:): objects of any kind, each built by its own type's plan."""
+
+    key: str
+    nodes: tuple[FieldNode, ...]
+    nullable: bool
+    definition: GraphQLField
+    many: bool
+    items_nullable: bool
+    tables: dict[Kind, Table]
+    plans: dict[Kind, ObjectPlan]  # by the kind of id: the plan of the type it names
+    signature: Hashable = field(init=False)
+    below: frozenset[Hashable] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.signature = ("nodes", id(self))
+        self.below = frozenset().union(*(plan.below() for plan in self.plans.values()))
+
+    def _wanted(self, execution: Execution) -> list[tuple[Kind, str]] | RunqlError:
+        check = node_ids if self.many else node_id
+        return execution.arguments.checked(self, self.definition, self.nodes[0], check)
+
+    def _found(self, execution: Execution) -> list[Found]:
+        wanted = self._wanted(execution)
+        assert not isinstance(wanted, RunqlError)
+        return [(self.tables[kind], value) if kind in self.tables else None
+                for kind, value in wanted]
+
+    def group(self, execution: Execution) -> Hashable | None:
+        return None if isinstance(self._wanted(execution), RunqlError) else self.signature
+
+    def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
+        return [""]
+
+    async def load(self, execution: Execution, keys: list[str]) -> None:
+        by_table: defaultdict[Table, list[str]] = defaultdict(list)
+        for found in self._found(execution):
+            if found is not None:
+                by_table[found[0]].append(found[1])
+        for table, ids in by_table.items():
+            await load_by_id(execution, table, list(dict.fromkeys(ids)))
+
+    def children(self, execution: Execution,
+                 rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
+        wanted = self._wanted(execution)
+        assert not isinstance(wanted, RunqlError)  # group() let only good ids fetch
+        by_kind: defaultdict[Kind, dict[str, Row]] = defaultdict(dict)
+        for kind, value in wanted:
+            row = _row(execution, (self.tables[kind], value)) if kind in self.tables else None
+            if row is not None:
+                by_kind[kind][value] = row
+        for kind, found in by_kind.items():
+            yield self.plans[kind], list(found.values())
+
+    def _one(self, builder: Builder, kind: Kind, found: Found, path: Any) -> Any:
+        row = _row(builder.execution, found)
+        return None if row is None else self.plans[kind].build(builder, row, path)
+
+    def value(self, builder: Builder, row: Row, path: Path) -> Any:
+        here = (path, self.key, self.nullable)
+        wanted = self._wanted(builder.execution)
+        if isinstance(wanted, RunqlError):
+            builder.fail(wanted, self, here)
+            return None
+        found = self._found(builder.execution)
+        items = [self._one(builder, kind, where, (here, index, self.items_nullable))
+                 for index, ((kind, _), where) in enumerate(zip(wanted, found, strict=True))]
+        return items if self.many else items[0]

@@ -1,0 +1,21 @@
+"""Executing a plan: its statements on one connection (one snapshot), then the response."""
+
+from graphql import ExecutionResult
+
+from runql.fastpath.arguments import Arguments
+from runql.fastpath.build import Builder
+from runql.fastpath.execution import Execution
+from runql.fastpath.fetch import fetch
+from runql.fastpath.plan import OperationPlan
+from runql.fastpath.settle import settle
+from runql.storage.database import Database
+
+
+async def run_plan(plan: OperationPlan, database: Database, org_id: str,
+                   arguments: Arguments) -> ExecutionResult:
+    async with database.engine.connect() as connection:
+        execution = Execution(connection, org_id, arguments)
+        await fetch(execution, plan)
+    builder = Builder(execution)
+    data, errors = settle(plan.build(builder), builder.failures)
+    return ExecutionResult(data, errors or None)

@@ -1,0 +1,99 @@
+"""Stored values as the standard executor serializes them, from raw column values.
+
+Statements select DateTime and JSON columns without SQLAlchemy's result processing (see
+`statements.raw_columns`): SQLite then gives text, PostgreSQL (asyncpg) datetimes and JSON text.
+"""
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from graphql import GraphQLEnumType, GraphQLLeafType
+
+from runql.schema.scalars import serialize_datetime
+from runql.storage.pages import Cursor
+
+Convert = Callable[[Any], Any]
+
+# How SQLAlchemy stores a DateTime on SQLite: naive UTC, always with microseconds.
+_STORED = len("2025-01-01 00:00:00.000000")
+
+
+class UnexpectedValue(ValueError):
+    """A stored value the fast path does not serialize as the standard path would."""
+
+
+def instant(value: Any) -> datetime:
+    """A stored instant as the aware UTC datetime the ORM gives (storage.types.UTCDateTime)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def stamp(value: Any) -> str | None:
+    """DateTime as runql.schema.scalars sends it: 2025-01-01T00:00:00.000Z."""
+    if value is None:
+        return None
+    if type(value) is str and len(value) == _STORED and value[10] == " " and value[19] == ".":
+        return f"{value[:10]}T{value[11:23]}Z"  # isoformat(timespec=ms) truncates, as this
+    return serialize_datetime(instant(value))
+
+
+def decoded(value: Any) -> Any:
+    """A JSON column's value, as the column type's json.loads would give it."""
+    if not isinstance(value, str | bytes):
+        return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:  # NaN, huge integers, lone surrogates: json takes them
+        return json.loads(value)
+
+
+def cursor(created_at: Any, row_id: str) -> str:
+    return Cursor(instant(created_at), row_id).encode()
+
+
+def enum_names(graphql_type: GraphQLEnumType) -> Convert:
+    """Stored value -> GraphQL name ("success" -> "SUCCESS"), by the type's own serialize."""
+    names: dict[Any, str] = {}
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            return None
+        found = names.get(value)
+        if found is None:
+            try:
+                found = names[value] = graphql_type.serialize(value)
+            except Exception as error:  # the standard path fails the field: let it
+                raise UnexpectedValue(f"{graphql_type.name} cannot represent {value!r}") from error
+        return found
+
+    return convert
+
+
+def leaf(graphql_type: GraphQLLeafType) -> Convert | None:
+    """How a column's value becomes the leaf's output; None: as it is."""
+    name = graphql_type.name
+    if name == "DateTime":
+        return stamp
+    if name == "JSON":
+        return decoded
+    if isinstance(graphql_type, GraphQLEnumType):
+        return enum_names(graphql_type)
+    if name in ("String", "ID"):
+        return None  # text columns: str already, which serialize returns as it is
+    return graphql_type.serialize
+
+
+def required(convert: Convert | None) -> Convert:
+    """For a non-null field over a nullable column: null would be an error, so not ours."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            raise UnexpectedValue("null in a non-null field")
+        return value if convert is None else convert(value)
+
+    return check
