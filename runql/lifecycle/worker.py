@@ -1,7 +1,7 @@
 """`runql worker`: an executor in a process of its own, stopped by SIGTERM or SIGINT."""
 
 import asyncio
-import logging
+import logging.config
 import signal
 from dataclasses import replace
 
@@ -9,12 +9,13 @@ from runql.agents.registry import default_registry
 from runql.bus.feeders import PostgresListener, feed_from_commits
 from runql.bus.hub import Hub
 from runql.lifecycle.executor import Executor, ExecutorConfig
+from runql.operations.logs import uvicorn_log_config
 from runql.settings import Settings
 from runql.storage.database import Database
 
 
 async def run_worker(settings: Settings, concurrency: int) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.config.dictConfig(uvicorn_log_config(settings))  # the server's log format
     database = Database.from_url(settings.database_url, pool_size=settings.db_pool_size,
                                  max_overflow=settings.db_max_overflow)
     config = replace(ExecutorConfig.from_settings(settings), concurrency=concurrency)
