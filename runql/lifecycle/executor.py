@@ -88,6 +88,11 @@ class Executor:
                        for i in range(self.config.concurrency)]
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="runql-housekeeping"))
 
+    @property
+    def running(self) -> bool:
+        """Started, and none of its slots or its housekeeping has ended."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
     async def stop(self) -> None:
         """Stop claiming, let running agents finish within the grace period, then release the
         runs still held (back to PENDING, for another worker)."""

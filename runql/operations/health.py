@@ -53,8 +53,7 @@ async def check_database(database: Database) -> list[Check]:
 
 
 def workers_running(executor: Executor | None) -> bool:
-    tasks = executor._tasks if executor is not None else []  # its slots and housekeeping
-    return bool(tasks) and not any(task.done() for task in tasks)
+    return executor is not None and executor.running
 
 
 def check_workers(settings: Settings, executor: Executor | None) -> Check | None:
