@@ -65,13 +65,13 @@ from runql.enums import (
 from runql.fastpath.switch import standard_only
 from runql.resolvers.context import Context
 from runql.resolvers.loaders import Loaders
-from runql.schema.scalars import serialize_datetime
 from runql.schema.schema import build_schema
 from runql.settings import Environment, Settings
 from runql.storage.database import Database, counting_statements
 from runql.storage.migrate import upgrade
 from runql.storage.pages import Cursor
 from runql.storage.tables import DEFAULT_ORG_ID
+from runql.storage.types import format_instant
 
 ROOT = Path(__file__).resolve().parent.parent
 FEED = ROOT / "queries" / "feed.graphql"
@@ -158,10 +158,10 @@ def _stamp(stored: str | datetime | None) -> str | None:
     if stored is None:
         return None
     if isinstance(stored, datetime):  # PostgreSQL's driver hands over datetimes
-        return serialize_datetime(stored)
+        return format_instant(stored)
     if len(stored) == _STORED_LENGTH and stored[10] == " " and stored[19] == ".":
         return f"{stored[:10]}T{stored[11:23]}Z"  # isoformat(timespec=ms) truncates, as this
-    return serialize_datetime(_instant(stored))
+    return format_instant(_instant(stored))
 
 
 def _json(stored: Any) -> Any:

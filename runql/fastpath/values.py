@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from graphql import GraphQLEnumType, GraphQLLeafType
 
-from runql.schema.scalars import serialize_datetime
 from runql.storage.pages import Cursor
+from runql.storage.types import format_instant
 
 Convert = Callable[[Any], Any]
 
@@ -39,7 +39,7 @@ def stamp(value: Any) -> str | None:
         return None
     if type(value) is str and len(value) == _STORED and value[10] == " " and value[19] == ".":
         return f"{value[:10]}T{value[11:23]}Z"  # isoformat(timespec=ms) truncates, as this
-    return serialize_datetime(instant(value))
+    return format_instant(instant(value))
 
 
 def decoded(value: Any) -> Any:

@@ -5,9 +5,7 @@ from datetime import UTC, datetime
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
-
-def serialize_datetime(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from runql.storage.types import format_instant
 
 
 def parse_datetime(value: object) -> datetime:
@@ -29,7 +27,7 @@ DateTime: ScalarDefinition = strawberry.scalar(
     description="An instant in ISO 8601 form, always sent in UTC with milliseconds "
     "(2025-01-01T00:00:00.000Z). Inputs must carry a zone (Z or an offset).",
     specified_by_url="https://scalars.graphql.org/andimarek/date-time",
-    serialize=serialize_datetime,
+    serialize=format_instant,
     parse_value=parse_datetime,
 )
 
