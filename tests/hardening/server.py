@@ -2,7 +2,6 @@
 migrated SQLite file, with an API key made by `runql keys create`."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.processes import free_port, runql
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -21,17 +22,6 @@ class Server:
     url: str
     key: str
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def runql(env: dict[str, str], *args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "runql", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=True).stdout
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

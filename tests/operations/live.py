@@ -3,7 +3,6 @@ and loaded with demo data, for the tests that need the whole server (logs, webso
 browser)."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,19 +14,10 @@ from typing import Any
 
 import httpx
 
+from tests.processes import free_port, runql
+
 ROOT = Path(__file__).resolve().parents[2]
 START_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def runql(env: dict[str, str], *args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "runql", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=True).stdout
 
 
 @dataclass

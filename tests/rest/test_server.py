@@ -1,7 +1,6 @@
 """The spec's curl examples against a real `python -m runql serve` on a loopback port."""
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.processes import free_port, runql
 from tests.rest.spec_example import (
     CURL_GET_HEADERS,
     CURL_POST_HEADERS,
@@ -39,17 +39,6 @@ class Server:
         return str(row[0])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _runql(env: dict[str, str], *args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "runql", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=True).stdout
-
-
 def _wait_until_listening(url: str, process: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -67,10 +56,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     database = tmp_path_factory.mktemp("rest-server") / "runql.db"
     env = {**os.environ, "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
            "RUNQL_ENV": "production", "RUNQL_SHUTDOWN_GRACE_SECONDS": "1"}
-    _runql(env, "migrate")
-    _runql(env, "demo", "--runs", "20")
-    key = _runql(env, "keys", "create", "--name", "rest-tests").strip().splitlines()[-1]
-    port = _free_port()
+    runql(env, "migrate")
+    runql(env, "demo", "--runs", "20")
+    key = runql(env, "keys", "create", "--name", "rest-tests").strip().splitlines()[-1]
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -23,8 +23,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.backends import POSTGRES_SERVER, PostgresBackend
+from tests.processes import free_port
 from tests.subscriptions.client import GraphQLSocket
-from tests.subscriptions.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = 200

@@ -1,7 +1,6 @@
 """A real uvicorn server on a loopback port, in the test's event loop, with its executor."""
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from runql.bus.hub import Hub
 from runql.settings import Settings
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID, AgentRow
+from tests.processes import free_port
 
 CREATE_RUN = """mutation($agent: ID!, $text: String!) {
   createRun(input: {agentId: $agent, content: {text: $text}}) { run { id status } } }"""
@@ -45,12 +45,6 @@ class Live:
     async def create_run(self, text: str = "ping", agent: AgentRow | None = None) -> str:
         data = await self.gql(CREATE_RUN, {"agent": (agent or self.echo).id, "text": text})
         return str(data["createRun"]["run"]["id"])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager
