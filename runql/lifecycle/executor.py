@@ -9,9 +9,11 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from runql.agents.protocol import AgentError, AgentReply
@@ -54,6 +56,19 @@ class ExecutorConfig:
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _older_pending_in_thread() -> Any:
+    """Whether the run's thread has an older pending run: only a thread's oldest pending run
+    may be claimed, whatever other workers hold locked or roll back."""
+    older: Any = aliased(RunRow)
+    run: Any = RunRow
+    return exists().where(
+        older.thread_id == run.thread_id,
+        older.status == RunStatus.PENDING.value,
+        or_(older.created_at < run.created_at,
+            and_(older.created_at == run.created_at, older.id < run.id)),
+    )
 
 
 class _LeaseLost(Exception):
@@ -176,7 +191,8 @@ class Executor:
                 select(col(RunRow.id))
                 .join(ThreadRow, col(ThreadRow.id) == col(RunRow.thread_id))
                 .where(col(RunRow.status) == RunStatus.PENDING.value,
-                       col(ThreadRow.active_run_id).is_(None))
+                       col(ThreadRow.active_run_id).is_(None),
+                       ~_older_pending_in_thread())
                 .order_by(col(RunRow.created_at), col(RunRow.id))
                 .limit(1)
             )

@@ -308,3 +308,22 @@ async def test_the_agent_sees_the_thread_history(database: Database) -> None:
     await new_run(database, agent, "second", thread_id=first.thread_id)
     assert await executor.run_once()
     assert seen == [[], ["first", "echo first"]]
+
+
+async def test_a_threads_later_run_waits_while_its_older_run_is_locked_elsewhere(
+    database: Database, echo: AgentRow, backend: Any
+) -> None:
+    """On PostgreSQL claims skip locked rows: the skip must not let a thread's second run
+    overtake its first (held, say, by a worker whose claim then rolls back)."""
+    if backend.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite serializes every write instead")
+    from sqlalchemy import select
+
+    first = await new_run(database, echo, "1")
+    await new_run(database, echo, "2", thread_id=first.thread_id)
+    async with database.write() as session:
+        await session.execute(select(RunRow).where(RunRow.id == first.id).with_for_update())
+        assert await Executor(database, AgentRegistry([EchoKind()]), FAST).claim() is None
+    claimed = await Executor(database, AgentRegistry([EchoKind()]), FAST).claim()
+    assert claimed is not None
+    assert claimed.id == first.id
