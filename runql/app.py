@@ -16,6 +16,7 @@ from runql.auth.asgi import RequireApiKey
 from runql.bus.feeders import PostgresListener, feed_from_commits
 from runql.bus.hub import Hub
 from runql.endpoint import GraphQLEndpoint
+from runql.fanout.sinks import KeepServerSend
 from runql.graphiql.assets import STATIC_PREFIX, STATIC_ROUTE, serve_asset
 from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.operations.middleware import ObserveRequests
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         *rest_routes(db, settings),
     ]
     middleware = [
+        Middleware(KeepServerSend),
         Middleware(ObserveRequests),
         Middleware(RequireApiKey, database=db, protected=PROTECTED, public=[STATIC_PREFIX]),
         Middleware(RateLimit, rate=settings.rate_limit_per_second,  # per key: after the key

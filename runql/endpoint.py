@@ -1,7 +1,9 @@
 """The GraphQL endpoint on /graphql: queries and mutations over HTTP, subscriptions over
 websockets (graphql-transport-ws and the legacy graphql-ws), and GraphiQL for browsers."""
 
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter
@@ -16,6 +18,8 @@ from runql.auth.asgi import UNAUTHENTICATED, principal_of
 from runql.auth.keys import authenticate, bearer_secret
 from runql.bus.hub import Hub
 from runql.bus.shared import SharedReads
+from runql.fanout.sinks import LegacyWSHandler, TransportWSHandler
+from runql.fanout.streams import Lead, SharedStreams
 from runql.fastpath.persisted import PersistedQueries
 from runql.graphiql.page import graphiql_page
 from runql.resolvers.context import Context
@@ -26,6 +30,9 @@ from runql.storage.database import Database
 
 
 class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, media types
+    graphql_transport_ws_handler_class = TransportWSHandler  # type: ignore[assignment]
+    graphql_ws_handler_class = LegacyWSHandler  # type: ignore[assignment]
+
     def __init__(self, database: Database, settings: Settings, hub: Hub) -> None:
         super().__init__(
             build_schema(development=settings.is_development),
@@ -40,7 +47,17 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
         self.settings = settings
         self.hub = hub
         self.shared = SharedReads(database)
+        self.streams = SharedStreams(self._run_shared)
         self.persisted = PersistedQueries()
+
+    async def _run_shared(self, org_id: str, lead: Lead, query: str, operation_name: str | None,
+                          variables: Mapping[str, object] | None) -> Any:
+        """A shared stream's execution: the operation as its members run it, in their
+        organization, from where the stream starts."""
+        context = Context.create(self.database, self.settings, org_id, hub=self.hub,
+                                 shared=self.shared, lead=lead)
+        return await self.schema.subscribe(query, variable_values=dict(variables or {}),
+                                           context_value=context, operation_name=operation_name)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -48,7 +65,7 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
         principal = principal_of(request.scope)
         org_id = principal.org_id if principal else ""
         return Context.create(self.database, self.settings, org_id, request, response, self.hub,
-                              self.shared)
+                              self.shared, self.streams)
 
     async def execute_single(self, request: Request, request_adapter: AsyncHTTPRequestAdapter,
                              sub_response: Response, context: Context, root_value: None,

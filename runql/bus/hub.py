@@ -60,6 +60,11 @@ class Subscriber:
             raise SubscriberLagging(self._queue.maxsize)
         return notice
 
+    def recover(self) -> None:
+        """Take a lagging subscriber back, its backlog dropped: for one that re-reads the log."""
+        self.drain()
+        self._lagging = False
+
     def drain(self) -> list[Notice]:
         """Every notice waiting now, without waiting for more."""
         found = []

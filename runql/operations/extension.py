@@ -81,7 +81,8 @@ class ObserveOperations(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         field = subscription_field(self.execution_context)
-        if field is not None:
+        shared_stream = getattr(self.execution_context.context, "lead", None) is not None
+        if field is not None and not shared_stream:  # count clients, not shared executions
             metrics.subscription_started(field)
             self._subscription = field
         yield

@@ -11,6 +11,7 @@ from starlette.websockets import WebSocket
 from runql.agents.registry import AgentRegistry, default_registry
 from runql.bus.hub import Hub
 from runql.bus.shared import SharedReads
+from runql.fanout.streams import Lead, SharedStreams
 from runql.resolvers.loaders import Loaders
 from runql.settings import Settings
 from runql.storage.database import Database
@@ -28,6 +29,8 @@ class Context:
     request: Request | WebSocket | None = None
     response: Response | WebSocket | None = None
     connection_params: dict[str, Any] | None = None
+    streams: SharedStreams | None = None  # subscriptions on websockets share executions here
+    lead: Lead | None = None  # set when a shared stream runs the subscription
 
     @classmethod
     def create(
@@ -39,9 +42,11 @@ class Context:
         response: Response | WebSocket | None = None,
         hub: Hub | None = None,
         shared: SharedReads | None = None,
+        streams: SharedStreams | None = None,
+        lead: Lead | None = None,
     ) -> "Context":
         return cls(database, settings, org_id, Loaders(database, org_id), request=request,
-                   response=response, hub=hub, shared=shared)
+                   response=response, hub=hub, shared=shared, streams=streams, lead=lead)
 
     def authenticate(self, org_id: str) -> None:
         """Open the organization for this (websocket) context, once its key is checked."""

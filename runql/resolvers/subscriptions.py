@@ -1,8 +1,12 @@
 """Subscription resolvers. Each one subscribes to the hub first and reads the run_events log
 second, so an event committed between the two is read, not missed; and it reads by sequence
-number, so no event is given twice."""
+number, so no event is given twice.
 
-from collections.abc import AsyncGenerator
+On a websocket, a subscriber that has caught up with the log joins the shared stream of its
+operation (runql.fanout) at the event it has reached, and leaves the hub: from then on one
+execution serves every subscriber of that operation."""
+
+from collections.abc import AsyncGenerator, Callable
 
 from sqlalchemy import inspect, select
 from sqlmodel import col
@@ -13,6 +17,7 @@ from runql.bus.hub import Hub, Subscriber, SubscriberLagging, org_channel, run_c
 from runql.bus.shared import SharedReads
 from runql.enums import RunEventType, RunStatus
 from runql.errors import BadUserInput, NotFound
+from runql.fanout.streams import Membership, joiner
 from runql.ids import Kind, require
 from runql.resolvers.context import Context, Info
 from runql.resolvers.graph import checked_filter
@@ -53,6 +58,9 @@ async def _wait(context: Context, notices: Subscriber) -> int | None:
         heard = max((n.seq for n in [notice, *notices.drain()] if n is not None), default=0)
         return heard or None
     except SubscriberLagging as lagging:
+        if context.lead is not None:  # a shared stream: the log has what the notices said
+            notices.recover()
+            return None
         if isinstance(context.request, WebSocket):
             await context.request.close(LAGGING_CLOSE_CODE, f"{lagging}; resubscribe with "
                                         "`after` set to the last sequence number you saw")
@@ -64,12 +72,16 @@ def _ends_run(event: RunEventRow) -> bool:
             and RunStatus(event.payload["status"]).is_terminal)
 
 
+Join = Callable[[int], Membership | None]
+
+
 async def _follow(
-    context: Context, notices: Subscriber, run: RunRow, after: int
-) -> AsyncGenerator[RunEventRow, None]:
+    context: Context, notices: Subscriber, run: RunRow, after: int, join: Join | None = None
+) -> AsyncGenerator[RunEventRow | Membership, None]:
     """The run's events after `after`, in order, up to the one that ends the run. `notices`
     must have been subscribed before `run` was read: everything committed since is announced,
-    and everything before is at most `run.last_event_seq`."""
+    and everything before is at most `run.last_event_seq`. With `join`, once the log has no
+    more, the subscriber joins its shared stream: that membership comes last."""
     shared = _shared(context)
     last, known, fresh = after, run.last_event_seq, False
     while not (RunStatus(run.status).is_terminal and last >= run.last_event_seq):
@@ -81,6 +93,9 @@ async def _follow(
                 return
         fresh = False
         if not events:
+            if join is not None and (membership := join(last)) is not None:
+                yield membership
+                return
             heard = await _wait(context, notices)
             fresh = heard is None
             known = max(known, heard or 0)
@@ -93,11 +108,24 @@ async def run_events(
     require(run_id, Kind.RUN, "runId")
     if after is not None and after < 0:
         raise BadUserInput("after is a sequence number, 0 or more", field="after")
+    lead, membership = context.lead, None
     async with _hub(info).subscribe([run_channel(run_id)]) as notices:
         run = await _run(context, run_id)
-        async for event in _follow(context, notices, run, after or 0):
+        start = lead.start if lead is not None else after or 0
+        async for event in _follow(context, notices, run, start, _join(context)):
+            if isinstance(event, Membership):
+                membership = event
+                continue
+            if lead is not None:
+                lead.seq = event.seq
             context.refresh_loaders()
             yield event
+    if membership is not None:
+        await membership.stay()
+
+
+def _join(context: Context) -> Join | None:
+    return None if context.lead is not None else joiner(context.streams, context.org_id)
 
 
 def _as_of(run: RunRow, status: str) -> RunRow:
@@ -109,15 +137,24 @@ def _as_of(run: RunRow, status: str) -> RunRow:
 async def run_status(info: Info, id: ID) -> AsyncGenerator[RunRow, None]:
     context = info.context
     require(id, Kind.RUN, "id")
+    lead, membership = context.lead, None
     async with _hub(info).subscribe([run_channel(id)]) as notices:
         run = await _run(context, id)
-        yield run
-        async for event in _follow(context, notices, run, run.last_event_seq):
-            if event.type == RunEventType.STATUS_CHANGED:
+        if lead is None:  # a shared stream starts where its first member is: after this
+            yield run
+        start = lead.start if lead is not None else run.last_event_seq
+        async for event in _follow(context, notices, run, start, _join(context)):
+            if isinstance(event, Membership):
+                membership = event
+            elif event.type == RunEventType.STATUS_CHANGED:
                 now = await _shared(context).run(id, event.seq)
                 assert now is not None
+                if lead is not None:
+                    lead.seq = event.seq
                 context.refresh_loaders()
                 yield _as_of(now, event.payload["status"])
+    if membership is not None:
+        await membership.stay()
 
 
 async def _matching(context: Context, run_ids: list[str], filter: RunFilterInput | None

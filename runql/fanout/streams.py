@@ -1,0 +1,192 @@
+"""One execution per operation, written to every socket that subscribed to it.
+
+A shared stream runs the subscription once, as a subscriber of its own would (same resolver,
+same extensions, same errors), but starting after an event given by its first member, and
+writes each result to every member. A member joins at the point it has reached by itself; the
+stream sends it what comes after that point and nothing before, so a member never gets an event
+twice or misses one:
+
+- `position` is the event whose result the stream sends or has sent last; the members to send
+  it to are taken when it starts.
+- A member at `p` joins only when `p >= position`; the results for events up to `p` are skipped
+  for it. A member behind the stream reads on from the log by itself and tries again.
+"""
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from strawberry.types import ExecutionResult
+
+from runql.fanout.sinks import Sink, current_sink
+
+log = logging.getLogger("runql.fanout")
+
+YIELD_EVERY = 1000  # members written between two turns given to the rest of the server
+
+StreamKey = tuple[str, str, str | None, bytes]
+Subscribe = Callable[..., Any]  # strawberry.Schema.subscribe
+
+
+@dataclass
+class Lead:
+    """What a shared stream tells the resolver it runs: start after event `start`; before each
+    result it yields, the resolver sets `seq` to the event that result stands for."""
+
+    start: int
+    seq: int = 0
+
+
+class Membership:
+    def __init__(self, stream: "SharedStream", sink: Sink, skip_through: int) -> None:
+        self.sink = sink
+        self.skip_through = skip_through
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._stream = stream
+
+    async def stay(self) -> None:
+        """Until the stream has sent its last result (or failed: that error is raised here).
+        Leaving early, by cancellation, takes the member out of the stream."""
+        try:
+            await self.finished
+        finally:
+            self._stream.leave(self)
+
+    def end(self, error: BaseException | None = None) -> None:
+        if self.finished.done():
+            return
+        if error is None:
+            self.finished.set_result(None)
+        else:
+            self.finished.set_exception(error)
+
+
+def _payload(result: ExecutionResult) -> str:
+    """The JSON text of a result as the websocket protocols carry it."""
+    payload: dict[str, object] = {"data": result.data}
+    if result.errors:
+        payload["errors"] = [error.formatted for error in result.errors]
+    if result.extensions:
+        payload["extensions"] = result.extensions
+    return orjson.dumps(payload).decode()
+
+
+class SharedStream:
+    def __init__(self, streams: "SharedStreams", key: StreamKey, start: int) -> None:
+        self.lead = Lead(start)
+        self.position = start
+        self.members: list[Membership] = []
+        self._streams = streams
+        self._key = key
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    def admit(self, sink: Sink, position: int) -> Membership | None:
+        if self._closed or position < self.position:
+            return None
+        member = Membership(self, sink, position)
+        self.members.append(member)
+        return member
+
+    def leave(self, member: Membership) -> None:
+        if member in self.members:
+            self.members.remove(member)
+        if not self.members and not self._closed:
+            self._close()
+            if self._task is not None:
+                self._task.cancel()
+
+    def start(self, results: Callable[[], Any]) -> None:
+        self._task = asyncio.create_task(  # its own context: no member's request or sink
+            self._lead(results), name="runql-shared-stream", context=contextvars.Context())
+
+    async def _lead(self, results: Callable[[], Any]) -> None:
+        error: BaseException | None = None
+        try:
+            await self._send_all(await results())
+        except asyncio.CancelledError:
+            raise
+        except Exception as failure:  # a fault of runql's own: each member's operation reports it
+            log.exception("a shared subscription stream failed")
+            error = failure
+        finally:
+            self._close()
+            for member in self.members:
+                member.end(error)
+
+    async def _send_all(self, source: AsyncIterator[ExecutionResult] | ExecutionResult) -> None:
+        if isinstance(source, ExecutionResult):  # members ran the same document: not expected
+            raise RuntimeError(f"the shared operation did not start: {source.errors}")
+        async with aclosing(source):  # type: ignore[type-var]
+            async for result in source:
+                await self._send(_payload(result), self.lead.seq)
+
+    async def _send(self, payload: str, seq: int) -> None:
+        self.position = seq
+        for count, member in enumerate(tuple(self.members), 1):
+            if seq <= member.skip_through:
+                continue
+            sink = member.sink
+            try:
+                if sink.is_live():
+                    await sink.send(payload)
+                else:
+                    self._drop(member)
+            except Exception:  # that socket closed; the others go on
+                self._drop(member)
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+
+    def _drop(self, member: Membership) -> None:
+        if member in self.members:
+            self.members.remove(member)
+        member.end()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._streams.forget(self._key, self)
+
+
+class SharedStreams:
+    """The shared streams of one process, by (organization, document, operation, variables).
+    `subscribe(org_id, lead, query, operation_name, variables)` runs the operation for a stream."""
+
+    def __init__(self, subscribe: Callable[[str, Lead, str, str | None,
+                                            Mapping[str, object] | None], Any]) -> None:
+        self._subscribe = subscribe
+        self._streams: dict[StreamKey, SharedStream] = {}
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def join(self, sink: Sink, org_id: str, position: int) -> Membership | None:
+        """Make `sink`, whose subscriber has had every event up to `position`, a member of its
+        operation's shared stream; None when the stream is further on (read on, then retry)."""
+        key: StreamKey = (org_id, sink.query, sink.operation_name,
+                          orjson.dumps(sink.variables, option=orjson.OPT_SORT_KEYS))
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = SharedStream(self, key, position)
+            lead = stream.lead
+            stream.start(lambda: self._subscribe(org_id, lead, sink.query, sink.operation_name,
+                                                 sink.variables))
+        return stream.admit(sink, position)
+
+    def forget(self, key: StreamKey, stream: SharedStream) -> None:
+        if self._streams.get(key) is stream:
+            del self._streams[key]
+
+
+def joiner(streams: "SharedStreams | None", org_id: str
+           ) -> Callable[[int], Membership | None] | None:
+    """How the subscription being resolved may join a shared stream; None when it may not (not
+    on a websocket, or it is a shared stream's own execution)."""
+    sink = current_sink()
+    if streams is None or sink is None:
+        return None
+    return lambda position: streams.join(sink, org_id, position)
