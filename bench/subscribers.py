@@ -7,10 +7,18 @@ run, then cancels the run through GraphQL. For every socket it takes the time fr
 little pessimistic) to the arrival of that event, and it reads the server's resident memory
 before and after the sockets are open.
 
-The last line is JSON: {"levels": [{"subscribers": K, "p50_ms": ..., "p99_ms": ...,
-"max_ms": ..., "received": K, "server_kib_per_socket": ...}, ...]}
+Subscribers of one operation share one execution (runql.fanout); the same levels up to 1,000
+are measured again on a server with RUNQL_WS_SHARED_STREAMS=0, where each subscriber runs its
+own (the naive way), and the ratio of the p99s is given.
 
-Usage: python bench/subscribers.py [--levels 1,100,1000,5000]
+While it measures, this client only stamps and keeps the bytes that arrive, parsing them
+afterwards, and its garbage collector is off: otherwise its own backlog would be measured.
+
+The last line is JSON: {"levels": [{"subscribers": K, "min_ms": ..., "p50_ms": ...,
+"p99_ms": ..., "max_ms": ..., "received": K, "server_kib_per_socket": ...}, ...],
+"per_subscriber": [...], "per_subscriber_p99_over_shared": {"K": ratio}}
+
+Usage: python bench/subscribers.py [--levels 1,100,1000,5000] [--per-subscriber-levels 1,100]
 """
 
 from __future__ import annotations
@@ -281,15 +289,11 @@ async def _run(port: int, key: str, pid: int, levels: list[int]) -> list[dict[st
     return results
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="1,100,1000,5000")
-    args = parser.parse_args()
-    levels = [int(level) for level in args.levels.split(",")]
-    _raise_file_limit()
+def _serve_and_measure(levels: list[int], shared: bool) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/bench.db",
-               "RUNQL_ENV": "production", "RUNQL_WORKERS": "0"}
+               "RUNQL_ENV": "production", "RUNQL_WORKERS": "0",
+               "RUNQL_WS_SHARED_STREAMS": "1" if shared else "0"}
         subprocess.run([sys.executable, "-m", "runql", "migrate"], env=env, cwd=ROOT,
                        check=True, capture_output=True)
         made = subprocess.run([sys.executable, "-m", "runql", "keys", "create", "--name", "bench"],
@@ -301,11 +305,32 @@ def main() -> int:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                results = runner.run(_run(port, key, server.pid, levels))
+                return runner.run(_run(port, key, server.pid, levels))
         finally:
             server.terminate()
             server.wait(timeout=60)
-    print(json.dumps({"levels": results}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="1,100,1000,5000")
+    parser.add_argument("--per-subscriber-levels", default="1,100,1000",
+                        help="levels also measured with shared streams off (empty: none)")
+    args = parser.parse_args()
+    levels = [int(level) for level in args.levels.split(",")]
+    naive_levels = [int(level) for level in args.per_subscriber_levels.split(",") if level]
+    _raise_file_limit()
+    print("shared streams (runql.fanout):", flush=True)
+    results = _serve_and_measure(levels, shared=True)
+    naive: list[dict[str, Any]] = []
+    if naive_levels:
+        print("per-subscriber executions (RUNQL_WS_SHARED_STREAMS=0):", flush=True)
+        naive = _serve_and_measure(naive_levels, shared=False)
+    p99 = {result["subscribers"]: result["p99_ms"] for result in results}
+    ratios = {str(n["subscribers"]): round(n["p99_ms"] / p99[n["subscribers"]], 1)
+              for n in naive if n["subscribers"] in p99}
+    print(json.dumps({"levels": results, "per_subscriber": naive,
+                      "per_subscriber_p99_over_shared": ratios}))
     return 0
 
 

@@ -95,4 +95,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = db
     app.state.settings = settings
     app.state.hub = hub
+    app.state.streams = graphql.streams
     return app

@@ -64,8 +64,9 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
     ) -> Context:
         principal = principal_of(request.scope)
         org_id = principal.org_id if principal else ""
+        streams = self.streams if self.settings.ws_shared_streams else None
         return Context.create(self.database, self.settings, org_id, request, response, self.hub,
-                              self.shared, self.streams)
+                              self.shared, streams)
 
     async def execute_single(self, request: Request, request_adapter: AsyncHTTPRequestAdapter,
                              sub_response: Response, context: Context, root_value: None,

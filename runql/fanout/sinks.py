@@ -53,32 +53,37 @@ class Sink(ABC):
     """One subscription operation on one socket."""
 
     def __init__(self, query: str, operation_name: str | None,
-                 variables: Mapping[str, object] | None, socket: WebSocket, frame_start: str
-                 ) -> None:
+                 variables: Mapping[str, object] | None) -> None:
         self.query = query
         self.operation_name = operation_name
         self.variables = variables
-        self._socket = socket
-        self._send = socket.scope.get(SERVER_SEND) or socket.send
-        self._frame_start = frame_start
 
     @abstractmethod
     def is_live(self) -> bool:
         """Whether the client still waits for this operation's results."""
 
+    @abstractmethod
     async def send(self, payload: str) -> None:
         """Write one result, given as the JSON text of its payload."""
-        await self._send({"type": "websocket.send", "text": f"{self._frame_start}{payload}}}"})
 
-    async def close(self, code: int, reason: str) -> None:
-        await self._socket.close(code, reason)
+
+class _SocketSink(Sink):
+    def __init__(self, query: str, operation_name: str | None,
+                 variables: Mapping[str, object] | None, socket: WebSocket, frame_start: str
+                 ) -> None:
+        super().__init__(query, operation_name, variables)
+        self._send = socket.scope.get(SERVER_SEND) or socket.send
+        self._frame_start = frame_start
+
+    async def send(self, payload: str) -> None:
+        await self._send({"type": "websocket.send", "text": f"{self._frame_start}{payload}}}"})
 
 
 def _json(value: str) -> str:
     return orjson.dumps(value).decode()
 
 
-class TransportWSSink(Sink):
+class TransportWSSink(_SocketSink):
     """graphql-transport-ws: {"id": ..., "type": "next", "payload": ...}"""
 
     def __init__(self, handler: BaseGraphQLTransportWSHandler[object, None],
@@ -95,7 +100,7 @@ class TransportWSSink(Sink):
                 and self._handler.operations.get(operation.id) is operation)
 
 
-class LegacyWSSink(Sink):
+class LegacyWSSink(_SocketSink):
     """graphql-ws (legacy): {"type": "data", "id": ..., "payload": ...}"""
 
     def __init__(self, handler: BaseGraphQLWSHandler[object, None], operation_id: str,

@@ -164,6 +164,10 @@ class SharedStreams:
     def __len__(self) -> int:
         return len(self._streams)
 
+    @property
+    def member_count(self) -> int:
+        return sum(len(stream.members) for stream in self._streams.values())
+
     def join(self, sink: Sink, org_id: str, position: int) -> Membership | None:
         """Make `sink`, whose subscriber has had every event up to `position`, a member of its
         operation's shared stream; None when the stream is further on (read on, then retry)."""

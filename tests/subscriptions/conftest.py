@@ -15,6 +15,7 @@ from runql.agents.registry import default_registry
 from runql.app import create_app
 from runql.auth.keys import create_key
 from runql.bus.hub import Hub
+from runql.fanout.streams import SharedStreams
 from runql.settings import Settings
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID, AgentRow
@@ -32,6 +33,7 @@ class Live:
     database: Database
     hub: Hub
     echo: AgentRow
+    streams: SharedStreams
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=20) as client:
@@ -48,7 +50,8 @@ class Live:
 
 
 @asynccontextmanager
-async def serve(database: Database, settings: Settings) -> AsyncIterator[tuple[str, Hub]]:
+async def serve(database: Database, settings: Settings
+                ) -> AsyncIterator[tuple[str, Hub, SharedStreams]]:
     """The app over `database` (its settings name that database, so that on PostgreSQL the
     LISTEN connection joins the same one)."""
     url = database.engine.url.render_as_string(hide_password=False)
@@ -61,7 +64,7 @@ async def serve(database: Database, settings: Settings) -> AsyncIterator[tuple[s
         while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
             await asyncio.sleep(0.01)
     try:
-        yield f"127.0.0.1:{port}", app.state.hub
+        yield f"127.0.0.1:{port}", app.state.hub, app.state.streams
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
@@ -80,9 +83,9 @@ async def live(database: Database, live_settings: Settings) -> AsyncIterator[Liv
     echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
                                       kind="echo", config={"delay_ms": 50})
     key = (await create_key(database, "subscriptions")).secret
-    async with serve(database, live_settings) as (address, hub):
+    async with serve(database, live_settings) as (address, hub, streams):
         yield Live(f"http://{address}/graphql", f"ws://{address}/graphql", key, database, hub,
-                   echo)
+                   echo, streams)
 
 
 @pytest.fixture
@@ -91,6 +94,6 @@ async def quiet_live(database: Database, live_settings: Settings) -> AsyncIterat
     echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
                                       kind="echo", config={"delay_ms": 0})
     key = (await create_key(database, "subscriptions")).secret
-    async with serve(database, replace(live_settings, workers=0)) as (address, hub):
+    async with serve(database, replace(live_settings, workers=0)) as (address, hub, streams):
         yield Live(f"http://{address}/graphql", f"ws://{address}/graphql", key, database, hub,
-                   echo)
+                   echo, streams)

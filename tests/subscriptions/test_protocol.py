@@ -116,7 +116,7 @@ async def test_cross_origin_handshakes_need_an_allowed_origin(
     database: Database, live_settings: Settings
 ) -> None:
     allowed = replace(live_settings, allowed_origins=("https://app.example.com",))
-    async with serve(database, allowed) as (address, _hub):
+    async with serve(database, allowed) as (address, _hub, _streams):
         url = f"ws://{address}/graphql"
         with pytest.raises(InvalidStatus) as refused:
             await connect(url, subprotocols=[TRANSPORT_WS],  # type: ignore[list-item]
@@ -140,9 +140,9 @@ async def test_subscriptions_per_connection_are_capped(
     echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="E",
                                       kind="echo", config={})
     key = (await create_key(database, "cap")).secret
-    async with serve(database, capped) as (address, hub):
+    async with serve(database, capped) as (address, hub, streams):
         server = LiveServer(f"http://{address}/graphql", f"ws://{address}/graphql", key,
-                            database, hub, echo)
+                            database, hub, echo, streams)
         run_id = await server.create_run()
         socket = await GraphQLSocket.open(server.ws_url, key)
         for _ in range(2):

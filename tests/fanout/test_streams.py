@@ -1,0 +1,153 @@
+"""The join rules of shared streams, driven step by step: a stream's execution is stood in for
+by results the test releases one at a time, and members are sinks that record what they get."""
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+import pytest
+from strawberry.types import ExecutionResult
+
+from runql.fanout.sinks import Sink
+from runql.fanout.streams import Lead, Membership, SharedStreams
+
+QUERY = "subscription { runEvents(runId: \"run_x\") { seq } }"
+
+
+class Recording(Sink):
+    def __init__(self, *, fails: bool = False) -> None:
+        super().__init__(QUERY, None, {})
+        self.got: list[int] = []
+        self.live = True
+        self.fails = fails
+
+    def is_live(self) -> bool:
+        return self.live
+
+    async def send(self, payload: str) -> None:
+        if self.fails:
+            raise ConnectionError("the socket closed")
+        self.got.append(int(payload.split('"seq":')[1].split("}")[0]))
+
+
+class Execution:
+    """The shared execution: yields a result for each event the test releases."""
+
+    def __init__(self) -> None:
+        self.events: asyncio.Queue[int | None] = asyncio.Queue()
+        self.started: list[int] = []
+        self.closed = asyncio.Event()
+
+    async def subscribe(self, _org: str, lead: Lead, _query: str, _name: str | None,
+                        _variables: Mapping[str, object] | None) -> AsyncIterator[ExecutionResult]:
+        self.started.append(lead.start)
+        return self._results(lead)
+
+    async def _results(self, lead: Lead) -> AsyncIterator[ExecutionResult]:
+        try:
+            while (seq := await self.events.get()) is not None:
+                lead.seq = seq
+                yield ExecutionResult(data={"runEvents": {"seq": seq}}, errors=None)
+        finally:
+            self.closed.set()
+
+    async def release(self, *seqs: int | None) -> None:
+        for seq in seqs:
+            self.events.put_nowait(seq)
+        for _ in range(20):  # the stream sends each result within a few turns of the loop
+            await asyncio.sleep(0)
+
+
+@pytest.fixture
+def execution() -> Execution:
+    return Execution()
+
+
+@pytest.fixture
+def streams(execution: Execution) -> SharedStreams:
+    return SharedStreams(execution.subscribe)
+
+
+def _join(streams: SharedStreams, sink: Sink, position: int) -> Membership:
+    membership = streams.join(sink, "org_a", position)
+    assert membership is not None
+    return membership
+
+
+async def test_members_get_every_result_after_their_position_once(
+    streams: SharedStreams, execution: Execution
+) -> None:
+    first, second = Recording(), Recording()
+    _join(streams, first, 0)
+    await execution.release(1, 2)
+    _join(streams, second, 3)  # it read event 3 from the log itself
+    await execution.release(3, 4, 5)
+    assert execution.started == [0]
+    assert first.got == [1, 2, 3, 4, 5]
+    assert second.got == [4, 5]
+
+
+async def test_a_member_behind_the_stream_is_refused_until_it_catches_up(
+    streams: SharedStreams, execution: Execution
+) -> None:
+    _join(streams, Recording(), 0)
+    await execution.release(1, 2)
+    late = Recording()
+    assert streams.join(late, "org_a", 1) is None  # event 2 was sent without it
+    _join(streams, late, 2)
+    await execution.release(3)
+    assert late.got == [3]
+
+
+async def test_one_stream_per_organization_and_variables(
+    streams: SharedStreams, execution: Execution
+) -> None:
+    _join(streams, Recording(), 0)
+    _join(streams, Recording(), 0)
+    assert len(streams) == 1
+    other_org = streams.join(Recording(), "org_b", 0)
+    other_variables = Recording()
+    other_variables.variables = {"after": 3}
+    assert other_org is not None and streams.join(other_variables, "org_a", 0) is not None
+    assert len(streams) == 3
+
+
+async def test_the_end_of_the_stream_ends_every_membership(
+    streams: SharedStreams, execution: Execution
+) -> None:
+    memberships = [_join(streams, Recording(), 0) for _ in range(3)]
+    await execution.release(1, None)
+    async with asyncio.timeout(5):
+        await asyncio.gather(*(membership.stay() for membership in memberships))
+    assert len(streams) == 0
+    assert streams.join(Recording(), "org_a", 1) is not None  # a new stream, not the ended one
+    await execution.release()
+    assert execution.started == [0, 1]
+
+
+async def test_members_that_leave_or_fail_are_dropped_and_the_rest_go_on(
+    streams: SharedStreams, execution: Execution
+) -> None:
+    staying, leaving, failing, gone = Recording(), Recording(), Recording(fails=True), Recording()
+    memberships = {sink: _join(streams, sink, 0) for sink in (staying, leaving, failing, gone)}
+    waiting = asyncio.create_task(memberships[leaving].stay())
+    await execution.release(1)
+    waiting.cancel()  # the client completed the operation
+    gone.live = False  # the operation's id is no longer registered on its socket
+    await execution.release(2, 3)
+    assert staying.got == [1, 2, 3]
+    assert leaving.got == [1]
+    assert failing.got == [] and gone.got == [1]
+    assert memberships[failing].finished.done() and memberships[gone].finished.done()
+
+
+async def test_the_last_member_leaving_stops_the_execution(
+    streams: SharedStreams, execution: Execution
+) -> None:
+    membership = _join(streams, Recording(), 0)
+    await execution.release(1)
+    waiting = asyncio.create_task(membership.stay())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    async with asyncio.timeout(5):
+        await execution.closed.wait()
+    assert len(streams) == 0
