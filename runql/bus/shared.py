@@ -81,6 +81,7 @@ class SharedReads:
         self._database = database
         self._events: _Shared[tuple[str, int], list[RunEventRow]] = _Shared(max_entries)
         self._runs: _Shared[tuple[str, int], RunRow | None] = _Shared(max_entries)
+        self._after_changes: _Shared[Hashable, list[RunRow]] = _Shared(max_entries)
 
     async def events_after(
         self, run_id: str, after: int, reaching: int | None
@@ -103,3 +104,14 @@ class SharedReads:
             return (row.last_event_seq if row else as_of), row
 
         return await self._runs.get((run_id, as_of), as_of, read)
+
+    async def after_changes(self, changes: Hashable,
+                            read: Callable[[], Awaitable[list[RunRow]]]) -> list[RunRow]:
+        """Runs read once the changes that `changes` names (with whatever else the caller puts
+        in it, such as a filter) were committed: every caller with the same key shares a read,
+        which started after those commits since they were announced."""
+
+        async def reading() -> tuple[int, list[RunRow]]:
+            return 0, await read()
+
+        return await self._after_changes.get(changes, 0, reading)

@@ -13,7 +13,7 @@ from sqlmodel import col
 from starlette.websockets import WebSocket
 from strawberry import ID
 
-from runql.bus.hub import Hub, Subscriber, SubscriberLagging, org_channel, run_channel
+from runql.bus.hub import Hub, Notice, Subscriber, SubscriberLagging, org_channel, run_channel
 from runql.bus.shared import SharedReads
 from runql.enums import RunEventType, RunStatus
 from runql.errors import BadUserInput, NotFound
@@ -157,15 +157,23 @@ async def run_status(info: Info, id: ID) -> AsyncGenerator[RunRow, None]:
         await membership.stay()
 
 
-async def _matching(context: Context, run_ids: list[str], filter: RunFilterInput | None
+async def _matching(context: Context, changes: list[Notice], filter: RunFilterInput | None
                     ) -> list[RunRow]:
+    """The changed runs that match, as they are after the changes. Dashboards woken by the same
+    changes with the same filter share one read."""
+    run_ids = list(dict.fromkeys(notice.run_id for notice in changes))
     run_filter = checked_filter(filter)
-    statement = select(RunRow).where(col(RunRow.id).in_(run_ids),
-                                      col(RunRow.org_id) == context.org_id,
-                                      *(run_filter.conditions() if run_filter else []))
-    async with context.database.read() as session:
-        found = {row.id: row for row in (await session.execute(statement)).scalars()}
-    return [found[run_id] for run_id in run_ids if run_id in found]
+
+    async def read() -> list[RunRow]:
+        statement = select(RunRow).where(col(RunRow.id).in_(run_ids),
+                                          col(RunRow.org_id) == context.org_id,
+                                          *(run_filter.conditions() if run_filter else []))
+        async with context.database.read() as session:
+            found = {row.id: row for row in (await session.execute(statement)).scalars()}
+        return [found[run_id] for run_id in run_ids if run_id in found]
+
+    key = (context.org_id, repr(filter), tuple((n.run_id, n.seq) for n in changes))
+    return await _shared(context).after_changes(key, read)
 
 
 async def runs(info: Info, filter: RunFilterInput | None = None
@@ -178,8 +186,7 @@ async def runs(info: Info, filter: RunFilterInput | None = None
         while True:
             notice = await notices.next()
             assert notice is not None
-            changed = list(dict.fromkeys(n.run_id for n in [notice, *notices.drain()]
-                                         if n.run_id))
-            for run in await _matching(context, changed, filter):
+            changes = [n for n in [notice, *notices.drain()] if n.run_id]
+            for run in await _matching(context, changes, filter):
                 context.refresh_loaders()
                 yield run

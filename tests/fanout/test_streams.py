@@ -107,7 +107,8 @@ async def test_one_stream_per_organization_and_variables(
     other_org = streams.join(Recording(), "org_b", 0)
     other_variables = Recording()
     other_variables.variables = {"after": 3}
-    assert other_org is not None and streams.join(other_variables, "org_a", 0) is not None
+    assert other_org is not None
+    assert streams.join(other_variables, "org_a", 0) is not None
     assert len(streams) == 3
 
 
@@ -136,8 +137,10 @@ async def test_members_that_leave_or_fail_are_dropped_and_the_rest_go_on(
     await execution.release(2, 3)
     assert staying.got == [1, 2, 3]
     assert leaving.got == [1]
-    assert failing.got == [] and gone.got == [1]
-    assert memberships[failing].finished.done() and memberships[gone].finished.done()
+    assert failing.got == []
+    assert gone.got == [1]
+    assert memberships[failing].finished.done()
+    assert memberships[gone].finished.done()
 
 
 async def test_the_last_member_leaving_stops_the_execution(

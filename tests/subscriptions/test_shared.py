@@ -46,7 +46,8 @@ async def test_subscribers_of_one_operation_share_one_execution(quiet_live: Live
     finally:
         await asyncio.gather(*(socket.close() for socket in sockets))
     for outcome in outcomes:
-        assert outcome.completed and outcome.errors == []
+        assert outcome.completed
+        assert outcome.errors == []
         assert [item["runEvents"]["seq"] for item in outcome.data] == list(range(1, 9))
     await _until(lambda: len(live.streams) == 0 and live.hub.subscriber_count == 0)
 

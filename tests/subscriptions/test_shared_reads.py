@@ -10,7 +10,7 @@ from runql.bus.shared import SharedReads
 from runql.enums import RunEventType
 from runql.storage.database import Database
 from runql.storage.events import append_event
-from runql.storage.tables import DEFAULT_ORG_ID, AgentRow
+from runql.storage.tables import DEFAULT_ORG_ID, AgentRow, RunRow
 from tests.lifecycle.conftest import new_run
 
 
@@ -49,3 +49,21 @@ async def test_concurrent_readers_share_one_query(database: Database, echo: Agen
         results = await asyncio.gather(*(shared.events_after(run.id, 0, 4) for _ in range(50)))
     assert all([e.seq for e in result] == [1, 2, 3, 4] for result in results)
     assert count.statements == 1
+
+
+async def test_readers_after_the_same_changes_share_one_read(database: Database) -> None:
+    shared = SharedReads(database)
+    reads = 0
+
+    async def read() -> list[RunRow]:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.01)
+        return []
+
+    same = ("org", "filter", (("run_a", 3),))
+    await asyncio.gather(*(shared.after_changes(same, read) for _ in range(50)))
+    assert reads == 1
+    await shared.after_changes(("org", "filter", (("run_a", 4),)), read)  # a later change
+    await shared.after_changes(("org", "another filter", (("run_a", 3),)), read)
+    assert reads == 3
