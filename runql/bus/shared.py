@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 from runql.storage.database import Database
 from runql.storage.events import events_after
+from runql.storage.reads import rows_by_id
 from runql.storage.tables import RunEventRow, RunRow
 
 K = TypeVar("K", bound=Hashable)
@@ -76,12 +77,60 @@ class _Shared(Generic[K, V]):
             self._done.popitem(last=False)
 
 
+class _Fresh(Generic[K, V]):
+    """Reads that must start after their caller asked (a subscriber's first read, which must
+    see everything committed before it subscribed). Callers that ask while a read of the same
+    key is under way wait for the next one, which starts as soon as that one ends: however many
+    ask at once, at most two reads of a key are made for them."""
+
+    def __init__(self) -> None:
+        self._reading: set[K] = set()
+        self._next: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K, read: Callable[[], Awaitable[V]]) -> V:
+        if key not in self._reading:
+            return await self._read(key, read)
+        waiting = self._next.get(key)
+        if waiting is None:
+            waiting = self._next[key] = asyncio.get_running_loop().create_future()
+        return await asyncio.shield(waiting)
+
+    async def _read(self, key: K, read: Callable[[], Awaitable[V]]) -> V:
+        self._reading.add(key)
+        try:
+            return await read()
+        finally:
+            self._reading.discard(key)
+            waiting = self._next.pop(key, None)
+            if waiting is not None:  # for those who asked meanwhile, a read that starts now
+                asyncio.get_running_loop().create_task(self._read_for(key, read, waiting))
+
+    async def _read_for(self, key: K, read: Callable[[], Awaitable[V]],
+                        waiting: asyncio.Future[V]) -> None:
+        try:
+            waiting.set_result(await self._read(key, read))
+        except BaseException as error:  # every waiter re-raises it
+            waiting.set_exception(error)
+            waiting.exception()
+
+
 class SharedReads:
     def __init__(self, database: Database, max_entries: int = MAX_ENTRIES) -> None:
         self._database = database
         self._events: _Shared[tuple[str, int], list[RunEventRow]] = _Shared(max_entries)
         self._runs: _Shared[tuple[str, int], RunRow | None] = _Shared(max_entries)
         self._after_changes: _Shared[Hashable, list[RunRow]] = _Shared(max_entries)
+        self._now: _Fresh[Hashable, RunRow | None] = _Fresh()
+
+    async def run_now(self, org_id: str, run_id: str) -> RunRow | None:
+        """The organization's run from a read that starts after this call (shared by those who
+        ask at the same time)."""
+
+        async def read() -> RunRow | None:
+            async with self._database.read() as session:
+                return (await rows_by_id(session, RunRow, [run_id], org_id))[0]
+
+        return await self._now.get((org_id, run_id), read)
 
     async def events_after(
         self, run_id: str, after: int, reaching: int | None

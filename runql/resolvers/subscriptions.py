@@ -40,9 +40,10 @@ def _shared(context: Context) -> SharedReads:
 
 
 async def _run(context: Context, run_id: str) -> RunRow:
-    """The run as it is now, read past the loaders' cache."""
+    """The run as it is now, from a read that starts after this call: a subscriber calls it
+    once subscribed to the hub. Subscribers arriving together share a read."""
     context.refresh_loaders()
-    run = await context.loaders.run.load(run_id)
+    run = await _shared(context).run_now(context.org_id, run_id)
     if run is None:
         raise NotFound(f"there is no run {run_id}", field="id")
     return run

@@ -67,3 +67,23 @@ async def test_readers_after_the_same_changes_share_one_read(database: Database)
     await shared.after_changes(("org", "filter", (("run_a", 4),)), read)  # a later change
     await shared.after_changes(("org", "another filter", (("run_a", 3),)), read)
     assert reads == 3
+
+
+async def test_a_fresh_read_starts_after_it_is_asked_for_and_is_shared(
+    database: Database, echo: AgentRow
+) -> None:
+    from runql.storage.database import counting_statements
+
+    run = await new_run(database, echo)
+    shared = SharedReads(database)
+    first = asyncio.create_task(shared.run_now(DEFAULT_ORG_ID, run.id))
+    await asyncio.sleep(0)  # the first read is under way
+    async with database.write() as session:
+        await append_event(session, run.id, RunEventType.MESSAGE_ADDED, {"index": 0})
+    async with counting_statements() as count:
+        later = await asyncio.gather(*(shared.run_now(DEFAULT_ORG_ID, run.id)
+                                       for _ in range(50)))
+    await first
+    assert {row.last_event_seq for row in later if row is not None} == {2}
+    assert count.statements <= 2  # at most two reads for all fifty, whatever the timing
+    assert await shared.run_now("org_other", run.id) is None
