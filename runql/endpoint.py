@@ -47,7 +47,7 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
         self.settings = settings
         self.hub = hub
         self.shared = SharedReads(database)
-        self.streams = SharedStreams(self._run_shared)
+        self.streams = SharedStreams(self._run_shared, settings.ws_max_backlog_bytes)
         self.persisted = PersistedQueries()
 
     async def _run_shared(self, org_id: str, lead: Lead, query: str, operation_name: str | None,

@@ -96,6 +96,7 @@ class Settings:
     subscriber_queue_size: int = 1000
     ws_compression: bool = False
     ws_shared_streams: bool = True
+    ws_max_backlog_bytes: int = 4 * 1024 * 1024
     log_format: str = "json"
     log_level: str = "info"
     metrics_token: str | None = None
@@ -155,6 +156,7 @@ class Settings:
             subscriber_queue_size=_int("SUBSCRIBER_QUEUE_SIZE", cls.subscriber_queue_size),
             ws_compression=_env("WS_COMPRESSION", "0").lower() in ("1", "true", "yes"),
             ws_shared_streams=_env("WS_SHARED_STREAMS", "1").lower() in ("1", "true", "yes"),
+            ws_max_backlog_bytes=_int("WS_MAX_BACKLOG_BYTES", cls.ws_max_backlog_bytes),
             log_format=_choice("LOG_FORMAT", cls.log_format, LOG_FORMATS),
             log_level=_choice("LOG_LEVEL", cls.log_level, LOG_LEVELS),
             metrics_token=_env("METRICS_TOKEN", "") or None,

@@ -66,6 +66,14 @@ class Sink(ABC):
     async def send(self, payload: str) -> None:
         """Write one result, given as the JSON text of its payload."""
 
+    def backlog(self) -> int:
+        """Bytes written to the socket that its client has not taken yet (0 when unknown)."""
+        return 0
+
+    @abstractmethod
+    async def close(self, code: int, reason: str) -> None:
+        """Close the socket: its client cannot keep up."""
+
 
 class _SocketSink(Sink):
     def __init__(self, query: str, operation_name: str | None,
@@ -74,9 +82,18 @@ class _SocketSink(Sink):
         super().__init__(query, operation_name, variables)
         self._send = socket.scope.get(SERVER_SEND) or socket.send
         self._frame_start = frame_start
+        transport = getattr(getattr(self._send, "__self__", None), "transport", None)
+        self._buffered = getattr(transport, "get_write_buffer_size", None)
 
     async def send(self, payload: str) -> None:
         await self._send({"type": "websocket.send", "text": f"{self._frame_start}{payload}}}"})
+
+    def backlog(self) -> int:
+        """What the server's transport holds for the socket (uvicorn's protocols keep it)."""
+        return int(self._buffered()) if self._buffered is not None else 0
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
 
 def _json(value: str) -> str:

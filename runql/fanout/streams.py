@@ -15,6 +15,7 @@ twice or misses one:
 import asyncio
 import contextvars
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from runql.fanout.sinks import Sink, current_sink
 log = logging.getLogger("runql.fanout")
 
 YIELD_EVERY = 1000  # members written between two turns given to the rest of the server
+LAGGING_CLOSE_CODE = 1013  # "try again later"
+DEFAULT_MAX_BACKLOG = 4 * 1024 * 1024
 
 StreamKey = tuple[str, str, str | None, bytes]
 Subscribe = Callable[..., Any]  # strawberry.Schema.subscribe
@@ -43,11 +46,23 @@ class Lead:
 
 
 class Membership:
+    """A subscriber in a shared stream. While its client reads slower than the stream writes
+    (its socket holds unsent bytes), its results wait in an outbox that a task of its own
+    writes out, so one slow client never holds up the others."""
+
     def __init__(self, stream: "SharedStream", sink: Sink, skip_through: int) -> None:
         self.sink = sink
         self.skip_through = skip_through
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stream = stream
+        self._outbox: deque[str] = deque()
+        self.queued = 0  # characters in the outbox
+        self._writer: asyncio.Task[None] | None = None
+        self._ending = False
+
+    @property
+    def slow(self) -> bool:
+        return bool(self._outbox)
 
     async def stay(self) -> None:
         """Until the stream has sent its last result (or failed: that error is raised here).
@@ -55,9 +70,47 @@ class Membership:
         try:
             await self.finished
         finally:
+            self.abandon()
             self._stream.leave(self)
 
+    def queue(self, payload: str) -> None:
+        self._outbox.append(payload)
+        self.queued += len(payload)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_out(), name="runql-slow-member")
+
+    async def _write_out(self) -> None:
+        try:
+            while self._outbox:
+                await self.sink.send(self._outbox[0])  # waits while the socket is full
+                self.queued -= len(self._outbox.popleft())
+        except Exception:  # the socket closed
+            self._writer = None
+            self.abandon()
+            self._stream.leave(self)
+            self._resolve(None)
+            return
+        self._writer = None
+        if self._ending:
+            self._resolve(None)
+
     def end(self, error: BaseException | None = None) -> None:
+        """The stream has nothing more for this member: once its outbox is written out (at
+        once on an error), its operation completes."""
+        if self._writer is not None and error is None:
+            self._ending = True
+            return
+        self.abandon()
+        self._resolve(error)
+
+    def abandon(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            self._writer = None
+        self._outbox.clear()
+        self.queued = 0
+
+    def _resolve(self, error: BaseException | None) -> None:
         if self.finished.done():
             return
         if error is None:
@@ -74,6 +127,11 @@ def _payload(result: ExecutionResult) -> str:
     if result.extensions:
         payload["extensions"] = result.extensions
     return orjson.dumps(payload).decode()
+
+
+def _lagging(unread: int) -> str:
+    return (f"the client left {unread} bytes unread and was cut off; resubscribe with `after` "
+            "set to the last sequence number you saw")
 
 
 class SharedStream:
@@ -133,10 +191,16 @@ class SharedStream:
                 continue
             sink = member.sink
             try:
-                if sink.is_live():
-                    await sink.send(payload)
-                else:
+                if not sink.is_live():
                     self._drop(member)
+                elif member.slow or sink.backlog() > 0:
+                    unread = member.queued + sink.backlog() + len(payload)
+                    if unread > self._streams.max_backlog:
+                        self._cut_off(member, unread)
+                    else:
+                        member.queue(payload)
+                else:
+                    await sink.send(payload)  # an empty socket buffer: this does not wait
             except Exception:  # that socket closed; the others go on
                 self._drop(member)
             if count % YIELD_EVERY == 0:
@@ -145,7 +209,17 @@ class SharedStream:
     def _drop(self, member: Membership) -> None:
         if member in self.members:
             self.members.remove(member)
+        member.abandon()
         member.end()
+
+    def _cut_off(self, member: Membership, unread: int) -> None:
+        """Too far behind: out of the stream, its outbox dropped, its socket closed with a
+        reason that says how to resume. The close frame waits behind what the socket holds
+        (the server's keep-alive ends a client that reads nothing at all)."""
+        if member in self.members:
+            self.members.remove(member)
+        member.abandon()
+        self._streams.close_later(member.sink, LAGGING_CLOSE_CODE, _lagging(unread))
 
     def _close(self) -> None:
         self._closed = True
@@ -154,11 +228,16 @@ class SharedStream:
 
 class SharedStreams:
     """The shared streams of one process, by (organization, document, operation, variables).
-    `subscribe(org_id, lead, query, operation_name, variables)` runs the operation for a stream."""
+    `subscribe(org_id, lead, query, operation_name, variables)` runs the operation for a stream.
+    A member whose client leaves more than `max_backlog` bytes unread is disconnected (1013)
+    rather than allowed to grow the server's memory."""
 
     def __init__(self, subscribe: Callable[[str, Lead, str, str | None,
-                                            Mapping[str, object] | None], Any]) -> None:
+                                            Mapping[str, object] | None], Any],
+                 max_backlog: int = DEFAULT_MAX_BACKLOG) -> None:
         self._subscribe = subscribe
+        self.max_backlog = max_backlog
+        self._closing: set[asyncio.Task[None]] = set()
         self._streams: dict[StreamKey, SharedStream] = {}
 
     def __len__(self) -> int:
@@ -180,6 +259,16 @@ class SharedStreams:
             stream.start(lambda: self._subscribe(org_id, lead, sink.query, sink.operation_name,
                                                  sink.variables))
         return stream.admit(sink, position)
+
+    def close_later(self, sink: Sink, code: int, reason: str) -> None:
+        closing = asyncio.create_task(sink.close(code, reason), name="runql-cut-off")
+        self._closing.add(closing)
+        closing.add_done_callback(self._closed)
+
+    def _closed(self, closing: "asyncio.Task[None]") -> None:
+        self._closing.discard(closing)
+        if not closing.cancelled():
+            closing.exception()  # a socket already gone: nothing more to do
 
     def forget(self, key: StreamKey, stream: SharedStream) -> None:
         if self._streams.get(key) is stream:

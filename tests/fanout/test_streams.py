@@ -19,11 +19,22 @@ class Recording(Sink):
         self.got: list[int] = []
         self.live = True
         self.fails = fails
+        self.unread = 0
+        self.closed: tuple[int, str] | None = None
+        self.pause: asyncio.Event | None = None
+
+    def backlog(self) -> int:
+        return self.unread
 
     def is_live(self) -> bool:
         return self.live
 
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
     async def send(self, payload: str) -> None:
+        if self.pause is not None:
+            await self.pause.wait()  # a full socket: the server's send waits
         if self.fails:
             raise ConnectionError("the socket closed")
         self.got.append(int(payload.split('"seq":')[1].split("}")[0]))
@@ -64,7 +75,7 @@ def execution() -> Execution:
 
 @pytest.fixture
 def streams(execution: Execution) -> SharedStreams:
-    return SharedStreams(execution.subscribe)
+    return SharedStreams(execution.subscribe, max_backlog=1000)
 
 
 def _join(streams: SharedStreams, sink: Sink, position: int) -> Membership:
@@ -154,3 +165,41 @@ async def test_the_last_member_leaving_stops_the_execution(
     async with asyncio.timeout(5):
         await execution.closed.wait()
     assert len(streams) == 0
+
+
+async def test_a_slow_member_gets_everything_in_order_without_holding_up_the_others(
+    streams: SharedStreams, execution: Execution
+) -> None:
+    fast, slow = Recording(), Recording()
+    memberships = {sink: _join(streams, sink, 0) for sink in (fast, slow)}
+    slow.unread = 10  # its socket still holds bytes: its results wait in its outbox
+    slow.pause = asyncio.Event()
+    await execution.release(1, 2)
+    assert fast.got == [1, 2]
+    assert slow.got == []
+    await execution.release(None)  # the stream ends while the slow member's outbox is full
+    assert memberships[fast].finished.done()
+    assert not memberships[slow].finished.done()  # not before its outbox is written out
+    slow.pause.set()
+    async with asyncio.timeout(5):
+        await memberships[slow].finished
+    assert slow.got == [1, 2]
+
+
+async def test_a_member_whose_client_does_not_read_is_cut_off_with_a_reason(
+    streams: SharedStreams, execution: Execution
+) -> None:
+    reading, stalled = Recording(), Recording()
+    _join(streams, reading, 0)
+    _join(streams, stalled, 0)
+    await execution.release(1)
+    stalled.unread = 1001  # more than the stream's max_backlog
+    await execution.release(2, 3)
+    assert reading.got == [1, 2, 3]
+    assert stalled.got == [1]
+    assert stalled.closed is not None
+    code, reason = stalled.closed
+    assert code == 1013
+    assert "bytes unread" in reason
+    assert "after" in reason
+    assert streams.member_count == 1

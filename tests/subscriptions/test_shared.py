@@ -2,16 +2,33 @@
 and still each get every event once, in order."""
 
 import asyncio
+import json
+import socket
+from dataclasses import replace
 from typing import Any
 
+from websockets.client import ClientProtocol
+from websockets.frames import Close, Opcode
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
+
+from runql.agents import catalog
+from runql.agents.registry import default_registry
+from runql.auth.keys import create_key
 from runql.enums import RunEventType, RunStatus
+from runql.fanout.streams import LAGGING_CLOSE_CODE
 from runql.lifecycle.transitions import transition
+from runql.settings import Settings
+from runql.storage.database import Database
 from runql.storage.events import append_event
+from runql.storage.tables import DEFAULT_ORG_ID
 from tests.subscriptions.client import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
-from tests.subscriptions.conftest import Live
+from tests.subscriptions.conftest import Live, serve
 
 RUN_EVENTS = "subscription($id: ID!) { runEvents(runId: $id) { seq type } }"
 RUN_STATUS = "subscription($id: ID!) { runStatus(id: $id) { status } }"
+BIG_EVENTS = "subscription($id: ID!) { runEvents(runId: $id) { seq payload } }"
+BIG_EVENTS_COUNT = 150  # 100 kB each
 
 
 async def _until(condition: Any, seconds: float = 10) -> None:
@@ -88,3 +105,88 @@ async def test_a_closed_socket_leaves_its_shared_stream(quiet_live: Live) -> Non
     await _until(lambda: live.streams.member_count == 1)
     await socket.close()
     await _until(lambda: len(live.streams) == 0 and live.hub.subscriber_count == 0)
+
+
+class StalledClient:
+    """A graphql-transport-ws client (the `websockets` library's sans-I/O protocol over a plain
+    socket with a small receive buffer) that stops reading once subscribed."""
+
+    def __init__(self, port: int) -> None:
+        self.socket = socket.socket()
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.socket.setblocking(False)
+        self.port = port
+        self.protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/graphql"),
+                                       subprotocols=[Subprotocol(TRANSPORT_WS)])
+        self.events: list[Any] = []
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        for chunk in self.protocol.data_to_send():
+            if chunk:
+                await loop.sock_sendall(self.socket, chunk)
+
+    async def _next(self) -> Any:
+        loop = asyncio.get_running_loop()
+        while not self.events:
+            data = await loop.sock_recv(self.socket, 65536)
+            self.protocol.receive_data(data)
+            self.events += self.protocol.events_received()
+            if not data and not self.events:
+                return None
+        return self.events.pop(0)
+
+    async def subscribe(self, key: str, query: str, variables: dict[str, Any]) -> None:
+        await asyncio.get_running_loop().sock_connect(self.socket, ("127.0.0.1", self.port))
+        self.protocol.send_request(self.protocol.connect())
+        await self._flush()
+        await self._next()  # the handshake's response
+        for message in ({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}},
+                        {"id": "1", "type": "subscribe",
+                         "payload": {"query": query, "variables": variables}}):
+            self.protocol.send_text(json.dumps(message).encode())
+            await self._flush()
+        ack = await self._next()
+        assert json.loads(ack.data)["type"] == "connection_ack"
+
+    async def read_to_the_close(self) -> Close | None:
+        """Read everything the server sent: the close frame comes after what was unread."""
+        async with asyncio.timeout(60):
+            while (event := await self._next()) is not None:
+                if event.opcode is Opcode.CLOSE:
+                    return Close.parse(event.data)
+        return None
+
+
+async def test_a_client_that_stops_reading_is_cut_off_and_the_others_go_on(
+    database: Database, live_settings: Settings
+) -> None:
+    settings = replace(live_settings, workers=0, ws_max_backlog_bytes=256 * 1024)
+    echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
+                                      kind="echo", config={})
+    key = (await create_key(database, "backlog")).secret
+    async with serve(database, settings) as (address, hub, streams):
+        live = Live(f"http://{address}/graphql", f"ws://{address}/graphql", key, database, hub,
+                    echo, streams)
+        run_id = await live.create_run()
+        stalled = StalledClient(int(address.rsplit(":", 1)[1]))
+        await stalled.subscribe(key, BIG_EVENTS, {"id": run_id})
+        reader = await GraphQLSocket.open(live.ws_url, key)
+        operation = await reader.start(BIG_EVENTS, {"id": run_id})
+        await _until(lambda: streams.member_count == 2)
+        for index in range(BIG_EVENTS_COUNT):  # far more than the kernel's buffers hold
+            async with database.write() as session:
+                await append_event(session, run_id, RunEventType.MESSAGE_ADDED,
+                                   {"index": index, "blob": "x" * 100_000})
+        async with database.write() as session:
+            await transition(session, run_id, RunStatus.CANCELLED)
+        read = await reader.collect(operation, seconds=60)
+        await reader.close()
+        close = await stalled.read_to_the_close()
+        stalled.socket.close()
+    assert read.completed
+    assert [item["runEvents"]["seq"] for item in read.data] == list(range(1, BIG_EVENTS_COUNT + 3))
+    assert close is not None
+    assert close.code == LAGGING_CLOSE_CODE
+    assert "unread" in close.reason
+    assert "after" in close.reason
