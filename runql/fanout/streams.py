@@ -16,7 +16,7 @@ import asyncio
 import contextvars
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +33,6 @@ LAGGING_CLOSE_CODE = 1013  # "try again later"
 DEFAULT_MAX_BACKLOG = 4 * 1024 * 1024
 
 StreamKey = tuple[str, str, str | None, bytes]
-Subscribe = Callable[..., Any]  # strawberry.Schema.subscribe
-
-
 @dataclass
 class Lead:
     """What a shared stream tells the resolver it runs: start after event `start`; before each
@@ -43,6 +40,10 @@ class Lead:
 
     start: int
     seq: int = 0
+
+
+# runs the operation for a stream: (org_id, lead, query, operation_name, variables) -> results
+RunShared = Callable[[str, Lead, str, str | None, Mapping[str, object] | None], Awaitable[Any]]
 
 
 class Membership:
@@ -232,9 +233,7 @@ class SharedStreams:
     A member whose client leaves more than `max_backlog` bytes unread is disconnected (1013)
     rather than allowed to grow the server's memory."""
 
-    def __init__(self, subscribe: Callable[[str, Lead, str, str | None,
-                                            Mapping[str, object] | None], Any],
-                 max_backlog: int = DEFAULT_MAX_BACKLOG) -> None:
+    def __init__(self, subscribe: RunShared, max_backlog: int = DEFAULT_MAX_BACKLOG) -> None:
         self._subscribe = subscribe
         self.max_backlog = max_backlog
         self._closing: set[asyncio.Task[None]] = set()

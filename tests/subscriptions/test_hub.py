@@ -33,3 +33,16 @@ async def test_a_subscriber_that_falls_behind_is_cut_off_and_memory_stays_bounde
         assert len(slow.drain()) == 3
         with pytest.raises(SubscriberLagging, match="3 notices behind"):
             await slow.next(within=1)
+
+
+async def test_a_lagging_subscriber_that_rereads_the_log_can_be_taken_back() -> None:
+    hub = Hub(queue_size=3)
+    async with hub.subscribe([run_channel("run_1")]) as shared_stream:
+        for seq in range(1, 10):
+            hub.publish(Notice("org_1", "run_1", seq))
+        with pytest.raises(SubscriberLagging):
+            await shared_stream.next(within=1)
+        shared_stream.recover()  # its backlog is dropped: it reads the log instead
+        assert await shared_stream.next(within=0.05) is None
+        hub.publish(Notice("org_1", "run_1", 10))
+        assert await shared_stream.next(within=1) == Notice("org_1", "run_1", 10)
