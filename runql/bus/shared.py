@@ -11,7 +11,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from runql.storage.database import Database
 from runql.storage.events import events_after
@@ -30,13 +30,19 @@ class _Entry(Generic[V]):
     value: V
 
 
+def _retrieve(task: "asyncio.Task[Any]") -> None:
+    """A failed read whose callers all left: its error was theirs, and nobody's now."""
+    if not task.cancelled():
+        task.exception()
+
+
 class _Shared(Generic[K, V]):
     """Single-flight reads with a small LRU of their results."""
 
     def __init__(self, max_entries: int) -> None:
         self._max = max_entries
         self._done: OrderedDict[K, _Entry[V]] = OrderedDict()
-        self._flying: dict[K, asyncio.Future[_Entry[V]]] = {}
+        self._flying: dict[K, asyncio.Task[_Entry[V]]] = {}
 
     async def get(self, key: K, reaching: int | None,
                   read: Callable[[], Awaitable[tuple[int, V]]]) -> V:
@@ -51,24 +57,24 @@ class _Shared(Generic[K, V]):
             self._done.move_to_end(key)
             return entry.value
         flying = self._flying.get(key)
-        if flying is None:
-            flying = self._flying[key] = asyncio.get_running_loop().create_future()
-            try:
-                reaches, value = await read()
-                entry = _Entry(reaches, value)
-                self._remember(key, entry)
-                flying.set_result(entry)
-            except BaseException as error:
-                flying.set_exception(error)
-                flying.exception()  # retrieved here: every waiter re-raises it itself
-                raise
-            finally:
-                del self._flying[key]
-            return entry.value
+        if flying is None:  # the read is a task of its own: a caller that leaves (its socket
+            # closed) does not take it, or a cancellation, to the others waiting for it
+            flying = self._flying[key] = asyncio.get_running_loop().create_task(
+                self._read(key, read))
+            flying.add_done_callback(_retrieve)
         entry = await asyncio.shield(flying)
         if entry.reaches >= reaching:
             return entry.value
         return await self.get(key, reaching, read)
+
+    async def _read(self, key: K, read: Callable[[], Awaitable[tuple[int, V]]]) -> _Entry[V]:
+        try:
+            reaches, value = await read()
+        finally:
+            del self._flying[key]
+        entry = _Entry(reaches, value)
+        self._remember(key, entry)
+        return entry
 
     def _remember(self, key: K, entry: _Entry[V]) -> None:
         self._done[key] = entry

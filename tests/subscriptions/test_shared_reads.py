@@ -87,3 +87,26 @@ async def test_a_fresh_read_starts_after_it_is_asked_for_and_is_shared(
     assert {row.last_event_seq for row in later if row is not None} == {2}
     assert count.statements <= 2  # at most two reads for all fifty, whatever the timing
     assert await shared.run_now("org_other", run.id) is None
+
+
+async def test_a_reader_that_leaves_does_not_take_the_read_from_those_waiting(
+    database: Database,
+) -> None:
+    shared = SharedReads(database)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def read() -> list[RunRow]:
+        started.set()
+        await release.wait()
+        return []
+
+    key = ("org", "filter", (("run_a", 3),))
+    first = asyncio.create_task(shared.after_changes(key, read))
+    await started.wait()
+    second = asyncio.create_task(shared.after_changes(key, read))
+    await asyncio.sleep(0)
+    first.cancel()  # its subscriber's socket closed in the middle of the read
+    await asyncio.sleep(0)
+    release.set()
+    async with asyncio.timeout(5):
+        assert await second == []
