@@ -51,8 +51,9 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
-def _flag(name: str) -> bool:
-    return _choice(name, "0", ("0", "1", "false", "true", "no", "yes")) in ("1", "true", "yes")
+def _flag(name: str, default: bool = False) -> bool:
+    raw = _choice(name, "1" if default else "0", ("0", "1", "false", "true", "no", "yes"))
+    return raw in ("1", "true", "yes")
 
 
 def _switch(name: str) -> bool | None:
@@ -154,9 +155,9 @@ class Settings:
             allowed_origins=tuple(o.strip() for o in _env("ALLOWED_ORIGINS", "").split(",")
                                   if o.strip()),
             subscriber_queue_size=_int("SUBSCRIBER_QUEUE_SIZE", cls.subscriber_queue_size),
-            ws_compression=_env("WS_COMPRESSION", "0").lower() in ("1", "true", "yes"),
-            ws_shared_streams=_env("WS_SHARED_STREAMS", "1").lower() in ("1", "true", "yes"),
-            ws_max_backlog_bytes=_int("WS_MAX_BACKLOG_BYTES", cls.ws_max_backlog_bytes),
+            ws_compression=_flag("WS_COMPRESSION"),
+            ws_shared_streams=_flag("WS_SHARED_STREAMS", default=True),
+            ws_max_backlog_bytes=_limit("WS_MAX_BACKLOG_BYTES", cls.ws_max_backlog_bytes),
             log_format=_choice("LOG_FORMAT", cls.log_format, LOG_FORMATS),
             log_level=_choice("LOG_LEVEL", cls.log_level, LOG_LEVELS),
             metrics_token=_env("METRICS_TOKEN", "") or None,

@@ -19,13 +19,16 @@ DEFAULTS = {
     "EXECUTION_TIMEOUT_SECONDS": ("execution_timeout_seconds", 10.0, "10"),
     "RATE_LIMIT_PER_SECOND": ("rate_limit_per_second", 100.0, "100"),
     "RATE_LIMIT_BURST": ("rate_limit_burst", 1000, "1000"),
+    "WS_MAX_BACKLOG_BYTES": ("ws_max_backlog_bytes", 4 * 1024 * 1024, "4194304"),
 }
 SWITCHES = {"INTROSPECTION": "introspection_enabled", "GRAPHIQL": "graphiql_enabled"}
+FLAGS = {"WS_SHARED_STREAMS": ("ws_shared_streams", True), "WS_COMPRESSION": ("ws_compression",
+                                                                              False)}
 
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in [*DEFAULTS, *SWITCHES, "ENV"]:
+    for name in [*DEFAULTS, *SWITCHES, *FLAGS, "ENV"]:
         monkeypatch.delenv(f"RUNQL_{name}", raising=False)
     return monkeypatch
 
@@ -91,3 +94,16 @@ def test_the_feed_costs_what_the_readme_says() -> None:
 
     assert cost == 18_902
     assert "18,902" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", FLAGS)
+def test_each_flag_has_its_default_reads_its_variable_and_refuses_other_words(
+    clean_env: pytest.MonkeyPatch, name: str
+) -> None:
+    field, default = FLAGS[name]
+    assert getattr(Settings.from_env(), field) is getattr(Settings(), field) is default
+    clean_env.setenv(f"RUNQL_{name}", "no" if default else "yes")
+    assert getattr(Settings.from_env(), field) is not default
+    clean_env.setenv(f"RUNQL_{name}", "maybe")
+    with pytest.raises(SettingsError, match=f"RUNQL_{name} must be one of"):
+        Settings.from_env()
