@@ -106,18 +106,26 @@ class _Fresh(Generic[K, V]):
         try:
             return await read()
         finally:
+            self._hand_over(key, read)
+
+    def _hand_over(self, key: K, read: Callable[[], Awaitable[V]]) -> None:
+        """A read of `key` ended: the key stays marked as being read while the next read,
+        for those who asked meanwhile, starts; with nobody waiting, it is free."""
+        waiting = self._next.pop(key, None)
+        if waiting is None:
             self._reading.discard(key)
-            waiting = self._next.pop(key, None)
-            if waiting is not None:  # for those who asked meanwhile, a read that starts now
-                asyncio.get_running_loop().create_task(self._read_for(key, read, waiting))
+        else:
+            asyncio.get_running_loop().create_task(self._read_for(key, read, waiting))
 
     async def _read_for(self, key: K, read: Callable[[], Awaitable[V]],
                         waiting: asyncio.Future[V]) -> None:
         try:
-            waiting.set_result(await self._read(key, read))
+            waiting.set_result(await read())
         except BaseException as error:  # every waiter re-raises it
             waiting.set_exception(error)
             waiting.exception()
+        finally:
+            self._hand_over(key, read)
 
 
 class SharedReads:
