@@ -13,8 +13,10 @@ from starlette.routing import Route, WebSocketRoute
 
 from runql.agents.registry import default_registry
 from runql.auth.asgi import RequireApiKey
+from runql.auth.revocation import Revocations
 from runql.bus.feeders import PostgresListener, feed_from_commits
 from runql.bus.hub import Hub
+from runql.bus.revocations import RevocationPoll
 from runql.endpoint import GraphQLEndpoint
 from runql.fanout.sinks import KeepServerSend
 from runql.graphiql.assets import STATIC_PREFIX, STATIC_ROUTE, serve_asset
@@ -45,13 +47,17 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     instrument(db, settings)
     hub = Hub(settings.subscriber_queue_size)
     feed_from_commits(hub, db)
-    graphql = GraphQLEndpoint(db, settings, hub)
+    revocations = Revocations()
+    graphql = GraphQLEndpoint(db, settings, hub, revocations)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        listener = None if db.is_sqlite else PostgresListener(hub, settings.database_url)
-        if listener is not None:
-            await listener.start()
+        listener = None if db.is_sqlite else PostgresListener(hub, settings.database_url,
+                                                              revocations)
+        poll = RevocationPoll(db, revocations) if db.is_sqlite else None
+        for feeder in (listener, poll):
+            if feeder is not None:
+                await feeder.start()
         executor = None
         if settings.workers > 0:
             executor = Executor(db, default_registry(), ExecutorConfig.from_settings(settings),
@@ -67,8 +73,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         finally:
             if executor is not None:
                 await executor.stop()
-            if listener is not None:
-                await listener.stop()
+            for feeder in (listener, poll):
+                if feeder is not None:
+                    await feeder.stop()
             if owns_database:
                 await db.dispose()
 
@@ -95,5 +102,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = db
     app.state.settings = settings
     app.state.hub = hub
+    app.state.revocations = revocations
+    app.state.open_sockets = graphql.open_sockets
     app.state.streams = graphql.streams
     return app

@@ -16,9 +16,11 @@ from strawberry.types import ExecutionResult
 
 from runql.auth.asgi import UNAUTHENTICATED, principal_of
 from runql.auth.keys import authenticate, bearer_secret
+from runql.auth.revocation import Revocations
 from runql.bus.hub import Hub
 from runql.bus.shared import SharedReads
 from runql.fanout.sinks import LegacyWSHandler, TransportWSHandler
+from runql.fanout.sockets import OpenSockets
 from runql.fanout.streams import Lead, SharedStreams
 from runql.fastpath.persisted import PersistedQueries
 from runql.graphiql.page import graphiql_page
@@ -33,7 +35,8 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
     graphql_transport_ws_handler_class = TransportWSHandler  # type: ignore[assignment]
     graphql_ws_handler_class = LegacyWSHandler  # type: ignore[assignment]
 
-    def __init__(self, database: Database, settings: Settings, hub: Hub) -> None:
+    def __init__(self, database: Database, settings: Settings, hub: Hub,
+                 revocations: Revocations) -> None:
         super().__init__(
             build_schema(development=settings.is_development),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
@@ -49,6 +52,7 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
         self.shared = SharedReads(database)
         self.streams = SharedStreams(self._run_shared, settings.ws_max_backlog_bytes)
         self.persisted = PersistedQueries()
+        self.open_sockets = OpenSockets(revocations)  # a revoked key's close with 4403
 
     async def _run_shared(self, org_id: str, lead: Lead, query: str, operation_name: str | None,
                           variables: Mapping[str, object] | None) -> Any:
@@ -81,7 +85,8 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Websockets authenticate at `connection_init` (an `Authorization` entry in its
-        payload) or with the upgrade request's header; a bad key closes with 4403."""
+        payload) or with the upgrade request's header; a bad key closes with 4403, and so does
+        the key's revocation later (the handlers hold the socket under the key's id)."""
         params = context.connection_params or {}
         given = params.get("Authorization") or params.get("authorization")
         assert context.request is not None
@@ -90,7 +95,7 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
         principal = await authenticate(self.database, secret)
         if principal is None:
             raise ConnectionRejectionError({"reason": UNAUTHENTICATED})
-        context.authenticate(principal.org_id)
+        context.authenticate(principal.org_id, principal.key_id)
         return None
 
     async def render_graphql_ide(self, request: Request) -> Response:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlmodel import col
 
+from runql.auth.revocation import Revocations, announce
 from runql.errors import NotFound
 from runql.ids import Kind, new_id
 from runql.storage.database import Database
@@ -82,14 +83,20 @@ async def list_keys(database: Database) -> list[tuple[ApiKeyRow, str]]:
     return [(key, org_name) for key, org_name in rows]
 
 
-async def revoke_key(database: Database, key_id: str) -> ApiKeyRow:
+async def revoke_key(database: Database, key_id: str,
+                     revocations: Revocations | None = None) -> ApiKeyRow:
+    """Revoke the key; every process hears of it (at once the one whose `revocations` this
+    is), and lets go what the key opened."""
     async with database.write() as session:
         key = await session.get(ApiKeyRow, key_id)
         if key is None:
             raise NotFound(f"there is no key {key_id}", field="id")
         if key.revoked_at is None:
             key.revoked_at = utcnow()
-        return key
+        await announce(session, key.id)
+    if revocations is not None:
+        revocations.revoked(key.id)
+    return key
 
 
 async def authenticate(database: Database, secret: str | None) -> Principal | None:

@@ -1,7 +1,8 @@
 """What feeds a hub. In one process: the database's commit listener. Across processes on
 PostgreSQL: one LISTEN connection per process, which announces what other processes commit
 (each run_events row NOTIFYs in the transaction that writes it, so only commits are heard).
-Subscription code does not change with the feeder."""
+Subscription code does not change with the feeder. The same connection hears key revocations
+(runql/auth/revocation.py)."""
 
 import asyncio
 import contextlib
@@ -9,6 +10,7 @@ import logging
 
 import asyncpg
 
+from runql.auth.revocation import REVOCATION_CHANNEL, Revocations
 from runql.bus.hub import Hub, Notice
 from runql.storage.database import Database
 from runql.storage.events import NOTIFY_CHANNEL, PROCESS, Announcement, RunEvent
@@ -36,8 +38,10 @@ class PostgresListener:
     backoff. After every (re)connection subscribers re-read the log, so nothing announced
     while the connection was down is lost."""
 
-    def __init__(self, hub: Hub, database_url: str) -> None:
+    def __init__(self, hub: Hub, database_url: str,
+                 revocations: Revocations | None = None) -> None:
         self.hub = hub
+        self.revocations = revocations
         self.dsn = _dsn(database_url)
         self.connected = asyncio.Event()
         self.reconnects = 0
@@ -62,6 +66,11 @@ class PostgresListener:
         if heard.origin != PROCESS:  # this process's own commits reach the hub directly
             self.hub.publish(Notice(heard.org_id, heard.run_id, heard.seq, heard.status))
 
+    def _heard_revocation(self, _connection: object, _pid: int, _channel: str,
+                          key_id: str) -> None:
+        if self.revocations is not None:
+            self.revocations.revoked(key_id)
+
     async def _run(self) -> None:
         backoff = 0.1
         while True:
@@ -76,6 +85,7 @@ class PostgresListener:
             try:
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await connection.add_listener(NOTIFY_CHANNEL, self._heard)
+                await connection.add_listener(REVOCATION_CHANNEL, self._heard_revocation)
                 backoff = 0.1
                 if self.connected.is_set():
                     self.reconnects += 1

@@ -1,22 +1,49 @@
 """Where a shared stream writes one subscriber's results: the operation on its socket, in the
 frame its protocol uses. The websocket handlers below make each operation's sink known to the
-resolvers that run inside it."""
+resolvers that run inside it, hold their socket under its API key (a revoked key closes it,
+4403), and answer the protocols' limits with codes:
+
+- graphql-transport-ws: a message whose `id` is not a string closes with 4400;
+- legacy graphql-ws: no `connection_init` in RUNQL_WS_INIT_TIMEOUT_SECONDS is a
+  `connection_error` and a close with 4408, as on graphql-transport-ws; `start` runs any
+  operation (a query or mutation answers one `data`, then `complete`);
+- on both, an operation over RUNQL_WS_MAX_SUBSCRIPTIONS is an error `TOO_MANY_SUBSCRIPTIONS`.
+"""
 
 import asyncio
+import contextlib
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextvars import ContextVar
+from typing import Any, cast
 
 import orjson
+from graphql import GraphQLError
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage,
+    OperationMessage,
+    StartMessage,
+)
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+
+from runql.fanout.sockets import REVOKED_CLOSE_CODE, REVOKED_REASON, OpenSockets, Revocable
+from runql.security.errors import TOO_MANY_SUBSCRIPTIONS
+
+log = logging.getLogger("runql.fanout")
+
+INIT_TIMEOUT_CLOSE_CODE = 4408
+INIT_TIMEOUT_REASON = "Connection initialisation timeout"
 
 _current: ContextVar["Sink | None"] = ContextVar("runql_sink", default=None)
 
@@ -133,15 +160,151 @@ class LegacyWSSink(_SocketSink):
         return self._handler.tasks.get(self._operation_id) is self._task
 
 
+def _too_many(maximum: int) -> GraphQLError:
+    return GraphQLError(
+        f"Subscription limit reached: at most {maximum} operations run at once on a websocket",
+        extensions={"code": TOO_MANY_SUBSCRIPTIONS, "maximum": maximum})
+
+
+def _over_limit(running: int, maximum: int | None) -> bool:
+    return maximum is not None and running >= maximum
+
+
+def _hold(view: object, context: object, socket: Revocable) -> None:
+    """Hold the socket under the key it authenticated with (the endpoint's open sockets)."""
+    sockets, key_id = getattr(view, "open_sockets", None), getattr(context, "key_id", None)
+    if isinstance(sockets, OpenSockets) and isinstance(key_id, str) and key_id:
+        sockets.hold(key_id, socket)
+
+
+def _release(view: object, context: object, socket: Revocable) -> None:
+    sockets, key_id = getattr(view, "open_sockets", None), getattr(context, "key_id", None)
+    if isinstance(sockets, OpenSockets) and isinstance(key_id, str):
+        sockets.release(key_id, socket)
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler[object, None]):
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            _release(self.view, self.context, self)
+
+    async def handle_message(self, message: Message) -> None:
+        given = cast(Mapping[str, Any], message)
+        if isinstance(given, Mapping) and "id" in given and not isinstance(given["id"], str):
+            await self.handle_invalid_message("a message's `id` must be a string")
+            return
+        await super().handle_message(message)
+
+    async def handle_connection_init(self, message: Any) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            _hold(self.view, self.context, self)
+
+    async def handle_subscribe(self, message: Any) -> None:
+        maximum = self.max_subscriptions_per_connection
+        if (self.connection_acknowledged and message["id"] not in self.operations
+                and _over_limit(len(self.operations), maximum)):
+            assert maximum is not None
+            await self.send_message({"id": message["id"], "type": "error",
+                                     "payload": [_too_many(maximum).formatted]})
+            return
+        await super().handle_subscribe(message)
+
     async def run_operation(self, operation: Operation[object, None]) -> None:
         _current.set(TransportWSSink(self, operation))  # this operation's own task
         await super().run_operation(operation)
 
+    async def close_revoked(self) -> None:
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        await self.websocket.close(REVOKED_CLOSE_CODE, REVOKED_REASON)
+
 
 class LegacyWSHandler(BaseGraphQLWSHandler[object, None]):
+    _init_received = False
+
+    async def handle(self) -> None:
+        timeout = asyncio.create_task(self._close_without_init(), name="runql-ws-init-timeout")
+        try:
+            await super().handle()
+        finally:
+            timeout.cancel()
+            with contextlib.suppress(BaseException):
+                await timeout
+            _release(self.view, self.context, self)
+
+    async def _close_without_init(self) -> None:
+        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        if self._init_received:
+            return
+        await self.send_message({"type": "connection_error", "payload": {
+            "message": INIT_TIMEOUT_REASON, "code": "CONNECTION_INIT_TIMEOUT"}})
+        await self.websocket.close(code=INIT_TIMEOUT_CLOSE_CODE, reason=INIT_TIMEOUT_REASON)
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        self._init_received = True
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            _hold(self.view, self.context, self)
+
+    async def handle_start(self, message: StartMessage) -> None:
+        maximum = self.max_subscriptions_per_connection
+        if (self.connection_acknowledged and message["id"] not in self.tasks
+                and _over_limit(len(self.tasks), maximum)):
+            assert maximum is not None
+            await self.send_message(cast(OperationMessage, {
+                "type": "error", "id": message["id"], "payload": _too_many(maximum).formatted}))
+            return
+        await super().handle_start(message)
+
     async def handle_async_results(self, operation_id: str, query: str,
                                    operation_name: str | None,
                                    variables: dict[str, object] | None) -> None:
+        """Any operation (strawberry's runs subscriptions only); a task of its own, which ends
+        without an error when its client has gone."""
         _current.set(LegacyWSSink(self, operation_id, query, operation_name, variables))
-        await super().handle_async_results(operation_id, query, operation_name, variables)
+        try:
+            await self._send_results(operation_id, query, operation_name, variables)
+            await self.send_message({"type": "complete", "id": operation_id})
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):  # stopped by the client, or it has gone
+                await self.send_message({"type": "complete", "id": operation_id})
+        except Exception:
+            if self._connected():
+                log.exception("a graphql-ws operation failed")
+        finally:
+            self.subscriptions.pop(operation_id, None)
+            self.tasks.pop(operation_id, None)
+
+    async def _send_results(self, operation_id: str, query: str, operation_name: str | None,
+                            variables: dict[str, object] | None) -> None:
+        source = await self.schema.stream(query, variable_values=variables,
+                                          operation_name=operation_name,
+                                          context_value=self.context, root_value=self.root_value)
+        self.subscriptions[operation_id] = source
+        first = True
+        async with contextlib.aclosing(source):
+            async for result in source:
+                if first and isinstance(result, PreExecutionError):
+                    assert result.errors
+                    await self.send_message({"type": "error", "id": operation_id,
+                                             "payload": result.errors[0].formatted})
+                    return
+                if not isinstance(result, ExecutionResult):  # @defer/@stream frames
+                    error = GraphQLError("Incremental delivery is not supported over graphql-ws")
+                    await self.send_message({"type": "error", "id": operation_id,
+                                             "payload": error.formatted})
+                    return
+                await self.send_data_message(result, operation_id)
+                first = False
+
+    def _connected(self) -> bool:
+        socket = _socket(self.websocket)
+        return (socket.client_state is WebSocketState.CONNECTED
+                and socket.application_state is WebSocketState.CONNECTED)
+
+    async def close_revoked(self) -> None:
+        await self.cleanup()
+        await self.websocket.close(REVOKED_CLOSE_CODE, REVOKED_REASON)

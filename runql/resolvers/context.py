@@ -31,6 +31,7 @@ class Context:
     connection_params: dict[str, Any] | None = None
     streams: SharedStreams | None = None  # subscriptions on websockets share executions here
     lead: Lead | None = None  # set when a shared stream runs the subscription
+    key_id: str = ""  # the API key a websocket authenticated with
 
     @classmethod
     def create(
@@ -48,9 +49,10 @@ class Context:
         return cls(database, settings, org_id, Loaders(database, org_id), request=request,
                    response=response, hub=hub, shared=shared, streams=streams, lead=lead)
 
-    def authenticate(self, org_id: str) -> None:
+    def authenticate(self, org_id: str, key_id: str) -> None:
         """Open the organization for this (websocket) context, once its key is checked."""
         self.org_id = org_id
+        self.key_id = key_id
         self.refresh_loaders()
 
     def refresh_loaders(self) -> None:

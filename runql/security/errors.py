@@ -6,6 +6,7 @@ QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 TIMEOUT = "TIMEOUT"
 RATE_LIMITED = "RATE_LIMITED"
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"  # operations on one websocket
 
 
 def too_complex(message: str, limit: str, maximum: int, *, actual: int | None = None,

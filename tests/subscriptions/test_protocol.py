@@ -127,8 +127,9 @@ async def test_cross_origin_handshakes_need_an_allowed_origin(
             pass
 
 
-async def test_subscriptions_per_connection_are_capped(
-    database: Database, live_settings: Settings
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_subscriptions_per_connection_are_capped_with_a_code(
+    database: Database, live_settings: Settings, protocol: str
 ) -> None:
     from runql.agents import catalog
     from runql.agents.registry import default_registry
@@ -144,10 +145,19 @@ async def test_subscriptions_per_connection_are_capped(
         server = LiveServer(f"http://{address}/graphql", f"ws://{address}/graphql", key,
                             database, hub, echo, streams)
         run_id = await server.create_run()
-        socket = await GraphQLSocket.open(server.ws_url, key)
+        socket = await GraphQLSocket.open(server.ws_url, key, protocol)
         for _ in range(2):
             first = await socket.collect(await socket.start(RUN_STATUS, {"id": run_id}), until=1)
             assert first.data == [{"runStatus": {"status": "PENDING"}}]
         third = await socket.collect(await socket.start(RUN_STATUS, {"id": run_id}))
         await socket.close()
-    assert third.errors[0][0]["message"] == "Subscription limit reached"
+    error = third.errors[0][0] if protocol == TRANSPORT_WS else third.errors[0]
+    assert error["message"].startswith("Subscription limit reached")
+    assert error["extensions"] == {"code": "TOO_MANY_SUBSCRIPTIONS", "maximum": 2}
+
+
+async def test_a_message_id_that_is_not_a_string_closes_with_4400(quiet_live: Live) -> None:
+    run_id = await quiet_live.create_run()
+    numeric = {"id": 1, "type": "subscribe",
+               "payload": {"query": RUN_STATUS, "variables": {"id": run_id}}}
+    assert await _close_code(quiet_live.ws_url, [_init(quiet_live.key), numeric]) == 4400
