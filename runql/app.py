@@ -13,6 +13,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from runql.agents.registry import default_registry
 from runql.auth.asgi import RequireApiKey
+from runql.auth.principals import PrincipalCache
 from runql.auth.revocation import Revocations
 from runql.bus.feeders import PostgresListener, feed_from_commits
 from runql.bus.hub import Hub
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     hub = Hub(settings.subscriber_queue_size)
     feed_from_commits(hub, db)
     revocations = Revocations()
+    principals = PrincipalCache(db, revocations)
     graphql = GraphQLEndpoint(db, settings, hub, revocations)
 
     @asynccontextmanager
@@ -93,7 +95,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     middleware = [
         Middleware(KeepServerSend),
         Middleware(ObserveRequests),
-        Middleware(RequireApiKey, database=db, protected=PROTECTED, public=[STATIC_PREFIX]),
+        Middleware(RequireApiKey, principals=principals, protected=PROTECTED,
+                   public=[STATIC_PREFIX]),
         Middleware(RateLimit, rate=settings.rate_limit_per_second,  # per key: after the key
                    burst=settings.rate_limit_burst),
         Middleware(LimitBody, max_bytes=settings.max_body_bytes, paths=["/graphql"]),
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.hub = hub
     app.state.revocations = revocations
+    app.state.principals = principals
     app.state.open_sockets = graphql.open_sockets
     app.state.streams = graphql.streams
     return app

@@ -1,4 +1,5 @@
-"""Every HTTP entry point but the GraphiQL page and the health checks needs an API key."""
+"""Every HTTP entry point but the GraphiQL page and the health checks needs an API key (looked
+up in the principal cache, runql/auth/principals.py)."""
 
 from collections.abc import Iterable
 
@@ -6,8 +7,8 @@ import orjson
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from runql.auth.keys import Principal, authenticate, bearer_secret
-from runql.storage.database import Database
+from runql.auth.keys import Principal, bearer_secret
+from runql.auth.principals import PrincipalCache
 
 PRINCIPAL = "runql.principal"
 UNAUTHENTICATED = "a valid API key is required: send `Authorization: Bearer runql_sk_…`"
@@ -32,10 +33,10 @@ def _refusal(path: str) -> bytes:
 
 
 class RequireApiKey:
-    def __init__(self, app: ASGIApp, database: Database, protected: Iterable[str],
+    def __init__(self, app: ASGIApp, principals: PrincipalCache, protected: Iterable[str],
                  public: Iterable[str] = ()) -> None:
         self.app = app
-        self.database = database
+        self.principals = principals
         self.protected = tuple(protected)
         self.public = tuple(public)  # prefixes inside protected ones, such as GraphiQL's files
 
@@ -48,7 +49,8 @@ class RequireApiKey:
         if _is_graphiql_page(scope, headers):
             await self.app(scope, receive, send)
             return
-        principal = await authenticate(self.database, bearer_secret(headers.get("authorization")))
+        principal = await self.principals.authenticate(
+            bearer_secret(headers.get("authorization")))
         if principal is None:
             body = _refusal(scope["path"])
             await send({"type": "http.response.start", "status": 401, "headers": [

@@ -36,8 +36,15 @@ class NewKey:
     secret: str
 
 
-def _hash(secret: str) -> str:
+def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def lookup_hash(secret: str | None) -> str | None:
+    """The hash to look a secret up by; None for what cannot be a key."""
+    if secret is None or not secret.startswith(PREFIX):
+        return None
+    return secret_hash(secret)
 
 
 def bearer_secret(authorization: str | None) -> str | None:
@@ -66,8 +73,8 @@ async def organization(database: Database, name: str) -> OrganizationRow:
 async def create_key(database: Database, name: str, org_name: str = DEFAULT_ORG_NAME) -> NewKey:
     org = await organization(database, org_name)
     secret = PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(_SECRET_LENGTH))
-    row = ApiKeyRow(id=new_id(Kind.API_KEY), org_id=org.id, name=name, secret_hash=_hash(secret),
-                    hint=secret[: len(PREFIX) + 4] + "…")
+    row = ApiKeyRow(id=new_id(Kind.API_KEY), org_id=org.id, name=name,
+                    secret_hash=secret_hash(secret), hint=secret[: len(PREFIX) + 4] + "…")
     async with database.write() as session:
         await insert_rows(session, [row])
     return NewKey(row, secret)
@@ -101,12 +108,15 @@ async def revoke_key(database: Database, key_id: str,
 
 async def authenticate(database: Database, secret: str | None) -> Principal | None:
     """The principal a secret stands for; None for a missing, unknown or revoked key."""
-    if secret is None or not secret.startswith(PREFIX):
-        return None
+    hashed = lookup_hash(secret)
+    return None if hashed is None else await principal_by_hash(database, hashed)
+
+
+async def principal_by_hash(database: Database, hashed: str) -> Principal | None:
+    """The principal of the key with this secret hash, if it is there and not revoked."""
     async with database.read() as session:
         key = (await session.execute(
-            select(ApiKeyRow).where(col(ApiKeyRow.secret_hash) == _hash(secret))
-        )).scalars().first()
+            select(ApiKeyRow).where(col(ApiKeyRow.secret_hash) == hashed))).scalars().first()
     if key is None or key.revoked_at is not None:
         return None
     return Principal(key.org_id, key.id)

@@ -22,6 +22,7 @@ log = logging.getLogger("runql.auth")
 REVOCATION_CHANNEL = "runql_revocations"
 
 Listener = Callable[[str], None]
+Missed = Callable[[], None]
 
 
 class Revocations:
@@ -30,19 +31,29 @@ class Revocations:
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
+        self._missed: list[Missed] = []
 
-    def listen(self, listener: Listener) -> None:
+    def listen(self, listener: Listener, missed: Missed | None = None) -> None:
+        """`listener` hears each revoked key's id; `missed`, that revocations may have gone
+        unheard (what it holds must then be checked again)."""
         self._listeners.append(listener)
-
-    def unlisten(self, listener: Listener) -> None:
-        self._listeners.remove(listener)
+        if missed is not None:
+            self._missed.append(missed)
 
     def revoked(self, key_id: str) -> None:
         for listener in tuple(self._listeners):
-            try:
-                listener(key_id)
-            except Exception:  # one listener's fault does not keep the others from hearing
-                log.exception("a revocation listener failed")
+            _call(listener, key_id)
+
+    def missed(self) -> None:
+        for listener in tuple(self._missed):
+            _call(listener)
+
+
+def _call(listener: Callable[..., None], *args: str) -> None:
+    try:
+        listener(*args)
+    except Exception:  # one listener's fault does not keep the others from hearing
+        log.exception("a revocation listener failed")
 
 
 async def announce(session: AsyncSession, key_id: str) -> None:

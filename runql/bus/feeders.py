@@ -89,6 +89,8 @@ class PostgresListener:
                 backoff = 0.1
                 if self.connected.is_set():
                     self.reconnects += 1
+                    if self.revocations is not None:  # some may have come while it was down
+                        self.revocations.missed()
                 self.connected.set()
                 self.hub.wake_everyone()
                 await lost.wait()

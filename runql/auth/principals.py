@@ -1,0 +1,57 @@
+"""The principals of recent secrets, so that an HTTP request with a known key costs no
+database read. Only keys found valid are kept (an unknown secret is read every time, so a key
+made later works at once); a revoked key's entry goes when the revocation notice says so: at
+once in the revoking process, within a second in the others (runql/auth/revocation.py). While
+the notice cannot vouch for what it may have missed (PostgreSQL's LISTEN connection lost), the
+whole cache is dropped."""
+
+from collections import OrderedDict
+
+from runql.auth.keys import Principal, lookup_hash, principal_by_hash
+from runql.auth.revocation import Revocations
+from runql.storage.database import Database
+
+MAX_ENTRIES = 10_000
+
+
+class PrincipalCache:
+    def __init__(self, database: Database, revocations: Revocations,
+                 max_entries: int = MAX_ENTRIES) -> None:
+        self._database = database
+        self._max = max_entries
+        self._entries: OrderedDict[str, Principal] = OrderedDict()
+        self._revocations = 0  # how many were heard: a read across one is not kept
+        revocations.listen(self._revoked, self.clear)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def authenticate(self, secret: str | None) -> Principal | None:
+        """The principal a secret stands for; None for a missing, unknown or revoked key."""
+        hashed = lookup_hash(secret)
+        if hashed is None:
+            return None
+        found = self._entries.get(hashed)
+        if found is not None:
+            self._entries.move_to_end(hashed)
+            return found
+        heard = self._revocations
+        found = await principal_by_hash(self._database, hashed)
+        if found is not None and heard == self._revocations:
+            self._remember(hashed, found)
+        return found
+
+    def _remember(self, hashed: str, principal: Principal) -> None:
+        self._entries[hashed] = principal
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def _revoked(self, key_id: str) -> None:
+        self._revocations += 1
+        for hashed in [h for h, principal in self._entries.items() if principal.key_id == key_id]:
+            del self._entries[hashed]
+
+    def clear(self) -> None:
+        """Forget every principal (revocations may have been missed)."""
+        self._revocations += 1
+        self._entries.clear()
