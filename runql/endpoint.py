@@ -52,7 +52,7 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
         self.shared = SharedReads(database)
         self.streams = SharedStreams(self._run_shared, settings.ws_max_backlog_bytes)
         self.persisted = PersistedQueries()
-        self.open_sockets = OpenSockets(revocations)  # a revoked key's close with 4403
+        self.open_sockets = OpenSockets(database, revocations)  # a revoked key's close with 4403
 
     async def _run_shared(self, org_id: str, lead: Lead, query: str, operation_name: str | None,
                           variables: Mapping[str, object] | None) -> Any:

@@ -72,3 +72,10 @@ async def revoked_since(session: AsyncSession, since: datetime | None
         statement = statement.where(col(ApiKeyRow.revoked_at) >= since)
     rows = (await session.execute(statement.order_by(col(ApiKeyRow.revoked_at)))).all()
     return [(key_id, revoked_at) for key_id, revoked_at in rows if revoked_at is not None]
+
+
+async def revoked_among(session: AsyncSession, key_ids: list[str]) -> list[str]:
+    """Those of the keys that are revoked."""
+    statement = select(col(ApiKeyRow.id)).where(col(ApiKeyRow.id).in_(key_ids),
+                                                col(ApiKeyRow.revoked_at).is_not(None))
+    return list((await session.execute(statement)).scalars().all())

@@ -1,12 +1,18 @@
 """The open websockets by the API key that opened them. When a key is revoked (the revocation
 notice, runql/auth/revocation.py), each of its sockets ends its operations and closes with 4403,
-so a revoked key keeps nothing open."""
+so a revoked key keeps nothing open. When the notice may have missed revocations, the keys of
+the open sockets are looked up again."""
 
 import asyncio
+import logging
 from collections import defaultdict
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
-from runql.auth.revocation import Revocations
+from runql.auth.revocation import Revocations, revoked_among
+from runql.storage.database import Database
+
+log = logging.getLogger("runql.fanout")
 
 REVOKED_CLOSE_CODE = 4403
 REVOKED_REASON = "the API key was revoked"
@@ -18,10 +24,11 @@ class Revocable(Protocol):
 
 
 class OpenSockets:
-    def __init__(self, revocations: Revocations) -> None:
+    def __init__(self, database: Database, revocations: Revocations) -> None:
+        self._database = database
         self._by_key: defaultdict[str, set[Revocable]] = defaultdict(set)
-        self._closing: set[asyncio.Task[None]] = set()
-        revocations.listen(self._revoked)
+        self._tasks: set[asyncio.Task[None]] = set()
+        revocations.listen(self._revoked, self._missed)
 
     def __len__(self) -> int:
         return sum(len(sockets) for sockets in self._by_key.values())
@@ -38,12 +45,25 @@ class OpenSockets:
 
     def _revoked(self, key_id: str) -> None:
         for socket in self._by_key.pop(key_id, ()):
-            closing = asyncio.get_running_loop().create_task(
-                socket.close_revoked(), name="runql-revoked-socket")
-            self._closing.add(closing)
-            closing.add_done_callback(self._closed)
+            self._background(socket.close_revoked(), "runql-revoked-socket")
 
-    def _closed(self, closing: "asyncio.Task[None]") -> None:
-        self._closing.discard(closing)
-        if not closing.cancelled():
-            closing.exception()  # a socket that went away first: nothing more to close
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _missed(self) -> None:
+        self._background(self._recheck(), "runql-recheck-keys")
+
+    async def _recheck(self) -> None:
+        async with self._database.read() as session:
+            revoked = await revoked_among(session, list(self._by_key))
+        for key_id in revoked:
+            self._revoked(key_id)
+
+    def _done(self, task: "asyncio.Task[None]") -> None:
+        """A socket already gone cannot be closed; a recheck the database refused is made
+        again on the next reconnection."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s failed", task.get_name(), exc_info=task.exception())

@@ -128,3 +128,39 @@ async def test_two_servers_close_a_revoked_keys_sockets(
         closes = await asyncio.gather(*(_closed_with(s) for s in sockets))
     assert [code for code, _ in closes] == [4403] * 4
     assert max(at for _, at in closes) - revoked_at < WITHIN_SECONDS
+
+
+class _Held:
+    """Stands for a socket in OpenSockets: notes that it was closed."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+
+    async def close_revoked(self) -> None:
+        self.closed.set()
+
+
+async def test_revocations_the_notice_may_have_missed_are_looked_up(database: Database) -> None:
+    """As after PostgreSQL's LISTEN connection came back: revoked keys' sockets close."""
+    from sqlalchemy import update
+    from sqlmodel import col
+
+    from runql.auth.revocation import Revocations
+    from runql.fanout.sockets import OpenSockets
+    from runql.storage.tables import ApiKeyRow
+    from runql.storage.types import utcnow
+
+    doomed, kept = await create_key(database, "doomed"), await create_key(database, "kept")
+    revocations = Revocations()
+    sockets = OpenSockets(database, revocations)
+    held = {key.row.id: _Held() for key in (doomed, kept)}
+    for key_id, socket in held.items():
+        sockets.hold(key_id, socket)
+    async with database.write() as session:  # revoked unheard: no notice at all
+        await session.execute(update(ApiKeyRow).where(col(ApiKeyRow.id) == doomed.row.id)
+                              .values(revoked_at=utcnow()))
+    revocations.missed()
+    async with asyncio.timeout(5):
+        await held[doomed.row.id].closed.wait()
+    assert not held[kept.row.id].closed.is_set()
+    assert len(sockets) == 1
