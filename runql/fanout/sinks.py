@@ -44,6 +44,8 @@ log = logging.getLogger("runql.fanout")
 
 INIT_TIMEOUT_CLOSE_CODE = 4408
 INIT_TIMEOUT_REASON = "Connection initialisation timeout"
+MALFORMED = ("a graphql-ws message is an object with a `type`; `start` needs an `id` and a "
+             "`payload` with a `query`")
 
 _current: ContextVar["Sink | None"] = ContextVar("runql_sink", default=None)
 
@@ -242,6 +244,17 @@ class LegacyWSHandler(BaseGraphQLWSHandler[object, None]):
         await self.send_message({"type": "connection_error", "payload": {
             "message": INIT_TIMEOUT_REASON, "code": "CONNECTION_INIT_TIMEOUT"}})
         await self.websocket.close(code=INIT_TIMEOUT_CLOSE_CODE, reason=INIT_TIMEOUT_REASON)
+
+    async def handle_message(self, message: OperationMessage) -> None:
+        """A message without the fields its type needs is an `error` (the protocol has no
+        close code for it), not a failure of the socket."""
+        try:
+            await super().handle_message(message)
+        except (KeyError, TypeError, AttributeError):
+            given = message.get("id") if isinstance(message, Mapping) else None
+            await self.send_message(cast(OperationMessage, {
+                "type": "error", "id": given if isinstance(given, str) else None,
+                "payload": {"message": MALFORMED, "extensions": {"code": "BAD_REQUEST"}}}))
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         self._init_received = True

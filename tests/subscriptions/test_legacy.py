@@ -62,6 +62,20 @@ async def test_a_bad_query_is_a_coded_error_not_an_internal_one(quiet_live: Live
     assert outcome.errors[0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
 
+async def test_a_start_without_its_payload_is_a_coded_error(quiet_live: Live) -> None:
+    socket = await GraphQLSocket.open(quiet_live.ws_url, quiet_live.key, LEGACY_WS)
+    await socket.send({"type": "start", "id": "1"})
+    refusal = await socket.receive()
+    while refusal["type"] == "ka":  # keep-alives come at any time
+        refusal = await socket.receive()
+    outcome = await socket.collect(await socket.start("{ __typename }"))  # the socket goes on
+    await socket.close()
+    assert refusal["type"] == "error"
+    assert refusal["id"] == "1"
+    assert refusal["payload"]["extensions"] == {"code": "BAD_REQUEST"}
+    assert outcome.data == [{"__typename": "Query"}]
+
+
 def _drop_sockets(url: str, key: str, run_ids: list[str], count: int) -> None:
     """Open `count` legacy sockets, start operations on each and drop it without a close."""
 
