@@ -5,7 +5,7 @@ the open sockets are looked up again."""
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
@@ -15,6 +15,7 @@ from runql.storage.database import Database
 log = logging.getLogger("runql.fanout")
 
 REVOKED_CLOSE_CODE = 4403
+RECENT_REVOCATIONS = 1000  # remembered for sockets whose key was checked just before
 REVOKED_REASON = "the API key was revoked"
 
 
@@ -28,12 +29,18 @@ class OpenSockets:
         self._database = database
         self._by_key: defaultdict[str, set[Revocable]] = defaultdict(set)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._recent: OrderedDict[str, None] = OrderedDict()
         revocations.listen(self._revoked, self._missed)
 
     def __len__(self) -> int:
         return sum(len(sockets) for sockets in self._by_key.values())
 
     def hold(self, key_id: str, socket: Revocable) -> None:
+        """Hold a socket whose key was found valid; if the key's revocation was heard since,
+        it closes at once."""
+        if key_id in self._recent:
+            self._background(socket.close_revoked(), "runql-revoked-socket")
+            return
         self._by_key[key_id].add(socket)
 
     def release(self, key_id: str, socket: Revocable) -> None:
@@ -44,6 +51,9 @@ class OpenSockets:
                 del self._by_key[key_id]
 
     def _revoked(self, key_id: str) -> None:
+        self._recent[key_id] = None
+        while len(self._recent) > RECENT_REVOCATIONS:
+            self._recent.popitem(last=False)
         for socket in self._by_key.pop(key_id, ()):
             self._background(socket.close_revoked(), "runql-revoked-socket")
 

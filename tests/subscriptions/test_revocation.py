@@ -164,3 +164,20 @@ async def test_revocations_the_notice_may_have_missed_are_looked_up(database: Da
         await held[doomed.row.id].closed.wait()
     assert not held[kept.row.id].closed.is_set()
     assert len(sockets) == 1
+
+
+async def test_a_socket_held_after_its_keys_revocation_was_heard_closes(
+    database: Database,
+) -> None:
+    """The key was checked, then revoked before the socket was held: it still closes."""
+    from runql.auth.revocation import Revocations
+    from runql.fanout.sockets import OpenSockets
+
+    revocations = Revocations()
+    sockets = OpenSockets(database, revocations)
+    late = _Held()
+    revocations.revoked("key_checked_just_before")
+    sockets.hold("key_checked_just_before", late)
+    async with asyncio.timeout(5):
+        await late.closed.wait()
+    assert len(sockets) == 0
