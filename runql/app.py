@@ -13,7 +13,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from runql.agents.registry import default_registry
 from runql.auth.asgi import RequireApiKey
-from runql.bus.feeders import PostgresListener, feed_from_commits
+from runql.bus.feeders import feed_from_commits, other_processes
 from runql.bus.hub import Hub
 from runql.endpoint import GraphQLEndpoint
 from runql.fanout.sinks import KeepServerSend
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        listener = None if db.is_sqlite else PostgresListener(hub, settings.database_url)
+        listener = other_processes(hub, db)
         if listener is not None:
             await listener.start()
         executor = None
