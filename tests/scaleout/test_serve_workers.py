@@ -320,3 +320,21 @@ async def test_sqlite_serve_hears_a_separate_worker_promptly(tmp_path: Path) -> 
     assert max(delays) < PROMPT_SECONDS, sorted(delays)[-5:]
     print(f"\ncommit in a worker → subscriber of a server on SQLite: {len(delays)} events, "
           f"p99 {p99(delays) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms")
+
+
+async def test_a_process_that_dies_is_reported_and_replaced(tmp_path: Path) -> None:
+    url = SQLiteBackend(tmp_path).template("empty")
+    env = environment(url, tmp_path, WORKERS="0")
+    port = free_port()
+    with started(env, tmp_path / "serve.log", "serve", "--port", str(port),
+                 "--workers", "2") as server:
+        await until(lambda: len(server.children()) == 2, "both processes to start")
+        killed = min(server.children())
+        os.kill(killed, signal.SIGKILL)
+        await until(lambda: len(server.children()) == 3, "a replacement")
+        assert any(line["message"] == f"Child process [{killed}] died" for line in server.lines())
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+        server.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(server.process.wait, 60) == 0
+    assert not [pid for pid in server.children() if alive(pid)]
