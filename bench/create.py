@@ -167,7 +167,7 @@ def main() -> int:
         env = {**os.environ, "RUNQL_DATABASE_URL": url,
                "RUNQL_ENV": "production", "RUNQL_WORKERS": str(args.workers),
                "RUNQL_POLL_SECONDS": "0.5", "RUNQL_RATE_LIMIT_PER_SECOND": "1000000",
-               "RUNQL_RATE_LIMIT_BURST": "1000000"}
+               "RUNQL_RATE_LIMIT_BURST": "1000000", "RUNQL_SERVE_WORKERS": "1"}
         subprocess.run([sys.executable, "-m", "runql", "migrate"], env=env, cwd=ROOT,
                        check=True, capture_output=True)
         made = subprocess.run([sys.executable, "-m", "runql", "keys", "create", "--name", "bench"],

@@ -98,7 +98,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder, scratch_database(args.postgres, folder) as url:
         env = {**os.environ, "RUNQL_DATABASE_URL": url, "RUNQL_ENV": "production",
                "RUNQL_WORKERS": "0", "RUNQL_RATE_LIMIT_PER_SECOND": "1000000",
-               "RUNQL_RATE_LIMIT_BURST": "1000000"}
+               "RUNQL_RATE_LIMIT_BURST": "1000000", "RUNQL_SERVE_WORKERS": "1"}
         subprocess.run([sys.executable, "-m", "runql", "migrate"], env=env, cwd=ROOT,
                        check=True, capture_output=True)
         made = subprocess.run([sys.executable, "-m", "runql", "keys", "create", "--name", "b"],

@@ -115,7 +115,7 @@ def _environment(database: Path, executor: str) -> dict[str, str]:
     return {**os.environ, "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
             "RUNQL_ENV": "production", "RUNQL_WORKERS": "0", "RUNQL_LOG_LEVEL": "warning",
             "RUNQL_RATE_LIMIT_PER_SECOND": "1000000", "RUNQL_RATE_LIMIT_BURST": "1000000",
-            "RUNQL_FASTPATH": "1" if executor == "fast" else "0"}
+            "RUNQL_FASTPATH": "1" if executor == "fast" else "0", "RUNQL_SERVE_WORKERS": "1"}
 
 
 @contextmanager

@@ -293,7 +293,7 @@ def _serve_and_measure(levels: list[int], shared: bool) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/bench.db",
                "RUNQL_ENV": "production", "RUNQL_WORKERS": "0",
-               "RUNQL_WS_SHARED_STREAMS": "1" if shared else "0"}
+               "RUNQL_WS_SHARED_STREAMS": "1" if shared else "0", "RUNQL_SERVE_WORKERS": "1"}
         subprocess.run([sys.executable, "-m", "runql", "migrate"], env=env, cwd=ROOT,
                        check=True, capture_output=True)
         made = subprocess.run([sys.executable, "-m", "runql", "keys", "create", "--name", "bench"],

@@ -15,7 +15,7 @@ from runql.agents.registry import default_registry
 from runql.auth.asgi import RequireApiKey
 from runql.auth.principals import PrincipalCache
 from runql.auth.revocation import Revocations
-from runql.bus.feeders import PostgresListener, feed_from_commits
+from runql.bus.feeders import feed_from_commits, other_processes
 from runql.bus.hub import Hub
 from runql.bus.revocations import RevocationPoll
 from runql.endpoint import GraphQLEndpoint
@@ -54,8 +54,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        listener = None if db.is_sqlite else PostgresListener(hub, settings.database_url,
-                                                              revocations)
+        listener = other_processes(hub, db, revocations)
         poll = RevocationPoll(db, revocations) if db.is_sqlite else None
         for feeder in (listener, poll):
             if feeder is not None:

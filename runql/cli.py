@@ -15,20 +15,20 @@ if TYPE_CHECKING:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from runql.app import create_app
-    from runql.operations.logs import uvicorn_log_config
+    from runql.serving import serve
 
     host, port = args.host or settings.host, args.port or settings.port
-    if settings.is_development:
+    processes = args.workers or settings.server_processes
+    if settings.is_development:  # once, here: the processes serve the key this made
         secret, _ = asyncio.run(_dev_key(settings))
         print(f"runql: development key (GraphiQL sends it for you): {secret}", flush=True)
-    print(f"runql: GraphiQL and the API at http://{host}:{port}/graphql", flush=True)
-    uvicorn.run(create_app(settings, freeze_gc=True), host=host, port=port,
-                log_level=settings.log_level,
-                log_config=uvicorn_log_config(settings), access_log=False,
-                ws_per_message_deflate=settings.ws_compression)
+    print(f"runql: GraphiQL and the API at http://{host}:{port}/graphql "
+          f"({processes} process{'es' if processes > 1 else ''})", flush=True)
+    try:
+        serve(settings, host, port, processes)
+    except SettingsError as error:
+        print(f"runql: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -128,12 +128,26 @@ def _export_schema(_settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_1(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runql", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve GraphQL and GraphiQL")
     serve.add_argument("--host", help="address to listen on (default: RUNQL_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: RUNQL_PORT or 8000)")
+    serve.add_argument("--workers", type=_at_least_1, metavar="N",
+                       help="server processes sharing the port (default: RUNQL_SERVE_WORKERS, "
+                       "else one per core in production and 1 in development); each runs "
+                       "RUNQL_WORKERS runs at once")
     serve.set_defaults(handler=_serve)
     worker = commands.add_parser("worker", help="execute runs (without serving the API)")
     worker.add_argument("--concurrency", type=int,

@@ -44,6 +44,11 @@ def _limit(name: str, default: int) -> int:
     return value
 
 
+def _optional_limit(name: str) -> int | None:
+    """A limit that is None (the environment decides) unless RUNQL_{name} is set."""
+    return _limit(name, 1) if f"RUNQL_{name}" in os.environ else None
+
+
 def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     raw = _env(name, default).lower()
     if raw not in choices:
@@ -61,6 +66,14 @@ def _switch(name: str) -> bool | None:
     return _flag(name) if f"RUNQL_{name}" in os.environ else None
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this system (macOS)
+        return os.cpu_count() or 1
+
+
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -74,6 +87,7 @@ class Settings:
     db_pool_size: int = 5
     db_max_overflow: int = 5
     workers: int = 4
+    serve_workers: int | None = None  # None: one per core in production, 1 in development
     lease_seconds: float = 30.0
     poll_seconds: float = 1.0
     agent_timeout_seconds: float = 300.0
@@ -108,6 +122,15 @@ class Settings:
         return self.env is Environment.DEVELOPMENT
 
     @property
+    def server_processes(self) -> int:
+        """How many processes `runql serve` runs (each with RUNQL_WORKERS executor slots):
+        RUNQL_SERVE_WORKERS, else one per core this process may run on in production (so a
+        server pinned with taskset counts its cores) and one in development."""
+        if self.serve_workers is not None:
+            return self.serve_workers
+        return usable_cores() if not self.is_development else 1
+
+    @property
     def introspection_enabled(self) -> bool:
         """Introspection, and the "Did you mean …?" suggestions that tell as much."""
         return self.is_development if self.introspection is None else self.introspection
@@ -132,6 +155,7 @@ class Settings:
             db_pool_size=_int("DB_POOL_SIZE", cls.db_pool_size),
             db_max_overflow=_int("DB_MAX_OVERFLOW", cls.db_max_overflow),
             workers=_int("WORKERS", cls.workers),
+            serve_workers=_optional_limit("SERVE_WORKERS"),
             lease_seconds=_float("LEASE_SECONDS", cls.lease_seconds),
             poll_seconds=_float("POLL_SECONDS", cls.poll_seconds),
             agent_timeout_seconds=_float("AGENT_TIMEOUT_SECONDS", cls.agent_timeout_seconds),

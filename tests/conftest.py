@@ -22,6 +22,9 @@ from runql.storage.tables import DEFAULT_ORG_ID
 from tests.backends import POSTGRES_SERVER, PostgresBackend, SQLiteBackend
 
 DEMO_RUNS = 120
+# A server the suite starts is one process unless its test asks for more: rate limits, metrics
+# and persisted queries are per process, and tests count them (production would start one a core).
+os.environ.setdefault("RUNQL_SERVE_WORKERS", "1")
 DEMO_NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 

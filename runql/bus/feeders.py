@@ -1,23 +1,60 @@
 """What feeds a hub. In one process: the database's commit listener. Across processes on
 PostgreSQL: one LISTEN connection per process, which announces what other processes commit
 (each run_events row NOTIFYs in the transaction that writes it, so only commits are heard).
-Subscription code does not change with the feeder. The same connection hears key revocations
-(runql/auth/revocation.py)."""
+The same connection hears key revocations (runql/auth/revocation.py).
+Across processes on SQLite: a tail of the run_events log per process, which reads the rows
+committed since it last looked whenever the file changed (revocations are polled apart,
+runql/bus/revocations.py). Subscription code does not change with the feeder."""
 
 import asyncio
 import contextlib
 import logging
+import sqlite3
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 
 from runql.auth.revocation import REVOCATION_CHANNEL, Revocations
 from runql.bus.hub import Hub, Notice
-from runql.storage.database import Database
-from runql.storage.events import NOTIFY_CHANNEL, PROCESS, Announcement, RunEvent
+from runql.storage.database import Database, sqlite_file
+from runql.storage.events import (
+    NOTIFY_CHANNEL,
+    PROCESS,
+    Announcement,
+    Logged,
+    RunEvent,
+    last_logged_id,
+    logged_after,
+)
 
 log = logging.getLogger("runql.bus")
 
 MAX_BACKOFF_SECONDS = 5.0
+TAIL_SECONDS = 0.02  # how often the SQLite tail asks whether the file changed
+TAIL_REMEMBERS = 10_000  # runs whose latest announced event the tail keeps in mind
+
+
+class Feeder(Protocol):
+    """Announces other processes' commits to this process's hub from start to stop."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def other_processes(hub: Hub, database: Database,
+                    revocations: Revocations | None = None) -> Feeder | None:
+    """The feeder that hears other processes' commits to the database: a LISTEN connection
+    on PostgreSQL, a tail of the log on a SQLite file; None for an in-memory SQLite database,
+    which no other process shares."""
+    url = database.engine.url.render_as_string(hide_password=False)
+    if not database.is_sqlite:
+        return PostgresListener(hub, url, revocations)
+    path = sqlite_file(url)
+    return None if path is None else SQLiteTail(hub, path)
 
 
 def feed_from_commits(hub: Hub, database: Database) -> None:
@@ -98,3 +135,91 @@ class PostgresListener:
             finally:
                 with contextlib.suppress(Exception):
                     await connection.close(timeout=2)
+
+
+class SQLiteTail:
+    """Other processes' run events on a SQLite file, announced within about TAIL_SECONDS.
+
+    A thread of its own asks `PRAGMA data_version` (which changes when another connection
+    commits; it reads shared memory, no file) every TAIL_SECONDS, and only when it changed
+    reads the run_events rows above the last id it saw. Idle, that is one cheap statement per
+    tick and nothing on the event loop. Rows this process wrote were announced by its commit
+    listener already: a row whose run has had that sequence number announced is skipped."""
+
+    def __init__(self, hub: Hub, path: str, interval: float = TAIL_SECONDS) -> None:
+        self.hub = hub
+        self.path = path
+        self.interval = interval
+        self._announced: OrderedDict[str, int] = OrderedDict()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._connection: sqlite3.Connection | None = None
+        self._after: int | None = None  # the last id read; None until the log could be read
+
+    async def start(self) -> None:
+        """From here on, every commit of another process is announced (once the database is
+        migrated: until then the tail retries)."""
+        loop = asyncio.get_running_loop()
+        self.hub.observe(self._remember)
+        with contextlib.suppress(sqlite3.Error):  # the thread retries, and says why
+            await asyncio.to_thread(self._open)
+        self._thread = threading.Thread(target=self._run, args=(loop,), name="runql-sqlite-tail",
+                                        daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        self.hub.unobserve(self._remember)
+        if self._connection is not None:
+            self._connection.close()
+
+    def _open(self) -> sqlite3.Connection:
+        if self._connection is None:  # read-write, so that it sees the WAL; never creates
+            uri = f"{Path(self.path).resolve().as_uri()}?mode=rw"
+            self._connection = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                               check_same_thread=False)
+            self._connection.execute("PRAGMA busy_timeout=10000")
+        if self._after is None:
+            self._after = last_logged_id(self._connection)
+        return self._connection
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        version = None
+        backoff = self.interval
+        while not self._stop.wait(backoff):
+            try:
+                version = self._read(loop, version)
+                backoff = self.interval
+            except sqlite3.Error as error:
+                log.warning("reading the run_events log of %s failed (%s); retrying", self.path,
+                            error)
+                version, backoff = None, min(backoff * 2, MAX_BACKOFF_SECONDS)
+            except RuntimeError:  # the event loop closed without stopping the tail
+                return
+
+    def _read(self, loop: asyncio.AbstractEventLoop, version: int | None) -> int:
+        """Announce the rows committed since the last read, if the file changed; the file's
+        version now."""
+        connection = self._open()
+        now = int(connection.execute("PRAGMA data_version").fetchone()[0])
+        if now == version:
+            return now
+        while rows := logged_after(connection, self._after or 0):
+            self._after = rows[-1].id
+            loop.call_soon_threadsafe(self._publish, rows)
+        return now
+
+    def _publish(self, rows: list[Logged]) -> None:
+        for row in rows:
+            if row.seq > self._announced.get(row.run_id, 0):
+                self.hub.publish(Notice(row.org_id, row.run_id, row.seq, row.status))
+
+    def _remember(self, notice: Notice) -> None:
+        """Every notice the hub publishes, this process's own commits included."""
+        if notice.seq > self._announced.get(notice.run_id, 0):
+            self._announced[notice.run_id] = notice.seq
+            self._announced.move_to_end(notice.run_id)
+            if len(self._announced) > TAIL_REMEMBERS:
+                self._announced.popitem(last=False)

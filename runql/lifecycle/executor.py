@@ -79,8 +79,8 @@ class Executor:
     def __init__(self, database: Database, registry: AgentRegistry,
                  config: ExecutorConfig | None = None, *, name: str | None = None,
                  hub: Hub | None = None) -> None:
-        """With a hub, new runs of other processes wake the workers too (on PostgreSQL);
-        without, this process's commits do, and others' are found by polling."""
+        """With a hub, new runs of other processes wake the workers too (its feeder hears
+        them); without, this process's commits do, and others' are found by polling."""
         self.hub = hub
         self.database = database
         self.registry = registry

@@ -6,7 +6,7 @@ import signal
 from dataclasses import replace
 
 from runql.agents.registry import default_registry
-from runql.bus.feeders import PostgresListener, feed_from_commits
+from runql.bus.feeders import feed_from_commits, other_processes
 from runql.bus.hub import Hub
 from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.operations.logs import uvicorn_log_config
@@ -21,7 +21,7 @@ async def run_worker(settings: Settings, concurrency: int) -> None:
     config = replace(ExecutorConfig.from_settings(settings), concurrency=concurrency)
     hub = Hub()
     feed_from_commits(hub, database)
-    listener = None if database.is_sqlite else PostgresListener(hub, settings.database_url)
+    listener = other_processes(hub, database)
     executor = Executor(database, default_registry(), config, hub=hub)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@ from runql.operations.requests import current_request_id
 from runql.settings import Settings
 
 ACCESS = "runql.access"
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(process)d [%(request_id)s] %(message)s"
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message", "asctime", "request_id", "taskName",
     "color_message"}  # uvicorn's copy of the message with terminal colours
@@ -41,6 +41,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which of `runql serve --workers N`'s processes
         }
         request_id = getattr(record, "request_id", "-")
         if request_id != "-":

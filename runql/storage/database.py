@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -73,6 +73,20 @@ def _configure_sqlite(sync_engine: Engine) -> None:
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file a SQLite URL names; None for PostgreSQL and for an in-memory database."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    path = parsed.database
+    return None if not path or path == ":memory:" else path
+
+
+def in_memory(url: str) -> bool:
+    """An in-memory SQLite database: no other process can open it."""
+    return make_url(url).drivername.startswith("sqlite") and sqlite_file(url) is None
 
 
 def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5) -> AsyncEngine:

@@ -1,12 +1,14 @@
 """The run_events log: appended in the transaction that makes the change, announced after commit."""
 
 import secrets
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, case, func, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -95,3 +97,41 @@ async def events_after(
         .limit(limit)
     )
     return list((await session.execute(statement)).scalars().all())
+
+
+_LOGGED_AFTER = (
+    select(col(RunEventRow.id), col(RunRow.org_id), col(RunEventRow.run_id),
+           col(RunEventRow.seq),
+           case((col(RunEventRow.type) == RunEventType.STATUS_CHANGED.value,
+                 func.json_extract(col(RunEventRow.payload), "$.status"))))
+    .join(RunRow, col(RunRow.id) == col(RunEventRow.run_id))
+    .where(col(RunEventRow.id) > bindparam("after"))
+    .order_by(col(RunEventRow.id))
+    .limit(500)
+).compile(dialect=sqlite.dialect(paramstyle="named"))
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """A committed run_events row, as a tail of the log on SQLite reads it."""
+
+    id: int
+    org_id: str
+    run_id: str
+    seq: int
+    status: str | None
+
+
+def last_logged_id(connection: sqlite3.Connection) -> int:
+    """The highest run_events id committed so far (0 for an empty log)."""
+    row = connection.execute(f"SELECT max(id) FROM {RunEventRow.__tablename__}").fetchone()
+    return int(row[0] or 0)
+
+
+def logged_after(connection: sqlite3.Connection, after: int) -> list[Logged]:
+    """Up to 500 committed run_events rows with ids above `after`, in id order, over a plain
+    sqlite3 connection: one range read of the primary key. On SQLite the writer holds the
+    database until it commits, so ids become visible in increasing order and a tail that
+    remembers the last id it read misses none."""
+    rows = connection.execute(str(_LOGGED_AFTER), _LOGGED_AFTER.construct_params({"after": after}))
+    return [Logged(*row) for row in rows.fetchall()]

@@ -4,6 +4,7 @@ included, uvicorn's access log replaced by runql's."""
 import json
 import logging
 import logging.config
+import os
 import sys
 
 import pytest
@@ -29,6 +30,7 @@ def test_a_line_is_one_json_object_with_the_request_id_and_extras() -> None:
     assert "\n" not in line
     entry = json.loads(line)
     assert entry.pop("time").endswith("Z")
+    assert entry.pop("pid") == os.getpid()
     assert entry == {"level": "warning", "logger": "runql.test", "message": "ran Feed",
                      "request_id": "req-json-1", "operation": "Feed", "status": 200}
 
