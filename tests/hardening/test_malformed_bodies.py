@@ -12,7 +12,8 @@ from tests.hardening.conftest import MakeClient, codes
 from tests.rest.conftest import demo_agent, row_counts
 
 JSON = {"Content-Type": "application/json"}
-CREATE_AGENT = 'mutation { createAgent(input: {name: \\"twice\\", kind: \\"echo\\"}) { agent { id } } }'
+CREATE_AGENT = ('mutation { createAgent(input: {name: \\"twice\\", kind: \\"echo\\"}) '
+                '{ agent { id } } }')  # escaped for a JSON string
 
 
 def _nested(depth: int) -> bytes:
