@@ -35,6 +35,7 @@ from runql.security.media import (
 )
 from runql.security.responses import code_of, graphql_error_response
 from runql.security.strict_json import MalformedJson, parse_json
+from runql.settings import Settings
 
 NOT_JSON = ("send the operation as JSON in UTF-8, with Content-Type: application/json "
             "(or application/graphql-response+json)")
@@ -88,7 +89,7 @@ def http_error_response(error: HTTPException, request: Request) -> Response:
 
 
 class GraphQLOverHTTP(GraphQL[Context, RootValue]):
-    max_body_depth = 64  # RUNQL_MAX_BODY_DEPTH: the endpoint sets it from the settings
+    max_body_depth = Settings.max_body_depth  # the endpoint sets the one of its settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -102,9 +102,9 @@ def parse_json(data: str | bytes, max_depth: int) -> Any:
     except RecursionError:
         raise _too_deep(max_depth) from None
     except json.JSONDecodeError as error:
-        raise MalformedJson(f"the body is not valid JSON: {error}") from None
+        raise MalformedJson(f"not valid JSON: {error}") from None
     except ValueError:  # an integer of more digits than Python converts
-        raise MalformedJson("the body holds a number of more than 4,300 digits") from None
+        raise MalformedJson("the JSON holds a number of more than 4,300 digits") from None
     if _bracket_count(data) > max_depth and deeper_than(value, max_depth):
         raise _too_deep(max_depth)
     return value
