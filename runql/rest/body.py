@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
 
+import orjson
 from starlette.requests import Request
 
 from runql.agents.protocol import Attachment, Part
@@ -67,8 +68,12 @@ def _media_type(content_type: str | None) -> str:
 def _json_object(text: str, max_depth: int) -> dict[str, Any]:
     try:
         value = parse_json(text, max_depth)
+        orjson.dumps(value)  # what a response could not carry: lone surrogates, huge integers
     except MalformedJson as error:
         raise BadUserInput(str(error), field="body") from None
+    except orjson.JSONEncodeError as error:
+        raise BadUserInput(f"the body holds a value runql cannot store: {error}",
+                           field="body") from None
     if not isinstance(value, dict):
         raise BadUserInput("the body must be a JSON object, such as "
                            '{"agent_id": "agent_…", "content": "Hello"}', field="body")

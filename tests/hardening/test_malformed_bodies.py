@@ -126,3 +126,21 @@ async def test_a_run_body_that_is_not_utf8_is_400(http: httpx.AsyncClient,
 
     assert response.status_code == 400
     assert response.json()["code"] == "bad_user_input"
+
+
+@pytest.mark.parametrize(("value", "says"),
+                         [(b'"\\ud800"', "surrogates not allowed"),
+                          (b"123456789012345678901234567890", "64-bit range")],
+                         ids=["lone-surrogate", "huge-integer"])
+async def test_a_run_body_holding_what_no_response_could_carry_is_400(
+    http: httpx.AsyncClient, demo_database: Database, value: bytes, says: str,
+) -> None:
+    echo = await demo_agent(demo_database, "echo")
+    before = await row_counts(demo_database)
+
+    response = await http.post("/runs", content=_run_body(echo.id, b', "raw_inputs": ' + value),
+                               headers=JSON)
+
+    assert response.status_code == 400
+    assert says in response.json()["message"]
+    assert await row_counts(demo_database) == before
