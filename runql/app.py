@@ -27,6 +27,7 @@ from runql.operations.routes import operations_routes
 from runql.operations.setup import instrument
 from runql.rest import rest_routes
 from runql.security.body import LimitBody
+from runql.security.handlers import EXCEPTION_HANDLERS
 from runql.security.ratelimit import RateLimit
 from runql.settings import Settings
 from runql.storage.database import Database
@@ -100,7 +101,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                    burst=settings.rate_limit_burst),
         Middleware(LimitBody, max_bytes=settings.max_body_bytes, paths=["/graphql"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                    exception_handlers=EXCEPTION_HANDLERS)
     app.state.database = db
     app.state.settings = settings
     app.state.hub = hub

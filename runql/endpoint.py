@@ -48,6 +48,7 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
         )
         self.database = database
         self.settings = settings
+        self.max_body_depth = settings.max_body_depth
         self.hub = hub
         self.shared = SharedReads(database)
         self.streams = SharedStreams(self._run_shared, settings.ws_max_backlog_bytes)

@@ -99,6 +99,7 @@ class Settings:
     max_tokens: int = 2000
     max_cost: int = 50_000
     max_body_bytes: int = 4 * 1024 * 1024
+    max_body_depth: int = 64
     execution_timeout_seconds: float = 10.0
     rate_limit_per_second: float = 100.0
     rate_limit_burst: int = 1000
@@ -167,6 +168,7 @@ class Settings:
             max_tokens=_limit("MAX_TOKENS", cls.max_tokens),
             max_cost=_limit("MAX_COST", cls.max_cost),
             max_body_bytes=_limit("MAX_BODY_BYTES", cls.max_body_bytes),
+            max_body_depth=_limit("MAX_BODY_DEPTH", cls.max_body_depth),
             execution_timeout_seconds=_float("EXECUTION_TIMEOUT_SECONDS",
                                              cls.execution_timeout_seconds),
             rate_limit_per_second=_float("RATE_LIMIT_PER_SECOND", cls.rate_limit_per_second),

@@ -5,8 +5,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, Response
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_ROUTE = "/graphql/static/{name}"
@@ -56,7 +57,7 @@ def accepts_gzip(accept_encoding: str) -> bool:
 def asset_response(bundle: Bundle | None, name: str, accept_encoding: str) -> Response:
     path = bundle.path_of(name) if bundle is not None else None
     if path is None or not path.is_file():
-        return PlainTextResponse("Not Found", status_code=404)
+        raise HTTPException(404)  # answered as JSON by runql.security.handlers
     headers = {"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff",
                "Vary": "Accept-Encoding"}
     media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")

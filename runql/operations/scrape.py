@@ -13,12 +13,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 
 from runql.auth.keys import bearer_secret
 from runql.enums import RunStatus
 from runql.lifecycle.executor import Executor
 from runql.operations.metrics import REGISTRY
+from runql.security.responses import rest_error_response
 from runql.settings import Settings
 from runql.storage.database import Database
 from runql.storage.tables import RunRow
@@ -87,8 +88,9 @@ def allowed(settings: Settings, authorization: str | None) -> bool:
 async def metrics(request: Request) -> Response:
     state = request.app.state
     if not allowed(state.settings, request.headers.get("authorization")):
-        return PlainTextResponse("a scrape token is required: Authorization: Bearer …",
-                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return rest_error_response(401, "UNAUTHENTICATED",
+                                   "a scrape token is required: Authorization: Bearer …",
+                                   headers={"WWW-Authenticate": "Bearer"})
     snap = await snapshot(state.database, getattr(state, "executor", None))
     return Response(exposition(snap), media_type=CONTENT_TYPE_LATEST,
                     headers={"Cache-Control": "no-store"})

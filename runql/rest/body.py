@@ -21,6 +21,7 @@ from runql.lifecycle.runs import RunRequest
 from runql.lifecycle.validation import Content
 from runql.rest.errors import PayloadTooLarge, UnsupportedMediaType
 from runql.rest.form import form_fields
+from runql.security.strict_json import MalformedJson, parse_json
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -64,18 +65,22 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").partition(";")[0].strip().lower()
 
 
-def _json_object(text: str) -> dict[str, Any]:
+def _json_object(text: str, max_depth: int) -> dict[str, Any]:
     try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError as error:
-        raise BadUserInput(f"the body is not valid JSON: {error}", field="body") from None
+        value = parse_json(text, max_depth)
+        orjson.dumps(value)  # what a response could not carry: lone surrogates, huge integers
+    except MalformedJson as error:
+        raise BadUserInput(str(error), field="body") from None
+    except orjson.JSONEncodeError as error:
+        raise BadUserInput(f"the body holds a value runql cannot store: {error}",
+                           field="body") from None
     if not isinstance(value, dict):
         raise BadUserInput("the body must be a JSON object, such as "
                            '{"agent_id": "agent_…", "content": "Hello"}', field="body")
     return value
 
 
-def body_fields(raw: bytes, content_type: str | None) -> dict[str, Any]:
+def body_fields(raw: bytes, content_type: str | None, max_depth: int) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -88,7 +93,7 @@ def body_fields(raw: bytes, content_type: str | None) -> dict[str, Any]:
         raise UnsupportedMediaType("multipart bodies are not read: send a JSON object, or "
                                    f"{FORM} fields", field="Content-Type")
     if text.lstrip().startswith("{") or media_type not in (FORM, ""):
-        return _json_object(text)
+        return _json_object(text, max_depth)
     return form_fields(text)
 
 

@@ -76,7 +76,8 @@ class RunsApi:
     async def create(self, request: Request) -> Response:
         org_id = _org_of(request)
         raw = await read_body(request, body_limit(self.settings.max_content_bytes))
-        fields = body_fields(raw, request.headers.get("content-type"))
+        fields = body_fields(raw, request.headers.get("content-type"),
+                             self.settings.max_body_depth)
         key = idempotency_key(request.headers.getlist("idempotency-key"))
         wanted = run_request(fields, key)
         earlier = await self._run_of_key(org_id, key)

@@ -7,10 +7,12 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import StreamExecutionResult
 
 from runql.errors import RunqlError
 from runql.operations.requests import current_request_id
+from runql.security.operation import unresolved_error
 from runql.storage.database import StatementCount, counting_statements
 
 log = logging.getLogger("runql.errors")
@@ -51,6 +53,8 @@ def coded(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, RunqlError):
         return _user_error(error, original)
+    if isinstance(original, CannotGetOperationTypeError):
+        return unresolved_error(error, original)
     if error.path is not None and original is not None and not isinstance(original, GraphQLError):
         return _masked(error)
     if (error.extensions or {}).get("code"):

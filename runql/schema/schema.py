@@ -1,12 +1,15 @@
 """The schema, built once per process."""
 
+from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from runql.fastpath.executor import FastExecutor
 from runql.fastpath.report import ExecutorReport
@@ -19,6 +22,7 @@ from runql.schema.query import Query
 from runql.schema.scalars import SCALARS
 from runql.schema.subscription import Subscription
 from runql.security.extension import QueryLimits
+from runql.security.operation import SpecExecutionContext
 from runql.security.parsing import QuietParserCache
 from runql.security.timeout import ExecutionTimeout
 
@@ -45,6 +49,20 @@ def _extensions(*, development: bool) -> list[type[SchemaExtension]]:
 
 
 class Schema(strawberry.Schema):
+    def _create_execution_context(self, query: str | None,
+                                  allowed_operation_types: Iterable[OperationType],
+                                  variable_values: dict[str, Any] | None = None,
+                                  context_value: Any | None = None,
+                                  root_value: Any | None = None,
+                                  operation_name: str | None = None,
+                                  operation_extensions: dict[str, Any] | None = None,
+                                  ) -> ExecutionContext:
+        """Every transport's operations pick theirs as the spec says (runql.security.operation)."""
+        return SpecExecutionContext(
+            query=query, schema=self, allowed_operations=allowed_operation_types,
+            context=context_value, root_value=root_value, variables=variable_values,
+            provided_operation_name=operation_name, operation_extensions=operation_extensions)
+
     def process_errors(self, errors: list[GraphQLError],
                        execution_context: ExecutionContext | None = None) -> None:
         """Client errors are the client's business; ErrorCodes logs the unexpected ones."""

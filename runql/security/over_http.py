@@ -1,7 +1,9 @@
 """strawberry's ASGI view, made to follow the GraphQL-over-HTTP spec.
 
-- POST bodies must be JSON in UTF-8 (415 otherwise) and a JSON object whose `query` and
-  `operationName` are strings or null (400 otherwise);
+- POST bodies must be JSON in UTF-8 (415 otherwise), read by runql.security.strict_json (400
+  for bad UTF-8, a key twice, nesting over RUNQL_MAX_BODY_DEPTH), and a JSON object whose
+  `query` and `operationName` are strings or null (400 otherwise); websocket messages are read
+  by the same parser;
 - GET runs queries only: a mutation is 405 with `Allow: POST`, and nothing runs;
 - responses are `application/graphql-response+json` when the client accepts it, with the
   spec's status codes (see runql.security.media), else `application/json`;
@@ -31,10 +33,10 @@ from runql.security.media import (
     status_of,
     without_data_on_request_error,
 )
-from runql.security.responses import graphql_error_response
+from runql.security.responses import code_of, graphql_error_response
+from runql.security.strict_json import MalformedJson, parse_json
+from runql.settings import Settings
 
-CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
-         413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
 NOT_JSON = ("send the operation as JSON in UTF-8, with Content-Type: application/json "
             "(or application/graphql-response+json)")
 NOT_AN_OBJECT = 'the request body must be a JSON object such as {"query": "{ __typename }"}'
@@ -82,11 +84,13 @@ def http_error_response(error: HTTPException, request: Request) -> Response:
     if error.status_code == 405:
         headers["Allow"] = "POST" if request.method == "GET" else "GET, POST"
     return graphql_error_response(
-        error.status_code, CODES.get(error.status_code, "BAD_REQUEST"), error.reason,
+        error.status_code, code_of(error.status_code), error.reason,
         media_type=negotiate(request.headers.get("accept")), headers=headers)
 
 
 class GraphQLOverHTTP(GraphQL[Context, RootValue]):
+    max_body_depth = Settings.max_body_depth  # the endpoint sets the one of its settings
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
@@ -108,6 +112,17 @@ class GraphQLOverHTTP(GraphQL[Context, RootValue]):
         transport = self._get_stream_transport_from_headers(request.headers)
         return request_data(self.parse_json(await request.get_body()),
                             transport.protocol if transport else "http")
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Bodies, GET's `variables` and `extensions`, and websocket messages (a MalformedJson
+        is a JSONDecodeError, which the websocket handlers refuse as not JSON)."""
+        return parse_json(data, self.max_body_depth)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return self.decode_json(data)
+        except MalformedJson as error:
+            raise HTTPException(400, str(error)) from None
 
     async def execute_single(self, request: Request, request_adapter: AsyncHTTPRequestAdapter,
                              sub_response: Response, context: Context,

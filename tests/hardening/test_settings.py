@@ -16,6 +16,7 @@ DEFAULTS = {
     "MAX_TOKENS": ("max_tokens", 2000, "2000"),
     "MAX_COST": ("max_cost", 50_000, "50000"),
     "MAX_BODY_BYTES": ("max_body_bytes", 4 * 1024 * 1024, "4194304"),
+    "MAX_BODY_DEPTH": ("max_body_depth", 64, "64"),
     "EXECUTION_TIMEOUT_SECONDS": ("execution_timeout_seconds", 10.0, "10"),
     "RATE_LIMIT_PER_SECOND": ("rate_limit_per_second", 100.0, "100"),
     "RATE_LIMIT_BURST": ("rate_limit_burst", 1000, "1000"),
