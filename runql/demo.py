@@ -1,9 +1,9 @@
 """Demo data that looks real: agents, users, threads, and runs in every status.
 
-Unfinished runs are the newest. RUNNING runs are held by a lease of a demo worker that expires
-`DEMO_LEASE` after loading, so the executor's recovery ends them as it would any run whose
-worker died; PENDING runs are the newest of all and belong to the Echo agent, so a server
-with workers runs them to SUCCESS.
+Unfinished runs are the newest, a PENDING one last. RUNNING runs are held by a lease of a
+demo worker that expires `DEMO_LEASE` after loading, so the executor's recovery ends them as
+it would any run whose worker died; PENDING runs belong to the Echo agent, so a server with
+workers runs them to SUCCESS.
 """
 
 import random
@@ -285,6 +285,15 @@ def _statuses(rng: random.Random, count: int) -> Iterator[RunStatus]:
             yield rng.choices(ordered, weights=list(STATUS_WEIGHTS.values()))[0]
 
 
+def _oldest_first(statuses: list[RunStatus]) -> None:
+    """Unfinished runs are the newest, as they would be in a live system, and the newest of all
+    is pending: a newcomer's newest run is one the workers run to SUCCESS."""
+    statuses.sort(key=lambda status: not status.is_terminal)
+    if RunStatus.PENDING in statuses:
+        last_pending = len(statuses) - 1 - statuses[::-1].index(RunStatus.PENDING)
+        statuses.append(statuses.pop(last_pending))
+
+
 async def is_empty(database: Database) -> bool:
     async with database.read() as session:
         return (await session.execute(select(func.count()).select_from(RunRow))).scalar_one() == 0
@@ -300,8 +309,7 @@ async def load_demo(
     start = end - timedelta(days=14)
     cast = _cast(start)
     statuses = list(_statuses(rng, runs))
-    # Unfinished runs are the newest, as they would be in a live system; pending ones last.
-    statuses.sort(key=lambda status: (not status.is_terminal, status is RunStatus.PENDING))
+    _oldest_first(statuses)
     step = (end - start - timedelta(minutes=5)) / max(runs, 1)
     people = _Batch(org_id)
     people.add(*cast.agent_actors.values(), *cast.agents, *cast.users)
