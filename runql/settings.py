@@ -4,6 +4,9 @@ import ipaddress
 import os
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeAlias
+
+Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Environment(StrEnum):
@@ -62,7 +65,7 @@ def _switch(name: str) -> bool | None:
     return _flag(name) if f"RUNQL_{name}" in os.environ else None
 
 
-def _networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None:
+def _networks(name: str) -> tuple[Network, ...] | None:
     """Comma-separated CIDRs, or None when RUNQL_{name} is not set."""
     raw = os.environ.get(f"RUNQL_{name}")
     if raw is None:
@@ -122,7 +125,7 @@ class Settings:
     metrics_token: str | None = None
     otel: bool = False
     # None: loopback in development, nothing in production
-    egress_allowed_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
+    egress_allowed_cidrs: tuple[Network, ...] | None = None
 
     @property
     def is_development(self) -> bool:
@@ -134,7 +137,7 @@ class Settings:
         return self.is_development if self.introspection is None else self.introspection
 
     @property
-    def egress_allowed(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    def egress_allowed(self) -> tuple[Network, ...]:
         """Internal networks agents may connect to."""
         if self.egress_allowed_cidrs is not None:
             return self.egress_allowed_cidrs

@@ -25,10 +25,9 @@ from typing import Any, TypeAlias
 import httpcore
 import httpx
 
-from runql.settings import Settings
+from runql.settings import Network, Settings
 
 Address: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # How long saving a config waits for DNS; a name that does not resolve in time is accepted
 # there and checked again when the agent connects.
