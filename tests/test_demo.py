@@ -5,6 +5,7 @@ import asyncio
 from collections import Counter
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from runql.agents.registry import default_registry
 from runql.demo import DEMO_LEASE, DEMO_WORKER
@@ -18,8 +19,8 @@ from tests.conftest import DEMO_NOW, DEMO_RUNS
 async def _runs(database: Database) -> list[tuple[RunRow, AgentRow]]:
     async with database.read() as session:
         rows = (await session.execute(
-            select(RunRow, AgentRow).join(AgentRow, AgentRow.id == RunRow.agent_id)  # type: ignore[arg-type]
-            .order_by(RunRow.created_at))).all()  # type: ignore[arg-type]
+            select(RunRow, AgentRow).join(AgentRow, col(AgentRow.id) == col(RunRow.agent_id))
+            .order_by(col(RunRow.created_at)))).all()
     return [(run, agent) for run, agent in rows]
 
 
