@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from runql.agents.egress import EgressPolicy
 from runql.agents.registry import default_registry
 from runql.auth.asgi import RequireApiKey
 from runql.auth.principals import PrincipalCache
@@ -62,8 +63,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 await feeder.start()
         executor = None
         if settings.workers > 0:
-            executor = Executor(db, default_registry(), ExecutorConfig.from_settings(settings),
-                                hub=hub)
+            executor = Executor(db, default_registry(EgressPolicy.from_settings(settings)),
+                                ExecutorConfig.from_settings(settings), hub=hub)
             await executor.start()
         _app.state.executor = executor
         _app.state.listener = listener

@@ -1,4 +1,10 @@
-"""Demo data that looks real: agents, users, threads, and runs in every status."""
+"""Demo data that looks real: agents, users, threads, and runs in every status.
+
+Unfinished runs are the newest, a PENDING one last. RUNNING runs are held by a lease of a
+demo worker that expires `DEMO_LEASE` after loading, so the executor's recovery ends them as
+it would any run whose worker died; PENDING runs belong to the Echo agent, so a server with
+workers runs them to SUCCESS.
+"""
 
 import random
 from collections.abc import Iterator
@@ -88,6 +94,9 @@ ERRORS = [
     ("invalid_reply", "The agent's reply was not valid JSON."),
 ]
 
+DEMO_WORKER = "demo-worker"
+DEMO_LEASE = timedelta(minutes=5)
+
 # Weights of the statuses the demo runs end up in (most runs succeed).
 STATUS_WEIGHTS = {
     RunStatus.SUCCESS: 70, RunStatus.ERROR: 10, RunStatus.CANCELLED: 6,
@@ -100,6 +109,10 @@ class _Cast:
     agents: list[AgentRow]
     agent_actors: dict[str, ActorRow]
     users: list[ActorRow]
+
+    @property
+    def echo(self) -> AgentRow:
+        return next(agent for agent in self.agents if agent.kind == "echo")
 
 
 @dataclass
@@ -174,6 +187,7 @@ def _event(batch: _Batch, run: RunRow, seq: int, kind: RunEventType, at: datetim
 def _run(
     batch: _Batch, rng: random.Random, cast: _Cast, thread: ThreadRow, agent: AgentRow,
     user: ActorRow, parent: MessageGroupRow | None, created: datetime, status: RunStatus,
+    lease_end: datetime,
 ) -> MessageGroupRow:
     trigger = MessageGroupRow(
         id=new_id(Kind.MESSAGE_GROUP), thread_id=thread.id,
@@ -256,6 +270,7 @@ def _run(
     run.last_event_seq = seq - 1
     if status is RunStatus.RUNNING:
         thread.active_run_id = run.id
+        run.lease_owner, run.lease_expires_at = DEMO_WORKER, lease_end
     batch.add(run)
     return reply
 
@@ -268,6 +283,15 @@ def _statuses(rng: random.Random, count: int) -> Iterator[RunStatus]:
             yield ordered[index]
         else:
             yield rng.choices(ordered, weights=list(STATUS_WEIGHTS.values()))[0]
+
+
+def _oldest_first(statuses: list[RunStatus]) -> None:
+    """Unfinished runs are the newest, as they would be in a live system, and the newest of all
+    is pending: a newcomer's newest run is one the workers run to SUCCESS."""
+    statuses.sort(key=lambda status: not status.is_terminal)
+    if RunStatus.PENDING in statuses:
+        last_pending = len(statuses) - 1 - statuses[::-1].index(RunStatus.PENDING)
+        statuses.append(statuses.pop(last_pending))
 
 
 async def is_empty(database: Database) -> bool:
@@ -285,8 +309,7 @@ async def load_demo(
     start = end - timedelta(days=14)
     cast = _cast(start)
     statuses = list(_statuses(rng, runs))
-    # Unfinished runs are the newest, as they would be in a live system.
-    statuses.sort(key=lambda status: not status.is_terminal)
+    _oldest_first(statuses)
     step = (end - start - timedelta(minutes=5)) / max(runs, 1)
     people = _Batch(org_id)
     people.add(*cast.agent_actors.values(), *cast.agents, *cast.users)
@@ -300,14 +323,19 @@ async def load_demo(
         while index < runs and len(batch.rows) < 5000:
             agent = rng.choice(cast.agents)
             user = rng.choice(cast.users)
+            title = rng.choice(QUESTIONS)[:40]
+            count = min(rng.randint(1, 4), runs - index)
+            if RunStatus.PENDING in statuses[index:index + count]:
+                agent = cast.echo  # a server with workers runs it to SUCCESS
             thread = ThreadRow(id=new_id(Kind.THREAD), agent_id=agent.id,
-                               metadata_={"title": rng.choice(QUESTIONS)[:40]},
-                               created_at=created, updated_at=created)
+                               metadata_={"title": title}, created_at=created,
+                               updated_at=created)
             batch.add(thread)
             parent: MessageGroupRow | None = None
-            for _ in range(min(rng.randint(1, 4), runs - index)):
+            for _ in range(count):
                 status = statuses[index]
-                parent = _run(batch, rng, cast, thread, agent, user, parent, created, status)
+                parent = _run(batch, rng, cast, thread, agent, user, parent, created, status,
+                              end + DEMO_LEASE)
                 thread.updated_at = created
                 created += step
                 index += 1

@@ -1,8 +1,12 @@
 """Settings, read from `RUNQL_*` environment variables."""
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeAlias
+
+Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Environment(StrEnum):
@@ -74,6 +78,25 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _networks(name: str) -> tuple[Network, ...] | None:
+    """Comma-separated CIDRs, or None when RUNQL_{name} is not set."""
+    raw = os.environ.get(f"RUNQL_{name}")
+    if raw is None:
+        return None
+    networks = []
+    for cidr in filter(None, (part.strip() for part in raw.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(cidr))
+        except ValueError:
+            raise SettingsError(
+                f"RUNQL_{name} must list networks such as 10.0.0.0/8 or fd00::/8 (no host bits "
+                f"set), not {cidr!r}"
+            ) from None
+    return tuple(networks)
+
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -117,6 +140,8 @@ class Settings:
     log_level: str = "info"
     metrics_token: str | None = None
     otel: bool = False
+    # None: loopback in development, nothing in production
+    egress_allowed_cidrs: tuple[Network, ...] | None = None
 
     @property
     def is_development(self) -> bool:
@@ -135,6 +160,13 @@ class Settings:
     def introspection_enabled(self) -> bool:
         """Introspection, and the "Did you mean …?" suggestions that tell as much."""
         return self.is_development if self.introspection is None else self.introspection
+
+    @property
+    def egress_allowed(self) -> tuple[Network, ...]:
+        """Internal networks agents may connect to."""
+        if self.egress_allowed_cidrs is not None:
+            return self.egress_allowed_cidrs
+        return LOOPBACK if self.is_development else ()
 
     @property
     def graphiql_enabled(self) -> bool:
@@ -188,4 +220,5 @@ class Settings:
             log_level=_choice("LOG_LEVEL", cls.log_level, LOG_LEVELS),
             metrics_token=_env("METRICS_TOKEN", "") or None,
             otel=_flag("OTEL"),
+            egress_allowed_cidrs=_networks("EGRESS_ALLOWED_CIDRS"),
         )

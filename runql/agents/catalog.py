@@ -25,13 +25,13 @@ def _name(value: str) -> str:
     return name
 
 
-def _config(registry: AgentRegistry, kind: str, config: Any) -> dict[str, Any]:
+async def _config(registry: AgentRegistry, kind: str, config: Any) -> dict[str, Any]:
     if config is None:
         config = {}
     if not isinstance(config, Mapping):
         raise BadUserInput("config must be a JSON object", field="config")
     try:
-        return registry.validate_config(kind, config)
+        return await registry.check_config(kind, config)
     except UnknownKind as error:
         raise BadUserInput(str(error.args[0]), field="kind") from None
     except InvalidConfig as error:
@@ -43,7 +43,7 @@ async def create_agent(
     config: Any,
 ) -> AgentRow:
     agent = AgentRow(id=new_id(Kind.AGENT), org_id=org_id, name=_name(name), kind=kind,
-                     config=_config(registry, kind, config))
+                     config=await _config(registry, kind, config))
     actor = ActorRow(id=new_id(Kind.ACTOR), org_id=org_id, name=agent.name,
                      type=ActorType.AGENT.value, metadata_={"agent_id": agent.id})
     agent.actor_id = actor.id
@@ -64,12 +64,18 @@ async def update_agent(
     database: Database, registry: AgentRegistry, org_id: str, agent_id: str, *,
     name: str | None = None, config: Any = None, config_given: bool = False,
 ) -> AgentRow:
+    checked: dict[str, Any] | None = None
+    if config_given:
+        # Checked before the write: checking may wait for DNS, which no transaction should.
+        async with database.read() as session:
+            kind = (await _agent(session, org_id, agent_id)).kind
+        checked = await _config(registry, kind, config)
     async with database.write() as session:
         agent = await _agent(session, org_id, agent_id)
         if name is not None:
             agent.name = _name(name)
-        if config_given:
-            agent.config = _config(registry, agent.kind, config)
+        if checked is not None:
+            agent.config = checked
         agent.updated_at = utcnow()
     return agent
 

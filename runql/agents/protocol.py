@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from runql.enums import ActorType, AttachmentType, ContentPartType
 
@@ -105,3 +105,12 @@ class AgentKind(Protocol):
         ...
 
     def create(self, config: Mapping[str, Any]) -> Agent: ...
+
+
+@runtime_checkable
+class ReachesOut(Protocol):
+    """A kind whose agents connect to addresses their config names (see `runql.agents.egress`)."""
+
+    async def check_egress(self, config: Mapping[str, Any]) -> None:
+        """Raises InvalidConfig when the checked `config` names an address that is refused."""
+        ...

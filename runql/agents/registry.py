@@ -7,7 +7,8 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from runql.agents.echo import EchoKind
-from runql.agents.protocol import Agent, AgentKind, InvalidConfig
+from runql.agents.egress import EgressPolicy
+from runql.agents.protocol import Agent, AgentKind, InvalidConfig, ReachesOut
 from runql.agents.webhook import WebhookKind
 
 ENTRY_POINT_GROUP = "runql.agents"
@@ -24,10 +25,11 @@ class AgentRegistry:
         self._kinds = {kind.name: kind for kind in kinds}
 
     @classmethod
-    def default(cls) -> "AgentRegistry":
+    def default(cls, egress: EgressPolicy = EgressPolicy()) -> "AgentRegistry":
         """The built-in kinds, then those packages declare under `runql.agents`. An entry
-        point that fails to load, or would replace a built-in kind, is logged and skipped."""
-        kinds: list[AgentKind] = [EchoKind(), WebhookKind()]
+        point that fails to load, or would replace a built-in kind, is logged and skipped.
+        Built-in kinds that connect out follow `egress`."""
+        kinds: list[AgentKind] = [EchoKind(), WebhookKind(egress)]
         taken = {kind.name for kind in kinds}
         for point in entry_points(group=ENTRY_POINT_GROUP):
             try:
@@ -60,14 +62,22 @@ class AgentRegistry:
     def validate_config(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
         return self.kind(name).validate_config(config)
 
+    async def check_config(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The validated config, its addresses checked too when the kind connects out."""
+        kind = self.kind(name)
+        checked = kind.validate_config(config)
+        if isinstance(kind, ReachesOut):
+            await kind.check_egress(checked)
+        return checked
+
     def create(self, name: str, config: Mapping[str, Any]) -> Agent:
         return self.kind(name).create(config)
 
 
 @cache
-def default_registry() -> AgentRegistry:
-    """The process's registry: entry points are read once."""
-    return AgentRegistry.default()
+def default_registry(egress: EgressPolicy = EgressPolicy()) -> AgentRegistry:
+    """The process's registry for `egress` (the settings' policy): entry points are read once."""
+    return AgentRegistry.default(egress)
 
 
 __all__ = ["AgentRegistry", "InvalidConfig", "UnknownKind", "default_registry"]

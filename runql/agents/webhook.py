@@ -19,6 +19,8 @@ A 2xx reply is either the full shape::
 
 or the shorthand `{"text": "..."}`. 408, 429, 5xx and connection failures are retried with
 a short exponential backoff; the whole call, retries included, ends within `timeout_s`.
+The URL's addresses must pass the egress policy (`runql.agents.egress`) when the config is
+saved and again on every connection.
 """
 
 import asyncio
@@ -37,6 +39,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from runql.agents.egress import EgressPolicy, EgressRefused
 from runql.agents.protocol import (
     AgentError,
     AgentReply,
@@ -402,11 +405,12 @@ _TRANSPORT_ERRORS: tuple[tuple[type[httpx.TransportError], str], ...] = (
 
 class WebhookAgent:
     def __init__(self, url: str, timeout_s: float, retries: int,
-                 headers: Mapping[str, str]) -> None:
+                 headers: Mapping[str, str], egress: EgressPolicy = EgressPolicy()) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self.retries = retries
         self.headers = dict(headers)
+        self.egress = egress
 
     def __repr__(self) -> str:
         # No URL or headers: they may hold credentials.
@@ -436,7 +440,8 @@ class WebhookAgent:
         # httpx's own timeouts are a backstop only; asyncio.timeout_at ends the call first.
         timeout = httpx.Timeout(self.timeout_s + 1)
         async with httpx.AsyncClient(
-            timeout=timeout, verify=_ssl_context(), follow_redirects=False
+            timeout=timeout, transport=self.egress.transport(_ssl_context()),
+            follow_redirects=False,
         ) as client:
             attempt = 0
             while True:
@@ -474,6 +479,8 @@ class WebhookAgent:
                 content = await self._read(response)
         except httpx.TransportError as exc:
             raise _Retry(self._describe(exc)) from None
+        except EgressRefused as refused:
+            raise AgentError("egress_refused", f"The agent's URL is refused: {refused}.") from None
         except httpx.DecodingError:
             raise AgentError(
                 "invalid_reply", "The agent's reply could not be decoded (bad Content-Encoding)."
@@ -569,6 +576,9 @@ class WebhookAgent:
 class WebhookKind:
     name = "webhook"
 
+    def __init__(self, egress: EgressPolicy = EgressPolicy()) -> None:
+        self.egress = egress
+
     def validate_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(config, Mapping):
             raise InvalidConfig("a webhook config must be an object")
@@ -587,8 +597,15 @@ class WebhookKind:
             "headers": _check_headers(config.get("headers", {})),
         }
 
+    async def check_egress(self, config: Mapping[str, Any]) -> None:
+        try:
+            await self.egress.check_url(config["url"])
+        except EgressRefused as refused:
+            raise InvalidConfig(f"url: {refused}") from None
+
     def create(self, config: Mapping[str, Any]) -> WebhookAgent:
         checked = self.validate_config(config)
         return WebhookAgent(
-            checked["url"], checked["timeout_s"], checked["retries"], checked["headers"]
+            checked["url"], checked["timeout_s"], checked["retries"], checked["headers"],
+            self.egress,
         )

@@ -5,6 +5,7 @@ import logging.config
 import signal
 from dataclasses import replace
 
+from runql.agents.egress import EgressPolicy
 from runql.agents.registry import default_registry
 from runql.bus.feeders import feed_from_commits, other_processes
 from runql.bus.hub import Hub
@@ -22,7 +23,8 @@ async def run_worker(settings: Settings, concurrency: int) -> None:
     hub = Hub()
     feed_from_commits(hub, database)
     listener = other_processes(hub, database)
-    executor = Executor(database, default_registry(), config, hub=hub)
+    registry = default_registry(EgressPolicy.from_settings(settings))
+    executor = Executor(database, registry, config, hub=hub)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

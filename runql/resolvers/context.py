@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from runql.agents.egress import EgressPolicy
 from runql.agents.registry import AgentRegistry, default_registry
 from runql.bus.hub import Hub
 from runql.bus.shared import SharedReads
@@ -46,7 +47,8 @@ class Context:
         streams: SharedStreams | None = None,
         lead: Lead | None = None,
     ) -> "Context":
-        return cls(database, settings, org_id, Loaders(database, org_id), request=request,
+        return cls(database, settings, org_id, Loaders(database, org_id),
+                   default_registry(EgressPolicy.from_settings(settings)), request=request,
                    response=response, hub=hub, shared=shared, streams=streams, lead=lead)
 
     def authenticate(self, org_id: str, key_id: str) -> None:

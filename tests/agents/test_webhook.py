@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from runql.agents.egress import EgressPolicy
 from runql.agents.protocol import (
     AgentError,
     AgentReply,
@@ -31,6 +32,7 @@ from runql.agents.protocol import (
 )
 from runql.agents.webhook import WebhookAgent, WebhookKind
 from runql.enums import ActorType, AttachmentType, ContentPartType
+from runql.settings import LOOPBACK
 
 RUN_ID = "run_01HZX3K9Q2"
 
@@ -115,7 +117,7 @@ def refused_url() -> Iterator[str]:
 
 
 def agent(url: str, **config: Any) -> WebhookAgent:
-    return WebhookKind().create({"url": url, **config})
+    return WebhookKind(EgressPolicy(LOOPBACK)).create({"url": url, **config})
 
 
 def make_request() -> AgentRequest:

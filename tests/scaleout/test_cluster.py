@@ -113,7 +113,7 @@ async def test_two_gateways_two_workers_and_a_killed_worker_lose_nothing(
 ) -> None:
     env = {**os.environ, "RUNQL_DATABASE_URL": postgres, "RUNQL_ENV": "production",
            "RUNQL_WORKERS": "0", "RUNQL_LEASE_SECONDS": "2", "RUNQL_POLL_SECONDS": "0.2",
-           "RUNQL_WS_MAX_SUBSCRIPTIONS": "500"}
+           "RUNQL_WS_MAX_SUBSCRIPTIONS": "500", "RUNQL_EGRESS_ALLOWED_CIDRS": "127.0.0.0/8"}
     made = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "runql", "keys", "create", "--name", "c"],
         env=env, cwd=ROOT, check=True, capture_output=True, text=True)

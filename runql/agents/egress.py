@@ -1,0 +1,203 @@
+"""Where agents may connect: no internal addresses unless the operator allows them.
+
+An agent that calls out (a webhook, and any kind whose config names a URL) could otherwise be
+aimed at loopback, the cloud metadata address or a private network, and its run outcomes used
+to probe them. `EgressPolicy` refuses every address that is not globally routable (loopback,
+private, link-local, multicast, unspecified, carrier-grade NAT, reserved and other special
+ranges, IPv6 forms that embed such an IPv4 address) unless it lies in a network the operator
+allows (`RUNQL_EGRESS_ALLOWED_CIDRS`; development allows loopback by default).
+
+The check runs twice: when a config is saved (`check_url`: the host's current addresses) and
+when a connection is made (`transport`: the host is resolved here, every address checked, and
+the connection goes to a checked address), so a name that later resolves elsewhere (DNS
+rebinding) is refused too. TLS and the Host header keep the name: httpcore takes both from the
+URL, not from the address connected to.
+"""
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import httpcore
+import httpx
+
+from runql.settings import Network, Settings
+
+Address: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# How long saving a config waits for DNS; a name that does not resolve in time is accepted
+# there and checked again when the agent connects.
+RESOLVE_TIMEOUT_S = 5.0
+
+_CARRIER_GRADE_NAT = ipaddress.ip_network("100.64.0.0/10")
+_PRIVATE = tuple(ipaddress.ip_network(cidr) for cidr in
+                 ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+class EgressRefused(Exception):
+    """An address the policy refuses; the message names the address and its class."""
+
+
+def _embedded_ipv4(address: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, compatible, 6to4, Teredo, NAT64)."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _own_class(address: Address) -> str | None:
+    if address.is_unspecified:
+        return "unspecified"
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if address.is_multicast:
+        return "multicast"
+    if address in _CARRIER_GRADE_NAT:
+        return "carrier-grade NAT"
+    if any(address in network for network in _PRIVATE):
+        return "private"
+    if address.is_reserved:
+        return "reserved"
+    if not address.is_global:
+        return "special-purpose"
+    return None
+
+
+def address_class(address: Address) -> str | None:
+    """The class that makes `address` internal ("loopback", "private", ...), None if global."""
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        return _own_class(embedded)
+    return _own_class(address)
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _literal(host: str) -> Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class EgressPolicy:
+    """Internal addresses are refused unless they lie in one of `allowed`."""
+
+    allowed: tuple[Network, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "EgressPolicy":
+        return cls(settings.egress_allowed)
+
+    def _is_allowed(self, address: Address) -> bool:
+        candidates = [address]
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            candidates.append(embedded)
+        return any(candidate in network for candidate in candidates
+                   for network in self.allowed if candidate.version == network.version)
+
+    def check(self, host: str, address: Address) -> None:
+        """Raises EgressRefused when `host` (which resolved to `address`) may not be reached."""
+        kind = address_class(address)
+        if kind is None or self._is_allowed(address):
+            return
+        where = f"{address} is" if host == str(address) else f"{host} resolves to {address},"
+        raise EgressRefused(
+            f"{where} {_article(kind)} {kind} address; runql does not connect to those "
+            "unless RUNQL_EGRESS_ALLOWED_CIDRS allows it"
+        )
+
+    async def resolve(self, host: str, port: int) -> list[Address]:
+        """Every address of `host`, each checked; raises EgressRefused, or OSError from DNS."""
+        literal = _literal(host)
+        if literal is not None:
+            addresses = [literal]
+        else:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM)
+            addresses = list(dict.fromkeys(
+                ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos))
+        for address in addresses:
+            self.check(host, address)
+        return addresses
+
+    async def check_url(self, url: str) -> None:
+        """Raises EgressRefused when `url`'s host resolves to an address that is refused. A host
+        that does not resolve (now) passes: DNS may be down, and connecting checks it again."""
+        parsed = httpx.URL(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+                await self.resolve(parsed.host, port)
+        except (OSError, TimeoutError):
+            return
+
+    def transport(self, ssl_context: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
+        """An httpx transport that connects only to addresses this policy allows."""
+        return _CheckedTransport(ssl_context, _CheckedBackend(self))
+
+
+class _CheckedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves the host itself, checks every address, and connects to a checked one."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self._policy = policy
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await self._policy.resolve(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{host} does not resolve ({exc})") from None
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in addresses:
+            try:
+                return await self._backend.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise EgressRefused("agents connect over TCP only, not to unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+class _CheckedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a connection pool that uses `backend`. httpx takes no network
+    backend, so the pool it makes is replaced by one made the same way with the backend."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, backend: httpcore.AsyncNetworkBackend) -> None:
+        super().__init__(verify=ssl_context)
+        self._pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context,
+                                                  network_backend=backend)
