@@ -7,7 +7,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextvars import ContextVar
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter
@@ -17,6 +16,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+
+from runql.encoding import dumps_text
 
 _current: ContextVar["Sink | None"] = ContextVar("runql_sink", default=None)
 
@@ -97,7 +98,7 @@ class _SocketSink(Sink):
 
 
 def _json(value: str) -> str:
-    return orjson.dumps(value).decode()
+    return dumps_text(value)
 
 
 class TransportWSSink(_SocketSink):

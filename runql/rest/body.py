@@ -21,6 +21,7 @@ from runql.lifecycle.runs import RunRequest
 from runql.lifecycle.validation import Content
 from runql.rest.errors import PayloadTooLarge, UnsupportedMediaType
 from runql.rest.form import form_fields
+from runql.text import check_value
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -189,6 +190,7 @@ def _unknown_field(fields: Mapping[str, Any]) -> None:
 
 
 def run_request(fields: Mapping[str, Any], idempotency_key: str | None) -> RunRequest:
+    check_value(dict(fields), "")  # REST's names for the field at fault, before anything else
     _unknown_field(fields)
     return RunRequest(
         agent_id=_required_string(fields.get("agent_id"), "agent_id"),
