@@ -58,21 +58,21 @@ async def _replays(ws_url: str, key: str, run_id: str, answers: Answers) -> None
         await socket.close()
 
 
-async def read_everything(base_url: str, ws_url: str, key: str, *,
+async def read_everything(base_url: str, ws_url: str, key: str, *, runs: int = 100,
                           replay_runs: int = 2) -> Answers:
-    """Read the organization's newest 100 runs every way; `replay_runs` of them over
-    websockets too."""
+    """Read the organization's newest `runs` runs every way; `replay_runs` of them one by
+    one and over websockets too."""
     answers = Answers()
     async with httpx.AsyncClient(base_url=base_url, timeout=30,
                                  headers={"Authorization": f"Bearer {key}"}) as client:
-        feed = await _graphql(client, answers, "feed", FEED, {"first": 100})
+        feed = await _graphql(client, answers, "feed", FEED, {"first": runs})
         edges = ((feed or {}).get("data") or {}).get("runs", {}).get("edges", [])
         run_ids = [edge["node"]["id"] for edge in edges]
         for run_id in run_ids[:replay_runs]:
             await _graphql(client, answers, f"run {run_id}", RUN_DETAIL, {"id": run_id})
         if run_ids:
             await _graphql(client, answers, "nodes", NODES, {"ids": run_ids[:20]})
-        listed = answers.json_of("GET /runs", await client.get("/runs", params={"limit": 100}))
+        listed = answers.json_of("GET /runs", await client.get("/runs", params={"limit": runs}))
         for item in ((listed or {}).get("items") or [])[:replay_runs]:
             answers.json_of(f"GET /runs/{item['id']}", await client.get(f"/runs/{item['id']}"))
     for run_id in run_ids[:replay_runs]:
