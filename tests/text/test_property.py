@@ -30,8 +30,12 @@ __all__ = ["hook"]
 
 SPECIAL = ["\ud800", "\udbff", "\udc00", "\udfff", "\x00", "\ufdd0", "\ufffe", "\uffff",
            "\U0001fffe", "\u202e", "\u200f", "\u202a", "𝄞", "😀", "\U0010ffff", "é", "a", " "]
-CHARACTERS = st.one_of(st.sampled_from(SPECIAL), st.characters())
-TEXT = st.text(CHARACTERS, max_size=8)
+SPECIALS = st.sampled_from(SPECIAL)
+ANY_TEXT = st.text(st.characters(codec=None), max_size=4)
+# Most texts carry at least one of the characters above, somewhere in other text.
+TEXT = st.one_of(st.builds(lambda before, special, after: before + special + after,
+                           ANY_TEXT, SPECIALS, ANY_TEXT),
+                 st.text(SPECIALS, max_size=4), ANY_TEXT)
 NON_BLANK = TEXT.map(lambda text: "x" + text)
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
                     st.floats(allow_nan=False, allow_infinity=False), TEXT)
@@ -40,7 +44,7 @@ JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
 OBJECTS = st.dictionaries(TEXT, JSON, max_size=3)
 
 SETTINGS = settings(
-    max_examples=15, deadline=None, derandomize=True, database=None,
+    max_examples=25, deadline=None, derandomize=True, database=None,
     phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure prints its example
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                            HealthCheck.data_too_large],
