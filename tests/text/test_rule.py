@@ -156,3 +156,15 @@ async def test_rest_names_the_field_in_its_own_words(http: httpx.AsyncClient,
     assert listed.status_code == 400
     assert listed.json()["field"] == "agent_id"
     assert await row_counts(demo_database) == before
+
+
+@pytest.mark.parametrize("argument", ["--name", "--org"])
+def test_the_cli_refuses_unfit_text(argument: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from runql.cli import main
+
+    arguments = {"--name": "ci", "--org": "default", argument: "bad\udcff"}  # byte 0xff, undecoded
+    with pytest.raises(SystemExit) as exited:
+        main(["keys", "create", *[item for pair in arguments.items() for item in pair]])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {argument}: the value is not valid Unicode" in error
