@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runql.settings import Settings, SettingsError
+from runql.text import text_problem
 
 if TYPE_CHECKING:
     from runql.storage.database import Database
@@ -138,6 +139,15 @@ def _at_least_1(raw: str) -> int:
     return value
 
 
+def _text(value: str) -> str:
+    """An argument's text, by runql.text's rule (bytes that are not UTF-8 arrive as lone
+    surrogates)."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"the value {problem}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runql", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -156,8 +166,9 @@ def _parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="manage API keys")
     key_actions = keys.add_subparsers(dest="action", required=True)
     create = key_actions.add_parser("create", help="make a key and print its secret once")
-    create.add_argument("--name", required=True, help="what the key is for")
-    create.add_argument("--org", default="default", help="its organization (made if new)")
+    create.add_argument("--name", required=True, type=_text, help="what the key is for")
+    create.add_argument("--org", default="default", type=_text,
+                        help="its organization (made if new)")
     key_actions.add_parser("list", help="list keys (never their secrets)")
     revoke = key_actions.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("id", help="the key's id (key_…)")

@@ -5,7 +5,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from cross_web import AsyncHTTPRequestAdapter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +18,7 @@ from runql.auth.keys import authenticate, bearer_secret
 from runql.auth.revocation import Revocations
 from runql.bus.hub import Hub
 from runql.bus.shared import SharedReads
+from runql.encoding import dumps_text
 from runql.fanout.sinks import LegacyWSHandler, TransportWSHandler
 from runql.fanout.sockets import OpenSockets
 from runql.fanout.streams import Lead, SharedStreams
@@ -105,4 +105,4 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
 
     def encode_json(self, data: object) -> str:
         """Text, not bytes: websocket messages must go out as text frames."""
-        return orjson.dumps(data).decode()
+        return dumps_text(data)

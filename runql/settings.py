@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeAlias
 
+from runql.text import JsonCaps
+
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -116,6 +118,8 @@ class Settings:
     agent_timeout_seconds: float = 300.0
     shutdown_grace_seconds: float = 10.0
     max_content_bytes: int = 1024 * 1024
+    max_json_bytes: int = 64 * 1024
+    max_json_depth: int = 16
     dev_key_file: str = ".runql-dev-key"
     max_depth: int = 12
     max_aliases: int = 15
@@ -142,6 +146,11 @@ class Settings:
     otel: bool = False
     # None: loopback in development, nothing in production
     egress_allowed_cidrs: tuple[Network, ...] | None = None
+
+    @property
+    def json_caps(self) -> JsonCaps:
+        """The caps of stored JSON values: metadata and raw inputs."""
+        return JsonCaps(max_depth=self.max_json_depth, max_bytes=self.max_json_bytes)
 
     @property
     def is_development(self) -> bool:
@@ -194,6 +203,8 @@ class Settings:
             agent_timeout_seconds=_float("AGENT_TIMEOUT_SECONDS", cls.agent_timeout_seconds),
             shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
             max_content_bytes=_int("MAX_CONTENT_BYTES", cls.max_content_bytes),
+            max_json_bytes=_limit("MAX_JSON_BYTES", cls.max_json_bytes),
+            max_json_depth=_limit("MAX_JSON_DEPTH", cls.max_json_depth),
             dev_key_file=_env("DEV_KEY_FILE", cls.dev_key_file),
             max_depth=_limit("MAX_DEPTH", cls.max_depth),
             max_aliases=_limit("MAX_ALIASES", cls.max_aliases),

@@ -14,12 +14,13 @@ from runql.storage.database import Database
 from runql.storage.tables import ActorRow, AgentRow
 from runql.storage.types import utcnow
 from runql.storage.writes import insert_rows
+from runql.text import check_text, check_value
 
 MAX_NAME = 200
 
 
 def _name(value: str) -> str:
-    name = value.strip()
+    name = str(check_text(value, "name")).strip()
     if not 0 < len(name) <= MAX_NAME:
         raise BadUserInput(f"an agent's name has 1 to {MAX_NAME} characters", field="name")
     return name
@@ -30,6 +31,7 @@ async def _config(registry: AgentRegistry, kind: str, config: Any) -> dict[str, 
         config = {}
     if not isinstance(config, Mapping):
         raise BadUserInput("config must be a JSON object", field="config")
+    check_value(config, "config")
     try:
         return await registry.check_config(kind, config)
     except UnknownKind as error:

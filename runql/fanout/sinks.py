@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, cast
 
-import orjson
 from graphql import GraphQLError
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
@@ -37,6 +36,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 )
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
+from runql.encoding import dumps_text
 from runql.fanout.sockets import REVOKED_CLOSE_CODE, REVOKED_REASON, OpenSockets, Revocable
 from runql.security.errors import TOO_MANY_SUBSCRIPTIONS
 
@@ -126,7 +126,7 @@ class _SocketSink(Sink):
 
 
 def _json(value: str) -> str:
-    return orjson.dumps(value).decode()
+    return dumps_text(value)
 
 
 class TransportWSSink(_SocketSink):

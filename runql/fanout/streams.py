@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from strawberry.types import ExecutionResult
 
+from runql.encoding import dumps, dumps_text
 from runql.fanout.sinks import Sink, current_sink
 
 log = logging.getLogger("runql.fanout")
@@ -127,7 +128,7 @@ def _payload(result: ExecutionResult) -> str:
         payload["errors"] = [error.formatted for error in result.errors]
     if result.extensions:
         payload["extensions"] = result.extensions
-    return orjson.dumps(payload).decode()
+    return dumps_text(payload)
 
 
 def _lagging(unread: int) -> str:
@@ -250,7 +251,7 @@ class SharedStreams:
         """Make `sink`, whose subscriber has had every event up to `position`, a member of its
         operation's shared stream; None when the stream is further on (read on, then retry)."""
         key: StreamKey = (org_id, sink.query, sink.operation_name,
-                          orjson.dumps(sink.variables, option=orjson.OPT_SORT_KEYS))
+                          dumps(sink.variables, option=orjson.OPT_SORT_KEYS))
         stream = self._streams.get(key)
         if stream is None:
             stream = self._streams[key] = SharedStream(self, key, position)

@@ -22,13 +22,15 @@ from runql.bus.hub import Hub, Notice
 from runql.enums import RunStatus
 from runql.errors import Conflict
 from runql.lifecycle.conversation import agent_request, write_error, write_reply
-from runql.lifecycle.runs import IDEMPOTENCY_WINDOW
+from runql.lifecycle.replies import storable, unwritable
+from runql.lifecycle.runs import DEFAULT_JSON_CAPS, IDEMPOTENCY_WINDOW
 from runql.lifecycle.transitions import transition
 from runql.settings import Settings
 from runql.storage.database import Database
 from runql.storage.events import RunEvent
 from runql.storage.tables import AgentRow, IdempotencyKeyRow, RunRow, ThreadRow
 from runql.storage.types import utcnow
+from runql.text import JsonCaps
 
 log = logging.getLogger("runql.executor")
 
@@ -43,6 +45,7 @@ class ExecutorConfig:
     poll_seconds: float = 1.0
     agent_timeout_seconds: float = 300.0
     shutdown_grace_seconds: float = 10.0
+    json_caps: JsonCaps = DEFAULT_JSON_CAPS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ExecutorConfig":
@@ -51,6 +54,7 @@ class ExecutorConfig:
             poll_seconds=settings.poll_seconds,
             agent_timeout_seconds=settings.agent_timeout_seconds,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            json_caps=settings.json_caps,
         )
 
 
@@ -264,18 +268,31 @@ class Executor:
     async def _execute(self, run: RunRow) -> None:
         try:
             outcome = await self._outcome(run)
-            async with self.database.write() as session:
-                if isinstance(outcome, AgentReply):
-                    await write_reply(session, run, outcome, self.name)
-                elif outcome is None:
-                    await transition(session, run.id, RunStatus.CANCELLED, held_by=self.name)
-                else:
-                    await write_error(session, run, outcome, held_by=self.name)
+            if isinstance(outcome, AgentReply):
+                outcome = storable(outcome, self.config.json_caps)
+            try:
+                await self._record(run, outcome)
+            except (_LeaseLost, Conflict, asyncio.CancelledError):
+                raise
+            except Exception as error:
+                if not isinstance(outcome, AgentReply):
+                    raise
+                log.error("the reply of run %s could not be written", run.id, exc_info=error)
+                await self._record(run, unwritable(error))
         except (_LeaseLost, Conflict) as lost:
             log.warning("run %s was taken from this worker: %s", run.id, lost)
         except asyncio.CancelledError:
             await asyncio.shield(self._release(run.id))
             raise
+
+    async def _record(self, run: RunRow, outcome: AgentReply | AgentError | None) -> None:
+        async with self.database.write() as session:
+            if isinstance(outcome, AgentReply):
+                await write_reply(session, run, outcome, self.name)
+            elif outcome is None:
+                await transition(session, run.id, RunStatus.CANCELLED, held_by=self.name)
+            else:
+                await write_error(session, run, outcome, held_by=self.name)
 
     async def _release(self, run_id: str) -> None:
         with contextlib.suppress(Conflict, _LeaseLost):

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
+from runql import text
 from runql.enums import (
     ActorType,
     MessageGroupStatus,
@@ -25,6 +26,7 @@ from runql.ids import Kind, new_id, require
 from runql.lifecycle import validation
 from runql.lifecycle.transitions import transition
 from runql.lifecycle.validation import Content
+from runql.settings import Settings
 from runql.storage.database import Database
 from runql.storage.events import append_event
 from runql.storage.tables import (
@@ -41,12 +43,14 @@ from runql.storage.tables import (
 )
 from runql.storage.types import utcnow
 from runql.storage.writes import insert_rows
+from runql.text import JsonCaps
 
 Row = TypeVar("Row", bound=SQLModel)
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_IDEMPOTENCY_KEY = 255
 API_ACTOR_NAME = "API user"
+DEFAULT_JSON_CAPS = Settings().json_caps
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,9 @@ class RunRequest:
     raw_inputs: Any = None
     idempotency_key: str | None = None
 
-    def checked(self, *, max_content_bytes: int) -> "RunRequest":
+    def checked(self, *, max_content_bytes: int,
+                json_caps: JsonCaps = DEFAULT_JSON_CAPS) -> "RunRequest":
+        self.check_text()
         require(self.agent_id, Kind.AGENT, "agentId")
         if self.thread_id is not None:
             require(self.thread_id, Kind.THREAD, "threadId")
@@ -75,9 +81,20 @@ class RunRequest:
             language=validation.check_language(self.language),
             country=validation.check_country(self.country),
             timezone=validation.check_timezone(self.timezone),
-            metadata=validation.check_metadata(self.metadata),
-            raw_inputs=self.raw_inputs, idempotency_key=key,
+            metadata=validation.check_metadata(self.metadata, json_caps),
+            raw_inputs=validation.check_raw_inputs(self.raw_inputs, json_caps),
+            idempotency_key=key,
         )
+
+    def check_text(self) -> None:
+        """Every text of the request is fit to store (runql.text), before anything else is
+        looked at: a refusal's message may quote what was sent."""
+        for name in ("agent_id", "thread_id", "language", "country", "timezone",
+                     "idempotency_key"):
+            text.check_text(getattr(self, name), _camel(name))
+        validation.check_content_text(self.content)
+        text.check_value(self.metadata, "metadata")
+        text.check_value(self.raw_inputs, "rawInputs")
 
     def fingerprint(self) -> str:
         described = asdict(self)
@@ -85,13 +102,19 @@ class RunRequest:
         return hashlib.sha256(orjson.dumps(described, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
 async def create_run(
-    database: Database, org_id: str, request: RunRequest, *, max_content_bytes: int
+    database: Database, org_id: str, request: RunRequest, *, max_content_bytes: int,
+    json_caps: JsonCaps = DEFAULT_JSON_CAPS,
 ) -> RunRow:
     """Create the run (and its thread and trigger message) in the organization or, for a
     repeated idempotency key, return the run that key made. Nothing is written when anything
     is refused."""
-    request = request.checked(max_content_bytes=max_content_bytes)
+    request = request.checked(max_content_bytes=max_content_bytes, json_caps=json_caps)
     async with database.write() as session:
         reserved = None
         if request.idempotency_key is not None:

@@ -14,6 +14,7 @@ import pycountry
 from runql.agents.protocol import Attachment, Part
 from runql.enums import AttachmentType
 from runql.errors import BadUserInput
+from runql.text import JsonCaps, check_stored_json, check_text
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,35 @@ def _zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-def check_metadata(value: Any, field: str = "metadata") -> dict[str, Any]:
+def check_metadata(value: Any, caps: JsonCaps, field: str = "metadata") -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise BadUserInput("metadata must be a JSON object", field=field)
+    check_stored_json(value, field, caps)
     return value
+
+
+def check_raw_inputs(value: Any, caps: JsonCaps, field: str = "rawInputs") -> Any:
+    """Raw inputs are a JSON object, as the spec has them (or absent)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadUserInput("rawInputs must be a JSON object, such as {\"text\": \"Hello\"}",
+                           field=field)
+    check_stored_json(value, field, caps)
+    return value
+
+
+def check_content_text(content: Content, field: str = "content") -> None:
+    """Every text of the content is fit to store (runql.text)."""
+    for index, part in enumerate(content.parts):
+        check_text(part.text, f"{field}.parts[{index}].text")
+    for index, attachment in enumerate(content.attachments):
+        where = f"{field}.attachments[{index}]"
+        check_text(attachment.file_id, f"{where}.fileId")
+        check_text(attachment.url, f"{where}.url")
+        check_text(attachment.caption, f"{where}.caption")
 
 
 def check_attachments(attachments: Sequence[Attachment], field: str) -> None:

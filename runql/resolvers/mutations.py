@@ -56,7 +56,8 @@ async def create_run_(info: Info, input: CreateRunInput) -> RunPayload:
     )
     context = info.context
     run = await create_run(context.database, context.org_id, request,
-                           max_content_bytes=context.settings.max_content_bytes)
+                           max_content_bytes=context.settings.max_content_bytes,
+                           json_caps=context.settings.json_caps)
     return RunPayload(run)
 
 

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
 
-import orjson
 from starlette.requests import Request
 
 from runql.agents.protocol import Attachment, Part
@@ -22,6 +21,7 @@ from runql.lifecycle.validation import Content
 from runql.rest.errors import PayloadTooLarge, UnsupportedMediaType
 from runql.rest.form import form_fields
 from runql.security.strict_json import MalformedJson, parse_json
+from runql.text import check_value
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -68,12 +68,8 @@ def _media_type(content_type: str | None) -> str:
 def _json_object(text: str, max_depth: int) -> dict[str, Any]:
     try:
         value = parse_json(text, max_depth)
-        orjson.dumps(value)  # what a response could not carry: lone surrogates, huge integers
     except MalformedJson as error:
         raise BadUserInput(str(error), field="body") from None
-    except orjson.JSONEncodeError as error:
-        raise BadUserInput(f"the body holds a value runql cannot store: {error}",
-                           field="body") from None
     if not isinstance(value, dict):
         raise BadUserInput("the body must be a JSON object, such as "
                            '{"agent_id": "agent_…", "content": "Hello"}', field="body")
@@ -194,6 +190,7 @@ def _unknown_field(fields: Mapping[str, Any]) -> None:
 
 
 def run_request(fields: Mapping[str, Any], idempotency_key: str | None) -> RunRequest:
+    check_value(dict(fields), "")  # REST's names for the field at fault, before anything else
     _unknown_field(fields)
     return RunRequest(
         agent_id=_required_string(fields.get("agent_id"), "agent_id"),

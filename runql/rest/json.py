@@ -1,13 +1,14 @@
-"""JSON responses encoded with orjson: keys in the order they were built."""
+"""JSON responses encoded with orjson (runql.encoding): keys in the order they were built."""
 
 from typing import Any
 
-import orjson
 from starlette.responses import Response
+
+from runql.encoding import dumps
 
 
 class JsonResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return dumps(content)

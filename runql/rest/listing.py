@@ -23,6 +23,7 @@ from runql.ids import Kind, require
 from runql.resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from runql.storage.filters import InvalidFilter, RunFilter, TimeRange
 from runql.storage.pages import Cursor, InvalidCursor, PageRequest
+from runql.text import check_text
 
 LIST_FILTERS = {"id": Kind.RUN, "agent_id": Kind.AGENT, "thread_id": Kind.THREAD}
 RANGE_FILTERS = ("created_at", "started_at", "completed_at")
@@ -151,7 +152,8 @@ def _unknown(parameter: str) -> BadUserInput:
 def list_request(params: QueryParams) -> ListRequest:
     grouped: defaultdict[str, list[str]] = defaultdict(list)
     for parameter, value in params.multi_items():
-        grouped[parameter].append(value)
+        check_text(parameter, "query string")
+        grouped[parameter].append(check_text(value, parameter) or "")
     bounds: defaultdict[str, dict[str, datetime]] = defaultdict(dict)
     single: dict[str, str] = {}
     for parameter, values in grouped.items():

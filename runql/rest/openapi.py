@@ -160,7 +160,7 @@ def _request_schemas() -> dict[str, Schema]:
             "language": STRING | {"description": "A BCP 47 tag, like en-GB."},
             "country": STRING | {"description": "An ISO 3166-1 alpha-2 code, like US."},
             "timezone": STRING | {"description": "An IANA time zone, like America/New_York."},
-            "metadata": OBJECT, "raw_inputs": ANY,
+            "metadata": OBJECT, "raw_inputs": _nullable(OBJECT),
         },
         "required": ["agent_id", "content"],
         "additionalProperties": False,

@@ -83,7 +83,8 @@ class RunsApi:
         earlier = await self._run_of_key(org_id, key)
         try:
             run = await create_run(self.database, org_id, wanted,
-                                   max_content_bytes=self.settings.max_content_bytes)
+                                   max_content_bytes=self.settings.max_content_bytes,
+                                   json_caps=self.settings.json_caps)
         except RunqlError as error:
             error.field = rest_field(error.field)
             raise

@@ -110,8 +110,11 @@ class CreateRunInput:
         default=None, description="An ISO 3166-1 alpha-2 code, like US.")
     timezone: str | None = strawberry.field(
         default=None, description="An IANA time zone, like America/New_York.")
-    metadata: JSON | None = strawberry.field(default=None, description="A JSON object.")
-    raw_inputs: JSON | None = None
+    metadata: JSON | None = strawberry.field(
+        default=None, description="A JSON object (capped by RUNQL_MAX_JSON_BYTES and "
+        "RUNQL_MAX_JSON_DEPTH).")
+    raw_inputs: JSON | None = strawberry.field(
+        default=None, description="A JSON object, as the spec has it (capped as metadata is).")
     idempotency_key: str | None = strawberry.field(
         default=None,
         description="Send the same key again (within 24 hours) to get the same run back "

@@ -21,6 +21,7 @@ from runql.schema.mutation import Mutation
 from runql.schema.query import Query
 from runql.schema.scalars import SCALARS
 from runql.schema.subscription import Subscription
+from runql.schema.text_input import FitText
 from runql.security.extension import QueryLimits
 from runql.security.operation import SpecExecutionContext
 from runql.security.parsing import QuietParserCache
@@ -38,6 +39,7 @@ def _extensions(*, development: bool) -> list[type[SchemaExtension]]:
         ObserveOperations,  # metrics and spans; around ErrorCodes, so it sees coded errors
         ErrorCodes,
         QueryLimits,  # depth, aliases, tokens, cost, introspection: runql.security
+        FitText,  # runql.text's rule on variables and literals, before anything runs
         ExecutionTimeout,
         QuietParserCache,  # ParserCache whose parse errors are results on websockets too
         ValidationCache,

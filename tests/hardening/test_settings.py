@@ -17,6 +17,8 @@ DEFAULTS = {
     "MAX_COST": ("max_cost", 50_000, "50000"),
     "MAX_BODY_BYTES": ("max_body_bytes", 4 * 1024 * 1024, "4194304"),
     "MAX_BODY_DEPTH": ("max_body_depth", 64, "64"),
+    "MAX_JSON_BYTES": ("max_json_bytes", 64 * 1024, "65536"),
+    "MAX_JSON_DEPTH": ("max_json_depth", 16, "16"),
     "EXECUTION_TIMEOUT_SECONDS": ("execution_timeout_seconds", 10.0, "10"),
     "RATE_LIMIT_PER_SECOND": ("rate_limit_per_second", 100.0, "100"),
     "RATE_LIMIT_BURST": ("rate_limit_burst", 1000, "1000"),
