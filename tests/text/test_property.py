@@ -16,8 +16,10 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from runql.agents import catalog
+from runql.agents.egress import EgressPolicy
 from runql.agents.registry import default_registry
 from runql.lifecycle.executor import Executor, ExecutorConfig
+from runql.settings import LOOPBACK
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID, AgentRow, RunRow
 from tests.agents.test_webhook import Hook, Scripted, hook
@@ -25,6 +27,8 @@ from tests.lifecycle.conftest import reload
 from tests.subscriptions.client import TRANSPORT_WS, GraphQLSocket
 from tests.subscriptions.conftest import Live
 from tests.text.reads import read_everything
+
+LOOPBACK_ALLOWED = EgressPolicy(LOOPBACK)  # the test's webhook servers are on loopback
 
 __all__ = ["hook"]
 
@@ -104,14 +108,14 @@ class Writer:
 
 @pytest.fixture
 async def webhook(quiet_live: Live, hook: Hook) -> AgentRow:
-    return await catalog.create_agent(quiet_live.database, default_registry(), DEFAULT_ORG_ID,
-                                      name="Hook", kind="webhook",
+    return await catalog.create_agent(quiet_live.database, default_registry(LOOPBACK_ALLOWED),
+                                      DEFAULT_ORG_ID, name="Hook", kind="webhook",
                                       config={"url": hook.url, "retries": 0})
 
 
 async def _drain(database: Database) -> None:
     """Execute every pending run (the server has no workers: counts stay still meanwhile)."""
-    executor = Executor(database, default_registry(),
+    executor = Executor(database, default_registry(LOOPBACK_ALLOWED),
                         ExecutorConfig(concurrency=1, lease_seconds=30, poll_seconds=0.05))
     for _ in range(50):
         if not await executor.run_once():

@@ -9,15 +9,19 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from runql.agents import catalog
+from runql.agents.egress import EgressPolicy
 from runql.agents.registry import AgentRegistry
 from runql.agents.webhook import WebhookKind
 from runql.enums import RunStatus
 from runql.lifecycle.executor import Executor, ExecutorConfig
+from runql.settings import LOOPBACK
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID, RunErrorRow
 from runql.text import JsonCaps
 from tests.agents.test_webhook import Hook, Scripted, hook
 from tests.lifecycle.conftest import new_run, reload
+
+LOOPBACK_REGISTRY = AgentRegistry([WebhookKind(EgressPolicy(LOOPBACK))])  # hooks on loopback
 
 __all__ = ["hook"]
 
@@ -43,13 +47,13 @@ BAD_REPLIES = [
 @pytest.mark.parametrize(("reply", "where", "what"), BAD_REPLIES)
 async def test_an_unstorable_reply_ends_the_run_at_once(
         database: Database, hook: Hook, reply: Any, where: str, what: str) -> None:
-    agent = await catalog.create_agent(database, AgentRegistry([WebhookKind()]), DEFAULT_ORG_ID,
+    agent = await catalog.create_agent(database, LOOPBACK_REGISTRY, DEFAULT_ORG_ID,
                                        name="Hook", kind="webhook",
                                        config={"url": hook.url, "retries": 0})
     hook.reply(Scripted(json=reply))
     run = await new_run(database, agent)
     async with asyncio.timeout(5):  # its lease (30 s) is not what ends it
-        assert await Executor(database, AgentRegistry([WebhookKind()]), CONFIG).run_once()
+        assert await Executor(database, LOOPBACK_REGISTRY, CONFIG).run_once()
     assert (await reload(database, run.id)).status == RunStatus.ERROR
     async with database.read() as session:
         [error] = (await session.execute(select(RunErrorRow).where(

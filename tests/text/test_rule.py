@@ -141,7 +141,7 @@ async def test_rest_names_the_field_in_its_own_words(http: httpx.AsyncClient,
          "content.parts[0].text"),
         ('{"agent_id": "agent_x", "content": "hi", "raw_inputs": {"userId": "\\u0000"}}',
          "raw_inputs.userId"),
-        ('{"agent_id": "agent_x", "content": "hi", "metadata": {"a": "\\ud800"}}', "body"),
+        ('{"agent_id": "agent_x", "content": "hi", "metadata": {"a": "\\ud800"}}', "metadata.a"),
     ]
     for content, field in cases:
         response = await _post_run(http, content)
