@@ -62,8 +62,11 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVER_CORE, LOAD_CORE = "0", "1"
 MIN_ACHIEVED = 0.95  # of the offered rate, for a step not to saturate
 SAMPLE = 20  # requests per workload whose answers are compared byte for byte
-WORKLOADS = ("run-by-id", "feed20", "feed100", "detail")
-SERVERS = ("runql", "floor")
+READS = ("run-by-id", "feed20", "feed100", "detail")  # the floor answers these
+WORKLOADS = (*READS, "createRun")
+CREATE = ("mutation Create($agent: ID!) { createRun(input: {agentId: $agent, content: "
+          '{text: "load test"}}) { run { id status } } }')
+FLOOR = "floor"
 DATABASES = ("sqlite", "postgresql")
 
 
@@ -149,8 +152,8 @@ def runql_command(url: str, *arguments: str) -> str:
                           timeout=1800).stdout
 
 
-async def _key_and_runs(url: str) -> tuple[str, str, list[str]]:
-    """An API key's secret and organization, and every run id."""
+async def _key_and_rows(url: str) -> tuple[str, str, list[str], str]:
+    """An API key's secret and organization, every run id and an echo agent's id."""
     from sqlalchemy import text
 
     from runql.auth.keys import create_key
@@ -164,7 +167,9 @@ async def _key_and_runs(url: str) -> tuple[str, str, list[str]]:
                 await conn.execute(text("ANALYZE"))
                 await conn.commit()
             ids = (await conn.execute(text("SELECT id FROM runs ORDER BY id"))).scalars().all()
-        return key.secret, key.row.org_id, list(ids)
+            agent = (await conn.execute(text(
+                "SELECT id FROM agents WHERE kind = 'echo' ORDER BY id LIMIT 1"))).scalar_one()
+        return key.secret, key.row.org_id, list(ids), agent
     finally:
         await database.dispose()
 
@@ -176,25 +181,28 @@ class Prepared:
     key: str
     org: str
     run_ids: list[str]
+    agent: str  # an echo agent, for createRun
 
 
 def prepare(url: str, runs: int) -> Prepared:
     runql_command(url, "migrate")
     runql_command(url, "demo", "--runs", str(runs))
-    key, org, run_ids = asyncio.run(_key_and_runs(url))
+    key, org, run_ids, agent = asyncio.run(_key_and_rows(url))
     name = url.rsplit("/", 1)[1] if url.startswith("postgresql") else ""
-    return Prepared(url, name, key, org, run_ids)
+    return Prepared(url, name, key, org, run_ids, agent)
 
 
-def bodies(workload: str, run_ids: list[str]) -> list[str]:
+def bodies(workload: str, prepared: Prepared) -> list[str]:
     """The request bodies of a workload, rotated over by the generator."""
+    if workload == "createRun":
+        return [orjson.dumps({"query": CREATE, "variables": {"agent": prepared.agent}}).decode()]
     if workload == "feed20":
         return [orjson.dumps({"query": FEED, "variables": {"first": 20}}).decode()]
     if workload == "feed100":
         return [orjson.dumps({"query": FEED, "variables": {"first": 100}}).decode()]
     query = RUN_BY_ID if workload == "run-by-id" else RUN_DETAIL
     return [orjson.dumps({"query": query, "variables": {"id": run_id}}).decode()
-            for run_id in run_ids]
+            for run_id in prepared.run_ids]
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,11 +217,12 @@ def _free_port() -> int:
 
 
 def _command(server: str, prepared: Prepared, port: int) -> tuple[list[str], dict[str, str]]:
-    if server == "runql":
+    if server != FLOOR:  # runql, or runql on the standard executor only
         environment = {
             **os.environ, "RUNQL_DATABASE_URL": prepared.url, "RUNQL_ENV": "production",
             "RUNQL_WORKERS": "0", "RUNQL_LOG_LEVEL": "warning", "RUNQL_GRAPHIQL": "0",
-            "RUNQL_RATE_LIMIT_PER_SECOND": "1000000", "RUNQL_RATE_LIMIT_BURST": "1000000"}
+            "RUNQL_RATE_LIMIT_PER_SECOND": "1000000", "RUNQL_RATE_LIMIT_BURST": "1000000",
+            "RUNQL_FASTPATH": "0" if server == "standard" else "1"}
         return ([sys.executable, "-m", "runql", "serve", "--host", "127.0.0.1", "--port",
                  str(port)], environment)
     return ([sys.executable, str(ROOT / "bench" / "floorserve.py"), "--database-url",
@@ -370,13 +379,16 @@ def bench_database(kind: str, args: argparse.Namespace, folder: Path) -> dict[st
         paths: dict[str, Path] = {}
         for workload in args.only:
             paths[workload] = folder / f"{kind}-{workload}.json"
-            paths[workload].write_bytes(orjson.dumps(bodies(workload, prepared.run_ids)))
-        with serving(prepared, *SERVERS) as both:
-            identical = check_identity(prepared, args.only, [port for port, _pid in both])
+            paths[workload].write_bytes(orjson.dumps(bodies(workload, prepared)))
+        with serving(prepared, *args.servers) as up:
+            identical = check_identity(prepared, args.only, args.servers,
+                                       [port for port, _pid in up])
         measured: dict[str, dict[str, Measured]] = {workload: {} for workload in args.only}
-        for server in SERVERS:  # one at a time on the core
+        for server in args.servers:  # one at a time on the core
             with serving(prepared, server) as [(port, pid)]:
                 for workload in args.only:
+                    if server == FLOOR and workload not in READS:
+                        continue
                     measured[workload][server] = measure(
                         port, pid, prepared, paths[workload], f"{kind} {server} {workload}",
                         args)
@@ -384,55 +396,65 @@ def bench_database(kind: str, args: argparse.Namespace, folder: Path) -> dict[st
         workload: _compare(by_server, args) for workload, by_server in measured.items()}}
 
 
-def check_identity(prepared: Prepared, workloads: Sequence[str],
+def check_identity(prepared: Prepared, workloads: Sequence[str], servers: Sequence[str],
                    ports: list[int]) -> dict[str, int]:
-    """Each workload's sample answered by both servers (runql's and the floor's ports), byte
-    for byte: how many answers were compared per workload."""
-    samples = {workload: _sample(bodies(workload, prepared.run_ids)) for workload in workloads}
+    """Each read workload's sample answered by every server (at `ports`), each runql's answer
+    byte for byte the floor's: how many answers were compared per workload."""
+    samples = {workload: _sample(bodies(workload, prepared)) for workload in workloads
+               if workload in READS}
     found = {server: {workload: answers(port, prepared.key, sample)
                       for workload, sample in samples.items()}
-             for server, port in zip(SERVERS, ports, strict=True)}
-    for workload in workloads:
-        for ours, floors in zip(found["runql"][workload], found["floor"][workload],
-                                strict=True):
-            if ours != floors:
-                sys.exit(f"serve.py: {workload}: the floor's answer differs from runql's, so "
-                         f"the comparison would be meaningless; {first_difference(ours, floors)}")
+             for server, port in zip(servers, ports, strict=True)}
+    for server in servers:
+        for workload in samples:
+            for ours, floors in zip(found[server][workload], found[FLOOR][workload],
+                                    strict=True):
+                if ours != floors:
+                    sys.exit(f"serve.py: {workload}: the floor's answer differs from {server}'s,"
+                             " so the comparison would be meaningless; "
+                             f"{first_difference(ours, floors)}")
     return {workload: len(sample) for workload, sample in samples.items()}
 
 
 def _compare(by_server: dict[str, Measured], args: argparse.Namespace) -> dict[str, Any]:
-    figures = {server: measured.figures(args.p99_ms, args.saturation_ms)
-               for server, measured in by_server.items()}
-    ours, floor = figures["runql"], figures["floor"]
+    """Each server's figures, and each runql's over the floor's ("ratio" for runql,
+    "standard_ratio" for the standard executor) when the floor answers the workload."""
+    figures: dict[str, Any] = {server: measured.figures(args.p99_ms, args.saturation_ms)
+                               for server, measured in by_server.items()}
+    floor = figures.get(FLOOR)
 
-    def ratio(key: str) -> float | None:
-        if not ours[key] or not floor[key]:
+    def ratio(ours: dict[str, Any], key: str) -> float | None:
+        if floor is None or not ours[key] or not floor[key]:
             return None
         return round(float(ours[key]) / float(floor[key]), 3)
 
+    ratios = {f"{'' if server == 'runql' else server + '_'}ratio": {
+        key: ratio(figures[server], key) for key in RATIO_KEYS}
+        for server in by_server if server != FLOOR and floor is not None}
     generator = [step.generator_cpu_ms for measured in by_server.values()
                  for step in measured.steps if step.generator_cpu_ms > 0]
-    return {**figures, "ratio": {key: ratio(key) for key in (
-        "peak_rps", "rate_p99_ok", "server_cpu_ms", "database_cpu_ms", "serial_p50_ms")},
+    return {**figures, **ratios,
         "generator_ceiling_rps": round(1000 / min(generator)) if generator
         else None,
         "steps": {server: [vars(step) for step in measured.steps]
                   for server, measured in by_server.items()}}
 
 
+RATIO_KEYS = ("peak_rps", "rate_p99_ok", "server_cpu_ms", "database_cpu_ms", "serial_p50_ms")
+
+
 def print_table(results: dict[str, Any]) -> None:
-    print(f"{'database':<10} {'workload':<10} {'server':<6} {'peak rps':>9} {'p99ok rps':>9} "
+    print(f"{'database':<10} {'workload':<10} {'server':<14} {'peak rps':>9} {'p99ok rps':>9} "
           f"{'srv ms/req':>10} {'db ms/req':>9} {'serial ms':>9}")
     for kind, found in results.items():
         for workload, figures in found["workloads"].items():
-            for server in (*SERVERS, "ratio"):
-                row = figures[server]
-                cells = [row.get(key) for key in ("peak_rps", "rate_p99_ok", "server_cpu_ms",
-                                                  "database_cpu_ms", "serial_p50_ms")]
+            for server, row in figures.items():
+                if not isinstance(row, dict) or server == "steps":
+                    continue
+                cells = [row.get(key) for key in RATIO_KEYS]
                 text = [f"{cell:>9.3g}" if isinstance(cell, float | int) else f"{'-':>9}"
                         for cell in cells]
-                print(f"{kind:<10} {workload:<10} {server:<6} {text[0]} {text[1]} "
+                print(f"{kind:<10} {workload:<10} {server:<14} {text[0]} {text[1]} "
                       f"{text[2]:>10} {text[3]} {text[4]}")
 
 
@@ -468,8 +490,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test",
                         help="the PostgreSQL server (a new database is made and dropped)")
     parser.add_argument("--runs", type=int, default=5000, help="demo runs (default 5000)")
-    parser.add_argument("--only", type=_names(WORKLOADS), default=list(WORKLOADS),
-                        help=f"workloads, comma-separated (default {','.join(WORKLOADS)})")
+    parser.add_argument("--only", type=_names(WORKLOADS), default=list(READS),
+                        help=f"workloads, comma-separated, of {','.join(WORKLOADS)} "
+                        f"(default {','.join(READS)}; createRun has no floor)")
+    parser.add_argument("--standard", action="store_true",
+                        help="also time runql on the standard executor (RUNQL_FASTPATH=0)")
     parser.add_argument("--seconds", type=float, default=4.0, help="per step (default 4)")
     parser.add_argument("--start", type=float, default=20.0, help="first rate (default 20)")
     parser.add_argument("--factor", type=float, default=1.4,
@@ -485,6 +510,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 100 runs, one short step at --start")
     args = parser.parse_args(argv)
+    args.servers = ["runql", *(["standard"] if args.standard else []), FLOOR]
     if args.quick:
         args.runs, args.seconds, args.serial, args.warmup = 100, 0.5, 5, 3
         args.max_rate = args.start

