@@ -18,19 +18,22 @@ offered one, an error, or p99 over `--saturation-ms`).
 
 Workloads: run-by-id (`query($id: ID!) { run(id: $id) { id status } }`, ids rotated over all
 runs), feed20 / feed100 (queries/feed.graphql at first: 20 / 100), detail (createRun's
-read-back: queries/run-detail.graphql, ids rotated).
+read-back: queries/run-detail.graphql, ids rotated); and, with `--only`, createRun itself (a
+run of the echo agent; a write, so no floor and no ratio). `--standard` adds a third server:
+runql on the standard executor only (RUNQL_FASTPATH=0), with its own ratios to the floor.
 
 Figures per workload and server: peak rps (the highest achieved rate of a step that did not
 saturate), the highest offered rate with p99 <= `--p99-ms` (50), the server's CPU ms per
-request (utime + stime from /proc/<pid>/stat over the step at that rate), PostgreSQL's CPU ms
-per request (the backends of the benchmark's database, from /proc; SQLite runs in the server's
-process: null), the median latency of requests sent one at a time, and runql / floor ratios.
-The generator's own CPU per request gives its ceiling (1000 / that, on its core).
+request (utime + stime from /proc/<pid>/stat over one step: the highest that held the p99
+bound, else the peak's), PostgreSQL's CPU ms per request over the same step (the backends of
+the benchmark's database, from /proc; SQLite runs in the server's process: null), the median
+latency of requests sent one at a time, and runql / floor ratios. The generator's own CPU per
+request gives its ceiling (1000 / that, on its core).
 /proc/loadavg is read before and after. The last line printed is JSON.
 
 Usage: python bench/serve.py [--database sqlite|postgresql|both] [--runs 5000] [--quick]
-       [--only run-by-id,feed20,feed100,detail] [--seconds 4] [--start 20] [--factor 1.4]
-       [--postgres postgresql://postgres@127.0.0.1:5432/test]
+       [--only run-by-id,feed20,feed100,detail,createRun] [--standard] [--seconds 4]
+       [--start 20] [--factor 1.4] [--postgres postgresql://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
