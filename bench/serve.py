@@ -14,7 +14,8 @@ sample of its requests; a difference stops the benchmark. The load generator
 (bench/openloop.py) runs on core 1, open loop: requests are due on a fixed schedule and their
 latency counts from the due time. Per workload and server the rate starts at `--start` and
 grows by `--factor` per step of `--seconds` until saturation (achieved rate under 95% of the
-offered one, an error, or p99 over `--saturation-ms`).
+offered one, an error, or p99 over `--saturation-ms`); when the first step saturates, the rate
+falls by the same factor instead until a step does not.
 
 Workloads: run-by-id (`query($id: ID!) { run(id: $id) { id status } }`, ids rotated over all
 runs), feed20 / feed100 (queries/feed.graphql at first: 20 / 100), detail (createRun's
@@ -330,11 +331,23 @@ def step(port: int, pid: int, prepared: Prepared, path: Path, rate: float,
                 database_cpu_ms=database_cpu, generator_cpu_ms=report["cpu_ms_per_request"])
 
 
-def rates(args: argparse.Namespace) -> Iterator[float]:
+def rates(args: argparse.Namespace, measured: Measured) -> Iterator[float]:
+    """Up from `--start` by `--factor`; if the first step already saturates, down from it by
+    the same factor (to 1/s at least) until one does not, so that every server has a peak."""
     rate = args.start
     while rate <= args.max_rate:
-        yield float(round(rate))
+        yield float(round(rate, 1))
+        if measured.steps[-1].saturated(args.saturation_ms):
+            break
         rate *= args.factor
+    if len(measured.steps) > 1 or not measured.steps[-1].saturated(args.saturation_ms):
+        return
+    rate = args.start / args.factor
+    while rate >= 1:
+        yield float(round(rate, 1))
+        if not measured.steps[-1].saturated(args.saturation_ms):
+            return
+        rate /= args.factor
 
 
 def _idle(pid: int, seconds: float = 30) -> None:
@@ -352,7 +365,7 @@ def measure(port: int, pid: int, prepared: Prepared, path: Path, label: str,
     generate(port, prepared.key, path, "--serial", str(args.warmup))
     serial = generate(port, prepared.key, path, "--serial", str(args.serial))
     measured = Measured(serial_p50_ms=serial["p50_ms"])
-    for rate in rates(args):
+    for rate in rates(args, measured):
         found = step(port, pid, prepared, path, rate, args.seconds)
         measured.steps.append(found)
         saturated = found.saturated(args.saturation_ms)
@@ -362,8 +375,6 @@ def measure(port: int, pid: int, prepared: Prepared, path: Path, label: str,
               f"ms/req, errors {found.errors}{'  <- saturated' if saturated else ''}",
               flush=True)
         _idle(pid)
-        if saturated:
-            break
     return measured
 
 

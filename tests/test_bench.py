@@ -57,7 +57,7 @@ def test_serve_benchmark_checks_bodies_and_reports_its_figures() -> None:
             assert found["server_cpu_ms"] >= 0, (server, found)
             assert found["serial_p50_ms"] > 0, (server, found)
             assert found["database_cpu_ms"] is None  # SQLite runs inside the server
-            assert len(figures["steps"][server]) == 1
+            assert figures["steps"][server]  # one step at --start, or lower if it saturated
         ratio = figures["ratio"]
         assert ratio["peak_rps"] == round(figures["runql"]["peak_rps"]
                                           / figures["floor"]["peak_rps"], 3)
