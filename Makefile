@@ -54,17 +54,14 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy runql
 
-# wrk, from Debian's packages, drives the load benchmark (bench/load.py, bench/load.lua).
-WRK := /usr/bin/wrk
-$(WRK):
-	@[ "$$(id -u)" = 0 ] || { echo "The load benchmark needs Debian's wrk:" \
-		"run 'make bench' as root once (apt-get install wrk)"; exit 1; }
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+# The served-path benchmark (bench/serve.py) pins servers and its load generator with taskset
+# (2 cores or more) and runs on SQLite and on the PostgreSQL at 127.0.0.1:5432 unless told
+# otherwise: `make bench BENCH_DATABASES=sqlite`.
+BENCH_DATABASES ?= both
 
-bench: $(VENV)/.installed $(WRK)
+bench: $(VENV)/.installed
 	$(BIN)/python bench/feed.py
-	$(BIN)/python bench/load.py
+	$(BIN)/python bench/serve.py --database $(BENCH_DATABASES)
 
 schema: $(VENV)/.installed
 	$(BIN)/runql export-schema --output schema.graphql

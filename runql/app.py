@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                freeze_gc: bool = False) -> Starlette:
     """The app. `freeze_gc` (for a server process) moves everything alive after start-up out
     of the garbage collector's reach: full collections then stop pausing requests for 100 ms
-    and more (bench/load.py measured the feed's p99 with and without)."""
+    and more (BENCHMARKS.md has the feed's p99 with and without)."""
     settings = settings or Settings.from_env()
     owns_database = database is None
     db = database or Database.from_url(

@@ -32,3 +32,38 @@ def test_feed_benchmark_reports_its_figures() -> None:
     assert abs(report["ratio"] - report["graphql_ms"] / report["floor_ms"]) < 0.02
     assert report["runs"] == 60
     assert elapsed < 20, f"the benchmark took {elapsed:.1f}s"
+
+
+def test_serve_benchmark_checks_bodies_and_reports_its_figures() -> None:
+    """bench/serve.py --quick on SQLite: both servers answered byte-identical bodies before any
+    timing, and the last line holds each workload's figures and runql / floor ratios."""
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "serve.py"), "--quick", "--database", "sqlite",
+         "--only", "run-by-id,feed20"],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-4000:] or finished.stdout[-4000:]
+
+    report = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert list(report["databases"]) == ["sqlite"]
+    sqlite = report["databases"]["sqlite"]
+    assert sqlite["identical_bodies"] == {"run-by-id": 20, "feed20": 1}
+    assert list(sqlite["workloads"]) == ["run-by-id", "feed20"]
+    for figures in sqlite["workloads"].values():
+        for server in ("runql", "floor"):
+            found = figures[server]
+            assert found["peak_rps"] > 0, (server, found)
+            # /proc counts CPU in ticks of 10 ms: a short step of the floor may read 0.
+            assert found["server_cpu_ms"] >= 0, (server, found)
+            assert found["serial_p50_ms"] > 0, (server, found)
+            assert found["database_cpu_ms"] is None  # SQLite runs inside the server
+            assert figures["steps"][server]  # one step at --start, or lower if it saturated
+        ratio = figures["ratio"]
+        assert ratio["peak_rps"] == round(figures["runql"]["peak_rps"]
+                                          / figures["floor"]["peak_rps"], 3)
+        if figures["floor"]["server_cpu_ms"]:
+            assert ratio["server_cpu_ms"] == round(figures["runql"]["server_cpu_ms"]
+                                                   / figures["floor"]["server_cpu_ms"], 3)
+        assert figures["generator_ceiling_rps"] > 0
+    assert report["loadavg_before"]
+    assert report["loadavg_after"]
