@@ -245,12 +245,12 @@ def serving(prepared: Prepared, *servers: str) -> Iterator[list[tuple[int, int]]
             for server in servers:
                 port = _free_port()
                 command, environment = _command(server, prepared, port)
-                log = logs.enter_context(tempfile.TemporaryFile())
+                written: IO[bytes] = logs.enter_context(tempfile.TemporaryFile())
                 processes.append((port, subprocess.Popen(
                     ["taskset", "-c", SERVER_CORE, *command], env=environment, cwd=ROOT,
-                    stdout=subprocess.DEVNULL, stderr=log), log))
-            for port, process, log in processes:
-                _wait_until_up(port, process, log)
+                    stdout=subprocess.DEVNULL, stderr=written), written))
+            for port, process, server_log in processes:
+                _wait_until_up(port, process, server_log)
             yield [(port, process.pid) for port, process, _log in processes]  # taskset execs
         finally:
             for _port, process, _log in processes:
