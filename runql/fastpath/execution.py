@@ -1,25 +1,25 @@
 """One execution of a plan: the caller's organization, the arguments as this request gives
-them, one database connection, and what the statements found."""
+them, one connection's raw reads (storage.raw), and what the statements found."""
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Executable, Table
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runql.fastpath.arguments import Arguments
 from runql.fastpath.statements import column_index
+from runql.storage.raw import RawReads
 
 T = TypeVar("T")
-Row = Any  # a sqlalchemy Row: all of a table's columns, in the table's order
+Row = Any  # a driver's row (asyncpg Record, tuple): a table's columns, in the table's order
 
 BATCH = 500  # keys per statement at most, as the loaders batch
 
 
 @dataclass
 class Execution:
-    connection: AsyncConnection
+    reads: RawReads
     org_id: str
     arguments: Arguments
     rows: dict[Table, dict[str, Row]] = field(default_factory=dict)
@@ -28,7 +28,7 @@ class Execution:
 
     async def all(self, statement: Executable, **params: Any) -> Sequence[Row]:
         """Every statement is bound to the caller's organization (statements.in_organization)."""
-        return (await self.connection.execute(statement, {"org": self.org_id, **params})).all()
+        return await self.reads.all(statement, {"org": self.org_id, **params})
 
     async def batched(self, statement: Executable, keys: Sequence[str],
                       also: tuple[str, ...] = ()) -> list[Row]:
