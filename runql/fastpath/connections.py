@@ -15,7 +15,7 @@ from runql.errors import RunqlError
 from runql.fastpath import statements
 from runql.fastpath.build import Builder, Path
 from runql.fastpath.execution import Execution, Row
-from runql.fastpath.plan import ObjectPlan
+from runql.fastpath.plan import Folded, ObjectPlan, distinct_folds
 from runql.fastpath.values import cursor
 from runql.ids import Kind, require
 from runql.resolvers.graph import checked_filter
@@ -124,6 +124,9 @@ class Shape:
     def below(self) -> frozenset[Hashable]:
         return frozenset().union(*(plan.below() for plan in self.nodes()))
 
+    def folds(self) -> tuple[Folded, ...]:
+        return distinct_folds(folded for plan in self.nodes() for folded in plan.folds)
+
     def _cursor(self, row: Row) -> str:
         return cursor(row[self.created], row[self.identity])
 
@@ -184,9 +187,12 @@ class RootList:
     signature: Hashable = field(init=False)
     below: frozenset[Hashable] = field(init=False)
 
+    folds: tuple[Folded, ...] = field(init=False)
+
     def __post_init__(self) -> None:
         self.signature = ("root-list", id(self))
         self.below = self.shape.below()
+        self.folds = self.shape.folds()
 
     def _listing(self, execution: Execution) -> Listing | RunqlError:
         return execution.arguments.checked(self, self.definition, self.nodes[0], self.check)
@@ -204,12 +210,15 @@ class RootList:
             where.append(self.table.c.agent_id.in_(listing.agent_ids))
         return where
 
-    async def load(self, execution: Execution, keys: list[str]) -> None:
+    async def load(self, execution: Execution, keys: list[str],
+                   folds: tuple[Folded, ...]) -> None:
         listing = self._listing(execution)
         assert isinstance(listing, Listing)
         where = self._where(listing)
-        rows = await execution.all(statements.page(self.table, where, listing.page))
+        joins = tuple(folded.join for folded in folds)
+        rows = await execution.all(statements.page(self.table, where, listing.page, joins))
         execution.remember(self.table, rows)
+        execution.unfold(self.table, rows, folds)
         behind = statements.any_behind(self.table, where, listing.page)
         rows_behind = behind is not None and bool(await execution.all(behind))
         found = execution.group(self.signature)
@@ -248,9 +257,12 @@ class ListOf:
     signature: Hashable = field(init=False)
     below: frozenset[Hashable] = field(init=False)
 
+    folds: tuple[Folded, ...] = field(init=False)
+
     def __post_init__(self) -> None:
         self.signature = ("list-of", self.table.name, self.parent)
         self.below = self.shape.below()
+        self.folds = self.shape.folds()
 
     def _listing(self, execution: Execution) -> Listing | RunqlError:
         return execution.arguments.checked(self, self.definition, self.nodes[0], self.check)
@@ -267,15 +279,18 @@ class ListOf:
         return [key for key in dict.fromkeys(row[self.parent_id] for row in rows)
                 if key not in found]
 
-    async def load(self, execution: Execution, keys: list[str]) -> None:
+    async def load(self, execution: Execution, keys: list[str],
+                   folds: tuple[Folded, ...]) -> None:
         listing = self._listing(execution)
         assert isinstance(listing, Listing)
         where = [statements.in_organization(self.table),
                  *statements.run_conditions(self.table, listing.run_filter)]
         request = listing.page
+        joins = tuple(folded.join for folded in folds)
         rows = await execution.batched(
-            statements.pages_by_parent(self.table, self.parent, where, request), keys)
+            statements.pages_by_parent(self.table, self.parent, where, request, joins), keys)
         execution.remember(self.table, rows)
+        execution.unfold(self.table, rows, folds)
         behind = statements.parents_with_rows_behind(self.table, self.parent, where, request)
         parents_behind = set() if behind is None else {
             row[0] for row in await execution.batched(behind, keys)}
