@@ -6,10 +6,11 @@ resolvers' order, so a refused argument is the same error."""
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from graphql import FieldNode, GraphQLField
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import Select, Table
 
 from runql.errors import RunqlError
 from runql.fastpath import statements
@@ -99,6 +100,44 @@ def assemble(rows: Sequence[Row], page: PageRequest, *, rows_behind: bool) -> Fo
         kept.reverse()
         return FoundPage(kept, has_next_page=rows_behind, has_previous_page=more)
     return FoundPage(kept, has_next_page=more, has_previous_page=rows_behind)
+
+
+@dataclass(frozen=True, slots=True)
+class ListStatements:
+    """A list's statements: its page, whether rows precede it, its count."""
+
+    page: Select[Any]
+    behind: Select[Any] | None
+    count: Select[Any]
+
+
+STATEMENT_SETS = 256  # lists' statements kept, by their arguments; least recently used go
+
+
+@lru_cache(maxsize=STATEMENT_SETS)
+def root_statements(table: Table, listing: Listing, joins: statements.Joins) -> ListStatements:
+    """Of a root list: made once for the same arguments (building a Select costs more than
+    the rest of its execution's Python)."""
+    where = [statements.in_organization(table),
+             *statements.run_conditions(table, listing.run_filter)]
+    if listing.agent_ids is not None:
+        where.append(table.c.agent_id.in_(listing.agent_ids))
+    return ListStatements(statements.page(table, where, listing.page, joins),
+                          statements.any_behind(table, where, listing.page),
+                          statements.count(table, where))
+
+
+@lru_cache(maxsize=STATEMENT_SETS)
+def statements_of(table: Table, parent: str, listing: Listing,
+                  joins: statements.Joins) -> ListStatements:
+    """Of the lists of many parents (a page each), as root_statements."""
+    where = [statements.in_organization(table),
+             *statements.run_conditions(table, listing.run_filter)]
+    request = listing.page
+    return ListStatements(
+        statements.pages_by_parent(table, parent, where, request, joins),
+        statements.parents_with_rows_behind(table, parent, where, request),
+        statements.counts_by_parent(table, parent, where))
 
 
 # What a selection of a connection, an edge or a page info asks for: (key, what, plan).
@@ -203,28 +242,19 @@ class RootList:
     def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
         return [""]
 
-    def _where(self, listing: Listing) -> list[ColumnElement[bool]]:
-        where = [statements.in_organization(self.table),
-                 *statements.run_conditions(self.table, listing.run_filter)]
-        if listing.agent_ids is not None:
-            where.append(self.table.c.agent_id.in_(listing.agent_ids))
-        return where
-
     async def load(self, execution: Execution, keys: list[str],
                    folds: tuple[Folded, ...]) -> None:
         listing = self._listing(execution)
         assert isinstance(listing, Listing)
-        where = self._where(listing)
-        joins = tuple(folded.join for folded in folds)
-        rows = await execution.all(statements.page(self.table, where, listing.page, joins))
+        made = root_statements(self.table, listing, tuple(folded.join for folded in folds))
+        rows = await execution.all(made.page)
         execution.remember(self.table, rows)
         execution.unfold(self.table, rows, folds)
-        behind = statements.any_behind(self.table, where, listing.page)
-        rows_behind = behind is not None and bool(await execution.all(behind))
+        rows_behind = made.behind is not None and bool(await execution.all(made.behind))
         found = execution.group(self.signature)
         found["page"] = assemble(rows, listing.page, rows_behind=rows_behind)
         if self.shape.counts:
-            found["total"] = (await execution.all(statements.count(self.table, where)))[0][0]
+            found["total"] = (await execution.all(made.count))[0][0]
 
     def children(self, execution: Execution,
                  rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
@@ -283,21 +313,17 @@ class ListOf:
                    folds: tuple[Folded, ...]) -> None:
         listing = self._listing(execution)
         assert isinstance(listing, Listing)
-        where = [statements.in_organization(self.table),
-                 *statements.run_conditions(self.table, listing.run_filter)]
         request = listing.page
-        joins = tuple(folded.join for folded in folds)
-        rows = await execution.batched(
-            statements.pages_by_parent(self.table, self.parent, where, request, joins), keys)
+        made = statements_of(self.table, self.parent, listing,
+                             tuple(folded.join for folded in folds))
+        rows = await execution.batched(made.page, keys)
         execution.remember(self.table, rows)
         execution.unfold(self.table, rows, folds)
-        behind = statements.parents_with_rows_behind(self.table, self.parent, where, request)
-        parents_behind = set() if behind is None else {
-            row[0] for row in await execution.batched(behind, keys)}
+        parents_behind = set() if made.behind is None else {
+            row[0] for row in await execution.batched(made.behind, keys)}
         totals: dict[str, int] = {}
         if self.shape.counts:
-            counted = statements.counts_by_parent(self.table, self.parent, where)
-            totals = {row[0]: row[1] for row in await execution.batched(counted, keys)}
+            totals = {row[0]: row[1] for row in await execution.batched(made.count, keys)}
         index = statements.column_index(self.table)[self.parent]
         grouped: defaultdict[str, list[Row]] = defaultdict(list)
         for row in rows:
