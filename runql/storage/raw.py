@@ -9,6 +9,10 @@ as SQLAlchemy takes them, and bound through the column types' bind processors.
 
 Each statement is announced on the engine's cursor events, as SQLAlchemy's own are: whatever
 observes statements (counts, metrics, tracing) sees these too.
+
+SQLite reads stay on aiosqlite (a thread hop per statement) rather than sqlite3 on the event
+loop's thread: the feed's 7 statements at first: 100 took 3.2-4.0 ms either way, and on the
+loop a single statement (1-1.6 ms there, more for bigger pages) would stall every request.
 """
 
 import json
