@@ -6,16 +6,17 @@ resolvers' order, so a refused argument is the same error."""
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from graphql import FieldNode, GraphQLField
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import Select, Table
 
 from runql.errors import RunqlError
 from runql.fastpath import statements
 from runql.fastpath.build import Builder, Path
 from runql.fastpath.execution import Execution, Row
-from runql.fastpath.plan import ObjectPlan
+from runql.fastpath.plan import Folded, ObjectPlan, distinct_folds
 from runql.fastpath.values import cursor
 from runql.ids import Kind, require
 from runql.resolvers.graph import checked_filter
@@ -101,6 +102,44 @@ def assemble(rows: Sequence[Row], page: PageRequest, *, rows_behind: bool) -> Fo
     return FoundPage(kept, has_next_page=more, has_previous_page=rows_behind)
 
 
+@dataclass(frozen=True, slots=True)
+class ListStatements:
+    """A list's statements: its page, whether rows precede it, its count."""
+
+    page: Select[Any]
+    behind: Select[Any] | None
+    count: Select[Any]
+
+
+STATEMENT_SETS = 256  # lists' statements kept, by their arguments; least recently used go
+
+
+@lru_cache(maxsize=STATEMENT_SETS)
+def root_statements(table: Table, listing: Listing, joins: statements.Joins) -> ListStatements:
+    """Of a root list: made once for the same arguments (building a Select costs more than
+    the rest of its execution's Python)."""
+    where = [statements.in_organization(table),
+             *statements.run_conditions(table, listing.run_filter)]
+    if listing.agent_ids is not None:
+        where.append(table.c.agent_id.in_(listing.agent_ids))
+    return ListStatements(statements.page(table, where, listing.page, joins),
+                          statements.any_behind(table, where, listing.page),
+                          statements.count(table, where))
+
+
+@lru_cache(maxsize=STATEMENT_SETS)
+def statements_of(table: Table, parent: str, listing: Listing,
+                  joins: statements.Joins) -> ListStatements:
+    """Of the lists of many parents (a page each), as root_statements."""
+    where = [statements.in_organization(table),
+             *statements.run_conditions(table, listing.run_filter)]
+    request = listing.page
+    return ListStatements(
+        statements.pages_by_parent(table, parent, where, request, joins),
+        statements.parents_with_rows_behind(table, parent, where, request),
+        statements.counts_by_parent(table, parent, where))
+
+
 # What a selection of a connection, an edge or a page info asks for: (key, what, plan).
 Selected = tuple[tuple[str, str, Any], ...]
 
@@ -123,6 +162,9 @@ class Shape:
 
     def below(self) -> frozenset[Hashable]:
         return frozenset().union(*(plan.below() for plan in self.nodes()))
+
+    def folds(self) -> tuple[Folded, ...]:
+        return distinct_folds(folded for plan in self.nodes() for folded in plan.folds)
 
     def _cursor(self, row: Row) -> str:
         return cursor(row[self.created], row[self.identity])
@@ -184,9 +226,12 @@ class RootList:
     signature: Hashable = field(init=False)
     below: frozenset[Hashable] = field(init=False)
 
+    folds: tuple[Folded, ...] = field(init=False)
+
     def __post_init__(self) -> None:
         self.signature = ("root-list", id(self))
         self.below = self.shape.below()
+        self.folds = self.shape.folds()
 
     def _listing(self, execution: Execution) -> Listing | RunqlError:
         return execution.arguments.checked(self, self.definition, self.nodes[0], self.check)
@@ -197,25 +242,19 @@ class RootList:
     def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
         return [""]
 
-    def _where(self, listing: Listing) -> list[ColumnElement[bool]]:
-        where = [statements.in_organization(self.table),
-                 *statements.run_conditions(self.table, listing.run_filter)]
-        if listing.agent_ids is not None:
-            where.append(self.table.c.agent_id.in_(listing.agent_ids))
-        return where
-
-    async def load(self, execution: Execution, keys: list[str]) -> None:
+    async def load(self, execution: Execution, keys: list[str],
+                   folds: tuple[Folded, ...]) -> None:
         listing = self._listing(execution)
         assert isinstance(listing, Listing)
-        where = self._where(listing)
-        rows = await execution.all(statements.page(self.table, where, listing.page))
+        made = root_statements(self.table, listing, tuple(folded.join for folded in folds))
+        rows = await execution.all(made.page)
         execution.remember(self.table, rows)
-        behind = statements.any_behind(self.table, where, listing.page)
-        rows_behind = behind is not None and bool(await execution.all(behind))
+        execution.unfold(self.table, rows, folds)
+        rows_behind = made.behind is not None and bool(await execution.all(made.behind))
         found = execution.group(self.signature)
         found["page"] = assemble(rows, listing.page, rows_behind=rows_behind)
         if self.shape.counts:
-            found["total"] = (await execution.all(statements.count(self.table, where)))[0][0]
+            found["total"] = (await execution.all(made.count))[0][0]
 
     def children(self, execution: Execution,
                  rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
@@ -248,9 +287,12 @@ class ListOf:
     signature: Hashable = field(init=False)
     below: frozenset[Hashable] = field(init=False)
 
+    folds: tuple[Folded, ...] = field(init=False)
+
     def __post_init__(self) -> None:
         self.signature = ("list-of", self.table.name, self.parent)
         self.below = self.shape.below()
+        self.folds = self.shape.folds()
 
     def _listing(self, execution: Execution) -> Listing | RunqlError:
         return execution.arguments.checked(self, self.definition, self.nodes[0], self.check)
@@ -267,22 +309,21 @@ class ListOf:
         return [key for key in dict.fromkeys(row[self.parent_id] for row in rows)
                 if key not in found]
 
-    async def load(self, execution: Execution, keys: list[str]) -> None:
+    async def load(self, execution: Execution, keys: list[str],
+                   folds: tuple[Folded, ...]) -> None:
         listing = self._listing(execution)
         assert isinstance(listing, Listing)
-        where = [statements.in_organization(self.table),
-                 *statements.run_conditions(self.table, listing.run_filter)]
         request = listing.page
-        rows = await execution.batched(
-            statements.pages_by_parent(self.table, self.parent, where, request), keys)
+        made = statements_of(self.table, self.parent, listing,
+                             tuple(folded.join for folded in folds))
+        rows = await execution.batched(made.page, keys)
         execution.remember(self.table, rows)
-        behind = statements.parents_with_rows_behind(self.table, self.parent, where, request)
-        parents_behind = set() if behind is None else {
-            row[0] for row in await execution.batched(behind, keys)}
+        execution.unfold(self.table, rows, folds)
+        parents_behind = set() if made.behind is None else {
+            row[0] for row in await execution.batched(made.behind, keys)}
         totals: dict[str, int] = {}
         if self.shape.counts:
-            counted = statements.counts_by_parent(self.table, self.parent, where)
-            totals = {row[0]: row[1] for row in await execution.batched(counted, keys)}
+            totals = {row[0]: row[1] for row in await execution.batched(made.count, keys)}
         index = statements.column_index(self.table)[self.parent]
         grouped: defaultdict[str, list[Row]] = defaultdict(list)
         for row in rows:

@@ -1,34 +1,37 @@
 """One execution of a plan: the caller's organization, the arguments as this request gives
-them, one database connection, and what the statements found."""
+them, one connection's raw reads (storage.raw), and what the statements found."""
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Executable, Table
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runql.fastpath.arguments import Arguments
 from runql.fastpath.statements import column_index
+from runql.storage.raw import RawReads
+
+if TYPE_CHECKING:
+    from runql.fastpath.plan import Folded
 
 T = TypeVar("T")
-Row = Any  # a sqlalchemy Row: all of a table's columns, in the table's order
+Row = Any  # a driver's row (asyncpg Record, tuple): a table's columns, in the table's order
 
 BATCH = 500  # keys per statement at most, as the loaders batch
 
 
 @dataclass
 class Execution:
-    connection: AsyncConnection
+    reads: RawReads
     org_id: str
     arguments: Arguments
-    rows: dict[Table, dict[str, Row]] = field(default_factory=dict)
+    rows: dict[Table, dict[str, Row]] = field(default_factory=dict)  # None: not there
     found: dict[Hashable, dict[str, Any]] = field(default_factory=dict)
     memos: dict[object, Any] = field(default_factory=dict)
 
     async def all(self, statement: Executable, **params: Any) -> Sequence[Row]:
         """Every statement is bound to the caller's organization (statements.in_organization)."""
-        return (await self.connection.execute(statement, {"org": self.org_id, **params})).all()
+        return await self.reads.all(statement, {"org": self.org_id, **params})
 
     async def batched(self, statement: Executable, keys: Sequence[str],
                       also: tuple[str, ...] = ()) -> list[Row]:
@@ -40,6 +43,18 @@ class Execution:
             params = {"ids": chunk, **dict.fromkeys(also, chunk)}
             found.extend(await self.all(statement, **params))
         return found
+
+    def unfold(self, table: Table, rows: Sequence[Row], folds: "tuple[Folded, ...]") -> None:
+        """Hands each folded field what its join found: the columns after `table`'s (and after
+        the previous joins'), or None where the joined id is null."""
+        start = len(table.c)
+        for folded in folds:
+            joined = folded.join.table
+            end = start + len(joined.c)
+            identity = start + column_index(joined)["id"]
+            folded.absorb(self, rows, [None if row[identity] is None else row[start:end]
+                                       for row in rows])
+            start = end
 
     def table_rows(self, table: Table) -> dict[str, Row]:
         rows = self.rows.get(table)

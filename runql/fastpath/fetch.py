@@ -1,4 +1,6 @@
 """Running a plan's statements, level by level, each relation once per level for all its rows.
+A to-one relation under a field is read in that field's statement (plan.Folded), so it runs
+none of its own.
 
 A field waiting to fetch is a need: the field and its parent rows. Needs of one group (the same
 relation, the same arguments) share one statement. A group waits while another need could
@@ -12,7 +14,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from runql.fastpath.execution import Execution, Row
-from runql.fastpath.plan import Fetching, ObjectPlan, OperationPlan
+from runql.fastpath.plan import Fetching, Folded, ObjectPlan, OperationPlan, distinct_folds
 
 ROOT: Sequence[Row] = (None,)
 
@@ -39,11 +41,18 @@ def _ready(pending: list[Need]) -> tuple[list[Need], list[Need]]:
     return ready, [need for need in pending if id(need) not in chosen]
 
 
+def _folds(needs: list[Need]) -> tuple[Folded, ...]:
+    """What the group's statement reads too: the folds of all its fields, each join once."""
+    if len(needs) == 1:
+        return needs[0].field.folds
+    return distinct_folds(folded for need in needs for folded in need.field.folds)
+
+
 async def _fetch_group(execution: Execution, needs: list[Need]) -> list[Need]:
     keys = list(dict.fromkeys(key for need in needs
                               for key in need.field.keys(execution, need.rows)))
     if keys:
-        await needs[0].field.load(execution, keys)
+        await needs[0].field.load(execution, keys, _folds(needs))
     found: list[Need] = []
     for need in needs:
         for plan, rows in need.field.children(execution, need.rows):

@@ -13,11 +13,24 @@ from sqlalchemy import Table
 from runql.fastpath import statements
 from runql.fastpath.build import Builder, Path
 from runql.fastpath.execution import Execution, Row
-from runql.fastpath.plan import ObjectPlan
+from runql.fastpath.plan import Folded, ObjectPlan
+from runql.fastpath.statements import Join
 
 
 def _distinct(values: Iterator[Any]) -> list[str]:
     return [value for value in dict.fromkeys(values) if value is not None]
+
+
+async def load_by_id(execution: Execution, table: Table, keys: list[str],
+                     folds: tuple[Folded, ...] = ()) -> None:
+    """The rows of the keys not known yet (and what their folds join)."""
+    known = execution.table_rows(table)
+    missing = [key for key in keys if key not in known]
+    if missing:
+        statement = statements.by_id(table, tuple(folded.join for folded in folds))
+        rows = await execution.batched(statement, missing)
+        execution.remember(table, rows)
+        execution.unfold(table, rows, folds)
 
 
 @dataclass(eq=False)
@@ -29,13 +42,20 @@ class ById:
     nullable: bool
     table: Table
     source: int  # the parent row's column that holds the id
+    column: str  # its name
     child: ObjectPlan
     signature: Hashable = field(init=False)
     below: frozenset[Hashable] = field(init=False)
+    join: Join = field(init=False)
 
     def __post_init__(self) -> None:
         self.signature = f"id:{self.table.name}"  # a str: its hash is computed once
         self.below = self.child.below()
+        self.join = Join(self.table, "id", self.column)
+
+    @property
+    def folds(self) -> tuple[Folded, ...]:
+        return self.child.folds
 
     def group(self, execution: Execution) -> Hashable | None:
         return self.signature
@@ -44,15 +64,25 @@ class ById:
         known = execution.table_rows(self.table)
         return [key for key in _distinct(row[self.source] for row in rows) if key not in known]
 
-    async def load(self, execution: Execution, keys: list[str]) -> None:
-        execution.remember(self.table, await execution.batched(statements.by_id(self.table),
-                                                               keys))
+    async def load(self, execution: Execution, keys: list[str],
+                   folds: tuple[Folded, ...]) -> None:
+        await load_by_id(execution, self.table, keys, folds)
+
+    def absorb(self, execution: Execution, parents: Sequence[Row],
+               found: Sequence[Row | None]) -> None:
+        known = execution.table_rows(self.table)
+        for parent, row in zip(parents, found, strict=True):
+            key = parent[self.source]
+            if row is not None:
+                known[key] = row
+            elif key is not None and key not in known:
+                known[key] = None
 
     def children(self, execution: Execution,
                  rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
         known = execution.table_rows(self.table)
-        found = [known[key] for key in _distinct(row[self.source] for row in rows)
-                 if key in known]
+        found = [row for key in _distinct(row[self.source] for row in rows)
+                 if (row := known.get(key)) is not None]
         yield self.child, found
 
     def value(self, builder: Builder, row: Row, path: Path) -> Any:
@@ -78,10 +108,16 @@ class ByParent:
     items_nullable: bool = False
     signature: Hashable = field(init=False)
     below: frozenset[Hashable] = field(init=False)
+    join: Join | None = field(init=False)  # its one child, whose parent column is unique
 
     def __post_init__(self) -> None:
         self.signature = f"children:{self.table.name}:{self.parent}:{','.join(self.order)}"
         self.below = self.child.below()
+        self.join = None if self.many else Join(self.table, self.parent, "id")
+
+    @property
+    def folds(self) -> tuple[Folded, ...]:
+        return self.child.folds
 
     def group(self, execution: Execution) -> Hashable | None:
         return self.signature
@@ -91,10 +127,13 @@ class ByParent:
         return [key for key in _distinct(row[self.parent_id] for row in rows)
                 if key not in found]
 
-    async def load(self, execution: Execution, keys: list[str]) -> None:
-        statement = statements.by_parent(self.table, self.parent, self.order)
+    async def load(self, execution: Execution, keys: list[str],
+                   folds: tuple[Folded, ...]) -> None:
+        statement = statements.by_parent(self.table, self.parent, self.order,
+                                         tuple(folded.join for folded in folds))
         rows = await execution.batched(statement, keys)
         execution.remember(self.table, rows)
+        execution.unfold(self.table, rows, folds)
         index = statements.column_index(self.table)[self.parent]
         grouped: defaultdict[str, list[Row]] = defaultdict(list)
         for row in rows:
@@ -102,6 +141,13 @@ class ByParent:
         found = execution.group(self.signature)
         for key in keys:
             found[key] = grouped.get(key, [])
+
+    def absorb(self, execution: Execution, parents: Sequence[Row],
+               found: Sequence[Row | None]) -> None:
+        execution.remember(self.table, [row for row in found if row is not None])
+        group = execution.group(self.signature)
+        for parent, row in zip(parents, found, strict=True):
+            group.setdefault(parent[self.parent_id], [] if row is None else [row])
 
     def _of(self, execution: Execution, row: Row) -> list[Row]:
         found: list[Row] = execution.group(self.signature).get(row[self.parent_id], [])
@@ -137,6 +183,10 @@ class RunOfGroup:
         self.signature = f"run-of-group:{self.table.name}"
         self.below = self.child.below()
 
+    @property
+    def folds(self) -> tuple[Folded, ...]:
+        return self.child.folds
+
     def group(self, execution: Execution) -> Hashable | None:
         return self.signature
 
@@ -145,10 +195,12 @@ class RunOfGroup:
         return [key for key in _distinct(row[self.parent_id] for row in rows)
                 if key not in found]
 
-    async def load(self, execution: Execution, keys: list[str]) -> None:
-        statement = statements.runs_of_groups(self.table)
+    async def load(self, execution: Execution, keys: list[str],
+                   folds: tuple[Folded, ...]) -> None:
+        statement = statements.runs_of_groups(self.table, tuple(folded.join for folded in folds))
         rows = await execution.batched(statement, keys, also=("triggers",))
         execution.remember(self.table, rows)
+        execution.unfold(self.table, rows, folds)
         index = statements.column_index(self.table)
         wrote = {row[index["message_group_id"]]: row for row in rows}
         triggered = {row[index["trigger_message_group_id"]]: row for row in rows}

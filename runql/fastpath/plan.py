@@ -2,12 +2,13 @@
 fields, which read a column of the object's row; the fields that fetch (links, lists, pages)
 are in links.py, connections.py and roots.py."""
 
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from graphql import FieldNode
 
+from runql.fastpath.statements import Join
 from runql.fastpath.values import Convert
 
 if TYPE_CHECKING:
@@ -43,15 +44,33 @@ class Fetching(Field, Protocol):
     def below(self) -> frozenset[Hashable]:
         """The signatures of the fetching fields under it."""
 
+    @property
+    def folds(self) -> "tuple[Folded, ...]":
+        """The to-one fields under it that its statement reads too (see Folded)."""
+
     def group(self, execution: "Execution") -> Hashable | None:
         """Fields of one group share one statement; None: nothing to fetch."""
 
     def keys(self, execution: "Execution", rows: Sequence[Row]) -> list[str]: ...
 
-    async def load(self, execution: "Execution", keys: list[str]) -> None: ...
+    async def load(self, execution: "Execution", keys: list[str],
+                   folds: "tuple[Folded, ...]") -> None:
+        """Reads the keys' rows, and the folded fields' rows in the same statement."""
 
     def children(self, execution: "Execution",
                  rows: Sequence[Row]) -> Iterator[tuple["ObjectPlan", list[Row]]]: ...
+
+
+class Folded(Fetching, Protocol):
+    """A to-one fetching field read in its parent rows' statement (statements.Join): what the
+    join found is kept as its own statement would keep it, so it runs none."""
+
+    @property
+    def join(self) -> Join: ...
+
+    def absorb(self, execution: "Execution", parents: Sequence[Row],
+               found: Sequence[Row | None]) -> None:
+        """The row joined to each parent row (None: nothing there)."""
 
 
 @dataclass(eq=False)
@@ -59,9 +78,11 @@ class ObjectPlan:
     type_name: str
     fields: tuple[Field, ...]
     fetching: tuple[Fetching, ...] = field(init=False)
+    folds: tuple[Folded, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.fetching = tuple(f for f in self.fields if _fetches(f))
+        self.folds = tuple(f for f in self.fetching if _folds(f))
 
     def below(self) -> frozenset[Hashable]:
         found: set[Hashable] = set()
@@ -76,6 +97,19 @@ class ObjectPlan:
 
 def _fetches(candidate: Field) -> TypeGuard[Fetching]:
     return hasattr(candidate, "signature")
+
+
+def _folds(candidate: Fetching) -> TypeGuard[Folded]:
+    return getattr(candidate, "join", None) is not None
+
+
+def distinct_folds(folds: Iterable[Folded]) -> tuple[Folded, ...]:
+    """Folded fields over the same rows: one join for each relation (the same rows for any
+    field that follows it)."""
+    joins: dict[Join, Folded] = {}
+    for folded in folds:
+        joins.setdefault(folded.join, folded)
+    return tuple(joins.values())
 
 
 @dataclass(frozen=True, slots=True)

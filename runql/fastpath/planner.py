@@ -154,7 +154,7 @@ class Planner:
         target = get_named_type(definition.type).name
         if isinstance(spec, model.ToOne):
             return links.ById(key, nodes, nullable, model.TYPES[spec.target].table,
-                              index[spec.column], self._object(spec.target, details))
+                              index[spec.column], spec.column, self._object(spec.target, details))
         if isinstance(spec, model.ToMany):
             return links.ByParent(key, nodes, nullable, model.TYPES[spec.target].table,
                                   spec.parent, spec.order, index["id"],

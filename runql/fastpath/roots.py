@@ -10,21 +10,14 @@ from graphql import FieldNode, GraphQLField
 from sqlalchemy import Table
 
 from runql.errors import BadUserInput, RunqlError
-from runql.fastpath import statements
 from runql.fastpath.build import Builder, Path
 from runql.fastpath.execution import Execution, Row
-from runql.fastpath.plan import ObjectPlan
+from runql.fastpath.links import load_by_id
+from runql.fastpath.plan import Folded, ObjectPlan
 from runql.ids import Kind, require
 from runql.resolvers.queries import MAX_NODES
 
 Found = tuple[Table, str] | None  # where an id is to be found; None: it names nothing to find
-
-
-async def load_by_id(execution: Execution, table: Table, keys: list[str]) -> None:
-    known = execution.table_rows(table)
-    missing = [key for key in keys if key not in known]
-    if missing:
-        execution.remember(table, await execution.batched(statements.by_id(table), missing))
 
 
 def _row(execution: Execution, found: Found) -> Row | None:
@@ -49,6 +42,10 @@ class RootObject:
         self.signature = f"id:{self.table.name}"
         self.below = self.child.below()
 
+    @property
+    def folds(self) -> tuple[Folded, ...]:
+        return self.child.folds
+
     def _check(self, id: str) -> str:
         require(id, self.kind, "id")  # as resolvers.queries._one
         return id
@@ -64,8 +61,9 @@ class RootObject:
         assert isinstance(found, str)
         return [found]
 
-    async def load(self, execution: Execution, keys: list[str]) -> None:
-        await load_by_id(execution, self.table, keys)
+    async def load(self, execution: Execution, keys: list[str],
+                   folds: tuple[Folded, ...]) -> None:
+        await load_by_id(execution, self.table, keys, folds)
 
     def children(self, execution: Execution,
                  rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
@@ -108,6 +106,7 @@ class RootNodes:
     plans: dict[Kind, ObjectPlan]  # by the kind of id: the plan of the type it names
     signature: Hashable = field(init=False)
     below: frozenset[Hashable] = field(init=False)
+    folds: tuple[Folded, ...] = ()  # its statements read one table each, as the ids say
 
     def __post_init__(self) -> None:
         self.signature = ("nodes", id(self))
@@ -129,7 +128,8 @@ class RootNodes:
     def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
         return [""]
 
-    async def load(self, execution: Execution, keys: list[str]) -> None:
+    async def load(self, execution: Execution, keys: list[str],
+                   folds: tuple[Folded, ...]) -> None:
         by_table: defaultdict[Table, list[str]] = defaultdict(list)
         for found in self._found(execution):
             if found is not None:

@@ -9,12 +9,13 @@ from runql.fastpath.fetch import fetch
 from runql.fastpath.plan import OperationPlan
 from runql.fastpath.settle import settle
 from runql.storage.database import Database
+from runql.storage.raw import raw_reads
 
 
 async def run_plan(plan: OperationPlan, database: Database, org_id: str,
                    arguments: Arguments) -> ExecutionResult:
-    async with database.engine.connect() as connection:
-        execution = Execution(connection, org_id, arguments)
+    async with raw_reads(database) as reads:
+        execution = Execution(reads, org_id, arguments)
         await fetch(execution, plan)
     builder = Builder(execution)
     data, errors = settle(plan.build(builder), builder.failures)

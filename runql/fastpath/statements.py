@@ -4,9 +4,13 @@ caller's organization, each selecting all of a table's columns in the table's or
 DateTime and JSON columns are selected without result processing (`type_coerce` to String
 changes no SQL, only what SQLAlchemy does with the value): values.py formats them directly.
 Keyset conditions and orderings are storage.pages's, on (created_at, id).
+
+A statement may also read its rows' to-one relations (`Join`): each joined table's columns
+follow the parent's, in the joins' order, null where the relation finds nothing.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -58,25 +62,53 @@ def in_organization(table: Table) -> ColumnElement[bool]:
     return table.c.org_id == bindparam("org")
 
 
-@cache
-def by_id(table: Table) -> Select[Any]:
-    return select(*raw_columns(table)).where(table.c.id.in_(_ids()), in_organization(table))
+@dataclass(frozen=True, slots=True)
+class Join:
+    """A to-one relation read in its parent's statement, by a LEFT JOIN: the row of `table`
+    whose `column` holds the parent row's `parent_column`, in the caller's organization. The
+    column is unique (an id, or a unique key), so the join adds no rows."""
+
+    table: Table
+    column: str
+    parent_column: str
+
+
+Joins = tuple[Join, ...]
+
+
+def joined(statement: Select[Any], parent: Columns, joins: Joins) -> Select[Any]:
+    """The statement with each join's columns after its own, the parent's columns being
+    `parent` (a table's or a subquery's)."""
+    for number, join in enumerate(joins):
+        other = join.table.alias(f"joined_{number}")
+        statement = statement.add_columns(*raw_columns(join.table, other.c)).outerjoin(
+            other, and_(other.c[join.column] == parent[join.parent_column],
+                        other.c.org_id == bindparam("org")))
+    return statement
 
 
 @cache
-def by_parent(table: Table, key: str, order: tuple[str, ...]) -> Select[Any]:
-    return (select(*raw_columns(table))
-            .where(table.c[key].in_(_ids()), in_organization(table))
-            .order_by(*(table.c[name] for name in order)))
+def by_id(table: Table, joins: Joins = ()) -> Select[Any]:
+    found = select(*raw_columns(table)).where(table.c.id.in_(_ids()), in_organization(table))
+    return joined(found, table.c, joins)
 
 
 @cache
-def runs_of_groups(table: Table) -> Select[Any]:
+def by_parent(table: Table, key: str, order: tuple[str, ...], joins: Joins = ()) -> Select[Any]:
+    found = (select(*raw_columns(table))
+             .where(table.c[key].in_(_ids()), in_organization(table))
+             .order_by(*(table.c[name] for name in order)))
+    return joined(found, table.c, joins)
+
+
+@cache
+def runs_of_groups(table: Table, joins: Joins = ()) -> Select[Any]:
     """Runs that wrote, or were triggered by, the groups."""
-    return select(*raw_columns(table)).where(
+    found = select(*raw_columns(table)).where(
         or_(table.c.message_group_id.in_(_ids()), table.c.trigger_message_group_id.in_(
             _ids("triggers"))),
         in_organization(table))
+    return joined(found, table.c, joins)
 
 
 def beyond(columns: Columns, cursor: Cursor, *, descending: bool,
@@ -114,13 +146,15 @@ def run_conditions(table: Table, run_filter: RunFilter | None) -> list[ColumnEle
     return found
 
 
-def page(table: Table, where: Sequence[ColumnElement[bool]], request: PageRequest) -> Select[Any]:
+def page(table: Table, where: Sequence[ColumnElement[bool]], request: PageRequest,
+         joins: Joins = ()) -> Select[Any]:
     conditions = list(where)
     if request.cursor is not None:
         conditions.append(beyond(table.c, request.cursor, descending=request.walks_descending))
-    return (select(*raw_columns(table)).where(*conditions)
-            .order_by(*ordering(table.c, descending=request.walks_descending))
-            .limit(request.limit + 1))
+    found = (select(*raw_columns(table)).where(*conditions)
+             .order_by(*ordering(table.c, descending=request.walks_descending))
+             .limit(request.limit + 1))
+    return joined(found, table.c, joins)
 
 
 def any_behind(table: Table, where: Sequence[ColumnElement[bool]],
@@ -138,7 +172,7 @@ def count(table: Table, where: Sequence[ColumnElement[bool]]) -> Select[Any]:
 
 
 def pages_by_parent(table: Table, key: str, where: Sequence[ColumnElement[bool]],
-                    request: PageRequest) -> Select[Any]:
+                    request: PageRequest, joins: Joins = ()) -> Select[Any]:
     """One page per parent in one statement, as storage.pages.fetch_pages_by_parent."""
     conditions = [table.c[key].in_(_ids()), *where]
     if request.cursor is not None:
@@ -147,9 +181,10 @@ def pages_by_parent(table: Table, key: str, where: Sequence[ColumnElement[bool]]
         partition_by=table.c[key], order_by=ordering(table.c, descending=request.walks_descending))
     numbered = select(*table.c, position.label("position_in_parent")).where(
         *conditions).subquery()
-    return (select(*raw_columns(table, numbered.c))
-            .where(numbered.c.position_in_parent <= request.limit + 1)
-            .order_by(numbered.c[key], numbered.c.position_in_parent))
+    found = (select(*raw_columns(table, numbered.c))
+             .where(numbered.c.position_in_parent <= request.limit + 1)
+             .order_by(numbered.c[key], numbered.c.position_in_parent))
+    return joined(found, numbered.c, joins)
 
 
 def parents_with_rows_behind(table: Table, key: str, where: Sequence[ColumnElement[bool]],

@@ -1,7 +1,8 @@
 """Stored values as the standard executor serializes them, from raw column values.
 
-Statements select DateTime and JSON columns without SQLAlchemy's result processing (see
-`statements.raw_columns`): SQLite then gives text, PostgreSQL (asyncpg) datetimes and JSON text.
+Statements run on the raw driver (storage.raw), without SQLAlchemy's result processing: SQLite
+gives DateTime and JSON columns as text; PostgreSQL (asyncpg) gives datetimes, and JSON already
+decoded by the codec SQLAlchemy's dialect sets on each connection (text without it).
 """
 
 import json

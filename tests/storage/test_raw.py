@@ -1,0 +1,81 @@
+"""Reads on the raw driver (storage.raw): the same rows as SQLAlchemy's execution of the same
+statement, one parameter for a list of any length, the statement's own values bound anew
+each time, each statement counted, and SQLite's reads in one snapshot."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Select, bindparam, select
+
+from runql.auth.keys import organization
+from runql.storage.database import Database, counting_statements
+from runql.storage.raw import compiled_for, raw_reads
+from runql.storage.tables import OrganizationRow, RunRow
+
+RUNS = RunRow.__table__  # type: ignore[attr-defined]
+ORGANIZATIONS = OrganizationRow.__table__  # type: ignore[attr-defined]
+
+
+async def _by_sqlalchemy(database: Database, statement: Select[Any],
+                         params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    async with database.engine.connect() as connection:
+        return [tuple(row) for row in await connection.execute(statement, params or {})]
+
+
+async def _raw(database: Database, statement: Select[Any],
+               params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    async with raw_reads(database) as reads:
+        return [tuple(row) for row in await reads.all(statement, params or {})]
+
+
+async def test_a_list_of_any_length_is_one_parameter(demo_database: Database) -> None:
+    statement = select(RUNS.c.id).where(RUNS.c.id.in_(bindparam("ids", expanding=True)))
+    compiled, _ = compiled_for(statement, demo_database.engine.dialect)
+    assert len(compiled.slots) == 1
+    every = [row[0] for row in await _by_sqlalchemy(demo_database, select(RUNS.c.id))]
+    assert len(every) > 100
+    for ids in ([], every[:1], every, [*every, *(f"run_missing{n}" for n in range(1500))]):
+        found = [row[0] for row in await _raw(demo_database, statement, {"ids": ids})]
+        assert sorted(found) == sorted(ids[:len(every)])
+
+
+@pytest.mark.parametrize("limit", [1, 7])
+async def test_values_the_statement_holds_are_bound_each_time(demo_database: Database,
+                                                              limit: int) -> None:
+    """A cursor's instant and a LIMIT live in the statement: two statements of one shape
+    share the compiled SQL, never the values."""
+    times = [row[0] for row in await _by_sqlalchemy(
+        demo_database, select(RUNS.c.created_at).order_by(RUNS.c.created_at))]
+    for instant in (times[len(times) // 2], times[-1] + timedelta(seconds=1)):
+        statement = (select(RUNS.c.id, RUNS.c.status).where(RUNS.c.created_at < instant)
+                     .order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit))
+        expected = await _by_sqlalchemy(demo_database, statement)
+        assert len(expected) == limit
+        assert await _raw(demo_database, statement) == expected
+
+
+async def test_each_raw_statement_is_counted(demo_database: Database) -> None:
+    statement = select(RUNS.c.id).limit(3)
+    async with counting_statements() as count, raw_reads(demo_database) as reads:
+        await reads.all(statement, {})
+        await reads.all(statement, {})
+    assert count.statements == 2
+    assert count.seconds > 0
+
+
+async def test_sqlite_reads_in_one_snapshot(database: Database) -> None:
+    """SQLite: the reads of one raw_reads see one snapshot (BEGIN DEFERRED); PostgreSQL:
+    each statement its own, as READ COMMITTED statements do."""
+    await organization(database, "Before")
+    statement = select(ORGANIZATIONS.c.name).order_by(ORGANIZATIONS.c.name)
+    async with raw_reads(database) as reads:
+        first = await reads.all(statement, {})
+        await organization(database, "After")  # committed by another connection
+        second = await reads.all(statement, {})
+    names = [row[0] for row in second]
+    if database.is_sqlite:
+        assert [tuple(row) for row in second] == [tuple(row) for row in first]
+        assert "After" not in names
+    else:
+        assert "After" in names
