@@ -102,6 +102,7 @@ class Settings:
     log_level: str = "info"
     metrics_token: str | None = None
     otel: bool = False
+    fast_lane: bool = True
 
     @property
     def is_development(self) -> bool:
@@ -162,4 +163,5 @@ class Settings:
             log_level=_choice("LOG_LEVEL", cls.log_level, LOG_LEVELS),
             metrics_token=_env("METRICS_TOKEN", "") or None,
             otel=_flag("OTEL"),
+            fast_lane=_flag("FAST_LANE", default=True),
         )
