@@ -85,16 +85,17 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
             return
         messages = await buffered(receive)
         try:
-            found = await self._lane_request(body_of(messages))
-            body = None if found is None else await lane.answer(found, org_of(scope))
+            body = body_of(messages)
+            found = None if body is None else await self._lane_request(body)
+            answer = None if found is None else await lane.answer(found, org_of(scope))
         except LaneTimeout as timeout:
             with deadline(timeout.deadline):
                 await super().__call__(scope, replaying(messages, receive), send)
             return
-        if body is None:
+        if answer is None:
             await super().__call__(scope, replaying(messages, receive), send)
         else:
-            await send_body(send, body, negotiate(accept))
+            await send_body(send, answer, negotiate(accept))
 
     async def _lane_request(self, body: bytes) -> GraphQLRequestData | None:
         """The request's operation as the view reads it, its persisted document resolved;

@@ -142,8 +142,11 @@ async def buffered(receive: Receive) -> list[Message]:
             return messages
 
 
-def body_of(messages: Sequence[Message]) -> bytes:
-    return b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+def body_of(messages: Sequence[Message]) -> bytes | None:
+    """The whole body; None if the client left before it all arrived."""
+    if messages[-1]["type"] != "http.request":
+        return None
+    return b"".join(m.get("body", b"") for m in messages)
 
 
 def replaying(messages: list[Message], receive: Receive) -> Receive:

@@ -4,6 +4,7 @@ responses must have the same status, headers (but the request id) and body bytes
 really serve what it may, and leave the rest (errors, mutations, bad requests) to the view."""
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from strawberry.http import GraphQLRequestData
 
@@ -239,6 +241,33 @@ async def test_a_timeout_on_the_lane_is_answered_by_the_view_in_time(
     on_lane, view = answers
     assert on_lane.json()["errors"][0]["extensions"]["code"] == "TIMEOUT"
     assert (on_lane.status_code, on_lane.content) == (view.status_code, view.content)
+
+
+async def test_the_lane_is_off_in_development(demo_database: Database) -> None:
+    """Development responses carry `extensions` (SQL statistics, the executor)."""
+    app = create_app(replace(PRODUCTION, env=Environment.DEVELOPMENT), demo_database)
+    assert endpoint_of(app).lane is None
+
+
+async def test_a_client_that_leaves_mid_body_is_left_to_the_view(both: LaneAndView) -> None:
+    """The part that came is valid JSON; the lane still answers only whole requests."""
+    chunks = [{"type": "http.request", "body": b'{"query": "{ __typename }"}',
+               "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/graphql", "query_string": b"",
+             "headers": [(b"content-type", b"application/json")]}
+    served = both.served
+    with contextlib.suppress(ClientDisconnect):
+        await both.endpoint(scope, receive, send)
+    assert both.served == served
+    assert not sent
 
 
 def _operation_samples(name: str) -> tuple[float, float, float]:
