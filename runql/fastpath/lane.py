@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import strawberry
-from graphql import ExecutionResult, GraphQLSchema
+from graphql import GraphQLSchema
 from graphql.execution.values import VariableValues, get_variable_values
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Message, Receive, Scope, Send
@@ -48,6 +48,7 @@ log = logging.getLogger("runql.fastpath")
 
 MAX_COERCION_ERRORS = 50  # graphql-core's, as the standard executor coerces variables
 QUERY = "query"
+Planned = tuple[Prepared, OperationPlan, VariableValues]
 
 
 class LaneTimeout(Exception):
@@ -77,6 +78,14 @@ class FastLane:
 
     async def answer(self, request: GraphQLRequestData, org_id: str) -> bytes | None:
         """The response body, or None: the standard view answers."""
+        try:
+            planned = self._planned(request)
+        except Exception:  # a fault of the lane's own: the view still answers
+            log.warning("fast lane failed; the standard view answers", exc_info=True)
+            return None
+        return None if planned is None else await self._observed(*planned, org_id)
+
+    def _planned(self, request: GraphQLRequestData) -> Planned | None:
         if request.query is None or is_standard_only():
             return None
         prepared = self._prepared.get(request.query, request.operation_name)
@@ -89,7 +98,7 @@ class FastLane:
             return None
         plan = plans_of(self._schema).plan(self._schema, prepared.fragments, variables,
                                            prepared.operation)
-        return None if plan is None else await self._observed(prepared, plan, variables, org_id)
+        return None if plan is None else (prepared, plan, variables)
 
     async def _observed(self, prepared: Prepared, plan: OperationPlan, variables: VariableValues,
                         org_id: str) -> bytes | None:
@@ -97,10 +106,9 @@ class FastLane:
         record = current_request()
         statements_before = record.statements if record is not None else 0
         with tracing.operation_span() as span:
-            result = await self._run(plan, variables, org_id)
-            if result is None or result.errors:  # errors are coded and masked by the view
+            body = await self._run(plan, variables, org_id)
+            if body is None:
                 return None
-            body = orjson.dumps({"data": result.data})
             statements = record.statements - statements_before if record is not None else 0
             observed(span, QUERY, prepared.name, SUCCESS, time.perf_counter() - started,
                      statements)
@@ -108,13 +116,16 @@ class FastLane:
         return body
 
     async def _run(self, plan: OperationPlan, variables: VariableValues,
-                   org_id: str) -> ExecutionResult | None:
+                   org_id: str) -> bytes | None:
+        """The body of the plan's result; None where it has errors (coded and masked by the
+        view) or the plan declined."""
         deadline = asyncio.get_running_loop().time() + self._seconds
         timeout = asyncio.timeout_at(deadline)
         arguments = Arguments(self._schema, variables)
         try:
             async with timeout:
-                return await run_plan(plan, self._database, org_id, arguments)
+                result = await run_plan(plan, self._database, org_id, arguments)
+            return None if result.errors else orjson.dumps({"data": result.data})
         except (Fallback, SQLAlchemyError) as reason:  # the view reports those
             log.debug("fast lane declined: %s", reason)
         except Exception:

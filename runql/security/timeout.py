@@ -41,10 +41,9 @@ class ExecutionTimeout(SchemaExtension):
             yield
             return
         seconds = settings_of(context.context).execution_timeout_seconds
-        deadline = _deadline.get()
+        at = _deadline.get()
         try:
-            async with (asyncio.timeout(seconds) if deadline is None
-                        else asyncio.timeout_at(deadline)):
+            async with asyncio.timeout(seconds) if at is None else asyncio.timeout_at(at):
                 yield
         except TimeoutError:
             raise timed_out(seconds) from None
