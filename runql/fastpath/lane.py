@@ -23,7 +23,6 @@ import orjson
 import strawberry
 from graphql import GraphQLSchema
 from graphql.execution.values import VariableValues, get_variable_values
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.http import GraphQLRequestData
 from strawberry.schema.base import BaseSchema
@@ -35,7 +34,7 @@ from runql.fastpath.plan import OperationPlan
 from runql.fastpath.prepared import Prepared, PreparedOperations
 from runql.fastpath.run import run_plan
 from runql.fastpath.switch import is_standard_only
-from runql.fastpath.unsupported import Fallback
+from runql.fastpath.unsupported import DECLINED
 from runql.operations import tracing
 from runql.operations.extension import SUCCESS, observed
 from runql.operations.requests import current_request
@@ -126,7 +125,7 @@ class FastLane:
             async with timeout:
                 result = await run_plan(plan, self._database, org_id, arguments)
             return None if result.errors else orjson.dumps({"data": result.data})
-        except (Fallback, SQLAlchemyError) as reason:  # the view reports those
+        except DECLINED as reason:  # the view reports those
             log.debug("fast lane declined: %s", reason)
         except Exception:
             if timeout.expired():
