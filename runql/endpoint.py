@@ -1,13 +1,15 @@
 """The GraphQL endpoint on /graphql: queries and mutations over HTTP, subscriptions over
-websockets (graphql-transport-ws and the legacy graphql-ws), and GraphiQL for browsers."""
+websockets (graphql-transport-ws and the legacy graphql-ws), and GraphiQL for browsers.
+A POST of JSON is offered to the fast lane first (runql/fastpath/lane.py)."""
 
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from cross_web import AsyncHTTPRequestAdapter
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
@@ -22,13 +24,30 @@ from runql.encoding import dumps_text
 from runql.fanout.sinks import LegacyWSHandler, TransportWSHandler
 from runql.fanout.sockets import OpenSockets
 from runql.fanout.streams import Lead, SharedStreams
+from runql.fastpath.lane import (
+    FastLane,
+    LaneTimeout,
+    body_of,
+    buffered,
+    header,
+    replaying,
+    send_body,
+)
 from runql.fastpath.persisted import PersistedQueries
 from runql.graphiql.page import graphiql_page
 from runql.resolvers.context import Context
 from runql.schema.schema import build_schema
-from runql.security.over_http import GraphQLOverHTTP
+from runql.security.media import is_json_request, negotiate
+from runql.security.over_http import GraphQLOverHTTP, request_data
+from runql.security.timeout import deadline
 from runql.settings import Settings
 from runql.storage.database import Database
+
+
+def org_of(scope: Scope) -> str:
+    """The organization of the request's key ("" without one: nothing is visible)."""
+    principal = principal_of(scope)
+    return principal.org_id if principal else ""
 
 
 class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, media types
@@ -54,6 +73,42 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
         self.streams = SharedStreams(self._run_shared, settings.ws_max_backlog_bytes)
         self.persisted = PersistedQueries()
         self.open_sockets = OpenSockets(database, revocations)  # a revoked key's close with 4403
+        self.lane = FastLane.of(self.schema, database, settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.lane is not None and scope["type"] == "http" and scope["method"] == "POST":
+            await self._post(self.lane, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _post(self, lane: FastLane, scope: Scope, receive: Receive, send: Send) -> None:
+        """The lane's answer, if it has one; else the view's, to the request as it came."""
+        accept = header(scope, b"accept")
+        if (not is_json_request(header(scope, b"content-type"))
+                or self._get_stream_transport_from_headers({"accept": accept or ""})):
+            await super().__call__(scope, receive, send)
+            return
+        messages = await buffered(receive)
+        try:
+            body = body_of(messages)
+            found = None if body is None else await self._lane_request(body)
+            answer = None if found is None else await lane.answer(found, org_of(scope))
+        except LaneTimeout as timeout:
+            with deadline(timeout.deadline):
+                await super().__call__(scope, replaying(messages, receive), send)
+            return
+        if answer is None:
+            await super().__call__(scope, replaying(messages, receive), send)
+        else:
+            await send_body(send, answer, negotiate(accept))
+
+    async def _lane_request(self, body: bytes) -> GraphQLRequestData | None:
+        """The request's operation as the view reads it, its persisted document resolved;
+        None for anything the view refuses or answers otherwise."""
+        try:
+            return self.persisted.with_document(request_data(self.parse_json(body), "http"))
+        except HTTPException:
+            return None
 
     async def _run_shared(self, org_id: str, lead: Lead, query: str, operation_name: str | None,
                           variables: Mapping[str, object] | None) -> Any:
@@ -67,11 +122,9 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        principal = principal_of(request.scope)
-        org_id = principal.org_id if principal else ""
         streams = self.streams if self.settings.ws_shared_streams else None
-        return Context.create(self.database, self.settings, org_id, request, response, self.hub,
-                              self.shared, streams)
+        return Context.create(self.database, self.settings, org_of(request.scope), request,
+                              response, self.hub, self.shared, streams)
 
     async def execute_single(self, request: Request, request_adapter: AsyncHTTPRequestAdapter,
                              sub_response: Response, context: Context, root_value: None,

@@ -146,6 +146,7 @@ class Settings:
     otel: bool = False
     # None: loopback in development, nothing in production
     egress_allowed_cidrs: tuple[Network, ...] | None = None
+    fast_lane: bool = True
 
     @property
     def json_caps(self) -> JsonCaps:
@@ -232,4 +233,5 @@ class Settings:
             metrics_token=_env("METRICS_TOKEN", "") or None,
             otel=_flag("OTEL"),
             egress_allowed_cidrs=_networks("EGRESS_ALLOWED_CIDRS"),
+            fast_lane=_flag("FAST_LANE", default=True),
         )

@@ -8,7 +8,6 @@ from collections.abc import Awaitable
 from typing import Any
 
 from graphql import ExecutionResult, OperationType
-from sqlalchemy.exc import SQLAlchemyError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from runql.fastpath.arguments import Arguments
@@ -17,7 +16,7 @@ from runql.fastpath.plan import OperationPlan
 from runql.fastpath.report import FAST, STANDARD, record
 from runql.fastpath.run import run_plan
 from runql.fastpath.switch import is_standard_only
-from runql.fastpath.unsupported import Fallback
+from runql.fastpath.unsupported import DECLINED
 from runql.resolvers.context import Context
 from runql.resolvers.loaders import MAX_BATCH
 
@@ -57,7 +56,7 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         arguments = Arguments(self.schema, self.variable_values, self.hide_suggestions)
         try:
             result = await run_plan(plan, context.database, context.org_id, arguments)
-        except (Fallback, SQLAlchemyError) as reason:  # the standard path reports those
+        except DECLINED as reason:  # the standard path reports those
             log.debug("fast path declined: %s", reason)
             return await self._awaited(self._standard())
         except Exception:  # a fault of the fast path's own: the standard path still answers

@@ -68,19 +68,23 @@ class PersistedQueries:
             self._documents.move_to_end(digest)
         return document
 
-    def resolve(self, request: GraphQLRequestData,
-                sub_response: Response) -> GraphQLRequestData | ExecutionResult:
-        """The request with its document, or the PersistedQueryNotFound result; raises a 400
-        HTTPException for a hash that is not the document's."""
+    def with_document(self, request: GraphQLRequestData) -> GraphQLRequestData | None:
+        """The request with its document, or None where its hash names no document known;
+        raises a 400 HTTPException for a hash that is not the document's."""
         persisted = (request.extensions or {}).get("persistedQuery")
         if persisted is None:
             return request
         digest = _hash_of(persisted)
         if request.query is None:
             document = self._recall(digest)
-            return not_found(sub_response) if document is None else replace(request,
-                                                                             query=document)
+            return None if document is None else replace(request, query=document)
         if sha256(request.query) != digest:
             raise HTTPException(400, MISMATCH)
         self._remember(digest, request.query)
         return request
+
+    def resolve(self, request: GraphQLRequestData,
+                sub_response: Response) -> GraphQLRequestData | ExecutionResult:
+        """The request with its document, or the PersistedQueryNotFound result."""
+        found = self.with_document(request)
+        return not_found(sub_response) if found is None else found

@@ -55,6 +55,16 @@ def subscription_field(context: ExecutionContext) -> str | None:
     return next((s.name.value for s in selections if isinstance(s, FieldNode)), UNKNOWN)
 
 
+def observed(span: "Span | None", kind: str, name: str | None, outcome: str, seconds: float,
+             statements: int) -> None:
+    """An operation that ended: its name in the request's record, its span, its metrics."""
+    record = current_request()
+    if record is not None:
+        record.operation = name
+    tracing.describe_operation(span, kind, name, outcome)
+    metrics.observe_operation(metrics.operation_label(name), kind, outcome, seconds, statements)
+
+
 class ObserveOperations(SchemaExtension):
     _subscription: str | None = None
 
@@ -89,12 +99,7 @@ class ObserveOperations(SchemaExtension):
 
     def _finish(self, span: "Span | None", outcome: str, seconds: float, statements: int) -> None:
         context = self.execution_context
-        name, kind = context.operation_name, operation_kind(context)
-        record = current_request()
-        if record is not None:
-            record.operation = name
-        tracing.describe_operation(span, kind, name, outcome)
-        metrics.observe_operation(metrics.operation_label(name), kind, outcome, seconds,
-                                  statements)
+        observed(span, operation_kind(context), context.operation_name, outcome, seconds,
+                 statements)
         if self._subscription is not None:
             metrics.subscription_ended(self._subscription)

@@ -26,7 +26,8 @@ DEFAULTS = {
 }
 SWITCHES = {"INTROSPECTION": "introspection_enabled", "GRAPHIQL": "graphiql_enabled"}
 FLAGS = {"WS_SHARED_STREAMS": ("ws_shared_streams", True), "WS_COMPRESSION": ("ws_compression",
-                                                                              False)}
+                                                                              False),
+         "FAST_LANE": ("fast_lane", True)}
 
 
 @pytest.fixture

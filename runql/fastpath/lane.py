@@ -1,0 +1,179 @@
+"""The fast lane: a query the planner covers, from the request's bytes to the response's bytes,
+past strawberry's view (no request adapter, context, extensions, result objects or Response).
+
+The endpoint offers it each POST of JSON (runql/endpoint.py). The lane answers only what the
+standard view would answer with `{"data": ...}` and no error: a prepared query (prepared.py),
+its variables coerced as graphql-core coerces them, its plan, run under the operation's
+timeout, without an error in the result. It records the operation as ObserveOperations does
+(metrics, span, the access log's operation). Anything else it declines (None), and the view
+answers, unchanged: the buffered request is replayed to it (`replaying`). A lane that runs out
+of time raises LaneTimeout, whose deadline the view then keeps (runql.security.timeout).
+
+Off in development (where responses carry `extensions`), with RUNQL_FAST_LANE=0, and wherever
+the schema runs no fast path (RUNQL_FASTPATH=0).
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import strawberry
+from graphql import GraphQLSchema
+from graphql.execution.values import VariableValues, get_variable_values
+from starlette.types import Message, Receive, Scope, Send
+from strawberry.http import GraphQLRequestData
+from strawberry.schema.base import BaseSchema
+
+from runql.fastpath.arguments import Arguments
+from runql.fastpath.cache import plans_of
+from runql.fastpath.executor import FastExecutor
+from runql.fastpath.plan import OperationPlan
+from runql.fastpath.prepared import Prepared, PreparedOperations
+from runql.fastpath.run import run_plan
+from runql.fastpath.switch import is_standard_only
+from runql.fastpath.unsupported import DECLINED
+from runql.operations import tracing
+from runql.operations.extension import SUCCESS, observed
+from runql.operations.requests import current_request
+from runql.security.limits import Limits
+from runql.security.media import content_type_header
+from runql.settings import Settings
+from runql.storage.database import Database
+
+log = logging.getLogger("runql.fastpath")
+
+MAX_COERCION_ERRORS = 50  # graphql-core's, as the standard executor coerces variables
+QUERY = "query"
+Planned = tuple[Prepared, OperationPlan, VariableValues]
+
+
+class LaneTimeout(Exception):
+    """The operation ran out of time on the lane; the view answers it by `deadline`."""
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__(deadline)
+        self.deadline = deadline
+
+
+class FastLane:
+    def __init__(self, schema: GraphQLSchema, database: Database, settings: Settings) -> None:
+        self._schema = schema
+        self._database = database
+        self._seconds = settings.execution_timeout_seconds
+        self._prepared = PreparedOperations(schema, Limits.from_settings(settings))
+        self.served = 0  # requests the lane answered
+
+    @classmethod
+    def of(cls, schema: BaseSchema, database: Database, settings: Settings) -> "FastLane | None":
+        """The endpoint's lane, where it may run."""
+        if (not settings.fast_lane or settings.is_development
+                or not isinstance(schema, strawberry.Schema)
+                or schema.execution_context_class is not FastExecutor):
+            return None
+        return cls(schema._schema, database, settings)
+
+    async def answer(self, request: GraphQLRequestData, org_id: str) -> bytes | None:
+        """The response body, or None: the standard view answers."""
+        try:
+            planned = self._planned(request)
+        except Exception:  # a fault of the lane's own: the view still answers
+            log.warning("fast lane failed; the standard view answers", exc_info=True)
+            return None
+        return None if planned is None else await self._observed(*planned, org_id)
+
+    def _planned(self, request: GraphQLRequestData) -> Planned | None:
+        if request.query is None or is_standard_only():
+            return None
+        prepared = self._prepared.get(request.query, request.operation_name)
+        if prepared is None:
+            return None
+        variables = get_variable_values(self._schema, prepared.operation.variable_definitions
+                                        or (), request.variables or {},
+                                        max_errors=MAX_COERCION_ERRORS)
+        if isinstance(variables, list):  # coercion errors: the view reports them
+            return None
+        plan = plans_of(self._schema).plan(self._schema, prepared.fragments, variables,
+                                           prepared.operation)
+        return None if plan is None else (prepared, plan, variables)
+
+    async def _observed(self, prepared: Prepared, plan: OperationPlan, variables: VariableValues,
+                        org_id: str) -> bytes | None:
+        started = time.perf_counter()
+        record = current_request()
+        statements_before = record.statements if record is not None else 0
+        with tracing.operation_span() as span:
+            body = await self._run(plan, variables, org_id)
+            if body is None:
+                return None
+            statements = record.statements - statements_before if record is not None else 0
+            observed(span, QUERY, prepared.name, SUCCESS, time.perf_counter() - started,
+                     statements)
+        self.served += 1
+        return body
+
+    async def _run(self, plan: OperationPlan, variables: VariableValues,
+                   org_id: str) -> bytes | None:
+        """The body of the plan's result; None where it has errors (coded and masked by the
+        view) or the plan declined."""
+        deadline = asyncio.get_running_loop().time() + self._seconds
+        timeout = asyncio.timeout_at(deadline)
+        arguments = Arguments(self._schema, variables)
+        try:
+            async with timeout:
+                result = await run_plan(plan, self._database, org_id, arguments)
+            return None if result.errors else orjson.dumps({"data": result.data})
+        except DECLINED as reason:  # the view reports those
+            log.debug("fast lane declined: %s", reason)
+        except Exception:
+            if timeout.expired():
+                raise LaneTimeout(deadline) from None
+            log.warning("fast lane failed; the standard view answers", exc_info=True)
+        return None
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (names are lower case in ASGI)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def buffered(receive: Receive) -> list[Message]:
+    """The request's messages up to the end of its body (or the client's leaving)."""
+    messages = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return messages
+
+
+def body_of(messages: Sequence[Message]) -> bytes | None:
+    """The whole body; None if the client left before it all arrived."""
+    if messages[-1]["type"] != "http.request":
+        return None
+    return b"".join(m.get("body", b"") for m in messages)
+
+
+def replaying(messages: list[Message], receive: Receive) -> Receive:
+    """`receive` as the view must see it: the buffered messages first, then the server's."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+async def send_body(send: Send, body: bytes, media_type: str) -> None:
+    """200 with the body, headers as the view's Response gives them."""
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-length", str(len(body)).encode()),
+        (b"content-type", content_type_header(media_type).encode("latin-1"))]
+    start: dict[str, Any] = {"type": "http.response.start", "status": 200, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
