@@ -1,5 +1,9 @@
 """`POST /runs` bodies, read into a RunRequest.
 
+The body's fields and their types are the contract's (runql.rest.contract.CreateRun); a body
+the model refuses is a BadUserInput naming the first field at fault as REST writes it
+(`content.parts[0].text`). What the values mean is checked by the lifecycle, as for GraphQL.
+
 A body that is a JSON object is read as JSON whatever its content type: the spec's example
 sends JSON with `curl -d`, which labels it `application/x-www-form-urlencoded`. Other
 form-encoded bodies are read as fields (see runql.rest.form). Bodies are capped at twice

@@ -160,7 +160,7 @@ class MessageGroup(Closed):
     type: MessageGroupType
     created_at: Instant
     thread_id: ThreadId
-    parent_message_group_id: Annotated[str, _id(Kind.MESSAGE_GROUP)] | None
+    parent_message_group_id: GroupId | None
     metadata: JsonObject
     messages: list[Message]
     attached_items: list[AttachedItem]
@@ -220,6 +220,17 @@ class RunList(Closed):
     pagination: Pagination
 
 
+def _string_when_present(schema: dict[str, Any]) -> None:
+    schema.pop("default")
+    schema.pop("anyOf")
+    schema["type"] = "string"
+
+
+def _absent(description: str) -> Any:
+    """A key left out of the document when it has no value (never null)."""
+    return Field(default=None, description=description, json_schema_extra=_string_when_present)
+
+
 class Error(BaseModel):
     """Every error. `code` is stable: bad_user_input, unauthenticated, not_found, conflict,
     method_not_allowed, payload_too_large, unsupported_media_type, internal_server_error."""
@@ -227,10 +238,9 @@ class Error(BaseModel):
     status: int = Field(description="The HTTP status.")
     code: str
     message: str
-    field: str | None = Field(default=None, description="The parameter, body field or header "
-                              "at fault, where there is one.")
-    error_id: str | None = Field(default=None, description="For a 500: the id of the report "
-                                 "in the server's log.")
+    field: str | None = _absent("The parameter, body field or header at fault, where there "
+                                "is one.")
+    error_id: str | None = _absent("For a 500: the id of the report in the server's log.")
 
     def body(self) -> dict[str, Any]:
         """The error's JSON body: `field` and `error_id` only where there is one."""
@@ -312,7 +322,8 @@ class CreateRun(Input):
                                 description="An ISO 3166-1 alpha-2 code, like US.")
     timezone: str | None = Field(default=None,
                                  description="An IANA time zone, like America/New_York.")
-    metadata: JsonObject | None = None
+    metadata: JsonObject | None = Field(default=None, description="A JSON object, stored with "
+                                        "the run, within the caps on stored JSON.")
     raw_inputs: JsonObject | None = Field(
         default=None, description="A JSON object, stored as it is, within the caps on stored "
         "JSON.")
