@@ -285,7 +285,7 @@ class AttachmentInput(Input):
 
     type: AttachmentType = Field(description="What it points at.")
     file_id: str | None = None
-    url: Annotated[str | None, Field(json_schema_extra={"format": "uri"})] = None
+    url: Annotated[str, WithJsonSchema({"type": "string", "format": "uri"})] | None = None
     caption: str | None = None
 
 
