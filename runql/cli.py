@@ -1,4 +1,5 @@
-"""`runql` (or `python -m runql`): serve, worker, keys, migrate, demo, export-schema."""
+"""`runql` (or `python -m runql`): serve, worker, keys, migrate, demo, export-schema,
+settings-table."""
 
 import argparse
 import asyncio
@@ -129,6 +130,13 @@ def _export_schema(_settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings_table(_settings: Settings, _args: argparse.Namespace) -> int:
+    from runql.settings import markdown_table
+
+    sys.stdout.write(markdown_table())
+    return 0
+
+
 def _at_least_1(raw: str) -> int:
     try:
         value = int(raw)
@@ -183,6 +191,9 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export-schema", help="print the schema in SDL")
     export.add_argument("--output", help="write to this file instead of standard output")
     export.set_defaults(handler=_export_schema)
+    table = commands.add_parser("settings-table",
+                                help="print the README's settings table, from runql/settings.py")
+    table.set_defaults(handler=_settings_table)
     return parser
 
 
