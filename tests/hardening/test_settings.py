@@ -74,7 +74,7 @@ def _accepted(name: str) -> str:
     if kind.get("type") == "boolean":
         return "No" if default else "YES"
     if "enum" in kind:
-        return next(value for value in kind["enum"] if value != default)
+        return str(next(value for value in kind["enum"] if value != default))
     if kind.get("items", {}).get("anyOf"):
         return " 10.0.0.0/8, fd00::/8 "
     return "https://a.example, https://b.example" if kind.get("type") == "array" else "x"
@@ -113,7 +113,7 @@ def test_each_setting_is_read_from_its_variable(clean_env: pytest.MonkeyPatch, n
     value = getattr(Settings.from_env(), name)
 
     assert value != getattr(Settings(), name)
-    assert value == getattr(Settings(**{name: raw}), name)
+    assert value == getattr(Settings().replace(**{name: raw}), name)
 
 
 @pytest.mark.parametrize(("name", "value", "word"), REFUSALS,
@@ -170,6 +170,14 @@ def test_the_command_line_refuses_to_start_naming_the_variable(tmp_path: Path) -
     assert not (tmp_path / "r.db").exists()
 
 
+def test_the_command_line_prints_the_table() -> None:
+    result = subprocess.run([sys.executable, "-m", "runql", "settings-table"],
+                            env={"PATH": "/usr/bin:/bin"}, cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+
+    assert (result.returncode, result.stdout) == (0, markdown_table())
+
+
 def test_settings_made_in_code_read_no_environment(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("RUNQL_PORT", "9999")
     clean_env.setenv("RUNQL_ENV", "development")
@@ -191,7 +199,7 @@ def test_replace_checks_the_changes_as_the_environment_is_checked() -> None:
 
 def test_settings_are_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
-        Settings().port = 1  # type: ignore[misc]
+        Settings().port = 1
 
 
 @pytest.mark.parametrize("name", SWITCHES)
