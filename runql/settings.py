@@ -294,7 +294,7 @@ def refusal(error: ValidationError, values: Mapping[str, Any]) -> str:
         if field is None:
             lines.append(f"{name} is not a setting")
         else:
-            lines.append(f"{variable(name)} must be {allowed(field)}, not {values[name]!r}")
+            lines.append(f"{variable(name)} must be {allowed(field)}, not {values.get(name)!r}")
     return "; ".join(lines)
 
 
