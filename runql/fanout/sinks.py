@@ -193,8 +193,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[object, None]):
             _release(self.view, self.context, self)
 
     async def handle_message(self, message: Message) -> None:
-        given = cast(Mapping[str, Any], message)
-        if isinstance(given, Mapping) and "id" in given and not isinstance(given["id"], str):
+        given: object = message
+        if not isinstance(given, Mapping):  # 1, [], "ping", null: JSON, but no message
+            await self.handle_invalid_message("a message is a JSON object with a `type`")
+            return
+        if "id" in given and not isinstance(given["id"], str):
             await self.handle_invalid_message("a message's `id` must be a string")
             return
         await super().handle_message(message)

@@ -19,8 +19,8 @@ TWO_SUBSCRIPTIONS = ("subscription A($id: ID!) { runStatus(id: $id) { status } }
     "message",
     ['{"type": "ping", "type": "subscribe", "id": "1", "payload": {"query": "{ __typename }"}}',
      '{"type": "ping", "payload": ' + "[" * 3000 + "]" * 3000 + "}",
-     '{"type": "ping", "payload": {"a": NaN}}'],
-    ids=["duplicate-key", "3000-deep", "nan"])
+     '{"type": "ping", "payload": {"a": NaN}}', "1", "[]", '"ping"', "null"],
+    ids=["duplicate-key", "3000-deep", "nan", "number", "array", "string", "null"])
 async def test_a_malformed_message_closes_with_4400(quiet_live: Live, message: str) -> None:
     assert await _close_code(quiet_live.ws_url, [_init(quiet_live.key), message]) == 4400
 
