@@ -1,6 +1,7 @@
 """Egress checks: which addresses agents may reach, when configs are saved and on connecting."""
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from collections.abc import AsyncIterator
@@ -162,7 +163,8 @@ async def test_a_name_that_resolves_to_loopback_is_refused_on_connecting(hook: H
     agent = WebhookKind(EgressPolicy()).create({"url": f"http://localhost:{hook.port}/hook",
                                                 "retries": 2})
     with pytest.raises(AgentError) as refused:
-        await agent.run(_request())
+        async with contextlib.aclosing(agent):
+            await agent.run(_request())
     assert refused.value.code == "egress_refused"
     assert "localhost resolves to" in refused.value.message
     assert "a loopback address" in refused.value.message
@@ -171,7 +173,8 @@ async def test_a_name_that_resolves_to_loopback_is_refused_on_connecting(hook: H
 
 async def test_an_allowed_network_is_served(hook: Hook) -> None:
     agent = WebhookKind(LOOPBACK).create({"url": f"http://localhost:{hook.port}/hook"})
-    reply = await agent.run(_request())
+    async with contextlib.aclosing(agent):
+        reply = await agent.run(_request())
     assert reply.messages[0].parts[0].text == "served"
     assert hook.calls == 1
 
@@ -185,7 +188,8 @@ async def test_a_name_that_rebinds_after_the_check_is_refused_on_connecting(
     await kind.check_egress(config)  # a global address when the config is saved
     resolver["hooks.rebind.test"] = "127.0.0.1"
     with pytest.raises(AgentError) as refused:
-        await kind.create(config).run(_request())
+        async with contextlib.aclosing(kind.create(config)) as agent:
+            await agent.run(_request())
     assert refused.value.code == "egress_refused"
     assert "hooks.rebind.test resolves to 127.0.0.1, a loopback address" in refused.value.message
     assert hook.calls == 0
@@ -200,7 +204,9 @@ async def test_a_refused_run_ends_in_error_with_its_own_code(
                                        config={"url": f"http://127.0.0.1:{hook.port}/hook"})
     run = await new_run(database, agent)
     production = AgentRegistry([WebhookKind(EgressPolicy())])
-    assert await Executor(database, production, ExecutorConfig(concurrency=1)).run_once()
+    executor = Executor(database, production, ExecutorConfig(concurrency=1))
+    assert await executor.run_once()
+    await executor.agents.close()
     assert (await reload(database, run.id)).status == RunStatus.ERROR
     async with database.read() as session:
         (error,) = (await session.execute(

@@ -30,7 +30,7 @@ from runql.agents.protocol import (
     ReplyMessage,
     Turn,
 )
-from runql.agents.webhook import WebhookAgent, WebhookKind
+from runql.agents.webhook import WebhookAgent, WebhookConfig, WebhookKind
 from runql.enums import ActorType, AttachmentType, ContentPartType
 from runql.settings import LOOPBACK
 
@@ -116,8 +116,21 @@ def refused_url() -> Iterator[str]:
         sock.close()
 
 
+_made: list[WebhookAgent] = []
+
+
 def agent(url: str, **config: Any) -> WebhookAgent:
-    return WebhookKind(EgressPolicy(LOOPBACK)).create({"url": url, **config})
+    """A webhook agent on `url` (loopback allowed), closed when the test ends."""
+    made = WebhookKind(EgressPolicy(LOOPBACK)).create({"url": url, **config})
+    _made.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+async def _close_agents() -> AsyncIterator[None]:
+    yield
+    while _made:
+        await _made.pop().aclose()
 
 
 def make_request() -> AgentRequest:
@@ -342,7 +355,7 @@ async def test_reply_that_is_not_json_is_invalid(hook: Hook) -> None:
          "messages[0].attachments[0].type"),
         ({"messages": [{"attachments": [{"type": "file"}]}]}, "file_id or a url"),
         ({"text": "a", "attached_items": [{"value": 1}]}, "attached_items[0].key"),
-        ({"text": "a", "attached_items": [{"key": "k"}]}, "attached_items[0] has no value"),
+        ({"text": "a", "attached_items": [{"key": "k"}]}, "attached_items[0].value is missing"),
         ({"text": "a", "cost": {"amount": "1", "unit": "usd"}}, "cost.amount"),
         ({"text": "a", "cost": {"amount": 1}}, "cost.unit"),
     ],
@@ -474,7 +487,7 @@ def test_create_validates() -> None:
     with pytest.raises(InvalidConfig, match="retries"):
         WebhookKind().create({"url": URL, "retries": 9})
     created = WebhookKind().create({"url": URL, "timeout_s": 5})
-    assert (created.url, created.timeout_s, created.retries, created.headers) == (URL, 5, 2, {})
+    assert created.config == WebhookConfig(url=URL, timeout_s=5, retries=2, headers={})
 
 
 async def test_attached_items_must_be_a_list(hook: Hook) -> None:
