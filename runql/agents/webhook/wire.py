@@ -1,6 +1,6 @@
 """The webhook's wire format: the JSON a webhook receives and the JSON it answers with. It is
 a contract others implement, so it is written here once, as pydantic models (their JSON
-schemas: `python -m runql.agents.webhook.wire`).
+schemas: `python -m runql.agents.webhook`).
 
 A run is POSTed as `WebhookRequest` with `Idempotency-Key: <run id>`. A 2xx answer is a
 `FullReply` or the shorthand `TextReply`; a 4xx may carry a `Refusal`, whose code ends the run.
@@ -17,8 +17,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictFloat,
-    StrictInt,
     StrictStr,
     TypeAdapter,
     ValidationError,
@@ -49,13 +47,13 @@ OptionalText = Annotated[StrictStr | None, must_be("a string or null")]
 Key = Annotated[StrictStr, Field(min_length=1), must_be("a non-empty string")]
 PartType = Annotated[ContentPartType, Field(strict=False), must_be(_ONE_OF_PARTS)]
 AttachmentKind = Annotated[AttachmentType, Field(strict=False), must_be(_ONE_OF_ATTACHMENTS)]
-Amount = Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False),
-                   must_be("a number from 0 up")]
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False), must_be("a number from 0 up")]
 
 
 class _Shape(BaseModel):
     # Keys the format does not name are ignored, so either side may add some.
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True,
+                              json_schema_serialization_defaults_required=True)
 
 
 # --- both ways ---------------------------------------------------------------------------
@@ -206,7 +204,7 @@ class _Extras(_Shape):
     def _reply(self, messages: tuple[ReplyMessage, ...]) -> AgentReply:
         items = tuple(AttachedValue(key=item.key, value=item.value)
                       for item in self.attached_items or ())
-        cost = None if self.cost is None else Cost(float(self.cost.amount), self.cost.unit)
+        cost = None if self.cost is None else Cost(self.cost.amount, self.cost.unit)
         return AgentReply(messages=messages, attached_items=items, cost=cost)
 
 
@@ -299,13 +297,10 @@ def refusal(content: bytes | None) -> tuple[str, str | None] | None:
 
 
 def schemas() -> dict[str, Any]:
-    """The JSON schemas of the request, a 2xx reply (either shape) and a 4xx refusal."""
+    """The JSON schemas of the request (every key is sent), a 2xx reply (either shape) and a
+    4xx refusal."""
     return {
-        "request": WebhookRequest.model_json_schema(),
+        "request": WebhookRequest.model_json_schema(mode="serialization"),
         "reply": TypeAdapter(FullReply | TextReply).json_schema(),
         "refusal": Refusal.model_json_schema(),
     }
-
-
-if __name__ == "__main__":
-    print(json.dumps(schemas(), indent=2))
