@@ -1,14 +1,15 @@
-"""`runql` (or `python -m runql`): serve, worker, keys, migrate, demo, export-schema."""
+"""`runql` (or `python -m runql`): serve, worker, keys, migrate, demo, export-schema,
+settings-table."""
 
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from runql.settings import Settings, SettingsError
+from runql.settings import Settings, SettingsError, allowed
 from runql.text import text_problem
 
 if TYPE_CHECKING:
@@ -129,14 +130,24 @@ def _export_schema(_settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _at_least_1(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {raw!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def _settings_table(_settings: Settings, _args: argparse.Namespace) -> int:
+    from runql.settings import markdown_table
+
+    sys.stdout.write(markdown_table())
+    return 0
+
+
+def _as_setting(name: str) -> Callable[[str], Any]:
+    """An argument checked as the setting `name` is, with the same words when refused."""
+
+    def parse(raw: str) -> Any:
+        try:
+            return getattr(Settings().replace(**{name: raw}), name)
+        except SettingsError:
+            rule = allowed(Settings.model_fields[name])
+            raise argparse.ArgumentTypeError(f"must be {rule}, not {raw!r}") from None
+
+    return parse
 
 
 def _text(value: str) -> str:
@@ -153,8 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve GraphQL and GraphiQL")
     serve.add_argument("--host", help="address to listen on (default: RUNQL_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default: RUNQL_PORT or 8000)")
-    serve.add_argument("--workers", type=_at_least_1, metavar="N",
+    serve.add_argument("--port", type=_as_setting("port"),
+                       help="port (default: RUNQL_PORT or 8000)")
+    serve.add_argument("--workers", type=_as_setting("serve_workers"), metavar="N",
                        help="server processes sharing the port (default: RUNQL_SERVE_WORKERS, "
                        "else one per core in production and 1 in development); each runs "
                        "RUNQL_WORKERS runs at once")
@@ -183,6 +195,9 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export-schema", help="print the schema in SDL")
     export.add_argument("--output", help="write to this file instead of standard output")
     export.set_defaults(handler=_export_schema)
+    table = commands.add_parser("settings-table",
+                                help="print the README's settings table, from runql/settings.py")
+    table.set_defaults(handler=_settings_table)
     return parser
 
 

@@ -36,7 +36,7 @@ from runql.fastpath.lane import (
 from runql.fastpath.persisted import PersistedQueries
 from runql.graphiql.page import graphiql_page
 from runql.resolvers.context import Context
-from runql.schema.schema import build_schema
+from runql.schema.schema import schema_for
 from runql.security.media import is_json_request, negotiate
 from runql.security.over_http import GraphQLOverHTTP, request_data
 from runql.security.timeout import deadline
@@ -57,7 +57,7 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
     def __init__(self, database: Database, settings: Settings, hub: Hub,
                  revocations: Revocations) -> None:
         super().__init__(
-            build_schema(development=settings.is_development),
+            schema_for(settings),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             keep_alive=True,
             keep_alive_interval=settings.ws_keep_alive_seconds,

@@ -34,6 +34,11 @@ _PREFIXES = "|".join(kind.value for kind in Kind)
 _ID_PATTERN = re.compile(f"({_PREFIXES})_[A-Za-z0-9]{{{_RANDOM_LENGTH}}}")
 
 
+def id_pattern(kind: Kind) -> str:
+    """A regular expression that matches exactly the ids of `kind`."""
+    return f"^{kind.value}_[A-Za-z0-9]{{{_RANDOM_LENGTH}}}$"
+
+
 def new_id(kind: Kind) -> str:
     suffix = "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_LENGTH))
     return f"{kind.value}_{suffix}"

@@ -1,14 +1,36 @@
-"""Settings, read from `RUNQL_*` environment variables."""
+"""Settings: each `RUNQL_*` environment variable declared once, with its type, default, allowed
+values and meaning (the README's settings table is rendered from these declarations:
+`runql settings-table`, checked by tests/hardening/test_settings.py).
+
+`Settings.from_env()` reads the environment; `Settings(...)` takes only what it is given, so a
+test's settings never pick up a developer's RUNQL_* variables; `settings.replace(...)` changes
+some and checks them again. A value out of range stops `from_env` and `replace` with
+SettingsError, naming the variable and what it allows. A flag is 0, 1, false, true, no or yes
+(any case); any other word is refused rather than read as either."""
 
 import ipaddress
 import os
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import TypeAlias
+from collections.abc import Mapping
+from enum import Enum, StrEnum
+from types import NoneType, UnionType
+from typing import Annotated, Any, Literal, Self, TypeAlias, Union, get_args, get_origin
+
+from annotated_types import Ge, Gt, Le
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from runql.text import JsonCaps
 
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+PREFIX = "RUNQL_"
+FLAG_WORDS = {"0": False, "1": True, "false": False, "true": True, "no": False, "yes": True}
 
 
 class Environment(StrEnum):
@@ -20,56 +42,40 @@ class SettingsError(ValueError):
     pass
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"RUNQL_{name}", default)
-
-
-def _float(name: str, default: float) -> float:
-    raw = _env(name, str(default))
+def _flag(value: object) -> object:
+    if not isinstance(value, str):
+        return value
     try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"RUNQL_{name} must be a number, not {raw!r}") from None
-    if value <= 0:
-        raise SettingsError(f"RUNQL_{name} must be above 0, not {raw!r}")
-    return value
+        return FLAG_WORDS[value.strip().lower()]
+    except KeyError:
+        raise ValueError("not a flag") from None
 
 
-def _int(name: str, default: int) -> int:
-    raw = _env(name, str(default))
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"RUNQL_{name} must be a whole number, not {raw!r}") from None
+def _lowered(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
-def _limit(name: str, default: int) -> int:
-    value = _int(name, default)
-    if value < 1:
-        raise SettingsError(f"RUNQL_{name} must be at least 1, not {value}")
-    return value
+def _comma_separated(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-def _optional_limit(name: str) -> int | None:
-    """A limit that is None (the environment decides) unless RUNQL_{name} is set."""
-    return _limit(name, 1) if f"RUNQL_{name}" in os.environ else None
+def _none_if_empty(value: object) -> object:
+    return value or None
 
 
-def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    raw = _env(name, default).lower()
-    if raw not in choices:
-        raise SettingsError(f"RUNQL_{name} must be one of {', '.join(choices)}, not {raw!r}")
-    return raw
+Flag = Annotated[bool, BeforeValidator(_flag)]
+Switch = Annotated[bool | None, BeforeValidator(_flag)]  # None: on in development only
+LogFormat = Annotated[Literal["json", "text"], BeforeValidator(_lowered)]
+LogLevel = Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lowered)]
+CommaSeparated = BeforeValidator(_comma_separated)
+FOR_BOTH_ENVIRONMENTS = "on in development, off in production"
 
 
-def _flag(name: str, default: bool = False) -> bool:
-    raw = _choice(name, "1" if default else "0", ("0", "1", "false", "true", "no", "yes"))
-    return raw in ("1", "true", "yes")
-
-
-def _switch(name: str) -> bool | None:
-    """A flag that is None (the environment decides) unless RUNQL_{name} is set."""
-    return _flag(name) if f"RUNQL_{name}" in os.environ else None
+def _shown(when_unset: str) -> dict[str, Any]:
+    """What the README says of a default that depends on something else."""
+    return {"when_unset": when_unset}
 
 
 def usable_cores() -> int:
@@ -80,73 +86,165 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _networks(name: str) -> tuple[Network, ...] | None:
-    """Comma-separated CIDRs, or None when RUNQL_{name} is not set."""
-    raw = os.environ.get(f"RUNQL_{name}")
-    if raw is None:
-        return None
-    networks = []
-    for cidr in filter(None, (part.strip() for part in raw.split(","))):
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="forbid",
+                                      enable_decoding=False, allow_inf_nan=False)
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./runql.db",
+        description="the database (SQLAlchemy URL)")
+    env: Environment = Field(
+        default=Environment.PRODUCTION,
+        description="`development` adds `extensions.sql` to responses; `make run` sets it")
+    host: str = Field(default="127.0.0.1", description="address `runql serve` listens on")
+    port: int = Field(default=8000, ge=1, le=65535, description="port `runql serve` listens on")
+    db_pool_size: int = Field(default=5, ge=1, description="connections kept open per process")
+    db_max_overflow: int = Field(
+        default=5, ge=0,
+        description="connections opened beyond the pool under load")
+    workers: int = Field(
+        default=4, ge=0,
+        description="runs each server process executes at once (0: no workers in the "
+        "server); not the number of processes")
+    serve_workers: int | None = Field(
+        default=None, ge=1,
+        json_schema_extra=_shown("one per core in production, 1 in development"),
+        description="processes `runql serve` runs on its port (`--workers N` overrides it)")
+    lease_seconds: float = Field(
+        default=30.0, gt=0,
+        description="how long a worker's claim on a run lasts unless renewed")
+    poll_seconds: float = Field(
+        default=1.0, gt=0,
+        description="how often idle workers look for runs and expired leases")
+    agent_timeout_seconds: float = Field(
+        default=300.0, gt=0,
+        description="how long an agent may take before its run ends in `ERROR`")
+    egress_allowed_cidrs: Annotated[tuple[Network, ...] | None, CommaSeparated] = Field(
+        default=None, json_schema_extra={
+            **_shown("loopback in development, none in production"),
+            "allowed": "networks such as 10.0.0.0/8 or fd00::/8, comma-separated, without "
+                       "host bits"},
+        description="comma-separated networks (`10.0.0.0/8,fd00::/8`) agents may reach "
+        "although they are internal ([Limits and hardening](#limits-and-hardening))")
+    shutdown_grace_seconds: float = Field(
+        default=10.0, gt=0,
+        description="how long shutdown lets running agents finish")
+    max_content_bytes: int = Field(
+        default=1024 * 1024, ge=1,
+        description="the largest message content `createRun` takes")
+    max_json_bytes: int = Field(
+        default=64 * 1024, ge=1,
+        description="the largest `metadata`, `rawInputs` (each) or attached "
+        "item value, as JSON")
+    max_json_depth: int = Field(
+        default=16, ge=1,
+        description="levels of objects and lists those values may nest")
+    dev_key_file: str = Field(
+        default=".runql-dev-key",
+        description="where development keeps its API key")
+    ws_init_timeout_seconds: float = Field(
+        default=10.0, gt=0,
+        description="how long a websocket (either protocol) may wait before "
+        "`connection_init` (then 4408)")
+    ws_keep_alive_seconds: float = Field(
+        default=15.0, gt=0,
+        description="keep-alive interval of the legacy `graphql-ws` protocol")
+    ws_max_subscriptions: int = Field(
+        default=100, ge=1,
+        description="operations one websocket may run at once (then "
+        "`TOO_MANY_SUBSCRIPTIONS`)")
+    ws_compression: Flag = Field(
+        default=False,
+        description="`1` turns on permessage-deflate (costs CPU on every message)")
+    ws_shared_streams: Flag = Field(
+        default=True,
+        description="`0` makes every subscriber run its own execution (runql/fanout/ "
+        "off; bench/subscribers.py compares)")
+    allowed_origins: Annotated[tuple[str, ...], CommaSeparated] = Field(
+        default=(), json_schema_extra={**_shown("none"), "allowed": "origins, comma-separated"},
+        description="comma-separated origins allowed to open cross-origin websockets")
+    subscriber_queue_size: int = Field(
+        default=1000, ge=1,
+        description="notices a subscriber may fall behind before it is cut off")
+    ws_max_backlog_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1,
+        description="bytes a client of a shared stream may leave "
+        "unread before it is cut off (1013)")
+    max_depth: int = Field(default=12, ge=1, description="levels of fields an operation may nest")
+    max_aliases: int = Field(default=15, ge=1, description="aliases an operation may use")
+    max_tokens: int = Field(default=2000, ge=1, description="tokens a GraphQL document may have")
+    max_cost: int = Field(
+        default=50_000, ge=1,
+        description="the most an operation may cost "
+        "([Limits and hardening](#limits-and-hardening))")
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1,
+        description="bytes a request body to `/graphql` may have (4 MiB)")
+    max_body_depth: int = Field(
+        default=64, ge=1,
+        description="levels of arrays and objects a request's JSON may nest (bodies, "
+        "GET's `variables`, websocket messages)")
+    execution_timeout_seconds: float = Field(
+        default=10.0, gt=0,
+        description="seconds a query or mutation may run before it is cancelled")
+    rate_limit_per_second: float = Field(
+        default=100.0, gt=0,
+        description="requests a second each API key may make, after a burst")
+    rate_limit_burst: int = Field(
+        default=1000, ge=1,
+        description="requests an API key may make at once")
+    introspection: Switch = Field(
+        default=None, json_schema_extra=_shown(FOR_BOTH_ENVIRONMENTS),
+        description="introspection and \"Did you mean …?\" suggestions")
+    graphiql: Switch = Field(
+        default=None, json_schema_extra=_shown(FOR_BOTH_ENVIRONMENTS),
+        description="GraphiQL on `GET /graphql`")
+    fastpath: Flag = Field(
+        default=True,
+        description="`0` runs every operation on graphql-core's executor (the fast path "
+        "off; [Performance](#performance))")
+    fast_lane: Flag = Field(
+        default=True,
+        description="`0` sends every POST through strawberry's view (the fast lane off; "
+        "[Performance](#performance))")
+    log_format: LogFormat = Field(
+        default="json",
+        description="`json` (one object a line) or `text`")
+    log_level: LogLevel = Field(
+        default="info",
+        description="the least severe level logged")
+    metrics_token: Annotated[str | None, BeforeValidator(_none_if_empty)] = Field(
+        default=None, repr=False, json_schema_extra=_shown("none: `/metrics` is open"),
+        description="a bearer token `/metrics` then requires")
+    otel: Flag = Field(
+        default=False,
+        description="`1` traces operations and SQL with OpenTelemetry (needs the `otel` "
+        "extra)")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """`Settings(...)` holds what it is given and the defaults; `from_env` adds the
+        environment."""
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls) -> Self:
+        return cls._checked(EnvSettingsSource(cls)())
+
+    def replace(self, **changes: Any) -> Self:
+        """These settings with some changed, checked as the environment's are."""
+        return self._checked({**dict(self), **changes})
+
+    @classmethod
+    def _checked(cls, values: Mapping[str, Any]) -> Self:
         try:
-            networks.append(ipaddress.ip_network(cidr))
-        except ValueError:
-            raise SettingsError(
-                f"RUNQL_{name} must list networks such as 10.0.0.0/8 or fd00::/8 (no host bits "
-                f"set), not {cidr!r}"
-            ) from None
-    return tuple(networks)
-
-
-LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
-
-LOG_FORMATS = ("json", "text")
-LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-@dataclass(frozen=True)
-class Settings:
-    database_url: str = "sqlite+aiosqlite:///./runql.db"
-    env: Environment = Environment.PRODUCTION
-    host: str = "127.0.0.1"
-    port: int = 8000
-    db_pool_size: int = 5
-    db_max_overflow: int = 5
-    workers: int = 4
-    serve_workers: int | None = None  # None: one per core in production, 1 in development
-    lease_seconds: float = 30.0
-    poll_seconds: float = 1.0
-    agent_timeout_seconds: float = 300.0
-    shutdown_grace_seconds: float = 10.0
-    max_content_bytes: int = 1024 * 1024
-    max_json_bytes: int = 64 * 1024
-    max_json_depth: int = 16
-    dev_key_file: str = ".runql-dev-key"
-    max_depth: int = 12
-    max_aliases: int = 15
-    max_tokens: int = 2000
-    max_cost: int = 50_000
-    max_body_bytes: int = 4 * 1024 * 1024
-    max_body_depth: int = 64
-    execution_timeout_seconds: float = 10.0
-    rate_limit_per_second: float = 100.0
-    rate_limit_burst: int = 1000
-    introspection: bool | None = None  # None: on in development, off in production
-    graphiql: bool | None = None  # None: on in development, off in production
-    ws_init_timeout_seconds: float = 10.0
-    ws_keep_alive_seconds: float = 15.0
-    ws_max_subscriptions: int = 100
-    allowed_origins: tuple[str, ...] = ()
-    subscriber_queue_size: int = 1000
-    ws_compression: bool = False
-    ws_shared_streams: bool = True
-    ws_max_backlog_bytes: int = 4 * 1024 * 1024
-    log_format: str = "json"
-    log_level: str = "info"
-    metrics_token: str | None = None
-    otel: bool = False
-    # None: loopback in development, nothing in production
-    egress_allowed_cidrs: tuple[Network, ...] | None = None
-    fast_lane: bool = True
+            return cls(**values)
+        except ValidationError as error:
+            raise SettingsError(refusal(error, values)) from None
 
     @property
     def json_caps(self) -> JsonCaps:
@@ -182,56 +280,82 @@ class Settings:
     def graphiql_enabled(self) -> bool:
         return self.is_development if self.graphiql is None else self.graphiql
 
-    @classmethod
-    def from_env(cls) -> "Settings":
-        raw_env = _env("ENV", Environment.PRODUCTION.value)
-        try:
-            env = Environment(raw_env)
-        except ValueError:
-            choices = ", ".join(e.value for e in Environment)
-            raise SettingsError(f"RUNQL_ENV must be one of {choices}, not {raw_env!r}") from None
-        return cls(
-            database_url=_env("DATABASE_URL", cls.database_url),
-            env=env,
-            host=_env("HOST", cls.host),
-            port=_int("PORT", cls.port),
-            db_pool_size=_int("DB_POOL_SIZE", cls.db_pool_size),
-            db_max_overflow=_int("DB_MAX_OVERFLOW", cls.db_max_overflow),
-            workers=_int("WORKERS", cls.workers),
-            serve_workers=_optional_limit("SERVE_WORKERS"),
-            lease_seconds=_float("LEASE_SECONDS", cls.lease_seconds),
-            poll_seconds=_float("POLL_SECONDS", cls.poll_seconds),
-            agent_timeout_seconds=_float("AGENT_TIMEOUT_SECONDS", cls.agent_timeout_seconds),
-            shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds),
-            max_content_bytes=_int("MAX_CONTENT_BYTES", cls.max_content_bytes),
-            max_json_bytes=_limit("MAX_JSON_BYTES", cls.max_json_bytes),
-            max_json_depth=_limit("MAX_JSON_DEPTH", cls.max_json_depth),
-            dev_key_file=_env("DEV_KEY_FILE", cls.dev_key_file),
-            max_depth=_limit("MAX_DEPTH", cls.max_depth),
-            max_aliases=_limit("MAX_ALIASES", cls.max_aliases),
-            max_tokens=_limit("MAX_TOKENS", cls.max_tokens),
-            max_cost=_limit("MAX_COST", cls.max_cost),
-            max_body_bytes=_limit("MAX_BODY_BYTES", cls.max_body_bytes),
-            max_body_depth=_limit("MAX_BODY_DEPTH", cls.max_body_depth),
-            execution_timeout_seconds=_float("EXECUTION_TIMEOUT_SECONDS",
-                                             cls.execution_timeout_seconds),
-            rate_limit_per_second=_float("RATE_LIMIT_PER_SECOND", cls.rate_limit_per_second),
-            rate_limit_burst=_limit("RATE_LIMIT_BURST", cls.rate_limit_burst),
-            introspection=_switch("INTROSPECTION"),
-            graphiql=_switch("GRAPHIQL"),
-            ws_init_timeout_seconds=_float("WS_INIT_TIMEOUT_SECONDS", cls.ws_init_timeout_seconds),
-            ws_keep_alive_seconds=_float("WS_KEEP_ALIVE_SECONDS", cls.ws_keep_alive_seconds),
-            ws_max_subscriptions=_int("WS_MAX_SUBSCRIPTIONS", cls.ws_max_subscriptions),
-            allowed_origins=tuple(o.strip() for o in _env("ALLOWED_ORIGINS", "").split(",")
-                                  if o.strip()),
-            subscriber_queue_size=_int("SUBSCRIBER_QUEUE_SIZE", cls.subscriber_queue_size),
-            ws_compression=_flag("WS_COMPRESSION"),
-            ws_shared_streams=_flag("WS_SHARED_STREAMS", default=True),
-            ws_max_backlog_bytes=_limit("WS_MAX_BACKLOG_BYTES", cls.ws_max_backlog_bytes),
-            log_format=_choice("LOG_FORMAT", cls.log_format, LOG_FORMATS),
-            log_level=_choice("LOG_LEVEL", cls.log_level, LOG_LEVELS),
-            metrics_token=_env("METRICS_TOKEN", "") or None,
-            otel=_flag("OTEL"),
-            egress_allowed_cidrs=_networks("EGRESS_ALLOWED_CIDRS"),
-            fast_lane=_flag("FAST_LANE", default=True),
-        )
+
+def variable(name: str) -> str:
+    """The environment variable of a field: RUNQL_PORT for `port`."""
+    return f"{PREFIX}{name.upper()}"
+
+
+def refusal(error: ValidationError, values: Mapping[str, Any]) -> str:
+    """One line per setting at fault: its variable, what it allows and the value given."""
+    lines = []
+    for name in dict.fromkeys(str(problem["loc"][0]) for problem in error.errors()):
+        field = Settings.model_fields.get(name)
+        if field is None:
+            lines.append(f"{name} is not a setting")
+        else:
+            lines.append(f"{variable(name)} must be {allowed(field)}, not {values.get(name)!r}")
+    return "; ".join(lines)
+
+
+def _extra(field: FieldInfo, key: str) -> str | None:
+    extra = field.json_schema_extra
+    value = extra.get(key) if isinstance(extra, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _base_type(field: FieldInfo) -> Any:
+    """The field's type without None."""
+    annotation = field.annotation
+    if get_origin(annotation) in (Union, UnionType):
+        kinds = [kind for kind in get_args(annotation) if kind is not NoneType]
+        return kinds[0] if len(kinds) == 1 else annotation
+    return annotation
+
+
+def _bounds(field: FieldInfo) -> str:
+    low = next((m.ge for m in field.metadata if isinstance(m, Ge)), None)
+    high = next((m.le for m in field.metadata if isinstance(m, Le)), None)
+    above = next((m.gt for m in field.metadata if isinstance(m, Gt)), None)
+    if low is not None and high is not None:
+        return f" from {low} to {high}"
+    if low is not None:
+        return f" of at least {low}"
+    return f" above {above}" if above is not None else ""
+
+
+def allowed(field: FieldInfo) -> str:
+    """What a setting's variable may hold, as its refusal and the README say it."""
+    kind = _base_type(field)
+    explicit = _extra(field, "allowed")
+    if explicit is not None:
+        return explicit
+    if kind is bool:
+        return f"one of {', '.join(FLAG_WORDS)}"
+    if kind is int or kind is float:
+        return ("a whole number" if kind is int else "a number") + _bounds(field)
+    if get_origin(kind) is Literal:
+        return f"one of {', '.join(get_args(kind))}"
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return f"one of {', '.join(member.value for member in kind)}"
+    return "text"
+
+
+def _default_shown(field: FieldInfo) -> str:
+    when_unset = _extra(field, "when_unset")
+    if when_unset is not None:
+        return when_unset
+    default = field.default
+    if isinstance(default, bool | float) and float(default).is_integer():
+        default = int(default)
+    elif isinstance(default, Enum):
+        default = default.value
+    return f"`{default}`"
+
+
+def markdown_table() -> str:
+    """The README's settings table, one row a field."""
+    rows = ["| variable | default | allowed | meaning |", "| --- | --- | --- | --- |"]
+    rows += [f"| `{variable(name)}` | {_default_shown(field)} | {allowed(field)} | "
+             f"{field.description} |" for name, field in Settings.model_fields.items()]
+    return "\n".join(rows) + "\n"

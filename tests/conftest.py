@@ -15,7 +15,7 @@ from runql.app import create_app
 from runql.auth.keys import create_key
 from runql.demo import load_demo
 from runql.resolvers.context import Context
-from runql.schema.schema import build_schema
+from runql.schema.schema import schema_for
 from runql.settings import Environment, Settings
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID
@@ -98,7 +98,7 @@ class GraphQLClient:
         self.database = database
         self.settings = settings
         self.org_id = org_id
-        self.schema = build_schema(development=settings.is_development)
+        self.schema = schema_for(settings)
 
     async def __call__(self, query: str, variables: dict[str, Any] | None = None,
                        operation_name: str | None = None) -> dict[str, Any]:

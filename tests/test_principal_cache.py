@@ -6,7 +6,6 @@ import asyncio
 import os
 import sys
 import time
-from dataclasses import replace
 
 import httpx
 
@@ -68,7 +67,7 @@ async def test_another_process_revoking_the_key_is_heard_within_a_second(
 ) -> None:
     key = await create_key(database, "doomed")
     headers = {"Authorization": f"Bearer {key.secret}"}
-    async with (serve(database, replace(settings, workers=0)) as (address, _hub, _streams),
+    async with (serve(database, settings.replace(workers=0)) as (address, _hub, _streams),
                 httpx.AsyncClient(headers=headers) as client):
         url = f"http://{address}/graphql"
         before = (await client.post(url, json=QUERY)).status_code

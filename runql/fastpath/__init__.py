@@ -14,5 +14,5 @@ plain dicts, with exactly the data, errors and key order the standard executor g
   view (the endpoint offers it each POST of JSON), with prepared.py's parsed and validated
   operations; everything else goes to the view;
 - persisted.py: Automatic Persisted Queries; report.py: `extensions.executor` in development;
-  switch.py: RUNQL_FASTPATH=0 and `standard_only()`.
+  switch.py: `standard_only()`.
 """

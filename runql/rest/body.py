@@ -1,5 +1,9 @@
 """`POST /runs` bodies, read into a RunRequest.
 
+The body's fields and their types are the contract's (runql.rest.contract.CreateRun); a body
+the model refuses is a BadUserInput naming the first field at fault as REST writes it
+(`content.parts[0].text`). What the values mean is checked by the lifecycle, as for GraphQL.
+
 A body that is a JSON object is read as JSON whatever its content type: the spec's example
 sends JSON with `curl -d`, which labels it `application/x-www-form-urlencoded`. Other
 form-encoded bodies are read as fields (see runql.rest.form). Bodies are capped at twice
@@ -8,33 +12,38 @@ spec's example does), and room for the rest.
 """
 
 from collections.abc import Mapping
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from starlette.requests import Request
 
 from runql.agents.protocol import Attachment, Part
-from runql.enums import AttachmentType, ContentPartType
 from runql.errors import BadUserInput
 from runql.lifecycle.runs import RunRequest
 from runql.lifecycle.validation import Content
+from runql.rest import contract
 from runql.rest.errors import PayloadTooLarge, UnsupportedMediaType
 from runql.rest.form import form_fields
 from runql.security.strict_json import MalformedJson, parse_json
 from runql.text import check_value
-
-E = TypeVar("E", bound=StrEnum)
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 HEADROOM_BYTES = 64 * 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
-FIELDS = ("agent_id", "content", "thread_id", "language", "country", "timezone", "metadata",
-          "raw_inputs")
-CONTENT_FIELDS = ("parts", "attachments")
-PART_FIELDS = ("type", "text")
-ATTACHMENT_FIELDS = ("type", "file_id", "url", "caption")
+# What a field's value must be, by the type of pydantic's error; other errors (the contract's
+# own) carry their predicate as their message.
+PREDICATES = {
+    "string_type": "must be a string",
+    "enum": "must be a string",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "list_type": "must be a list",
+}
+REQUIRED_HINTS = {"content": contract.CONTENT_KINDS}
 
 
 def body_limit(max_content_bytes: int) -> int:
@@ -93,114 +102,66 @@ def body_fields(raw: bytes, content_type: str | None, max_depth: int) -> dict[st
     return form_fields(text)
 
 
-def _only(value: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    for name in value:
-        if name not in allowed:
-            raise BadUserInput(f"{where}.{name} is not a field here; the fields are "
-                               f"{', '.join(allowed)}", field=f"{where}.{name}")
+def _field(location: tuple[int | str, ...]) -> str:
+    """A validation error's location as REST names the field: `content.parts[0].text`."""
+    field = ""
+    for step in location:
+        if isinstance(step, int):
+            field += f"[{step}]"
+        elif step not in contract.CONTENT_TAGS:
+            field += f".{step}" if field else step
+    return field
 
 
-def _required_string(value: Any, field: str) -> str:
-    if value is None:
-        raise BadUserInput(f"{field} is required", field=field)
-    if not isinstance(value, str):
-        raise BadUserInput(f"{field} must be a string", field=field)
-    return value
+def _predicate(error: ErrorDetails, field: str) -> str:
+    kind = error["type"]
+    if kind == "missing" or (error["input"] is None and kind != "unknown_field"):
+        hint = REQUIRED_HINTS.get(field)
+        return f"is required: {hint}" if hint else "is required"
+    if kind == "enum" and isinstance(error["input"], str):
+        return f"is one of {error.get('ctx', {}).get('expected')}, not {error['input']!r}"
+    return PREDICATES.get(kind, error["msg"])
 
 
-def _optional_string(value: Any, field: str) -> str | None:
-    return None if value is None else _required_string(value, field)
+def _refusal(error: ErrorDetails) -> BadUserInput:
+    location = error["loc"]
+    if error["type"] == "unknown_field":
+        name = error.get("ctx", {})["name"]
+        field = _field((*location, name))
+        if not location:
+            return BadUserInput(f"{name!r} is not a field of POST /runs; the fields are "
+                                f"{', '.join(contract.CreateRun.model_fields)}", field=field)
+    else:
+        field = _field(location)
+    return BadUserInput(f"{field} {_predicate(error, field)}", field=field or "body")
 
 
-def _object(value: Any, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise BadUserInput(f"{field} must be an object", field=field)
-    return value
-
-
-def _list(value: Any, field: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise BadUserInput(f"{field} must be a list", field=field)
-    return value
-
-
-def _choice(value: Any, field: str, choices: type[E], default: E | None = None) -> E:
-    if value is None and default is not None:
-        return default
-    given = _required_string(value, field)
-    known = [choice.value for choice in choices]
-    if given not in known:
-        raise BadUserInput(f"{field} is one of {', '.join(known)}, not {given!r}", field=field)
-    return choices(given)
-
-
-def _part(value: Any, field: str) -> Part:
-    part = _object(value, field)
-    _only(part, PART_FIELDS, field)
-    text = _required_string(part.get("text"), f"{field}.text")
-    part_type = _choice(part.get("type"), f"{field}.type", ContentPartType, ContentPartType.TEXT)
-    return Part(text, part_type)
-
-
-def _attachment(value: Any, field: str) -> Attachment:
-    attachment = _object(value, field)
-    _only(attachment, ATTACHMENT_FIELDS, field)
-    found = Attachment(
-        type=_choice(attachment.get("type"), f"{field}.type", AttachmentType),
-        file_id=_optional_string(attachment.get("file_id"), f"{field}.file_id"),
-        url=_optional_string(attachment.get("url"), f"{field}.url"),
-        caption=_optional_string(attachment.get("caption"), f"{field}.caption"),
-    )
-    if found.file_id is None and found.url is None:
-        raise BadUserInput(f"{field} needs a file_id or a url", field=field)
-    return found
-
-
-def content_of(value: Any) -> Content:
-    """`content`: a string, or an object of `parts` and `attachments`."""
-    if value is None:
-        raise BadUserInput("content is required: a string, or an object with parts and "
-                           "attachments", field="content")
-    if isinstance(value, str):
-        return Content.text(value)
-    if not isinstance(value, dict):
-        raise BadUserInput("content must be a string, or an object with parts and attachments",
-                           field="content")
-    _only(value, CONTENT_FIELDS, "content")
-    parts = _list(value.get("parts"), "content.parts")
-    attachments = _list(value.get("attachments"), "content.attachments")
+def _content(given: str | contract.StructuredContent) -> Content:
+    if isinstance(given, str):
+        return Content.text(given)
     return Content(
-        tuple(_part(part, f"content.parts[{index}]") for index, part in enumerate(parts)),
-        tuple(_attachment(attachment, f"content.attachments[{index}]")
-              for index, attachment in enumerate(attachments)),
+        tuple(Part(part.text, part.type) for part in given.parts or ()),
+        tuple(Attachment(type=attachment.type, file_id=attachment.file_id, url=attachment.url,
+                         caption=attachment.caption)
+              for attachment in given.attachments or ()),
     )
-
-
-def _metadata(value: Any) -> dict[str, Any]:
-    return {} if value is None else _object(value, "metadata")
-
-
-def _unknown_field(fields: Mapping[str, Any]) -> None:
-    for name in fields:
-        if name not in FIELDS:
-            raise BadUserInput(f"{name!r} is not a field of POST /runs; the fields are "
-                               f"{', '.join(FIELDS)}", field=name)
 
 
 def run_request(fields: Mapping[str, Any], idempotency_key: str | None) -> RunRequest:
     check_value(dict(fields), "")  # REST's names for the field at fault, before anything else
-    _unknown_field(fields)
+    try:
+        body = contract.CreateRun.model_validate(fields)
+    except ValidationError as error:
+        raise _refusal(error.errors(include_url=False)[0]) from None
     return RunRequest(
-        agent_id=_required_string(fields.get("agent_id"), "agent_id"),
-        content=content_of(fields.get("content")),
-        thread_id=_optional_string(fields.get("thread_id"), "thread_id"),
-        language=_optional_string(fields.get("language"), "language"),
-        country=_optional_string(fields.get("country"), "country"),
-        timezone=_optional_string(fields.get("timezone"), "timezone"),
-        metadata=_metadata(fields.get("metadata")),
-        raw_inputs=fields.get("raw_inputs"),
+        agent_id=body.agent_id,
+        content=_content(body.content),
+        thread_id=body.thread_id,
+        language=body.language,
+        country=body.country,
+        timezone=body.timezone,
+        metadata=body.metadata or {},
+        raw_inputs=body.raw_inputs,
         idempotency_key=idempotency_key,
     )
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from runql.errors import RunqlError
+from runql.rest.contract import Error
 from runql.rest.json import JsonResponse
 
 log = logging.getLogger("runql.errors")
@@ -48,11 +49,10 @@ class Unauthenticated(RunqlError):
     http_status = 401
 
 
-def error_body(status: int, code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"status": status, "code": code.lower(), "message": message}
-    if field is not None:
-        body["field"] = field
-    return body
+def error_body(status: int, code: str, message: str, field: str | None = None,
+               error_id: str | None = None) -> dict[str, Any]:
+    return Error(status=status, code=code.lower(), message=message, field=field,
+                 error_id=error_id).body()
 
 
 def error_response(error: RunqlError, headers: Mapping[str, str] | None = None) -> Response:
@@ -64,8 +64,7 @@ def internal_error_response(request: Request) -> Response:
     error_id = uuid.uuid4().hex
     log.error("unexpected error %s on %s %s", error_id, request.method, request.url.path,
               exc_info=True)
-    body = error_body(500, "INTERNAL_SERVER_ERROR", INTERNAL_MESSAGE)
-    body["error_id"] = error_id
+    body = error_body(500, "INTERNAL_SERVER_ERROR", INTERNAL_MESSAGE, error_id=error_id)
     return JsonResponse(body, status_code=500)
 
 

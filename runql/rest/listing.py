@@ -21,16 +21,19 @@ from runql.enums import RunStatus
 from runql.errors import BadUserInput
 from runql.ids import Kind, require
 from runql.resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from runql.rest.contract import ListRuns
+from runql.rest.contract import TimeRange as TimeRangeParameter
 from runql.storage.filters import InvalidFilter, RunFilter, TimeRange
 from runql.storage.pages import Cursor, InvalidCursor, PageRequest
 from runql.text import check_text
 
 LIST_FILTERS = {"id": Kind.RUN, "agent_id": Kind.AGENT, "thread_id": Kind.THREAD}
-RANGE_FILTERS = ("created_at", "started_at", "completed_at")
-OPERATORS = ("gt", "gte", "lt", "lte")
+RANGE_FILTERS = tuple(name for name, field in ListRuns.model_fields.items()
+                      if field.annotation == TimeRangeParameter | None)
+OPERATORS = tuple(TimeRangeParameter.model_fields)
 SINGLE_PARAMETERS = ("limit", "after", "before", "order")
 ORDERS = {"desc": True, "asc": False}
-ALL_PARAMETERS = (*LIST_FILTERS, "status", *RANGE_FILTERS, *SINGLE_PARAMETERS)
+ALL_PARAMETERS = tuple(ListRuns.model_fields)
 
 _RANGE_PARAMETER = re.compile(rf"({'|'.join(RANGE_FILTERS)})(?:\[([^\]]*)\]|\.(.*))")
 

@@ -1,194 +1,69 @@
-"""The OpenAPI 3.1 document of the REST endpoints, served (without a key) at /openapi.json."""
+"""The OpenAPI 3.1 document of the REST endpoints, served (without a key) at /openapi.json.
 
-from enum import StrEnum
+Its components and `GET /runs` parameters are the JSON schema of the contract's models
+(runql.rest.contract); the paths, their responses and headers are written here.
+"""
+
 from functools import cache
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
 from runql import __version__
-from runql.enums import (
-    ActorType,
-    AttachmentType,
-    ContentPartType,
-    MessageGroupStatus,
-    MessageGroupType,
-    MessageStatus,
-    MessageType,
-    RunStatus,
-)
-from runql.resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from runql.lifecycle.runs import MAX_IDEMPOTENCY_KEY
+from runql.rest import contract
 from runql.rest.body import IDEMPOTENCY_HEADER
-from runql.rest.listing import OPERATORS, RANGE_FILTERS
 
 Schema = dict[str, Any]
 
 STRING: Schema = {"type": "string"}
 OBJECT: Schema = {"type": "object"}
-ANY: Schema = {}
-INSTANT: Schema = {"type": "string", "format": "date-time",
-                   "examples": ["2025-01-01T00:00:00.000Z"]}
+REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF_TEMPLATE.format(model=name)}
 
 
-def _nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
+def _component_schemas() -> dict[str, Schema]:
+    """The contract's models, and the models and enumerations they refer to."""
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        *((model, "serialization") for model in contract.RESPONSES),
+        *((model, "validation") for model in contract.REQUESTS),
+    ]
+    _, schema = models_json_schema(models, ref_template=REF_TEMPLATE)
+    definitions: dict[str, Schema] = schema["$defs"]
+    return definitions
 
 
-def _id(prefix: str) -> Schema:
-    return {"type": "string", "pattern": f"^{prefix}_[A-Za-z0-9]{{20}}$",
-            "examples": [f"{prefix}_Rm4Mnheq2bfEPhBhP7SY"]}
+def _not_null(schema: Schema) -> Schema:
+    """A parameter's schema: a query parameter that is given is never null, nor its default."""
+    variants = [variant for variant in schema.get("anyOf", ()) if variant != {"type": "null"}]
+    if len(variants) != 1:
+        return schema
+    rest = {key: value for key, value in schema.items()
+            if key != "anyOf" and (key, value) != ("default", None)}
+    return {**variants[0], **rest}
 
 
-def _enum(values: type[StrEnum], description: str) -> Schema:
-    return {"type": "string", "enum": [value.value for value in values],
-            "description": f"{description} Clients should tolerate values added later."}
+def _query(name: str, schema: Schema) -> dict[str, Any]:
+    """A `GET /runs` parameter: lists repeated or comma-separated, ranges as deep objects."""
+    schema = _not_null(schema)
+    style = {}
+    if schema.get("type") == "array":
+        style = {"style": "form", "explode": True}
+    elif "$ref" in schema:
+        style = {"style": "deepObject", "explode": True}
+    description = schema.pop("description")
+    schema.pop("title", None)
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description, **style}
 
 
-def _array(items: Schema) -> Schema:
-    return {"type": "array", "items": items}
-
-
-def _closed(properties: dict[str, Schema], description: str) -> Schema:
-    """An object with exactly these keys, every one always present."""
-    return {"type": "object", "description": description, "properties": properties,
-            "required": list(properties), "additionalProperties": False}
-
-
-def _response_schemas() -> dict[str, Schema]:
-    actor = _nullable(_ref("Actor"))
-    return {
-        "Cost": _closed({"amount": {"type": "number"}, "unit": STRING}, "What a run cost."),
-        "Actor": _closed({
-            "id": _id("act"), "name": STRING, "type": _enum(ActorType, "Who this is."),
-            "metadata": OBJECT, "created_at": INSTANT, "updated_at": INSTANT,
-        }, "Who wrote a message or attached an item."),
-        "Attachment": _closed({
-            "id": _id("att"), "type": _enum(AttachmentType, "What it points at."),
-            "file_id": _nullable(STRING), "url": _nullable(STRING), "caption": _nullable(STRING),
-        }, "A file or link attached to a message."),
-        "ContentPart": _closed({
-            "id": _id("part"), "type": _enum(ContentPartType, "How to read the text."),
-            "text": STRING,
-        }, "A piece of a message's text."),
-        "MessageContent": _closed({
-            "id": _id("cnt"), "message_item_id": _id("msg"),
-            "attachments": _array(_ref("Attachment")), "parts": _array(_ref("ContentPart")),
-        }, "What a message says."),
-        "MessageError": _closed({"code": STRING, "message": STRING}, "Why a message failed."),
-        "Message": _closed({
-            "id": _id("msg"), "status": _enum(MessageStatus, "The message's state."),
-            "type": _enum(MessageType, "What the message carries."),
-            "message_group_id": _id("mgrp"), "thread_id": _id("thread"), "actor": actor,
-            "content": _nullable(_ref("MessageContent")),
-            "error": _nullable(_ref("MessageError")), "created_at": INSTANT,
-        }, "One message of a message group."),
-        "AttachedItem": _closed({
-            "id": _id("itm"), "actor": actor, "key": STRING, "value": ANY, "created_at": INSTANT,
-        }, "A value an actor attached under a key."),
-        "RunSummary": _closed({
-            "id": _id("run"), "agent_id": _id("agent"),
-            "status": _enum(RunStatus, "The run's status."), "metadata": OBJECT,
-            "started_at": _nullable(INSTANT), "created_at": INSTANT,
-            "completed_at": _nullable(INSTANT),
-        }, "The run that wrote a message group."),
-        "MessageGroup": _closed({
-            "id": _id("mgrp"), "status": _enum(MessageGroupStatus, "The group's state."),
-            "type": _enum(MessageGroupType, "User input or agent output."),
-            "created_at": INSTANT, "thread_id": _id("thread"),
-            "parent_message_group_id": _nullable(_id("mgrp")), "metadata": OBJECT,
-            "messages": _array(_ref("Message")), "attached_items": _array(_ref("AttachedItem")),
-            "run": _ref("RunSummary"),
-        }, "The message group a run wrote: the agent's reply."),
-        "RunError": _closed({
-            "id": _id("err"), "run_id": _id("run"), "code": STRING, "message": STRING,
-            "metadata": OBJECT, "created_at": INSTANT,
-        }, "An error that occurred during a run."),
-        "Run": _run_schema(),
-        "Pagination": _closed({
-            "has_more_before": {"type": "boolean"}, "has_more_after": {"type": "boolean"},
-            "next_cursor": _nullable(STRING), "prev_cursor": _nullable(STRING),
-        }, "Where the page is. `next_cursor` (for `after`) and `prev_cursor` (for `before`) "
-           "are the page's ends, null only for an empty page; `has_more_after` and "
-           "`has_more_before` say whether there are runs beyond them now."),
-        "RunList": _closed({"items": _array(_ref("Run")), "pagination": _ref("Pagination")},
-                           "A page of runs."),
-        "Error": {
-            "type": "object",
-            "description": "Every error. `code` is stable: bad_user_input, unauthenticated, "
-                           "not_found, conflict, method_not_allowed, payload_too_large, "
-                           "unsupported_media_type, internal_server_error.",
-            "properties": {
-                "status": {"type": "integer", "description": "The HTTP status."},
-                "code": STRING, "message": STRING,
-                "field": {"type": "string", "description": "The parameter, body field or "
-                          "header at fault, where there is one."},
-                "error_id": {"type": "string", "description": "For a 500: the id of the "
-                             "report in the server's log."},
-            },
-            "required": ["status", "code", "message"],
-        },
-    }
-
-
-def _run_schema() -> Schema:
-    return _closed({
-        "id": _id("run"), "status": _enum(RunStatus, "Where the run is in its life."),
-        "agent_id": _id("agent"), "trigger_message_group_id": _id("mgrp"),
-        "cost": _nullable(_ref("Cost")) | {"description": "Null until the run has a cost."},
-        "message_group": _nullable(_ref("MessageGroup")) | {
-            "description": "The reply the run wrote; null until it writes one."},
-        "errors": _array(_ref("RunError")), "attached_items": _array(_ref("AttachedItem")),
-        "started_at": _nullable(INSTANT), "created_at": INSTANT,
-        "completed_at": _nullable(INSTANT), "thread_id": _id("thread"),
-        "language": _nullable(STRING), "country": _nullable(STRING),
-        "timezone": _nullable(STRING), "metadata": OBJECT, "raw_inputs": ANY,
-    }, "One execution of an agent on a message.")
-
-
-def _request_schemas() -> dict[str, Schema]:
-    create: Schema = {
-        "type": "object",
-        "description": "The spec's body, plus `thread_id` to continue a thread.",
-        "properties": {
-            "agent_id": _id("agent") | {"description": "The agent to run."},
-            "content": {"description": "The message: text, or parts and attachments.",
-                        "oneOf": [STRING, _ref("StructuredContent")]},
-            "thread_id": _id("thread") | {"description": "Continue this thread (of the same "
-                                          "agent); a new thread otherwise."},
-            "language": STRING | {"description": "A BCP 47 tag, like en-GB."},
-            "country": STRING | {"description": "An ISO 3166-1 alpha-2 code, like US."},
-            "timezone": STRING | {"description": "An IANA time zone, like America/New_York."},
-            "metadata": OBJECT, "raw_inputs": _nullable(OBJECT),
-        },
-        "required": ["agent_id", "content"],
-        "additionalProperties": False,
-    }
-    return {
-        "CreateRun": create,
-        "StructuredContent": {
-            "type": "object", "additionalProperties": False,
-            "properties": {"parts": _array(_ref("ContentPartInput")),
-                           "attachments": _array(_ref("AttachmentInput"))},
-        },
-        "ContentPartInput": {
-            "type": "object", "additionalProperties": False, "required": ["text"],
-            "properties": {"type": _enum(ContentPartType, "Defaults to text.") | {
-                "default": "text"}, "text": STRING},
-        },
-        "AttachmentInput": {
-            "type": "object", "additionalProperties": False, "required": ["type"],
-            "description": "A file_id, a url, or both.",
-            "properties": {"type": _enum(AttachmentType, "What it points at."),
-                           "file_id": STRING, "url": {"type": "string", "format": "uri"},
-                           "caption": STRING},
-        },
-        "TimeRange": {
-            "type": "object", "additionalProperties": False,
-            "properties": dict.fromkeys(OPERATORS, INSTANT),
-        },
-    }
+def _list_parameters() -> list[dict[str, Any]]:
+    schema = contract.ListRuns.model_json_schema(ref_template=REF_TEMPLATE)
+    return [_query(name, field) for name, field in schema["properties"].items()]
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -202,35 +77,6 @@ def _errors(*statuses: int) -> dict[str, Any]:
     error = {"application/json": {"schema": _ref("Error")}}
     return {str(status): {"description": meanings[status], "content": error}
             for status in (*statuses, 401, 429, 500)}
-
-
-def _query(name: str, schema: Schema, description: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema,
-            "description": description, **extra}
-
-
-def _list_parameters() -> list[dict[str, Any]]:
-    many = {"style": "form", "explode": True}
-    ranges = [
-        _query(name, _ref("TimeRange"), f"{name} within a range: {name}[gte]=…, {name}[lt]=… "
-               f"(or {name}.gte=…); operators {', '.join(OPERATORS)}.",
-               style="deepObject", explode=True)
-        for name in RANGE_FILTERS
-    ]
-    return [
-        _query("id", _array(_id("run")), "Run ids, repeated or comma-separated.", **many),
-        _query("status", _array(_enum(RunStatus, "A status.")),
-               "Statuses, repeated or comma-separated.", **many),
-        _query("agent_id", _array(_id("agent")), "Agent ids.", **many),
-        _query("thread_id", _array(_id("thread")), "Thread ids.", **many),
-        *ranges,
-        _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
-                         "default": DEFAULT_PAGE_SIZE}, "How many runs in the page."),
-        _query("after", STRING, "The page after this cursor (a `next_cursor`)."),
-        _query("before", STRING, "The page before this cursor (a `prev_cursor`)."),
-        _query("order", {"type": "string", "enum": ["desc", "asc"], "default": "desc"},
-               "By creation time: newest first (desc) or oldest first (asc)."),
-    ]
 
 
 def _run_response(description: str, **extra: Any) -> dict[str, Any]:
@@ -255,7 +101,8 @@ def _paths() -> dict[str, Any]:
                                "is a JSON object is read as JSON whatever its content type.",
                 "parameters": [{
                     "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "schema": {"type": "string", "minLength": 1,
+                               "maxLength": MAX_IDEMPOTENCY_KEY},
                     "description": "Send the same key with the same body again (within 24 "
                                    "hours) to get the same run back (200); with another body "
                                    "it is a 409.",
@@ -277,7 +124,8 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "getRun", "summary": "Get run",
                 "parameters": [{"name": "runId", "in": "path", "required": True,
-                                "schema": _id("run"), "description": "The run's id."}],
+                                "schema": contract.Run.model_json_schema()["properties"]["id"],
+                                "description": "The run's id."}],
                 "responses": {"200": _run_response("The run."), **_errors(400, 404)},
             },
         },
@@ -299,12 +147,13 @@ def openapi_document() -> dict[str, Any]:
             "title": "runql REST API",
             "version": __version__,
             "description": "The Runs API of the spec over REST. The same runs, ids and data "
-                           "as the GraphQL API at /graphql.",
+                           "as the GraphQL API at /graphql. Enumerations may gain values: "
+                           "clients should tolerate values added later.",
         },
         "security": [{"bearerAuth": []}],
         "paths": _paths(),
         "components": {
-            "schemas": {**_response_schemas(), **_request_schemas()},
+            "schemas": _component_schemas(),
             "securitySchemes": {"bearerAuth": {
                 "type": "http", "scheme": "bearer",
                 "description": "A runql API key: `Authorization: Bearer runql_sk_…`.",

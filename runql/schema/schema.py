@@ -13,7 +13,6 @@ from strawberry.types.graphql import OperationType
 
 from runql.fastpath.executor import FastExecutor
 from runql.fastpath.report import ExecutorReport
-from runql.fastpath.switch import enabled_by_environment
 from runql.operations.extension import ObserveOperations
 from runql.schema import types
 from runql.schema.extensions import ErrorCodes, SqlStatistics
@@ -26,6 +25,7 @@ from runql.security.extension import QueryLimits
 from runql.security.operation import SpecExecutionContext
 from runql.security.parsing import QuietParserCache
 from runql.security.timeout import ExecutionTimeout
+from runql.settings import Settings
 
 ALL_TYPES = [
     types.Run, types.Agent, types.Thread, types.MessageGroup, types.Message, types.Actor,
@@ -71,7 +71,7 @@ class Schema(strawberry.Schema):
 
 
 @cache
-def build_schema(*, development: bool = False) -> strawberry.Schema:
+def build_schema(*, development: bool = False, fastpath: bool = True) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
@@ -80,8 +80,13 @@ def build_schema(*, development: bool = False) -> strawberry.Schema:
         extensions=_extensions(development=development),
         config=StrawberryConfig(scalar_map=SCALARS),
         # Queries the planner covers run on runql.fastpath; the rest on graphql-core's executor.
-        execution_context_class=FastExecutor if enabled_by_environment() else None,
+        execution_context_class=FastExecutor if fastpath else None,
     )
+
+
+def schema_for(settings: Settings) -> strawberry.Schema:
+    """The schema these settings serve (one per development flag and RUNQL_FASTPATH)."""
+    return build_schema(development=settings.is_development, fastpath=settings.fastpath)
 
 
 def schema_sdl() -> str:

@@ -89,7 +89,7 @@ def http_error_response(error: HTTPException, request: Request) -> Response:
 
 
 class GraphQLOverHTTP(GraphQL[Context, RootValue]):
-    max_body_depth = Settings.max_body_depth  # the endpoint sets the one of its settings
+    max_body_depth = Settings().max_body_depth  # the endpoint sets the one of its settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -6,7 +6,7 @@ SQLite begins with BEGIN IMMEDIATE so that read-modify-write never loses an upda
 """
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -115,6 +115,7 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._commit_listeners: list[CommitListener] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         self.read = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         self._write = async_sessionmaker(
             engine.execution_options(sqlite_begin="IMMEDIATE"),
@@ -155,5 +156,13 @@ class Database:
     def remove_commit_listener(self, listener: CommitListener) -> None:
         self._commit_listeners.remove(listener)
 
+    def on_dispose(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """`closer()` is awaited when the database is disposed (connections of its own that a
+        reader keeps beside the engine's pool, such as storage.raw's)."""
+        self._closers.append(closer)
+
     async def dispose(self) -> None:
+        closers, self._closers = self._closers, []
+        for closer in closers:
+            await closer()
         await self.engine.dispose()

@@ -2,40 +2,51 @@
 run on a pooled connection's driver connection (asyncpg, aiosqlite), its rows as the driver
 gives them (asyncpg Records, tuples), with no result processing and no ORM.
 
-An expanding `IN` list is one parameter, so that one prepared statement serves any number of
-keys: `= ANY($n)` with an array on PostgreSQL, `IN (SELECT value FROM json_each(?))` with a JSON
-array on SQLite. Values the statement holds (a cursor, a LIMIT) are taken from its cache key,
-as SQLAlchemy takes them, and bound through the column types' bind processors.
+An expanding `IN` list is one parameter on PostgreSQL, so that one prepared statement serves
+any number of keys: `= ANY($n)` with an array. On SQLite it is `IN (?, ?, ...)`, a placeholder
+a key, as SQLAlchemy renders it: with `IN (SELECT value FROM json_each(?))` SQLite's planner
+chose the organization's index over the primary key and scanned every run of the organization
+for one id (0.3 ms at 5,000 runs, against microseconds). Values the statement holds (a cursor,
+a LIMIT) are taken from its cache key, as SQLAlchemy takes them, and bound through the column
+types' bind processors.
 
 Each statement is announced on the engine's cursor events, as SQLAlchemy's own are: whatever
 observes statements (counts, metrics, tracing) sees these too.
 
-SQLite reads stay on aiosqlite (a thread hop per statement) rather than sqlite3 on the event
-loop's thread: the feed's 7 statements at first: 100 took 3.2-4.0 ms either way, and on the
-loop a single statement (1-1.6 ms there, more for bigger pages) would stall every request.
+Connections: on PostgreSQL an asyncpg pool of the database's own; on a SQLite file a connection
+used on the event loop's thread, with a time budget per statement (see _SQLiteReader). Each
+statement reads its own snapshot on both, as READ COMMITTED gives on PostgreSQL.
 """
 
+import asyncio
 import json
 import re
+import sqlite3
+import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
+from weakref import WeakKeyDictionary
 
+import asyncpg
 from sqlalchemy import Executable
-from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.cache_key import CacheKey
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
-from runql.storage.database import Database
+from runql.storage.database import POSTGRES_SESSION, Database, sqlite_file
 
 RawRow = Sequence[Any]
 Process = Callable[[Any], Any] | None
 
 COMPILED_SHAPES = 512  # statement shapes kept compiled, least recently used dropped first
+POOL_SIZE = 5  # raw PostgreSQL connections when the engine's pool has no size to follow
+IN_LOOP_SECONDS = 0.005  # a SQLite read on the loop's thread longer than this goes to a thread
+PROGRESS_STEPS = 2000  # SQLite VM steps between looks at the clock
 
 # In SQL compiled with the pyformat paramstyle: a value, or an expanding list in IN ( ).
 _PLACEHOLDER = re.compile(r"(?<!NOT )IN \(__\[POSTCOMPILE_(\w+)\]\)|%\((\w+)\)s")
@@ -65,6 +76,7 @@ def _pyformat(dialect: Dialect) -> Dialect:
 
 
 _dialects: dict[str, Dialect] = {}
+_EXPANDED = "__RUNQL_KEYS_{}__"  # where SQLite's placeholders for list parameter n go
 
 
 def _render(sql: str, postgres: bool) -> tuple[str, list[tuple[str, bool]]]:
@@ -83,7 +95,7 @@ def _render(sql: str, postgres: bool) -> tuple[str, list[tuple[str, bool]]]:
             marker = f"${numbers[name]}"
             return f"= ANY({marker})" if expanding else marker
         order.append((name, expanding))
-        return "IN (SELECT value FROM json_each(?))" if expanding else "?"
+        return f"IN ({_EXPANDED.format(len(order) - 1)})" if expanding else "?"
 
     return _PLACEHOLDER.sub(place, sql), order
 
@@ -130,24 +142,48 @@ def _bound(slot: Slot, value: Any, postgres: bool) -> Any:
     process = slot.process
     if not slot.expanding:
         return value if process is None or value is None else process(value)
-    values = list(value) if process is None else [process(item) for item in value]
-    return values if postgres else json.dumps(values)
+    return list(value) if process is None else [process(item) for item in value]
 
 
 def arguments(statement: RawStatement, cache_key: CacheKey, params: dict[str, Any],
-              postgres: bool) -> list[Any]:
+              postgres: bool) -> tuple[str, list[Any]]:
+    """The SQL to run (SQLite's lists spelled out, a placeholder a key) and its arguments."""
     values = statement.compiled.construct_params(
         params, extracted_parameters=cache_key.bindparams, _check=False)
-    return [_bound(slot, values[slot.name], postgres) for slot in statement.slots]
+    bound = [_bound(slot, values[slot.name], postgres) for slot in statement.slots]
+    if postgres or not any(slot.expanding for slot in statement.slots):
+        return statement.sql, bound
+    sql, flat = statement.sql, []
+    for index, (slot, value) in enumerate(zip(statement.slots, bound, strict=True)):
+        if slot.expanding:
+            sql = sql.replace(_EXPANDED.format(index), ", ".join("?" * len(value)), 1)
+            flat.extend(value)
+        else:
+            flat.append(value)
+    return sql, flat
+
+
+class _Announced:
+    """What the engine's statement hooks read of a connection, its `info`: raw statements are
+    announced on the engine's cursor events with this in place of a SQLAlchemy Connection."""
+
+    __slots__ = ("info",)
+
+    def __init__(self) -> None:
+        self.info: dict[Any, Any] = {}
+
+
+Fetch = Callable[[str, list[Any]], Awaitable[Sequence[RawRow]]]
 
 
 @dataclass
 class RawReads:
-    """Reads on one pooled connection's driver connection."""
+    """Reads on a driver connection: `fetch` runs the driver's SQL with its arguments."""
 
-    connection: AsyncConnection
-    driver: Any  # asyncpg.Connection or aiosqlite.Connection
     dialect: Dialect
+    dispatch: Any  # the engine's event dispatch: its cursor events announce each statement
+    fetch: Fetch
+    announced: _Announced = field(default_factory=_Announced)
 
     @property
     def postgres(self) -> bool:
@@ -156,27 +192,144 @@ class RawReads:
     async def all(self, statement: Executable, params: dict[str, Any]) -> Sequence[RawRow]:
         assert isinstance(statement, ClauseElement)
         raw, cache_key = compiled_for(statement, self.dialect)
-        args = arguments(raw, cache_key, params, self.postgres)
-        sync: Connection = self.connection.sync_connection  # type: ignore[assignment]
-        dispatch = sync.dispatch
-        dispatch.before_cursor_execute(sync, None, raw.sql, args, None, False)
+        sql, args = arguments(raw, cache_key, params, self.postgres)
+        self.dispatch.before_cursor_execute(self.announced, None, sql, args, None, False)
         try:
-            if self.postgres:
-                rows: Sequence[RawRow] = await self.driver.fetch(raw.sql, *args)
-            else:
-                rows = list(await self.driver.execute_fetchall(raw.sql, args))
+            return await self.fetch(sql, args)
         finally:
-            dispatch.after_cursor_execute(sync, None, raw.sql, args, None, False)
+            self.dispatch.after_cursor_execute(self.announced, None, sql, args, None, False)
+
+
+async def _nothing_to_reset(_connection: Any) -> None:
+    """Raw reads leave no session state (no LISTEN, locks or SET) for a pool to reset."""
+
+
+async def _json_codecs(connection: Any) -> None:
+    """JSON and JSONB decoded as SQLAlchemy's dialect decodes them on its own connections."""
+    for name in ("json", "jsonb"):
+        await connection.set_type_codec(name, encoder=json.dumps, decoder=json.loads,
+                                        schema="pg_catalog")
+
+
+class _PostgresPool:
+    """An asyncpg pool of the database's own, beside the engine's: no SQLAlchemy checkout, no
+    pre-ping and no reset round trip per read. Each statement runs in autocommit, its own
+    snapshot, as each statement of a READ COMMITTED transaction does."""
+
+    def __init__(self, database: Database) -> None:
+        url = database.engine.url.set(drivername="postgresql")
+        self._dsn = url.render_as_string(hide_password=False)
+        pool: Any = database.engine.pool
+        self._size = int(pool.size()) if hasattr(pool, "size") else POOL_SIZE
+        self._pool: Any = None
+        self._opening = asyncio.Lock()
+        database.on_dispose(self.close)
+
+    async def pool(self) -> Any:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn, min_size=1, max_size=self._size, init=_json_codecs,
+                        reset=_nothing_to_reset, server_settings=POSTGRES_SESSION)
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+
+class _SQLiteReader:
+    """SQLite reads on the event loop's thread, on a connection of their own (WAL: readers do
+    not wait for the writer), each statement its own snapshot as on PostgreSQL. A handoff to a
+    driver thread costs more than a point lookup itself, so reads run where the request runs;
+    one that passes IN_LOOP_SECONDS is interrupted and run again on a thread of its own, so a
+    big read never stalls the loop for long."""
+
+    def __init__(self, path: str, database: Database) -> None:
+        self._path = path
+        self._loop_connection: sqlite3.Connection | None = None
+        self._thread_connection: sqlite3.Connection | None = None
+        self._threaded = asyncio.Lock()
+        self._deadline = 0.0
+        database.on_dispose(self.close)
+
+    def _open(self, progress: bool) -> sqlite3.Connection:
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA query_only=ON")
+        connection.execute(f"PRAGMA busy_timeout={0 if progress else 10_000}")
+        if progress:
+            connection.set_progress_handler(self._over_budget, PROGRESS_STEPS)
+        return connection
+
+    def _over_budget(self) -> int:
+        return int(time.perf_counter() > self._deadline)
+
+    async def fetch(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
+        if self._loop_connection is None:
+            self._loop_connection = self._open(progress=True)
+        self._deadline = time.perf_counter() + IN_LOOP_SECONDS
+        try:
+            rows = self._loop_connection.execute(sql, args).fetchall()
+        except sqlite3.OperationalError:  # over budget, or busy: on a thread, without either
+            async with self._threaded:
+                return await asyncio.to_thread(self._on_thread, sql, args)
+        await asyncio.sleep(0)  # a turn of the loop: others' requests, timeouts, cancellation
         return rows
+
+    def _on_thread(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
+        if self._thread_connection is None:
+            self._thread_connection = self._open(progress=False)
+        return self._thread_connection.execute(sql, args).fetchall()
+
+    async def close(self) -> None:
+        for connection in (self._loop_connection, self._thread_connection):
+            if connection is not None:
+                connection.close()
+        self._loop_connection = self._thread_connection = None
+
+
+_sources: WeakKeyDictionary[Database, "_PostgresPool | _SQLiteReader"] = WeakKeyDictionary()
+
+
+def _source(database: Database) -> "_PostgresPool | _SQLiteReader | None":
+    """The database's raw read connections; None for an in-memory SQLite database, which only
+    the engine's own connection can see."""
+    found = _sources.get(database)
+    if found is None:
+        url = database.engine.url.render_as_string(hide_password=False)
+        if not database.is_sqlite:
+            found = _PostgresPool(database)
+        elif (path := sqlite_file(url)) is not None:
+            found = _SQLiteReader(path, database)
+        else:
+            return None
+        _sources[database] = found
+    return found
 
 
 @asynccontextmanager
 async def raw_reads(database: Database) -> AsyncIterator[RawReads]:
-    """A pooled connection in one read transaction, as `Database.read` gives: on SQLite
-    BEGIN DEFERRED (one snapshot for all the reads); on PostgreSQL the driver adapter's BEGIN
-    is lazy and raw reads never send it, so each statement reads in autocommit, its own
-    snapshot, as each statement of a READ COMMITTED transaction does."""
-    async with database.engine.connect() as connection:
-        await connection.begin()
-        raw = await connection.get_raw_connection()
-        yield RawReads(connection, raw.driver_connection, database.engine.dialect)
+    """Raw reads of one request: on PostgreSQL one connection of the raw pool, on a SQLite file
+    the loop's own reader, each statement its own snapshot; on an in-memory SQLite database a
+    connection of the engine's pool."""
+    source = _source(database)
+    dialect, dispatch = database.engine.dialect, database.engine.sync_engine.dispatch
+    if isinstance(source, _SQLiteReader):
+        yield RawReads(dialect, dispatch, source.fetch)
+    elif isinstance(source, _PostgresPool):
+        async with (await source.pool()).acquire() as connection:
+            yield RawReads(dialect, dispatch, partial(_fetch_postgres, connection))
+    else:
+        async with database.engine.connect() as engine_connection:
+            raw = await engine_connection.get_raw_connection()
+            yield RawReads(dialect, dispatch, partial(_fetch_aiosqlite, raw.driver_connection))
+
+
+async def _fetch_postgres(connection: Any, sql: str, args: list[Any]) -> Sequence[RawRow]:
+    rows: Sequence[RawRow] = await connection.fetch(sql, *args)
+    return rows
+
+
+async def _fetch_aiosqlite(connection: Any, sql: str, args: list[Any]) -> Sequence[RawRow]:
+    return list(await connection.execute_fetchall(sql, args))

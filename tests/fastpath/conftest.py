@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from runql.fastpath.switch import standard_only
 from runql.resolvers.context import Context
-from runql.schema.schema import build_schema
+from runql.schema.schema import schema_for
 from runql.settings import Settings
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID
@@ -34,7 +34,7 @@ class BothExecutors:
         self.database = database
         self.settings = settings
         self.org_id = org_id
-        self.schema = build_schema(development=settings.is_development)
+        self.schema = schema_for(settings)
 
     async def _run(self, query: str, variables: dict[str, Any] | None,
                    operation_name: str | None) -> Ran:

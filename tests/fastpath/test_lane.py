@@ -9,7 +9,7 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def _headers(response: httpx.Response) -> list[tuple[str, str]]:
 async def both(demo_database: Database, api_key: str) -> AsyncIterator[LaneAndView]:
     headers = {"Authorization": f"Bearer {api_key}"}
     with_lane = create_app(PRODUCTION, demo_database)
-    without = create_app(replace(PRODUCTION, fast_lane=False), demo_database)
+    without = create_app(PRODUCTION.replace(fast_lane=False), demo_database)
     assert endpoint_of(without).lane is None
     async with (httpx.AsyncClient(transport=httpx.ASGITransport(app=with_lane),
                                   base_url="http://runql.test", headers=headers) as lane,
@@ -225,7 +225,7 @@ async def test_a_timeout_on_the_lane_is_answered_by_the_view_in_time(
     """The view answers TIMEOUT at once: the lane spent the operation's time already."""
     answers = []
     for fast_lane in (True, False):
-        app = create_app(replace(PRODUCTION, fast_lane=fast_lane,
+        app = create_app(PRODUCTION.replace(fast_lane=fast_lane,
                                  execution_timeout_seconds=0.001), demo_database)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://runql.test",
@@ -254,7 +254,7 @@ async def _still_usable(database: Database) -> None:
 
 async def test_the_lane_is_off_in_development(demo_database: Database) -> None:
     """Development responses carry `extensions` (SQL statistics, the executor)."""
-    app = create_app(replace(PRODUCTION, env=Environment.DEVELOPMENT), demo_database)
+    app = create_app(PRODUCTION.replace(env=Environment.DEVELOPMENT), demo_database)
     assert endpoint_of(app).lane is None
 
 

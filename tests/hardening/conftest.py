@@ -2,7 +2,6 @@
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -23,7 +22,7 @@ MakeGql = Callable[..., GraphQLClient]
 
 def settings_with(**overrides: Any) -> Settings:
     """Development settings without workers, as in tests/conftest.py, changed as given."""
-    return replace(Settings(env=Environment.DEVELOPMENT, workers=0), **overrides)
+    return Settings(env=Environment.DEVELOPMENT, workers=0).replace(**overrides)
 
 
 @pytest.fixture

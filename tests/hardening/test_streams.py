@@ -4,7 +4,7 @@ from contextlib import aclosing
 from typing import Any
 
 from runql.resolvers.context import Context
-from runql.schema.schema import build_schema
+from runql.schema.schema import schema_for
 from runql.settings import Environment
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID
@@ -17,7 +17,7 @@ async def _first_result(database: Database, document: str, **overrides: Any) -> 
     """The first message a websocket client would get for `document`."""
     settings = settings_with(**overrides)
     context = Context.create(database, settings, DEFAULT_ORG_ID)
-    results = await build_schema(development=settings.is_development).stream(
+    results = await schema_for(settings).stream(
         document, context_value=context)
     async with aclosing(results) as stream:  # type: ignore[type-var]
         async for result in stream:

@@ -8,7 +8,7 @@ from jsonschema.exceptions import ValidationError
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
-from runql.rest.body import FIELDS
+from runql.rest.contract import CreateRun
 from runql.storage.tables import RunRow
 
 
@@ -40,7 +40,7 @@ def test_it_describes_the_endpoints_parameters_and_auth(document: dict[str, Any]
     assert listed == {"id", "status", "agent_id", "thread_id", "created_at", "started_at",
                       "completed_at", "limit", "after", "before", "order"}
     body = document["components"]["schemas"]["CreateRun"]
-    assert list(body["properties"]) == list(FIELDS)
+    assert list(body["properties"]) == list(CreateRun.model_fields)
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert document["security"] == [{"bearerAuth": []}]
     created = paths["/runs"]["post"]["responses"]

@@ -53,7 +53,16 @@ def test_workers_below_1_are_refused_by_the_command_line(tmp_path: Path) -> None
     result = _serve(f"sqlite+aiosqlite:///{tmp_path / 'runql.db'}", "--workers", "0")
 
     assert result.returncode == 2
-    assert "--workers: must be at least 1, not 0" in result.stderr
+    assert "--workers: must be a whole number of at least 1, not '0'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "http"])
+def test_a_port_out_of_range_is_refused_by_the_command_line(tmp_path: Path, port: str) -> None:
+    result = _serve(f"sqlite+aiosqlite:///{tmp_path / 'runql.db'}", "--port", port)
+
+    assert result.returncode == 2
+    assert f"--port: must be a whole number from 1 to 65535, not '{port}'" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -1,7 +1,9 @@
 """Reads on the raw driver (storage.raw): the same rows as SQLAlchemy's execution of the same
 statement, one parameter for a list of any length, the statement's own values bound anew
-each time, each statement counted, and SQLite's reads in one snapshot."""
+each time, each statement counted, each statement its own snapshot, and SQLite's long reads
+off the event loop's thread."""
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -9,8 +11,9 @@ import pytest
 from sqlalchemy import Select, bindparam, select
 
 from runql.auth.keys import organization
+from runql.storage import raw
 from runql.storage.database import Database, counting_statements
-from runql.storage.raw import compiled_for, raw_reads
+from runql.storage.raw import arguments, compiled_for, raw_reads
 from runql.storage.tables import OrganizationRow, RunRow
 
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
@@ -27,6 +30,11 @@ async def _raw(database: Database, statement: Select[Any],
                params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
     async with raw_reads(database) as reads:
         return [tuple(row) for row in await reads.all(statement, params or {})]
+
+
+def _sql_and_args(database: Database, statement: Select[Any]) -> tuple[str, list[Any]]:
+    compiled, cache_key = compiled_for(statement, database.engine.dialect)
+    return arguments(compiled, cache_key, {}, postgres=False)
 
 
 async def test_a_list_of_any_length_is_one_parameter(demo_database: Database) -> None:
@@ -64,18 +72,40 @@ async def test_each_raw_statement_is_counted(demo_database: Database) -> None:
     assert count.seconds > 0
 
 
-async def test_sqlite_reads_in_one_snapshot(database: Database) -> None:
-    """SQLite: the reads of one raw_reads see one snapshot (BEGIN DEFERRED); PostgreSQL:
-    each statement its own, as READ COMMITTED statements do."""
+async def test_each_statement_reads_its_own_snapshot(database: Database) -> None:
+    """Both databases: a commit between two reads of one request is seen by the second, as
+    READ COMMITTED statements see it on PostgreSQL."""
     await organization(database, "Before")
     statement = select(ORGANIZATIONS.c.name).order_by(ORGANIZATIONS.c.name)
     async with raw_reads(database) as reads:
-        first = await reads.all(statement, {})
+        first = [row[0] for row in await reads.all(statement, {})]
         await organization(database, "After")  # committed by another connection
-        second = await reads.all(statement, {})
-    names = [row[0] for row in second]
-    if database.is_sqlite:
-        assert [tuple(row) for row in second] == [tuple(row) for row in first]
-        assert "After" not in names
-    else:
-        assert "After" in names
+        second = [row[0] for row in await reads.all(statement, {})]
+    assert "After" not in first
+    assert "After" in second
+
+
+async def test_a_long_sqlite_read_leaves_the_loop_and_still_answers(
+        demo_database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over its budget on the loop's thread, a SQLite read is interrupted and run again on a
+    thread: the same rows, and the loop was held no longer than the budget."""
+    if not demo_database.is_sqlite:
+        pytest.skip("the in-loop reader is SQLite's")
+    statement = select(RUNS.c.id).order_by(RUNS.c.id)
+    async with raw_reads(demo_database) as reads:
+        expected = [tuple(row) for row in await reads.all(statement, {})]
+    monkeypatch.setattr(raw, "IN_LOOP_SECONDS", 0.0)  # every read is over budget
+    monkeypatch.setattr(raw, "PROGRESS_STEPS", 1)
+    threads: list[str] = []
+    original = raw._SQLiteReader._on_thread
+
+    def on_thread(self: raw._SQLiteReader, sql: str, args: list[object]) -> object:
+        threads.append(threading.current_thread().name)
+        return original(self, sql, args)
+
+    monkeypatch.setattr(raw._SQLiteReader, "_on_thread", on_thread)
+    reader = raw._SQLiteReader(str(demo_database.engine.url.database), demo_database)
+    rows = await reader.fetch(*_sql_and_args(demo_database, statement))
+    assert [tuple(row) for row in rows] == expected
+    assert threads
+    assert threads[0] != threading.current_thread().name

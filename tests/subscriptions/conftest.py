@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -55,7 +55,7 @@ async def serve(database: Database, settings: Settings
     """The app over `database` (its settings name that database, so that on PostgreSQL the
     LISTEN connection joins the same one)."""
     url = database.engine.url.render_as_string(hide_password=False)
-    app = create_app(replace(settings, database_url=url), database)
+    app = create_app(settings.replace(database_url=url), database)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on"))
@@ -75,7 +75,7 @@ LIVE_SETTINGS = {"workers": 2, "poll_seconds": 0.2, "ws_init_timeout_seconds": 1
 
 @pytest.fixture
 def live_settings(settings: Settings) -> Settings:
-    return replace(settings, **LIVE_SETTINGS)  # type: ignore[arg-type]
+    return settings.replace(**LIVE_SETTINGS)
 
 
 @pytest.fixture
@@ -94,6 +94,6 @@ async def quiet_live(database: Database, live_settings: Settings) -> AsyncIterat
     echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
                                       kind="echo", config={"delay_ms": 0})
     key = (await create_key(database, "subscriptions")).secret
-    async with serve(database, replace(live_settings, workers=0)) as (address, hub, streams):
+    async with serve(database, live_settings.replace(workers=0)) as (address, hub, streams):
         yield Live(f"http://{address}/graphql", f"ws://{address}/graphql", key, database, hub,
                    echo, streams)

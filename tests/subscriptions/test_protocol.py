@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-from dataclasses import replace
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -115,7 +114,7 @@ async def test_another_organizations_run_is_not_found(live: Live) -> None:
 async def test_cross_origin_handshakes_need_an_allowed_origin(
     database: Database, live_settings: Settings
 ) -> None:
-    allowed = replace(live_settings, allowed_origins=("https://app.example.com",))
+    allowed = live_settings.replace(allowed_origins=("https://app.example.com",))
     async with serve(database, allowed) as (address, _hub, _streams):
         url = f"ws://{address}/graphql"
         with pytest.raises(InvalidStatus) as refused:
@@ -137,7 +136,7 @@ async def test_subscriptions_per_connection_are_capped_with_a_code(
     from runql.storage.tables import DEFAULT_ORG_ID
     from tests.subscriptions.conftest import Live as LiveServer
 
-    capped = replace(live_settings, workers=0, ws_max_subscriptions=2)
+    capped = live_settings.replace(workers=0, ws_max_subscriptions=2)
     echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="E",
                                       kind="echo", config={})
     key = (await create_key(database, "cap")).secret

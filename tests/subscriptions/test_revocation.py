@@ -6,7 +6,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -62,7 +61,7 @@ async def _subscribed(ws_url: str, key: str, protocol: str) -> GraphQLSocket:
 
 @pytest.fixture
 def revoking_settings(settings: Settings) -> Settings:
-    return replace(settings, workers=0, ws_init_timeout_seconds=5.0)
+    return settings.replace(workers=0, ws_init_timeout_seconds=5.0)
 
 
 async def _create_run(http_url: str, key: str, agent_id: str) -> str:

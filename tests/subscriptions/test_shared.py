@@ -4,7 +4,6 @@ and still each get every event once, in order."""
 import asyncio
 import json
 import socket
-from dataclasses import replace
 from typing import Any
 
 from websockets.client import ClientProtocol
@@ -161,7 +160,7 @@ class StalledClient:
 async def test_a_client_that_stops_reading_is_cut_off_and_the_others_go_on(
     database: Database, live_settings: Settings
 ) -> None:
-    settings = replace(live_settings, workers=0, ws_max_backlog_bytes=256 * 1024)
+    settings = live_settings.replace(workers=0, ws_max_backlog_bytes=256 * 1024)
     echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
                                       kind="echo", config={})
     key = (await create_key(database, "backlog")).secret
