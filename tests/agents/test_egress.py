@@ -3,17 +3,13 @@
 import asyncio
 import contextlib
 import ipaddress
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from runql.agents import catalog
 from runql.agents.egress import EgressPolicy, address_class
@@ -25,6 +21,7 @@ from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.settings import Environment, Settings, SettingsError
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID, RunErrorRow
+from tests.agents.loopback import serving
 from tests.conftest import GraphQLClient
 from tests.lifecycle.conftest import new_run, reload, row_counts
 
@@ -120,22 +117,8 @@ class Hook:
 @pytest.fixture
 async def hook() -> AsyncIterator[Hook]:
     hook = Hook()
-    app = Starlette(routes=[Route("/hook", hook.handle, methods=["POST"])])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    hook.port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+    async with serving(hook.handle) as (_, hook.port):
         yield hook
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 def _request() -> AgentRequest:

@@ -11,11 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from runql.agents.egress import EgressPolicy
 from runql.agents.protocol import (
@@ -33,6 +30,7 @@ from runql.agents.protocol import (
 from runql.agents.webhook import WebhookAgent, WebhookConfig, WebhookKind
 from runql.enums import ActorType, AttachmentType, ContentPartType
 from runql.settings import LOOPBACK
+from tests.agents.loopback import serving
 
 RUN_ID = "run_01HZX3K9Q2"
 
@@ -83,26 +81,12 @@ class Hook:
 @pytest.fixture
 async def hook() -> AsyncIterator[Hook]:
     hook = Hook()
-    app = Starlette(routes=[Route("/hook", hook.handle, methods=["POST"])])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="off", ws="none")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+    async with serving(hook.handle) as (_, port):
         hook.url = f"http://127.0.0.1:{port}/hook"
-        yield hook
-    finally:
-        hook.release.set()
-        server.should_exit = True
-        await task
-        sock.close()
+        try:
+            yield hook
+        finally:
+            hook.release.set()  # before the server stops: a hanging request ends
 
 
 @pytest.fixture

@@ -6,17 +6,14 @@ TCP connections it sees."""
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import jsonschema
 import pytest
 import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from runql.agents import catalog
 from runql.agents.egress import EgressPolicy
@@ -30,6 +27,7 @@ from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.settings import LOOPBACK
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID
+from tests.agents.loopback import serving
 from tests.lifecycle.conftest import new_run, reload
 
 KIND = WebhookKind(EgressPolicy(LOOPBACK))  # the test's server is on loopback
@@ -67,24 +65,13 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     receiver = Receiver()
-    app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    receiver.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                                    ws="none", timeout_keep_alive=30))
-    task = asyncio.create_task(receiver.server.serve(sockets=[sock]))
-    try:
-        while not receiver.server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        receiver.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
-        yield receiver
-    finally:
-        receiver.hang = False
-        receiver.server.should_exit = True
-        await task
-        sock.close()
+    async with serving(receiver.handle, timeout_keep_alive=30) as (server, port):
+        receiver.server = server
+        receiver.url = f"http://127.0.0.1:{port}/hook"
+        try:
+            yield receiver
+        finally:
+            receiver.hang = False  # before the server stops: a hanging request ends
 
 
 async def _eventually(check: Callable[[], bool], seconds: float = 5.0) -> None:
