@@ -123,12 +123,14 @@ async def test_runs_share_a_client_until_the_agent_changes_and_stopping_closes_i
 
 async def test_the_pool_is_bounded(receiver: Receiver) -> None:
     receiver.hang = True
-    calls = POOL_LIMITS.max_connections + 4
+    limit = POOL_LIMITS.max_connections
+    assert limit is not None
+    calls = limit + 4
     async with contextlib.aclosing(KIND.create({"url": receiver.url, "retries": 0})) as agent:
         runs = [asyncio.create_task(agent.run(_request(f"run_{i}"))) for i in range(calls)]
-        await _eventually(lambda: len(receiver.ports) == POOL_LIMITS.max_connections)
+        await _eventually(lambda: len(receiver.ports) == limit)
         await asyncio.sleep(0.3)  # the others wait for a free connection
-        assert len(receiver.ports) == receiver.connections == POOL_LIMITS.max_connections
+        assert len(receiver.ports) == receiver.connections == limit
         receiver.hang = False
         replies = await asyncio.gather(*runs)
     assert len(replies) == len(receiver.ports) == calls
