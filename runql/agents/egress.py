@@ -152,9 +152,11 @@ class EgressPolicy:
         except (OSError, TimeoutError):
             return
 
-    def transport(self, ssl_context: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
-        """An httpx transport that connects only to addresses this policy allows."""
-        return _CheckedTransport(ssl_context, _CheckedBackend(self))
+    def transport(self, ssl_context: ssl.SSLContext,
+                  limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+        """An httpx transport that connects only to addresses this policy allows, its
+        connection pool bounded by `limits`."""
+        return _CheckedTransport(ssl_context, _CheckedBackend(self), limits)
 
 
 class _CheckedBackend(httpcore.AsyncNetworkBackend):
@@ -197,7 +199,11 @@ class _CheckedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a connection pool that uses `backend`. httpx takes no network
     backend, so the pool it makes is replaced by one made the same way with the backend."""
 
-    def __init__(self, ssl_context: ssl.SSLContext, backend: httpcore.AsyncNetworkBackend) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext, backend: httpcore.AsyncNetworkBackend,
+                 limits: httpx.Limits) -> None:
         super().__init__(verify=ssl_context)
-        self._pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context,
-                                                  network_backend=backend)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context, network_backend=backend,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry)

@@ -89,7 +89,8 @@ class AgentReply:
 
 
 class Agent(Protocol):
-    """One configured agent. `run` may raise AgentError; anything else is reported too."""
+    """One configured agent. `run` may raise AgentError; anything else is reported too. An
+    executor keeps one agent per agent and version and runs them concurrently on it."""
 
     async def run(self, request: AgentRequest) -> AgentReply: ...
 
@@ -114,3 +115,10 @@ class ReachesOut(Protocol):
     async def check_egress(self, config: Mapping[str, Any]) -> None:
         """Raises InvalidConfig when the checked `config` names an address that is refused."""
         ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """An agent that holds resources (a webhook's connections): closed once no run needs it."""
+
+    async def aclose(self) -> None: ...

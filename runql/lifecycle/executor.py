@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
+from runql.agents.instances import AgentInstances
 from runql.agents.protocol import AgentError, AgentReply
 from runql.agents.registry import AgentRegistry
 from runql.bus.hub import Hub, Notice
@@ -88,6 +89,7 @@ class Executor:
         self.hub = hub
         self.database = database
         self.registry = registry
+        self.agents = AgentInstances(registry)
         self.config = config or ExecutorConfig()
         self.name = name or worker_name()
         self.recovered = 0
@@ -114,7 +116,7 @@ class Executor:
 
     async def stop(self) -> None:
         """Stop claiming, let running agents finish within the grace period, then release the
-        runs still held (back to PENDING, for another worker)."""
+        runs still held (back to PENDING, for another worker) and close the agents."""
         self._stopping = True
         self._wake.set()
         if self._executing:
@@ -122,6 +124,7 @@ class Executor:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.agents.close()
         if self.hub is not None:
             self.hub.unobserve(self._on_notice)
         else:
@@ -307,16 +310,20 @@ class Executor:
             assert agent_row is not None
             request = await agent_request(session, run)
         try:
-            agent = self.registry.create(agent_row.kind, agent_row.config)
+            agent = await self.agents.take(agent_row.id, agent_row.updated_at, agent_row.kind,
+                                           agent_row.config)
         except (LookupError, ValueError) as error:
             return AgentError("agent_misconfigured", str(error))
         work = asyncio.create_task(agent.run(request))
         try:
             cancelled = await self._supervise(run.id, work)
         finally:
-            if not work.done():
-                work.cancel()
-                await asyncio.wait({work})
+            try:
+                if not work.done():
+                    work.cancel()
+                    await asyncio.wait({work})
+            finally:
+                await self.agents.give_back(agent)
         if cancelled:
             return None
         return self._result(work)

@@ -1,18 +1,15 @@
 """Egress checks: which addresses agents may reach, when configs are saved and on connecting."""
 
 import asyncio
+import contextlib
 import ipaddress
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from runql.agents import catalog
 from runql.agents.egress import EgressPolicy, address_class
@@ -24,6 +21,7 @@ from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.settings import Environment, Settings, SettingsError
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID, RunErrorRow
+from tests.agents.loopback import serving
 from tests.conftest import GraphQLClient
 from tests.lifecycle.conftest import new_run, reload, row_counts
 
@@ -119,22 +117,8 @@ class Hook:
 @pytest.fixture
 async def hook() -> AsyncIterator[Hook]:
     hook = Hook()
-    app = Starlette(routes=[Route("/hook", hook.handle, methods=["POST"])])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    hook.port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+    async with serving(hook.handle) as (_, hook.port):
         yield hook
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 def _request() -> AgentRequest:
@@ -162,7 +146,8 @@ async def test_a_name_that_resolves_to_loopback_is_refused_on_connecting(hook: H
     agent = WebhookKind(EgressPolicy()).create({"url": f"http://localhost:{hook.port}/hook",
                                                 "retries": 2})
     with pytest.raises(AgentError) as refused:
-        await agent.run(_request())
+        async with contextlib.aclosing(agent):
+            await agent.run(_request())
     assert refused.value.code == "egress_refused"
     assert "localhost resolves to" in refused.value.message
     assert "a loopback address" in refused.value.message
@@ -171,7 +156,8 @@ async def test_a_name_that_resolves_to_loopback_is_refused_on_connecting(hook: H
 
 async def test_an_allowed_network_is_served(hook: Hook) -> None:
     agent = WebhookKind(LOOPBACK).create({"url": f"http://localhost:{hook.port}/hook"})
-    reply = await agent.run(_request())
+    async with contextlib.aclosing(agent):
+        reply = await agent.run(_request())
     assert reply.messages[0].parts[0].text == "served"
     assert hook.calls == 1
 
@@ -185,7 +171,8 @@ async def test_a_name_that_rebinds_after_the_check_is_refused_on_connecting(
     await kind.check_egress(config)  # a global address when the config is saved
     resolver["hooks.rebind.test"] = "127.0.0.1"
     with pytest.raises(AgentError) as refused:
-        await kind.create(config).run(_request())
+        async with contextlib.aclosing(kind.create(config)) as agent:
+            await agent.run(_request())
     assert refused.value.code == "egress_refused"
     assert "hooks.rebind.test resolves to 127.0.0.1, a loopback address" in refused.value.message
     assert hook.calls == 0
@@ -200,7 +187,9 @@ async def test_a_refused_run_ends_in_error_with_its_own_code(
                                        config={"url": f"http://127.0.0.1:{hook.port}/hook"})
     run = await new_run(database, agent)
     production = AgentRegistry([WebhookKind(EgressPolicy())])
-    assert await Executor(database, production, ExecutorConfig(concurrency=1)).run_once()
+    executor = Executor(database, production, ExecutorConfig(concurrency=1))
+    assert await executor.run_once()
+    await executor.agents.close()
     assert (await reload(database, run.id)).status == RunStatus.ERROR
     async with database.read() as session:
         (error,) = (await session.execute(

@@ -11,11 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from runql.agents.egress import EgressPolicy
 from runql.agents.protocol import (
@@ -30,9 +27,10 @@ from runql.agents.protocol import (
     ReplyMessage,
     Turn,
 )
-from runql.agents.webhook import WebhookAgent, WebhookKind
+from runql.agents.webhook import WebhookAgent, WebhookConfig, WebhookKind
 from runql.enums import ActorType, AttachmentType, ContentPartType
 from runql.settings import LOOPBACK
+from tests.agents.loopback import serving
 
 RUN_ID = "run_01HZX3K9Q2"
 
@@ -83,26 +81,12 @@ class Hook:
 @pytest.fixture
 async def hook() -> AsyncIterator[Hook]:
     hook = Hook()
-    app = Starlette(routes=[Route("/hook", hook.handle, methods=["POST"])])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="off", ws="none")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+    async with serving(hook.handle) as (_, port):
         hook.url = f"http://127.0.0.1:{port}/hook"
-        yield hook
-    finally:
-        hook.release.set()
-        server.should_exit = True
-        await task
-        sock.close()
+        try:
+            yield hook
+        finally:
+            hook.release.set()  # before the server stops: a hanging request ends
 
 
 @pytest.fixture
@@ -116,8 +100,21 @@ def refused_url() -> Iterator[str]:
         sock.close()
 
 
+_made: list[WebhookAgent] = []
+
+
 def agent(url: str, **config: Any) -> WebhookAgent:
-    return WebhookKind(EgressPolicy(LOOPBACK)).create({"url": url, **config})
+    """A webhook agent on `url` (loopback allowed), closed when the test ends."""
+    made = WebhookKind(EgressPolicy(LOOPBACK)).create({"url": url, **config})
+    _made.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+async def _close_agents() -> AsyncIterator[None]:
+    yield
+    while _made:
+        await _made.pop().aclose()
 
 
 def make_request() -> AgentRequest:
@@ -342,7 +339,7 @@ async def test_reply_that_is_not_json_is_invalid(hook: Hook) -> None:
          "messages[0].attachments[0].type"),
         ({"messages": [{"attachments": [{"type": "file"}]}]}, "file_id or a url"),
         ({"text": "a", "attached_items": [{"value": 1}]}, "attached_items[0].key"),
-        ({"text": "a", "attached_items": [{"key": "k"}]}, "attached_items[0] has no value"),
+        ({"text": "a", "attached_items": [{"key": "k"}]}, "attached_items[0].value is missing"),
         ({"text": "a", "cost": {"amount": "1", "unit": "usd"}}, "cost.amount"),
         ({"text": "a", "cost": {"amount": 1}}, "cost.unit"),
     ],
@@ -474,7 +471,7 @@ def test_create_validates() -> None:
     with pytest.raises(InvalidConfig, match="retries"):
         WebhookKind().create({"url": URL, "retries": 9})
     created = WebhookKind().create({"url": URL, "timeout_s": 5})
-    assert (created.url, created.timeout_s, created.retries, created.headers) == (URL, 5, 2, {})
+    assert created.config == WebhookConfig(url=URL, timeout_s=5, retries=2, headers={})
 
 
 async def test_attached_items_must_be_a_list(hook: Hook) -> None:

@@ -117,9 +117,12 @@ async def _drain(database: Database) -> None:
     """Execute every pending run (the server has no workers: counts stay still meanwhile)."""
     executor = Executor(database, default_registry(LOOPBACK_ALLOWED),
                         ExecutorConfig(concurrency=1, lease_seconds=30, poll_seconds=0.05))
-    for _ in range(50):
-        if not await executor.run_once():
-            return
+    try:
+        for _ in range(50):
+            if not await executor.run_once():
+                return
+    finally:
+        await executor.agents.close()
 
 
 async def _subscribe(live: Live, run_id: str) -> None:

@@ -52,8 +52,10 @@ async def test_an_unstorable_reply_ends_the_run_at_once(
                                        config={"url": hook.url, "retries": 0})
     hook.reply(Scripted(json=reply))
     run = await new_run(database, agent)
+    executor = Executor(database, LOOPBACK_REGISTRY, CONFIG)
     async with asyncio.timeout(5):  # its lease (30 s) is not what ends it
-        assert await Executor(database, LOOPBACK_REGISTRY, CONFIG).run_once()
+        assert await executor.run_once()
+    await executor.agents.close()
     assert (await reload(database, run.id)).status == RunStatus.ERROR
     async with database.read() as session:
         [error] = (await session.execute(select(RunErrorRow).where(
