@@ -85,8 +85,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         return RedirectResponse("/graphql")
 
     routes: list[Any] = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),  # first: the router tries in order
         Route("/", home),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
         Route(STATIC_ROUTE, serve_asset, methods=["GET"]),
         WebSocketRoute("/graphql", graphql),
         *operations_routes(),
