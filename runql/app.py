@@ -13,23 +13,22 @@ from starlette.routing import Route, WebSocketRoute
 
 from runql.agents.egress import EgressPolicy
 from runql.agents.registry import default_registry
-from runql.auth.asgi import RequireApiKey
+from runql.auth.asgi import KeyGate
 from runql.auth.principals import PrincipalCache
 from runql.auth.revocation import Revocations
 from runql.bus.feeders import feed_from_commits, other_processes
 from runql.bus.hub import Hub
 from runql.bus.revocations import RevocationPoll
+from runql.edge import Edge
 from runql.endpoint import GraphQLEndpoint
-from runql.fanout.sinks import KeepServerSend
 from runql.graphiql.assets import STATIC_PREFIX, STATIC_ROUTE, serve_asset
 from runql.lifecycle.executor import Executor, ExecutorConfig
-from runql.operations.middleware import ObserveRequests
 from runql.operations.routes import operations_routes
 from runql.operations.setup import instrument
 from runql.rest import rest_routes
-from runql.security.body import LimitBody
+from runql.security.body import BodyCap
 from runql.security.handlers import EXCEPTION_HANDLERS
-from runql.security.ratelimit import RateLimit
+from runql.security.ratelimit import RateLimits
 from runql.settings import Settings
 from runql.storage.database import Database
 
@@ -86,23 +85,18 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         return RedirectResponse("/graphql")
 
     routes: list[Any] = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),  # first: the router tries in order
         Route("/", home),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
         Route(STATIC_ROUTE, serve_asset, methods=["GET"]),
         WebSocketRoute("/graphql", graphql),
         *operations_routes(),
         *rest_routes(db, settings),
     ]
-    middleware = [
-        Middleware(KeepServerSend),
-        Middleware(ObserveRequests),
-        Middleware(RequireApiKey, principals=principals, protected=PROTECTED,
-                   public=[STATIC_PREFIX]),
-        Middleware(RateLimit, rate=settings.rate_limit_per_second,  # per key: after the key
-                   burst=settings.rate_limit_burst),
-        Middleware(LimitBody, max_bytes=settings.max_body_bytes, paths=["/graphql"]),
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+    edge = Middleware(  # the key, its rate limit and the body cap: runql/edge.py
+        Edge, gate=KeyGate(principals, PROTECTED, public=[STATIC_PREFIX]),
+        limits=RateLimits(settings.rate_limit_per_second, settings.rate_limit_burst),
+        body=BodyCap(settings.max_body_bytes, paths=["/graphql"]))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[edge],
                     exception_handlers=EXCEPTION_HANDLERS)
     app.state.database = db
     app.state.settings = settings

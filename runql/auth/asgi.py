@@ -1,11 +1,11 @@
 """Every HTTP entry point but the GraphiQL page and the health checks needs an API key (looked
-up in the principal cache, runql/auth/principals.py)."""
+up in the principal cache, runql/auth/principals.py). The edge (runql/edge.py) asks the gate
+whether a request needs one, admits it with its principal or sends the 401 refusal."""
 
 from collections.abc import Iterable
 
 import orjson
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from runql.auth.keys import Principal, bearer_secret
 from runql.auth.principals import PrincipalCache
@@ -19,10 +19,10 @@ def principal_of(scope: Scope) -> Principal | None:
     return found
 
 
-def _is_graphiql_page(scope: Scope, headers: Headers) -> bool:
+def _is_graphiql_page(scope: Scope, accept: str | None) -> bool:
     """The GraphiQL page itself (static; the requests it makes carry a key)."""
     return (scope["path"] == "/graphql" and scope["method"] == "GET"
-            and "text/html" in headers.get("accept", "") and not scope.get("query_string"))
+            and "text/html" in (accept or "") and not scope.get("query_string"))
 
 
 def _refusal(path: str) -> bytes:
@@ -32,31 +32,33 @@ def _refusal(path: str) -> bytes:
     return orjson.dumps({"status": 401, "code": "unauthenticated", "message": UNAUTHENTICATED})
 
 
-class RequireApiKey:
-    def __init__(self, app: ASGIApp, principals: PrincipalCache, protected: Iterable[str],
+async def refuse_unauthenticated(path: str, send: Send) -> None:
+    """401, in the route's error shape."""
+    body = _refusal(path)
+    await send({"type": "http.response.start", "status": 401, "headers": [
+        (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
+        (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class KeyGate:
+    """The paths that need a key (`protected` prefixes, less the `public` ones inside them,
+    such as GraphiQL's files) and the principal of the key an HTTP request sends."""
+
+    def __init__(self, principals: PrincipalCache, protected: Iterable[str],
                  public: Iterable[str] = ()) -> None:
-        self.app = app
         self.principals = principals
         self.protected = tuple(protected)
-        self.public = tuple(public)  # prefixes inside protected ones, such as GraphiQL's files
+        self.public = tuple(public)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or not scope["path"].startswith(self.protected)
-                or scope["path"].startswith(self.public)):
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        if _is_graphiql_page(scope, headers):
-            await self.app(scope, receive, send)
-            return
-        principal = await self.principals.authenticate(
-            bearer_secret(headers.get("authorization")))
-        if principal is None:
-            body = _refusal(scope["path"])
-            await send({"type": "http.response.start", "status": 401, "headers": [
-                (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
-                (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-            return
-        scope[PRINCIPAL] = principal
-        await self.app(scope, receive, send)
+    def guards(self, scope: Scope, accept: str | None) -> bool:
+        path = scope["path"]
+        return (path.startswith(self.protected) and not path.startswith(self.public)
+                and not _is_graphiql_page(scope, accept))
+
+    async def admit(self, scope: Scope, authorization: str | None) -> Principal | None:
+        """The key's principal, kept in the scope for the routes; None for no valid key."""
+        principal = await self.principals.authenticate(bearer_secret(authorization))
+        if principal is not None:
+            scope[PRINCIPAL] = principal
+        return principal

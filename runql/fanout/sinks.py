@@ -19,7 +19,6 @@ from contextvars import ContextVar
 from typing import Any, cast
 
 from graphql import GraphQLError
-from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
@@ -49,21 +48,8 @@ MALFORMED = ("a graphql-ws message is an object with a `type`; `start` needs an 
 
 _current: ContextVar["Sink | None"] = ContextVar("runql_sink", default=None)
 
-SERVER_SEND = "runql.server_send"
-
-
-class KeepServerSend:
-    """ASGI middleware, outermost: keeps the server's own `send` of each websocket in its scope.
-    Shared streams write their frames with it, past the middleware layers, which only act on a
-    socket's opening and closing."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            scope[SERVER_SEND] = send
-        await self.app(scope, receive, send)
+SERVER_SEND = "runql.server_send"  # the server's own `send` of a websocket (runql/edge.py):
+# shared streams write their frames with it, past the layers that act on opening and closing
 
 
 def current_sink() -> "Sink | None":

@@ -1,6 +1,6 @@
 """Prometheus instruments of this process, and the functions that record into them.
 
-ObserveRequests records HTTP requests and open websockets; the ObserveOperations schema
+The edge (runql/edge.py) records HTTP requests and open websockets; the ObserveOperations schema
 extension records GraphQL operations and active subscriptions. Scrape-time figures (runs by
 status, the executor's queue and lease recoveries) are in runql/operations/scrape.py.
 """
@@ -73,10 +73,27 @@ def operation_label(name: str | None) -> str:
     return name
 
 
+_HttpSeries = tuple[Counter, Histogram, Histogram]
+_http_series: dict[tuple[str, str, int], _HttpSeries] = {}
+
+
+def _series_of(method: str, route: str, status: int) -> _HttpSeries:
+    """The labelled series of one kind of request, looked up once (labels() takes a lock and
+    builds its key on every call); method and route are labels of few values already."""
+    key = (method, route, status)
+    found = _http_series.get(key)
+    if found is None:
+        found = _http_series[key] = (HTTP_REQUESTS.labels(method, route, str(status)),
+                                     HTTP_SECONDS.labels(method, route),
+                                     HTTP_STATEMENTS.labels(route))
+    return found
+
+
 def observe_http(method: str, route: str, status: int, seconds: float, statements: int) -> None:
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_SECONDS.labels(method, route).observe(seconds)
-    HTTP_STATEMENTS.labels(route).observe(statements)
+    requests, durations, statement_counts = _series_of(method, route, status)
+    requests.inc()
+    durations.observe(seconds)
+    statement_counts.observe(statements)
 
 
 def observe_operation(operation: str, kind: str, outcome: str, seconds: float,

@@ -34,7 +34,7 @@ def _masked(error: GraphQLError) -> GraphQLError:
     error_id = uuid.uuid4().hex
     log.error("unexpected error %s at %s", error_id, error.path, exc_info=error.original_error)
     extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
-    request_id = current_request_id()  # set by ObserveRequests; the logs carry it too
+    request_id = current_request_id()  # set by the edge (runql/edge.py); the logs carry it too
     if request_id is not None:
         extensions["requestId"] = request_id
     return GraphQLError(

@@ -1,9 +1,10 @@
-"""The request body cap: 413 as soon as a body is known to be over it."""
+"""The request body cap: 413 as soon as a body is known to be over it, from its Content-Length
+first, else by counting what arrives (a chunked body declares no length). The edge
+(runql/edge.py) applies it to the paths given."""
 
 from collections.abc import Iterable
 
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from runql.security.errors import PAYLOAD_TOO_LARGE
 from runql.security.media import negotiate
@@ -14,33 +15,25 @@ class BodyTooLarge(Exception):
     pass
 
 
-def _declared_length(headers: Headers) -> int | None:
-    declared = headers.get("content-length", "")
-    return int(declared) if declared.isdigit() else None
-
-
-class LimitBody:
-    """ASGI middleware for the paths given: checks Content-Length first, then counts what
-    arrives (a chunked body declares no length)."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int, paths: Iterable[str]) -> None:
-        self.app = app
+class BodyCap:
+    def __init__(self, max_bytes: int, paths: Iterable[str]) -> None:
         self.max_bytes = max_bytes
         self.paths = tuple(paths)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.paths):
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        declared = _declared_length(headers)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, receive, send, headers)
-            return
-        started = False
+    def covers(self, path: str) -> bool:
+        return path.startswith(self.paths)
+
+    def check_declared(self, content_length: str | None) -> None:
+        """Raises BodyTooLarge for a declared length over the cap."""
+        if content_length is not None and content_length.isdigit() and (
+                int(content_length) > self.max_bytes):
+            raise BodyTooLarge
+
+    def counting(self, receive: Receive) -> Receive:
+        """`receive` that raises BodyTooLarge once what arrived is over the cap."""
         received = 0
 
-        async def counting_receive() -> Message:
+        async def counted() -> Message:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
@@ -48,21 +41,12 @@ class LimitBody:
                 raise BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        return counted
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if started:
-                raise
-            await self._refuse(scope, receive, send, headers)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
+    async def refuse(self, scope: Scope, receive: Receive, send: Send,
+                     accept: str | None) -> None:
         response = error_response(
             scope["path"], 413, PAYLOAD_TOO_LARGE,
             f"the request body is over {self.max_bytes} bytes, the most a request may send",
-            media_type=negotiate(headers.get("accept")))
+            media_type=negotiate(accept))
         await response(scope, receive, send)

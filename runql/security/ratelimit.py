@@ -1,7 +1,8 @@
 """The rate limit: a token bucket per API key, in this process.
 
 Each key may make `burst` requests at once and `rate` a second after that; over it, 429 with
-`Retry-After`. Buckets live in the process (one per worker with several workers).
+`Retry-After`. Buckets live in the process (one per worker with several workers); the edge
+(runql/edge.py) takes a token for each request that its key admitted.
 """
 
 import math
@@ -9,10 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from runql.auth.asgi import principal_of
 from runql.security.errors import RATE_LIMITED
 from runql.security.media import negotiate
 from runql.security.responses import error_response
@@ -56,23 +55,12 @@ def retry_after(wait: float) -> str:
     return str(max(1, math.ceil(wait)))
 
 
-class RateLimit:
-    """ASGI middleware; list it after RequireApiKey, whose principal names the bucket."""
-
-    def __init__(self, app: ASGIApp, rate: float, burst: int) -> None:
-        self.app = app
-        self.limits = RateLimits(rate, burst)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        principal = principal_of(scope) if scope["type"] == "http" else None
-        wait = self.limits.wait(principal.key_id) if principal is not None else 0.0
-        if not wait:
-            await self.app(scope, receive, send)
-            return
-        seconds = retry_after(wait)
-        response = error_response(
-            scope["path"], 429, RATE_LIMITED,
-            f"too many requests with this API key: retry after {seconds} s",
-            media_type=negotiate(Headers(scope=scope).get("accept")),
-            headers={"Retry-After": seconds})
-        await response(scope, receive, send)
+async def refuse_rate(scope: Scope, receive: Receive, send: Send, wait: float,
+                      accept: str | None) -> None:
+    """429 with `Retry-After`, in the route's error shape."""
+    seconds = retry_after(wait)
+    response = error_response(
+        scope["path"], 429, RATE_LIMITED,
+        f"too many requests with this API key: retry after {seconds} s",
+        media_type=negotiate(accept), headers={"Retry-After": seconds})
+    await response(scope, receive, send)

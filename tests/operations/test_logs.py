@@ -6,10 +6,18 @@ import logging
 import logging.config
 import os
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from runql.operations.logs import JsonFormatter, RequestIdFilter, uvicorn_log_config
+from runql.operations.logs import (
+    ACCESS,
+    JsonFormatter,
+    RequestIdFilter,
+    access_line,
+    uvicorn_log_config,
+)
 from runql.operations.requests import RequestRecord, serving
 from runql.settings import Settings
 
@@ -73,3 +81,64 @@ def test_the_server_s_log_config_formats_every_line(
     assert expected in capsys.readouterr().err
     assert config["loggers"]["uvicorn.access"] == {"handlers": [], "propagate": False,
                                                    "level": "WARNING"}
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def access_records() -> Iterator[_Kept]:
+    """What the access logger hands its handlers, at INFO."""
+    logger, kept = logging.getLogger(ACCESS), _Kept()
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(kept)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield kept
+    finally:
+        logger.removeHandler(kept)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def test_an_access_line_carries_its_fields_as_the_record_s_and_the_line_s(
+        access_records: _Kept) -> None:
+    access_line(logging.INFO, "POST /graphql 200", "req-access-1",
+                {"method": "POST", "path": "/graphql", "status": 200, "operation": None})
+
+    [record] = access_records.records
+    assert (record.getMessage(), record.method, record.status) == ("POST /graphql 200", "POST", 200)
+    RequestIdFilter().filter(record)
+    entry = json.loads(JsonFormatter().format(record))
+    assert list(entry)[5:] == ["request_id", "method", "path", "status", "operation"]
+    assert entry["request_id"] == "req-access-1"
+    assert entry["message"] == "POST /graphql 200"
+    assert entry["operation"] is None
+
+
+def test_an_access_line_below_the_logger_s_level_makes_no_record(
+        access_records: _Kept) -> None:
+    made: list[str] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        made.append(record.name)
+        return record
+
+    logging.setLogRecordFactory(counting)
+    try:
+        access_line(logging.DEBUG, "GET /healthz 200", "req-quiet-1", {"status": 200})
+        access_line(logging.INFO, "GET /runs 200", "req-loud-1", {"status": 200})
+    finally:
+        logging.setLogRecordFactory(factory)
+
+    assert made == [ACCESS]
+    assert [r.getMessage() for r in access_records.records] == ["GET /runs 200"]

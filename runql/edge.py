@@ -1,0 +1,128 @@
+"""The edge: the fixed per-request work of the HTTP layer as one plain ASGI layer, done once
+per request, between Starlette's ServerErrorMiddleware (masked 500s) and its router.
+
+For an HTTP request, in order: one pass over its headers for the few the edge reads; the
+request record and id (echoed in X-Request-ID); the API key (runql/auth/asgi.py: 401), its rate
+limit (runql/security/ratelimit.py: 429) and the body cap (runql/security/body.py: 413); then the
+route, through one `send` wrapper; then the metrics and the access line
+(runql/operations/observe.py). For a websocket: the server's own `send`, kept in the scope for
+shared streams (runql/fanout/sinks.py), the open-socket gauge and the access line.
+"""
+
+import time
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runql.auth.asgi import KeyGate, refuse_unauthenticated
+from runql.fanout.sinks import SERVER_SEND
+from runql.operations.observe import (
+    observe_http,
+    observe_websocket_accepted,
+    observe_websocket_closed,
+    with_request_id,
+)
+from runql.operations.requests import REQUEST_ID_HEADER, RequestRecord, request_id_from, serving
+from runql.security.body import BodyCap, BodyTooLarge
+from runql.security.ratelimit import RateLimits, refuse_rate
+
+
+@dataclass(slots=True)
+class EdgeHeaders:
+    """The request headers the edge reads (each one's first value)."""
+
+    authorization: str | None = None
+    accept: str | None = None
+    content_length: str | None = None
+    request_id: str | None = None
+
+
+_READ = {b"authorization": "authorization", b"accept": "accept",
+         b"content-length": "content_length", REQUEST_ID_HEADER.encode(): "request_id"}
+
+
+def read_headers(scope: Scope) -> EdgeHeaders:
+    """One pass over the request's headers (their names are lower case in ASGI)."""
+    found = EdgeHeaders()
+    for name, value in scope["headers"]:
+        field = _READ.get(name)
+        if field is not None and getattr(found, field) is None:
+            setattr(found, field, value.decode("latin-1"))
+    return found
+
+
+class Edge:
+    def __init__(self, app: ASGIApp, gate: KeyGate, limits: RateLimits, body: BodyCap) -> None:
+        self.app = app
+        self.gate = gate
+        self.limits = limits
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = read_headers(scope)
+        record = RequestRecord(request_id_from(headers.request_id))
+        status = 0  # none sent yet; an exception becomes a 500 further out
+        started = time.perf_counter()
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = with_request_id(message, record.request_id)
+            await send(message)
+
+        with serving(record):
+            try:
+                await self._guarded(scope, receive, send_observed, headers)
+            except BodyTooLarge:
+                if status:
+                    raise
+                await self.body.refuse(scope, receive, send_observed, headers.accept)
+            finally:
+                observe_http(scope, record, status or 500, time.perf_counter() - started)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send,
+                       headers: EdgeHeaders) -> None:
+        """The route, for a request with the key, rate and body its path needs; raises
+        BodyTooLarge for a body over the cap."""
+        if self.gate.guards(scope, headers.accept):
+            principal = await self.gate.admit(scope, headers.authorization)
+            if principal is None:
+                await refuse_unauthenticated(scope["path"], send)
+                return
+            wait = self.limits.wait(principal.key_id)
+            if wait:
+                await refuse_rate(scope, receive, send, wait, headers.accept)
+                return
+        if self.body.covers(scope["path"]):
+            self.body.check_declared(headers.content_length)
+            receive = self.body.counting(receive)
+        await self.app(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[SERVER_SEND] = send
+        record = RequestRecord(request_id_from(read_headers(scope).request_id))
+        accepted = False
+        started = time.perf_counter()
+
+        async def send_observed(message: Message) -> None:
+            nonlocal accepted
+            if message["type"] == "websocket.accept" and not accepted:
+                message = with_request_id(message, record.request_id)
+                accepted = True
+                observe_websocket_accepted()
+            await send(message)
+
+        with serving(record):
+            try:
+                await self.app(scope, receive, send_observed)
+            finally:
+                observe_websocket_closed(scope, record, accepted, time.perf_counter() - started)
