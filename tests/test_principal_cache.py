@@ -82,3 +82,24 @@ async def test_another_process_revoking_the_key_is_heard_within_a_second(
     assert refused, statuses
     assert refused[0] < WITHIN_SECONDS
     assert all(status == 401 for status, at in statuses if at >= refused[0])
+
+
+async def test_while_revocations_may_go_unheard_every_request_reads_its_key(
+        database: Database) -> None:
+    """PostgreSQL's LISTEN connection down (or not yet up): a key revoked meanwhile, unheard,
+    is refused at once, since nothing is served from the cache until it listens again."""
+    from runql.auth.revocation import Revocations
+
+    key = await create_key(database, "doomed")
+    revocations = Revocations()
+    cache = PrincipalCache(database, revocations)
+    assert await cache.authenticate(key.secret) is not None
+    assert len(cache) == 1
+    revocations.deaf()
+    assert len(cache) == 0
+    assert await cache.authenticate(key.secret) is not None
+    assert len(cache) == 0  # not kept while deaf
+    await revoke_key(database, key.row.id)  # another process's revocation, unheard here
+    assert await cache.authenticate(key.secret) is None
+    revocations.heard_again()
+    assert await cache.authenticate(key.secret) is None

@@ -2,8 +2,8 @@
 database read. Only keys found valid are kept (an unknown secret is read every time, so a key
 made later works at once); a revoked key's entry goes when the revocation notice says so: at
 once in the revoking process, within a second in the others (runql/auth/revocation.py). While
-the notice cannot vouch for what it may have missed (PostgreSQL's LISTEN connection lost), the
-whole cache is dropped."""
+the notice cannot vouch that it hears every revocation (PostgreSQL's LISTEN connection not yet
+up, or lost), the cache is emptied and every request reads its key from the database."""
 
 from collections import OrderedDict
 
@@ -21,6 +21,7 @@ class PrincipalCache:
         self._max = max_entries
         self._entries: OrderedDict[str, Principal] = OrderedDict()
         self._revocations = 0  # how many were heard: a read across one is not kept
+        self._notice = revocations
         revocations.listen(self._revoked, self.clear)
 
     def __len__(self) -> int:
@@ -31,13 +32,15 @@ class PrincipalCache:
         hashed = lookup_hash(secret)
         if hashed is None:
             return None
+        if not self._notice.hearing:  # revocations may go unheard: read every time
+            return await principal_by_hash(self._database, hashed)
         found = self._entries.get(hashed)
         if found is not None:
             self._entries.move_to_end(hashed)
             return found
         heard = self._revocations
         found = await principal_by_hash(self._database, hashed)
-        if found is not None and heard == self._revocations:
+        if found is not None and heard == self._revocations and self._notice.hearing:
             self._remember(hashed, found)
         return found
 

@@ -32,6 +32,18 @@ class Revocations:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self._missed: list[Missed] = []
+        self.hearing = True  # False while the notice cannot vouch that it hears every one
+
+    def deaf(self) -> None:
+        """Revocations may go unheard from now on (PostgreSQL's LISTEN connection is down):
+        what holds something a key opened must not trust its copies until `heard_again`."""
+        self.hearing = False
+        self.missed()
+
+    def heard_again(self) -> None:
+        """Every revocation is heard again; those made meanwhile must be looked up."""
+        self.hearing = True
+        self.missed()
 
     def listen(self, listener: Listener, missed: Missed | None = None) -> None:
         """`listener` hears each revoked key's id; `missed`, that revocations may have gone

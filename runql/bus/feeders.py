@@ -79,6 +79,8 @@ class PostgresListener:
                  revocations: Revocations | None = None) -> None:
         self.hub = hub
         self.revocations = revocations
+        if revocations is not None:  # until the connection listens, nothing is heard
+            revocations.deaf()
         self.dsn = _dsn(database_url)
         self.connected = asyncio.Event()
         self.reconnects = 0
@@ -126,13 +128,15 @@ class PostgresListener:
                 backoff = 0.1
                 if self.connected.is_set():
                     self.reconnects += 1
-                    if self.revocations is not None:  # some may have come while it was down
-                        self.revocations.missed()
+                if self.revocations is not None:  # some may have come before it listened
+                    self.revocations.heard_again()
                 self.connected.set()
                 self.hub.wake_everyone()
                 await lost.wait()
                 log.warning("LISTEN connection lost; reconnecting")
             finally:
+                if self.revocations is not None:  # none are heard until it listens again
+                    self.revocations.deaf()
                 with contextlib.suppress(Exception):
                     await connection.close(timeout=2)
 

@@ -40,6 +40,7 @@ from runql.operations.extension import SUCCESS, observed
 from runql.operations.requests import current_request
 from runql.security.limits import Limits
 from runql.security.media import content_type_header
+from runql.security.text_input import fit_variables
 from runql.settings import Settings
 from runql.storage.database import Database
 
@@ -88,8 +89,8 @@ class FastLane:
         if request.query is None or is_standard_only():
             return None
         prepared = self._prepared.get(request.query, request.operation_name)
-        if prepared is None:
-            return None
+        if prepared is None or not fit_variables(request.variables):
+            return None  # the view refuses unfit text, naming the field
         variables = get_variable_values(self._schema, prepared.operation.variable_definitions
                                         or (), request.variables or {},
                                         max_errors=MAX_COERCION_ERRORS)

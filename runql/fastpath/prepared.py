@@ -25,6 +25,7 @@ from strawberry.schema.schema import validate_document
 
 from runql.security.limits import Limits
 from runql.security.rules import validation_rules
+from runql.security.text_input import fit_document
 
 MAX_PREPARED = 512
 MAX_DOCUMENT_CHARS = 100_000
@@ -75,7 +76,8 @@ def prepare(schema: GraphQLSchema, limits: Limits, document: str,
         return None
     fragments = _fragments(parsed)
     rules = (*specified_rules, *validation_rules(limits))
-    if fragments is None or validate_document(schema, parsed, rules):
+    if (fragments is None or validate_document(schema, parsed, rules)
+            or not fit_document(document, parsed)):  # the view names the unfit literal
         return None
     return Prepared(operation, fragments, _name(operation, operation_name))
 

@@ -1,4 +1,5 @@
-"""Executing a plan: its statements on one connection (one snapshot), then the response."""
+"""Executing a plan: its statements on one raw connection (each its own snapshot), then the
+response."""
 
 from graphql import ExecutionResult
 

@@ -58,7 +58,7 @@ def _too_large(limit: int) -> PayloadTooLarge:
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused as soon as it is known to be over `limit` bytes."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0

@@ -20,10 +20,10 @@ from runql.schema.mutation import Mutation
 from runql.schema.query import Query
 from runql.schema.scalars import SCALARS
 from runql.schema.subscription import Subscription
-from runql.schema.text_input import FitText
 from runql.security.extension import QueryLimits
 from runql.security.operation import SpecExecutionContext
 from runql.security.parsing import QuietParserCache
+from runql.security.text_input import FitText
 from runql.security.timeout import ExecutionTimeout
 from runql.settings import Settings
 

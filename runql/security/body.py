@@ -25,8 +25,8 @@ class BodyCap:
 
     def check_declared(self, content_length: str | None) -> None:
         """Raises BodyTooLarge for a declared length over the cap."""
-        if content_length is not None and content_length.isdigit() and (
-                int(content_length) > self.max_bytes):
+        declared = content_length or ""
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
             raise BodyTooLarge
 
     def counting(self, receive: Receive) -> Receive:

@@ -19,6 +19,7 @@ statement reads its own snapshot on both, as READ COMMITTED gives on PostgreSQL.
 """
 
 import asyncio
+import contextlib
 import json
 import re
 import sqlite3
@@ -219,6 +220,7 @@ class _PostgresPool:
     def __init__(self, database: Database) -> None:
         url = database.engine.url.set(drivername="postgresql")
         self._dsn = url.render_as_string(hide_password=False)
+        self._database = database
         pool: Any = database.engine.pool
         self._size = int(pool.size()) if hasattr(pool, "size") else POOL_SIZE
         self._pool: Any = None
@@ -235,8 +237,10 @@ class _PostgresPool:
         return self._pool
 
     async def close(self) -> None:
+        _sources.pop(self._database, None)  # the database may be used again: open anew
         if self._pool is not None:
-            await self._pool.close()
+            pool, self._pool = self._pool, None
+            await pool.close()
 
 
 class _SQLiteReader:
@@ -248,6 +252,7 @@ class _SQLiteReader:
 
     def __init__(self, path: str, database: Database) -> None:
         self._path = path
+        self._database = database
         self._loop_connection: sqlite3.Connection | None = None
         self._thread_connection: sqlite3.Connection | None = None
         self._threaded = asyncio.Lock()
@@ -272,21 +277,32 @@ class _SQLiteReader:
         try:
             rows = self._loop_connection.execute(sql, args).fetchall()
         except sqlite3.OperationalError:  # over budget, or busy: on a thread, without either
-            async with self._threaded:
-                return await asyncio.to_thread(self._on_thread, sql, args)
+            return await self._threaded_fetch(sql, args)
         await asyncio.sleep(0)  # a turn of the loop: others' requests, timeouts, cancellation
         return rows
 
-    def _on_thread(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
-        if self._thread_connection is None:
-            self._thread_connection = self._open(progress=False)
-        return self._thread_connection.execute(sql, args).fetchall()
+    async def _threaded_fetch(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
+        """One read at a time on the thread's connection. A caller cancelled (a timeout, a
+        client gone) interrupts the read and waits for the thread to let go of it."""
+        async with self._threaded:
+            if self._thread_connection is None:
+                self._thread_connection = self._open(progress=False)
+            connection = self._thread_connection
+            reading = asyncio.ensure_future(asyncio.to_thread(_fetch_all, connection, sql, args))
+            try:
+                return await asyncio.shield(reading)
+            except asyncio.CancelledError:
+                connection.interrupt()
+                with contextlib.suppress(sqlite3.Error):
+                    await reading
+                raise
 
     async def close(self) -> None:
         for connection in (self._loop_connection, self._thread_connection):
             if connection is not None:
                 connection.close()
         self._loop_connection = self._thread_connection = None
+        _sources.pop(self._database, None)  # the database may be used again: open anew
 
 
 _sources: WeakKeyDictionary[Database, "_PostgresPool | _SQLiteReader"] = WeakKeyDictionary()
@@ -324,6 +340,10 @@ async def raw_reads(database: Database) -> AsyncIterator[RawReads]:
         async with database.engine.connect() as engine_connection:
             raw = await engine_connection.get_raw_connection()
             yield RawReads(dialect, dispatch, partial(_fetch_aiosqlite, raw.driver_connection))
+
+
+def _fetch_all(connection: sqlite3.Connection, sql: str, args: list[Any]) -> list[Any]:
+    return connection.execute(sql, args).fetchall()
 
 
 async def _fetch_postgres(connection: Any, sql: str, args: list[Any]) -> Sequence[RawRow]:

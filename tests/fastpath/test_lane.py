@@ -6,6 +6,7 @@ really serve what it may, and leave the rest (errors, mutations, bad requests) t
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -354,3 +355,20 @@ async def test_the_view_keeps_a_deadline_the_lane_passes_on(demo_database: Datab
     assert time.perf_counter() - started < 2
     assert body["errors"][0]["extensions"] == {"code": "TIMEOUT", "seconds": 10.0}
     await _still_usable(demo_database)
+
+
+@pytest.mark.parametrize(("document", "variables", "field"), [
+    (RUN_BY_ID, {"id": "run_\x00"}, "id"),  # a declared variable
+    (RUN_BY_ID, {"id": "run_\ud800"}, "id"),
+    (RUN_BY_ID, {"id": "run_00000000000000000000", "extra": "\x00"}, "extra"),  # undeclared
+    ('{ run(id: "run_\\u0000") { id } }', {}, "id"),  # a literal
+])
+async def test_unfit_text_is_refused_by_the_view_not_read_by_the_lane(
+        both: LaneAndView, document: str, variables: dict[str, Any], field: str) -> None:
+    """runql.text's rule holds on the lane: such a request is the view's BAD_USER_INPUT."""
+    content = json.dumps({"query": document, "variables": variables}).encode()  # escapes all
+    refused = await both.left_to_the_view(content=content,
+                                          headers={"Content-Type": "application/json"})
+    error = refused.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] == field

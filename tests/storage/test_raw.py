@@ -3,7 +3,10 @@ statement, one parameter for a list of any length, the statement's own values bo
 each time, each statement counted, each statement its own snapshot, and SQLite's long reads
 off the event loop's thread."""
 
+import asyncio
+import sqlite3
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -97,15 +100,36 @@ async def test_a_long_sqlite_read_leaves_the_loop_and_still_answers(
     monkeypatch.setattr(raw, "IN_LOOP_SECONDS", 0.0)  # every read is over budget
     monkeypatch.setattr(raw, "PROGRESS_STEPS", 1)
     threads: list[str] = []
-    original = raw._SQLiteReader._on_thread
+    original = raw._fetch_all
 
-    def on_thread(self: raw._SQLiteReader, sql: str, args: list[object]) -> object:
+    def on_thread(connection: sqlite3.Connection, sql: str, args: list[Any]) -> list[Any]:
         threads.append(threading.current_thread().name)
-        return original(self, sql, args)
+        return original(connection, sql, args)
 
-    monkeypatch.setattr(raw._SQLiteReader, "_on_thread", on_thread)
+    monkeypatch.setattr(raw, "_fetch_all", on_thread)
     reader = raw._SQLiteReader(str(demo_database.engine.url.database), demo_database)
     rows = await reader.fetch(*_sql_and_args(demo_database, statement))
     assert [tuple(row) for row in rows] == expected
     assert threads
     assert threads[0] != threading.current_thread().name
+
+
+async def test_a_cancelled_read_on_the_thread_is_interrupted(
+        demo_database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read gone to the thread whose caller is cancelled (a timeout) is interrupted, and the
+    thread's connection is free for the next read at once."""
+    if not demo_database.is_sqlite:
+        pytest.skip("the in-loop reader is SQLite's")
+    monkeypatch.setattr(raw, "IN_LOOP_SECONDS", 0.0)
+    monkeypatch.setattr(raw, "PROGRESS_STEPS", 1)
+    reader = raw._SQLiteReader(str(demo_database.engine.url.database), demo_database)
+    slow = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000)"
+            " SELECT count(*) FROM n")
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await reader.fetch(slow, [])
+    assert time.perf_counter() - started < 2  # interrupted, not run to its end
+    statement = select(RUNS.c.id).limit(1)
+    assert len(await reader.fetch(*_sql_and_args(demo_database, statement))) == 1
+    await reader.close()

@@ -71,6 +71,24 @@ def check_variables(variables: Mapping[str, Any] | None) -> None:
         check_value(value, name)
 
 
+def fit_variables(variables: Mapping[str, Any] | None) -> bool:
+    """Whether the variables pass the rule (the fast lane hands any that do not to the view,
+    which refuses them with the field at fault)."""
+    try:
+        check_variables(variables)
+    except BadUserInput:
+        return False
+    return True
+
+
+def fit_document(query: str, document: DocumentNode) -> bool:
+    try:
+        check_document(query, document)
+    except BadUserInput:
+        return False
+    return True
+
+
 def _refusal(error: BadUserInput) -> GraphQLError:
     extensions: dict[str, Any] = {"code": error.code}
     if error.field is not None:
