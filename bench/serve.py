@@ -22,6 +22,9 @@ runs), feed20 / feed100 (queries/feed.graphql at first: 20 / 100), detail (creat
 read-back: queries/run-detail.graphql, ids rotated); and, with `--only`, createRun itself (a
 run of the echo agent; a write, so no floor and no ratio). `--standard` adds a third server:
 runql on the standard executor only (RUNQL_FASTPATH=0), with its own ratios to the floor.
+`--box` adds runql on the whole machine (`runql serve --workers N`, N the cores, not pinned,
+its CPU summed over its processes; the load generator still runs on core 1), with its ratios
+to the one-core floor ("box_ratio").
 
 Figures per workload and server: peak rps (the highest achieved rate of a step that did not
 saturate), the highest offered rate with p99 <= `--p99-ms` (50), the server's CPU ms per
@@ -71,6 +74,7 @@ WORKLOADS = (*READS, "createRun")
 CREATE = ("mutation Create($agent: ID!) { createRun(input: {agentId: $agent, content: "
           '{text: "load test"}}) { run { id status } } }')
 FLOOR = "floor"
+BOX = "box"  # runql on every core: `runql serve --workers N`, not pinned (`--box`)
 DATABASES = ("sqlite", "postgresql")
 
 
@@ -116,13 +120,23 @@ class Measured:
 # --------------------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (fields 14 and 15 of /proc/<pid>/stat); 0 once it is gone."""
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except FileNotFoundError:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (fields 14 and 15 of /proc/<pid>/stat) and of the processes
+    it started (a server's workers); 0 once it is gone."""
+    fields = _stat(pid)
+    if fields is None:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    children = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
+                and (stat := _stat(int(entry.name))) is not None and stat[1] == str(pid)]
+    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return own + sum(cpu_seconds(child) for child in children)
 
 
 def postgres_backends(database: str) -> dict[int, float]:
@@ -224,7 +238,8 @@ def _command(server: str, prepared: Prepared, port: int) -> tuple[list[str], dic
     if server != FLOOR:  # runql, or runql on the standard executor only
         environment = {
             **os.environ, "RUNQL_DATABASE_URL": prepared.url, "RUNQL_ENV": "production",
-            "RUNQL_WORKERS": "0", "RUNQL_SERVE_WORKERS": "1", "RUNQL_GRAPHIQL": "0",
+            "RUNQL_WORKERS": "0", "RUNQL_GRAPHIQL": "0",
+            "RUNQL_SERVE_WORKERS": str(os.cpu_count() or 1) if server == BOX else "1",
             "RUNQL_RATE_LIMIT_PER_SECOND": "1000000", "RUNQL_RATE_LIMIT_BURST": "1000000",
             "RUNQL_FASTPATH": "0" if server == "standard" else "1"}
         return ([sys.executable, "-m", "runql", "serve", "--host", "127.0.0.1", "--port",
@@ -246,8 +261,9 @@ def serving(prepared: Prepared, *servers: str) -> Iterator[list[tuple[int, int]]
                 port = _free_port()
                 command, environment = _command(server, prepared, port)
                 written: IO[bytes] = logs.enter_context(tempfile.TemporaryFile())
+                pinned = [] if server == BOX else ["taskset", "-c", SERVER_CORE]
                 processes.append((port, subprocess.Popen(
-                    ["taskset", "-c", SERVER_CORE, *command], env=environment, cwd=ROOT,
+                    [*pinned, *command], env=environment, cwd=ROOT,
                     stdout=subprocess.DEVNULL, stderr=written), written))
             for port, process, server_log in processes:
                 _wait_until_up(port, process, server_log)
@@ -512,6 +528,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", type=_names(WORKLOADS), default=list(READS),
                         help=f"workloads, comma-separated, of {','.join(WORKLOADS)} "
                         f"(default {','.join(READS)}; createRun has no floor)")
+    parser.add_argument("--box", action="store_true",
+                        help="also time runql on every core (runql serve --workers N, not "
+                        "pinned; the load generator keeps core 1): the whole box's peak")
     parser.add_argument("--standard", action="store_true",
                         help="also time runql on the standard executor (RUNQL_FASTPATH=0)")
     parser.add_argument("--seconds", type=float, default=4.0, help="per step (default 4)")
@@ -529,7 +548,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 100 runs, one short step at --start")
     args = parser.parse_args(argv)
-    args.servers = ["runql", *(["standard"] if args.standard else []), FLOOR]
+    args.servers = ["runql", *(["standard"] if args.standard else []),
+                    *([BOX] if args.box else []), FLOOR]
     if args.quick:
         args.runs, args.seconds, args.serial, args.warmup = 100, 0.5, 5, 3
         args.max_rate = args.start
