@@ -37,6 +37,7 @@ log = logging.getLogger("runql.executor")
 
 CANCEL_CHECK_SECONDS = 0.2
 CLAIM_ATTEMPTS = 3
+SETTLE_SECONDS = 2.0  # how long stop() lets idle tasks finish their statement
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class Executor:
         self.recovered = 0
         self._wake = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()  # housekeeping's sleep ends at once on stop
         self._tasks: list[asyncio.Task[None]] = []
         self._executing: set[asyncio.Task[None]] = set()
 
@@ -119,8 +121,13 @@ class Executor:
         runs still held (back to PENDING, for another worker) and close the agents."""
         self._stopping = True
         self._wake.set()
+        self._stopped.set()
         if self._executing:
             await asyncio.wait(set(self._executing), timeout=self.config.shutdown_grace_seconds)
+        # Idle slots and housekeeping end by themselves once their statement is done: one
+        # cancelled while it opens a database connection could leave that socket unclosed.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=SETTLE_SECONDS)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -159,7 +166,8 @@ class Executor:
                 await self.forget_old_idempotency_keys()
             except Exception:
                 log.exception("housekeeping failed; it carries on")
-            await asyncio.sleep(self.config.poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), self.config.poll_seconds)
 
     async def run_once(self) -> bool:
         """Claim one pending run and execute it; False when there was none to claim."""
