@@ -36,9 +36,9 @@ class Revocations:
 
     def deaf(self) -> None:
         """Revocations may go unheard from now on (PostgreSQL's LISTEN connection is down):
-        what holds something a key opened must not trust its copies until `heard_again`."""
+        what holds something a key opened must not trust its copies until `heard_again`, which
+        also has them look up what was missed (nothing is read here: this runs at shutdown)."""
         self.hearing = False
-        self.missed()
 
     def heard_again(self) -> None:
         """Every revocation is heard again; those made meanwhile must be looked up."""
