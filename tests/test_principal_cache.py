@@ -3,8 +3,6 @@ key is refused on the very next request in the process that revokes it, and with
 the others (here the revoking process is `runql keys revoke`)."""
 
 import asyncio
-import os
-import sys
 import time
 
 import httpx
@@ -14,8 +12,8 @@ from runql.auth.keys import create_key, revoke_key
 from runql.auth.principals import PrincipalCache
 from runql.settings import Settings
 from runql.storage.database import Database
-from tests.processes import ROOT
 from tests.subscriptions.conftest import serve
+from tests.subscriptions.test_revocation import _revoke_in_another_process
 
 QUERY = {"query": "{ __typename }"}
 WITHIN_SECONDS = 1.0
@@ -49,17 +47,6 @@ async def test_a_read_that_crosses_a_revocation_is_not_kept(database: Database) 
     revocations.revoked(key.row.id)
     assert (await reading) is not None  # read before the revocation committed: the old answer
     assert len(cache) == 0  # but not kept
-
-
-async def _revoke_in_another_process(database: Database, key_id: str) -> float:
-    url = database.engine.url.render_as_string(hide_password=False)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "runql", "keys", "revoke", key_id, cwd=ROOT,
-        env={**os.environ, "RUNQL_DATABASE_URL": url}, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE)
-    _, err = await process.communicate()
-    assert process.returncode == 0, err
-    return time.monotonic()
 
 
 async def test_another_process_revoking_the_key_is_heard_within_a_second(
