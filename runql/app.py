@@ -84,8 +84,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     async def home(_request: Request) -> Response:
         return RedirectResponse("/graphql")
 
+    graphql_route = Route("/graphql", graphql, methods=["GET", "POST"])
     routes: list[Any] = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),  # first: the router tries in order
+        graphql_route,  # first: the router tries in order
         Route("/", home),
         Route(STATIC_ROUTE, serve_asset, methods=["GET"]),
         WebSocketRoute("/graphql", graphql),
@@ -95,7 +96,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     edge = Middleware(  # the key, its rate limit and the body cap: runql/edge.py
         Edge, gate=KeyGate(principals, PROTECTED, public=[STATIC_PREFIX]),
         limits=RateLimits(settings.rate_limit_per_second, settings.rate_limit_burst),
-        body=BodyCap(settings.max_body_bytes, paths=["/graphql"]))
+        body=BodyCap(settings.max_body_bytes, paths=["/graphql"]),
+        first=(graphql_route, graphql.lane_first) if graphql.lane is not None else None)
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[edge],
                     exception_handlers=EXCEPTION_HANDLERS)
     app.state.database = db

@@ -10,8 +10,10 @@ shared streams (runql/fanout/sinks.py), the open-socket gauge and the access lin
 """
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runql.auth.asgi import KeyGate, refuse_unauthenticated
@@ -51,12 +53,19 @@ def read_headers(scope: Scope) -> EdgeHeaders:
     return found
 
 
+# A route's handler that may answer a request before the router (None: answered), or else
+# gives the `receive` the route must read (runql.endpoint.GraphQLEndpoint.lane_first).
+First = Callable[[Scope, Receive, Send], Awaitable[Receive | None]]
+
+
 class Edge:
-    def __init__(self, app: ASGIApp, gate: KeyGate, limits: RateLimits, body: BodyCap) -> None:
+    def __init__(self, app: ASGIApp, gate: KeyGate, limits: RateLimits, body: BodyCap,
+                 first: tuple[Route, First] | None = None) -> None:
         self.app = app
         self.gate = gate
         self.limits = limits
         self.body = body
+        self.first = first
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -105,6 +114,14 @@ class Edge:
         if self.body.covers(scope["path"]):
             self.body.check_declared(headers.content_length)
             receive = self.body.counting(receive)
+        if self.first is not None:
+            route, first = self.first
+            if scope["path"] == route.path and not scope.get("root_path"):
+                scope["route"] = route  # as the router sets it, for the metrics' label
+                found = await first(scope, receive, send)
+                if found is None:
+                    return
+                receive = found
         await self.app(scope, receive, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -43,6 +43,8 @@ from runql.security.timeout import deadline
 from runql.settings import Settings
 from runql.storage.database import Database
 
+LANE_TRIED = "runql.lane_tried"  # in a request's scope once the lane declined it: its deadline
+
 
 def org_of(scope: Scope) -> str:
     """The organization of the request's key ("" without one: nothing is visible)."""
@@ -76,31 +78,42 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
         self.lane = FastLane.of(self.schema, database, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.lane is not None and scope["type"] == "http" and scope["method"] == "POST":
-            await self._post(self.lane, scope, receive, send)
-        else:
+        if LANE_TRIED not in scope:
+            found = await self.lane_first(scope, receive, send)
+            if found is None:
+                return
+            receive = found
+        at = scope.get(LANE_TRIED)
+        if at is None:
             await super().__call__(scope, receive, send)
+        else:  # the lane ran out of time: the view answers by the same deadline
+            with deadline(at):
+                await super().__call__(scope, receive, send)
 
-    async def _post(self, lane: FastLane, scope: Scope, receive: Receive, send: Send) -> None:
-        """The lane's answer, if it has one; else the view's, to the request as it came."""
+    async def lane_first(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """A POST of JSON the lane answers is answered here (None); for anything else the
+        `receive` the view must read, the request's buffered messages first. The edge calls it
+        before the router (runql/edge.py), so a request the lane answers costs no routing."""
+        lane = self.lane
+        if lane is None or scope["type"] != "http" or scope["method"] != "POST":
+            return receive
+        scope[LANE_TRIED] = None
         accept = header(scope, b"accept")
         if (not is_json_request(header(scope, b"content-type"))
                 or self._get_stream_transport_from_headers({"accept": accept or ""})):
-            await super().__call__(scope, receive, send)
-            return
+            return receive
         messages = await buffered(receive)
         try:
             body = body_of(messages)
             found = None if body is None else await self._lane_request(body)
             answer = None if found is None else await lane.answer(found, org_of(scope))
         except LaneTimeout as timeout:
-            with deadline(timeout.deadline):
-                await super().__call__(scope, replaying(messages, receive), send)
-            return
+            scope[LANE_TRIED] = timeout.deadline
+            return replaying(messages, receive)
         if answer is None:
-            await super().__call__(scope, replaying(messages, receive), send)
-        else:
-            await send_body(send, answer, negotiate(accept))
+            return replaying(messages, receive)
+        await send_body(send, answer, negotiate(accept))
+        return None
 
     async def _lane_request(self, body: bytes) -> GraphQLRequestData | None:
         """The request's operation as the view reads it, its persisted document resolved;

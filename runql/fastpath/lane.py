@@ -91,9 +91,10 @@ class FastLane:
         prepared = self._prepared.get(request.query, request.operation_name)
         if prepared is None or not fit_variables(request.variables):
             return None  # the view refuses unfit text, naming the field
-        variables = get_variable_values(self._schema, prepared.operation.variable_definitions
-                                        or (), request.variables or {},
-                                        max_errors=MAX_COERCION_ERRORS)
+        inputs = request.variables or {}
+        variables = prepared.variables(inputs) or get_variable_values(
+            self._schema, prepared.operation.variable_definitions or (), inputs,
+            max_errors=MAX_COERCION_ERRORS)
         if isinstance(variables, list):  # coercion errors: the view reports them
             return None
         plan = plans_of(self._schema).plan(self._schema, prepared.fragments, variables,

@@ -9,6 +9,7 @@ MAX_DOCUMENT_CHARS (those go to the standard view, unremembered).
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from graphql import (
     DocumentNode,
@@ -21,6 +22,14 @@ from graphql import (
     specified_rules,
 )
 from graphql.execution.collect_fields import FragmentDetails
+from graphql.execution.get_variable_signature import (
+    GraphQLVariableSignature,
+    get_variable_signature,
+)
+from graphql.execution.values import VariableValues, VariableValueSource
+from graphql.pyutils import Undefined
+from graphql.type import GraphQLNonNull, GraphQLScalarType
+from graphql.utilities import coerce_input_value
 from strawberry.schema.schema import validate_document
 
 from runql.security.limits import Limits
@@ -37,6 +46,46 @@ class Prepared:
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDetails]
     name: str | None  # the operation's name, as its metrics and access log give it
+    scalars: tuple[GraphQLVariableSignature, ...] | None  # see scalar_variables
+
+    def variables(self, inputs: dict[str, Any]) -> VariableValues | None:
+        """The variables coerced as graphql-core's get_variable_values coerces them, where
+        they are all scalars without defaults; None (the full coercion decides) otherwise,
+        and for any value that is missing where required or does not coerce."""
+        if self.scalars is None:
+            return None
+        sources: dict[str, VariableValueSource] = {}
+        coerced: dict[str, Any] = {}
+        for signature in self.scalars:
+            value = inputs.get(signature.name, Undefined)
+            if value is Undefined:
+                if isinstance(signature.type, GraphQLNonNull):
+                    return None
+                sources[signature.name] = VariableValueSource(signature)
+                continue
+            sources[signature.name] = VariableValueSource(signature, value)
+            found = coerce_input_value(value, signature.type)
+            if found is Undefined:
+                return None
+            coerced[signature.name] = found
+        return VariableValues(sources, coerced)
+
+
+def scalar_variables(schema: GraphQLSchema, operation: OperationDefinitionNode,
+                     ) -> tuple[GraphQLVariableSignature, ...] | None:
+    """The operation's variable signatures, if each is a scalar (or non-null scalar) without a
+    default: their coercion is a scalar's parse_value, with no nesting or default to apply."""
+    found = []
+    for definition in operation.variable_definitions or ():
+        signature = get_variable_signature(schema, definition)
+        if not isinstance(signature, GraphQLVariableSignature) or signature.default is not None:
+            return None
+        named = signature.type.of_type if isinstance(signature.type, GraphQLNonNull) \
+            else signature.type
+        if not isinstance(named, GraphQLScalarType):
+            return None
+        found.append(signature)
+    return tuple(found)
 
 
 def _operation(document: DocumentNode,
@@ -79,7 +128,8 @@ def prepare(schema: GraphQLSchema, limits: Limits, document: str,
     if (fragments is None or validate_document(schema, parsed, rules)
             or not fit_document(document, parsed)):  # the view names the unfit literal
         return None
-    return Prepared(operation, fragments, _name(operation, operation_name))
+    return Prepared(operation, fragments, _name(operation, operation_name),
+                    scalar_variables(schema, operation))
 
 
 class PreparedOperations:

@@ -96,13 +96,29 @@ def observe_http(method: str, route: str, status: int, seconds: float, statement
     statement_counts.observe(statements)
 
 
+_OperationSeries = tuple[Counter, Histogram, Histogram]
+_operation_series: dict[tuple[str, str, str], _OperationSeries] = {}
+
+
+def _operation_series_of(operation: str, kind: str, outcome: str) -> _OperationSeries:
+    """As _series_of: operation names are capped (operation_label), kinds and outcomes few."""
+    key = (operation, kind, outcome)
+    found = _operation_series.get(key)
+    if found is None:
+        found = _operation_series[key] = (OPERATIONS.labels(operation, kind, outcome),
+                                          OPERATION_SECONDS.labels(operation, kind),
+                                          OPERATION_STATEMENTS.labels(operation))
+    return found
+
+
 def observe_operation(operation: str, kind: str, outcome: str, seconds: float,
                       statements: int) -> None:
     """One GraphQL operation; subscriptions count but their lifetimes are no latency."""
-    OPERATIONS.labels(operation, kind, outcome).inc()
+    count, durations, statement_counts = _operation_series_of(operation, kind, outcome)
+    count.inc()
     if kind != "subscription":
-        OPERATION_SECONDS.labels(operation, kind).observe(seconds)
-        OPERATION_STATEMENTS.labels(operation).observe(statements)
+        durations.observe(seconds)
+        statement_counts.observe(statements)
 
 
 def websocket_opened() -> None:

@@ -67,6 +67,10 @@ class RawStatement:
     sql: str
     slots: tuple[Slot, ...]
     compiled: SQLCompiler
+    expanding: bool = field(init=False)  # whether a slot is a list (SQLite spells it out)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "expanding", any(slot.expanding for slot in self.slots))
 
 
 def _pyformat(dialect: Dialect) -> Dialect:
@@ -122,10 +126,27 @@ def _compile(statement: ClauseElement, dialect: Dialect, cache_key: CacheKey) ->
 
 
 _compiled: OrderedDict[tuple[str, Any], RawStatement] = OrderedDict()
+# The last statement objects seen, by identity: most statements are built once per shape
+# (functools.cache in runql/fastpath/statements.py), so their cache key is computed once too.
+_recent: OrderedDict[tuple[int, str], tuple[ClauseElement, RawStatement, CacheKey]] = \
+    OrderedDict()
 
 
 def compiled_for(statement: ClauseElement, dialect: Dialect) -> tuple[RawStatement, CacheKey]:
     """The statement compiled for the dialect (once per shape), and its cache key."""
+    identity = (id(statement), dialect.name)
+    seen = _recent.get(identity)
+    if seen is not None and seen[0] is statement:
+        return seen[1], seen[2]
+    found, cache_key = _compiled_shape(statement, dialect)
+    _recent[identity] = (statement, found, cache_key)  # holds the object: its id stays its own
+    if len(_recent) > COMPILED_SHAPES:
+        _recent.popitem(last=False)
+    return found, cache_key
+
+
+def _compiled_shape(statement: ClauseElement,
+                    dialect: Dialect) -> tuple[RawStatement, CacheKey]:
     cache_key = statement._generate_cache_key()
     assert cache_key is not None, "every fast-path statement is cacheable"
     shape = (dialect.name, cache_key.key)
@@ -148,11 +169,15 @@ def _bound(slot: Slot, value: Any, postgres: bool) -> Any:
 
 def arguments(statement: RawStatement, cache_key: CacheKey, params: dict[str, Any],
               postgres: bool) -> tuple[str, list[Any]]:
-    """The SQL to run (SQLite's lists spelled out, a placeholder a key) and its arguments."""
-    values = statement.compiled.construct_params(
-        params, extracted_parameters=cache_key.bindparams, _check=False)
+    """The SQL to run (SQLite's lists spelled out, a placeholder a key) and its arguments.
+    The caller's parameters are taken as they are; the values a statement holds (a cursor, a
+    LIMIT) come from its cache key, placed as SQLAlchemy places them (construct_params)."""
+    values: Any = params
+    if not all(slot.name in params for slot in statement.slots):
+        values = statement.compiled.construct_params(
+            params, extracted_parameters=cache_key.bindparams, _check=False)
     bound = [_bound(slot, values[slot.name], postgres) for slot in statement.slots]
-    if postgres or not any(slot.expanding for slot in statement.slots):
+    if postgres or not statement.expanding:
         return statement.sql, bound
     sql, flat = statement.sql, []
     for index, (slot, value) in enumerate(zip(statement.slots, bound, strict=True)):
