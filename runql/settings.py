@@ -86,6 +86,25 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+MAX_IN_FLIGHT = 1000  # the default's ceiling: runs one process executes at once
+
+
+def default_in_flight() -> int:
+    """Runs one process executes at once unless told: agents mostly wait (a language model
+    answers in seconds), so many; each may hold a socket to its agent, so a quarter of the
+    process's file descriptor limit at most, and MAX_IN_FLIGHT (1000 with the usual limits of
+    a server, 256 with a 1024-descriptor limit)."""
+    try:
+        import resource
+
+        descriptors = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, ValueError):  # no such limit on this system
+        return MAX_IN_FLIGHT
+    if descriptors == resource.RLIM_INFINITY:
+        return MAX_IN_FLIGHT
+    return max(4, min(MAX_IN_FLIGHT, descriptors // 4))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="forbid",
                                       enable_decoding=False, allow_inf_nan=False)
@@ -103,9 +122,10 @@ class Settings(BaseSettings):
         default=5, ge=0,
         description="connections opened beyond the pool under load")
     workers: int = Field(
-        default=4, ge=0,
-        description="runs each server process executes at once (0: no workers in the "
-        "server); not the number of processes")
+        default_factory=default_in_flight, ge=0,
+        json_schema_extra=_shown("a quarter of the file descriptor limit, at most 1000"),
+        description="runs each server process executes at once, claimed in batches as room "
+        "frees (0: no workers in the server); not the number of processes")
     serve_workers: int | None = Field(
         default=None, ge=1,
         json_schema_extra=_shown("one per core in production, 1 in development"),

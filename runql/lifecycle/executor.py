@@ -1,5 +1,12 @@
-"""Workers that execute runs: claim a pending run, hold its lease, run its agent, record the
-outcome. Expired leases (a worker that died) are recovered; shutdown releases what it holds."""
+"""The executor: runs claimed in batches and executed at once, up to `concurrency` in flight per
+process; their leases renewed and their cancel requests read for all of them at once (the
+keeper); expired leases (a worker that died) recovered; shutdown releases what it holds.
+
+Agents are mostly waiting (a language model, a webhook), so many runs are in flight per process
+with one task each; the database sees a few statements per interval whatever that number is: a
+claim per batch, one renewal of every lease, one read of cancel requests. Runs of one thread
+still go one at a time, in order (the claim's conditions, and the thread's row).
+"""
 
 import asyncio
 import contextlib
@@ -7,7 +14,7 @@ import logging
 import os
 import secrets
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +33,7 @@ from runql.lifecycle.conversation import agent_request, write_error, write_reply
 from runql.lifecycle.replies import storable, unwritable
 from runql.lifecycle.runs import DEFAULT_JSON_CAPS, IDEMPOTENCY_WINDOW
 from runql.lifecycle.transitions import transition
-from runql.settings import Settings
+from runql.settings import Settings, default_in_flight
 from runql.storage.database import Database
 from runql.storage.events import RunEvent
 from runql.storage.tables import AgentRow, IdempotencyKeyRow, RunRow, ThreadRow
@@ -35,14 +42,17 @@ from runql.text import JsonCaps
 
 log = logging.getLogger("runql.executor")
 
-CANCEL_CHECK_SECONDS = 0.2
+CANCEL_CHECK_SECONDS = 0.2  # how often the keeper reads the cancel requests of runs in flight
 CLAIM_ATTEMPTS = 3
+CLAIM_BATCH = 50  # runs claimed in one transaction at most
+KEEPER_BATCH = 500  # run ids per statement of the keeper
 SETTLE_SECONDS = 2.0  # how long stop() lets idle tasks finish their statement
+RUN_TASK = "runql-run-"  # the name of the claimer's tasks, each executing one run
 
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    concurrency: int = 4
+    concurrency: int = field(default_factory=default_in_flight)
     lease_seconds: float = 30.0
     poll_seconds: float = 1.0
     agent_timeout_seconds: float = 300.0
@@ -81,6 +91,25 @@ class _LeaseLost(Exception):
     pass
 
 
+@dataclass(eq=False)
+class _Flight:
+    """A run this process executes, as the keeper sees it."""
+
+    run_id: str
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # set on cancel or lost lease
+    cancelled: bool = False
+    lost: bool = False
+
+    def end(self, *, cancelled: bool = False, lost: bool = False) -> None:
+        self.cancelled = self.cancelled or cancelled
+        self.lost = self.lost or lost
+        self.stop.set()
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[start:start + KEEPER_BATCH] for start in range(0, len(ids), KEEPER_BATCH)]
+
+
 class Executor:
     def __init__(self, database: Database, registry: AgentRegistry,
                  config: ExecutorConfig | None = None, *, name: str | None = None,
@@ -99,6 +128,9 @@ class Executor:
         self._stopped = asyncio.Event()  # housekeeping's sleep ends at once on stop
         self._tasks: list[asyncio.Task[None]] = []
         self._executing: set[asyncio.Task[None]] = set()
+        self._freed = asyncio.Event()  # a run in flight ended: there may be room to claim
+        self._flights: dict[str, _Flight] = {}
+        self._keeper: asyncio.Task[None] | None = None
 
     # -- running ----------------------------------------------------------------------------
 
@@ -107,13 +139,12 @@ class Executor:
             self.hub.observe(self._on_notice)
         else:
             self.database.on_commit(self._on_commit)
-        self._tasks = [asyncio.create_task(self._slot(), name=f"runql-slot-{i}")
-                       for i in range(self.config.concurrency)]
-        self._tasks.append(asyncio.create_task(self._housekeeping(), name="runql-housekeeping"))
+        self._tasks = [asyncio.create_task(self._claimer(), name="runql-claimer"),
+                       asyncio.create_task(self._housekeeping(), name="runql-housekeeping")]
 
     @property
     def running(self) -> bool:
-        """Started, and none of its slots or its housekeeping has ended."""
+        """Started, and neither its claimer nor its housekeeping has ended."""
         return bool(self._tasks) and not any(task.done() for task in self._tasks)
 
     async def stop(self) -> None:
@@ -124,13 +155,16 @@ class Executor:
         self._stopped.set()
         if self._executing:
             await asyncio.wait(set(self._executing), timeout=self.config.shutdown_grace_seconds)
-        # Idle slots and housekeeping end by themselves once their statement is done: one
-        # cancelled while it opens a database connection could leave that socket unclosed.
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=SETTLE_SECONDS)
-        for task in self._tasks:
+        # The claimer, housekeeping and the keeper end by themselves once their statement is
+        # done: one cancelled while it opens a database connection could leave that socket
+        # unclosed. Runs still in flight are cancelled, and release their run.
+        background = [*self._tasks, *([self._keeper] if self._keeper else [])]
+        if background:
+            await asyncio.wait(background, timeout=SETTLE_SECONDS)
+        launched = [task for task in self._executing if task.get_name().startswith(RUN_TASK)]
+        for task in (*background, *launched):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*background, *launched, return_exceptions=True)
         await self.agents.close()
         if self.hub is not None:
             self.hub.unobserve(self._on_notice)
@@ -147,17 +181,38 @@ class Executor:
         if status == RunStatus.PENDING.value:
             self._wake.set()
 
-    async def _slot(self) -> None:
+    async def _claimer(self) -> None:
+        """Claims runs while there is room for them, a batch at a time, and starts each; waits
+        for a new run (or `poll_seconds`) when none is left, and for room when it is full."""
         while not self._stopping:
+            room = self.config.concurrency - len(self._executing)
+            if room <= 0:
+                self._freed.clear()
+                await self._freed.wait()
+                continue
+            wanted = min(room, CLAIM_BATCH)
+            self._wake.clear()  # a run created from now on wakes the wait below
             try:
-                worked = await self.run_once()
+                runs = await self.claim_many(wanted)
             except Exception:
-                log.exception("a worker slot failed; it carries on")
-                worked = False
-            if not worked and not self._stopping:
-                self._wake.clear()
+                log.exception("claiming runs failed; the claimer carries on")
+                runs = []
+            for run in runs:
+                self._launch(run)
+            if len(runs) < wanted and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
+
+    def _launch(self, run: RunRow) -> None:
+        task = asyncio.create_task(self._execute(run), name=f"{RUN_TASK}{run.id}")
+        self._executing.add(task)
+        task.add_done_callback(self._landed)
+
+    def _landed(self, task: asyncio.Task[None]) -> None:
+        self._executing.discard(task)
+        self._freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("executing a run failed", exc_info=task.exception())
 
     async def _housekeeping(self) -> None:
         while not self._stopping:
@@ -190,56 +245,104 @@ class Executor:
 
     async def claim(self) -> RunRow | None:
         """Take the oldest pending run of a thread that is executing nothing (runs of one
-        thread go one at a time, in order). A select picks it (skipping rows other workers
-        hold, on PostgreSQL); the state machine's conditional updates of the run and of its
-        thread make sure no other worker took either first."""
+        thread go one at a time, in order)."""
+        found = await self.claim_many(1)
+        return found[0] if found else None
+
+    async def claim_many(self, limit: int) -> list[RunRow]:
+        """Take up to `limit` such runs, oldest first, in one transaction. A select picks them
+        (skipping rows other workers hold, on PostgreSQL); the state machine's conditional
+        updates of each run and of its thread make sure no other worker took either first: if
+        one did, the batch is rolled back and picked again."""
         for _ in range(CLAIM_ATTEMPTS):
             try:
-                return await self._claim_once()
+                return await self._claim_once(limit)
             except Conflict:
-                continue  # another worker won that run or its thread: pick again
-        return None
+                continue  # another worker won a run or its thread: pick again
+        return []
 
-    async def _claim_once(self) -> RunRow | None:
+    async def _claim_once(self, limit: int) -> list[RunRow]:
         async with self.database.write() as session:
-            candidate = (
+            candidates = (
                 select(col(RunRow.id))
                 .join(ThreadRow, col(ThreadRow.id) == col(RunRow.thread_id))
                 .where(col(RunRow.status) == RunStatus.PENDING.value,
                        col(ThreadRow.active_run_id).is_(None),
                        ~_older_pending_in_thread())
                 .order_by(col(RunRow.created_at), col(RunRow.id))
-                .limit(1)
+                .limit(limit)
             )
             if not self.database.is_sqlite:
-                candidate = candidate.with_for_update(skip_locked=True, of=[RunRow, ThreadRow])
-            run_id = (await session.execute(candidate)).scalar_one_or_none()
-            if run_id is None:
-                return None
-            return await transition(session, run_id, RunStatus.RUNNING,
-                                    lease_owner=self.name, lease_expires_at=self._lease_end())
+                candidates = candidates.with_for_update(skip_locked=True, of=[RunRow, ThreadRow])
+            run_ids = (await session.execute(candidates)).scalars().all()
+            lease_end = self._lease_end()
+            return [await transition(session, run_id, RunStatus.RUNNING, lease_owner=self.name,
+                                     lease_expires_at=lease_end) for run_id in run_ids]
 
-    async def _renew(self, run_id: str) -> bool:
-        """Extend the lease; True when a client asked to cancel the run."""
-        async with self.database.write() as session:
-            statement = (
-                update(RunRow)
-                .where(col(RunRow.id) == run_id, col(RunRow.lease_owner) == self.name,
-                       col(RunRow.status) == RunStatus.RUNNING.value)
-                .values(lease_expires_at=self._lease_end())
-                .returning(col(RunRow.cancel_requested_at))
-            )
-            row = (await session.execute(statement)).first()
-        if row is None:
-            raise _LeaseLost(run_id)
-        return row[0] is not None
+    # -- the keeper: every run in flight, a few statements per interval -------------------------
 
-    async def _cancel_requested(self, run_id: str) -> bool:
-        async with self.database.read() as session:
-            requested = (await session.execute(
-                select(col(RunRow.cancel_requested_at)).where(col(RunRow.id) == run_id)
-            )).scalar_one_or_none()
-        return requested is not None
+    def _fly(self, run_id: str) -> _Flight:
+        flight = self._flights[run_id] = _Flight(run_id)
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep(), name="runql-keeper")
+        return flight
+
+    async def _keep(self) -> None:
+        """While runs are in flight: reads their cancel requests every CANCEL_CHECK_SECONDS and
+        renews their leases every third of a lease, each in one statement per KEEPER_BATCH runs.
+        A run whose lease was lost (recovered by another worker) or whose cancel was asked for
+        is stopped through its flight."""
+        loop = asyncio.get_running_loop()
+        renew_at = loop.time() + self.config.lease_seconds / 3
+        while self._flights:
+            await asyncio.sleep(CANCEL_CHECK_SECONDS)
+            flights = dict(self._flights)
+            if not flights:
+                break
+            try:
+                if loop.time() >= renew_at:
+                    renew_at = loop.time() + self.config.lease_seconds / 3
+                    held = await self._renew(list(flights))
+                    for run_id, flight in flights.items():
+                        if run_id not in held:
+                            flight.end(lost=True)
+                        elif held[run_id]:
+                            flight.end(cancelled=True)
+                else:
+                    for run_id in await self._cancels_requested(list(flights)):
+                        flights[run_id].end(cancelled=True)
+            except Exception:
+                log.exception("renewing leases or reading cancel requests failed; the keeper "
+                              "carries on")
+
+    async def _renew(self, run_ids: list[str]) -> dict[str, bool]:
+        """Extends the leases this worker still holds: for each, whether a client asked to
+        cancel the run."""
+        held: dict[str, bool] = {}
+        lease_end = self._lease_end()
+        for chunk in _chunks(run_ids):
+            async with self.database.write() as session:
+                statement = (
+                    update(RunRow)
+                    .where(col(RunRow.id).in_(chunk), col(RunRow.lease_owner) == self.name,
+                           col(RunRow.status) == RunStatus.RUNNING.value)
+                    .values(lease_expires_at=lease_end)
+                    .returning(col(RunRow.id), col(RunRow.cancel_requested_at))
+                    .execution_options(synchronize_session=False)
+                )
+                for run_id, requested in (await session.execute(statement)).all():
+                    held[run_id] = requested is not None
+        return held
+
+    async def _cancels_requested(self, run_ids: list[str]) -> list[str]:
+        found: list[str] = []
+        for chunk in _chunks(run_ids):
+            async with self.database.read() as session:
+                found.extend((await session.execute(
+                    select(col(RunRow.id)).where(col(RunRow.id).in_(chunk),
+                                                 col(RunRow.cancel_requested_at).is_not(None))
+                )).scalars().all())
+        return found
 
     async def recover_expired(self) -> int:
         """Runs whose worker stopped renewing its lease end in ERROR (or CANCELLED, when that
@@ -277,8 +380,9 @@ class Executor:
     # -- executing -----------------------------------------------------------------------------
 
     async def _execute(self, run: RunRow) -> None:
+        flight = self._fly(run.id)  # from now on the keeper renews its lease
         try:
-            outcome = await self._outcome(run)
+            outcome = await self._outcome(run, flight)
             if isinstance(outcome, AgentReply):
                 outcome = storable(outcome, self.config.json_caps)
             try:
@@ -295,6 +399,8 @@ class Executor:
         except asyncio.CancelledError:
             await asyncio.shield(self._release(run.id))
             raise
+        finally:
+            self._flights.pop(run.id, None)
 
     async def _record(self, run: RunRow, outcome: AgentReply | AgentError | None) -> None:
         async with self.database.write() as session:
@@ -311,7 +417,7 @@ class Executor:
                 await transition(session, run_id, RunStatus.PENDING, held_by=self.name,
                                  cancel_requested_at=None)
 
-    async def _outcome(self, run: RunRow) -> AgentReply | AgentError | None:
+    async def _outcome(self, run: RunRow, flight: _Flight) -> AgentReply | AgentError | None:
         """The agent's reply, its error, or None when a client cancelled the run."""
         async with self.database.read() as session:
             agent_row = await session.get(AgentRow, run.agent_id)
@@ -324,7 +430,7 @@ class Executor:
             return AgentError("agent_misconfigured", str(error))
         work = asyncio.create_task(agent.run(request))
         try:
-            cancelled = await self._supervise(run.id, work)
+            cancelled = await self._supervise(flight, work)
         finally:
             try:
                 if not work.done():
@@ -336,24 +442,22 @@ class Executor:
             return None
         return self._result(work)
 
-    async def _supervise(self, run_id: str, work: asyncio.Task[AgentReply]) -> bool:
-        """Wait for the agent, renewing the lease; True when a client cancelled the run."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.agent_timeout_seconds
-        renew_at = loop.time() + self.config.lease_seconds / 3
-        while not work.done():
-            await asyncio.wait({work}, timeout=CANCEL_CHECK_SECONDS)
-            if work.done():
-                break
-            if loop.time() >= deadline:
-                work.cancel()
-                break
-            if loop.time() >= renew_at:
-                renew_at = loop.time() + self.config.lease_seconds / 3
-                if await self._renew(run_id):
-                    return True
-            elif await self._cancel_requested(run_id):
-                return True
+    async def _supervise(self, flight: _Flight, work: asyncio.Task[AgentReply]) -> bool:
+        """Wait for the agent while the keeper holds the run's lease; True when a client
+        cancelled the run. Raises _LeaseLost if another worker took the run."""
+        stopped = asyncio.ensure_future(flight.stop.wait())
+        try:
+            await asyncio.wait({work, stopped}, timeout=self.config.agent_timeout_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if work.done():
+            return False
+        if flight.lost:
+            raise _LeaseLost(flight.run_id)
+        if flight.cancelled:
+            return True
+        work.cancel()  # out of time: _result says so
         return False
 
     def _result(self, work: asyncio.Task[AgentReply]) -> AgentReply | AgentError:

@@ -68,9 +68,11 @@ class RawStatement:
     slots: tuple[Slot, ...]
     compiled: SQLCompiler
     expanding: bool = field(init=False)  # whether a slot is a list (SQLite spells it out)
+    plain: bool = field(init=False)  # whether no value needs processing
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "expanding", any(slot.expanding for slot in self.slots))
+        object.__setattr__(self, "plain", all(slot.process is None for slot in self.slots))
 
 
 def _pyformat(dialect: Dialect) -> Dialect:
@@ -176,6 +178,8 @@ def arguments(statement: RawStatement, cache_key: CacheKey, params: dict[str, An
     if not all(slot.name in params for slot in statement.slots):
         values = statement.compiled.construct_params(
             params, extracted_parameters=cache_key.bindparams, _check=False)
+    if statement.plain and (postgres or not statement.expanding):
+        return statement.sql, [values[slot.name] for slot in statement.slots]
     bound = [_bound(slot, values[slot.name], postgres) for slot in statement.slots]
     if postgres or not statement.expanding:
         return statement.sql, bound

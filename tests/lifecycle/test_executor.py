@@ -1,6 +1,7 @@
 """The executor: runs go PENDING -> RUNNING -> terminal, exactly once, and survive workers."""
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -327,3 +328,83 @@ async def test_a_threads_later_run_waits_while_its_older_run_is_locked_elsewhere
     claimed = await Executor(database, AgentRegistry([EchoKind()]), FAST).claim()
     assert claimed is not None
     assert claimed.id == first.id
+
+
+async def test_many_runs_are_in_flight_at_once_up_to_the_cap(database: Database) -> None:
+    """Agents mostly wait: one executor holds `concurrency` (40) of them in flight at once,
+    never more, and starts the rest as they finish."""
+    in_flight = 0
+    most = 0
+    full = asyncio.Event()
+
+    async def wait(request: AgentRequest) -> AgentReply:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        if in_flight == 40:
+            full.set()
+        with contextlib.suppress(TimeoutError):  # the first 40 wait for each other
+            await asyncio.wait_for(full.wait(), 20)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return AgentReply((ReplyMessage((Part("ok"),)),))
+
+    registry, agent = await _scripted(database, wait)
+    runs = [await new_run(database, agent, str(n)) for n in range(60)]
+    config = ExecutorConfig(concurrency=40, lease_seconds=10, poll_seconds=0.05)
+    executor = Executor(database, registry, config)
+    await executor.start()
+    try:
+
+        async def all_done() -> bool:
+            return all([await _status_is(database, r.id, RunStatus.SUCCESS) for r in runs])
+
+        await _until(all_done, seconds=40)
+    finally:
+        await executor.stop()
+    assert full.is_set()  # 40 were in flight together
+    assert most == 40  # and never more
+
+
+async def test_the_keeper_renews_every_lease_in_one_statement(database: Database) -> None:
+    """Leases of all the runs in flight are renewed together, and the runs keep them past
+    their first lease."""
+    gate = asyncio.Event()
+
+    async def wait_for_gate(request: AgentRequest) -> AgentReply:
+        await gate.wait()
+        return AgentReply((ReplyMessage((Part("done"),)),))
+
+    registry, agent = await _scripted(database, wait_for_gate)
+    runs = [await new_run(database, agent, str(n)) for n in range(12)]
+    config = ExecutorConfig(concurrency=20, lease_seconds=1.5, poll_seconds=0.05,
+                            agent_timeout_seconds=30)
+    executor = Executor(database, registry, config)
+    renewals: list[list[str]] = []
+    renew = executor._renew
+
+    async def counted(run_ids: list[str]) -> dict[str, bool]:
+        renewals.append(run_ids)
+        return await renew(run_ids)
+
+    executor._renew = counted  # type: ignore[method-assign]
+    await executor.start()
+    try:
+
+        async def all_running() -> bool:
+            return all([await _status_is(database, r.id, RunStatus.RUNNING) for r in runs])
+
+        await _until(all_running)
+        await asyncio.sleep(3.5)  # past two leases: they live only if renewed
+        assert all([await _status_is(database, r.id, RunStatus.RUNNING) for r in runs])
+        assert await executor.recover_expired() == 0
+        assert any(len(batch) == len(runs) for batch in renewals), [len(b) for b in renewals]
+        gate.set()
+
+        async def all_done() -> bool:
+            return all([await _status_is(database, r.id, RunStatus.SUCCESS) for r in runs])
+
+        await _until(all_done)
+    finally:
+        gate.set()
+        await executor.stop()

@@ -22,6 +22,7 @@ from runql.agents.egress import EgressPolicy, EgressRefused
 from runql.agents.protocol import AgentError
 from runql.agents.webhook.config import WebhookConfig
 from runql.agents.webhook.wire import INVALID_REPLY, refusal
+from runql.settings import MAX_IN_FLIGHT
 
 FIRST_BACKOFF_S = 0.1
 MAX_RETRY_AFTER_S = 5.0
@@ -29,13 +30,12 @@ MAX_REPLY_BYTES = 10 * 1024 * 1024
 MAX_ERROR_TEXT = 500
 RETRYABLE_STATUSES = frozenset({408, 429})
 
-# One agent's connections from one process. A process runs RUNQL_WORKERS runs at once (4 by
-# default) and a run sends one request at a time, so a few connections carry an agent's load;
-# 16 lets a raised RUNQL_WORKERS still call in parallel while no agent can hold more sockets to
-# its receiver than that (further runs wait for a free one, within their timeout). Idle
-# connections are kept for 5 s (httpx's default; uvicorn, like many servers, closes idle ones
-# after 5 s, and a longer expiry would pick sockets the receiver has already closed).
-POOL_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=8,
+# One agent's connections from one process. A run sends one request at a time, so the
+# executor's runs in flight (RUNQL_WORKERS) bound the requests an agent has open; this bounds
+# its sockets under that cap too (further requests wait for a free one, within their timeout).
+# Idle connections are kept for 5 s (httpx's default; uvicorn, like many servers, closes idle
+# ones after 5 s, and a longer expiry would pick sockets the receiver has already closed).
+POOL_LIMITS = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64,
                            keepalive_expiry=5.0)
 
 _TRANSPORT_ERRORS: tuple[tuple[type[httpx.TransportError], str], ...] = (
