@@ -8,11 +8,19 @@ It reports:
 
 - single_to_success p50/max: the same for runs created one at a time on an idle server.
 
+With `--in-flight N` it measures runs in flight instead: N runs, one per thread, of a webhook
+agent whose far end (a loopback server in this process) answers each after `--agent-seconds`
+(2 by default), on one `runql serve` process with default executor settings. It reports the
+seconds from the first createRun to the last SUCCESS (and to the last createRun answered), the
+most requests the agent had open at once, the server's resident memory at that peak over its
+memory before (per run in flight) and its CPU per run; last line JSON.
+
 The last line is JSON: {"single_to_success_p50_ms": ..., "single_to_success_max_ms": ...,
 "create_per_s": ..., "complete_per_s": ..., "to_success_p50_ms": ..., "to_success_p99_ms": ...,
 "runs": ..., "concurrency": ..., "workers": ...}
 
 Usage: python bench/create.py [--runs 400] [--concurrency 16] [--workers 4]
+       python bench/create.py --in-flight 2000 [--agent-seconds 2] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +50,8 @@ CREATE = """mutation($agent: ID!, $text: String!) {
   createRun(input: {agentId: $agent, content: {text: $text}}) { run { id status } } }"""
 CREATE_AGENT = """mutation { createAgent(input: {name: "Echo", kind: "echo",
   config: {delay_ms: 0}}) { agent { id } } }"""
+CREATE_WEBHOOK = """mutation($url: String!) { createAgent(input: {name: "Slow", kind: "webhook",
+  config: {url: $url, timeout_s: 120, retries: 0}}) { agent { id } } }"""
 UNFINISHED = "{ runs(filter: {status: [PENDING, RUNNING]}) { totalCount } }"
 TIMES = """query($after: String) { runs(first: 100, after: $after) {
   pageInfo { hasNextPage endCursor } edges { node { status createdAt completedAt } } } }"""
@@ -153,6 +164,149 @@ async def _measure(base_url: str, key: str, runs: int, concurrency: int) -> dict
     }
 
 
+class SlowAgent:
+    """A webhook's far end that answers every run after `seconds`, counting the requests it
+    holds open at once. Served by uvicorn on a thread of its own (its own event loop)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.open = 0
+        self.most = 0
+        self.answered = 0
+        self.at_most: list[float] = []  # when `most` last grew (perf_counter)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        self.open += 1
+        if self.open > self.most:
+            self.most = self.open
+            self.at_most.append(time.perf_counter())
+        try:
+            await asyncio.sleep(self.seconds)
+        finally:
+            self.open -= 1
+        body = b'{"text": "done"}'
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        self.answered += 1
+
+    def serve(self, port: int) -> Any:
+        import uvicorn
+
+        server = uvicorn.Server(uvicorn.Config(self, host="127.0.0.1", port=port,
+                                               log_level="warning", access_log=False,
+                                               backlog=4096, timeout_keep_alive=30))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        return server
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _in_flight(base_url: str, key: str, runs: int, concurrency: int, agent_port: int,
+                     slow: SlowAgent, pid: int) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits,
+                                 headers={"Authorization": f"Bearer {key}"}) as client:
+        await _wait_until_up(client)
+        agent = (await _post(client, CREATE_WEBHOOK, {"url": f"http://127.0.0.1:{agent_port}/"})
+                 )["createAgent"]["agent"]["id"]
+        await asyncio.sleep(1.0)  # the server settles after start-up
+        rss_before, cpu_before = _rss_kib(pid), _cpu_seconds(pid)
+        peak_rss = rss_before
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for index in range(runs):
+            queue.put_nowait(index)
+
+        async def creator() -> None:
+            while not queue.empty():
+                index = queue.get_nowait()
+                await _post(client, CREATE, {"agent": agent, "text": f"message {index}"})
+
+        async def sample() -> None:
+            nonlocal peak_rss
+            while True:
+                peak_rss = max(peak_rss, _rss_kib(pid))
+                await asyncio.sleep(0.05)
+
+        sampler = asyncio.create_task(sample())
+        started = time.perf_counter()
+        await asyncio.gather(*(creator() for _ in range(concurrency)))
+        created = time.perf_counter()
+        deadline = created + 600
+        while (await _post(client, UNFINISHED))["runs"]["totalCount"] > 0:
+            if time.perf_counter() > deadline:
+                raise RuntimeError("runs did not finish within 600 s")
+            await asyncio.sleep(0.05)
+        finished = time.perf_counter()
+        sampler.cancel()
+        cpu = _cpu_seconds(pid) - cpu_before
+        succeeded = len(await _durations(client))
+        if succeeded != runs:
+            raise RuntimeError(f"{runs - succeeded} runs did not succeed")
+    return {
+        "first_create_to_last_success_s": round(finished - started, 2),
+        "creates_answered_s": round(created - started, 2),
+        "create_per_s": round(runs / (created - started), 1),
+        "peak_in_flight": slow.most,
+        "memory_per_in_flight_run_kib": round((peak_rss - rss_before) / max(1, slow.most), 1),
+        "server_rss_before_mib": round(rss_before / 1024, 1),
+        "server_cpu_ms_per_run": round(cpu * 1000 / runs, 2),
+    }
+
+
+def in_flight_main(args: argparse.Namespace) -> int:
+    slow = SlowAgent(args.agent_seconds)
+    agent_port = _free_port()
+    agent_server = slow.serve(agent_port)
+    with tempfile.TemporaryDirectory() as folder, scratch_database(args.postgres, folder) as url:
+        port = _free_port()
+        env = {**os.environ, "RUNQL_DATABASE_URL": url, "RUNQL_ENV": "production",
+               "RUNQL_RATE_LIMIT_PER_SECOND": "1000000", "RUNQL_RATE_LIMIT_BURST": "1000000",
+               "RUNQL_SERVE_WORKERS": "1", "RUNQL_EGRESS_ALLOWED_CIDRS": "127.0.0.0/8"}
+        env.pop("RUNQL_WORKERS", None)  # the default: what a process does unless told
+        subprocess.run([sys.executable, "-m", "runql", "migrate"], env=env, cwd=ROOT,
+                       check=True, capture_output=True)
+        made = subprocess.run([sys.executable, "-m", "runql", "keys", "create", "--name", "bench"],
+                              env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+        key = made.stdout.strip().splitlines()[-1]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            figures: dict[str, Any] = asyncio.run(_in_flight(f"http://127.0.0.1:{port}", key, args.in_flight,
+                                             args.concurrency, agent_port, slow, server.pid))
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+            agent_server.should_exit = True
+    figures.update(runs=args.in_flight, agent_seconds=args.agent_seconds,
+                   database="postgresql" if args.postgres else "sqlite",
+                   loadavg=Path("/proc/loadavg").read_text().split()[0])
+    print(f"{args.in_flight} runs of a {args.agent_seconds:g} s webhook: first createRun to last "
+          f"SUCCESS {figures['first_create_to_last_success_s']} s (createRuns answered in "
+          f"{figures['creates_answered_s']} s), {figures['peak_in_flight']:g} in flight at most, "
+          f"{figures['memory_per_in_flight_run_kib']} KiB each, "
+          f"{figures['server_cpu_ms_per_run']} ms of server CPU per run")
+    print(orjson.dumps(figures).decode())
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=400)
@@ -161,7 +315,12 @@ def main() -> int:
     parser.add_argument("--postgres", metavar="URL", help="run on a new database of this "
                         "PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/test) "
                         "instead of a SQLite file")
+    parser.add_argument("--in-flight", type=int, metavar="N",
+                        help="measure N runs in flight against a slow loopback webhook")
+    parser.add_argument("--agent-seconds", type=float, default=2.0)
     args = parser.parse_args()
+    if args.in_flight:
+        return in_flight_main(args)
     with tempfile.TemporaryDirectory() as folder, scratch_database(args.postgres, folder) as url:
         port = _free_port()
         env = {**os.environ, "RUNQL_DATABASE_URL": url,
