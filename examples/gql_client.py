@@ -16,6 +16,11 @@ from gql.transport.websockets import WebsocketsTransport
 URL = os.environ.get("RUNQL_URL", "http://127.0.0.1:8000/graphql")
 HEADERS = {"Authorization": f"Bearer {os.environ['RUNQL_KEY']}"}
 
+http = Client(transport=HTTPXAsyncTransport(url=URL, headers=HEADERS))
+ws = Client(transport=WebsocketsTransport(
+    url=URL.replace("http", "ws", 1), init_payload=HEADERS,
+    subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL]))
+
 RUNS = """query Runs($first: Int!) {
   runs(first: $first) { totalCount edges { node { id status agentId } } }
 }"""
@@ -29,10 +34,6 @@ RUN_STATUS = """subscription RunStatus($id: ID!) {
 
 
 async def main() -> None:
-    http = Client(transport=HTTPXAsyncTransport(url=URL, headers=HEADERS))
-    ws = Client(transport=WebsocketsTransport(
-        url=URL.replace("http", "ws", 1), init_payload=HEADERS,
-        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL]))
     async with http as session:
         page = await session.execute(GraphQLRequest(RUNS, variable_values={"first": 5}))
         edges = page["runs"]["edges"]
