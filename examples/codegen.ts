@@ -1,7 +1,7 @@
 // graphql-codegen's client preset over runql's schema and the documents in queries/: typed
 // documents (FeedDocument, RunDetailDocument, …) and their result types, in examples/gql/.
 //
-//   npx graphql-codegen --config examples/codegen.ts
+//   make codegen   (npx graphql-codegen --config examples/codegen.ts)
 //   npx tsc -p examples
 import type { CodegenConfig } from "@graphql-codegen/cli";
 
