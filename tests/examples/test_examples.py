@@ -23,15 +23,14 @@ def _statuses(lines: list[str]) -> list[str]:
 
 
 def _follows_a_run_to_success(lines: list[str]) -> None:
-    """`created run_…`, then runStatus lines: the status then, each change in order, SUCCESS."""
+    """`created run_…`, then runStatus lines: the status then, the changes in order, SUCCESS."""
     created = lines.index(next(line for line in lines if line.startswith("created ")))
     assert re.fullmatch(f"created {RUN_ID}", lines[created])
     statuses = _statuses(lines)
     assert lines[created + 1:] == [f"runStatus: {status}" for status in statuses]
     assert statuses[-1] == "SUCCESS"
-    order = ["PENDING", "RUNNING", "SUCCESS"]
-    assert [order.index(status) for status in statuses] == sorted(
-        {order.index(status) for status in statuses})
+    order = [["PENDING", "RUNNING", "SUCCESS"].index(status) for status in statuses]
+    assert order == sorted(order)
 
 
 def test_apollo_client_pages_runs_and_follows_a_run(examples_server: LiveServer) -> None:
