@@ -109,6 +109,9 @@ async function main() {
   client.stop();
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Run as a script, not imported for its set-up.
+import { pathToFileURL } from "node:url";
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   await main();
 }

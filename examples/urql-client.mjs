@@ -77,6 +77,9 @@ async function main() {
   await ws.dispose();
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Run as a script, not imported for its set-up.
+import { pathToFileURL } from "node:url";
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   await main();
 }
