@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export RUNQL_DATABASE_URL ?= sqlite+aiosqlite:///./runql.db
 
-.PHONY: run test lint typecheck bench schema clean graphiql browser
+.PHONY: run test lint typecheck bench schema clean graphiql browser codegen
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -62,6 +62,10 @@ BENCH_DATABASES ?= both
 bench: $(VENV)/.installed
 	$(BIN)/python bench/feed.py
 	$(BIN)/python bench/serve.py --database $(BENCH_DATABASES)
+
+# Typed documents of queries/ for TypeScript clients (examples/codegen.ts), into examples/gql/.
+codegen: node_modules/.installed
+	node_modules/.bin/graphql-codegen --config examples/codegen.ts
 
 schema: $(VENV)/.installed
 	$(BIN)/runql export-schema --output schema.graphql

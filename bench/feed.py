@@ -306,7 +306,8 @@ async def floor_feed(conn: AsyncConnection, first: int) -> JSONDict:
         content = contents.get(message_id)
         if content is None:
             return None
-        return {"parts": [{"text": p.text} for p in parts.get(content.id, ())]}
+        return {"id": content.id,
+                "parts": [{"id": p.id, "text": p.text} for p in parts.get(content.id, ())]}
 
     def trigger_group(group_id: str) -> JSONDict | None:
         group = groups.get(group_id)

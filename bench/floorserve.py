@@ -193,6 +193,7 @@ async def run_detail(conn: RawConnection, org: str, variables: JSONDict) -> JSON
         if message.content_id is None:
             return None
         return {
+            "id": message.content_id,
             "parts": [{"id": p.id, "type": PART_TYPE[p.type], "text": p.text}
                       for p in parts.get(message.content_id, ())],
             "attachments": [
