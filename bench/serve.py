@@ -278,7 +278,9 @@ class Software:
         from runql.operations.logs import uvicorn_log_config
         from runql.settings import Settings
 
-        log_config = folder / "runql-logging.json"  # the log format and level of this
+        # RUNQL_LOG_FORMAT and RUNQL_LOG_LEVEL as runql serve would read them here: the
+        # servers inherit this environment
+        log_config = folder / "runql-logging.json"
         log_config.write_bytes(orjson.dumps(uvicorn_log_config(Settings.from_env())))
         return cls(name, log_config)
 
