@@ -56,12 +56,14 @@ typecheck: $(VENV)/.installed
 
 # The served-path benchmark (bench/serve.py) pins servers and its load generator with taskset
 # (2 cores or more) and runs on SQLite and on the PostgreSQL at 127.0.0.1:5432 unless told
-# otherwise: `make bench BENCH_DATABASES=sqlite`.
+# otherwise: `make bench BENCH_DATABASES=sqlite`; both servers run on uvicorn unless told
+# otherwise: `make bench BENCH_SERVER=granian`.
 BENCH_DATABASES ?= both
+BENCH_SERVER ?= uvicorn
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/feed.py
-	$(BIN)/python bench/serve.py --database $(BENCH_DATABASES)
+	$(BIN)/python bench/serve.py --database $(BENCH_DATABASES) --server $(BENCH_SERVER)
 
 # Typed documents of queries/ for TypeScript clients (examples/codegen.ts), into examples/gql/.
 codegen: node_modules/.installed

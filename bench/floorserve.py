@@ -1,21 +1,23 @@
 """The floor server of bench/serve.py: the least a server can do to answer runql's reads.
 
-A raw ASGI app on the same server software as `runql serve` (uvicorn, its default loop and
-HTTP parser): it reads the body, checks the bearer token against an in-memory key table,
-fetches the same rows through the raw driver (asyncpg with its prepared-statement cache, or
-sqlite3) and answers the same JSON bytes with orjson. It knows four documents, matched by
-their exact text (see `ROUTES`); anything else is a 400.
+A raw ASGI app on the same server software as the runql it is compared with (`--server`:
+uvicorn with its default loop and HTTP parser, as `runql serve`; or granian, started by
+`granian_command`, as bench/serve.py starts runql on it): it reads the body, checks the bearer
+token against an in-memory key table, fetches the same rows through the raw driver (asyncpg
+with its prepared-statement cache, or sqlite3) and answers the same JSON bytes with orjson. It
+knows four documents, matched by their exact text (see `ROUTES`); anything else is a 400.
 
 The feed is bench/feed.py's hand-written `floor_feed`, run over `RawConnection`, which turns
 its SQLAlchemy `text()` statements into the driver's own SQL once per shape.
 
 Usage (bench/serve.py starts it): python bench/floorserve.py --database-url URL --key SECRET
-       --org ORG_ID --port PORT
+       --org ORG_ID --port PORT [--server uvicorn|granian]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sqlite3
 import sys
@@ -48,6 +50,8 @@ RUN_BY_ID = "query($id: ID!) { run(id: $id) { id status } }"
 FEED = (ROOT / "queries" / "feed.graphql").read_text()
 RUN_DETAIL = (ROOT / "queries" / "run-detail.graphql").read_text()
 _PARAMETER = re.compile(r"IN :(\w+)|:(\w+)")
+SERVERS = ("uvicorn", "granian")  # the ASGI servers both of bench/serve.py's servers run on
+ENVIRONMENT = "BENCH_FLOOR"  # the floor's arguments, as JSON, for `from_environment`
 
 
 class _Result:
@@ -328,19 +332,44 @@ class Floor:
         return 200, orjson.dumps({"data": data})
 
 
+def from_environment() -> Floor:
+    """The floor of a granian worker process (granian imports its app by name)."""
+    arguments = orjson.loads(os.environ[ENVIRONMENT])
+    return Floor(arguments["database_url"], {arguments["key"]: arguments["org"]})
+
+
+def granian_command(target: str, port: int, *options: str, workers: int = 1) -> list[str]:
+    """granian serving the ASGI app that the factory `target` ("module:function") makes: the
+    same options for runql and the floor. Its event loop is uvloop, as uvicorn's is; it speaks
+    HTTP/1.1 only (`--http 1`), as uvicorn does and as the load generator asks. Granian runs
+    its `workers` as child processes of the one started, each with its Rust runtime threads:
+    their CPU counts with the parent's (bench/serve.py sums the process tree)."""
+    return [sys.executable, "-m", "granian", "--interface", "asgi", "--workers", str(workers),
+            "--loop", "uvloop", "--http", "1", "--factory", "--working-dir", str(ROOT),
+            "--host", "127.0.0.1", "--port", str(port), *options, target]
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--key", required=True, help="the bearer secret it accepts")
     parser.add_argument("--org", required=True, help="the key's organization id")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--server", choices=SERVERS, default="uvicorn",
+                        help="the ASGI server it runs on (default uvicorn)")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.server == "granian":  # this process becomes granian's (same pid, same core)
+        arguments = {"database_url": args.database_url, "key": args.key, "org": args.org}
+        command = granian_command("bench.floorserve:from_environment", args.port,
+                                  "--log-level", "warning")
+        os.execve(sys.executable, command,
+                  {**os.environ, ENVIRONMENT: orjson.dumps(arguments).decode()})
     import uvicorn
 
-    args = parse_args(argv)
     uvicorn.run(Floor(args.database_url, {args.key: args.org}), host="127.0.0.1",
                 port=args.port, log_level="warning", access_log=False)
 

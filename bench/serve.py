@@ -9,6 +9,13 @@ while timed (both are up together only for the check of their answers):
 - floor: bench/floorserve.py, a raw ASGI app on the same uvicorn (same loop and HTTP parser)
   with an in-memory key table, the same rows through the raw driver, and orjson.
 
+`--server granian` runs both on granian instead (bench/floorserve.py's `granian_command`:
+`--interface asgi`, one worker, uvloop, HTTP/1.1): runql as granian serving its app factory
+`runql.serving:process_app` with the same environment and runql's logging configuration (which
+`runql serve` hands to uvicorn), the floor as `floorserve.py --server granian`. Granian's
+worker is a child process of the one pinned (it inherits the core), so the server's CPU is
+always the sum over its process tree, each process with all its threads.
+
 Before any timing, each workload's answers from both servers are compared byte for byte over a
 sample of its requests; a difference stops the benchmark. The load generator
 (bench/openloop.py) runs on core 1, open loop: requests are due on a fixed schedule and their
@@ -38,6 +45,7 @@ request gives its ceiling (1000 / that, on its core).
 Usage: python bench/serve.py [--database sqlite|postgresql|both] [--runs 5000] [--quick]
        [--only run-by-id,feed20,feed100,detail,createRun] [--standard] [--seconds 4]
        [--start 20] [--factor 1.4] [--postgres postgresql://postgres@127.0.0.1:5432/test]
+       [--server uvicorn|granian]
 """
 
 from __future__ import annotations
@@ -52,8 +60,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Any
 
@@ -61,7 +70,13 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.floorserve import FEED, RUN_BY_ID, RUN_DETAIL  # (runs as a script, too)
+from bench.floorserve import (  # (runs as a script, too)
+    FEED,
+    RUN_BY_ID,
+    RUN_DETAIL,
+    SERVERS,
+    granian_command,
+)
 from bench.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,34 +138,51 @@ class Measured:
 def _stat(pid: int) -> list[str] | None:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except (FileNotFoundError, ProcessLookupError):
+    except OSError:  # gone
         return None
 
 
+def _processes() -> dict[int, tuple[int, float]]:
+    """Each process's parent and CPU seconds, by pid: utime + stime (fields 14 and 15 of
+    /proc/<pid>/stat), which count every thread of the process."""
+    table: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            table[int(entry.name)] = (int(fields[1]),
+                                      (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return table
+
+
+def _tree(pid: int, table: dict[int, tuple[int, float]]) -> list[int]:
+    """`pid` and every process under it (a server's workers, theirs), while they run."""
+    children: dict[int, list[int]] = {}
+    for child, (parent, _cpu) in table.items():
+        children.setdefault(parent, []).append(child)
+    found, pending = [], [pid] if pid in table else []
+    while pending:
+        found.append(pending.pop())
+        pending.extend(children.get(found[-1], ()))
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (fields 14 and 15 of /proc/<pid>/stat) and of the processes
-    it started (a server's workers); 0 once it is gone."""
-    fields = _stat(pid)
-    if fields is None:
-        return 0.0
-    children = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
-                and (stat := _stat(int(entry.name))) is not None and stat[1] == str(pid)]
-    own = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return own + sum(cpu_seconds(child) for child in children)
+    """The CPU seconds of a process and of the processes under it (a server's workers, with
+    all their threads); 0 once it is gone."""
+    table = _processes()
+    return sum(table[member][1] for member in _tree(pid, table))
 
 
 def postgres_backends(database: str) -> dict[int, float]:
     """CPU seconds of each PostgreSQL backend connected to `database`, by pid."""
+    table = _processes()
     found: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid, (_parent, cpu) in table.items():
         try:
-            command = (entry / "cmdline").read_bytes()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
         if command.startswith(b"postgres: ") and f" {database} ".encode() in command:
-            found[int(entry.name)] = cpu_seconds(int(entry.name))
+            found[pid] = cpu
     return found
 
 
@@ -234,23 +266,48 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _command(server: str, prepared: Prepared, port: int) -> tuple[list[str], dict[str, str]]:
-    if server != FLOOR:  # runql, or runql on the standard executor only
-        environment = {
-            **os.environ, "RUNQL_DATABASE_URL": prepared.url, "RUNQL_ENV": "production",
-            "RUNQL_WORKERS": "0", "RUNQL_GRAPHIQL": "0",
-            "RUNQL_SERVE_WORKERS": str(os.cpu_count() or 1) if server == BOX else "1",
-            "RUNQL_RATE_LIMIT_PER_SECOND": "1000000", "RUNQL_RATE_LIMIT_BURST": "1000000",
-            "RUNQL_FASTPATH": "0" if server == "standard" else "1"}
-        return ([sys.executable, "-m", "runql", "serve", "--host", "127.0.0.1", "--port",
-                 str(port)], environment)
-    return ([sys.executable, str(ROOT / "bench" / "floorserve.py"), "--database-url",
-             prepared.url, "--key", prepared.key, "--org", prepared.org, "--port", str(port)],
-            dict(os.environ))
+@dataclass(frozen=True)
+class Software:
+    """The ASGI server that runql and the floor run on (`--server`)."""
+
+    name: str  # of SERVERS
+    log_config: Path  # runql's logging as a file, for granian (`runql serve` sets uvicorn's)
+
+    @classmethod
+    def written(cls, name: str, folder: Path) -> Software:
+        from runql.operations.logs import uvicorn_log_config
+        from runql.settings import Settings
+
+        # RUNQL_LOG_FORMAT and RUNQL_LOG_LEVEL as runql serve would read them here: the
+        # servers inherit this environment
+        log_config = folder / "runql-logging.json"
+        log_config.write_bytes(orjson.dumps(uvicorn_log_config(Settings.from_env())))
+        return cls(name, log_config)
+
+
+def _command(server: str, prepared: Prepared, port: int,
+             software: Software) -> tuple[list[str], dict[str, str]]:
+    if server == FLOOR:
+        return ([sys.executable, str(ROOT / "bench" / "floorserve.py"), "--database-url",
+                 prepared.url, "--key", prepared.key, "--org", prepared.org, "--port",
+                 str(port), "--server", software.name], dict(os.environ))
+    processes = (os.cpu_count() or 1) if server == BOX else 1
+    environment = {  # runql, or runql on the standard executor only
+        **os.environ, "RUNQL_DATABASE_URL": prepared.url, "RUNQL_ENV": "production",
+        "RUNQL_WORKERS": "0", "RUNQL_GRAPHIQL": "0", "RUNQL_SERVE_WORKERS": str(processes),
+        "RUNQL_RATE_LIMIT_PER_SECOND": "1000000", "RUNQL_RATE_LIMIT_BURST": "1000000",
+        "RUNQL_FASTPATH": "0" if server == "standard" else "1"}
+    if software.name == "granian":
+        return (granian_command("runql.serving:process_app", port, "--log-config",
+                                str(software.log_config), "--log-level", "warning",
+                                workers=processes), environment)
+    return ([sys.executable, "-m", "runql", "serve", "--host", "127.0.0.1", "--port",
+             str(port)], environment)
 
 
 @contextmanager
-def serving(prepared: Prepared, *servers: str) -> Iterator[list[tuple[int, int]]]:
+def serving(prepared: Prepared, software: Software,
+            *servers: str) -> Iterator[list[tuple[int, int]]]:
     """Servers pinned to core 0, started side by side: each one's port and process id. Their
     logs (runql's access lines included, at production's level) go to files, read only when a
     server fails to start."""
@@ -259,7 +316,7 @@ def serving(prepared: Prepared, *servers: str) -> Iterator[list[tuple[int, int]]
         try:
             for server in servers:
                 port = _free_port()
-                command, environment = _command(server, prepared, port)
+                command, environment = _command(server, prepared, port, software)
                 written: IO[bytes] = logs.enter_context(tempfile.TemporaryFile())
                 pinned = [] if server == BOX else ["taskset", "-c", SERVER_CORE]
                 processes.append((port, subprocess.Popen(
@@ -274,8 +331,10 @@ def serving(prepared: Prepared, *servers: str) -> Iterator[list[tuple[int, int]]
             for _port, process, _log in processes:
                 try:
                     process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+                except subprocess.TimeoutExpired:  # its workers too, not left behind
+                    for member in reversed(_tree(process.pid, _processes())):
+                        with suppress(ProcessLookupError):
+                            os.kill(member, signal.SIGKILL)
                     process.wait()
 
 
@@ -404,7 +463,8 @@ def measure(port: int, pid: int, prepared: Prepared, path: Path, label: str,
 # --------------------------------------------------------------------------------------------
 
 
-def bench_database(kind: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+def bench_database(kind: str, args: argparse.Namespace, folder: Path,
+                   software: Software) -> dict[str, Any]:
     server_url = args.postgres if kind == "postgresql" else None
     with scratch_database(server_url, str(folder)) as url:
         started = time.monotonic()
@@ -415,18 +475,18 @@ def bench_database(kind: str, args: argparse.Namespace, folder: Path) -> dict[st
         for workload in args.only:
             paths[workload] = folder / f"{kind}-{workload}.json"
             paths[workload].write_bytes(orjson.dumps(bodies(workload, prepared)))
-        with serving(prepared, *args.servers) as up:
+        with serving(prepared, software, *args.servers) as up:
             identical = check_identity(prepared, args.only, args.servers,
                                        [port for port, _pid in up])
         measured: dict[str, dict[str, Measured]] = {workload: {} for workload in args.only}
         for server in args.servers:  # one at a time on the core
-            with serving(prepared, server) as [(port, pid)]:
+            with serving(prepared, software, server) as [(port, pid)]:
                 for workload in args.only:
                     if server == FLOOR and workload not in READS:
                         continue
                     measured[workload][server] = measure(
-                        port, pid, prepared, paths[workload], f"{kind} {server} {workload}",
-                        args)
+                        port, pid, prepared, paths[workload],
+                        f"{kind} {server} {workload}", args)
     return {"identical_bodies": identical, "workloads": {
         workload: _compare(by_server, args) for workload, by_server in measured.items()}}
 
@@ -496,11 +556,15 @@ def print_table(results: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     before = loadavg()
     results: dict[str, Any] = {}
+    server = {"name": args.server, "version": version(args.server)}
+    print(f"server: {args.server} {server['version']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="runql-serve-") as folder:
+        software = Software.written(args.server, Path(folder))
         for kind in args.database:
-            results[kind] = bench_database(kind, args, Path(folder))
+            results[kind] = bench_database(kind, args, Path(folder), software)
     print_table(results)
-    return {"databases": results, "runs": args.runs, "seconds_per_step": args.seconds,
+    return {"server": server, "databases": results, "runs": args.runs,
+            "seconds_per_step": args.seconds,
             "p99_limit_ms": args.p99_ms, "loadavg_before": before, "loadavg_after": loadavg(),
             "cores": os.cpu_count()}
 
@@ -531,6 +595,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--box", action="store_true",
                         help="also time runql on every core (runql serve --workers N, not "
                         "pinned; the load generator keeps core 1): the whole box's peak")
+    parser.add_argument("--server", choices=SERVERS, default="uvicorn",
+                        help="the ASGI server runql and the floor both run on (default "
+                        "uvicorn, as `runql serve`; granian: the app factory on granian)")
     parser.add_argument("--standard", action="store_true",
                         help="also time runql on the standard executor (RUNQL_FASTPATH=0)")
     parser.add_argument("--seconds", type=float, default=4.0, help="per step (default 4)")

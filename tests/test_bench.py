@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.serve import cpu_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ("graphql_ms", "floor_ms", "ratio", "naive_ms", "statements")
 
@@ -67,3 +69,41 @@ def test_serve_benchmark_checks_bodies_and_reports_its_figures() -> None:
         assert figures["generator_ceiling_rps"] > 0
     assert report["loadavg_before"]
     assert report["loadavg_after"]
+
+
+def test_serve_benchmark_runs_both_servers_on_granian() -> None:
+    """--server granian: runql (its app factory on granian) and the floor (on granian too)
+    answer byte-identical bodies, and the report says which server they ran on."""
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "serve.py"), "--quick", "--database", "sqlite",
+         "--only", "run-by-id", "--server", "granian"],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-4000:] or finished.stdout[-4000:]
+
+    report = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert report["server"]["name"] == "granian"
+    assert report["server"]["version"].startswith("2.")
+    sqlite = report["databases"]["sqlite"]
+    assert sqlite["identical_bodies"] == {"run-by-id": 20}
+    figures = sqlite["workloads"]["run-by-id"]
+    for server in ("runql", "floor"):
+        assert figures[server]["peak_rps"] > 0, (server, figures[server])
+        assert figures[server]["serial_p50_ms"] > 0, (server, figures[server])
+
+
+def test_server_cpu_counts_the_processes_it_started() -> None:
+    """A server's CPU is its process tree's (granian serves from a child process): a parent
+    that only waits while its child spins for 0.5 s of CPU has used about 0.5 s."""
+    child = ("import sys, time\nend = time.process_time() + 0.5\n"
+             "while time.process_time() < end: pass\nsys.stdin.read()")
+    parent = subprocess.Popen(  # the child inherits the pipe: it stays until the pipe closes
+        [sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', "
+         f"{child!r}])"], stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while cpu_seconds(parent.pid) < 0.45 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cpu_seconds(parent.pid) >= 0.45
+    finally:
+        parent.communicate(b"", timeout=10)
