@@ -341,14 +341,15 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    figures.update(runs=args.runs, concurrency=args.concurrency, workers=args.workers,
-                   database="postgresql" if args.postgres else "sqlite")
+    report: dict[str, float | str] = {
+        **figures, "runs": args.runs, "concurrency": args.concurrency, "workers": args.workers,
+        "database": "postgresql" if args.postgres else "sqlite"}
     print(f"burst of {args.runs}: createRun {figures['create_per_s']}/s answered, "
           f"{figures['complete_per_s']}/s to SUCCESS; createdAt -> completedAt p50 "
           f"{figures['to_success_p50_ms']} ms, p99 {figures['to_success_p99_ms']} ms (queued)")
     print(f"one at a time: createdAt -> completedAt p50 "
           f"{figures['single_to_success_p50_ms']} ms, max {figures['single_to_success_max_ms']} ms")
-    print(orjson.dumps(figures).decode())
+    print(orjson.dumps(report).decode())
     return 0
 
 
