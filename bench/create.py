@@ -289,8 +289,9 @@ def in_flight_main(args: argparse.Namespace) -> int:
             [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            figures: dict[str, Any] = asyncio.run(_in_flight(f"http://127.0.0.1:{port}", key, args.in_flight,
-                                             args.concurrency, agent_port, slow, server.pid))
+            figures: dict[str, Any] = asyncio.run(_in_flight(
+                f"http://127.0.0.1:{port}", key, args.in_flight, args.concurrency, agent_port, slow,
+                server.pid))
         finally:
             server.terminate()
             server.wait(timeout=60)
