@@ -45,14 +45,14 @@ run: $(VENV)/.installed $(GRAPHIQL)
 
 test: $(VENV)/.installed node_modules/.installed $(GRAPHIQL) $(CHROMIUM)
 	$(BIN)/ruff check runql tests bench
-	$(BIN)/mypy runql
+	$(BIN)/mypy runql tests bench
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check runql tests bench
 
 typecheck: $(VENV)/.installed
-	$(BIN)/mypy runql
+	$(BIN)/mypy runql tests bench
 
 # The served-path benchmark (bench/serve.py) pins servers and its load generator with taskset
 # (2 cores or more) and runs on SQLite and on the PostgreSQL at 127.0.0.1:5432 unless told

@@ -289,8 +289,9 @@ def in_flight_main(args: argparse.Namespace) -> int:
             [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            figures: dict[str, Any] = asyncio.run(_in_flight(f"http://127.0.0.1:{port}", key, args.in_flight,
-                                             args.concurrency, agent_port, slow, server.pid))
+            figures: dict[str, Any] = asyncio.run(_in_flight(
+                f"http://127.0.0.1:{port}", key, args.in_flight, args.concurrency, agent_port, slow,
+                server.pid))
         finally:
             server.terminate()
             server.wait(timeout=60)
@@ -341,14 +342,15 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    figures.update(runs=args.runs, concurrency=args.concurrency, workers=args.workers,
-                   database="postgresql" if args.postgres else "sqlite")
+    report: dict[str, float | str] = {
+        **figures, "runs": args.runs, "concurrency": args.concurrency, "workers": args.workers,
+        "database": "postgresql" if args.postgres else "sqlite"}
     print(f"burst of {args.runs}: createRun {figures['create_per_s']}/s answered, "
           f"{figures['complete_per_s']}/s to SUCCESS; createdAt -> completedAt p50 "
           f"{figures['to_success_p50_ms']} ms, p99 {figures['to_success_p99_ms']} ms (queued)")
     print(f"one at a time: createdAt -> completedAt p50 "
           f"{figures['single_to_success_p50_ms']} ms, max {figures['single_to_success_max_ms']} ms")
-    print(orjson.dumps(figures).decode())
+    print(orjson.dumps(report).decode())
     return 0
 
 

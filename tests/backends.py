@@ -9,16 +9,17 @@ import asyncio
 import os
 import secrets
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
 from runql.storage.migrate import upgrade
 
 POSTGRES_SERVER = os.environ.get("RUNQL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-Prepare = Callable[[str], Awaitable[None]]
+Prepare = Callable[[str], Coroutine[Any, Any, None]]
 
 
 def sqlite_url(path: Path) -> str:

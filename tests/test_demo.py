@@ -57,5 +57,5 @@ async def test_workers_take_every_unfinished_demo_run_to_an_end(demo_database: D
                                               + before[RunStatus.PENDING.value])
     assert sum(after.values()) == DEMO_RUNS
     async with demo_database.read() as session:
-        codes = Counter((await session.execute(select(RunErrorRow.code))).scalars())
+        codes = Counter((await session.execute(select(col(RunErrorRow.code)))).scalars())
     assert codes["lease_expired"] == before[RunStatus.RUNNING.value]

@@ -8,6 +8,25 @@ resolvers that run inside it, hold their socket under its API key (a revoked key
   `connection_error` and a close with 4408, as on graphql-transport-ws; `start` runs any
   operation (a query or mutation answers one `data`, then `complete`);
 - on both, an operation over RUNQL_WS_MAX_SUBSCRIPTIONS is an error `TOO_MANY_SUBSCRIPTIONS`.
+
+Why strawberry-graphql is pinned exactly (pyproject.toml): these handlers subclass its protocol
+handlers' internals, which change without notice between releases. They override `handle`,
+`handle_message`, `handle_connection_init`, `handle_subscribe`/`handle_start`, `run_operation`
+and `handle_async_results`, call `handle_invalid_message`, `cleanup_operation`, `cleanup` and
+`send_data_message`, and read the handlers' state (`operations`, `tasks`, `subscriptions`,
+`connection_acknowledged`, `max_subscriptions_per_connection`,
+`view.connection_init_wait_timeout`, `ASGIWebSocketAdapter.ws`); runql/endpoint.py plugs them
+in as `graphql_transport_ws_handler_class` and `graphql_ws_handler_class`. Less deeply:
+runql/security/over_http.py overrides the ASGI view's `parse_http_body`, `decode_json`,
+`execute_single`, `get_sub_response`, `process_result` and `create_response`, and the fast path
+uses `StrawberryGraphQLCoreExecutionContext`, `validate_document` and `convert_arguments`.
+To move the pin: change it (and graphql-core's range to the one the new release requires),
+reinstall, read the diff of strawberry's `subscriptions/protocols/*/handlers.py`,
+`asgi/__init__.py` and `http/async_base_view.py` for the names above, then run `mypy runql`
+(the overrides' signatures) and the tests that catch a break: tests/subscriptions (close codes,
+limits, legacy graphql-ws, revocation, the npm reference clients), tests/fanout,
+tests/hardening (test_over_http, test_graphql_http_audit, test_malformed_bodies, test_streams)
+and tests/fastpath (the fast path against strawberry's executor).
 """
 
 import asyncio

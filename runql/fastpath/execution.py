@@ -9,6 +9,7 @@ from sqlalchemy import Executable, Table
 
 from runql.fastpath.arguments import Arguments
 from runql.fastpath.statements import column_index
+from runql.limits import MAX_BATCH
 from runql.storage.raw import RawReads
 
 if TYPE_CHECKING:
@@ -16,8 +17,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Row = Any  # a driver's row (asyncpg Record, tuple): a table's columns, in the table's order
-
-BATCH = 500  # keys per statement at most, as the loaders batch
 
 
 @dataclass
@@ -35,11 +34,11 @@ class Execution:
 
     async def batched(self, statement: Executable, keys: Sequence[str],
                       also: tuple[str, ...] = ()) -> list[Row]:
-        """The rows of `statement` for all the keys, bound BATCH keys at a time to `ids` (and
+        """The rows of `statement` for all the keys, bound MAX_BATCH keys at a time to `ids` (and
         to the parameters named in `also`)."""
         found: list[Row] = []
-        for start in range(0, len(keys), BATCH):
-            chunk = list(keys[start:start + BATCH])
+        for start in range(0, len(keys), MAX_BATCH):
+            chunk = list(keys[start:start + MAX_BATCH])
             params = {"ids": chunk, **dict.fromkeys(also, chunk)}
             found.extend(await self.all(statement, **params))
         return found

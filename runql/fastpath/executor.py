@@ -17,8 +17,8 @@ from runql.fastpath.report import FAST, STANDARD, record
 from runql.fastpath.run import run_plan
 from runql.fastpath.switch import is_standard_only
 from runql.fastpath.unsupported import DECLINED
+from runql.limits import MAX_BATCH
 from runql.resolvers.context import Context
-from runql.resolvers.loaders import MAX_BATCH
 
 log = logging.getLogger("runql.fastpath")
 

@@ -35,10 +35,10 @@ from runql.fastpath.prepared import Prepared, PreparedOperations
 from runql.fastpath.run import run_plan
 from runql.fastpath.switch import is_standard_only
 from runql.fastpath.unsupported import DECLINED
+from runql.limits import Limits
 from runql.operations import tracing
 from runql.operations.extension import SUCCESS, observed
 from runql.operations.requests import current_request
-from runql.security.limits import Limits
 from runql.security.media import content_type_header
 from runql.security.text_input import fit_variables
 from runql.settings import Settings

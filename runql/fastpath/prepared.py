@@ -32,7 +32,7 @@ from graphql.type import GraphQLNonNull, GraphQLScalarType
 from graphql.utilities import coerce_input_value
 from strawberry.schema.schema import validate_document
 
-from runql.security.limits import Limits
+from runql.limits import Limits
 from runql.security.rules import validation_rules
 from runql.security.text_input import fit_document
 

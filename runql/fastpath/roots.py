@@ -15,7 +15,7 @@ from runql.fastpath.execution import Execution, Row
 from runql.fastpath.links import load_by_id
 from runql.fastpath.plan import Folded, ObjectPlan
 from runql.ids import Kind, require
-from runql.resolvers.queries import MAX_NODES
+from runql.limits import MAX_NODES
 
 Found = tuple[Table, str] | None  # where an id is to be found; None: it names nothing to find
 

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import SQLModel
 
+from runql.limits import MAX_BATCH
 from runql.resolvers.batching import BatchLoader
 from runql.storage import pages, reads
 from runql.storage.database import Database
@@ -31,8 +32,6 @@ from runql.storage.tables import (
 Row = TypeVar("Row", bound=SQLModel)
 K = TypeVar("K")
 V = TypeVar("V")
-
-MAX_BATCH = 500
 
 PageKey = tuple[str, RunFilter | None, PageRequest]
 CountKey = tuple[str, RunFilter | None]

@@ -5,10 +5,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from runql.errors import BadUserInput
+from runql.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from runql.storage.pages import Cursor, InvalidCursor, Page, PageRequest
-
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 
 T = TypeVar("T")
 

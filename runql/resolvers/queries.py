@@ -7,6 +7,7 @@ from strawberry import ID
 
 from runql.errors import BadUserInput
 from runql.ids import Kind, require
+from runql.limits import MAX_NODES
 from runql.resolvers.batching import BatchLoader
 from runql.resolvers.context import Info
 from runql.resolvers.graph import checked_filter
@@ -21,8 +22,6 @@ from runql.storage.tables import (
     RunRow,
     ThreadRow,
 )
-
-MAX_NODES = 100
 
 
 def _node_loaders(loaders: Loaders) -> dict[Kind, BatchLoader[str, Any]]:

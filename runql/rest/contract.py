@@ -33,7 +33,7 @@ from runql.enums import (
     RunStatus,
 )
 from runql.ids import Kind, id_pattern
-from runql.resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from runql.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 
 def _id(kind: Kind) -> WithJsonSchema:

@@ -20,7 +20,7 @@ from starlette.datastructures import QueryParams
 from runql.enums import RunStatus
 from runql.errors import BadUserInput
 from runql.ids import Kind, require
-from runql.resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from runql.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from runql.rest.contract import ListRuns
 from runql.rest.contract import TimeRange as TimeRangeParameter
 from runql.storage.filters import InvalidFilter, RunFilter, TimeRange

@@ -35,8 +35,7 @@ from graphql import (
 )
 from graphql.language import SKIP, VisitorAction
 
-from runql.resolvers.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from runql.resolvers.queries import MAX_NODES
+from runql.limits import DEFAULT_PAGE_SIZE, MAX_NODES, MAX_PAGE_SIZE
 from runql.security.errors import too_complex
 from runql.security.fragments import FragmentMemo, FragmentOf
 

@@ -7,8 +7,8 @@ from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import StreamExecutionResult
 
+from runql.limits import Limits, limits_of
 from runql.security.errors import too_complex
-from runql.security.limits import Limits, limits_of
 from runql.security.rules import validation_rules
 from runql.security.suggestions import without_suggestions
 

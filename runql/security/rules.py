@@ -8,10 +8,10 @@ from functools import cache
 
 from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
 
+from runql.limits import Limits
 from runql.security.aliases import alias_rule
 from runql.security.cost import cost_rule
 from runql.security.depth import depth_rule
-from runql.security.limits import Limits
 
 
 @cache

@@ -10,8 +10,8 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from runql.limits import settings_of
 from runql.security.errors import TIMEOUT
-from runql.security.limits import settings_of
 
 _deadline: ContextVar[float | None] = ContextVar("runql_operation_deadline", default=None)
 

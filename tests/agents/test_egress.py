@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -193,7 +194,7 @@ async def test_a_refused_run_ends_in_error_with_its_own_code(
     assert (await reload(database, run.id)).status == RunStatus.ERROR
     async with database.read() as session:
         (error,) = (await session.execute(
-            select(RunErrorRow).where(RunErrorRow.run_id == run.id))).scalars().all()
+            select(RunErrorRow).where(col(RunErrorRow.run_id) == run.id))).scalars().all()
     assert error.code == "egress_refused"
     assert "127.0.0.1 is a loopback address" in error.message
     assert hook.calls == 0
@@ -222,7 +223,8 @@ REFUSED_URLS = [
 
 def _error(body: dict[str, Any]) -> dict[str, Any]:
     assert body["data"] is None or not any(body["data"].values()), body
-    (error,) = body["errors"]
+    errors: list[dict[str, Any]] = body["errors"]
+    (error,) = errors
     return error
 
 

@@ -145,7 +145,7 @@ def _wait_for_status(server: LiveServer, run_id: str, status: str) -> None:
 
 def _echo_agent(server: LiveServer) -> str:
     edges = server.data(ECHO_AGENT)["agents"]["edges"]
-    return next(e["node"]["id"] for e in edges if e["node"]["name"] == "Echo")
+    return str(next(e["node"]["id"] for e in edges if e["node"]["name"] == "Echo"))
 
 
 def _new_run(server: LiveServer, agent: str, text: str) -> str:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples.conftest import EXAMPLES, ROOT, TIMEOUT_SECONDS, run_example
+from tests.examples.conftest import EXAMPLES, TIMEOUT_SECONDS, run_example
 from tests.operations.live import LiveServer
+from tests.processes import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 
@@ -70,8 +71,10 @@ def test_codegen_output_compiles_with_tsc_strict(tmp_path: Path) -> None:
     (tmp_path / "examples").mkdir()
     for name in ("codegen.ts", "tsconfig.json", "typed-feed.ts"):
         shutil.copy(EXAMPLES / name, tmp_path / "examples" / name)
-    for command in ([NODE_BIN / "graphql-codegen", "--config", "examples/codegen.ts"],
-                    [NODE_BIN / "tsc", "--strict", "-p", "examples"]):
+    commands: list[list[str | Path]] = [
+        [NODE_BIN / "graphql-codegen", "--config", "examples/codegen.ts"],
+        [NODE_BIN / "tsc", "--strict", "-p", "examples"]]
+    for command in commands:
         ran = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
                              timeout=TIMEOUT_SECONDS)
         assert ran.returncode == 0, f"{command}: {ran.stdout}\n{ran.stderr}"

@@ -51,7 +51,7 @@ def _applies(schema: GraphQLSchema, condition: str | None, target: GraphQLObject
         return True
     named = schema.get_type(condition)
     return named is target or (is_abstract_type(named)
-                               and schema.is_sub_type(named, target))  # type: ignore[arg-type]
+                               and schema.is_sub_type(named, target))
 
 
 def _collect(fragments: dict[str, FragmentDefinitionNode], selections: SelectionSetNode,
@@ -74,7 +74,7 @@ def _collect(fragments: dict[str, FragmentDefinitionNode], selections: Selection
 
 def _missing_ids(fragments: dict[str, FragmentDefinitionNode], selections: SelectionSetNode,
                  parent: object, path: str) -> list[str]:
-    targets = (SCHEMA.get_possible_types(parent)  # type: ignore[arg-type]
+    targets = (SCHEMA.get_possible_types(parent)
                if is_abstract_type(parent) else [parent])
     missing: list[str] = []
     for target in targets:

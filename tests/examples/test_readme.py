@@ -6,7 +6,8 @@ frontend" is such a quote."""
 import re
 import textwrap
 
-from tests.examples.conftest import EXAMPLES, ROOT
+from tests.examples.conftest import EXAMPLES
+from tests.processes import ROOT
 
 README = (ROOT / "README.md").read_text()
 BLOCK = re.compile(r"^( *)```\w*\n(.*?)^\1```$", re.S | re.M)

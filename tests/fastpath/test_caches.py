@@ -1,12 +1,18 @@
 """A repeated document costs no parsing and no planning: both are cached (validation is too,
 see tests/hardening/test_validation_cache.py)."""
 
+import functools
 import uuid
+from typing import Any, cast
 
 import pytest
+from graphql import GraphQLSchema, OperationDefinitionNode
+from graphql.execution.collect_fields import FragmentDetails
+from graphql.execution.values import VariableValues
 from strawberry.extensions import ParserCache
 
-from runql.fastpath import cache
+from runql.fastpath import cache, planner
+from runql.fastpath.plan import OperationPlan
 from tests.fastpath.conftest import BothExecutors
 
 
@@ -14,11 +20,13 @@ from tests.fastpath.conftest import BothExecutors
 def plannings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The operations planned from now on."""
     planned: list[str] = []
-    plan = cache.plan_operation
+    plan = planner.plan_operation
 
-    def counting(*args: object) -> object:
-        planned.append(str(args[-1].name.value))  # type: ignore[attr-defined]
-        return plan(*args)  # type: ignore[arg-type]
+    def counting(schema: GraphQLSchema, fragments: dict[str, FragmentDetails],
+                 variables: VariableValues, operation: OperationDefinitionNode) -> OperationPlan:
+        assert operation.name is not None
+        planned.append(operation.name.value)
+        return plan(schema, fragments, variables, operation)
 
     monkeypatch.setattr(cache, "plan_operation", counting)
     return planned
@@ -30,7 +38,9 @@ def _unique() -> str:
 
 async def test_a_repeated_document_is_parsed_and_planned_once(
         both: BothExecutors, plannings: list[str]) -> None:
-    parses = ParserCache().cached_parse_document
+    # Strawberry types its parse cache as a plain Callable; it is functools.lru_cache's wrapper
+    # (strawberry/extensions/parser_cache.py), whose cache_info() this test reads.
+    parses = cast("functools._lru_cache_wrapper[Any]", ParserCache().cached_parse_document)
     document = _unique()
     before = parses.cache_info()
 

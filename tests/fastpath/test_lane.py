@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
+from starlette.types import Message
 from strawberry.http import GraphQLRequestData
 
 from runql.app import create_app
@@ -261,14 +262,14 @@ async def test_the_lane_is_off_in_development(demo_database: Database) -> None:
 
 async def test_a_client_that_leaves_mid_body_is_left_to_the_view(both: LaneAndView) -> None:
     """The part that came is valid JSON; the lane still answers only whole requests."""
-    chunks = [{"type": "http.request", "body": b'{"query": "{ __typename }"}',
-               "more_body": True}, {"type": "http.disconnect"}]
-    sent: list[dict[str, Any]] = []
+    chunks: list[Message] = [{"type": "http.request", "body": b'{"query": "{ __typename }"}',
+                              "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return chunks.pop(0) if chunks else {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": "/graphql", "query_string": b"",
@@ -304,7 +305,8 @@ async def test_the_lane_records_the_operation_as_the_view_does(
         assert (both.served > served) is on_lane
         deltas.append([a - b for a, b in zip(_operation_samples("Feed"), before, strict=True)])
         [record] = [r for r in caplog.records if r.name == "runql.access"]
-        logged.append((record.operation, record.sql_statements))
+        fields = vars(record)
+        logged.append((fields["operation"], fields["sql_statements"]))
     assert deltas[0] == deltas[1]
     assert deltas[0][0] == deltas[0][2] == 1
     assert deltas[0][1] >= 2

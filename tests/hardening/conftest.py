@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from runql.app import create_app
 from runql.enums import RunStatus
@@ -61,7 +62,7 @@ def limit_error(body: dict[str, Any]) -> dict[str, Any]:
 async def running_run(database: Database) -> str:
     """A demo run moved to RUNNING, as a worker would: cancelRun then waits for a worker."""
     async with database.write() as session:
-        run_id = (await session.execute(
-            select(RunRow.id).where(RunRow.status == RunStatus.PENDING).limit(1))).scalar_one()
+        pending = select(col(RunRow.id)).where(col(RunRow.status) == RunStatus.PENDING).limit(1)
+        run_id = (await session.execute(pending)).scalar_one()
         await transition(session, run_id, RunStatus.RUNNING)
     return str(run_id)

@@ -18,7 +18,7 @@ NEED_INTROSPECTION = {"2EA1", "28B9", "D6D5", "6A70"}
 def _audit(folder: Path, **settings: str) -> tuple[list[dict[str, Any]], int]:
     node = shutil.which("node")
     assert node is not None, "node is needed: the audit is npm graphql-http's"
-    with running_server(folder, **settings) as server:
+    with running_server(folder, demo_runs=0, **settings) as server:
         audit = subprocess.run(
             [node, str(AUDIT)], cwd=ROOT, capture_output=True, text=True, timeout=120,
             env={**os.environ, "RUNQL_AUDIT_URL": server.url, "RUNQL_AUDIT_KEY": server.key})

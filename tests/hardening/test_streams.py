@@ -3,6 +3,8 @@
 from contextlib import aclosing
 from typing import Any
 
+from strawberry.types import ExecutionResult
+
 from runql.resolvers.context import Context
 from runql.schema.schema import schema_for
 from runql.settings import Environment
@@ -19,8 +21,10 @@ async def _first_result(database: Database, document: str, **overrides: Any) -> 
     context = Context.create(database, settings, DEFAULT_ORG_ID)
     results = await schema_for(settings).stream(
         document, context_value=context)
-    async with aclosing(results) as stream:  # type: ignore[type-var]
+    async with aclosing(results) as stream:
         async for result in stream:
+            # No @defer or @stream here: the first result is a whole one, not an increment.
+            assert isinstance(result, ExecutionResult), result
             return {"data": result.data,
                     "errors": [error.formatted for error in result.errors or []]}
     raise AssertionError("no result")

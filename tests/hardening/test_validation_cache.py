@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
+from runql.limits import Limits
 from runql.security.depth import depth_rule
-from runql.security.limits import Limits
 from runql.security.rules import validation_rules
 from runql.settings import Settings
 from tests.conftest import GraphQLClient

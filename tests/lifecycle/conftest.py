@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from runql.agents import catalog
 from runql.agents.registry import default_registry
@@ -44,8 +45,8 @@ async def event_log(database: Database, run_id: str) -> list[tuple[int, str, dic
             (
                 await session.execute(
                     select(RunEventRow)
-                    .where(RunEventRow.run_id == run_id)
-                    .order_by(RunEventRow.seq)
+                    .where(col(RunEventRow.run_id) == run_id)
+                    .order_by(col(RunEventRow.seq))
                 )
             )
             .scalars()

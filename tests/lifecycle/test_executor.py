@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
+from sqlmodel import col
 
 from runql.agents import catalog
 from runql.agents.echo import EchoKind
@@ -149,7 +150,7 @@ async def test_an_agent_that_raises_ends_the_run_in_error(
         from sqlalchemy import select
 
         errors = (
-            (await session.execute(select(RunErrorRow).where(RunErrorRow.run_id == run.id)))
+            (await session.execute(select(RunErrorRow).where(col(RunErrorRow.run_id) == run.id)))
             .scalars()
             .all()
         )
@@ -323,7 +324,7 @@ async def test_a_threads_later_run_waits_while_its_older_run_is_locked_elsewhere
     first = await new_run(database, echo, "1")
     await new_run(database, echo, "2", thread_id=first.thread_id)
     async with database.write() as session:
-        await session.execute(select(RunRow).where(RunRow.id == first.id).with_for_update())
+        await session.execute(select(RunRow).where(col(RunRow.id) == first.id).with_for_update())
         assert await Executor(database, AgentRegistry([EchoKind()]), FAST).claim() is None
     claimed = await Executor(database, AgentRegistry([EchoKind()]), FAST).claim()
     assert claimed is not None

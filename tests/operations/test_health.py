@@ -1,6 +1,7 @@
 """/healthz answers while the process runs; /readyz says whether it can serve, naming what
 fails: the database, its migrations, the executor's workers. Neither needs an API key."""
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,15 @@ from runql.storage.database import Database
 from runql.storage.migrate import alembic_config, head_revision, upgrade
 from tests.operations.helpers import client, lifespan, settings_for
 
-HEAD = head_revision()
+
+def _head() -> str:
+    head = head_revision()
+    assert head is not None, "runql's migrations have a head"
+    return head
+
+
+HEAD = _head()
+AtRevision = Callable[[str | None], Awaitable[Database]]
 
 
 def _settings(workers: int = 0) -> Settings:
@@ -29,7 +38,7 @@ def _previous_revision() -> str:
 
 
 @pytest.fixture
-async def sqlite_at(tmp_path: Path):  # type: ignore[no-untyped-def]
+async def sqlite_at(tmp_path: Path) -> AsyncIterator[AtRevision]:
     """A SQLite file migrated up to a given revision (None: not at all)."""
     made: list[Database] = []
 
@@ -67,7 +76,7 @@ async def test_readyz_is_ready_on_a_migrated_database(database: Database) -> Non
     }
 
 
-async def test_readyz_names_a_missing_migration(sqlite_at) -> None:  # type: ignore[no-untyped-def]
+async def test_readyz_names_a_missing_migration(sqlite_at: AtRevision) -> None:
     previous = _previous_revision()
     async with client(create_app(_settings(), await sqlite_at(previous))) as http:
         response = await http.get("/readyz")
@@ -81,7 +90,7 @@ async def test_readyz_names_a_missing_migration(sqlite_at) -> None:  # type: ign
         "ok": False, "detail": f"at {previous}, not {HEAD}: run `runql migrate`"}
 
 
-async def test_readyz_names_an_unmigrated_database(sqlite_at) -> None:  # type: ignore[no-untyped-def]
+async def test_readyz_names_an_unmigrated_database(sqlite_at: AtRevision) -> None:
     async with client(create_app(_settings(), await sqlite_at(None))) as http:
         response = await http.get("/readyz")
 

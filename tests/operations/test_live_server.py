@@ -15,7 +15,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.operations.helpers import sample
-from tests.operations.live import LiveServer, free_port, live_server
+from tests.operations.live import LiveServer, live_server
+from tests.processes import free_port
 
 ECHO = "{ agents(first: 20) { edges { node { id name } } } }"
 CREATE = ("mutation CreateLive($agent: ID!) { createRun(input: {agentId: $agent, "

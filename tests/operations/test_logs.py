@@ -7,7 +7,7 @@ import logging.config
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -63,7 +63,7 @@ def test_an_exception_is_logged_whole_on_the_server() -> None:
 @pytest.mark.parametrize(("log_format", "expected"), [("json", '"request_id":"req-cfg-1"'),
                                                        ("text", "[req-cfg-1] configured")])
 def test_the_server_s_log_config_formats_every_line(
-    log_format: str, expected: str, capsys: pytest.CaptureFixture[str]
+    log_format: Literal["json", "text"], expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = uvicorn_log_config(Settings(log_format=log_format))
     config["root"]["level"] = "INFO"
@@ -114,7 +114,9 @@ def test_an_access_line_carries_its_fields_as_the_record_s_and_the_line_s(
                 {"method": "POST", "path": "/graphql", "status": 200, "operation": None})
 
     [record] = access_records.records
-    assert (record.getMessage(), record.method, record.status) == ("POST /graphql 200", "POST", 200)
+    fields = vars(record)
+    assert (record.getMessage(), fields["method"], fields["status"]) == (
+        "POST /graphql 200", "POST", 200)
     RequestIdFilter().filter(record)
     entry = json.loads(JsonFormatter().format(record))
     assert list(entry)[5:] == ["request_id", "method", "path", "status", "operation"]

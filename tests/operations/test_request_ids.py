@@ -28,7 +28,8 @@ async def test_a_sane_request_id_is_echoed(database: Database, settings: Setting
                                    "é".encode()])
 async def test_otherwise_a_new_one_is_made(database: Database, settings: Settings,
                                            given: str | bytes | None) -> None:
-    headers = {"X-Request-ID": given} if given is not None else {}
+    sent = given.encode("ascii") if isinstance(given, str) else given
+    headers = {b"X-Request-ID": sent} if sent is not None else {}
     async with client(create_app(settings, database)) as http:
         first = await http.get("/healthz", headers=headers)
         second = await http.get("/healthz", headers=headers)

@@ -30,14 +30,14 @@ async def test_keys_from_neighbouring_turns_share_one_batch() -> None:
         return await loader.load(key)
 
     values = await asyncio.gather(late(1, 0), late(2, 1), late(3, SETTLE_TURNS - 1))
-    assert values == [10, 20, 30]
+    assert list(values) == [10, 20, 30]
     assert recorder.batches == [[1, 2, 3]]
 
 
 async def test_a_key_is_loaded_once() -> None:
     recorder = Recorder()
     loader = BatchLoader(recorder)
-    assert await asyncio.gather(loader.load(4), loader.load(4)) == [40, 40]
+    assert list(await asyncio.gather(loader.load(4), loader.load(4))) == [40, 40]
     assert await loader.load(4) == 40
     assert recorder.batches == [[4]]
 

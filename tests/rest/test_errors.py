@@ -51,7 +51,7 @@ BAD_QUERIES: list[tuple[str, list[tuple[str, str]], str]] = [
                          ids=[case[0] for case in BAD_QUERIES])
 async def test_a_bad_list_query_is_a_400_naming_the_parameter(
         http: httpx.AsyncClient, query: list[tuple[str, str]], field: str) -> None:
-    response = await http.get("/runs", params=query)
+    response = await http.get("/runs", params=tuple(query))
     assert response.status_code == 400, response.text
     error = error_of(response)
     assert (error["code"], error["field"]) == ("bad_user_input", field), error

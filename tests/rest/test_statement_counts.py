@@ -10,7 +10,7 @@ from runql.storage.database import counting_statements
 LIST_STATEMENTS = 1 + 7
 
 
-async def statements(http: httpx.AsyncClient, path: str, **params: object) -> int:
+async def statements(http: httpx.AsyncClient, path: str, **params: str | int) -> int:
     assert (await http.get("/runs", params={"limit": 1})).status_code == 200  # the key is known
     async with counting_statements() as count:
         response = await http.get(path, params=params)

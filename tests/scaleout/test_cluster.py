@@ -154,7 +154,7 @@ async def test_two_gateways_two_workers_and_a_killed_worker_lose_nothing(
         for process in gateways + workers:
             process.wait(timeout=30)
 
-    endings = Counter()
+    endings: Counter[str] = Counter()
     for run_id, events in results:
         assert [event["seq"] for event in events] == list(range(1, len(events) + 1)), run_id
         statuses = [e["payload"]["status"] for e in events if e["type"] == "STATUS_CHANGED"]

@@ -30,7 +30,8 @@ async def agent_id(gql_empty: GraphQLClient) -> str:
 
 def _error(body: dict[str, Any]) -> dict[str, Any]:
     assert body.get("errors"), body
-    return body["errors"][0]
+    error: dict[str, Any] = body["errors"][0]
+    return error
 
 
 async def test_create_run_returns_the_run_with_nested_data(gql_empty: GraphQLClient,

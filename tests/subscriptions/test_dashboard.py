@@ -16,7 +16,7 @@ async def test_a_dashboard_sees_only_matching_runs_through_their_changes(live: L
     operation = await socket.start(RUNS, {"agent": [live.echo.id]})
     await live.create_run(agent=other)
     run_id = await live.create_run()
-    changes = []
+    changes: list[dict[str, str]] = []
     while not changes or changes[-1]["status"] != "SUCCESS":
         outcome = await socket.collect(operation, until=1)
         changes += [item["runs"] for item in outcome.data]
@@ -32,7 +32,7 @@ async def test_dashboards_with_one_filter_each_see_the_changes_in_order(live: Li
     sockets = [await GraphQLSocket.open(live.ws_url, live.key) for _ in range(5)]
     operations = [await socket.start(RUNS, {"agent": [live.echo.id]}) for socket in sockets]
     run_id = await live.create_run()
-    seen = []
+    seen: list[list[tuple[str, str]]] = []
     for socket, operation in zip(sockets, operations, strict=True):
         changes: list[dict[str, str]] = []
         while not changes or changes[-1]["status"] != "SUCCESS":
@@ -41,8 +41,8 @@ async def test_dashboards_with_one_filter_each_see_the_changes_in_order(live: Li
         seen.append([(change["id"], change["status"]) for change in changes])
         await socket.close()
     order = ["PENDING", "RUNNING", "SUCCESS"]
-    for changes in seen:  # changes that arrive together come once, as the run is after them
-        statuses = [status for _, status in changes]
-        assert {run for run, _ in changes} == {run_id}
+    for pairs in seen:  # changes that arrive together come once, as the run is after them
+        statuses = [status for _, status in pairs]
+        assert {run for run, _ in pairs} == {run_id}
         assert statuses == sorted(set(statuses), key=order.index)
         assert statuses[-1] == "SUCCESS"

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from collections.abc import Mapping, Sequence
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -15,7 +16,7 @@ from tests.subscriptions.conftest import Live, serve
 RUN_STATUS = "subscription($id: ID!) { runStatus(id: $id) { status } }"
 
 
-async def _close_code(url: str, messages: list[dict[str, object] | str],
+async def _close_code(url: str, messages: Sequence[Mapping[str, object] | str],
                       protocol: str = TRANSPORT_WS) -> int:
     async with connect(url, subprotocols=[protocol]) as socket:  # type: ignore[list-item]
         for message in messages:

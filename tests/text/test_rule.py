@@ -103,7 +103,7 @@ async def test_literals_are_checked_too(gql_empty: GraphQLClient, database: Data
 async def test_agents_refuse_unfit_names_and_configs(gql_empty: GraphQLClient,
                                                       database: Database, agent_id: str) -> None:
     before = await row_counts(database)
-    cases = [
+    cases: list[tuple[str, dict[str, Any], str]] = [
         (CREATE_AGENT, {"input": {"name": "A" + SURROGATE, "kind": "echo"}}, "input.name"),
         (CREATE_AGENT, {"input": {"name": "A", "kind": "echo", "config": {NUL: 1}}},
          "input.config"),

@@ -1,8 +1,15 @@
-"""The query limits in force for an operation, read from the settings in its context."""
+"""runql's limits, in one place: the fixed bounds of its API, and the query limits in force for
+an operation, read from the settings in its context. The resolvers, the fast path, the cost
+rule (runql.security) and REST import them from here."""
 
 from dataclasses import dataclass
 
 from runql.settings import Settings
+
+DEFAULT_PAGE_SIZE = 20  # a connection's page (first/last) and a REST list's limit, when not given
+MAX_PAGE_SIZE = 100  # the largest page either may ask for
+MAX_NODES = 100  # ids in one `nodes(ids: ...)`
+MAX_BATCH = 500  # keys bound in one statement, by the loaders and by the fast path
 
 
 @dataclass(frozen=True, slots=True)
