@@ -48,6 +48,7 @@ COMPILED_SHAPES = 512  # statement shapes kept compiled, least recently used dro
 POOL_SIZE = 5  # raw PostgreSQL connections when the engine's pool has no size to follow
 IN_LOOP_SECONDS = 0.005  # a SQLite read on the loop's thread longer than this goes to a thread
 PROGRESS_STEPS = 2000  # SQLite VM steps between looks at the clock
+MAX_SPELLINGS = 1024  # SQLite spellings kept per statement (list sizes seen)
 YIELD_SECONDS = 0.001  # SQLite reads on the loop give it a turn at least this often
 
 # In SQL compiled with the pyformat paramstyle: a value, or an expanding list in IN ( ).
@@ -71,9 +72,26 @@ class RawStatement:
     expanding: bool = field(init=False)  # whether a slot is a list (SQLite spells it out)
     plain: bool = field(init=False)  # whether no value needs processing
 
+    _spelled: dict[tuple[int, ...], str] = field(init=False, default_factory=dict)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "expanding", any(slot.expanding for slot in self.slots))
         object.__setattr__(self, "plain", all(slot.process is None for slot in self.slots))
+
+    def spelled(self, sizes: tuple[int, ...]) -> str:
+        """SQLite's SQL for lists of these sizes (a placeholder a key), made once per sizes
+        (lists come in at most BATCH keys, so a statement has few)."""
+        found = self._spelled.get(sizes)
+        if found is None:
+            found = self.sql
+            lists = iter(sizes)
+            for index, slot in enumerate(self.slots):
+                if slot.expanding:
+                    found = found.replace(_EXPANDED.format(index), ", ".join("?" * next(lists)),
+                                          1)
+            if len(self._spelled) < MAX_SPELLINGS:
+                self._spelled[sizes] = found
+        return found
 
 
 def _pyformat(dialect: Dialect) -> Dialect:
@@ -184,14 +202,14 @@ def arguments(statement: RawStatement, cache_key: CacheKey, params: dict[str, An
     bound = [_bound(slot, values[slot.name], postgres) for slot in statement.slots]
     if postgres or not statement.expanding:
         return statement.sql, bound
-    sql, flat = statement.sql, []
-    for index, (slot, value) in enumerate(zip(statement.slots, bound, strict=True)):
+    flat: list[Any] = []
+    for slot, value in zip(statement.slots, bound, strict=True):
         if slot.expanding:
-            sql = sql.replace(_EXPANDED.format(index), ", ".join("?" * len(value)), 1)
             flat.extend(value)
         else:
             flat.append(value)
-    return sql, flat
+    return statement.spelled(tuple(len(value) for slot, value in zip(
+        statement.slots, bound, strict=True) if slot.expanding)), flat
 
 
 class _Announced:
