@@ -16,12 +16,14 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainSerializer,
     Tag,
     WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from runql.encoding import number
 from runql.enums import (
     ActorType,
     AttachmentType,
@@ -67,7 +69,8 @@ class Closed(BaseModel):
 class Cost(Closed):
     """What a run cost."""
 
-    amount: float
+    amount: Annotated[float, PlainSerializer(number), WithJsonSchema({"type": "number"})] = Field(
+        description="How much, in `unit`: a whole amount is written as an integer (1).")
     unit: str
 
 

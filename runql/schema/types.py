@@ -38,7 +38,8 @@ from runql.storage.tables import (
 
 @strawberry.type(description="What a run cost.")
 class Cost:
-    amount: float = strawberry.field(description="How much, in `unit`.")
+    amount: float = strawberry.field(
+        description="How much, in `unit`. A whole amount is written as an integer (1).")
     unit: str = strawberry.field(description="The currency of `amount`, such as credits.")
 
 
