@@ -29,13 +29,33 @@ class Content:
         return cls((Part(text),))
 
 
+def canonical_case(tag: str) -> str:
+    """A BCP 47 tag in the case RFC 5646 (section 2.1.1) recommends: the language subtag lower
+    case (`en`), a script title case (`Latn`), a region upper case (`GB`), the rest lower case,
+    and everything after a singleton (an extension or private use: `-x-…`) lower case
+    (`EN-gb` -> `en-GB`, `zh-hant-tw` -> `zh-Hant-TW`). Only the case changes."""
+    first, *rest = tag.split("-")
+    subtags = [first.lower()]
+    extended = len(first) == 1  # a tag that starts with x- (private use) or i- (grandfathered)
+    for subtag in rest:
+        extended = extended or len(subtag) == 1
+        if extended or len(subtag) not in (2, 4):
+            subtags.append(subtag.lower())
+        elif len(subtag) == 2:
+            subtags.append(subtag.upper())
+        else:
+            subtags.append(subtag.title())
+    return "-".join(subtags)
+
+
 def check_language(value: str | None, field: str = "language") -> str | None:
+    """A BCP 47 tag, in canonical case."""
     if value is None:
         return None
     if "_" in value or not langcodes.tag_is_valid(value):
         raise BadUserInput(f"{value!r} is not a BCP 47 language tag, such as en or en-GB",
                            field=field)
-    return value
+    return canonical_case(value)
 
 
 def check_country(value: str | None, field: str = "country") -> str | None:

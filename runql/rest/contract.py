@@ -320,7 +320,8 @@ class CreateRun(Input):
     thread_id: ThreadId | None = Field(
         default=None, description="Continue this thread (of the same agent); a new thread "
         "otherwise.")
-    language: str | None = Field(default=None, description="A BCP 47 tag, like en-GB.")
+    language: str | None = Field(default=None, description="A BCP 47 tag, like en-GB; stored "
+                                 "in canonical case.")
     country: str | None = Field(default=None,
                                 description="An ISO 3166-1 alpha-2 code, like US.")
     timezone: str | None = Field(default=None,

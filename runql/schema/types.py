@@ -205,7 +205,8 @@ class Run(Node):
     message_group_id: strawberry.ID | None = strawberry.field(
         description="The message group the run wrote; null until it writes one."
     )
-    language: str | None = strawberry.field(description="BCP 47 language of the run.")
+    language: str | None = strawberry.field(
+        description="BCP 47 language of the run, in canonical case (en-GB).")
     country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 country.")
     timezone: str | None = strawberry.field(description="IANA time zone.")
     metadata_: JSON = strawberry.field(name="metadata")
