@@ -345,15 +345,19 @@ def _range(name: str) -> Any:
                  f"{name}[lt]=… (or {name}.gte=…); operators {', '.join(TimeRange.model_fields)}.")
 
 
+def _listed(what: str, name: str) -> Any:
+    return Field(default=None, description=f"{what}: one, or several repeated "
+                 f"({name}=…&{name}=…), comma-separated ({name}=…,…) or as qs and axios write "
+                 f"arrays ({name}[]=…&{name}[]=… or {name}[0]=…&{name}[1]=…).")
+
+
 class ListRuns(Input):
     """The query parameters of `GET /runs`, parsed by runql.rest.listing."""
 
-    id: list[RunId] | None = Field(default=None,
-                                   description="Run ids, repeated or comma-separated.")
-    status: list[RunStatus] | None = Field(default=None,
-                                           description="Statuses, repeated or comma-separated.")
-    agent_id: list[AgentId] | None = Field(default=None, description="Agent ids.")
-    thread_id: list[ThreadId] | None = Field(default=None, description="Thread ids.")
+    id: list[RunId] | None = _listed("Run ids", "id")
+    status: list[RunStatus] | None = _listed("Statuses", "status")
+    agent_id: list[AgentId] | None = _listed("Agent ids", "agent_id")
+    thread_id: list[ThreadId] | None = _listed("Thread ids", "thread_id")
     created_at: TimeRange | None = _range("created_at")
     started_at: TimeRange | None = _range("started_at")
     completed_at: TimeRange | None = _range("completed_at")
