@@ -10,9 +10,11 @@ from sqlalchemy import text
 
 from runql.app import create_app
 from runql.encoding import number
+from runql.schema.execution import StandardExecutor
 from runql.settings import Environment, Settings
 from runql.storage.database import Database
 from runql.storage.tables import RunRow
+from tests.conftest import GraphQLClient
 from tests.fastpath.conftest import BothExecutors
 from tests.fastpath.test_lane import endpoint_of
 from tests.rest.conftest import all_runs
@@ -49,11 +51,15 @@ def test_whole_amounts_are_integers_and_the_rest_stay_as_they_are() -> None:
 async def test_graphql_writes_whole_amounts_as_integers_on_both_executors(
         demo_database: Database, settings: Settings, costed: dict[str, float]) -> None:
     both = BothExecutors(demo_database, settings)
+    without_fast_path = GraphQLClient(demo_database, settings.replace(fastpath=False))
+    assert without_fast_path.schema.execution_context_class is StandardExecutor
     for run_id, amount in costed.items():
         ran = await both.compare(RUN_COST, {"id": run_id})  # the same text on both executors
         assert ran.executor == "fast"
         assert _shown(ran.text) == AMOUNTS[amount]
         assert ran.body["data"]["run"]["cost"]["amount"] == amount
+        alone = await without_fast_path(RUN_COST, {"id": run_id})  # RUNQL_FASTPATH=0
+        assert _shown(json.dumps(alone["data"])) == AMOUNTS[amount]
 
 
 async def test_the_fast_lane_writes_whole_amounts_as_integers(
