@@ -52,6 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.scratch import scratch_database  # (runs as a script, too)
 from runql.demo import load_demo
+from runql.encoding import number
 from runql.enums import (
     ActorType,
     AttachmentType,
@@ -339,7 +340,7 @@ async def floor_feed(conn: AsyncConnection, first: int) -> JSONDict:
                 "startedAt": _stamp(run.started_at),
                 "completedAt": _stamp(run.completed_at),
                 "cost": None if run.cost_amount is None or run.cost_unit is None
-                else {"amount": run.cost_amount, "unit": run.cost_unit},
+                else {"amount": number(run.cost_amount), "unit": run.cost_unit},
                 "agent": agent(run.agent_id),
                 "messageGroup": reply_group(run.message_group_id),
                 "triggerMessageGroup": trigger_group(run.trigger_message_group_id),

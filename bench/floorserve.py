@@ -44,6 +44,7 @@ from bench.feed import (  # (runs as a script, too)
     _stamp,
     floor_feed,
 )
+from runql.encoding import number
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_BY_ID = "query($id: ID!) { run(id: $id) { id status } }"
@@ -237,7 +238,7 @@ async def run_detail(conn: RawConnection, org: str, variables: JSONDict) -> JSON
         "language": run.language, "country": run.country, "timezone": run.timezone,
         "metadata": _json(run.metadata), "rawInputs": _json(run.raw_inputs),
         "cost": None if run.cost_amount is None or run.cost_unit is None
-        else {"amount": run.cost_amount, "unit": run.cost_unit},
+        else {"amount": number(run.cost_amount), "unit": run.cost_unit},
         "agent": {"id": agent[0].id, "name": agent[0].name, "kind": agent[0].kind}
         if agent else None,
         "thread": {"id": thread[0].id, "metadata": _json(thread[0].metadata)}

@@ -8,7 +8,6 @@ from collections.abc import Awaitable
 from typing import Any
 
 from graphql import ExecutionResult, OperationType
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from runql.fastpath.arguments import Arguments
 from runql.fastpath.cache import plans_of
@@ -19,6 +18,7 @@ from runql.fastpath.switch import is_standard_only
 from runql.fastpath.unsupported import DECLINED
 from runql.limits import MAX_BATCH
 from runql.resolvers.context import Context
+from runql.schema.execution import StandardExecutor
 
 log = logging.getLogger("runql.fastpath")
 
@@ -31,7 +31,7 @@ def _batches(context: Context) -> bool:
     return getattr(context.loaders, "_batch_size", MAX_BATCH) > 1
 
 
-class FastExecutor(StrawberryGraphQLCoreExecutionContext):
+class FastExecutor(StandardExecutor):
     def execute_operation(self, serially: bool | None = None) -> Any:
         plan = self._plan() if serially is None else None
         if plan is None:

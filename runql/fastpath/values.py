@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from graphql import GraphQLEnumType, GraphQLLeafType
 
+from runql.schema.execution import float_output
 from runql.storage.pages import Cursor
 from runql.storage.types import format_instant
 
@@ -84,6 +85,8 @@ def leaf(graphql_type: GraphQLLeafType) -> Convert | None:
         return decoded
     if isinstance(graphql_type, GraphQLEnumType):
         return enum_names(graphql_type)
+    if name == "Float":
+        return float_output  # as the standard executor writes it: whole amounts as integers
     if name in ("String", "ID"):
         return None  # text columns: str already, which serialize returns as it is
     return graphql_type.serialize

@@ -21,7 +21,7 @@ from runql.enums import (
     RunEventType,
     RunStatus,
 )
-from runql.errors import BadUserInput, Conflict, NotFound
+from runql.errors import BadUserInput, Conflict, FieldNames, NotFound, own_names
 from runql.ids import Kind, new_id, require
 from runql.lifecycle import validation
 from runql.lifecycle.transitions import transition
@@ -65,36 +65,39 @@ class RunRequest:
     raw_inputs: Any = None
     idempotency_key: str | None = None
 
-    def checked(self, *, max_content_bytes: int,
-                json_caps: JsonCaps = DEFAULT_JSON_CAPS) -> "RunRequest":
-        self.check_text()
-        require(self.agent_id, Kind.AGENT, "agentId")
+    def checked(self, *, max_content_bytes: int, json_caps: JsonCaps = DEFAULT_JSON_CAPS,
+                names: FieldNames = own_names) -> "RunRequest":
+        """The request with its values in canonical form, or a refusal naming the field at
+        fault as `names` says (the caller's API: GraphQL's agentId, REST's agent_id)."""
+        self.check_text(names)
+        require(self.agent_id, Kind.AGENT, names("agent_id"))
         if self.thread_id is not None:
-            require(self.thread_id, Kind.THREAD, "threadId")
+            require(self.thread_id, Kind.THREAD, names("thread_id"))
         key = self.idempotency_key
         if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
             raise BadUserInput(f"an idempotency key has 1 to {MAX_IDEMPOTENCY_KEY} characters",
-                               field="idempotencyKey")
-        validation.check_content(self.content, max_bytes=max_content_bytes)
+                               field=names("idempotency_key"))
+        validation.check_content(self.content, max_bytes=max_content_bytes, names=names)
         return RunRequest(
             agent_id=self.agent_id, content=self.content, thread_id=self.thread_id,
-            language=validation.check_language(self.language),
-            country=validation.check_country(self.country),
-            timezone=validation.check_timezone(self.timezone),
-            metadata=validation.check_metadata(self.metadata, json_caps),
-            raw_inputs=validation.check_raw_inputs(self.raw_inputs, json_caps),
+            language=validation.check_language(self.language, names("language")),
+            country=validation.check_country(self.country, names("country")),
+            timezone=validation.check_timezone(self.timezone, names("timezone")),
+            metadata=validation.check_metadata(self.metadata, json_caps, names("metadata")),
+            raw_inputs=validation.check_raw_inputs(self.raw_inputs, json_caps,
+                                                   names("raw_inputs")),
             idempotency_key=key,
         )
 
-    def check_text(self) -> None:
+    def check_text(self, names: FieldNames = own_names) -> None:
         """Every text of the request is fit to store (runql.text), before anything else is
         looked at: a refusal's message may quote what was sent."""
         for name in ("agent_id", "thread_id", "language", "country", "timezone",
                      "idempotency_key"):
-            text.check_text(getattr(self, name), _camel(name))
-        validation.check_content_text(self.content)
-        text.check_value(self.metadata, "metadata")
-        text.check_value(self.raw_inputs, "rawInputs")
+            text.check_text(getattr(self, name), names(name))
+        validation.check_content_text(self.content, names)
+        text.check_value(self.metadata, names("metadata"))
+        text.check_value(self.raw_inputs, names("raw_inputs"))
 
     def fingerprint(self) -> str:
         described = asdict(self)
@@ -102,30 +105,26 @@ class RunRequest:
         return hashlib.sha256(orjson.dumps(described, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _camel(name: str) -> str:
-    first, *rest = name.split("_")
-    return first + "".join(word.title() for word in rest)
-
-
 async def create_run(
     database: Database, org_id: str, request: RunRequest, *, max_content_bytes: int,
-    json_caps: JsonCaps = DEFAULT_JSON_CAPS,
+    json_caps: JsonCaps = DEFAULT_JSON_CAPS, names: FieldNames = own_names,
 ) -> RunRow:
     """Create the run (and its thread and trigger message) in the organization or, for a
     repeated idempotency key, return the run that key made. Nothing is written when anything
-    is refused."""
-    request = request.checked(max_content_bytes=max_content_bytes, json_caps=json_caps)
+    is refused; a refusal names the field at fault as `names` says."""
+    request = request.checked(max_content_bytes=max_content_bytes, json_caps=json_caps,
+                              names=names)
     async with database.write() as session:
         reserved = None
         if request.idempotency_key is not None:
-            earlier, reserved = await _claim_key(session, org_id, request)
+            earlier, reserved = await _claim_key(session, org_id, request, names)
             if earlier is not None:
                 return earlier
-        return await _create(session, org_id, request, reserved or new_id(Kind.RUN))
+        return await _create(session, org_id, request, reserved or new_id(Kind.RUN), names)
 
 
 async def _claim_key(
-    session: AsyncSession, org_id: str, request: RunRequest
+    session: AsyncSession, org_id: str, request: RunRequest, names: FieldNames
 ) -> tuple[RunRow | None, str | None]:
     """Reserve the key for a new run (its id is returned); or find the run an identical
     request already made."""
@@ -151,7 +150,7 @@ async def _claim_key(
     assert existing is not None
     if existing.request_hash != request.fingerprint():
         raise Conflict("this idempotency key was used with a different request",
-                       field="idempotencyKey")
+                       field=names("idempotency_key"))
     return await session.get(RunRow, existing.run_id), None
 
 
@@ -161,23 +160,26 @@ async def _owned(session: AsyncSession, table: type[Row], row_id: str, org_id: s
     return row if row is not None and row.org_id == org_id else None  # type: ignore[attr-defined]
 
 
-async def _agent(session: AsyncSession, org_id: str, agent_id: str) -> AgentRow:
+async def _agent(session: AsyncSession, org_id: str, agent_id: str,
+                 names: FieldNames) -> AgentRow:
     agent = await _owned(session, AgentRow, agent_id, org_id)
     if agent is None:
-        raise NotFound(f"there is no agent {agent_id}", field="agentId")
+        raise NotFound(f"there is no agent {agent_id}", field=names("agent_id"))
     if agent.archived_at is not None:
-        raise Conflict(f"agent {agent_id} is archived and takes no new runs", field="agentId")
+        raise Conflict(f"agent {agent_id} is archived and takes no new runs",
+                       field=names("agent_id"))
     return agent
 
 
-async def _thread(session: AsyncSession, request: RunRequest, agent: AgentRow) -> ThreadRow:
+async def _thread(session: AsyncSession, request: RunRequest, agent: AgentRow,
+                  names: FieldNames) -> ThreadRow:
     if request.thread_id is None:
         return ThreadRow(id=new_id(Kind.THREAD), org_id=agent.org_id, agent_id=agent.id)
     thread = await _owned(session, ThreadRow, request.thread_id, agent.org_id)
     if thread is None:
-        raise NotFound(f"there is no thread {request.thread_id}", field="threadId")
+        raise NotFound(f"there is no thread {request.thread_id}", field=names("thread_id"))
     if thread.agent_id != agent.id:
-        raise Conflict(f"thread {thread.id} belongs to another agent", field="threadId")
+        raise Conflict(f"thread {thread.id} belongs to another agent", field=names("thread_id"))
     return thread
 
 
@@ -224,10 +226,10 @@ def message_rows(
 
 
 async def _create(
-    session: AsyncSession, org_id: str, request: RunRequest, run_id: str
+    session: AsyncSession, org_id: str, request: RunRequest, run_id: str, names: FieldNames
 ) -> RunRow:
-    agent = await _agent(session, org_id, request.agent_id)
-    thread = await _thread(session, request, agent)
+    agent = await _agent(session, org_id, request.agent_id, names)
+    thread = await _thread(session, request, agent, names)
     actor, new_actor = await _api_actor(session, org_id)
     now = utcnow()
     parent = None if request.thread_id is None else await _latest_group(session, thread.id)

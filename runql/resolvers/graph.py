@@ -159,9 +159,9 @@ def checked_filter(filter: RunFilterInput | None) -> RunFilter | None:
         for index, value in enumerate(values or ()):
             require(value, kind, f"filter.{name}[{index}]")
     try:
-        run_filter.check()
+        run_filter.check(lambda name: f"filter.{to_camel_case(name)}")
     except InvalidFilter as error:
-        raise BadUserInput(str(error), field=f"filter.{to_camel_case(error.field)}") from None
+        raise BadUserInput(str(error), field=error.field) from None
     return run_filter
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strawberry import ID
+from strawberry.utils.str_converters import to_camel_case
 
 from runql.agents import catalog
 from runql.agents.protocol import Attachment, Part
@@ -57,7 +58,7 @@ async def create_run_(info: Info, input: CreateRunInput) -> RunPayload:
     context = info.context
     run = await create_run(context.database, context.org_id, request,
                            max_content_bytes=context.settings.max_content_bytes,
-                           json_caps=context.settings.json_caps)
+                           json_caps=context.settings.json_caps, names=to_camel_case)
     return RunPayload(run)
 
 

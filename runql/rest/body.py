@@ -166,6 +166,12 @@ def run_request(fields: Mapping[str, Any], idempotency_key: str | None) -> RunRe
     )
 
 
+def rest_name(field: str) -> str:
+    """A field as REST names it, from the lifecycle's name (runql.lifecycle.validation's
+    FieldNames): the body's are the same; the idempotency key is a header."""
+    return IDEMPOTENCY_HEADER if field == "idempotency_key" else field
+
+
 def idempotency_key(values: list[str]) -> str | None:
     """The `Idempotency-Key` header's value, if it was sent (once)."""
     if len(values) > 1:

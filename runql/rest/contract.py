@@ -16,12 +16,14 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainSerializer,
     Tag,
     WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from runql.encoding import number
 from runql.enums import (
     ActorType,
     AttachmentType,
@@ -67,7 +69,8 @@ class Closed(BaseModel):
 class Cost(Closed):
     """What a run cost."""
 
-    amount: float
+    amount: Annotated[float, PlainSerializer(number), WithJsonSchema({"type": "number"})] = Field(
+        description="How much, in `unit`: a whole amount is written as an integer (1).")
     unit: str
 
 
@@ -317,7 +320,8 @@ class CreateRun(Input):
     thread_id: ThreadId | None = Field(
         default=None, description="Continue this thread (of the same agent); a new thread "
         "otherwise.")
-    language: str | None = Field(default=None, description="A BCP 47 tag, like en-GB.")
+    language: str | None = Field(default=None, description="A BCP 47 tag, like en-GB; stored "
+                                 "in canonical case.")
     country: str | None = Field(default=None,
                                 description="An ISO 3166-1 alpha-2 code, like US.")
     timezone: str | None = Field(default=None,
@@ -341,15 +345,19 @@ def _range(name: str) -> Any:
                  f"{name}[lt]=… (or {name}.gte=…); operators {', '.join(TimeRange.model_fields)}.")
 
 
+def _listed(what: str, name: str) -> Any:
+    return Field(default=None, description=f"{what}: one, or several repeated "
+                 f"({name}=…&{name}=…), comma-separated ({name}=…,…) or as qs and axios write "
+                 f"arrays ({name}[]=…&{name}[]=… or {name}[0]=…&{name}[1]=…).")
+
+
 class ListRuns(Input):
     """The query parameters of `GET /runs`, parsed by runql.rest.listing."""
 
-    id: list[RunId] | None = Field(default=None,
-                                   description="Run ids, repeated or comma-separated.")
-    status: list[RunStatus] | None = Field(default=None,
-                                           description="Statuses, repeated or comma-separated.")
-    agent_id: list[AgentId] | None = Field(default=None, description="Agent ids.")
-    thread_id: list[ThreadId] | None = Field(default=None, description="Thread ids.")
+    id: list[RunId] | None = _listed("Run ids", "id")
+    status: list[RunStatus] | None = _listed("Statuses", "status")
+    agent_id: list[AgentId] | None = _listed("Agent ids", "agent_id")
+    thread_id: list[ThreadId] | None = _listed("Thread ids", "thread_id")
     created_at: TimeRange | None = _range("created_at")
     started_at: TimeRange | None = _range("started_at")
     completed_at: TimeRange | None = _range("completed_at")

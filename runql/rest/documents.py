@@ -5,7 +5,8 @@ declare them for /openapi.json, and tests/rest/test_contract.py holds every answ
 model's, byte for byte. Building a model per row would make `GET /runs` slower (a 100-run page:
 0.08 ms to encode the dicts, 2 ms to validate and dump them as models).
 
-Keys are snake_case, enumerations their lower-case values, instants `2025-01-01T00:00:00.000Z`.
+Keys are snake_case, enumerations their lower-case values, instants `2025-01-01T00:00:00.000Z`,
+a cost's whole amount an integer (runql.encoding.number).
 After the spec's keys a Run adds `thread_id`, `language`, `country`, `timezone`, `metadata`
 and `raw_inputs`.
 """
@@ -13,6 +14,7 @@ and `raw_inputs`.
 from datetime import datetime
 from typing import Any
 
+from runql.encoding import number
 from runql.rest.graph import ItemWithActor, MessageWithParts, RunGraph
 from runql.storage.pages import Page
 from runql.storage.tables import (
@@ -143,7 +145,7 @@ def error_document(error: RunErrorRow) -> Document:
 def _cost(run: RunRow) -> Document | None:
     if run.cost_amount is None or run.cost_unit is None:
         return None
-    return {"amount": run.cost_amount, "unit": run.cost_unit}
+    return {"amount": number(run.cost_amount), "unit": run.cost_unit}
 
 
 def run_document(run: RunRow, graph: RunGraph) -> Document:

@@ -6,7 +6,6 @@ Anything unexpected is a 500 whose body names only an `error_id`; the log has th
 """
 
 import logging
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -89,13 +88,3 @@ def rest_errors(endpoint: Endpoint) -> Endpoint:
 
     return answered
 
-
-_HEADER_FIELDS = {"idempotencyKey": "Idempotency-Key"}
-_CAPITAL = re.compile(r"(?<=[a-z0-9])([A-Z])")
-
-
-def rest_field(field: str | None) -> str | None:
-    """A field as the lifecycle names it (GraphQL's `agentId`), as REST names it (`agent_id`)."""
-    if field is None:
-        return None
-    return _HEADER_FIELDS.get(field) or _CAPITAL.sub(r"_\1", field).lower()

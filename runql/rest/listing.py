@@ -1,7 +1,9 @@
 """`GET /runs` query parameters, read into the storage's RunFilter and PageRequest.
 
 - `id`, `status`, `agent_id`, `thread_id`: one value or several, repeated
-  (`status=success&status=error`) or comma-separated (`status=success,error`).
+  (`status=success&status=error`), comma-separated (`status=success,error`), or in the array
+  encodings of qs and axios (`status[]=success&status[]=error`,
+  `status[0]=success&status[1]=error`), in any mix.
 - `created_at`, `started_at`, `completed_at`: ranges, one bound per parameter, written
   `created_at[gte]=2025-01-01T00:00:00Z` or `created_at.gte=…`; operators gt, gte, lt, lte.
 - `limit` (default 20, at most 100), `after` or `before` (a cursor from `pagination`), and
@@ -34,8 +36,10 @@ OPERATORS = tuple(TimeRangeParameter.model_fields)
 SINGLE_PARAMETERS = ("limit", "after", "before", "order")
 ORDERS = {"desc": True, "asc": False}
 ALL_PARAMETERS = tuple(ListRuns.model_fields)
+LIST_PARAMETERS = (*LIST_FILTERS, "status")
 
 _RANGE_PARAMETER = re.compile(rf"({'|'.join(RANGE_FILTERS)})(?:\[([^\]]*)\]|\.(.*))")
+_LIST_ITEM = re.compile(rf"({'|'.join(LIST_PARAMETERS)})\[([^\]]*)\]")
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,19 @@ def _page(single: dict[str, str]) -> PageRequest:
                        cursor=cursor, newest_first=ORDERS[order])
 
 
+def _list_name(parameter: str) -> str:
+    """The list parameter that `status[]` or `status[0]` (qs's and axios's arrays) gives a
+    value of; any other parameter as it is."""
+    match = _LIST_ITEM.fullmatch(parameter)
+    if match is None:
+        return parameter
+    name, index = match.groups()
+    if index and not (index.isascii() and index.isdigit()):
+        raise BadUserInput(f"{parameter} is not a way to give {name}: write {name}=…&{name}=…, "
+                           f"{name}[]=…&{name}[]=… or {name}[0]=…&{name}[1]=…", field=parameter)
+    return name
+
+
 def _unknown(parameter: str) -> BadUserInput:
     return BadUserInput(f"{parameter!r} is not a parameter of GET /runs; they are "
                         f"{', '.join(ALL_PARAMETERS)}", field=parameter)
@@ -156,7 +173,7 @@ def list_request(params: QueryParams) -> ListRequest:
     grouped: defaultdict[str, list[str]] = defaultdict(list)
     for parameter, value in params.multi_items():
         check_text(parameter, "query string")
-        grouped[parameter].append(check_text(value, parameter) or "")
+        grouped[_list_name(parameter)].append(check_text(value, parameter) or "")
     bounds: defaultdict[str, dict[str, datetime]] = defaultdict(dict)
     single: dict[str, str] = {}
     for parameter, values in grouped.items():

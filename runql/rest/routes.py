@@ -8,12 +8,19 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from runql.auth.asgi import UNAUTHENTICATED, principal_of
-from runql.errors import NotFound, RunqlError
+from runql.errors import NotFound
 from runql.ids import Kind, require
 from runql.lifecycle.runs import create_run
-from runql.rest.body import body_fields, body_limit, idempotency_key, read_body, run_request
+from runql.rest.body import (
+    body_fields,
+    body_limit,
+    idempotency_key,
+    read_body,
+    rest_name,
+    run_request,
+)
 from runql.rest.documents import list_document, run_document
-from runql.rest.errors import MethodNotAllowed, Unauthenticated, rest_errors, rest_field
+from runql.rest.errors import MethodNotAllowed, Unauthenticated, rest_errors
 from runql.rest.graph import load_graph
 from runql.rest.json import JsonResponse
 from runql.rest.listing import list_request
@@ -81,13 +88,9 @@ class RunsApi:
         key = idempotency_key(request.headers.getlist("idempotency-key"))
         wanted = run_request(fields, key)
         earlier = await self._run_of_key(org_id, key)
-        try:
-            run = await create_run(self.database, org_id, wanted,
-                                   max_content_bytes=self.settings.max_content_bytes,
-                                   json_caps=self.settings.json_caps)
-        except RunqlError as error:
-            error.field = rest_field(error.field)
-            raise
+        run = await create_run(self.database, org_id, wanted,
+                               max_content_bytes=self.settings.max_content_bytes,
+                               json_caps=self.settings.json_caps, names=rest_name)
         async with self.database.read() as session:
             graph = await load_graph(session, [run], org_id)
         status = 200 if run.id == earlier else 201

@@ -105,7 +105,8 @@ class CreateRunInput:
     content: RunContentInput
     thread_id: strawberry.ID | None = strawberry.field(
         default=None, description="Continue this thread (of the same agent); a new one otherwise.")
-    language: str | None = strawberry.field(default=None, description="A BCP 47 tag, like en-GB.")
+    language: str | None = strawberry.field(
+        default=None, description="A BCP 47 tag, like en-GB; stored in canonical case.")
     country: str | None = strawberry.field(
         default=None, description="An ISO 3166-1 alpha-2 code, like US.")
     timezone: str | None = strawberry.field(

@@ -15,6 +15,7 @@ from runql.fastpath.executor import FastExecutor
 from runql.fastpath.report import ExecutorReport
 from runql.operations.extension import ObserveOperations
 from runql.schema import types
+from runql.schema.execution import StandardExecutor
 from runql.schema.extensions import ErrorCodes, SqlStatistics
 from runql.schema.mutation import Mutation
 from runql.schema.query import Query
@@ -80,7 +81,7 @@ def build_schema(*, development: bool = False, fastpath: bool = True) -> strawbe
         extensions=_extensions(development=development),
         config=StrawberryConfig(scalar_map=SCALARS),
         # Queries the planner covers run on runql.fastpath; the rest on graphql-core's executor.
-        execution_context_class=FastExecutor if fastpath else None,
+        execution_context_class=FastExecutor if fastpath else StandardExecutor,
     )
 
 

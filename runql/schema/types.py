@@ -38,7 +38,8 @@ from runql.storage.tables import (
 
 @strawberry.type(description="What a run cost.")
 class Cost:
-    amount: float = strawberry.field(description="How much, in `unit`.")
+    amount: float = strawberry.field(
+        description="How much, in `unit`. A whole amount is written as an integer (1).")
     unit: str = strawberry.field(description="The currency of `amount`, such as credits.")
 
 
@@ -204,7 +205,8 @@ class Run(Node):
     message_group_id: strawberry.ID | None = strawberry.field(
         description="The message group the run wrote; null until it writes one."
     )
-    language: str | None = strawberry.field(description="BCP 47 language of the run.")
+    language: str | None = strawberry.field(
+        description="BCP 47 language of the run, in canonical case (en-GB).")
     country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 country.")
     timezone: str | None = strawberry.field(description="IANA time zone.")
     metadata_: JSON = strawberry.field(name="metadata")

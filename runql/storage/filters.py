@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from runql.errors import FieldNames, own_names
 from runql.storage.tables import RunRow
 
 
@@ -49,11 +50,12 @@ class RunFilter:
     started_at: TimeRange | None = None
     completed_at: TimeRange | None = None
 
-    def check(self) -> None:
+    def check(self, names: FieldNames = own_names) -> None:
+        """Refusals name the range as `names` says (GraphQL's filter.createdAt)."""
         for name in ("created_at", "started_at", "completed_at"):
             time_range: TimeRange | None = getattr(self, name)
             if time_range is not None:
-                time_range.check(name)
+                time_range.check(names(name))
 
     def conditions(self) -> list[Any]:
         found: list[Any] = []

@@ -55,10 +55,11 @@ async def test_continuing_a_thread_links_the_new_message_to_the_last_one(
     assert trigger.parent_message_group_id == first.trigger_message_group_id
 
 
+# Fields by the lifecycle's own names; GraphQL and REST give theirs (rest/test_field_names.py).
 REFUSALS: list[tuple[str, dict[str, Any], type[RunqlError], str]] = [
-    ("unknown agent", {"agent_id": UNKNOWN_AGENT}, NotFound, "agentId"),
-    ("malformed agent id", {"agent_id": "agent-1"}, BadUserInput, "agentId"),
-    ("unknown thread", {"thread_id": UNKNOWN_THREAD}, NotFound, "threadId"),
+    ("unknown agent", {"agent_id": UNKNOWN_AGENT}, NotFound, "agent_id"),
+    ("malformed agent id", {"agent_id": "agent-1"}, BadUserInput, "agent_id"),
+    ("unknown thread", {"thread_id": UNKNOWN_THREAD}, NotFound, "thread_id"),
     ("empty content", {"content": Content(())}, BadUserInput, "content"),
     ("blank content", {"content": Content.text("   ")}, BadUserInput, "content"),
     (
@@ -85,7 +86,7 @@ REFUSALS: list[tuple[str, dict[str, Any], type[RunqlError], str]] = [
     ("three-letter country", {"country": "USA"}, BadUserInput, "country"),
     ("invalid timezone", {"timezone": "Mars/Olympus"}, BadUserInput, "timezone"),
     ("metadata not an object", {"metadata": ["a"]}, BadUserInput, "metadata"),
-    ("empty idempotency key", {"idempotency_key": ""}, BadUserInput, "idempotencyKey"),
+    ("empty idempotency key", {"idempotency_key": ""}, BadUserInput, "idempotency_key"),
 ]
 
 
@@ -120,7 +121,7 @@ async def test_a_thread_of_another_agent_is_a_conflict(
     before = await row_counts(database)
     with pytest.raises(Conflict) as raised:
         await new_run(database, echo, thread_id=run.thread_id)
-    assert raised.value.field == "threadId"
+    assert raised.value.field == "thread_id"
     assert await row_counts(database) == before
 
 
@@ -129,7 +130,7 @@ async def test_an_archived_agent_takes_no_new_runs(database: Database, echo: Age
     before = await row_counts(database)
     with pytest.raises(Conflict) as raised:
         await new_run(database, echo)
-    assert raised.value.field == "agentId"
+    assert raised.value.field == "agent_id"
     assert await row_counts(database) == before
 
 
@@ -156,7 +157,7 @@ async def test_the_same_key_with_other_input_is_a_conflict(
     counts = await row_counts(database)
     with pytest.raises(Conflict) as raised:
         await new_run(database, echo, "other text", idempotency_key="order-8")
-    assert raised.value.field == "idempotencyKey"
+    assert raised.value.field == "idempotency_key"
     assert await row_counts(database) == counts
 
 

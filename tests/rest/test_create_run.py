@@ -28,7 +28,7 @@ async def trigger_content(gql: GraphQLClient, run_id: str) -> dict[str, Any]:
 
 
 async def test_form_fields_make_a_run(http: httpx.AsyncClient, echo: AgentRow) -> None:
-    form = (f"agent_id={echo.id}&content=Hello%2C+world%21&language=en-GB&country=gb"
+    form = (f"agent_id={echo.id}&content=Hello%2C+world%21&language=EN-gb&country=gb"
             "&metadata[source]=form&raw_inputs[text]=Hello")
     response = await http.post("/runs", content=form, headers=FORM)
     assert response.status_code == 201, response.text
@@ -36,6 +36,21 @@ async def test_form_fields_make_a_run(http: httpx.AsyncClient, echo: AgentRow) -
     assert (run["agent_id"], run["language"], run["country"]) == (echo.id, "en-GB", "GB")
     assert run["metadata"] == {"source": "form"}
     assert run["raw_inputs"] == {"text": "Hello"}
+
+
+async def test_language_is_stored_in_canonical_case(http: httpx.AsyncClient,
+                                                    echo: AgentRow) -> None:
+    """As createRun stores it (tests/schema/test_mutations.py has the cases)."""
+    response = await http.post("/runs", json={"agent_id": echo.id, "content": "Hi",
+                                              "language": "zh-hant-tw"})
+    assert response.status_code == 201, response.text
+    assert response.json()["language"] == "zh-Hant-TW"
+    assert (await http.get(f"/runs/{response.json()['id']}")).json()["language"] == "zh-Hant-TW"
+    refused = await http.post("/runs", json={"agent_id": echo.id, "content": "Hi",
+                                             "language": "EN_gb"})
+    assert error_of(refused) == {
+        "status": 400, "code": "bad_user_input", "field": "language",
+        "message": "'EN_gb' is not a BCP 47 language tag, such as en or en-GB"}
 
 
 async def test_structured_content_from_form_fields(http: httpx.AsyncClient, echo: AgentRow,

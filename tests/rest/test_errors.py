@@ -42,6 +42,12 @@ BAD_QUERIES: list[tuple[str, list[tuple[str, str]], str]] = [
     ("an empty range", [("completed_at[gt]", DAY), ("completed_at[lt]", DAY)], "completed_at"),
     ("gt and gte together", [("started_at[gt]", DAY), ("started_at[gte]", DAY)], "started_at"),
     ("one bound twice", [("created_at[gte]", DAY), ("created_at.gte", DAY)], "created_at.gte"),
+    ("an unknown status in an array", [("status[]", "done")], "status"),
+    ("an agent id in a run id array", [("id[0]", "agent_Rm4Mnheq2bfEPhBhP7SY")], "id"),
+    ("an array keyed by a name", [("status[first]", "success")], "status[first]"),
+    ("a nested array", [("status[0][1]", "success")], "status[0][1]"),
+    ("a single parameter as an array", [("limit[]", "5")], "limit[]"),
+    ("an unknown array", [("stauts[]", "success")], "stauts[]"),
     ("an unknown parameter", [("stauts", "success")], "stauts"),
     ("Metorial's cursor parameter", [("cursor", "x")], "cursor"),
 ]

@@ -54,6 +54,30 @@ def ids_repeated_and_comma(runs: list[RunRow]) -> tuple[Params, Predicate]:
             lambda run: run.id in wanted)
 
 
+def status_brackets(runs: list[RunRow]) -> tuple[Params, Predicate]:
+    """axios's arrays (and qs's with arrayFormat: "brackets")."""
+    return ([("status[]", "success"), ("status[]", "error")],
+            lambda run: run.status in ("success", "error"))
+
+
+def status_indices(runs: list[RunRow]) -> tuple[Params, Predicate]:
+    """qs's arrays (and axios's with indexes: true)."""
+    return ([("status[0]", "pending"), ("status[1]", "cancelled")],
+            lambda run: run.status in ("pending", "cancelled"))
+
+
+def ids_in_every_encoding(runs: list[RunRow]) -> tuple[Params, Predicate]:
+    wanted = {runs[1].id, runs[7].id, runs[42].id, runs[77].id}
+    return ([("id[0]", runs[1].id), ("id[1]", runs[7].id), ("id[]", runs[42].id),
+             ("id", runs[77].id)], lambda run: run.id in wanted)
+
+
+def agents_and_threads_as_arrays(runs: list[RunRow]) -> tuple[Params, Predicate]:
+    agent_id, threads = runs[0].agent_id, {runs[0].thread_id, runs[5].thread_id}
+    return ([("agent_id[]", agent_id), *(("thread_id[]", t) for t in sorted(threads))],
+            lambda run: run.agent_id == agent_id and run.thread_id in threads)
+
+
 def agent(runs: list[RunRow]) -> tuple[Params, Predicate]:
     agent_id = runs[0].agent_id
     return [("agent_id", agent_id)], lambda run: run.agent_id == agent_id
@@ -108,7 +132,9 @@ def everything_at_once(runs: list[RunRow]) -> tuple[Params, Predicate]:
 
 
 CASES: list[Case] = [
-    status_one, status_comma, status_repeated_and_comma, ids_repeated_and_comma, agent, agents,
+    status_one, status_comma, status_repeated_and_comma, ids_repeated_and_comma,
+    status_brackets, status_indices, ids_in_every_encoding, agents_and_threads_as_arrays, agent,
+    agents,
     thread, created_range_brackets, created_range_dots, created_with_an_offset, started_after,
     completed_before, everything_at_once,
 ]

@@ -84,6 +84,25 @@ async def test_refused_runs_have_a_code_and_a_field_and_write_nothing(
     assert await row_counts(database) == before
 
 
+# RFC 5646 section 2.1.1: language lower case, script title case, region upper case, and
+# lower case from a singleton on (extensions, private use).
+CANONICAL_LANGUAGES = [("EN-gb", "en-GB"), ("zh-hant-tw", "zh-Hant-TW"), ("EN", "en"),
+                       ("sgn-be-fr", "sgn-BE-FR"), ("AZ-latn-X-LATN", "az-Latn-x-latn"),
+                       ("es-419", "es-419"), ("de-ch-1996", "de-CH-1996")]
+
+
+@pytest.mark.parametrize(("given", "canonical"), CANONICAL_LANGUAGES)
+async def test_language_is_stored_in_canonical_case(gql_empty: GraphQLClient, agent_id: str,
+                                                    given: str, canonical: str) -> None:
+    body = await gql_empty(CREATE_RUN, {"input": {"agentId": agent_id, "content": {"text": "hi"},
+                                                  "language": given}})
+    assert "errors" not in body, body
+    run = body["data"]["createRun"]["run"]
+    assert run["language"] == canonical
+    read = await gql_empty("query($id: ID!) { run(id: $id) { language } }", {"id": run["id"]})
+    assert read["data"]["run"]["language"] == canonical
+
+
 async def test_content_takes_exactly_one_form(gql_empty: GraphQLClient, agent_id: str) -> None:
     body = await gql_empty(CREATE_RUN, {"input": {"agentId": agent_id, "content": {
         "text": "hi", "structured": {"parts": [{"text": "hi"}]}}}})

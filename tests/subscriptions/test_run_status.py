@@ -55,3 +55,17 @@ async def test_a_finished_run_replays_and_completes_at_once(live: Live) -> None:
     assert status.completed
     assert done.completed
     assert done.data == []
+
+
+async def test_a_whole_cost_is_an_integer_in_subscription_payloads(live: Live) -> None:
+    """The echo agent's runs cost 0 credits: written `0`, as every API writes a whole amount."""
+    run_id = await live.create_run()
+    socket = await GraphQLSocket.open(live.ws_url, live.key)
+    status = await socket.collect(await socket.start(
+        "subscription($id: ID!) { runStatus(id: $id) { status cost { amount unit } } }",
+        {"id": run_id}))
+    await socket.close()
+    final = status.data[-1]["runStatus"]
+    assert final["status"] == "SUCCESS"
+    assert final["cost"] == {"amount": 0, "unit": "credits"}
+    assert type(final["cost"]["amount"]) is int  # the frame said 0, not 0.0
