@@ -1,5 +1,6 @@
 """The GraphQL endpoint on /graphql: queries and mutations over HTTP, subscriptions over
-websockets (graphql-transport-ws and the legacy graphql-ws), and GraphiQL for browsers.
+websockets (graphql-transport-ws and the legacy graphql-ws) and over HTTP (Apollo's multipart
+protocol and graphql-sse: runql/fanout/http_streams.py), and GraphiQL for browsers.
 A POST of JSON is offered to the fast lane first (runql/fastpath/lane.py)."""
 
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from runql.auth.revocation import Revocations
 from runql.bus.hub import Hub
 from runql.bus.shared import SharedReads
 from runql.encoding import dumps_text
+from runql.fanout.http_streams import PROTOCOLS, GraphQLOverHTTPStreams
 from runql.fanout.sinks import LegacyWSHandler, TransportWSHandler
 from runql.fanout.sockets import OpenSockets
 from runql.fanout.streams import Lead, SharedStreams
@@ -38,7 +40,7 @@ from runql.graphiql.page import graphiql_page
 from runql.resolvers.context import Context
 from runql.schema.schema import schema_for
 from runql.security.media import is_json_request, negotiate
-from runql.security.over_http import GraphQLOverHTTP, request_data
+from runql.security.over_http import request_data
 from runql.security.timeout import deadline
 from runql.settings import Settings
 from runql.storage.database import Database
@@ -52,7 +54,7 @@ def org_of(scope: Scope) -> str:
     return principal.org_id if principal else ""
 
 
-class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, media types
+class GraphQLEndpoint(GraphQLOverHTTPStreams[Context, None]):  # spec codes, media types
     graphql_transport_ws_handler_class = TransportWSHandler  # type: ignore[assignment]
     graphql_ws_handler_class = LegacyWSHandler  # type: ignore[assignment]
 
@@ -66,6 +68,7 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
             allowed_origins=settings.allowed_origins,
+            subscription_protocols=PROTOCOLS,
         )
         self.database = database
         self.settings = settings
@@ -78,6 +81,9 @@ class GraphQLEndpoint(GraphQLOverHTTP[Context, None]):  # spec status codes, med
         self.lane = FastLane.of(self.schema, database, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.wants_stream(scope):
+            await self.serve_stream(scope, receive, send)  # the lane declined it (lane_first)
+            return
         if LANE_TRIED not in scope:
             found = await self.lane_first(scope, receive, send)
             if found is None:

@@ -48,6 +48,9 @@ OPERATION_STATEMENTS = Histogram(
     ["operation"], buckets=STATEMENTS, registry=REGISTRY)
 WEBSOCKETS = Gauge(
     "runql_websockets_open", "Websocket connections open now.", registry=REGISTRY)
+HTTP_STREAMS = Gauge(
+    "runql_http_streams_open", "Subscription streams open over HTTP, by protocol (multipart, "
+    "graphql-sse).", ["protocol"], registry=REGISTRY)
 SUBSCRIPTIONS = Gauge(
     "runql_subscriptions_active", "GraphQL subscriptions running now, by root field.",
     ["subscription"], registry=REGISTRY)
@@ -127,6 +130,14 @@ def websocket_opened() -> None:
 
 def websocket_closed() -> None:
     WEBSOCKETS.dec()
+
+
+def http_stream_opened(protocol: str) -> None:
+    HTTP_STREAMS.labels(protocol).inc()
+
+
+def http_stream_closed(protocol: str) -> None:
+    HTTP_STREAMS.labels(protocol).dec()
 
 
 def subscription_started(field: str) -> None:
