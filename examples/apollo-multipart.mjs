@@ -30,14 +30,17 @@ const after = option("--after");
 const take = option("--take");
 
 let seen = 0;
+let stopped = false; // results may still arrive from the last chunk read: not printed
 const subscription = client
   .subscribe(after === undefined
     ? { query: RUN_STATUS, variables: { id: runId } }
     : { query: RUN_EVENTS, variables: { id: runId, after } })
   .subscribe({
     next: (result) => {
+      if (stopped) return;
       console.log(JSON.stringify({ data: result.data, errors: result.errors }));
       if (++seen === take) {
+        stopped = true;
         subscription.unsubscribe(); // aborts the request: the server ends the subscription
         client.stop();
       }
@@ -47,7 +50,7 @@ const subscription = client
       process.exitCode = 1;
     },
     complete: () => {
-      console.log("complete");
+      if (!stopped) console.log("complete");
       client.stop();
     },
   });

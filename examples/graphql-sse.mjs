@@ -28,14 +28,17 @@ const after = option("--after");
 const take = option("--take");
 
 let seen = 0;
+let stopped = false; // results may still arrive from the last chunk read: not printed
 const stop = client.subscribe(
   after === undefined
     ? { query: RUN_STATUS, variables: { id: runId } }
     : { query: RUN_EVENTS, variables: { id: runId, after } },
   {
     next: (result) => {
+      if (stopped) return;
       console.log(JSON.stringify(result));
       if (++seen === take) {
+        stopped = true;
         stop(); // aborts the request: the server ends the subscription at once
         client.dispose();
       }
@@ -45,7 +48,7 @@ const stop = client.subscribe(
       process.exitCode = 1;
     },
     complete: () => {
-      if (seen !== take) console.log("complete");
+      if (!stopped) console.log("complete");
       client.dispose();
     },
   },

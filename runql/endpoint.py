@@ -81,7 +81,7 @@ class GraphQLEndpoint(GraphQLOverHTTPStreams[Context, None]):  # spec codes, med
         self.lane = FastLane.of(self.schema, database, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.wants_stream(scope):
+        if scope["type"] == "http" and self.wants_stream(header(scope, b"accept")):
             await self.serve_stream(scope, receive, send)  # the lane declined it (lane_first)
             return
         if LANE_TRIED not in scope:

@@ -9,27 +9,36 @@
   found before execution come as a `next` event in a 200 stream, as the protocol asks.
 
 strawberry's view speaks both (runql/endpoint.py turns them on); this module holds what runql
-adds: the Accept header routes a request to them before the fast lane; a page on another origin
-is refused (403) unless RUNQL_ALLOWED_ORIGINS lists it, the rule websocket handshakes follow;
-the open streams are a gauge. The API key, rate limit and body cap are the edge's
-(runql/edge.py), as on every request, and so are the request's metrics and its access line,
-written when the stream ends. Each request carries one operation, so the websockets' limit of
+adds:
+- the Accept header routes a request to them before the fast lane, and an Accept list that
+  names the multipart protocol anywhere in it is understood;
+- a page on another origin is refused (403 FORBIDDEN_ORIGIN) unless RUNQL_ALLOWED_ORIGINS lists
+  it: the rule websocket handshakes follow;
+- an open stream is held under its API key as a websocket is: revoking the key ends it with an
+  UNAUTHENTICATED error; the open streams are a gauge (runql_http_streams_open).
+
+The key (401 without one), rate limit and body cap are the edge's (runql/edge.py) as on every
+request, and so are the request's metrics and its access line, written when the stream ends;
+query limits are the schema's. A request carries one operation, so the websockets' limit of
 operations per connection holds by itself. A client that disconnects ends its stream at once:
-the operation is cancelled, which takes it off the hub (runql/bus/hub.py). HTTP subscribers
+its operation is cancelled, which takes it off the hub (runql/bus/hub.py). HTTP subscribers
 run their own execution: shared streams (runql/fanout/streams.py) write to websockets only.
 """
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.http.streaming import (
     HTTPStreamTransport,
+    JSONEncoder,
     MultipartSubscriptionTransport,
     SSETransport,
 )
@@ -42,6 +51,8 @@ from strawberry.subscriptions import (
     MULTIPART_SUBSCRIPTION_PROTOCOL,
 )
 
+from runql.auth.asgi import principal_of
+from runql.fanout.sockets import REVOKED_REASON, OpenSockets
 from runql.operations import metrics
 from runql.security.media import negotiate
 from runql.security.over_http import GraphQLOverHTTP
@@ -69,7 +80,7 @@ TRANSPORTS: Mapping[str, type[HTTPStreamTransport]] = {
     MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartSubscriptions,
     GRAPHQL_SSE_PROTOCOL: SSETransport,
 }
-_LABELS: Mapping[str, str] = {"multipart/mixed": MULTIPART, "text/event-stream": SSE}
+LABELS: Mapping[str, str] = {MultipartSubscriptions.protocol: MULTIPART, SSETransport.protocol: SSE}
 
 
 def _media_ranges(accept: str) -> list[str]:
@@ -89,13 +100,6 @@ def _media_ranges(accept: str) -> list[str]:
     return [found.strip() for found in ranges if found.strip()]
 
 
-def accept_of(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"accept":
-            return str(value.decode("latin-1"))
-    return ""
-
-
 OriginAllowed = Callable[[Any, str], bool]  # the view's rule takes its request as given
 
 
@@ -113,25 +117,54 @@ def origin_refusal(request: Request, allowed: OriginAllowed) -> Response | None:
         "RUNQL_ALLOWED_ORIGINS", media_type=negotiate(request.headers.get("accept")))
 
 
-def protocol_label(headers: Mapping[str, str]) -> str:
-    content_type = next((value for name, value in headers.items()
-                         if name.lower() == "content-type"), "")
-    return _LABELS.get(parse_content_type(content_type)[0], MULTIPART)
+def revoked_ending(transport: HTTPStreamTransport, encode_json: JSONEncoder) -> str:
+    """The last frames of a stream whose key was revoked: an error, then the end. Apollo's
+    protocol carries it as a transport error (`payload` null), graphql-sse as a `next`."""
+    errors = [{"message": REVOKED_REASON, "extensions": {"code": "UNAUTHENTICATED"}}]
+    if isinstance(transport, MultipartSubscriptionTransport):
+        ending = transport.encode_multipart_data({"payload": None, "errors": errors}, encode_json)
+    else:
+        ending = transport.encode_next(cast(GraphQLHTTPResponse, {"errors": errors}), encode_json)
+    return ending + transport.encode_complete()
 
 
-def observed(stream: Callable[[], AsyncIterator[str]], protocol: str
-             ) -> Callable[[], AsyncGenerator[str, None]]:
-    """The stream, counted in the open-streams gauge while it is written."""
+class OpenStream:
+    """One subscription stream over HTTP while it is written: counted in the open-streams gauge
+    and held under its API key as a websocket is (runql/fanout/sockets.py), so that revoking the
+    key ends it with an error that says so."""
 
-    async def counted() -> AsyncGenerator[str, None]:
-        metrics.http_stream_opened(protocol)
+    def __init__(self, protocol: str, ending: str) -> None:
+        self.protocol = protocol
+        self._ending = ending
+        self._revoked = asyncio.Event()
+
+    async def close_revoked(self) -> None:
+        self._revoked.set()
+
+    async def write(self, stream: AsyncIterator[str]) -> AsyncGenerator[str, None]:
+        """The stream's chunks, until it ends or the key is revoked. Each chunk is awaited in a
+        task of its own, so that a revocation can stop the wait; a client that leaves cancels
+        the chunk it waits for, which cancels the operation."""
+        metrics.http_stream_opened(self.protocol)
+        revoked = asyncio.ensure_future(self._revoked.wait())
+        step: asyncio.Future[str] | None = None
         try:
-            async for chunk in stream():
+            while True:
+                step = asyncio.ensure_future(anext(stream))
+                await asyncio.wait((step, revoked), return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    yield self._ending
+                    return
+                try:
+                    chunk = step.result()
+                except StopAsyncIteration:
+                    return
                 yield chunk
         finally:
-            metrics.http_stream_closed(protocol)
-
-    return counted
+            revoked.cancel()
+            if step is not None:
+                step.cancel()  # not awaited: its own finally frees the operation
+            metrics.http_stream_closed(self.protocol)
 
 
 class GraphQLOverHTTPStreams(GraphQLOverHTTP[Context, RootValue]):
@@ -139,9 +172,13 @@ class GraphQLOverHTTPStreams(GraphQLOverHTTP[Context, RootValue]):
     its Accept header (`wants_stream`) before its fast lane, which answers plain JSON only."""
 
     stream_transport_classes_by_protocol = TRANSPORTS
+    open_sockets: OpenSockets | None = None  # the endpoint's, which revocations reach
 
-    def wants_stream(self, scope: Scope) -> bool:
-        return self._get_stream_transport_from_headers({"accept": accept_of(scope)}) is not None
+    def wants_stream(self, accept: str | None) -> bool:
+        return self._transport_of(accept or "") is not None
+
+    def _transport_of(self, accept: str) -> HTTPStreamTransport | None:
+        return self._get_stream_transport_from_headers({"accept": accept})
 
     async def serve_stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         refusal = origin_refusal(Request(scope), self.is_websocket_origin_allowed)
@@ -154,5 +191,22 @@ class GraphQLOverHTTPStreams(GraphQLOverHTTP[Context, RootValue]):
         self, request: Request | WebSocket, stream: Callable[[], AsyncIterator[str]],
         sub_response: Response, headers: Mapping[str, str]
     ) -> Response:
-        return await super().create_streaming_response(
-            request, observed(stream, protocol_label(headers)), sub_response, headers)
+        transport = self._transport_of(request.headers.get("accept", ""))
+        principal = principal_of(request.scope)
+        if transport is None or principal is None:  # not a subscription stream
+            return await super().create_streaming_response(request, stream, sub_response,
+                                                           headers)
+        held = OpenStream(LABELS[transport.protocol],
+                          revoked_ending(transport, self.encode_json_string))
+
+        async def written() -> AsyncGenerator[str, None]:
+            if self.open_sockets is not None:
+                self.open_sockets.hold(principal.key_id, held)
+            try:
+                async for chunk in held.write(stream()):
+                    yield chunk
+            finally:
+                if self.open_sockets is not None:
+                    self.open_sockets.release(principal.key_id, held)
+
+        return await super().create_streaming_response(request, written, sub_response, headers)

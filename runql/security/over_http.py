@@ -41,8 +41,9 @@ NOT_JSON = ("send the operation as JSON in UTF-8, with Content-Type: application
             "(or application/graphql-response+json)")
 NOT_AN_OBJECT = 'the request body must be a JSON object such as {"query": "{ __typename }"}'
 GET_MUTATION = "GET runs queries only: send mutations with POST"
-SUBSCRIPTION = ("subscriptions run over websockets: open this URL with graphql-transport-ws "
-                "(or graphql-ws)")
+SUBSCRIPTION = ("a subscription needs a stream: open this URL as a websocket (graphql-transport-ws "
+                "or graphql-ws), or POST with Accept: text/event-stream (graphql-sse) or "
+                'multipart/mixed;subscriptionSpec="1.0" (Apollo Client)')
 NO_QUERY = "No GraphQL query found in the request"
 PARAMETERS: dict[str, tuple[type, str]] = {
     "query": (str, "a string"), "operationName": (str, "a string"),

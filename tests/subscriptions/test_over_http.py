@@ -20,6 +20,7 @@ from runql.agents.egress import EgressPolicy
 from runql.agents.registry import default_registry
 from runql.auth.keys import create_key
 from runql.enums import RunEventType, RunStatus
+from runql.fanout.sockets import REVOKED_REASON
 from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.lifecycle.transitions import transition
 from runql.operations import metrics
@@ -29,6 +30,7 @@ from runql.storage.events import append_event
 from runql.storage.tables import DEFAULT_ORG_ID
 from tests.backends import PostgresBackend, SQLiteBackend
 from tests.subscriptions.conftest import LIVE_SETTINGS, Live, serve
+from tests.subscriptions.test_revocation import _revoke_in_another_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = {"graphql-sse": "examples/graphql-sse.mjs",
@@ -36,6 +38,7 @@ CLIENTS = {"graphql-sse": "examples/graphql-sse.mjs",
 ACCEPT = {"graphql-sse": "text/event-stream",
           "multipart": 'multipart/mixed;boundary="graphql";subscriptionSpec="1.0",application/json'}
 ALLOWED_ORIGIN = "https://app.example"
+MAX_BODY = 8192
 RUN_STATUS = "subscription($id: ID!) { runStatus(id: $id) { id status } }"
 
 pytestmark = [
@@ -53,7 +56,7 @@ async def live(backend: SQLiteBackend | PostgresBackend, migrated_template: str,
                                       kind="echo", config={"delay_ms": 0})
     key = (await create_key(database, "over-http")).secret
     settings = Settings(env=Environment.DEVELOPMENT, **{**LIVE_SETTINGS, "workers": 0},
-                        max_depth=4, allowed_origins=(ALLOWED_ORIGIN,))
+                        max_depth=4, max_body_bytes=MAX_BODY, allowed_origins=(ALLOWED_ORIGIN,))
     try:
         async with serve(database, settings) as (address, hub, streams):
             yield Live(f"http://{address}/graphql", f"ws://{address}/graphql", key, database,
@@ -209,6 +212,19 @@ async def test_a_client_that_disconnects_frees_its_subscription_at_once(
                      seconds=1)
 
 
+@pytest.mark.parametrize("protocol", CLIENTS)
+async def test_revoking_the_key_ends_its_streams(live: Live, protocol: str) -> None:
+    run_id = await live.create_run()  # stays PENDING: only the revocation ends the stream
+    doomed = await create_key(live.database, "doomed")
+    before = live.hub.subscriber_count
+    async with client(live, protocol, run_id, key=doomed.secret) as following:
+        assert json.loads(await following.line())["data"]["runStatus"]["status"] == "PENDING"
+        await _revoke_in_another_process(live.database, doomed.row.id)
+        lines, stderr, _code = await following.rest(seconds=10)
+    assert REVOKED_REASON in "\n".join(lines) + stderr
+    await _until(lambda: live.hub.subscriber_count == before and not _open_streams(protocol))
+
+
 async def _first_event(live: Live, protocol: str, document: str,
                        headers: dict[str, str] | None = None) -> tuple[int, str]:
     """The status and the first chunk of text of a raw subscription request."""
@@ -232,6 +248,14 @@ async def test_the_query_limits_apply(live: Live, protocol: str) -> None:
     assert status == 200
     assert '"code":"QUERY_TOO_COMPLEX"' in text
     assert '"data"' not in text
+
+
+@pytest.mark.parametrize("protocol", CLIENTS)
+async def test_a_body_over_the_cap_is_refused(live: Live, protocol: str) -> None:
+    padding = "#" + "x" * MAX_BODY + "\n"  # a comment: the document is valid but too big
+    status, text = await _first_event(live, protocol, padding + RUN_STATUS)
+    assert status == 413
+    assert json.loads(text)["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
 @pytest.mark.parametrize("protocol", CLIENTS)
