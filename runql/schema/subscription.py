@@ -1,4 +1,5 @@
-"""The root Subscription type: live runs over websockets (graphql-transport-ws or graphql-ws)."""
+"""The root Subscription type: live runs over websockets (graphql-transport-ws or graphql-ws) and
+over HTTP (Apollo's multipart protocol, graphql-sse: runql/fanout/http_streams.py)."""
 
 from __future__ import annotations
 
