@@ -15,7 +15,7 @@ const client = createClient({
   retryAttempts: 0,
 });
 
-const RUN_STATUS = "subscription ($id: ID!) { runStatus(id: $id) { id status } }";
+const RUN_STATUS = `subscription ($id: ID!) { runStatus(id: $id) { id status } }`;
 const RUN_EVENTS = `subscription ($id: ID!, $after: Int) {
   runEvents(runId: $id, after: $after) { seq type run { id status } } }`;
 

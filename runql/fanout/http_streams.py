@@ -10,8 +10,9 @@
 
 strawberry's view speaks both (runql/endpoint.py turns them on); this module holds what runql
 adds:
-- the Accept header routes a request to them before the fast lane, and an Accept list that
-  names the multipart protocol anywhere in it is understood;
+- the Accept header routes a request to them before the fast lane: one that names the
+  multipart protocol anywhere in its list, or prefers `text/event-stream` to anything else
+  (a client that lists JSON first, as urql does for its queries, gets JSON);
 - a page on another origin is refused (403 FORBIDDEN_ORIGIN) unless RUNQL_ALLOWED_ORIGINS lists
   it: the rule websocket handshakes follow;
 - an open stream is held under its API key as a websocket is: revoking the key ends it with an
@@ -76,11 +77,29 @@ class MultipartSubscriptions(MultipartSubscriptionTransport):
                    for part in _media_ranges(accept))
 
 
+class EventStreams(SSETransport):
+    """graphql-sse, for a client that prefers `text/event-stream` to every other media type:
+    strawberry takes any Accept list that names it, and so would stream the queries of clients
+    that list it after JSON (urql does), which then miss the fast lane."""
+
+    def accepts(self, accept: str) -> bool:
+        ranked = [(_quality(params), -index, media_type) for index, (media_type, params)
+                  in enumerate(map(parse_content_type, _media_ranges(accept)))]
+        return bool(ranked) and max(ranked)[2] == "text/event-stream"
+
+
+def _quality(params: Mapping[str, str]) -> float:
+    try:
+        return float(params.get("q", "1"))
+    except ValueError:
+        return 0.0
+
+
 TRANSPORTS: Mapping[str, type[HTTPStreamTransport]] = {
     MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartSubscriptions,
-    GRAPHQL_SSE_PROTOCOL: SSETransport,
+    GRAPHQL_SSE_PROTOCOL: EventStreams,
 }
-LABELS: Mapping[str, str] = {MultipartSubscriptions.protocol: MULTIPART, SSETransport.protocol: SSE}
+LABELS: Mapping[str, str] = {MultipartSubscriptions.protocol: MULTIPART, EventStreams.protocol: SSE}
 
 
 def _media_ranges(accept: str) -> list[str]:

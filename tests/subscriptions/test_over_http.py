@@ -20,6 +20,7 @@ from runql.agents.egress import EgressPolicy
 from runql.agents.registry import default_registry
 from runql.auth.keys import create_key
 from runql.enums import RunEventType, RunStatus
+from runql.fanout.http_streams import TRANSPORTS
 from runql.fanout.sockets import REVOKED_REASON
 from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.lifecycle.transitions import transition
@@ -272,3 +273,14 @@ async def test_pages_on_other_origins_need_to_be_allowed(live: Live, protocol: s
     status, text = await _first_event(live, protocol, document, {"Origin": ALLOWED_ORIGIN})
     assert status == 200
     assert '"status":"PENDING"' in text
+
+
+async def test_a_client_that_prefers_json_gets_json() -> None:
+    """urql lists text/event-stream and multipart/mixed after the JSON types for its queries:
+    they stay plain JSON (and the fast lane's)."""
+    urql = ("application/graphql-response+json, application/graphql+json, application/json, "
+            "text/event-stream, multipart/mixed")
+    transports = [transport() for transport in TRANSPORTS.values()]
+    assert not any(transport.accepts(urql) for transport in transports)
+    assert [transport.accepts("text/event-stream, application/json;q=0.9")
+            for transport in transports] == [False, True]
