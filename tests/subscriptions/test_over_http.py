@@ -56,8 +56,8 @@ async def live(backend: SQLiteBackend | PostgresBackend, migrated_template: str,
     echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
                                       kind="echo", config={"delay_ms": 0})
     key = (await create_key(database, "over-http")).secret
-    settings = Settings(env=Environment.DEVELOPMENT, **{**LIVE_SETTINGS, "workers": 0},
-                        max_depth=4, max_body_bytes=MAX_BODY, allowed_origins=(ALLOWED_ORIGIN,))
+    settings = Settings(env=Environment.DEVELOPMENT).replace(**LIVE_SETTINGS).replace(
+        workers=0, max_depth=4, max_body_bytes=MAX_BODY, allowed_origins=(ALLOWED_ORIGIN,))
     try:
         async with serve(database, settings) as (address, hub, streams):
             yield Live(f"http://{address}/graphql", f"ws://{address}/graphql", key, database,
