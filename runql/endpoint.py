@@ -105,9 +105,8 @@ class GraphQLEndpoint(GraphQLOverHTTPStreams[Context, None]):  # spec codes, med
             return receive
         scope[LANE_TRIED] = None
         accept = header(scope, b"accept")
-        if (not is_json_request(header(scope, b"content-type"))
-                or self._get_stream_transport_from_headers({"accept": accept or ""})):
-            return receive
+        if not is_json_request(header(scope, b"content-type")) or self.wants_stream(accept):
+            return receive  # a subscription over HTTP: __call__ streams it
         messages = await buffered(receive)
         try:
             body = body_of(messages)
