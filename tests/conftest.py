@@ -28,6 +28,28 @@ os.environ.setdefault("RUNQL_SERVE_WORKERS", "1")
 DEMO_NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
+# Files whose tests start several runql processes and hold them to leases or latencies: under
+# pytest-xdist they run on one worker, one after another, as in a plain run, never beside each
+# other.
+ONE_WORKER = ("tests/scaleout/test_cluster.py", "tests/scaleout/test_serve_workers.py",
+              "tests/test_bench.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with the ONE_WORKER files as one unit."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return ONE_WORKER[0] if path in ONE_WORKER else path
+
+    return Scheduling(config, log)
+
+
 Backend = SQLiteBackend | PostgresBackend
 
 
