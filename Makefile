@@ -43,10 +43,16 @@ run: $(VENV)/.installed $(GRAPHIQL)
 	$(BIN)/runql demo --if-empty
 	RUNQL_ENV=development $(BIN)/runql serve
 
+# pytest on both cores (pytest-xdist), each test file whole on one worker, so that a file's
+# module-scoped servers start once. Each worker makes its own templates, PostgreSQL databases
+# (named by its pid), temporary folders and ports; the files that start several runql processes
+# share one worker (ONE_WORKER in tests/conftest.py). `make test TEST_WORKERS=0`: one process.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.installed node_modules/.installed $(GRAPHIQL) $(CHROMIUM)
 	$(BIN)/ruff check runql tests bench
 	$(BIN)/mypy runql tests bench
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check runql tests bench

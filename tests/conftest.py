@@ -19,7 +19,7 @@ from runql.schema.schema import schema_for
 from runql.settings import Environment, Settings
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID
-from tests.backends import POSTGRES_SERVER, PostgresBackend, SQLiteBackend
+from tests.backends import POSTGRES_SERVER, PostgresBackend, Prepare, SQLiteBackend
 
 DEMO_RUNS = 120
 # A server the suite starts is one process unless its test asks for more: rate limits, metrics
@@ -28,25 +28,83 @@ os.environ.setdefault("RUNQL_SERVE_WORKERS", "1")
 DEMO_NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def _backend_for(kind: str, folder: Path) -> SQLiteBackend | PostgresBackend:
-    if kind == "sqlite":
-        return SQLiteBackend(folder)
-    why = asyncio.run(PostgresBackend.reachable())
-    if why is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI and not reachable: {why}")
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_SERVER} ({why}); "
-                    "start one or set RUNQL_TEST_POSTGRES")
-    return PostgresBackend()
+# Files whose tests start several runql processes and hold them to leases or latencies: under
+# pytest-xdist they run on one worker, one after another, as in a plain run, never beside each
+# other.
+ONE_WORKER = ("tests/scaleout/test_cluster.py", "tests/scaleout/test_serve_workers.py",
+              "tests/test_bench.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with the ONE_WORKER files as one unit."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):  # type: ignore[misc]  # xdist ships no types
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return ONE_WORKER[0] if path in ONE_WORKER else path
+
+    return Scheduling(config, log)
+
+
+Backend = SQLiteBackend | PostgresBackend
+
+
+class Backends:
+    """Each backend and its templates, made once per pytest process. pytest tears a
+    parametrized session fixture down whenever the next test takes its other parameter: once
+    in a plain run, which orders tests by parameter, but at every test file under
+    pytest-xdist's loadfile, which runs a file's SQLite and PostgreSQL tests together."""
+
+    def __init__(self, folders: pytest.TempPathFactory) -> None:
+        self.folders = folders
+        self.made: dict[str, Backend] = {}
+        self.unreachable: str | None = None
+        self.templates: dict[tuple[str, str], str] = {}
+
+    def get(self, kind: str) -> Backend:
+        if kind not in self.made:
+            self.made[kind] = self._make(kind)
+        return self.made[kind]
+
+    def _make(self, kind: str) -> Backend:
+        if kind == "sqlite":
+            return SQLiteBackend(self.folders.mktemp("templates"))
+        if self.unreachable is None:
+            self.unreachable = asyncio.run(PostgresBackend.reachable()) or ""
+        if self.unreachable:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"PostgreSQL is required in CI and not reachable: {self.unreachable}")
+            pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_SERVER} "
+                        f"({self.unreachable}); start one or set RUNQL_TEST_POSTGRES")
+        return PostgresBackend()
+
+    def template(self, backend: Backend, label: str, prepare: Prepare | None = None,
+                 base: str | None = None) -> str:
+        key = (backend.name, label)
+        if key not in self.templates:
+            self.templates[key] = backend.template(label, prepare, base)
+        return self.templates[key]
+
+    def close(self) -> None:
+        for made in self.made.values():
+            made.close()
+
+
+@pytest.fixture(scope="session")
+def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
+    made = Backends(tmp_path_factory)
+    yield made
+    made.close()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLiteBackend | PostgresBackend]:
+def backend(request: pytest.FixtureRequest, backends: Backends) -> Backend:
     """Every test that uses a database runs once on SQLite and once on PostgreSQL."""
-    made = _backend_for(request.param, tmp_path_factory.mktemp("templates"))
-    yield made
-    made.close()
+    return backends.get(request.param)
 
 
 async def _load_demo(url: str) -> None:
@@ -56,13 +114,13 @@ async def _load_demo(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def migrated_template(backend: SQLiteBackend | PostgresBackend) -> str:
-    return backend.template("empty")
+def migrated_template(backends: Backends, backend: Backend) -> str:
+    return backends.template(backend, "empty")
 
 
 @pytest.fixture(scope="session")
-def demo_template(backend: SQLiteBackend | PostgresBackend, migrated_template: str) -> str:
-    return backend.template("demo", _load_demo, base=migrated_template)
+def demo_template(backends: Backends, backend: Backend, migrated_template: str) -> str:
+    return backends.template(backend, "demo", _load_demo, base=migrated_template)
 
 
 @pytest.fixture

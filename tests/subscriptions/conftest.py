@@ -1,6 +1,7 @@
 """A real uvicorn server on a loopback port, in the test's event loop, with its executor."""
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,7 +20,6 @@ from runql.fanout.streams import SharedStreams
 from runql.settings import Settings
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID, AgentRow
-from tests.processes import free_port
 
 CREATE_RUN = """mutation($agent: ID!, $text: String!) {
   createRun(input: {agentId: $agent, content: {text: $text}}) { run { id status } } }"""
@@ -56,18 +56,25 @@ async def serve(database: Database, settings: Settings
     LISTEN connection joins the same one)."""
     url = database.engine.url.render_as_string(hide_password=False)
     app = create_app(settings.replace(database_url=url), database)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(20):
-        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-            await asyncio.sleep(0.01)
+    # The socket is bound here and handed to uvicorn: no other test (nor another pytest worker)
+    # can take its port between a look-up and the server's bind.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
+        async with asyncio.timeout(20):
+            while not server.started:  # uvicorn offers no event to wait on
+                if task.done():
+                    task.result()
+                    raise RuntimeError("uvicorn stopped before it started")
+                await asyncio.sleep(0.01)
         yield f"127.0.0.1:{port}", app.state.hub, app.state.streams
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
+        sock.close()
 
 
 LIVE_SETTINGS = {"workers": 2, "poll_seconds": 0.2, "ws_init_timeout_seconds": 1.0}
