@@ -35,6 +35,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
+UNSET = "\0unset"  # a setting _server leaves out of the server's environment
 CREATE = """mutation($agent: ID!, $text: String!) {
   createRun(input: {agentId: $agent, content: {text: $text}}) { run { id status } } }"""
 CREATE_AGENT = """mutation { createAgent(input: {name: "Echo", kind: "echo",
@@ -125,30 +128,63 @@ async def _one_at_a_time(client: httpx.AsyncClient, agent: str, count: int) -> l
     return found
 
 
+async def _burst(client: httpx.AsyncClient, agent: str, runs: int, concurrency: int,
+                 seconds: float) -> tuple[float, float, float]:
+    """`runs` createRuns from `concurrency` clients at once, then a wait (`seconds` at most)
+    until none is PENDING or RUNNING: when it started, when the last createRun was answered,
+    when the last run ended (perf_counter)."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(runs):
+        queue.put_nowait(index)
+
+    async def creator() -> None:
+        while not queue.empty():
+            index = queue.get_nowait()
+            await _post(client, CREATE, {"agent": agent, "text": f"message {index}"})
+
+    started = time.perf_counter()
+    await asyncio.gather(*(creator() for _ in range(concurrency)))
+    created = time.perf_counter()
+    while (await _post(client, UNFINISHED))["runs"]["totalCount"] > 0:
+        if time.perf_counter() > created + seconds:
+            raise RuntimeError(f"runs did not finish within {seconds:g} s")
+        await asyncio.sleep(0.05)
+    return started, created, time.perf_counter()
+
+
+@contextmanager
+def _server(postgres: str | None, settings: dict[str, str]) -> Iterator[tuple[int, str, int]]:
+    """A migrated scratch database (a SQLite file, or a new PostgreSQL database) with a key,
+    served by one `runql serve` process with production settings and `settings`: its port, the
+    key and the process id."""
+    with tempfile.TemporaryDirectory() as folder, scratch_database(postgres, folder) as url:
+        port = _free_port()
+        env = {**os.environ, "RUNQL_DATABASE_URL": url, "RUNQL_ENV": "production",
+               "RUNQL_RATE_LIMIT_PER_SECOND": "1000000", "RUNQL_RATE_LIMIT_BURST": "1000000",
+               "RUNQL_SERVE_WORKERS": "1", **settings}
+        env = {name: value for name, value in env.items() if value != UNSET}
+        subprocess.run([sys.executable, "-m", "runql", "migrate"], env=env, cwd=ROOT,
+                       check=True, capture_output=True)
+        made = subprocess.run([sys.executable, "-m", "runql", "keys", "create", "--name", "bench"],
+                              env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+        key = made.stdout.strip().splitlines()[-1]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            yield port, key, server.pid
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
 async def _measure(base_url: str, key: str, runs: int, concurrency: int) -> dict[str, float]:
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits,
                                  headers={"Authorization": f"Bearer {key}"}) as client:
         await _wait_until_up(client)
         agent = (await _post(client, CREATE_AGENT))["createAgent"]["agent"]["id"]
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for index in range(runs):
-            queue.put_nowait(index)
-
-        async def creator() -> None:
-            while not queue.empty():
-                index = queue.get_nowait()
-                await _post(client, CREATE, {"agent": agent, "text": f"message {index}"})
-
-        started = time.perf_counter()
-        await asyncio.gather(*(creator() for _ in range(concurrency)))
-        created = time.perf_counter()
-        deadline = created + 300
-        while (await _post(client, UNFINISHED))["runs"]["totalCount"] > 0:
-            if time.perf_counter() > deadline:
-                raise RuntimeError("runs did not finish within 300 s")
-            await asyncio.sleep(0.05)
-        finished = time.perf_counter()
+        started, created, finished = await _burst(client, agent, runs, concurrency, 300)
         durations = sorted(await _durations(client))
         if len(durations) != runs:
             raise RuntimeError(f"{runs - len(durations)} runs did not succeed")
@@ -229,14 +265,6 @@ async def _in_flight(base_url: str, key: str, runs: int, concurrency: int, agent
         await asyncio.sleep(1.0)  # the server settles after start-up
         rss_before, cpu_before = _rss_kib(pid), _cpu_seconds(pid)
         peak_rss = rss_before
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for index in range(runs):
-            queue.put_nowait(index)
-
-        async def creator() -> None:
-            while not queue.empty():
-                index = queue.get_nowait()
-                await _post(client, CREATE, {"agent": agent, "text": f"message {index}"})
 
         async def sample() -> None:
             nonlocal peak_rss
@@ -245,15 +273,7 @@ async def _in_flight(base_url: str, key: str, runs: int, concurrency: int, agent
                 await asyncio.sleep(0.05)
 
         sampler = asyncio.create_task(sample())
-        started = time.perf_counter()
-        await asyncio.gather(*(creator() for _ in range(concurrency)))
-        created = time.perf_counter()
-        deadline = created + 600
-        while (await _post(client, UNFINISHED))["runs"]["totalCount"] > 0:
-            if time.perf_counter() > deadline:
-                raise RuntimeError("runs did not finish within 600 s")
-            await asyncio.sleep(0.05)
-        finished = time.perf_counter()
+        started, created, finished = await _burst(client, agent, runs, concurrency, 600)
         sampler.cancel()
         cpu = _cpu_seconds(pid) - cpu_before
         succeeded = len(await _durations(client))
@@ -274,28 +294,15 @@ def in_flight_main(args: argparse.Namespace) -> int:
     slow = SlowAgent(args.agent_seconds)
     agent_port = _free_port()
     agent_server = slow.serve(agent_port)
-    with tempfile.TemporaryDirectory() as folder, scratch_database(args.postgres, folder) as url:
-        port = _free_port()
-        env = {**os.environ, "RUNQL_DATABASE_URL": url, "RUNQL_ENV": "production",
-               "RUNQL_RATE_LIMIT_PER_SECOND": "1000000", "RUNQL_RATE_LIMIT_BURST": "1000000",
-               "RUNQL_SERVE_WORKERS": "1", "RUNQL_EGRESS_ALLOWED_CIDRS": "127.0.0.0/8"}
-        env.pop("RUNQL_WORKERS", None)  # the default: what a process does unless told
-        subprocess.run([sys.executable, "-m", "runql", "migrate"], env=env, cwd=ROOT,
-                       check=True, capture_output=True)
-        made = subprocess.run([sys.executable, "-m", "runql", "keys", "create", "--name", "bench"],
-                              env=env, cwd=ROOT, check=True, capture_output=True, text=True)
-        key = made.stdout.strip().splitlines()[-1]
-        server = subprocess.Popen(
-            [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
+    settings = {"RUNQL_EGRESS_ALLOWED_CIDRS": "127.0.0.0/8",
+                "RUNQL_WORKERS": UNSET}  # the default: what a process does unless told
+    try:
+        with _server(args.postgres, settings) as (port, key, pid):
             figures: dict[str, Any] = asyncio.run(_in_flight(
-                f"http://127.0.0.1:{port}", key, args.in_flight, args.concurrency, agent_port, slow,
-                server.pid))
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
-            agent_server.should_exit = True
+                f"http://127.0.0.1:{port}", key, args.in_flight, args.concurrency, agent_port,
+                slow, pid))
+    finally:
+        agent_server.should_exit = True
     figures.update(runs=args.in_flight, agent_seconds=args.agent_seconds,
                    database="postgresql" if args.postgres else "sqlite",
                    loadavg=Path("/proc/loadavg").read_text().split()[0])
@@ -322,26 +329,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.in_flight:
         return in_flight_main(args)
-    with tempfile.TemporaryDirectory() as folder, scratch_database(args.postgres, folder) as url:
-        port = _free_port()
-        env = {**os.environ, "RUNQL_DATABASE_URL": url,
-               "RUNQL_ENV": "production", "RUNQL_WORKERS": str(args.workers),
-               "RUNQL_POLL_SECONDS": "0.5", "RUNQL_RATE_LIMIT_PER_SECOND": "1000000",
-               "RUNQL_RATE_LIMIT_BURST": "1000000", "RUNQL_SERVE_WORKERS": "1"}
-        subprocess.run([sys.executable, "-m", "runql", "migrate"], env=env, cwd=ROOT,
-                       check=True, capture_output=True)
-        made = subprocess.run([sys.executable, "-m", "runql", "keys", "create", "--name", "bench"],
-                              env=env, cwd=ROOT, check=True, capture_output=True, text=True)
-        key = made.stdout.strip().splitlines()[-1]
-        server = subprocess.Popen(
-            [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            figures = asyncio.run(_measure(f"http://127.0.0.1:{port}", key, args.runs,
-                                           args.concurrency))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    settings = {"RUNQL_WORKERS": str(args.workers), "RUNQL_POLL_SECONDS": "0.5"}
+    with _server(args.postgres, settings) as (port, key, _pid):
+        figures = asyncio.run(_measure(f"http://127.0.0.1:{port}", key, args.runs,
+                                       args.concurrency))
     report: dict[str, float | str] = {
         **figures, "runs": args.runs, "concurrency": args.concurrency, "workers": args.workers,
         "database": "postgresql" if args.postgres else "sqlite"}
