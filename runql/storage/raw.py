@@ -49,7 +49,6 @@ POOL_SIZE = 5  # raw PostgreSQL connections when the engine's pool has no size t
 IN_LOOP_SECONDS = 0.005  # a SQLite read on the loop's thread longer than this goes to a thread
 PROGRESS_STEPS = 2000  # SQLite VM steps between looks at the clock
 MAX_SPELLINGS = 1024  # SQLite spellings kept per statement (list sizes seen)
-YIELD_SECONDS = 0.001  # SQLite reads on the loop give it a turn at least this often
 
 # In SQL compiled with the pyformat paramstyle: a value, or an expanding list in IN ( ).
 _PLACEHOLDER = re.compile(r"(?<!NOT )IN \(__\[POSTCOMPILE_(\w+)\]\)|%\((\w+)\)s")
@@ -296,9 +295,7 @@ class _SQLiteReader:
     not wait for the writer), each statement its own snapshot as on PostgreSQL. A handoff to a
     driver thread costs more than a point lookup itself, so reads run where the request runs;
     one that passes IN_LOOP_SECONDS is interrupted and run again on a thread of its own, so a
-    big read never stalls the loop for long, and a read that follows others for longer than
-    YIELD_SECONDS gives the loop a turn first (a turn per read cost a point read a tenth of its
-    CPU)."""
+    big read never stalls the loop for long."""
 
     def __init__(self, path: str, database: Database) -> None:
         self._path = path
@@ -307,7 +304,6 @@ class _SQLiteReader:
         self._thread_connection: sqlite3.Connection | None = None
         self._threaded = asyncio.Lock()
         self._deadline = 0.0
-        self._yielded = 0.0  # when reads last gave the loop a turn
         database.on_dispose(self.close)
 
     def _open(self, progress: bool) -> sqlite3.Connection:
@@ -324,15 +320,12 @@ class _SQLiteReader:
     async def fetch(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
         if self._loop_connection is None:
             self._loop_connection = self._open(progress=True)
-        started = time.perf_counter()
-        self._deadline = started + IN_LOOP_SECONDS
+        self._deadline = time.perf_counter() + IN_LOOP_SECONDS
         try:
             rows = self._loop_connection.execute(sql, args).fetchall()
         except sqlite3.OperationalError:  # over budget, or busy: on a thread, without either
             return await self._threaded_fetch(sql, args)
-        if started - self._yielded > YIELD_SECONDS:  # reads have held the loop a while
-            await asyncio.sleep(0)  # a turn of the loop: others' requests, timeouts, cancellation
-            self._yielded = time.perf_counter()
+        await asyncio.sleep(0)  # a turn of the loop: others' requests, timeouts, cancellation
         return rows
 
     async def _threaded_fetch(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
