@@ -152,6 +152,7 @@ class Executor:
         runs still held (back to PENDING, for another worker) and close the agents."""
         self._stopping = True
         self._wake.set()
+        self._freed.set()  # a full claimer waits for room: it ends now
         self._stopped.set()
         if self._executing:
             await asyncio.wait(set(self._executing), timeout=self.config.shutdown_grace_seconds)
