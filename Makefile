@@ -51,11 +51,13 @@ TEST_WORKERS ?= 2
 
 test: $(VENV)/.installed node_modules/.installed $(GRAPHIQL) $(CHROMIUM)
 	$(BIN)/ruff check runql tests bench
+	$(BIN)/ruff format --check runql tests bench
 	$(BIN)/mypy runql tests bench
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check runql tests bench
+	$(BIN)/ruff format --check runql tests bench
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy runql tests bench

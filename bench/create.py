@@ -66,11 +66,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _post(client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None
-                ) -> dict[str, Any]:
-    response = await client.post("/graphql", content=orjson.dumps(
-        {"query": query, "variables": variables or {}}),
-        headers={"Content-Type": "application/json"})
+async def _post(
+    client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    response = await client.post(
+        "/graphql",
+        content=orjson.dumps({"query": query, "variables": variables or {}}),
+        headers={"Content-Type": "application/json"},
+    )
     body: dict[str, Any] = orjson.loads(response.content)
     if body.get("errors"):
         raise RuntimeError(body["errors"])
@@ -114,7 +117,7 @@ async def _one_at_a_time(client: httpx.AsyncClient, agent: str, count: int) -> l
     """createdAt -> completedAt of runs created on an idle server, one after another."""
     found = []
     for index in range(count):
-        run = (await _post(client, CREATE, {"agent": agent, "text": f"alone {index}"}))
+        run = await _post(client, CREATE, {"agent": agent, "text": f"alone {index}"})
         run_id = run["createRun"]["run"]["id"]
         for _ in range(2000):
             node = (await _post(client, STATUS, {"id": run_id}))["run"]
@@ -128,8 +131,9 @@ async def _one_at_a_time(client: httpx.AsyncClient, agent: str, count: int) -> l
     return found
 
 
-async def _burst(client: httpx.AsyncClient, agent: str, runs: int, concurrency: int,
-                 seconds: float) -> tuple[float, float, float]:
+async def _burst(
+    client: httpx.AsyncClient, agent: str, runs: int, concurrency: int, seconds: float
+) -> tuple[float, float, float]:
     """`runs` createRuns from `concurrency` clients at once, then a wait (`seconds` at most)
     until none is PENDING or RUNNING: when it started, when the last createRun was answered,
     when the last run ended (perf_counter)."""
@@ -159,18 +163,39 @@ def _server(postgres: str | None, settings: dict[str, str]) -> Iterator[tuple[in
     key and the process id."""
     with tempfile.TemporaryDirectory() as folder, scratch_database(postgres, folder) as url:
         port = _free_port()
-        env = {**os.environ, "RUNQL_DATABASE_URL": url, "RUNQL_ENV": "production",
-               "RUNQL_RATE_LIMIT_PER_SECOND": "1000000", "RUNQL_RATE_LIMIT_BURST": "1000000",
-               "RUNQL_SERVE_WORKERS": "1", **settings}
+        env = {
+            **os.environ,
+            "RUNQL_DATABASE_URL": url,
+            "RUNQL_ENV": "production",
+            "RUNQL_RATE_LIMIT_PER_SECOND": "1000000",
+            "RUNQL_RATE_LIMIT_BURST": "1000000",
+            "RUNQL_SERVE_WORKERS": "1",
+            **settings,
+        }
         env = {name: value for name, value in env.items() if value != UNSET}
-        subprocess.run([sys.executable, "-m", "runql", "migrate"], env=env, cwd=ROOT,
-                       check=True, capture_output=True)
-        made = subprocess.run([sys.executable, "-m", "runql", "keys", "create", "--name", "bench"],
-                              env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+        subprocess.run(
+            [sys.executable, "-m", "runql", "migrate"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        made = subprocess.run(
+            [sys.executable, "-m", "runql", "keys", "create", "--name", "bench"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         key = made.stdout.strip().splitlines()[-1]
         server = subprocess.Popen(
-            [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [sys.executable, "-m", "runql", "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             yield port, key, server.pid
         finally:
@@ -180,8 +205,9 @@ def _server(postgres: str | None, settings: dict[str, str]) -> Iterator[tuple[in
 
 async def _measure(base_url: str, key: str, runs: int, concurrency: int) -> dict[str, float]:
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits,
-                                 headers={"Authorization": f"Bearer {key}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=60, limits=limits, headers={"Authorization": f"Bearer {key}"}
+    ) as client:
         await _wait_until_up(client)
         agent = (await _post(client, CREATE_AGENT))["createAgent"]["agent"]["id"]
         started, created, finished = await _burst(client, agent, runs, concurrency, 300)
@@ -195,8 +221,9 @@ async def _measure(base_url: str, key: str, runs: int, concurrency: int) -> dict
         "create_per_s": round(runs / (created - started), 1),
         "complete_per_s": round(runs / (finished - started), 1),
         "to_success_p50_ms": round(statistics.median(durations), 1),
-        "to_success_p99_ms": round(durations[min(len(durations) - 1,
-                                                 int(len(durations) * 0.99))], 1),
+        "to_success_p99_ms": round(
+            durations[min(len(durations) - 1, int(len(durations) * 0.99))], 1
+        ),
     }
 
 
@@ -225,18 +252,33 @@ class SlowAgent:
         finally:
             self.open -= 1
         body = b'{"text": "done"}'
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
         self.answered += 1
 
     def serve(self, port: int) -> Any:
         import uvicorn
 
-        server = uvicorn.Server(uvicorn.Config(self, host="127.0.0.1", port=port,
-                                               log_level="warning", access_log=False,
-                                               backlog=4096, timeout_keep_alive=30))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                self,
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                access_log=False,
+                backlog=4096,
+                timeout_keep_alive=30,
+            )
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         return server
@@ -254,14 +296,17 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _in_flight(base_url: str, key: str, runs: int, concurrency: int, agent_port: int,
-                     slow: SlowAgent, pid: int) -> dict[str, Any]:
+async def _in_flight(
+    base_url: str, key: str, runs: int, concurrency: int, agent_port: int, slow: SlowAgent, pid: int
+) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits,
-                                 headers={"Authorization": f"Bearer {key}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=120, limits=limits, headers={"Authorization": f"Bearer {key}"}
+    ) as client:
         await _wait_until_up(client)
-        agent = (await _post(client, CREATE_WEBHOOK, {"url": f"http://127.0.0.1:{agent_port}/"})
-                 )["createAgent"]["agent"]["id"]
+        agent = (await _post(client, CREATE_WEBHOOK, {"url": f"http://127.0.0.1:{agent_port}/"}))[
+            "createAgent"
+        ]["agent"]["id"]
         await asyncio.sleep(1.0)  # the server settles after start-up
         rss_before, cpu_before = _rss_kib(pid), _cpu_seconds(pid)
         peak_rss = rss_before
@@ -294,23 +339,38 @@ def in_flight_main(args: argparse.Namespace) -> int:
     slow = SlowAgent(args.agent_seconds)
     agent_port = _free_port()
     agent_server = slow.serve(agent_port)
-    settings = {"RUNQL_EGRESS_ALLOWED_CIDRS": "127.0.0.0/8",
-                "RUNQL_WORKERS": UNSET}  # the default: what a process does unless told
+    settings = {
+        "RUNQL_EGRESS_ALLOWED_CIDRS": "127.0.0.0/8",
+        "RUNQL_WORKERS": UNSET,
+    }  # the default: what a process does unless told
     try:
         with _server(args.postgres, settings) as (port, key, pid):
-            figures: dict[str, Any] = asyncio.run(_in_flight(
-                f"http://127.0.0.1:{port}", key, args.in_flight, args.concurrency, agent_port,
-                slow, pid))
+            figures: dict[str, Any] = asyncio.run(
+                _in_flight(
+                    f"http://127.0.0.1:{port}",
+                    key,
+                    args.in_flight,
+                    args.concurrency,
+                    agent_port,
+                    slow,
+                    pid,
+                )
+            )
     finally:
         agent_server.should_exit = True
-    figures.update(runs=args.in_flight, agent_seconds=args.agent_seconds,
-                   database="postgresql" if args.postgres else "sqlite",
-                   loadavg=Path("/proc/loadavg").read_text().split()[0])
-    print(f"{args.in_flight} runs of a {args.agent_seconds:g} s webhook: first createRun to last "
-          f"SUCCESS {figures['first_create_to_last_success_s']} s (createRuns answered in "
-          f"{figures['creates_answered_s']} s), {figures['peak_in_flight']:g} in flight at most, "
-          f"{figures['memory_per_in_flight_run_kib']} KiB each, "
-          f"{figures['server_cpu_ms_per_run']} ms of server CPU per run")
+    figures.update(
+        runs=args.in_flight,
+        agent_seconds=args.agent_seconds,
+        database="postgresql" if args.postgres else "sqlite",
+        loadavg=Path("/proc/loadavg").read_text().split()[0],
+    )
+    print(
+        f"{args.in_flight} runs of a {args.agent_seconds:g} s webhook: first createRun to last "
+        f"SUCCESS {figures['first_create_to_last_success_s']} s (createRuns answered in "
+        f"{figures['creates_answered_s']} s), {figures['peak_in_flight']:g} in flight at most, "
+        f"{figures['memory_per_in_flight_run_kib']} KiB each, "
+        f"{figures['server_cpu_ms_per_run']} ms of server CPU per run"
+    )
     print(orjson.dumps(figures).decode())
     return 0
 
@@ -320,27 +380,44 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--postgres", metavar="URL", help="run on a new database of this "
-                        "PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/test) "
-                        "instead of a SQLite file")
-    parser.add_argument("--in-flight", type=int, metavar="N",
-                        help="measure N runs in flight against a slow loopback webhook")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run on a new database of this "
+        "PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/test) "
+        "instead of a SQLite file",
+    )
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        metavar="N",
+        help="measure N runs in flight against a slow loopback webhook",
+    )
     parser.add_argument("--agent-seconds", type=float, default=2.0)
     args = parser.parse_args()
     if args.in_flight:
         return in_flight_main(args)
     settings = {"RUNQL_WORKERS": str(args.workers), "RUNQL_POLL_SECONDS": "0.5"}
     with _server(args.postgres, settings) as (port, key, _pid):
-        figures = asyncio.run(_measure(f"http://127.0.0.1:{port}", key, args.runs,
-                                       args.concurrency))
+        figures = asyncio.run(
+            _measure(f"http://127.0.0.1:{port}", key, args.runs, args.concurrency)
+        )
     report: dict[str, float | str] = {
-        **figures, "runs": args.runs, "concurrency": args.concurrency, "workers": args.workers,
-        "database": "postgresql" if args.postgres else "sqlite"}
-    print(f"burst of {args.runs}: createRun {figures['create_per_s']}/s answered, "
-          f"{figures['complete_per_s']}/s to SUCCESS; createdAt -> completedAt p50 "
-          f"{figures['to_success_p50_ms']} ms, p99 {figures['to_success_p99_ms']} ms (queued)")
-    print(f"one at a time: createdAt -> completedAt p50 "
-          f"{figures['single_to_success_p50_ms']} ms, max {figures['single_to_success_max_ms']} ms")
+        **figures,
+        "runs": args.runs,
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "database": "postgresql" if args.postgres else "sqlite",
+    }
+    print(
+        f"burst of {args.runs}: createRun {figures['create_per_s']}/s answered, "
+        f"{figures['complete_per_s']}/s to SUCCESS; createdAt -> completedAt p50 "
+        f"{figures['to_success_p50_ms']} ms, p99 {figures['to_success_p99_ms']} ms (queued)"
+    )
+    print(
+        f"one at a time: createdAt -> completedAt p50 "
+        f"{figures['single_to_success_p50_ms']} ms, max {figures['single_to_success_max_ms']} ms"
+    )
     print(orjson.dumps(report).decode())
     return 0
 

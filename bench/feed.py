@@ -202,8 +202,11 @@ class _Actors:
         if found is None:
             row = self.rows[actor_id]
             found = self.full[actor_id] = {
-                "id": row.id, "name": row.name, "type": ACTOR_TYPE[row.type],
-                "metadata": _json(row.metadata), "createdAt": _stamp(row.created_at),
+                "id": row.id,
+                "name": row.name,
+                "type": ACTOR_TYPE[row.type],
+                "metadata": _json(row.metadata),
+                "createdAt": _stamp(row.created_at),
                 "updatedAt": _stamp(row.updated_at),
             }
         return found
@@ -224,7 +227,9 @@ class _Actors:
         if found is None:
             row = self.rows[actor_id]
             found = self.typed[actor_id] = {
-                "id": row.id, "name": row.name, "type": ACTOR_TYPE[row.type],
+                "id": row.id,
+                "name": row.name,
+                "type": ACTOR_TYPE[row.type],
             }
         return found
 
@@ -254,8 +259,11 @@ async def floor_feed(conn: AsyncConnection, first: int) -> JSONDict:
     parts = _grouped(await _fetch(conn, PARTS, (c.id for c in contents.values())), 1)
     # Attachments are selected only under `messageGroup`, the run's reply.
     reply_groups = set(reply_ids)
-    with_attachments = [contents[m.id].id for m in messages
-                        if m.message_group_id in reply_groups and m.id in contents]
+    with_attachments = [
+        contents[m.id].id
+        for m in messages
+        if m.message_group_id in reply_groups and m.id in contents
+    ]
     attachments = _grouped(await _fetch(conn, ATTACHMENTS, with_attachments), 1)
 
     def full_content(message_id: str) -> JSONDict | None:
@@ -265,11 +273,18 @@ async def floor_feed(conn: AsyncConnection, first: int) -> JSONDict:
         return {
             "id": content.id,
             "messageItemId": content.message_item_id,
-            "parts": [{"id": p.id, "type": PART_TYPE[p.type], "text": p.text}
-                      for p in parts.get(content.id, ())],
+            "parts": [
+                {"id": p.id, "type": PART_TYPE[p.type], "text": p.text}
+                for p in parts.get(content.id, ())
+            ],
             "attachments": [
-                {"id": a.id, "type": ATTACHMENT_TYPE[a.type], "fileId": a.file_id, "url": a.url,
-                 "caption": a.caption}
+                {
+                    "id": a.id,
+                    "type": ATTACHMENT_TYPE[a.type],
+                    "fileId": a.file_id,
+                    "url": a.url,
+                    "caption": a.caption,
+                }
                 for a in attachments.get(content.id, ())
             ],
         }
@@ -294,7 +309,8 @@ async def floor_feed(conn: AsyncConnection, first: int) -> JSONDict:
                     "messageGroupId": m.message_group_id,
                     "threadId": m.thread_id,
                     "createdAt": _stamp(m.created_at),
-                    "error": None if m.error_code is None
+                    "error": None
+                    if m.error_code is None
                     else {"code": m.error_code, "message": m.error_message or ""},
                     "actor": actors.message_actor(m.actor_id),
                     "content": full_content(m.id),
@@ -307,8 +323,10 @@ async def floor_feed(conn: AsyncConnection, first: int) -> JSONDict:
         content = contents.get(message_id)
         if content is None:
             return None
-        return {"id": content.id,
-                "parts": [{"id": p.id, "text": p.text} for p in parts.get(content.id, ())]}
+        return {
+            "id": content.id,
+            "parts": [{"id": p.id, "text": p.text} for p in parts.get(content.id, ())],
+        }
 
     def trigger_group(group_id: str) -> JSONDict | None:
         group = groups.get(group_id)
@@ -317,8 +335,11 @@ async def floor_feed(conn: AsyncConnection, first: int) -> JSONDict:
         return {
             "id": group.id,
             "messages": [
-                {"id": m.id, "actor": actors.trigger_actor(m.actor_id),
-                 "content": trigger_content(m.id)}
+                {
+                    "id": m.id,
+                    "actor": actors.trigger_actor(m.actor_id),
+                    "content": trigger_content(m.id),
+                }
                 for m in by_group.get(group.id, ())
             ],
         }
@@ -329,33 +350,47 @@ async def floor_feed(conn: AsyncConnection, first: int) -> JSONDict:
 
     edges: list[JSONDict] = []
     for run in runs:
-        edges.append({
-            "cursor": Cursor(_instant(run.created_at), run.id).encode(),
-            "node": {
-                "id": run.id,
-                "status": RUN_STATUS[run.status],
-                "agentId": run.agent_id,
-                "triggerMessageGroupId": run.trigger_message_group_id,
-                "createdAt": _stamp(run.created_at),
-                "startedAt": _stamp(run.started_at),
-                "completedAt": _stamp(run.completed_at),
-                "cost": None if run.cost_amount is None or run.cost_unit is None
-                else {"amount": number(run.cost_amount), "unit": run.cost_unit},
-                "agent": agent(run.agent_id),
-                "messageGroup": reply_group(run.message_group_id),
-                "triggerMessageGroup": trigger_group(run.trigger_message_group_id),
-                "errors": [
-                    {"id": e.id, "runId": e.run_id, "code": e.code, "message": e.message,
-                     "metadata": _json(e.metadata), "createdAt": _stamp(e.created_at)}
-                    for e in errors.get(run.id, ())
-                ],
-                "attachedItems": [
-                    {"id": i.id, "key": i.key, "value": _json(i.value),
-                     "createdAt": _stamp(i.created_at), "actor": actors.item_actor(i.actor_id)}
-                    for i in items.get(run.id, ())
-                ],
-            },
-        })
+        edges.append(
+            {
+                "cursor": Cursor(_instant(run.created_at), run.id).encode(),
+                "node": {
+                    "id": run.id,
+                    "status": RUN_STATUS[run.status],
+                    "agentId": run.agent_id,
+                    "triggerMessageGroupId": run.trigger_message_group_id,
+                    "createdAt": _stamp(run.created_at),
+                    "startedAt": _stamp(run.started_at),
+                    "completedAt": _stamp(run.completed_at),
+                    "cost": None
+                    if run.cost_amount is None or run.cost_unit is None
+                    else {"amount": number(run.cost_amount), "unit": run.cost_unit},
+                    "agent": agent(run.agent_id),
+                    "messageGroup": reply_group(run.message_group_id),
+                    "triggerMessageGroup": trigger_group(run.trigger_message_group_id),
+                    "errors": [
+                        {
+                            "id": e.id,
+                            "runId": e.run_id,
+                            "code": e.code,
+                            "message": e.message,
+                            "metadata": _json(e.metadata),
+                            "createdAt": _stamp(e.created_at),
+                        }
+                        for e in errors.get(run.id, ())
+                    ],
+                    "attachedItems": [
+                        {
+                            "id": i.id,
+                            "key": i.key,
+                            "value": _json(i.value),
+                            "createdAt": _stamp(i.created_at),
+                            "actor": actors.item_actor(i.actor_id),
+                        }
+                        for i in items.get(run.id, ())
+                    ],
+                },
+            }
+        )
     return {
         "runs": {
             "totalCount": total,
@@ -394,27 +429,35 @@ class Bench:
         extensions = result.extensions or {}
         sql = extensions.get("sql")
         if sql is None:
-            raise RuntimeError(f"{name}: no extensions.sql in the result (is SqlStatistics "
-                               "still enabled by build_schema(development=True)?)")
+            raise RuntimeError(
+                f"{name}: no extensions.sql in the result (is SqlStatistics "
+                "still enabled by build_schema(development=True)?)"
+            )
         if extensions.get("executor") != executor:
-            raise RuntimeError(f"{name}: ran on the {extensions.get('executor')} executor, "
-                               f"not the {executor} one")
+            raise RuntimeError(
+                f"{name}: ran on the {extensions.get('executor')} executor, not the {executor} one"
+            )
         self.statements[name] = int(sql["statements"])
         return body
 
     async def graphql(self) -> bytes:
         return await self._execute(
-            Context.create(self.database, self.settings, DEFAULT_ORG_ID), "graphql", "fast")
+            Context.create(self.database, self.settings, DEFAULT_ORG_ID), "graphql", "fast"
+        )
 
     async def standard(self) -> bytes:
         with standard_only():
             return await self._execute(
-                Context.create(self.database, self.settings, DEFAULT_ORG_ID), "standard",
-                "standard")
+                Context.create(self.database, self.settings, DEFAULT_ORG_ID), "standard", "standard"
+            )
 
     async def naive(self) -> bytes:
-        context = Context(database=self.database, settings=self.settings, org_id=DEFAULT_ORG_ID,
-                          loaders=Loaders(self.database, DEFAULT_ORG_ID, batch_size=1))
+        context = Context(
+            database=self.database,
+            settings=self.settings,
+            org_id=DEFAULT_ORG_ID,
+            loaders=Loaders(self.database, DEFAULT_ORG_ID, batch_size=1),
+        )
         with standard_only():
             return await self._execute(context, "naive", "standard")
 
@@ -455,9 +498,7 @@ async def timed(path: Timed) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-async def measure(
-    paths: dict[str, Timed], repeat: int, warmup: int
-) -> dict[str, list[float]]:
+async def measure(paths: dict[str, Timed], repeat: int, warmup: int) -> dict[str, list[float]]:
     """Warm the paths up, then time them in interleaved rounds (drift hits all alike)."""
     for _ in range(warmup):
         for path in paths.values():
@@ -484,8 +525,7 @@ async def run(args: argparse.Namespace, url: str | None = None) -> dict[str, Any
     workdir = Path(tempfile.mkdtemp(prefix="runql-bench-"))
     try:
         started = time.perf_counter()
-        database = await prepare(url or f"sqlite+aiosqlite:///{workdir / 'runql.db'}",
-                                 args.runs)
+        database = await prepare(url or f"sqlite+aiosqlite:///{workdir / 'runql.db'}", args.runs)
         setup_s = time.perf_counter() - started
         try:
             bench = Bench(database, Settings(env=Environment.DEVELOPMENT), FEED.read_text())
@@ -493,38 +533,49 @@ async def run(args: argparse.Namespace, url: str | None = None) -> dict[str, Any
             graphql_data, floor_data = orjson.loads(graphql_body), orjson.loads(floor_body)
             if graphql_data != floor_data:
                 where = first_difference(graphql_data, floor_data, "body")
-                sys.exit(f"feed.py: the floor's output differs from the GraphQL output, so the "
-                         f"comparison would be meaningless. First difference: {where}")
+                sys.exit(
+                    f"feed.py: the floor's output differs from the GraphQL output, so the "
+                    f"comparison would be meaningless. First difference: {where}"
+                )
             standard_body = await bench.standard()
             if standard_body != graphql_body:
                 where = first_difference(graphql_data, orjson.loads(standard_body), "body")
-                sys.exit(f"feed.py: the fast path's output differs from the standard executor's."
-                         f" First difference: {where}")
+                sys.exit(
+                    f"feed.py: the fast path's output differs from the standard executor's."
+                    f" First difference: {where}"
+                )
             identical = graphql_body == floor_body
             samples = await measure(
                 {"graphql": bench.graphql, "standard": bench.standard, "floor": bench.floor},
-                args.repeat, args.warmup,
+                args.repeat,
+                args.warmup,
             )
             naive_repeat = min(args.repeat, args.naive_repeat)
             if naive_repeat:
-                samples.update(await measure(
-                    {"naive": bench.naive}, naive_repeat, min(args.warmup, 1)
-                ))
+                samples.update(
+                    await measure({"naive": bench.naive}, naive_repeat, min(args.warmup, 1))
+                )
         finally:
             await database.dispose()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     medians = {name: statistics.median(values) for name, values in samples.items()}
-    print(f"feed.graphql, first: {FIRST}, over {args.runs} demo runs (setup {setup_s:.1f}s); "
-          f"body {len(graphql_body):,} bytes; floor output "
-          f"{'byte-identical to' if identical else 'equal (decoded) to'} the GraphQL output")
-    print(f"{'path':<9} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'samples':>8} "
-          f"{'SQL stmts':>10} {'x floor':>8}")
+    print(
+        f"feed.graphql, first: {FIRST}, over {args.runs} demo runs (setup {setup_s:.1f}s); "
+        f"body {len(graphql_body):,} bytes; floor output "
+        f"{'byte-identical to' if identical else 'equal (decoded) to'} the GraphQL output"
+    )
+    print(
+        f"{'path':<9} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'samples':>8} "
+        f"{'SQL stmts':>10} {'x floor':>8}"
+    )
     for name, values in samples.items():
-        print(f"{name:<9} {medians[name]:>10.2f} {min(values):>8.2f} {max(values):>8.2f} "
-              f"{len(values):>8} {bench.statements[name]:>10} "
-              f"{medians[name] / medians['floor']:>8.2f}")
+        print(
+            f"{name:<9} {medians[name]:>10.2f} {min(values):>8.2f} {max(values):>8.2f} "
+            f"{len(values):>8} {bench.statements[name]:>10} "
+            f"{medians[name] / medians['floor']:>8.2f}"
+        )
 
     report: dict[str, Any] = {
         "graphql_ms": round(medians["graphql"], 2),
@@ -561,19 +612,32 @@ non_negative = _at_least(0)
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--runs", type=positive, default=1000,
-                        help="demo runs to load (default 1000)")
-    parser.add_argument("--repeat", type=positive, default=30,
-                        help="timed executions of each path (default 30)")
-    parser.add_argument("--warmup", type=non_negative, default=3,
-                        help="untimed executions of graphql, standard and floor first (default 3; "
-                        "naive gets at most 1)")
-    parser.add_argument("--naive-repeat", type=non_negative, default=10,
-                        help="cap on the naive path's timed executions, ~1 s each at the "
-                        "default size (default 10; 0 skips it)")
-    parser.add_argument("--postgres", metavar="URL",
-                        help="a PostgreSQL server to run on (a new database is made and "
-                        "dropped), e.g. postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--runs", type=positive, default=1000, help="demo runs to load (default 1000)"
+    )
+    parser.add_argument(
+        "--repeat", type=positive, default=30, help="timed executions of each path (default 30)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=non_negative,
+        default=3,
+        help="untimed executions of graphql, standard and floor first (default 3; "
+        "naive gets at most 1)",
+    )
+    parser.add_argument(
+        "--naive-repeat",
+        type=non_negative,
+        default=10,
+        help="cap on the naive path's timed executions, ~1 s each at the "
+        "default size (default 10; 0 skips it)",
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="a PostgreSQL server to run on (a new database is made and "
+        "dropped), e.g. postgresql://postgres@127.0.0.1:5432/test",
+    )
     return parser.parse_args(argv)
 
 
@@ -582,8 +646,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.postgres is None:
         report = asyncio.run(run(args))
     else:
-        with tempfile.TemporaryDirectory() as folder, scratch_database(args.postgres,
-                                                                        folder) as url:
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            scratch_database(args.postgres, folder) as url,
+        ):
             report = asyncio.run(run(args, url))
         report["database"] = "postgresql"
     print(orjson.dumps(report).decode())

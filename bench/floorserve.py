@@ -88,8 +88,7 @@ class RawConnection:
         values: list[Any] = []
         for name in names:
             value = params[name]
-            values.extend(value if isinstance(value, list) and not self._postgresql
-                          else [value])
+            values.extend(value if isinstance(value, list) and not self._postgresql else [value])
         return sql, values
 
     def _translate(self, sql: str, params: dict[str, Any]) -> tuple[str, list[str]]:
@@ -133,12 +132,14 @@ RUN_STATUS_BY_ID = text("SELECT id, status FROM runs WHERE id = :id AND org_id =
 RUN = text(
     "SELECT id, status, agent_id, thread_id, trigger_message_group_id, message_group_id,"
     " cost_amount, cost_unit, language, country, timezone, metadata, raw_inputs, created_at,"
-    " started_at, completed_at FROM runs WHERE id = :id AND org_id = :org")
+    " started_at, completed_at FROM runs WHERE id = :id AND org_id = :org"
+)
 AGENT = text("SELECT id, name, kind FROM agents WHERE id = :id")
 THREAD = text("SELECT id, metadata FROM threads WHERE id = :id")
 GROUPS = text(
     "SELECT id, status, type, parent_message_group_id, metadata, created_at"
-    " FROM message_groups WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
+    " FROM message_groups WHERE id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
 MESSAGES = text(
     "SELECT m.id, m.message_group_id, m.status, m.type, m.error_code, m.error_message,"
     " m.created_at, a.id AS actor_id, a.name AS actor_name, a.type AS actor_type,"
@@ -148,18 +149,22 @@ MESSAGES = text(
 ).bindparams(bindparam("ids", expanding=True))
 PARTS = text(
     "SELECT id, content_id, type, text FROM content_parts WHERE content_id IN :ids"
-    " ORDER BY position, id").bindparams(bindparam("ids", expanding=True))
+    " ORDER BY position, id"
+).bindparams(bindparam("ids", expanding=True))
 ATTACHMENTS = text(
     "SELECT id, content_id, type, file_id, url, caption FROM attachments"
-    " WHERE content_id IN :ids ORDER BY position, id").bindparams(
-        bindparam("ids", expanding=True))
-ERRORS = text("SELECT id, code, message, metadata, created_at FROM run_errors"
-              " WHERE run_id = :id ORDER BY created_at, id")
+    " WHERE content_id IN :ids ORDER BY position, id"
+).bindparams(bindparam("ids", expanding=True))
+ERRORS = text(
+    "SELECT id, code, message, metadata, created_at FROM run_errors"
+    " WHERE run_id = :id ORDER BY created_at, id"
+)
 ITEMS = text(
     "SELECT i.id, i.run_id, i.message_group_id, i.key, i.value, i.created_at,"
     " a.id AS actor_id, a.name AS actor_name, a.type AS actor_type FROM attached_items i"
     " LEFT JOIN actors a ON a.id = i.actor_id"
-    " WHERE i.run_id = :id OR i.message_group_id = :group ORDER BY i.created_at, i.id")
+    " WHERE i.run_id = :id OR i.message_group_id = :group ORDER BY i.created_at, i.id"
+)
 
 
 def _grouped(rows: list[Any], key: str) -> dict[str, list[Any]]:
@@ -186,10 +191,13 @@ async def run_detail(conn: RawConnection, org: str, variables: JSONDict) -> JSON
     groups = {row.id: row for row in (await conn.execute(GROUPS, {"ids": group_ids})).all()}
     messages = (await conn.execute(MESSAGES, {"ids": list(groups)})).all()
     content_ids = [m.content_id for m in messages if m.content_id is not None]
-    parts = _grouped((await conn.execute(PARTS, {"ids": content_ids})).all()
-                     if content_ids else [], "content_id")
-    attachments = _grouped((await conn.execute(ATTACHMENTS, {"ids": content_ids})).all()
-                           if content_ids else [], "content_id")
+    parts = _grouped(
+        (await conn.execute(PARTS, {"ids": content_ids})).all() if content_ids else [], "content_id"
+    )
+    attachments = _grouped(
+        (await conn.execute(ATTACHMENTS, {"ids": content_ids})).all() if content_ids else [],
+        "content_id",
+    )
     errors = (await conn.execute(ERRORS, {"id": run.id})).all()
     items = (await conn.execute(ITEMS, {"id": run.id, "group": run.message_group_id})).all()
     by_group = _grouped(messages, "message_group_id")
@@ -199,12 +207,20 @@ async def run_detail(conn: RawConnection, org: str, variables: JSONDict) -> JSON
             return None
         return {
             "id": message.content_id,
-            "parts": [{"id": p.id, "type": PART_TYPE[p.type], "text": p.text}
-                      for p in parts.get(message.content_id, ())],
+            "parts": [
+                {"id": p.id, "type": PART_TYPE[p.type], "text": p.text}
+                for p in parts.get(message.content_id, ())
+            ],
             "attachments": [
-                {"id": a.id, "type": ATTACHMENT_TYPE[a.type], "fileId": a.file_id,
-                 "url": a.url, "caption": a.caption}
-                for a in attachments.get(message.content_id, ())],
+                {
+                    "id": a.id,
+                    "type": ATTACHMENT_TYPE[a.type],
+                    "fileId": a.file_id,
+                    "url": a.url,
+                    "caption": a.caption,
+                }
+                for a in attachments.get(message.content_id, ())
+            ],
         }
 
     def turn(group_id: str | None) -> JSONDict | None:
@@ -212,48 +228,85 @@ async def run_detail(conn: RawConnection, org: str, variables: JSONDict) -> JSON
         if group is None:
             return None
         return {
-            "id": group.id, "status": GROUP_STATUS[group.status],
-            "type": GROUP_TYPE[group.type], "createdAt": _stamp(group.created_at),
+            "id": group.id,
+            "status": GROUP_STATUS[group.status],
+            "type": GROUP_TYPE[group.type],
+            "createdAt": _stamp(group.created_at),
             "parentMessageGroupId": group.parent_message_group_id,
             "metadata": _json(group.metadata),
             "messages": [
-                {"id": m.id, "status": MESSAGE_STATUS[m.status],
-                 "type": MESSAGE_TYPE[m.type], "createdAt": _stamp(m.created_at),
-                 "error": None if m.error_code is None
-                 else {"code": m.error_code, "message": m.error_message or ""},
-                 "actor": None if m.actor_id is None else {
-                     "id": m.actor_id, "name": m.actor_name,
-                     "type": ACTOR_TYPE[m.actor_type]},
-                 "content": content(m)}
-                for m in by_group.get(group.id, ())],
+                {
+                    "id": m.id,
+                    "status": MESSAGE_STATUS[m.status],
+                    "type": MESSAGE_TYPE[m.type],
+                    "createdAt": _stamp(m.created_at),
+                    "error": None
+                    if m.error_code is None
+                    else {"code": m.error_code, "message": m.error_message or ""},
+                    "actor": None
+                    if m.actor_id is None
+                    else {"id": m.actor_id, "name": m.actor_name, "type": ACTOR_TYPE[m.actor_type]},
+                    "content": content(m),
+                }
+                for m in by_group.get(group.id, ())
+            ],
         }
 
     reply = turn(run.message_group_id)
     if reply is not None:
-        reply["attachedItems"] = [{"id": i.id, "key": i.key, "value": _json(i.value)}
-                                  for i in items if i.message_group_id == run.message_group_id]
-    return {"run": {
-        "id": run.id, "status": RUN_STATUS[run.status], "createdAt": _stamp(run.created_at),
-        "startedAt": _stamp(run.started_at), "completedAt": _stamp(run.completed_at),
-        "language": run.language, "country": run.country, "timezone": run.timezone,
-        "metadata": _json(run.metadata), "rawInputs": _json(run.raw_inputs),
-        "cost": None if run.cost_amount is None or run.cost_unit is None
-        else {"amount": number(run.cost_amount), "unit": run.cost_unit},
-        "agent": {"id": agent[0].id, "name": agent[0].name, "kind": agent[0].kind}
-        if agent else None,
-        "thread": {"id": thread[0].id, "metadata": _json(thread[0].metadata)}
-        if thread else None,
-        "triggerMessageGroup": turn(run.trigger_message_group_id),
-        "messageGroup": reply,
-        "errors": [{"id": e.id, "code": e.code, "message": e.message,
-                    "metadata": _json(e.metadata), "createdAt": _stamp(e.created_at)}
-                   for e in errors],
-        "attachedItems": [
-            {"id": i.id, "key": i.key, "value": _json(i.value), "createdAt": _stamp(i.created_at),
-             "actor": None if i.actor_id is None else {
-                 "id": i.actor_id, "name": i.actor_name, "type": ACTOR_TYPE[i.actor_type]}}
-            for i in items if i.run_id == run.id],
-    }}
+        reply["attachedItems"] = [
+            {"id": i.id, "key": i.key, "value": _json(i.value)}
+            for i in items
+            if i.message_group_id == run.message_group_id
+        ]
+    return {
+        "run": {
+            "id": run.id,
+            "status": RUN_STATUS[run.status],
+            "createdAt": _stamp(run.created_at),
+            "startedAt": _stamp(run.started_at),
+            "completedAt": _stamp(run.completed_at),
+            "language": run.language,
+            "country": run.country,
+            "timezone": run.timezone,
+            "metadata": _json(run.metadata),
+            "rawInputs": _json(run.raw_inputs),
+            "cost": None
+            if run.cost_amount is None or run.cost_unit is None
+            else {"amount": number(run.cost_amount), "unit": run.cost_unit},
+            "agent": {"id": agent[0].id, "name": agent[0].name, "kind": agent[0].kind}
+            if agent
+            else None,
+            "thread": {"id": thread[0].id, "metadata": _json(thread[0].metadata)}
+            if thread
+            else None,
+            "triggerMessageGroup": turn(run.trigger_message_group_id),
+            "messageGroup": reply,
+            "errors": [
+                {
+                    "id": e.id,
+                    "code": e.code,
+                    "message": e.message,
+                    "metadata": _json(e.metadata),
+                    "createdAt": _stamp(e.created_at),
+                }
+                for e in errors
+            ],
+            "attachedItems": [
+                {
+                    "id": i.id,
+                    "key": i.key,
+                    "value": _json(i.value),
+                    "createdAt": _stamp(i.created_at),
+                    "actor": None
+                    if i.actor_id is None
+                    else {"id": i.actor_id, "name": i.actor_name, "type": ACTOR_TYPE[i.actor_type]},
+                }
+                for i in items
+                if i.run_id == run.id
+            ],
+        }
+    }
 
 
 async def feed(conn: RawConnection, _org: str, variables: JSONDict) -> JSONDict:
@@ -299,8 +352,13 @@ class Floor:
             if not message.get("more_body"):
                 break
         status, answer = await self._answer(scope, body)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*JSON_HEADERS, (b"content-length", str(len(answer)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*JSON_HEADERS, (b"content-length", str(len(answer)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": answer})
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
@@ -316,8 +374,10 @@ class Floor:
                 return
 
     async def _answer(self, scope: dict[str, Any], body: bytes) -> tuple[int, bytes]:
-        org = next((self.keys.get(value) for name, value in scope["headers"]
-                    if name == b"authorization"), None)
+        org = next(
+            (self.keys.get(value) for name, value in scope["headers"] if name == b"authorization"),
+            None,
+        )
         if org is None:
             return 401, b'{"errors":[{"message":"unauthenticated"}]}'
         request = orjson.loads(body) if body else {}
@@ -345,9 +405,28 @@ def granian_command(target: str, port: int, *options: str, workers: int = 1) -> 
     HTTP/1.1 only (`--http 1`), as uvicorn does and as the load generator asks. Granian runs
     its `workers` as child processes of the one started, each with its Rust runtime threads:
     their CPU counts with the parent's (bench/serve.py sums the process tree)."""
-    return [sys.executable, "-m", "granian", "--interface", "asgi", "--workers", str(workers),
-            "--loop", "uvloop", "--http", "1", "--factory", "--working-dir", str(ROOT),
-            "--host", "127.0.0.1", "--port", str(port), *options, target]
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "1",
+        "--factory",
+        "--working-dir",
+        str(ROOT),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *options,
+        target,
+    ]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -356,8 +435,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--key", required=True, help="the bearer secret it accepts")
     parser.add_argument("--org", required=True, help="the key's organization id")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--server", choices=SERVERS, default="uvicorn",
-                        help="the ASGI server it runs on (default uvicorn)")
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="uvicorn",
+        help="the ASGI server it runs on (default uvicorn)",
+    )
     return parser.parse_args(argv)
 
 
@@ -365,14 +448,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.server == "granian":  # this process becomes granian's (same pid, same core)
         arguments = {"database_url": args.database_url, "key": args.key, "org": args.org}
-        command = granian_command("bench.floorserve:from_environment", args.port,
-                                  "--log-level", "warning")
-        os.execve(sys.executable, command,
-                  {**os.environ, ENVIRONMENT: orjson.dumps(arguments).decode()})
+        command = granian_command(
+            "bench.floorserve:from_environment", args.port, "--log-level", "warning"
+        )
+        os.execve(
+            sys.executable, command, {**os.environ, ENVIRONMENT: orjson.dumps(arguments).decode()}
+        )
     import uvicorn
 
-    uvicorn.run(Floor(args.database_url, {args.key: args.org}), host="127.0.0.1",
-                port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        Floor(args.database_url, {args.key: args.org}),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ def requests(path: str, port: int, key: str, bodies: list[str]) -> list[bytes]:
         built.append(
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Content-Type: application/json\r\nAuthorization: Bearer {key}\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+            f"Content-Length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
     return built
 
 
@@ -119,7 +121,8 @@ class Load:
         loop = asyncio.get_running_loop()
         try:
             _, connection = await loop.create_connection(
-                lambda: Connection(self), "127.0.0.1", self.port)
+                lambda: Connection(self), "127.0.0.1", self.port
+            )
         except OSError:
             self.opening -= 1
             self.errors += 1
@@ -215,13 +218,17 @@ async def generate(args: argparse.Namespace, bodies: list[str]) -> dict[str, Any
     sent = load.expected if not args.serial else args.serial
     unanswered = sent - len(ordered) - load.errors
     return {
-        "rate": args.rate, "seconds": args.seconds, "sent": sent, "answered": len(ordered),
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "sent": sent,
+        "answered": len(ordered),
         "achieved_rate": round(len(ordered) / span, 1) if span else None,
         "p50_ms": round(percentile(ordered, 0.5) * 1000, 3),
         "p90_ms": round(percentile(ordered, 0.9) * 1000, 3),
         "p99_ms": round(percentile(ordered, 0.99) * 1000, 3),
         "max_ms": round(ordered[-1] * 1000, 3) if ordered else 0.0,
-        "errors": load.errors + max(0, unanswered), "connections": load.opened,
+        "errors": load.errors + max(0, unanswered),
+        "connections": load.opened,
         "cpu_ms_per_request": round(cpu * 1000 / max(1, len(ordered)), 4),
         "last_body": load.last_body.decode(errors="replace")[:200],
     }
@@ -235,11 +242,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bodies", required=True, help="a JSON file: a list of bodies")
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--serial", type=int, default=0,
-                        help="send this many requests one at a time instead")
+    parser.add_argument(
+        "--serial", type=int, default=0, help="send this many requests one at a time instead"
+    )
     parser.add_argument("--connections", type=int, default=64, help="at most (default 64)")
-    parser.add_argument("--grace", type=float, default=2.0,
-                        help="seconds to wait for answers after the last due time")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=2.0,
+        help="seconds to wait for answers after the last due time",
+    )
     return parser.parse_args(argv)
 
 

@@ -86,8 +86,10 @@ MIN_ACHIEVED = 0.95  # of the offered rate, for a step not to saturate
 SAMPLE = 20  # requests per workload whose answers are compared byte for byte
 READS = ("run-by-id", "feed20", "feed100", "detail")  # the floor answers these
 WORKLOADS = (*READS, "createRun")
-CREATE = ("mutation Create($agent: ID!) { createRun(input: {agentId: $agent, content: "
-          '{text: "load test"}}) { run { id status } } }')
+CREATE = (
+    "mutation Create($agent: ID!) { createRun(input: {agentId: $agent, content: "
+    '{text: "load test"}}) { run { id status } } }'
+)
 FLOOR = "floor"
 BOX = "box"  # runql on every core: `runql serve --workers N`, not pinned (`--box`)
 DATABASES = ("sqlite", "postgresql")
@@ -105,8 +107,11 @@ class Step:
     generator_cpu_ms: float
 
     def saturated(self, saturation_ms: float) -> bool:
-        return (self.errors > 0 or self.p99_ms > saturation_ms
-                or self.achieved_rate < MIN_ACHIEVED * self.rate)
+        return (
+            self.errors > 0
+            or self.p99_ms > saturation_ms
+            or self.achieved_rate < MIN_ACHIEVED * self.rate
+        )
 
 
 @dataclass
@@ -148,8 +153,10 @@ def _processes() -> dict[int, tuple[int, float]]:
     table: dict[int, tuple[int, float]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
-            table[int(entry.name)] = (int(fields[1]),
-                                      (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+            table[int(entry.name)] = (
+                int(fields[1]),
+                (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
+            )
     return table
 
 
@@ -197,9 +204,15 @@ def loadavg() -> str:
 
 def runql_command(url: str, *arguments: str) -> str:
     environment = {**os.environ, "RUNQL_DATABASE_URL": url, "RUNQL_ENV": "production"}
-    return subprocess.run([sys.executable, "-m", "runql", *arguments], cwd=ROOT,
-                          env=environment, capture_output=True, text=True, check=True,
-                          timeout=1800).stdout
+    return subprocess.run(
+        [sys.executable, "-m", "runql", *arguments],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1800,
+    ).stdout
 
 
 async def _key_and_rows(url: str) -> tuple[str, str, list[str], str]:
@@ -217,8 +230,11 @@ async def _key_and_rows(url: str) -> tuple[str, str, list[str], str]:
                 await conn.execute(text("ANALYZE"))
                 await conn.commit()
             ids = (await conn.execute(text("SELECT id FROM runs ORDER BY id"))).scalars().all()
-            agent = (await conn.execute(text(
-                "SELECT id FROM agents WHERE kind = 'echo' ORDER BY id LIMIT 1"))).scalar_one()
+            agent = (
+                await conn.execute(
+                    text("SELECT id FROM agents WHERE kind = 'echo' ORDER BY id LIMIT 1")
+                )
+            ).scalar_one()
         return key.secret, key.row.org_id, list(ids), agent
     finally:
         await database.dispose()
@@ -251,8 +267,10 @@ def bodies(workload: str, prepared: Prepared) -> list[str]:
     if workload == "feed100":
         return [orjson.dumps({"query": FEED, "variables": {"first": 100}}).decode()]
     query = RUN_BY_ID if workload == "run-by-id" else RUN_DETAIL
-    return [orjson.dumps({"query": query, "variables": {"id": run_id}}).decode()
-            for run_id in prepared.run_ids]
+    return [
+        orjson.dumps({"query": query, "variables": {"id": run_id}}).decode()
+        for run_id in prepared.run_ids
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,29 +303,62 @@ class Software:
         return cls(name, log_config)
 
 
-def _command(server: str, prepared: Prepared, port: int,
-             software: Software) -> tuple[list[str], dict[str, str]]:
+def _command(
+    server: str, prepared: Prepared, port: int, software: Software
+) -> tuple[list[str], dict[str, str]]:
     if server == FLOOR:
-        return ([sys.executable, str(ROOT / "bench" / "floorserve.py"), "--database-url",
-                 prepared.url, "--key", prepared.key, "--org", prepared.org, "--port",
-                 str(port), "--server", software.name], dict(os.environ))
+        return (
+            [
+                sys.executable,
+                str(ROOT / "bench" / "floorserve.py"),
+                "--database-url",
+                prepared.url,
+                "--key",
+                prepared.key,
+                "--org",
+                prepared.org,
+                "--port",
+                str(port),
+                "--server",
+                software.name,
+            ],
+            dict(os.environ),
+        )
     processes = (os.cpu_count() or 1) if server == BOX else 1
     environment = {  # runql, or runql on the standard executor only
-        **os.environ, "RUNQL_DATABASE_URL": prepared.url, "RUNQL_ENV": "production",
-        "RUNQL_WORKERS": "0", "RUNQL_GRAPHIQL": "0", "RUNQL_SERVE_WORKERS": str(processes),
-        "RUNQL_RATE_LIMIT_PER_SECOND": "1000000", "RUNQL_RATE_LIMIT_BURST": "1000000",
-        "RUNQL_FASTPATH": "0" if server == "standard" else "1"}
+        **os.environ,
+        "RUNQL_DATABASE_URL": prepared.url,
+        "RUNQL_ENV": "production",
+        "RUNQL_WORKERS": "0",
+        "RUNQL_GRAPHIQL": "0",
+        "RUNQL_SERVE_WORKERS": str(processes),
+        "RUNQL_RATE_LIMIT_PER_SECOND": "1000000",
+        "RUNQL_RATE_LIMIT_BURST": "1000000",
+        "RUNQL_FASTPATH": "0" if server == "standard" else "1",
+    }
     if software.name == "granian":
-        return (granian_command("runql.serving:process_app", port, "--log-config",
-                                str(software.log_config), "--log-level", "warning",
-                                workers=processes), environment)
-    return ([sys.executable, "-m", "runql", "serve", "--host", "127.0.0.1", "--port",
-             str(port)], environment)
+        return (
+            granian_command(
+                "runql.serving:process_app",
+                port,
+                "--log-config",
+                str(software.log_config),
+                "--log-level",
+                "warning",
+                workers=processes,
+            ),
+            environment,
+        )
+    return (
+        [sys.executable, "-m", "runql", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        environment,
+    )
 
 
 @contextmanager
-def serving(prepared: Prepared, software: Software,
-            *servers: str) -> Iterator[list[tuple[int, int]]]:
+def serving(
+    prepared: Prepared, software: Software, *servers: str
+) -> Iterator[list[tuple[int, int]]]:
     """Servers pinned to core 0, started side by side: each one's port and process id. Their
     logs (runql's access lines included, at production's level) go to files, read only when a
     server fails to start."""
@@ -319,9 +370,19 @@ def serving(prepared: Prepared, software: Software,
                 command, environment = _command(server, prepared, port, software)
                 written: IO[bytes] = logs.enter_context(tempfile.TemporaryFile())
                 pinned = [] if server == BOX else ["taskset", "-c", SERVER_CORE]
-                processes.append((port, subprocess.Popen(
-                    [*pinned, *command], env=environment, cwd=ROOT,
-                    stdout=subprocess.DEVNULL, stderr=written), written))
+                processes.append(
+                    (
+                        port,
+                        subprocess.Popen(
+                            [*pinned, *command],
+                            env=environment,
+                            cwd=ROOT,
+                            stdout=subprocess.DEVNULL,
+                            stderr=written,
+                        ),
+                        written,
+                    )
+                )
             for port, process, server_log in processes:
                 _wait_until_up(port, process, server_log)
             yield [(port, process.pid) for port, process, _log in processes]  # taskset execs
@@ -354,8 +415,9 @@ def _wait_until_up(port: int, process: subprocess.Popen[bytes], log: IO[bytes]) 
 
 
 def answers(port: int, key: str, sample: list[str]) -> list[bytes]:
-    with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {key}",
-                                           "Content-Type": "application/json"}) as client:
+    with httpx.Client(
+        timeout=60, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    ) as client:
         found = []
         for body in sample:
             response = client.post(f"http://127.0.0.1:{port}/graphql", content=body)
@@ -371,10 +433,14 @@ def _sample(requests: list[str]) -> list[str]:
 
 
 def first_difference(left: bytes, right: bytes) -> str:
-    index = next((i for i, (a, b) in enumerate(zip(left, right, strict=False)) if a != b),
-                 min(len(left), len(right)))
-    return (f"at byte {index}: runql …{left[max(0, index - 80):index + 80]!r}… floor "
-            f"…{right[max(0, index - 80):index + 80]!r}…")
+    index = next(
+        (i for i, (a, b) in enumerate(zip(left, right, strict=False)) if a != b),
+        min(len(left), len(right)),
+    )
+    return (
+        f"at byte {index}: runql …{left[max(0, index - 80) : index + 80]!r}… floor "
+        f"…{right[max(0, index - 80) : index + 80]!r}…"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,8 +449,20 @@ def first_difference(left: bytes, right: bytes) -> str:
 
 
 def generate(port: int, key: str, path: Path, *arguments: str) -> dict[str, Any]:
-    command = ["taskset", "-c", LOAD_CORE, sys.executable, str(ROOT / "bench" / "openloop.py"),
-               "--port", str(port), "--key", key, "--bodies", str(path), *arguments]
+    command = [
+        "taskset",
+        "-c",
+        LOAD_CORE,
+        sys.executable,
+        str(ROOT / "bench" / "openloop.py"),
+        "--port",
+        str(port),
+        "--key",
+        key,
+        "--bodies",
+        str(path),
+        *arguments,
+    ]
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     if finished.returncode != 0:
         raise RuntimeError(f"the load generator failed: {finished.stderr[-3000:]}")
@@ -392,12 +470,10 @@ def generate(port: int, key: str, path: Path, *arguments: str) -> dict[str, Any]
     return report
 
 
-def step(port: int, pid: int, prepared: Prepared, path: Path, rate: float,
-         seconds: float) -> Step:
+def step(port: int, pid: int, prepared: Prepared, path: Path, rate: float, seconds: float) -> Step:
     backends = postgres_backends(prepared.name) if prepared.name else {}
     cpu = cpu_seconds(pid)
-    report = generate(port, prepared.key, path, "--rate", f"{rate:g}", "--seconds",
-                      f"{seconds:g}")
+    report = generate(port, prepared.key, path, "--rate", f"{rate:g}", "--seconds", f"{seconds:g}")
     server_cpu = cpu_seconds(pid) - cpu
     answered = max(1, int(report["answered"]))
     database_cpu: float | None = None
@@ -405,10 +481,16 @@ def step(port: int, pid: int, prepared: Prepared, path: Path, rate: float,
         after = postgres_backends(prepared.name)
         database_cpu = sum(value - backends.get(pid_, 0.0) for pid_, value in after.items())
         database_cpu = round(database_cpu * 1000 / answered, 3)
-    return Step(rate=rate, achieved_rate=report["achieved_rate"] or 0.0,
-                p50_ms=report["p50_ms"], p99_ms=report["p99_ms"], errors=report["errors"],
-                server_cpu_ms=round(server_cpu * 1000 / answered, 3),
-                database_cpu_ms=database_cpu, generator_cpu_ms=report["cpu_ms_per_request"])
+    return Step(
+        rate=rate,
+        achieved_rate=report["achieved_rate"] or 0.0,
+        p50_ms=report["p50_ms"],
+        p99_ms=report["p99_ms"],
+        errors=report["errors"],
+        server_cpu_ms=round(server_cpu * 1000 / answered, 3),
+        database_cpu_ms=database_cpu,
+        generator_cpu_ms=report["cpu_ms_per_request"],
+    )
 
 
 def rates(args: argparse.Namespace, measured: Measured) -> Iterator[float]:
@@ -440,8 +522,9 @@ def _idle(pid: int, seconds: float = 30) -> None:
             return
 
 
-def measure(port: int, pid: int, prepared: Prepared, path: Path, label: str,
-            args: argparse.Namespace) -> Measured:
+def measure(
+    port: int, pid: int, prepared: Prepared, path: Path, label: str, args: argparse.Namespace
+) -> Measured:
     generate(port, prepared.key, path, "--serial", str(args.warmup))
     serial = generate(port, prepared.key, path, "--serial", str(args.serial))
     measured = Measured(serial_p50_ms=serial["p50_ms"])
@@ -449,11 +532,13 @@ def measure(port: int, pid: int, prepared: Prepared, path: Path, label: str,
         found = step(port, pid, prepared, path, rate, args.seconds)
         measured.steps.append(found)
         saturated = found.saturated(args.saturation_ms)
-        print(f"  {label:<22} {rate:>7g}/s: got {found.achieved_rate:>7.1f}/s, p50 "
-              f"{found.p50_ms:>8.2f} ms, p99 {found.p99_ms:>8.2f} ms, server "
-              f"{found.server_cpu_ms:>7.3f} ms/req, db {found.database_cpu_ms or 0:>6.3f} "
-              f"ms/req, errors {found.errors}{'  <- saturated' if saturated else ''}",
-              flush=True)
+        print(
+            f"  {label:<22} {rate:>7g}/s: got {found.achieved_rate:>7.1f}/s, p50 "
+            f"{found.p50_ms:>8.2f} ms, p99 {found.p99_ms:>8.2f} ms, server "
+            f"{found.server_cpu_ms:>7.3f} ms/req, db {found.database_cpu_ms or 0:>6.3f} "
+            f"ms/req, errors {found.errors}{'  <- saturated' if saturated else ''}",
+            flush=True,
+        )
         _idle(pid)
     return measured
 
@@ -463,21 +548,25 @@ def measure(port: int, pid: int, prepared: Prepared, path: Path, label: str,
 # --------------------------------------------------------------------------------------------
 
 
-def bench_database(kind: str, args: argparse.Namespace, folder: Path,
-                   software: Software) -> dict[str, Any]:
+def bench_database(
+    kind: str, args: argparse.Namespace, folder: Path, software: Software
+) -> dict[str, Any]:
     server_url = args.postgres if kind == "postgresql" else None
     with scratch_database(server_url, str(folder)) as url:
         started = time.monotonic()
         prepared = prepare(url, args.runs)
-        print(f"{kind}: {len(prepared.run_ids)} runs ready in "
-              f"{time.monotonic() - started:.0f} s", flush=True)
+        print(
+            f"{kind}: {len(prepared.run_ids)} runs ready in {time.monotonic() - started:.0f} s",
+            flush=True,
+        )
         paths: dict[str, Path] = {}
         for workload in args.only:
             paths[workload] = folder / f"{kind}-{workload}.json"
             paths[workload].write_bytes(orjson.dumps(bodies(workload, prepared)))
         with serving(prepared, software, *args.servers) as up:
-            identical = check_identity(prepared, args.only, args.servers,
-                                       [port for port, _pid in up])
+            identical = check_identity(
+                prepared, args.only, args.servers, [port for port, _pid in up]
+            )
         measured: dict[str, dict[str, Measured]] = {workload: {} for workload in args.only}
         for server in args.servers:  # one at a time on the core
             with serving(prepared, software, server) as [(port, pid)]:
@@ -485,37 +574,49 @@ def bench_database(kind: str, args: argparse.Namespace, folder: Path,
                     if server == FLOOR and workload not in READS:
                         continue
                     measured[workload][server] = measure(
-                        port, pid, prepared, paths[workload],
-                        f"{kind} {server} {workload}", args)
-    return {"identical_bodies": identical, "workloads": {
-        workload: _compare(by_server, args) for workload, by_server in measured.items()}}
+                        port, pid, prepared, paths[workload], f"{kind} {server} {workload}", args
+                    )
+    return {
+        "identical_bodies": identical,
+        "workloads": {
+            workload: _compare(by_server, args) for workload, by_server in measured.items()
+        },
+    }
 
 
-def check_identity(prepared: Prepared, workloads: Sequence[str], servers: Sequence[str],
-                   ports: list[int]) -> dict[str, int]:
+def check_identity(
+    prepared: Prepared, workloads: Sequence[str], servers: Sequence[str], ports: list[int]
+) -> dict[str, int]:
     """Each read workload's sample answered by every server (at `ports`), each runql's answer
     byte for byte the floor's: how many answers were compared per workload."""
-    samples = {workload: _sample(bodies(workload, prepared)) for workload in workloads
-               if workload in READS}
-    found = {server: {workload: answers(port, prepared.key, sample)
-                      for workload, sample in samples.items()}
-             for server, port in zip(servers, ports, strict=True)}
+    samples = {
+        workload: _sample(bodies(workload, prepared)) for workload in workloads if workload in READS
+    }
+    found = {
+        server: {
+            workload: answers(port, prepared.key, sample) for workload, sample in samples.items()
+        }
+        for server, port in zip(servers, ports, strict=True)
+    }
     for server in servers:
         for workload in samples:
-            for ours, floors in zip(found[server][workload], found[FLOOR][workload],
-                                    strict=True):
+            for ours, floors in zip(found[server][workload], found[FLOOR][workload], strict=True):
                 if ours != floors:
-                    sys.exit(f"serve.py: {workload}: the floor's answer differs from {server}'s,"
-                             " so the comparison would be meaningless; "
-                             f"{first_difference(ours, floors)}")
+                    sys.exit(
+                        f"serve.py: {workload}: the floor's answer differs from {server}'s,"
+                        " so the comparison would be meaningless; "
+                        f"{first_difference(ours, floors)}"
+                    )
     return {workload: len(sample) for workload, sample in samples.items()}
 
 
 def _compare(by_server: dict[str, Measured], args: argparse.Namespace) -> dict[str, Any]:
     """Each server's figures, and each runql's over the floor's ("ratio" for runql,
     "standard_ratio" for the standard executor) when the floor answers the workload."""
-    figures: dict[str, Any] = {server: measured.figures(args.p99_ms, args.saturation_ms)
-                               for server, measured in by_server.items()}
+    figures: dict[str, Any] = {
+        server: measured.figures(args.p99_ms, args.saturation_ms)
+        for server, measured in by_server.items()
+    }
     floor = figures.get(FLOOR)
 
     def ratio(ours: dict[str, Any], key: str) -> float | None:
@@ -523,34 +624,52 @@ def _compare(by_server: dict[str, Measured], args: argparse.Namespace) -> dict[s
             return None
         return round(float(ours[key]) / float(floor[key]), 3)
 
-    ratios = {f"{'' if server == 'runql' else server + '_'}ratio": {
-        key: ratio(figures[server], key) for key in RATIO_KEYS}
-        for server in by_server if server != FLOOR and floor is not None}
-    generator = [step.generator_cpu_ms for measured in by_server.values()
-                 for step in measured.steps if step.generator_cpu_ms > 0]
-    return {**figures, **ratios,
-        "generator_ceiling_rps": round(1000 / min(generator)) if generator
-        else None,
-        "steps": {server: [vars(step) for step in measured.steps]
-                  for server, measured in by_server.items()}}
+    ratios = {
+        f"{'' if server == 'runql' else server + '_'}ratio": {
+            key: ratio(figures[server], key) for key in RATIO_KEYS
+        }
+        for server in by_server
+        if server != FLOOR and floor is not None
+    }
+    generator = [
+        step.generator_cpu_ms
+        for measured in by_server.values()
+        for step in measured.steps
+        if step.generator_cpu_ms > 0
+    ]
+    return {
+        **figures,
+        **ratios,
+        "generator_ceiling_rps": round(1000 / min(generator)) if generator else None,
+        "steps": {
+            server: [vars(step) for step in measured.steps]
+            for server, measured in by_server.items()
+        },
+    }
 
 
 RATIO_KEYS = ("peak_rps", "rate_p99_ok", "server_cpu_ms", "database_cpu_ms", "serial_p50_ms")
 
 
 def print_table(results: dict[str, Any]) -> None:
-    print(f"{'database':<10} {'workload':<10} {'server':<14} {'peak rps':>9} {'p99ok rps':>9} "
-          f"{'srv ms/req':>10} {'db ms/req':>9} {'serial ms':>9}")
+    print(
+        f"{'database':<10} {'workload':<10} {'server':<14} {'peak rps':>9} {'p99ok rps':>9} "
+        f"{'srv ms/req':>10} {'db ms/req':>9} {'serial ms':>9}"
+    )
     for kind, found in results.items():
         for workload, figures in found["workloads"].items():
             for server, row in figures.items():
                 if not isinstance(row, dict) or server == "steps":
                     continue
                 cells = [row.get(key) for key in RATIO_KEYS]
-                text = [f"{cell:>9.3g}" if isinstance(cell, float | int) else f"{'-':>9}"
-                        for cell in cells]
-                print(f"{kind:<10} {workload:<10} {server:<14} {text[0]} {text[1]} "
-                      f"{text[2]:>10} {text[3]} {text[4]}")
+                text = [
+                    f"{cell:>9.3g}" if isinstance(cell, float | int) else f"{'-':>9}"
+                    for cell in cells
+                ]
+                print(
+                    f"{kind:<10} {workload:<10} {server:<14} {text[0]} {text[1]} "
+                    f"{text[2]:>10} {text[3]} {text[4]}"
+                )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -563,10 +682,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for kind in args.database:
             results[kind] = bench_database(kind, args, Path(folder), software)
     print_table(results)
-    return {"server": server, "databases": results, "runs": args.runs,
-            "seconds_per_step": args.seconds,
-            "p99_limit_ms": args.p99_ms, "loadavg_before": before, "loadavg_after": loadavg(),
-            "cores": os.cpu_count()}
+    return {
+        "server": server,
+        "databases": results,
+        "runs": args.runs,
+        "seconds_per_step": args.seconds,
+        "p99_limit_ms": args.p99_ms,
+        "loadavg_before": before,
+        "loadavg_after": loadavg(),
+        "cores": os.cpu_count(),
+    }
 
 
 def _names(allowed: Sequence[str]) -> Any:
@@ -584,39 +709,75 @@ def _names(allowed: Sequence[str]) -> Any:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--database", type=_names(DATABASES), default=list(DATABASES),
-                        help="sqlite, postgresql or both (default both)")
-    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test",
-                        help="the PostgreSQL server (a new database is made and dropped)")
+    parser.add_argument(
+        "--database",
+        type=_names(DATABASES),
+        default=list(DATABASES),
+        help="sqlite, postgresql or both (default both)",
+    )
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="the PostgreSQL server (a new database is made and dropped)",
+    )
     parser.add_argument("--runs", type=int, default=5000, help="demo runs (default 5000)")
-    parser.add_argument("--only", type=_names(WORKLOADS), default=list(READS),
-                        help=f"workloads, comma-separated, of {','.join(WORKLOADS)} "
-                        f"(default {','.join(READS)}; createRun has no floor)")
-    parser.add_argument("--box", action="store_true",
-                        help="also time runql on every core (runql serve --workers N, not "
-                        "pinned; the load generator keeps core 1): the whole box's peak")
-    parser.add_argument("--server", choices=SERVERS, default="uvicorn",
-                        help="the ASGI server runql and the floor both run on (default "
-                        "uvicorn, as `runql serve`; granian: the app factory on granian)")
-    parser.add_argument("--standard", action="store_true",
-                        help="also time runql on the standard executor (RUNQL_FASTPATH=0)")
+    parser.add_argument(
+        "--only",
+        type=_names(WORKLOADS),
+        default=list(READS),
+        help=f"workloads, comma-separated, of {','.join(WORKLOADS)} "
+        f"(default {','.join(READS)}; createRun has no floor)",
+    )
+    parser.add_argument(
+        "--box",
+        action="store_true",
+        help="also time runql on every core (runql serve --workers N, not "
+        "pinned; the load generator keeps core 1): the whole box's peak",
+    )
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="uvicorn",
+        help="the ASGI server runql and the floor both run on (default "
+        "uvicorn, as `runql serve`; granian: the app factory on granian)",
+    )
+    parser.add_argument(
+        "--standard",
+        action="store_true",
+        help="also time runql on the standard executor (RUNQL_FASTPATH=0)",
+    )
     parser.add_argument("--seconds", type=float, default=4.0, help="per step (default 4)")
     parser.add_argument("--start", type=float, default=20.0, help="first rate (default 20)")
-    parser.add_argument("--factor", type=float, default=1.4,
-                        help="each rate over the last (default 1.4)")
+    parser.add_argument(
+        "--factor", type=float, default=1.4, help="each rate over the last (default 1.4)"
+    )
     parser.add_argument("--max-rate", type=float, default=20000.0)
-    parser.add_argument("--p99-ms", type=float, default=50.0,
-                        help="the latency bound of `rate_p99_ok` (default 50)")
-    parser.add_argument("--saturation-ms", type=float, default=500.0,
-                        help="a step with a p99 over this saturates (default 500)")
-    parser.add_argument("--serial", type=int, default=200,
-                        help="requests sent one at a time for the median (default 200)")
+    parser.add_argument(
+        "--p99-ms", type=float, default=50.0, help="the latency bound of `rate_p99_ok` (default 50)"
+    )
+    parser.add_argument(
+        "--saturation-ms",
+        type=float,
+        default=500.0,
+        help="a step with a p99 over this saturates (default 500)",
+    )
+    parser.add_argument(
+        "--serial",
+        type=int,
+        default=200,
+        help="requests sent one at a time for the median (default 200)",
+    )
     parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 100 runs, one short step at --start")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 100 runs, one short step at --start"
+    )
     args = parser.parse_args(argv)
-    args.servers = ["runql", *(["standard"] if args.standard else []),
-                    *([BOX] if args.box else []), FLOOR]
+    args.servers = [
+        "runql",
+        *(["standard"] if args.standard else []),
+        *([BOX] if args.box else []),
+        FLOOR,
+    ]
     if args.quick:
         args.runs, args.seconds, args.serial, args.warmup = 100, 0.5, 5, 3
         args.max_rate = args.start

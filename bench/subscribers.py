@@ -52,8 +52,9 @@ CREATE_AGENT = """mutation { createAgent(input: {name: "Echo", kind: "echo"}) { 
 CREATE_RUN = """mutation($a: ID!) { createRun(input: {agentId: $a, content: {text: "fan-out"}})
   { run { id } } }"""
 CANCEL_RUN = "mutation($id: ID!) { cancelRun(id: $id) { run { status } } }"
-RUN_EVENTS = "subscription($id: ID!, $after: Int) { runEvents(runId: $id, after: $after) " \
-             "{ seq createdAt } }"
+RUN_EVENTS = (
+    "subscription($id: ID!, $after: Int) { runEvents(runId: $id, after: $after) { seq createdAt } }"
+)
 
 
 def _free_port() -> int:
@@ -100,8 +101,9 @@ class Subscriber(asyncio.Protocol):
     in a plain asyncio Protocol; arrivals are stamped when their bytes reach the process."""
 
     def __init__(self, uri: str, key: str) -> None:
-        self._ws = ClientProtocol(parse_uri(uri),
-                                  subprotocols=[Subprotocol("graphql-transport-ws")])
+        self._ws = ClientProtocol(
+            parse_uri(uri), subprotocols=[Subprotocol("graphql-transport-ws")]
+        )
         self._key = key
         self._transport: asyncio.Transport | None = None
         self.acknowledged = asyncio.get_running_loop().create_future()
@@ -142,8 +144,9 @@ class Subscriber(asyncio.Protocol):
                 if event.status_code != 101:
                     self.acknowledged.set_exception(RuntimeError(f"upgrade: {event.status_code}"))
                     continue
-                self.send({"type": "connection_init",
-                           "payload": {"Authorization": f"Bearer {self._key}"}})
+                self.send(
+                    {"type": "connection_init", "payload": {"Authorization": f"Bearer {self._key}"}}
+                )
             elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
                 self._on_message(json.loads(bytes(event.data)), arrived)
         self._flush()  # pongs
@@ -170,8 +173,13 @@ class Subscriber(asyncio.Protocol):
     def subscribe(self, run_id: str, after: int) -> None:
         self.arrivals.clear()
         self.completed.clear()
-        self.send({"id": run_id, "type": "subscribe", "payload": {
-            "query": RUN_EVENTS, "variables": {"id": run_id, "after": after}}})
+        self.send(
+            {
+                "id": run_id,
+                "type": "subscribe",
+                "payload": {"query": RUN_EVENTS, "variables": {"id": run_id, "after": after}},
+            }
+        )
 
     def close(self) -> None:
         if self._transport is not None:
@@ -201,8 +209,9 @@ async def _quiet(pid: int, within: float) -> None:
 
 class Bench:
     def __init__(self, host: str, port: int, key: str, pid: int) -> None:
-        self.http = httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=60,
-                                      headers={"Authorization": f"Bearer {key}"})
+        self.http = httpx.AsyncClient(
+            base_url=f"http://{host}:{port}", timeout=60, headers={"Authorization": f"Bearer {key}"}
+        )
         self.host, self.port = host, port
         self.ws_url = f"ws://{host}:{port}/graphql"
         self.key = key
@@ -210,8 +219,9 @@ class Bench:
         self.sockets: list[Subscriber] = []
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        body = (await self.http.post("/graphql", json={"query": query,
-                                                       "variables": variables or {}})).json()
+        body = (
+            await self.http.post("/graphql", json={"query": query, "variables": variables or {}})
+        ).json()
         if body.get("errors"):
             raise RuntimeError(body["errors"])
         return body["data"]  # type: ignore[no-any-return]
@@ -219,7 +229,8 @@ class Bench:
     async def _open_one(self) -> Subscriber:
         loop = asyncio.get_running_loop()
         _transport, subscriber = await loop.create_connection(
-            lambda: Subscriber(self.ws_url, self.key), self.host, self.port)
+            lambda: Subscriber(self.ws_url, self.key), self.host, self.port
+        )
         await asyncio.wait_for(subscriber.acknowledged, 60)
         return subscriber
 
@@ -278,11 +289,14 @@ async def _run(port: int, key: str, pid: int, levels: list[int]) -> list[dict[st
         result = await bench.level(count, agent)
         result["server_kib_per_socket"] = round((_rss_kib(pid) - baseline) / count, 1)
         results.append(result)
-        print(f"{count:>6} subscribers: min {result['min_ms']} ms, p50 {result['p50_ms']} ms, "
-              f"p99 {result['p99_ms']} ms, "
-              f"max {result['max_ms']} ms; server memory {result['server_kib_per_socket']} "
-              f"KiB per socket; CPU per delivery: server {result['server_cpu_ms_per_delivery']}"
-              f" ms, client {result['client_cpu_ms_per_delivery']} ms", flush=True)
+        print(
+            f"{count:>6} subscribers: min {result['min_ms']} ms, p50 {result['p50_ms']} ms, "
+            f"p99 {result['p99_ms']} ms, "
+            f"max {result['max_ms']} ms; server memory {result['server_kib_per_socket']} "
+            f"KiB per socket; CPU per delivery: server {result['server_cpu_ms_per_delivery']}"
+            f" ms, client {result['client_cpu_ms_per_delivery']} ms",
+            flush=True,
+        )
     for subscriber in bench.sockets:
         subscriber.close()
     await bench.http.aclose()
@@ -291,18 +305,38 @@ async def _run(port: int, key: str, pid: int, levels: list[int]) -> list[dict[st
 
 def _serve_and_measure(levels: list[int], shared: bool) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as folder:
-        env = {**os.environ, "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/bench.db",
-               "RUNQL_ENV": "production", "RUNQL_WORKERS": "0",
-               "RUNQL_WS_SHARED_STREAMS": "1" if shared else "0", "RUNQL_SERVE_WORKERS": "1"}
-        subprocess.run([sys.executable, "-m", "runql", "migrate"], env=env, cwd=ROOT,
-                       check=True, capture_output=True)
-        made = subprocess.run([sys.executable, "-m", "runql", "keys", "create", "--name", "bench"],
-                              env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+        env = {
+            **os.environ,
+            "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/bench.db",
+            "RUNQL_ENV": "production",
+            "RUNQL_WORKERS": "0",
+            "RUNQL_WS_SHARED_STREAMS": "1" if shared else "0",
+            "RUNQL_SERVE_WORKERS": "1",
+        }
+        subprocess.run(
+            [sys.executable, "-m", "runql", "migrate"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        made = subprocess.run(
+            [sys.executable, "-m", "runql", "keys", "create", "--name", "bench"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         key = made.stdout.strip().splitlines()[-1]
         port = _free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [sys.executable, "-m", "runql", "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 return runner.run(_run(port, key, server.pid, levels))
@@ -314,8 +348,11 @@ def _serve_and_measure(levels: list[int], shared: bool) -> list[dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", default="1,100,1000,5000")
-    parser.add_argument("--per-subscriber-levels", default="1,100,1000",
-                        help="levels also measured with shared streams off (empty: none)")
+    parser.add_argument(
+        "--per-subscriber-levels",
+        default="1,100,1000",
+        help="levels also measured with shared streams off (empty: none)",
+    )
     args = parser.parse_args()
     levels = [int(level) for level in args.levels.split(",")]
     naive_levels = [int(level) for level in args.per_subscriber_levels.split(",") if level]
@@ -327,10 +364,16 @@ def main() -> int:
         print("per-subscriber executions (RUNQL_WS_SHARED_STREAMS=0):", flush=True)
         naive = _serve_and_measure(naive_levels, shared=False)
     p99 = {result["subscribers"]: result["p99_ms"] for result in results}
-    ratios = {str(n["subscribers"]): round(n["p99_ms"] / p99[n["subscribers"]], 1)
-              for n in naive if n["subscribers"] in p99}
-    print(json.dumps({"levels": results, "per_subscriber": naive,
-                      "per_subscriber_p99_over_shared": ratios}))
+    ratios = {
+        str(n["subscribers"]): round(n["p99_ms"] / p99[n["subscribers"]], 1)
+        for n in naive
+        if n["subscribers"] in p99
+    }
+    print(
+        json.dumps(
+            {"levels": results, "per_subscriber": naive, "per_subscriber_p99_over_shared": ratios}
+        )
+    )
     return 0
 
 

@@ -35,15 +35,17 @@ from runql.storage.database import Database
 PROTECTED = ["/graphql", "/runs"]
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None, *,
-               freeze_gc: bool = False) -> Starlette:
+def create_app(
+    settings: Settings | None = None, database: Database | None = None, *, freeze_gc: bool = False
+) -> Starlette:
     """The app. `freeze_gc` (for a server process) moves everything alive after start-up out
     of the garbage collector's reach: full collections then stop pausing requests for 100 ms
     and more (BENCHMARKS.md has the feed's p99 with and without)."""
     settings = settings or Settings.from_env()
     owns_database = database is None
     db = database or Database.from_url(
-        settings.database_url, pool_size=settings.db_pool_size,
+        settings.database_url,
+        pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
     instrument(db, settings)
@@ -62,8 +64,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 await feeder.start()
         executor = None
         if settings.workers > 0:
-            executor = Executor(db, default_registry(EgressPolicy.from_settings(settings)),
-                                ExecutorConfig.from_settings(settings), hub=hub)
+            executor = Executor(
+                db,
+                default_registry(EgressPolicy.from_settings(settings)),
+                ExecutorConfig.from_settings(settings),
+                hub=hub,
+            )
             await executor.start()
         _app.state.executor = executor
         _app.state.listener = listener
@@ -94,12 +100,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         *rest_routes(db, settings),
     ]
     edge = Middleware(  # the key, its rate limit and the body cap: runql/edge.py
-        Edge, gate=KeyGate(principals, PROTECTED, public=[STATIC_PREFIX]),
+        Edge,
+        gate=KeyGate(principals, PROTECTED, public=[STATIC_PREFIX]),
         limits=RateLimits(settings.rate_limit_per_second, settings.rate_limit_burst),
         body=BodyCap(settings.max_body_bytes, paths=["/graphql"]),
-        first=(graphql_route, graphql.lane_first) if graphql.lane is not None else None)
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[edge],
-                    exception_handlers=EXCEPTION_HANDLERS)
+        first=(graphql_route, graphql.lane_first) if graphql.lane is not None else None,
+    )
+    app = Starlette(
+        routes=routes, lifespan=lifespan, middleware=[edge], exception_handlers=EXCEPTION_HANDLERS
+    )
     app.state.database = db
     app.state.settings = settings
     app.state.hub = hub

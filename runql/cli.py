@@ -24,8 +24,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if settings.is_development:  # once, here: the processes serve the key this made
         secret, _ = asyncio.run(_dev_key(settings))
         print(f"runql: development key (GraphiQL sends it for you): {secret}", flush=True)
-    print(f"runql: GraphiQL and the API at http://{host}:{port}/graphql "
-          f"({processes} process{'es' if processes > 1 else ''})", flush=True)
+    print(
+        f"runql: GraphiQL and the API at http://{host}:{port}/graphql "
+        f"({processes} process{'es' if processes > 1 else ''})",
+        flush=True,
+    )
     try:
         serve(settings, host, port, processes)
     except SettingsError as error:
@@ -38,8 +41,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from runql.lifecycle.worker import run_worker
 
     concurrency = args.concurrency or settings.workers or 1
-    print(f"runql: worker executing up to {concurrency} runs at once; stop with Ctrl-C or "
-          "SIGTERM", flush=True)
+    print(
+        f"runql: worker executing up to {concurrency} runs at once; stop with Ctrl-C or SIGTERM",
+        flush=True,
+    )
     asyncio.run(run_worker(settings, concurrency))
     return 0
 
@@ -73,8 +78,10 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
     async with _database(settings) as database:
         if args.action == "create":
             made = await create_key(database, args.name, args.org)
-            print(f"runql: key {made.row.id} for organization {args.org!r}; its secret, shown "
-                  f"this once:\n{made.secret}")
+            print(
+                f"runql: key {made.row.id} for organization {args.org!r}; its secret, shown "
+                f"this once:\n{made.secret}"
+            )
         elif args.action == "list":
             for key, org in await list_keys(database):
                 state = "revoked" if key.revoked_at else "active"
@@ -164,23 +171,30 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve GraphQL and GraphiQL")
     serve.add_argument("--host", help="address to listen on (default: RUNQL_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=_as_setting("port"),
-                       help="port (default: RUNQL_PORT or 8000)")
-    serve.add_argument("--workers", type=_as_setting("serve_workers"), metavar="N",
-                       help="server processes sharing the port (default: RUNQL_SERVE_WORKERS, "
-                       "else one per core in production and 1 in development); each runs "
-                       "RUNQL_WORKERS runs at once")
+    serve.add_argument(
+        "--port", type=_as_setting("port"), help="port (default: RUNQL_PORT or 8000)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=_as_setting("serve_workers"),
+        metavar="N",
+        help="server processes sharing the port (default: RUNQL_SERVE_WORKERS, "
+        "else one per core in production and 1 in development); each runs "
+        "RUNQL_WORKERS runs at once",
+    )
     serve.set_defaults(handler=_serve)
     worker = commands.add_parser("worker", help="execute runs (without serving the API)")
-    worker.add_argument("--concurrency", type=int,
-                        help="runs executed at once (default: RUNQL_WORKERS, else 1)")
+    worker.add_argument(
+        "--concurrency", type=int, help="runs executed at once (default: RUNQL_WORKERS, else 1)"
+    )
     worker.set_defaults(handler=_worker)
     keys = commands.add_parser("keys", help="manage API keys")
     key_actions = keys.add_subparsers(dest="action", required=True)
     create = key_actions.add_parser("create", help="make a key and print its secret once")
     create.add_argument("--name", required=True, type=_text, help="what the key is for")
-    create.add_argument("--org", default="default", type=_text,
-                        help="its organization (made if new)")
+    create.add_argument(
+        "--org", default="default", type=_text, help="its organization (made if new)"
+    )
     key_actions.add_parser("list", help="list keys (never their secrets)")
     revoke = key_actions.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("id", help="the key's id (key_…)")
@@ -189,14 +203,16 @@ def _parser() -> argparse.ArgumentParser:
     migrate.set_defaults(handler=_migrate)
     demo = commands.add_parser("demo", help="load demo data")
     demo.add_argument("--runs", type=int, default=200, help="how many runs (default 200)")
-    demo.add_argument("--if-empty", action="store_true",
-                      help="load only when the database holds no runs")
+    demo.add_argument(
+        "--if-empty", action="store_true", help="load only when the database holds no runs"
+    )
     demo.set_defaults(handler=_demo)
     export = commands.add_parser("export-schema", help="print the schema in SDL")
     export.add_argument("--output", help="write to this file instead of standard output")
     export.set_defaults(handler=_export_schema)
-    table = commands.add_parser("settings-table",
-                                help="print the README's settings table, from runql/settings.py")
+    table = commands.add_parser(
+        "settings-table", help="print the README's settings table, from runql/settings.py"
+    )
     table.set_defaults(handler=_settings_table)
     return parser
 

@@ -39,8 +39,12 @@ class EdgeHeaders:
     request_id: str | None = None
 
 
-_READ = {b"authorization": "authorization", b"accept": "accept",
-         b"content-length": "content_length", REQUEST_ID_HEADER.encode(): "request_id"}
+_READ = {
+    b"authorization": "authorization",
+    b"accept": "accept",
+    b"content-length": "content_length",
+    REQUEST_ID_HEADER.encode(): "request_id",
+}
 
 
 def read_headers(scope: Scope) -> EdgeHeaders:
@@ -59,8 +63,14 @@ First = Callable[[Scope, Receive, Send], Awaitable[Receive | None]]
 
 
 class Edge:
-    def __init__(self, app: ASGIApp, gate: KeyGate, limits: RateLimits, body: BodyCap,
-                 first: tuple[Route, First] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        gate: KeyGate,
+        limits: RateLimits,
+        body: BodyCap,
+        first: tuple[Route, First] | None = None,
+    ) -> None:
         self.app = app
         self.gate = gate
         self.limits = limits
@@ -98,8 +108,9 @@ class Edge:
             finally:
                 observe_http(scope, record, status or 500, time.perf_counter() - started)
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send,
-                       headers: EdgeHeaders) -> None:
+    async def _guarded(
+        self, scope: Scope, receive: Receive, send: Send, headers: EdgeHeaders
+    ) -> None:
         """The route, for a request with the key, rate and body its path needs; raises
         BodyTooLarge for a body over the cap."""
         if self.gate.guards(scope, headers.accept):

@@ -10,8 +10,9 @@ import orjson
 
 
 def _escaped(value: Any, sort_keys: bool) -> bytes:
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=sort_keys,
-                      default=str).encode()
+    return json.dumps(
+        value, ensure_ascii=True, separators=(",", ":"), sort_keys=sort_keys, default=str
+    ).encode()
 
 
 def dumps(value: Any, option: int | None = None) -> bytes:

@@ -58,8 +58,9 @@ class GraphQLEndpoint(GraphQLOverHTTPStreams[Context, None]):  # spec codes, med
     graphql_transport_ws_handler_class = TransportWSHandler  # type: ignore[assignment]
     graphql_ws_handler_class = LegacyWSHandler  # type: ignore[assignment]
 
-    def __init__(self, database: Database, settings: Settings, hub: Hub,
-                 revocations: Revocations) -> None:
+    def __init__(
+        self, database: Database, settings: Settings, hub: Hub, revocations: Revocations
+    ) -> None:
         super().__init__(
             schema_for(settings),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
@@ -128,32 +129,62 @@ class GraphQLEndpoint(GraphQLOverHTTPStreams[Context, None]):  # spec codes, med
         except HTTPException:
             return None
 
-    async def _run_shared(self, org_id: str, lead: Lead, query: str, operation_name: str | None,
-                          variables: Mapping[str, object] | None) -> Any:
+    async def _run_shared(
+        self,
+        org_id: str,
+        lead: Lead,
+        query: str,
+        operation_name: str | None,
+        variables: Mapping[str, object] | None,
+    ) -> Any:
         """A shared stream's execution: the operation as its members run it, in their
         organization, from where the stream starts."""
-        context = Context.create(self.database, self.settings, org_id, hub=self.hub,
-                                 shared=self.shared, lead=lead)
-        return await self.schema.subscribe(query, variable_values=dict(variables or {}),
-                                           context_value=context, operation_name=operation_name)
+        context = Context.create(
+            self.database, self.settings, org_id, hub=self.hub, shared=self.shared, lead=lead
+        )
+        return await self.schema.subscribe(
+            query,
+            variable_values=dict(variables or {}),
+            context_value=context,
+            operation_name=operation_name,
+        )
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         streams = self.streams if self.settings.ws_shared_streams else None
-        return Context.create(self.database, self.settings, org_of(request.scope), request,
-                              response, self.hub, self.shared, streams)
+        return Context.create(
+            self.database,
+            self.settings,
+            org_of(request.scope),
+            request,
+            response,
+            self.hub,
+            self.shared,
+            streams,
+        )
 
-    async def execute_single(self, request: Request, request_adapter: AsyncHTTPRequestAdapter,
-                             sub_response: Response, context: Context, root_value: None,
-                             request_data: GraphQLRequestData) -> ExecutionResult:
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
         """Automatic Persisted Queries: a known SHA-256 stands for its document."""
         resolved = self.persisted.resolve(request_data, sub_response)
         if isinstance(resolved, ExecutionResult):
             return resolved  # PersistedQueryNotFound: the client sends the document next
         return await super().execute_single(
-            request=request, request_adapter=request_adapter, sub_response=sub_response,
-            context=context, root_value=root_value, request_data=resolved)
+            request=request,
+            request_adapter=request_adapter,
+            sub_response=sub_response,
+            context=context,
+            root_value=root_value,
+            request_data=resolved,
+        )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """Websockets authenticate at `connection_init` (an `Authorization` entry in its
@@ -162,8 +193,9 @@ class GraphQLEndpoint(GraphQLOverHTTPStreams[Context, None]):  # spec codes, med
         params = context.connection_params or {}
         given = params.get("Authorization") or params.get("authorization")
         assert context.request is not None
-        secret = bearer_secret(given if isinstance(given, str) else
-                               context.request.headers.get("authorization"))
+        secret = bearer_secret(
+            given if isinstance(given, str) else context.request.headers.get("authorization")
+        )
         principal = await authenticate(self.database, secret)
         if principal is None:
             raise ConnectionRejectionError({"reason": UNAUTHENTICATED})

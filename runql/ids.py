@@ -59,6 +59,8 @@ def require(value: str, expected: Kind | None, field: str) -> Kind:
             field=field,
         )
     if expected is not None and kind is not expected:
-        raise BadUserInput(f"{value!r} names a {kind.value}_ object; {field} takes "
-                           f"{expected.value}_ ids", field=field)
+        raise BadUserInput(
+            f"{value!r} names a {kind.value}_ object; {field} takes {expected.value}_ ids",
+            field=field,
+        )
     return kind

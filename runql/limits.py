@@ -22,9 +22,13 @@ class Limits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Limits":
-        return cls(max_depth=settings.max_depth, max_aliases=settings.max_aliases,
-                   max_tokens=settings.max_tokens, max_cost=settings.max_cost,
-                   introspection=settings.introspection_enabled)
+        return cls(
+            max_depth=settings.max_depth,
+            max_aliases=settings.max_aliases,
+            max_tokens=settings.max_tokens,
+            max_cost=settings.max_cost,
+            introspection=settings.introspection_enabled,
+        )
 
 
 def settings_of(context: object) -> Settings:

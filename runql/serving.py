@@ -21,12 +21,18 @@ from runql.storage.database import in_memory
 
 def serve(settings: Settings, host: str, port: int, processes: int) -> None:
     if processes > 1 and in_memory(settings.database_url):
-        raise SettingsError("an in-memory SQLite database lives in one process: serve it with "
-                            "--workers 1 (RUNQL_SERVE_WORKERS=1), or use a file")
+        raise SettingsError(
+            "an in-memory SQLite database lives in one process: serve it with "
+            "--workers 1 (RUNQL_SERVE_WORKERS=1), or use a file"
+        )
     options: dict[str, Any] = {
-        "host": host, "port": port, "log_level": settings.log_level,
-        "log_config": uvicorn_log_config(settings), "access_log": False,
-        "ws_per_message_deflate": settings.ws_compression, "workers": processes,
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level,
+        "log_config": uvicorn_log_config(settings),
+        "access_log": False,
+        "ws_per_message_deflate": settings.ws_compression,
+        "workers": processes,
     }
     if processes == 1:
         uvicorn.run(create_app(settings, freeze_gc=True), **options)

@@ -106,145 +106,179 @@ def default_in_flight() -> int:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="forbid",
-                                      enable_decoding=False, allow_inf_nan=False)
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, frozen=True, extra="forbid", enable_decoding=False, allow_inf_nan=False
+    )
 
     database_url: str = Field(
-        default="sqlite+aiosqlite:///./runql.db",
-        description="the database (SQLAlchemy URL)")
+        default="sqlite+aiosqlite:///./runql.db", description="the database (SQLAlchemy URL)"
+    )
     env: Environment = Field(
         default=Environment.PRODUCTION,
-        description="`development` adds `extensions.sql` to responses; `make run` sets it")
+        description="`development` adds `extensions.sql` to responses; `make run` sets it",
+    )
     host: str = Field(default="127.0.0.1", description="address `runql serve` listens on")
     port: int = Field(default=8000, ge=1, le=65535, description="port `runql serve` listens on")
     db_pool_size: int = Field(default=5, ge=1, description="connections kept open per process")
     db_max_overflow: int = Field(
-        default=5, ge=0,
-        description="connections opened beyond the pool under load")
+        default=5, ge=0, description="connections opened beyond the pool under load"
+    )
     workers: int = Field(
-        default_factory=default_in_flight, ge=0,
+        default_factory=default_in_flight,
+        ge=0,
         json_schema_extra=_shown("a quarter of the file descriptor limit, at most 1000"),
         description="runs each server process executes at once, claimed in batches as room "
-        "frees (0: no workers in the server); not the number of processes")
+        "frees (0: no workers in the server); not the number of processes",
+    )
     serve_workers: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         json_schema_extra=_shown("one per core in production, 1 in development"),
-        description="processes `runql serve` runs on its port (`--workers N` overrides it)")
+        description="processes `runql serve` runs on its port (`--workers N` overrides it)",
+    )
     lease_seconds: float = Field(
-        default=30.0, gt=0,
-        description="how long a worker's claim on a run lasts unless renewed")
+        default=30.0, gt=0, description="how long a worker's claim on a run lasts unless renewed"
+    )
     poll_seconds: float = Field(
-        default=1.0, gt=0,
-        description="how often idle workers look for runs and expired leases")
+        default=1.0, gt=0, description="how often idle workers look for runs and expired leases"
+    )
     agent_timeout_seconds: float = Field(
-        default=300.0, gt=0,
-        description="how long an agent may take before its run ends in `ERROR`")
+        default=300.0, gt=0, description="how long an agent may take before its run ends in `ERROR`"
+    )
     egress_allowed_cidrs: Annotated[tuple[Network, ...] | None, CommaSeparated] = Field(
-        default=None, json_schema_extra={
+        default=None,
+        json_schema_extra={
             **_shown("loopback in development, none in production"),
             "allowed": "networks such as 10.0.0.0/8 or fd00::/8, comma-separated, without "
-                       "host bits"},
+            "host bits",
+        },
         description="comma-separated networks (`10.0.0.0/8,fd00::/8`) agents may reach "
-        "although they are internal ([Limits and hardening](#limits-and-hardening))")
+        "although they are internal ([Limits and hardening](#limits-and-hardening))",
+    )
     shutdown_grace_seconds: float = Field(
-        default=10.0, gt=0,
-        description="how long shutdown lets running agents finish")
+        default=10.0, gt=0, description="how long shutdown lets running agents finish"
+    )
     max_content_bytes: int = Field(
-        default=1024 * 1024, ge=1,
-        description="the largest message content `createRun` takes")
+        default=1024 * 1024, ge=1, description="the largest message content `createRun` takes"
+    )
     max_json_bytes: int = Field(
-        default=64 * 1024, ge=1,
-        description="the largest `metadata`, `rawInputs` (each) or attached "
-        "item value, as JSON")
+        default=64 * 1024,
+        ge=1,
+        description="the largest `metadata`, `rawInputs` (each) or attached item value, as JSON",
+    )
     max_json_depth: int = Field(
-        default=16, ge=1,
-        description="levels of objects and lists those values may nest")
+        default=16, ge=1, description="levels of objects and lists those values may nest"
+    )
     dev_key_file: str = Field(
-        default=".runql-dev-key",
-        description="where development keeps its API key")
+        default=".runql-dev-key", description="where development keeps its API key"
+    )
     ws_init_timeout_seconds: float = Field(
-        default=10.0, gt=0,
+        default=10.0,
+        gt=0,
         description="how long a websocket (either protocol) may wait before "
-        "`connection_init` (then 4408)")
+        "`connection_init` (then 4408)",
+    )
     ws_keep_alive_seconds: float = Field(
-        default=15.0, gt=0,
-        description="keep-alive interval of the legacy `graphql-ws` protocol")
+        default=15.0, gt=0, description="keep-alive interval of the legacy `graphql-ws` protocol"
+    )
     ws_max_subscriptions: int = Field(
-        default=100, ge=1,
-        description="operations one websocket may run at once (then "
-        "`TOO_MANY_SUBSCRIPTIONS`)")
+        default=100,
+        ge=1,
+        description="operations one websocket may run at once (then `TOO_MANY_SUBSCRIPTIONS`)",
+    )
     ws_compression: Flag = Field(
-        default=False,
-        description="`1` turns on permessage-deflate (costs CPU on every message)")
+        default=False, description="`1` turns on permessage-deflate (costs CPU on every message)"
+    )
     ws_shared_streams: Flag = Field(
         default=True,
         description="`0` makes every subscriber run its own execution (runql/fanout/ "
-        "off; bench/subscribers.py compares)")
+        "off; bench/subscribers.py compares)",
+    )
     allowed_origins: Annotated[tuple[str, ...], CommaSeparated] = Field(
-        default=(), json_schema_extra={**_shown("none"), "allowed": "origins, comma-separated"},
-        description="comma-separated origins allowed to open cross-origin websockets")
+        default=(),
+        json_schema_extra={**_shown("none"), "allowed": "origins, comma-separated"},
+        description="comma-separated origins allowed to open cross-origin websockets",
+    )
     subscriber_queue_size: int = Field(
-        default=1000, ge=1,
-        description="notices a subscriber may fall behind before it is cut off")
+        default=1000, ge=1, description="notices a subscriber may fall behind before it is cut off"
+    )
     ws_max_backlog_bytes: int = Field(
-        default=4 * 1024 * 1024, ge=1,
+        default=4 * 1024 * 1024,
+        ge=1,
         description="bytes a client of a shared stream may leave "
-        "unread before it is cut off (1013)")
+        "unread before it is cut off (1013)",
+    )
     max_depth: int = Field(default=12, ge=1, description="levels of fields an operation may nest")
     max_aliases: int = Field(default=15, ge=1, description="aliases an operation may use")
     max_tokens: int = Field(default=2000, ge=1, description="tokens a GraphQL document may have")
     max_cost: int = Field(
-        default=50_000, ge=1,
+        default=50_000,
+        ge=1,
         description="the most an operation may cost "
-        "([Limits and hardening](#limits-and-hardening))")
+        "([Limits and hardening](#limits-and-hardening))",
+    )
     max_body_bytes: int = Field(
-        default=4 * 1024 * 1024, ge=1,
-        description="bytes a request body to `/graphql` may have (4 MiB)")
+        default=4 * 1024 * 1024,
+        ge=1,
+        description="bytes a request body to `/graphql` may have (4 MiB)",
+    )
     max_body_depth: int = Field(
-        default=64, ge=1,
+        default=64,
+        ge=1,
         description="levels of arrays and objects a request's JSON may nest (bodies, "
-        "GET's `variables`, websocket messages)")
+        "GET's `variables`, websocket messages)",
+    )
     execution_timeout_seconds: float = Field(
-        default=10.0, gt=0,
-        description="seconds a query or mutation may run before it is cancelled")
+        default=10.0, gt=0, description="seconds a query or mutation may run before it is cancelled"
+    )
     rate_limit_per_second: float = Field(
-        default=100.0, gt=0,
-        description="requests a second each API key may make, after a burst")
+        default=100.0, gt=0, description="requests a second each API key may make, after a burst"
+    )
     rate_limit_burst: int = Field(
-        default=1000, ge=1,
-        description="requests an API key may make at once")
+        default=1000, ge=1, description="requests an API key may make at once"
+    )
     introspection: Switch = Field(
-        default=None, json_schema_extra=_shown(FOR_BOTH_ENVIRONMENTS),
-        description="introspection and \"Did you mean …?\" suggestions")
+        default=None,
+        json_schema_extra=_shown(FOR_BOTH_ENVIRONMENTS),
+        description='introspection and "Did you mean …?" suggestions',
+    )
     graphiql: Switch = Field(
-        default=None, json_schema_extra=_shown(FOR_BOTH_ENVIRONMENTS),
-        description="GraphiQL on `GET /graphql`")
+        default=None,
+        json_schema_extra=_shown(FOR_BOTH_ENVIRONMENTS),
+        description="GraphiQL on `GET /graphql`",
+    )
     fastpath: Flag = Field(
         default=True,
         description="`0` runs every operation on graphql-core's executor (the fast path "
-        "off; [Performance](#performance))")
+        "off; [Performance](#performance))",
+    )
     fast_lane: Flag = Field(
         default=True,
         description="`0` sends every POST through strawberry's view (the fast lane off; "
-        "[Performance](#performance))")
+        "[Performance](#performance))",
+    )
     log_format: LogFormat = Field(
-        default="json",
-        description="`json` (one object a line) or `text`")
-    log_level: LogLevel = Field(
-        default="info",
-        description="the least severe level logged")
+        default="json", description="`json` (one object a line) or `text`"
+    )
+    log_level: LogLevel = Field(default="info", description="the least severe level logged")
     metrics_token: Annotated[str | None, BeforeValidator(_none_if_empty)] = Field(
-        default=None, repr=False, json_schema_extra=_shown("none: `/metrics` is open"),
-        description="a bearer token `/metrics` then requires")
+        default=None,
+        repr=False,
+        json_schema_extra=_shown("none: `/metrics` is open"),
+        description="a bearer token `/metrics` then requires",
+    )
     otel: Flag = Field(
         default=False,
-        description="`1` traces operations and SQL with OpenTelemetry (needs the `otel` "
-        "extra)")
+        description="`1` traces operations and SQL with OpenTelemetry (needs the `otel` extra)",
+    )
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """`Settings(...)` holds what it is given and the defaults; `from_env` adds the
@@ -376,6 +410,8 @@ def _default_shown(field: FieldInfo) -> str:
 def markdown_table() -> str:
     """The README's settings table, one row a field."""
     rows = ["| variable | default | allowed | meaning |", "| --- | --- | --- | --- |"]
-    rows += [f"| `{variable(name)}` | {_default_shown(field)} | {allowed(field)} | "
-             f"{field.description} |" for name, field in Settings.model_fields.items()]
+    rows += [
+        f"| `{variable(name)}` | {_default_shown(field)} | {allowed(field)} | {field.description} |"
+        for name, field in Settings.model_fields.items()
+    ]
     return "\n".join(rows) + "\n"

@@ -40,8 +40,7 @@ def text_problem(text: str) -> str | None:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
         code = ord(text[error.start])
-        return (f"is not valid Unicode: a lone surrogate (U+{code:04X}) at character "
-                f"{error.start}")
+        return f"is not valid Unicode: a lone surrogate (U+{code:04X}) at character {error.start}"
     if "\x00" in text:
         return "holds a NUL character (U+0000), which cannot be stored"
     return None
@@ -83,8 +82,11 @@ def check_value(value: Any, field: str, *, max_depth: int | None = None) -> None
         if problem:
             raise BadUserInput(problem, field=where or None)
         if max_depth is not None and depth > max_depth:
-            raise BadUserInput(f"{field} is nested more than {max_depth} levels deep (at "
-                               f"{where}); the limit is RUNQL_MAX_JSON_DEPTH", field=field)
+            raise BadUserInput(
+                f"{field} is nested more than {max_depth} levels deep (at "
+                f"{where}); the limit is RUNQL_MAX_JSON_DEPTH",
+                field=field,
+            )
 
 
 def check_text(value: str | None, field: str) -> str | None:
@@ -102,5 +104,8 @@ def check_stored_json(value: Any, field: str, caps: JsonCaps) -> None:
     check_value(value, field, max_depth=caps.max_depth)
     size = len(orjson.dumps(value))
     if size > caps.max_bytes:
-        raise BadUserInput(f"{field} is {size} bytes as JSON; the limit is {caps.max_bytes} "
-                           "(RUNQL_MAX_JSON_BYTES)", field=field)
+        raise BadUserInput(
+            f"{field} is {size} bytes as JSON; the limit is {caps.max_bytes} "
+            "(RUNQL_MAX_JSON_BYTES)",
+            field=field,
+        )

@@ -31,8 +31,11 @@ DEMO_NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 # Files whose tests start several runql processes and hold them to leases or latencies: under
 # pytest-xdist they run on one worker, one after another, as in a plain run, never beside each
 # other.
-ONE_WORKER = ("tests/scaleout/test_cluster.py", "tests/scaleout/test_serve_workers.py",
-              "tests/test_bench.py")
+ONE_WORKER = (
+    "tests/scaleout/test_cluster.py",
+    "tests/scaleout/test_serve_workers.py",
+    "tests/test_bench.py",
+)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -78,12 +81,15 @@ class Backends:
         if self.unreachable:
             if os.environ.get("CI") == "true":
                 pytest.fail(f"PostgreSQL is required in CI and not reachable: {self.unreachable}")
-            pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_SERVER} "
-                        f"({self.unreachable}); start one or set RUNQL_TEST_POSTGRES")
+            pytest.skip(
+                f"PostgreSQL is not reachable at {POSTGRES_SERVER} "
+                f"({self.unreachable}); start one or set RUNQL_TEST_POSTGRES"
+            )
         return PostgresBackend()
 
-    def template(self, backend: Backend, label: str, prepare: Prepare | None = None,
-                 base: str | None = None) -> str:
+    def template(
+        self, backend: Backend, label: str, prepare: Prepare | None = None, base: str | None = None
+    ) -> str:
         key = (backend.name, label)
         if key not in self.templates:
             self.templates[key] = backend.template(label, prepare, base)
@@ -124,8 +130,9 @@ def demo_template(backends: Backends, backend: Backend, migrated_template: str) 
 
 
 @pytest.fixture
-async def database(backend: SQLiteBackend | PostgresBackend, migrated_template: str,
-                   tmp_path: Path) -> AsyncIterator[Database]:
+async def database(
+    backend: SQLiteBackend | PostgresBackend, migrated_template: str, tmp_path: Path
+) -> AsyncIterator[Database]:
     url = await backend.copy(migrated_template, tmp_path)
     db = Database.from_url(url)
     yield db
@@ -134,8 +141,9 @@ async def database(backend: SQLiteBackend | PostgresBackend, migrated_template: 
 
 
 @pytest.fixture
-async def demo_database(backend: SQLiteBackend | PostgresBackend, demo_template: str,
-                        tmp_path: Path) -> AsyncIterator[Database]:
+async def demo_database(
+    backend: SQLiteBackend | PostgresBackend, demo_template: str, tmp_path: Path
+) -> AsyncIterator[Database]:
     url = await backend.copy(demo_template, tmp_path)
     db = Database.from_url(url)
     yield db
@@ -151,18 +159,22 @@ def settings() -> Settings:
 class GraphQLClient:
     """Runs operations in-process, as the HTTP endpoint would, and returns the JSON body."""
 
-    def __init__(self, database: Database, settings: Settings,
-                 org_id: str = DEFAULT_ORG_ID) -> None:
+    def __init__(
+        self, database: Database, settings: Settings, org_id: str = DEFAULT_ORG_ID
+    ) -> None:
         self.database = database
         self.settings = settings
         self.org_id = org_id
         self.schema = schema_for(settings)
 
-    async def __call__(self, query: str, variables: dict[str, Any] | None = None,
-                       operation_name: str | None = None) -> dict[str, Any]:
+    async def __call__(
+        self, query: str, variables: dict[str, Any] | None = None, operation_name: str | None = None
+    ) -> dict[str, Any]:
         context = Context.create(self.database, self.settings, self.org_id)
         result = await self.schema.execute(
-            query, variable_values=variables, context_value=context,
+            query,
+            variable_values=variables,
+            context_value=context,
             operation_name=operation_name,
         )
         body: dict[str, Any] = {"data": result.data}
@@ -192,13 +204,15 @@ async def api_key(demo_database: Database) -> str:
 
 
 @pytest.fixture
-async def http(demo_database: Database, settings: Settings,
-               api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+async def http(
+    demo_database: Database, settings: Settings, api_key: str
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the app (over ASGI), authenticated with `api_key`."""
     app = create_app(settings, demo_database)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://runql.test",
-                                 headers={"Authorization": f"Bearer {api_key}"}) as client:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://runql.test",
+        headers={"Authorization": f"Bearer {api_key}"},
+    ) as client:
         yield client
-
-

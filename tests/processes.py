@@ -16,5 +16,12 @@ def free_port() -> int:
 
 def runql(env: dict[str, str], *args: str) -> str:
     """Run `python -m runql ARGS` to completion; its standard output."""
-    return subprocess.run([sys.executable, "-m", "runql", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=True).stdout
+    return subprocess.run(
+        [sys.executable, "-m", "runql", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout

@@ -16,7 +16,11 @@ def test_feed_benchmark_reports_its_figures() -> None:
     started = time.monotonic()
     finished = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "feed.py"), "--runs", "60", "--repeat", "2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     elapsed = time.monotonic() - started
     assert finished.returncode == 0, finished.stderr[-4000:] or finished.stdout[-4000:]
@@ -40,9 +44,20 @@ def test_serve_benchmark_checks_bodies_and_reports_its_figures() -> None:
     """bench/serve.py --quick on SQLite: both servers answered byte-identical bodies before any
     timing, and the last line holds each workload's figures and runql / floor ratios."""
     finished = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "serve.py"), "--quick", "--database", "sqlite",
-         "--only", "run-by-id,feed20"],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "serve.py"),
+            "--quick",
+            "--database",
+            "sqlite",
+            "--only",
+            "run-by-id,feed20",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert finished.returncode == 0, finished.stderr[-4000:] or finished.stdout[-4000:]
 
@@ -61,11 +76,13 @@ def test_serve_benchmark_checks_bodies_and_reports_its_figures() -> None:
             assert found["database_cpu_ms"] is None  # SQLite runs inside the server
             assert figures["steps"][server]  # one step at --start, or lower if it saturated
         ratio = figures["ratio"]
-        assert ratio["peak_rps"] == round(figures["runql"]["peak_rps"]
-                                          / figures["floor"]["peak_rps"], 3)
+        assert ratio["peak_rps"] == round(
+            figures["runql"]["peak_rps"] / figures["floor"]["peak_rps"], 3
+        )
         if figures["floor"]["server_cpu_ms"]:
-            assert ratio["server_cpu_ms"] == round(figures["runql"]["server_cpu_ms"]
-                                                   / figures["floor"]["server_cpu_ms"], 3)
+            assert ratio["server_cpu_ms"] == round(
+                figures["runql"]["server_cpu_ms"] / figures["floor"]["server_cpu_ms"], 3
+            )
         assert figures["generator_ceiling_rps"] > 0
     assert report["loadavg_before"]
     assert report["loadavg_after"]
@@ -75,9 +92,22 @@ def test_serve_benchmark_runs_both_servers_on_granian() -> None:
     """--server granian: runql (its app factory on granian) and the floor (on granian too)
     answer byte-identical bodies, and the report says which server they ran on."""
     finished = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "serve.py"), "--quick", "--database", "sqlite",
-         "--only", "run-by-id", "--server", "granian"],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "serve.py"),
+            "--quick",
+            "--database",
+            "sqlite",
+            "--only",
+            "run-by-id",
+            "--server",
+            "granian",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert finished.returncode == 0, finished.stderr[-4000:] or finished.stdout[-4000:]
 
@@ -95,11 +125,18 @@ def test_serve_benchmark_runs_both_servers_on_granian() -> None:
 def test_server_cpu_counts_the_processes_it_started() -> None:
     """A server's CPU is its process tree's (granian serves from a child process): a parent
     that only waits while its child spins for 0.5 s of CPU has used about 0.5 s."""
-    child = ("import sys, time\nend = time.process_time() + 0.5\n"
-             "while time.process_time() < end: pass\nsys.stdin.read()")
+    child = (
+        "import sys, time\nend = time.process_time() + 0.5\n"
+        "while time.process_time() < end: pass\nsys.stdin.read()"
+    )
     parent = subprocess.Popen(  # the child inherits the pipe: it stays until the pipe closes
-        [sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', "
-         f"{child!r}])"], stdin=subprocess.PIPE)
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}])",
+        ],
+        stdin=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 30
         while cpu_seconds(parent.pid) < 0.45 and time.monotonic() < deadline:

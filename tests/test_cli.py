@@ -23,14 +23,24 @@ def _free_port() -> int:
 
 
 def _runql(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runql", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=True)
+    return subprocess.run(
+        [sys.executable, "-m", "runql", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
-            "RUNQL_ENV": "development"}
+    return {
+        **os.environ,
+        "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+        "RUNQL_ENV": "development",
+    }
 
 
 def test_migrate_then_demo_loads_runs_once(env: dict[str, str]) -> None:
@@ -40,9 +50,14 @@ def test_migrate_then_demo_loads_runs_once(env: dict[str, str]) -> None:
 
 
 def test_a_bad_setting_is_a_clear_error(env: dict[str, str]) -> None:
-    result = subprocess.run([sys.executable, "-m", "runql", "migrate"],
-                            env={**env, "RUNQL_ENV": "staging"}, cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "runql", "migrate"],
+        env={**env, "RUNQL_ENV": "staging"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "RUNQL_ENV must be one of development, production" in result.stderr
     assert "Traceback" not in result.stderr
@@ -54,10 +69,15 @@ class Server:
     output: list[str]
     key: str
 
-    def post(self, query: str, variables: dict[str, object] | None = None,
-             key: str | None = None) -> httpx.Response:
-        return httpx.post(self.url, json={"query": query, "variables": variables or {}},
-                          headers={"Authorization": f"Bearer {key or self.key}"}, timeout=10)
+    def post(
+        self, query: str, variables: dict[str, object] | None = None, key: str | None = None
+    ) -> httpx.Response:
+        return httpx.post(
+            self.url,
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {key or self.key}"},
+            timeout=10,
+        )
 
 
 @pytest.fixture
@@ -68,8 +88,12 @@ def server(env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
     env["RUNQL_DEV_KEY_FILE"] = str(tmp_path / "dev-key")
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "runql", "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}/graphql"
     try:
@@ -105,8 +129,9 @@ def test_serve_answers_graphql_and_graphiql(server: Server, env: dict[str, str])
 
 def test_serve_refuses_requests_without_a_valid_key(server: Server) -> None:
     for headers in ({}, {"Authorization": "Bearer runql_sk_wrong"}, {"Authorization": "Basic x"}):
-        response = httpx.post(server.url, json={"query": "{ runs { totalCount } }"},
-                              headers=headers, timeout=10)
+        response = httpx.post(
+            server.url, json={"query": "{ runs { totalCount } }"}, headers=headers, timeout=10
+        )
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
         assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
@@ -116,7 +141,8 @@ def test_a_revoked_key_stops_working(server: Server, env: dict[str, str]) -> Non
     made = _runql(env, "keys", "create", "--name", "short-lived", "--org", "acme").stdout
     key_id, secret = made.split()[2], made.strip().splitlines()[-1]
     assert server.post("{ runs { totalCount } }", key=secret).json()["data"]["runs"] == {
-        "totalCount": 0}  # another organization sees none of the demo's runs
+        "totalCount": 0
+    }  # another organization sees none of the demo's runs
     listed = _runql(env, "keys", "list").stdout
     assert key_id in listed
     assert secret not in listed
@@ -127,8 +153,7 @@ def test_a_revoked_key_stops_working(server: Server, env: dict[str, str]) -> Non
         time.sleep(0.05)
 
 
-def test_a_run_for_the_demo_echo_agent_goes_to_success(server: Server,
-                                                       env: dict[str, str]) -> None:
+def test_a_run_for_the_demo_echo_agent_goes_to_success(server: Server, env: dict[str, str]) -> None:
     def gql(query: str, variables: dict[str, object] | None = None) -> dict[str, object]:
         body = server.post(query, variables).json()
         assert "errors" not in body, body
@@ -136,14 +161,19 @@ def test_a_run_for_the_demo_echo_agent_goes_to_success(server: Server,
 
     agents = gql("{ agents(first: 10) { edges { node { id kind } } } }")["agents"]
     echo = next(e["node"]["id"] for e in agents["edges"] if e["node"]["kind"] == "echo")  # type: ignore[index]
-    created = gql("mutation($a: ID!) { createRun(input: {agentId: $a, content: {text: \"ping\"}})"
-                  " { run { id status } } }", {"a": echo})
+    created = gql(
+        'mutation($a: ID!) { createRun(input: {agentId: $a, content: {text: "ping"}})'
+        " { run { id status } } }",
+        {"a": echo},
+    )
     run = created["createRun"]["run"]  # type: ignore[index]
     assert run["status"] == "PENDING"
     seen = [run["status"]]
     deadline = time.monotonic() + 30
-    detail = ("query($id: ID!) { run(id: $id) { status messageGroup { type "
-              "messages { content { parts { text } } } } } }")
+    detail = (
+        "query($id: ID!) { run(id: $id) { status messageGroup { type "
+        "messages { content { parts { text } } } } } }"
+    )
     while seen[-1] != "SUCCESS" and time.monotonic() < deadline:
         time.sleep(0.05)
         current = gql(detail, {"id": run["id"]})["run"]
@@ -164,5 +194,7 @@ def _run_events(env: dict[str, str], run_id: str) -> list[tuple[int, str | None]
     with sqlite3.connect(path) as connection:
         rows = connection.execute(
             "SELECT seq, json_extract(payload, '$.status') FROM run_events WHERE run_id = ? "
-            "ORDER BY seq", (run_id,)).fetchall()
+            "ORDER BY seq",
+            (run_id,),
+        ).fetchall()
     return [(int(seq), status) for seq, status in rows]

@@ -27,29 +27,35 @@ RUN_COST = "query($id: ID!) { run(id: $id) { id cost { amount unit } } }"
 @pytest.fixture
 async def costed(demo_database: Database) -> dict[str, float]:
     """Runs with each amount of AMOUNTS, by id."""
-    runs: list[RunRow] = (await all_runs(demo_database))[:len(AMOUNTS)]
+    runs: list[RunRow] = (await all_runs(demo_database))[: len(AMOUNTS)]
     async with demo_database.engine.begin() as connection:
         for run, amount in zip(runs, AMOUNTS, strict=True):
             await connection.execute(
-                text("UPDATE runs SET cost_amount = :amount, cost_unit = 'credits' "
-                     "WHERE id = :id"), {"amount": amount, "id": run.id})
+                text("UPDATE runs SET cost_amount = :amount, cost_unit = 'credits' WHERE id = :id"),
+                {"amount": amount, "id": run.id},
+            )
     return {run.id: amount for run, amount in zip(runs, AMOUNTS, strict=True)}
 
 
 def _shown(body: str) -> str:
     """The amount as the JSON text writes it."""
     start = body.index('"amount":') + len('"amount":')
-    return body[start:body.index(",", start)].strip()
+    return body[start : body.index(",", start)].strip()
 
 
 def test_whole_amounts_are_integers_and_the_rest_stay_as_they_are() -> None:
     assert [(number(value), type(number(value))) for value in (1.0, -3.0, 0.0, 2.85)] == [
-        (1, int), (-3, int), (0, int), (2.85, float)]
+        (1, int),
+        (-3, int),
+        (0, int),
+        (2.85, float),
+    ]
     assert type(number(2.0**60)) is float  # past 2**53 an integer would claim digits it has not
 
 
 async def test_graphql_writes_whole_amounts_as_integers_on_both_executors(
-        demo_database: Database, settings: Settings, costed: dict[str, float]) -> None:
+    demo_database: Database, settings: Settings, costed: dict[str, float]
+) -> None:
     both = BothExecutors(demo_database, settings)
     without_fast_path = GraphQLClient(demo_database, settings.replace(fastpath=False))
     assert without_fast_path.schema.execution_context_class is StandardExecutor
@@ -63,23 +69,28 @@ async def test_graphql_writes_whole_amounts_as_integers_on_both_executors(
 
 
 async def test_the_fast_lane_writes_whole_amounts_as_integers(
-        demo_database: Database, api_key: str, costed: dict[str, float]) -> None:
+    demo_database: Database, api_key: str, costed: dict[str, float]
+) -> None:
     app = create_app(Settings(env=Environment.PRODUCTION, workers=0), demo_database)
     lane = endpoint_of(app).lane
     assert lane is not None
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://runql.test",
-                                 headers={"Authorization": f"Bearer {api_key}"}) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://runql.test",
+        headers={"Authorization": f"Bearer {api_key}"},
+    ) as client:
         for run_id, amount in costed.items():
             served = lane.served
-            response = await client.post("/graphql", json={"query": RUN_COST,
-                                                            "variables": {"id": run_id}})
+            response = await client.post(
+                "/graphql", json={"query": RUN_COST, "variables": {"id": run_id}}
+            )
             assert lane.served == served + 1
             assert _shown(response.text) == AMOUNTS[amount], response.text
 
 
-async def test_rest_writes_whole_amounts_as_integers(http: httpx.AsyncClient,
-                                                     costed: dict[str, float]) -> None:
+async def test_rest_writes_whole_amounts_as_integers(
+    http: httpx.AsyncClient, costed: dict[str, float]
+) -> None:
     listed = (await http.get("/runs", params={"id": ",".join(costed)})).json()["items"]
     assert {item["id"] for item in listed} == set(costed)
     for run_id, amount in costed.items():

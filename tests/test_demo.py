@@ -18,9 +18,13 @@ from tests.conftest import DEMO_NOW, DEMO_RUNS
 
 async def _runs(database: Database) -> list[tuple[RunRow, AgentRow]]:
     async with database.read() as session:
-        rows = (await session.execute(
-            select(RunRow, AgentRow).join(AgentRow, col(AgentRow.id) == col(RunRow.agent_id))
-            .order_by(col(RunRow.created_at)))).all()
+        rows = (
+            await session.execute(
+                select(RunRow, AgentRow)
+                .join(AgentRow, col(AgentRow.id) == col(RunRow.agent_id))
+                .order_by(col(RunRow.created_at))
+            )
+        ).all()
     return [(run, agent) for run, agent in rows]
 
 
@@ -48,13 +52,15 @@ async def test_workers_take_every_unfinished_demo_run_to_an_end(demo_database: D
     executor = Executor(demo_database, default_registry(), ExecutorConfig(concurrency=1))
     # The demo's leases ended long ago (DEMO_NOW is in the past): recovery takes them.
     assert await executor.recover_expired() == before[RunStatus.RUNNING.value]
-    done = await asyncio.gather(*(executor.run_once()
-                                  for _ in range(before[RunStatus.PENDING.value])))
+    done = await asyncio.gather(
+        *(executor.run_once() for _ in range(before[RunStatus.PENDING.value]))
+    )
     assert all(done)
     after = Counter(run.status for run, _ in await _runs(demo_database))
     assert after[RunStatus.RUNNING.value] == after[RunStatus.PENDING.value] == 0
-    assert after[RunStatus.SUCCESS.value] == (before[RunStatus.SUCCESS.value]
-                                              + before[RunStatus.PENDING.value])
+    assert after[RunStatus.SUCCESS.value] == (
+        before[RunStatus.SUCCESS.value] + before[RunStatus.PENDING.value]
+    )
     assert sum(after.values()) == DEMO_RUNS
     async with demo_database.read() as session:
         codes = Counter((await session.execute(select(col(RunErrorRow.code)))).scalars())

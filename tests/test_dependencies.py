@@ -26,25 +26,39 @@ def _declared(requirements: list[str]) -> set[str]:
 
 
 RUNTIME = _declared(PROJECT["dependencies"])
-EXTRAS = _declared([requirement for extra, requirements in PROJECT["optional-dependencies"].items()
-                    if extra != "dev" for requirement in requirements])
+EXTRAS = _declared(
+    [
+        requirement
+        for extra, requirements in PROJECT["optional-dependencies"].items()
+        if extra != "dev"
+        for requirement in requirements
+    ]
+)
 DEV = _declared(PROJECT["optional-dependencies"]["dev"])
 
 
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.Module) -> Iterator[tuple[str, bool]]:
     """(top-level package, imported when the module loads) for every absolute import: those
     inside a function or under `if TYPE_CHECKING:` are not."""
-    lazy = {id(inner) for node in ast.walk(tree)
-            for scope in ([node] if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-                          else node.body if isinstance(node, ast.If) and _is_type_checking(node)
-                          else [])
-            for inner in ast.walk(scope)}
+    lazy = {
+        id(inner)
+        for node in ast.walk(tree)
+        for scope in (
+            [node]
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            else node.body
+            if isinstance(node, ast.If) and _is_type_checking(node)
+            else []
+        )
+        for inner in ast.walk(scope)
+    }
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from ((alias.name.split(".")[0], id(node) not in lazy) for alias in node.names)
@@ -65,23 +79,41 @@ def _third_party(folder: str) -> Iterator[tuple[str, str, bool, set[str]]]:
 
 
 def test_runql_imports_only_declared_packages() -> None:
-    undeclared = sorted({(path, package) for path, package, module_level, names
-                         in _third_party("runql")
-                         if not names & (RUNTIME if module_level else RUNTIME | EXTRAS)})
-    assert not undeclared, ("imported by runql/ but not in pyproject.toml's dependencies "
-                            f"(file, import): {undeclared}")
+    undeclared = sorted(
+        {
+            (path, package)
+            for path, package, module_level, names in _third_party("runql")
+            if not names & (RUNTIME if module_level else RUNTIME | EXTRAS)
+        }
+    )
+    assert not undeclared, (
+        f"imported by runql/ but not in pyproject.toml's dependencies (file, import): {undeclared}"
+    )
 
 
 def test_tests_and_bench_import_only_declared_packages() -> None:
-    undeclared = sorted({(path, package) for folder in ("tests", "bench")
-                         for path, package, _, names in _third_party(folder)
-                         if not names & (RUNTIME | EXTRAS | DEV)})
-    assert not undeclared, ("imported by tests/ or bench/ but not in pyproject.toml's "
-                            f"dependencies or extras (file, import): {undeclared}")
+    undeclared = sorted(
+        {
+            (path, package)
+            for folder in ("tests", "bench")
+            for path, package, _, names in _third_party(folder)
+            if not names & (RUNTIME | EXTRAS | DEV)
+        }
+    )
+    assert not undeclared, (
+        "imported by tests/ or bench/ but not in pyproject.toml's "
+        f"dependencies or extras (file, import): {undeclared}"
+    )
 
 
 def test_imports_in_functions_or_for_the_type_checker_are_not_at_module_level() -> None:
-    tree = ast.parse("import opentelemetry\nif TYPE_CHECKING:\n    import orjson\nelse:\n"
-                     "    import httpx\ndef f():\n    from graphql import parse\n")
+    tree = ast.parse(
+        "import opentelemetry\nif TYPE_CHECKING:\n    import orjson\nelse:\n"
+        "    import httpx\ndef f():\n    from graphql import parse\n"
+    )
     assert sorted(_imports(tree)) == [
-        ("graphql", False), ("httpx", True), ("opentelemetry", True), ("orjson", False)]
+        ("graphql", False),
+        ("httpx", True),
+        ("opentelemetry", True),
+        ("orjson", False),
+    ]

@@ -49,21 +49,24 @@ class Probe:
 
 
 def test_the_fixed_layers_are_one_edge_between_starlette_s_own(
-        database: Database, settings: Settings) -> None:
+    database: Database, settings: Settings
+) -> None:
     stack = create_app(settings, database).build_middleware_stack()
 
     assert _layers(stack) == [ServerErrorMiddleware, Edge, ExceptionMiddleware, Router]
 
 
 async def test_a_response_goes_through_one_wrapper_of_the_edge(
-        demo_database: Database, settings: Settings, api_key: str) -> None:
+    demo_database: Database, settings: Settings, api_key: str
+) -> None:
     app = create_app(settings, demo_database)
     probe = Probe()
     app.router.routes.insert(0, Route("/graphql/probe", probe))  # key, rate and body cap apply
 
     async with client(app, api_key) as http:
-        response = await http.post("/graphql/probe", content=b"{}",
-                                   headers={"X-Request-ID": "probe-1"})
+        response = await http.post(
+            "/graphql/probe", content=b"{}", headers={"X-Request-ID": "probe-1"}
+        )
 
     assert response.status_code == 204
     assert response.headers["x-request-id"] == "probe-1"
@@ -73,7 +76,8 @@ async def test_a_response_goes_through_one_wrapper_of_the_edge(
 
 
 async def test_without_a_key_the_route_is_not_reached(
-        database: Database, settings: Settings) -> None:
+    database: Database, settings: Settings
+) -> None:
     app = create_app(settings, database)
     probe = Probe()
     app.router.routes.insert(0, Route("/graphql/probe", probe))

@@ -14,12 +14,19 @@ from runql.storage.database import Database
 from tests.conftest import GraphQLClient
 from tests.lifecycle.conftest import row_counts
 
-UNKNOWN = {"run": "run_AAAAAAAAAAAAAAAAAAAA", "agent": "agent_AAAAAAAAAAAAAAAAAAAA",
-           "thread": "thread_AAAAAAAAAAAAAAAAAAAA", "mgrp": "mgrp_AAAAAAAAAAAAAAAAAAAA",
-           "msg": "msg_AAAAAAAAAAAAAAAAAAAA", "act": "act_AAAAAAAAAAAAAAAAAAAA",
-           "cnt": "cnt_AAAAAAAAAAAAAAAAAAAA", "part": "part_AAAAAAAAAAAAAAAAAAAA",
-           "att": "att_AAAAAAAAAAAAAAAAAAAA", "itm": "itm_AAAAAAAAAAAAAAAAAAAA",
-           "err": "err_AAAAAAAAAAAAAAAAAAAA"}
+UNKNOWN = {
+    "run": "run_AAAAAAAAAAAAAAAAAAAA",
+    "agent": "agent_AAAAAAAAAAAAAAAAAAAA",
+    "thread": "thread_AAAAAAAAAAAAAAAAAAAA",
+    "mgrp": "mgrp_AAAAAAAAAAAAAAAAAAAA",
+    "msg": "msg_AAAAAAAAAAAAAAAAAAAA",
+    "act": "act_AAAAAAAAAAAAAAAAAAAA",
+    "cnt": "cnt_AAAAAAAAAAAAAAAAAAAA",
+    "part": "part_AAAAAAAAAAAAAAAAAAAA",
+    "att": "att_AAAAAAAAAAAAAAAAAAAA",
+    "itm": "itm_AAAAAAAAAAAAAAAAAAAA",
+    "err": "err_AAAAAAAAAAAAAAAAAAAA",
+}
 IDS = """{ runs(first: 100) { edges { node { id agentId threadId
   messageGroup { id messages { id actor { id } content { id parts { id }
     attachments { id } } } }
@@ -55,11 +62,18 @@ async def stranger(demo_database: Database, settings: Settings) -> GraphQLClient
 async def test_every_lookup_of_a_foreign_id_answers_as_a_missing_one(
     stranger: GraphQLClient, owner_ids: dict[str, str]
 ) -> None:
-    roots = {"run": "run", "agent": "agent", "thread": "thread", "mgrp": "messageGroup",
-             "act": "actor"}
+    roots = {
+        "run": "run",
+        "agent": "agent",
+        "thread": "thread",
+        "mgrp": "messageGroup",
+        "act": "actor",
+    }
     for kind, real in owner_ids.items():
-        queries = ["query($id: ID!) { node(id: $id) { id } }",
-                   "query($id: ID!) { nodes(ids: [$id]) { id } }"]
+        queries = [
+            "query($id: ID!) { node(id: $id) { id } }",
+            "query($id: ID!) { nodes(ids: [$id]) { id } }",
+        ]
         if kind in roots:
             queries.append(f"query($id: ID!) {{ {roots[kind]}(id: $id) {{ id }} }}")
         for query in queries:
@@ -81,7 +95,8 @@ async def test_lists_counts_and_filters_show_nothing_foreign(
              byThread: runs(filter: {threadId: [$thread]}) { totalCount }
              agents { totalCount } threads { totalCount }
              agentThreads: threads(agentId: [$agent]) { totalCount } }""",
-        {"run": owner_ids["run"], "agent": owner_ids["agent"], "thread": owner_ids["thread"]})
+        {"run": owner_ids["run"], "agent": owner_ids["agent"], "thread": owner_ids["thread"]},
+    )
     assert "errors" not in body
     counts = {name: value["totalCount"] for name, value in body["data"].items()}
     assert counts == dict.fromkeys(counts, 0)
@@ -90,18 +105,30 @@ async def test_lists_counts_and_filters_show_nothing_foreign(
 async def test_mutations_on_foreign_ids_fail_as_on_missing_ones_and_write_nothing(
     stranger: GraphQLClient, owner_ids: dict[str, str], demo_database: Database
 ) -> None:
-    own = await stranger('mutation { createAgent(input: {name: "Mine", kind: "echo"}) '
-                         "{ agent { id } } }")
+    own = await stranger(
+        'mutation { createAgent(input: {name: "Mine", kind: "echo"}) { agent { id } } }'
+    )
     own_agent = own["data"]["createAgent"]["agent"]["id"]
     before = await row_counts(demo_database)
     cases = [
-        ("mutation($id: ID!) { createRun(input: {agentId: $id, content: {text: \"x\"}}) "
-         "{ run { id } } }", "agent", {}),
-        ("mutation($id: ID!, $agent: ID!) { createRun(input: {agentId: $agent, threadId: $id, "
-         "content: {text: \"x\"}}) { run { id } } }", "thread", {"agent": own_agent}),
+        (
+            'mutation($id: ID!) { createRun(input: {agentId: $id, content: {text: "x"}}) '
+            "{ run { id } } }",
+            "agent",
+            {},
+        ),
+        (
+            "mutation($id: ID!, $agent: ID!) { createRun(input: {agentId: $agent, threadId: $id, "
+            'content: {text: "x"}}) { run { id } } }',
+            "thread",
+            {"agent": own_agent},
+        ),
         ("mutation($id: ID!) { cancelRun(id: $id) { run { id } } }", "run", {}),
-        ("mutation($id: ID!) { updateAgent(input: {id: $id, name: \"x\"}) { agent { id } } }",
-         "agent", {}),
+        (
+            'mutation($id: ID!) { updateAgent(input: {id: $id, name: "x"}) { agent { id } } }',
+            "agent",
+            {},
+        ),
         ("mutation($id: ID!) { archiveAgent(id: $id) { agent { id } } }", "agent", {}),
     ]
     for query, kind, extra in cases:
@@ -117,16 +144,18 @@ async def test_rest_answers_foreign_ids_as_missing_ones(
 ) -> None:
     key = (await create_key(demo_database, "stranger", "acme")).secret
     app = create_app(settings, demo_database)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://runql.test",
-                                 headers={"Authorization": f"Bearer {key}"}) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://runql.test",
+        headers={"Authorization": f"Bearer {key}"},
+    ) as client:
         foreign = await client.get(f"/runs/{owner_ids['run']}")
         missing = await client.get(f"/runs/{UNKNOWN['run']}")
         listed = await client.get("/runs", params={"id": owner_ids["run"]})
-        created = await client.post("/runs", json={"agent_id": owner_ids["agent"],
-                                                   "content": "x"})
-        unknown_agent = await client.post("/runs", json={"agent_id": UNKNOWN["agent"],
-                                                         "content": "x"})
+        created = await client.post("/runs", json={"agent_id": owner_ids["agent"], "content": "x"})
+        unknown_agent = await client.post(
+            "/runs", json={"agent_id": UNKNOWN["agent"], "content": "x"}
+        )
     assert foreign.status_code == missing.status_code == 404
     assert _masked(foreign.json()) == _masked(missing.json())
     assert listed.json()["items"] == []

@@ -25,8 +25,9 @@ async def test_the_revoking_process_refuses_the_key_on_the_next_request(
     key = await create_key(database, "doomed")
     app = create_app(settings, database)
     headers = {"Authorization": f"Bearer {key.secret}"}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://runql.test", headers=headers) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://runql.test", headers=headers
+    ) as client:
         before = [(await client.post("/graphql", json=QUERY)).status_code for _ in range(3)]
         cached = len(app.state.principals)
         await revoke_key(database, key.row.id, app.state.revocations)
@@ -54,15 +55,18 @@ async def test_another_process_revoking_the_key_is_heard_within_a_second(
 ) -> None:
     key = await create_key(database, "doomed")
     headers = {"Authorization": f"Bearer {key.secret}"}
-    async with (serve(database, settings.replace(workers=0)) as (address, _hub, _streams),
-                httpx.AsyncClient(headers=headers) as client):
+    async with (
+        serve(database, settings.replace(workers=0)) as (address, _hub, _streams),
+        httpx.AsyncClient(headers=headers) as client,
+    ):
         url = f"http://{address}/graphql"
         before = (await client.post(url, json=QUERY)).status_code
         revoked_at = await _revoke_in_another_process(database, key.row.id)
         statuses = []
         while time.monotonic() - revoked_at < 2 * WITHIN_SECONDS:
-            statuses.append(((await client.post(url, json=QUERY)).status_code,
-                             time.monotonic() - revoked_at))
+            statuses.append(
+                ((await client.post(url, json=QUERY)).status_code, time.monotonic() - revoked_at)
+            )
             await asyncio.sleep(0.05)
     assert before == 200
     refused = [at for status, at in statuses if status == 401]
@@ -72,7 +76,8 @@ async def test_another_process_revoking_the_key_is_heard_within_a_second(
 
 
 async def test_while_revocations_may_go_unheard_every_request_reads_its_key(
-        database: Database) -> None:
+    database: Database,
+) -> None:
     """PostgreSQL's LISTEN connection down (or not yet up): a key revoked meanwhile, unheard,
     is refused at once, since nothing is served from the cache until it listens again."""
     from runql.auth.revocation import Revocations

@@ -9,12 +9,15 @@ from tests.conftest import GraphQLClient
 QUERIES = sorted((Path(__file__).resolve().parent.parent / "queries").glob("*.graphql"))
 DOCUMENTS = {path.stem: path.read_text() for path in QUERIES}
 
+
 # Variables each document needs, by file name; ids are looked up from the demo data.
 async def _variables(name: str, gql: GraphQLClient) -> dict[str, object]:
     if name == "feed":
         return {"first": 20}
-    page = await gql("{ runs(first: 1, filter: {status: SUCCESS}) { edges { node { id threadId "
-                     "messageGroupId } } } }")
+    page = await gql(
+        "{ runs(first: 1, filter: {status: SUCCESS}) { edges { node { id threadId "
+        "messageGroupId } } } }"
+    )
     run = page["data"]["runs"]["edges"][0]["node"]
     return {
         "run-detail": {"id": run["id"]},

@@ -41,13 +41,28 @@ async def _config(registry: AgentRegistry, kind: str, config: Any) -> dict[str, 
 
 
 async def create_agent(
-    database: Database, registry: AgentRegistry, org_id: str, *, name: str, kind: str,
+    database: Database,
+    registry: AgentRegistry,
+    org_id: str,
+    *,
+    name: str,
+    kind: str,
     config: Any,
 ) -> AgentRow:
-    agent = AgentRow(id=new_id(Kind.AGENT), org_id=org_id, name=_name(name), kind=kind,
-                     config=await _config(registry, kind, config))
-    actor = ActorRow(id=new_id(Kind.ACTOR), org_id=org_id, name=agent.name,
-                     type=ActorType.AGENT.value, metadata_={"agent_id": agent.id})
+    agent = AgentRow(
+        id=new_id(Kind.AGENT),
+        org_id=org_id,
+        name=_name(name),
+        kind=kind,
+        config=await _config(registry, kind, config),
+    )
+    actor = ActorRow(
+        id=new_id(Kind.ACTOR),
+        org_id=org_id,
+        name=agent.name,
+        type=ActorType.AGENT.value,
+        metadata_={"agent_id": agent.id},
+    )
     agent.actor_id = actor.id
     async with database.write() as session:
         await insert_rows(session, [actor, agent])
@@ -63,8 +78,14 @@ async def _agent(session: AsyncSession, org_id: str, agent_id: str) -> AgentRow:
 
 
 async def update_agent(
-    database: Database, registry: AgentRegistry, org_id: str, agent_id: str, *,
-    name: str | None = None, config: Any = None, config_given: bool = False,
+    database: Database,
+    registry: AgentRegistry,
+    org_id: str,
+    agent_id: str,
+    *,
+    name: str | None = None,
+    config: Any = None,
+    config_given: bool = False,
 ) -> AgentRow:
     checked: dict[str, Any] | None = None
     if config_given:

@@ -34,8 +34,10 @@ Address: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 RESOLVE_TIMEOUT_S = 5.0
 
 _CARRIER_GRADE_NAT = ipaddress.ip_network("100.64.0.0/10")
-_PRIVATE = tuple(ipaddress.ip_network(cidr) for cidr in
-                 ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
+_PRIVATE = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
@@ -113,8 +115,12 @@ class EgressPolicy:
         embedded = _embedded_ipv4(address)
         if embedded is not None:
             candidates.append(embedded)
-        return any(candidate in network for candidate in candidates
-                   for network in self.allowed if candidate.version == network.version)
+        return any(
+            candidate in network
+            for candidate in candidates
+            for network in self.allowed
+            if candidate.version == network.version
+        )
 
     def check(self, host: str, address: Address) -> None:
         """Raises EgressRefused when `host` (which resolved to `address`) may not be reached."""
@@ -134,9 +140,13 @@ class EgressPolicy:
             addresses = [literal]
         else:
             infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM)
-            addresses = list(dict.fromkeys(
-                ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos))
+                host, port, type=socket.SOCK_STREAM
+            )
+            addresses = list(
+                dict.fromkeys(
+                    ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos
+                )
+            )
         for address in addresses:
             self.check(host, address)
         return addresses
@@ -152,8 +162,9 @@ class EgressPolicy:
         except (OSError, TimeoutError):
             return
 
-    def transport(self, ssl_context: ssl.SSLContext,
-                  limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    def transport(
+        self, ssl_context: ssl.SSLContext, limits: httpx.Limits
+    ) -> httpx.AsyncHTTPTransport:
         """An httpx transport that connects only to addresses this policy allows, its
         connection pool bounded by `limits`."""
         return _CheckedTransport(ssl_context, _CheckedBackend(self), limits)
@@ -167,7 +178,10 @@ class _CheckedBackend(httpcore.AsyncNetworkBackend):
         self._backend = httpcore.AnyIOBackend()
 
     async def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
@@ -179,14 +193,17 @@ class _CheckedBackend(httpcore.AsyncNetworkBackend):
         for address in addresses:
             try:
                 return await self._backend.connect_tcp(
-                    str(address), port, timeout, local_address, socket_options)
+                    str(address), port, timeout, local_address, socket_options
+                )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
         assert failure is not None
         raise failure
 
     async def connect_unix_socket(
-        self, path: str, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         raise EgressRefused("agents connect over TCP only, not to unix sockets")
@@ -199,11 +216,17 @@ class _CheckedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a connection pool that uses `backend`. httpx takes no network
     backend, so the pool it makes is replaced by one made the same way with the backend."""
 
-    def __init__(self, ssl_context: ssl.SSLContext, backend: httpcore.AsyncNetworkBackend,
-                 limits: httpx.Limits) -> None:
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext,
+        backend: httpcore.AsyncNetworkBackend,
+        limits: httpx.Limits,
+    ) -> None:
         super().__init__(verify=ssl_context)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context, network_backend=backend,
+            ssl_context=ssl_context,
+            network_backend=backend,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry)
+            keepalive_expiry=limits.keepalive_expiry,
+        )

@@ -35,8 +35,9 @@ class AgentInstances:
         self._retired: set[_Held] = set()
         self._taken: dict[int, _Held] = {}
 
-    async def take(self, agent_id: str, version: object, kind: str,
-                   config: Mapping[str, Any]) -> Agent:
+    async def take(
+        self, agent_id: str, version: object, kind: str, config: Mapping[str, Any]
+    ) -> Agent:
         """The agent for one run, until `give_back`; raises what the kind's `create` raises
         (LookupError, InvalidConfig)."""
         held = self._current.get(agent_id)
@@ -72,8 +73,11 @@ class AgentInstances:
 
     async def _close_idle(self) -> None:
         cutoff = time.monotonic() - IDLE_SECONDS
-        idle = [agent_id for agent_id, held in self._current.items()
-                if not held.runs and held.last_used < cutoff]
+        idle = [
+            agent_id
+            for agent_id, held in self._current.items()
+            if not held.runs and held.last_used < cutoff
+        ]
         for agent_id in idle:
             await _close(self._current.pop(agent_id).agent)
 

@@ -36,12 +36,12 @@ class AgentRegistry:
                 loaded = point.load()
                 kind = loaded() if isinstance(loaded, type) else loaded
             except Exception:
-                log.exception("agent kind %r (%s) failed to load; skipped", point.name,
-                              point.value)
+                log.exception("agent kind %r (%s) failed to load; skipped", point.name, point.value)
                 continue
             if kind.name in taken:
-                log.warning("agent kind %r from %s is already taken; skipped", kind.name,
-                            point.value)
+                log.warning(
+                    "agent kind %r from %s is already taken; skipped", kind.name, point.value
+                )
                 continue
             taken.add(kind.name)
             kinds.append(kind)

@@ -21,23 +21,36 @@ def principal_of(scope: Scope) -> Principal | None:
 
 def _is_graphiql_page(scope: Scope, accept: str | None) -> bool:
     """The GraphiQL page itself (static; the requests it makes carry a key)."""
-    return (scope["path"] == "/graphql" and scope["method"] == "GET"
-            and "text/html" in (accept or "") and not scope.get("query_string"))
+    return (
+        scope["path"] == "/graphql"
+        and scope["method"] == "GET"
+        and "text/html" in (accept or "")
+        and not scope.get("query_string")
+    )
 
 
 def _refusal(path: str) -> bytes:
     if path.startswith("/graphql"):
-        return orjson.dumps({"errors": [{"message": UNAUTHENTICATED,
-                                         "extensions": {"code": "UNAUTHENTICATED"}}]})
+        return orjson.dumps(
+            {"errors": [{"message": UNAUTHENTICATED, "extensions": {"code": "UNAUTHENTICATED"}}]}
+        )
     return orjson.dumps({"status": 401, "code": "unauthenticated", "message": UNAUTHENTICATED})
 
 
 async def refuse_unauthenticated(path: str, send: Send) -> None:
     """401, in the route's error shape."""
     body = _refusal(path)
-    await send({"type": "http.response.start", "status": 401, "headers": [
-        (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
-        (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"www-authenticate", b"Bearer"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -45,16 +58,20 @@ class KeyGate:
     """The paths that need a key (`protected` prefixes, less the `public` ones inside them,
     such as GraphiQL's files) and the principal of the key an HTTP request sends."""
 
-    def __init__(self, principals: PrincipalCache, protected: Iterable[str],
-                 public: Iterable[str] = ()) -> None:
+    def __init__(
+        self, principals: PrincipalCache, protected: Iterable[str], public: Iterable[str] = ()
+    ) -> None:
         self.principals = principals
         self.protected = tuple(protected)
         self.public = tuple(public)
 
     def guards(self, scope: Scope, accept: str | None) -> bool:
         path = scope["path"]
-        return (path.startswith(self.protected) and not path.startswith(self.public)
-                and not _is_graphiql_page(scope, accept))
+        return (
+            path.startswith(self.protected)
+            and not path.startswith(self.public)
+            and not _is_graphiql_page(scope, accept)
+        )
 
     async def admit(self, scope: Scope, authorization: str | None) -> Principal | None:
         """The key's principal, kept in the scope for the routes; None for no valid key."""

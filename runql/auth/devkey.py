@@ -27,4 +27,3 @@ def write_dev_key(path: Path, secret: str) -> None:
 
 def dev_key(settings: Settings) -> str | None:
     return read_dev_key(Path(settings.dev_key_file)) if settings.is_development else None
-

@@ -60,12 +60,20 @@ def bearer_secret(authorization: str | None) -> str | None:
 async def organization(database: Database, name: str) -> OrganizationRow:
     """The organization with this name, made when there is none."""
     async with database.write() as session:
-        found = (await session.execute(
-            select(OrganizationRow).where(col(OrganizationRow.name) == name))).scalars().first()
+        found = (
+            (
+                await session.execute(
+                    select(OrganizationRow).where(col(OrganizationRow.name) == name)
+                )
+            )
+            .scalars()
+            .first()
+        )
         if found is not None:
             return found
-        org = OrganizationRow(id=DEFAULT_ORG_ID if name == DEFAULT_ORG_NAME else new_id(
-            Kind.ORGANIZATION), name=name)
+        org = OrganizationRow(
+            id=DEFAULT_ORG_ID if name == DEFAULT_ORG_NAME else new_id(Kind.ORGANIZATION), name=name
+        )
         await insert_rows(session, [org])
         return org
 
@@ -73,8 +81,13 @@ async def organization(database: Database, name: str) -> OrganizationRow:
 async def create_key(database: Database, name: str, org_name: str = DEFAULT_ORG_NAME) -> NewKey:
     org = await organization(database, org_name)
     secret = PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(_SECRET_LENGTH))
-    row = ApiKeyRow(id=new_id(Kind.API_KEY), org_id=org.id, name=name,
-                    secret_hash=secret_hash(secret), hint=secret[: len(PREFIX) + 4] + "…")
+    row = ApiKeyRow(
+        id=new_id(Kind.API_KEY),
+        org_id=org.id,
+        name=name,
+        secret_hash=secret_hash(secret),
+        hint=secret[: len(PREFIX) + 4] + "…",
+    )
     async with database.write() as session:
         await insert_rows(session, [row])
     return NewKey(row, secret)
@@ -83,15 +96,19 @@ async def create_key(database: Database, name: str, org_name: str = DEFAULT_ORG_
 async def list_keys(database: Database) -> list[tuple[ApiKeyRow, str]]:
     """Every key with its organization's name, oldest first."""
     async with database.read() as session:
-        rows = (await session.execute(
-            select(ApiKeyRow, col(OrganizationRow.name))
-            .join(OrganizationRow, col(OrganizationRow.id) == col(ApiKeyRow.org_id))
-            .order_by(col(ApiKeyRow.created_at), col(ApiKeyRow.id)))).all()
+        rows = (
+            await session.execute(
+                select(ApiKeyRow, col(OrganizationRow.name))
+                .join(OrganizationRow, col(OrganizationRow.id) == col(ApiKeyRow.org_id))
+                .order_by(col(ApiKeyRow.created_at), col(ApiKeyRow.id))
+            )
+        ).all()
     return [(key, org_name) for key, org_name in rows]
 
 
-async def revoke_key(database: Database, key_id: str,
-                     revocations: Revocations | None = None) -> ApiKeyRow:
+async def revoke_key(
+    database: Database, key_id: str, revocations: Revocations | None = None
+) -> ApiKeyRow:
     """Revoke the key; every process hears of it (at once the one whose `revocations` this
     is), and lets go what the key opened."""
     async with database.write() as session:
@@ -115,8 +132,11 @@ async def authenticate(database: Database, secret: str | None) -> Principal | No
 async def principal_by_hash(database: Database, hashed: str) -> Principal | None:
     """The principal of the key with this secret hash, if it is there and not revoked."""
     async with database.read() as session:
-        key = (await session.execute(
-            select(ApiKeyRow).where(col(ApiKeyRow.secret_hash) == hashed))).scalars().first()
+        key = (
+            (await session.execute(select(ApiKeyRow).where(col(ApiKeyRow.secret_hash) == hashed)))
+            .scalars()
+            .first()
+        )
     if key is None or key.revoked_at is not None:
         return None
     return Principal(key.org_id, key.id)

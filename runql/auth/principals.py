@@ -15,8 +15,9 @@ MAX_ENTRIES = 10_000
 
 
 class PrincipalCache:
-    def __init__(self, database: Database, revocations: Revocations,
-                 max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self, database: Database, revocations: Revocations, max_entries: int = MAX_ENTRIES
+    ) -> None:
         self._database = database
         self._max = max_entries
         self._entries: OrderedDict[str, Principal] = OrderedDict()

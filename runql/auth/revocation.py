@@ -71,15 +71,19 @@ def _call(listener: Callable[..., None], *args: str) -> None:
 async def announce(session: AsyncSession, key_id: str) -> None:
     """Tell every other process, in the revoking transaction: heard only once it commits."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, :key_id)"),
-                              {"channel": REVOCATION_CHANNEL, "key_id": key_id})
+        await session.execute(
+            text("SELECT pg_notify(:channel, :key_id)"),
+            {"channel": REVOCATION_CHANNEL, "key_id": key_id},
+        )
 
 
-async def revoked_since(session: AsyncSession, since: datetime | None
-                        ) -> list[tuple[str, datetime]]:
+async def revoked_since(
+    session: AsyncSession, since: datetime | None
+) -> list[tuple[str, datetime]]:
     """Keys revoked at `since` or later (every revoked key when None), oldest first."""
     statement = select(col(ApiKeyRow.id), col(ApiKeyRow.revoked_at)).where(
-        col(ApiKeyRow.revoked_at).is_not(None))
+        col(ApiKeyRow.revoked_at).is_not(None)
+    )
     if since is not None:
         statement = statement.where(col(ApiKeyRow.revoked_at) >= since)
     rows = (await session.execute(statement.order_by(col(ApiKeyRow.revoked_at)))).all()
@@ -88,6 +92,7 @@ async def revoked_since(session: AsyncSession, since: datetime | None
 
 async def revoked_among(session: AsyncSession, key_ids: list[str]) -> list[str]:
     """Those of the keys that are revoked."""
-    statement = select(col(ApiKeyRow.id)).where(col(ApiKeyRow.id).in_(key_ids),
-                                                col(ApiKeyRow.revoked_at).is_not(None))
+    statement = select(col(ApiKeyRow.id)).where(
+        col(ApiKeyRow.id).in_(key_ids), col(ApiKeyRow.revoked_at).is_not(None)
+    )
     return list((await session.execute(statement)).scalars().all())

@@ -45,8 +45,9 @@ class Feeder(Protocol):
     async def stop(self) -> None: ...
 
 
-def other_processes(hub: Hub, database: Database,
-                    revocations: Revocations | None = None) -> Feeder | None:
+def other_processes(
+    hub: Hub, database: Database, revocations: Revocations | None = None
+) -> Feeder | None:
     """The feeder that hears other processes' commits to the database: a LISTEN connection
     on PostgreSQL, a tail of the log on a SQLite file; None for an in-memory SQLite database,
     which no other process shares."""
@@ -75,8 +76,7 @@ class PostgresListener:
     backoff. After every (re)connection subscribers re-read the log, so nothing announced
     while the connection was down is lost."""
 
-    def __init__(self, hub: Hub, database_url: str,
-                 revocations: Revocations | None = None) -> None:
+    def __init__(self, hub: Hub, database_url: str, revocations: Revocations | None = None) -> None:
         self.hub = hub
         self.revocations = revocations
         if revocations is not None:  # until the connection listens, nothing is heard
@@ -105,8 +105,7 @@ class PostgresListener:
         if heard.origin != PROCESS:  # this process's own commits reach the hub directly
             self.hub.publish(Notice(heard.org_id, heard.run_id, heard.seq, heard.status))
 
-    def _heard_revocation(self, _connection: object, _pid: int, _channel: str,
-                          key_id: str) -> None:
+    def _heard_revocation(self, _connection: object, _pid: int, _channel: str, key_id: str) -> None:
         if self.revocations is not None:
             self.revocations.revoked(key_id)
 
@@ -167,8 +166,9 @@ class SQLiteTail:
         self.hub.observe(self._remember)
         with contextlib.suppress(sqlite3.Error):  # the thread retries, and says why
             await asyncio.to_thread(self._open)
-        self._thread = threading.Thread(target=self._run, args=(loop,), name="runql-sqlite-tail",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(loop,), name="runql-sqlite-tail", daemon=True
+        )
         self._thread.start()
 
     async def stop(self) -> None:
@@ -182,8 +182,9 @@ class SQLiteTail:
     def _open(self) -> sqlite3.Connection:
         if self._connection is None:  # read-write, so that it sees the WAL; never creates
             uri = f"{Path(self.path).resolve().as_uri()}?mode=rw"
-            self._connection = sqlite3.connect(uri, uri=True, isolation_level=None,
-                                               check_same_thread=False)
+            self._connection = sqlite3.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False
+            )
             self._connection.execute("PRAGMA busy_timeout=10000")
         if self._after is None:
             self._after = last_logged_id(self._connection)
@@ -197,8 +198,9 @@ class SQLiteTail:
                 version = self._read(loop, version)
                 backoff = self.interval
             except sqlite3.Error as error:
-                log.warning("reading the run_events log of %s failed (%s); retrying", self.path,
-                            error)
+                log.warning(
+                    "reading the run_events log of %s failed (%s); retrying", self.path, error
+                )
                 version, backoff = None, min(backoff * 2, MAX_BACKOFF_SECONDS)
             except RuntimeError:  # the event loop closed without stopping the tail
                 return

@@ -17,8 +17,9 @@ POLL_SECONDS = 0.25
 
 
 class RevocationPoll:
-    def __init__(self, database: Database, revocations: Revocations,
-                 every: float = POLL_SECONDS) -> None:
+    def __init__(
+        self, database: Database, revocations: Revocations, every: float = POLL_SECONDS
+    ) -> None:
         self.database = database
         self.revocations = revocations
         self.every = every

@@ -44,8 +44,9 @@ class _Shared(Generic[K, V]):
         self._done: OrderedDict[K, _Entry[V]] = OrderedDict()
         self._flying: dict[K, asyncio.Task[_Entry[V]]] = {}
 
-    async def get(self, key: K, reaching: int | None,
-                  read: Callable[[], Awaitable[tuple[int, V]]]) -> V:
+    async def get(
+        self, key: K, reaching: int | None, read: Callable[[], Awaitable[tuple[int, V]]]
+    ) -> V:
         """The value for `key`, from a read that reached `reaching` at least; None forces a
         read that starts now."""
         if reaching is None:
@@ -60,7 +61,8 @@ class _Shared(Generic[K, V]):
         if flying is None:  # the read is a task of its own: a caller that leaves (its socket
             # closed) does not take it, or a cancellation, to the others waiting for it
             flying = self._flying[key] = asyncio.get_running_loop().create_task(
-                self._read(key, read))
+                self._read(key, read)
+            )
             flying.add_done_callback(_retrieve)
         entry = await asyncio.shield(flying)
         if entry.reaches >= reaching:
@@ -117,8 +119,9 @@ class _Fresh(Generic[K, V]):
         else:
             asyncio.get_running_loop().create_task(self._read_for(key, read, waiting))
 
-    async def _read_for(self, key: K, read: Callable[[], Awaitable[V]],
-                        waiting: asyncio.Future[V]) -> None:
+    async def _read_for(
+        self, key: K, read: Callable[[], Awaitable[V]], waiting: asyncio.Future[V]
+    ) -> None:
         try:
             waiting.set_result(await read())
         except BaseException as error:  # every waiter re-raises it
@@ -168,8 +171,9 @@ class SharedReads:
 
         return await self._runs.get((run_id, as_of), as_of, read)
 
-    async def after_changes(self, changes: Hashable,
-                            read: Callable[[], Awaitable[list[RunRow]]]) -> list[RunRow]:
+    async def after_changes(
+        self, changes: Hashable, read: Callable[[], Awaitable[list[RunRow]]]
+    ) -> list[RunRow]:
         """Runs read once the changes that `changes` names (with whatever else the caller puts
         in it, such as a filter) were committed: every caller with the same key shares a read,
         which started after those commits since they were announced."""

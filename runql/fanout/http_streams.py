@@ -61,8 +61,12 @@ from runql.security.responses import graphql_error_response
 
 log = logging.getLogger("runql.fanout")
 
-PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, MULTIPART_SUBSCRIPTION_PROTOCOL,
-             GRAPHQL_SSE_PROTOCOL)  # the order in which an Accept header is tried
+PROTOCOLS = (
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+    GRAPHQL_SSE_PROTOCOL,
+)  # the order in which an Accept header is tried
 FORBIDDEN_ORIGIN = "FORBIDDEN_ORIGIN"
 MULTIPART = "multipart"
 SSE = "graphql-sse"
@@ -73,8 +77,9 @@ class MultipartSubscriptions(MultipartSubscriptionTransport):
     (strawberry reads the whole header as one media type)."""
 
     def accepts(self, accept: str) -> bool:
-        return any(self.accepts_content_type(*parse_content_type(part))
-                   for part in _media_ranges(accept))
+        return any(
+            self.accepts_content_type(*parse_content_type(part)) for part in _media_ranges(accept)
+        )
 
 
 class EventStreams(SSETransport):
@@ -83,8 +88,12 @@ class EventStreams(SSETransport):
     that list it after JSON (urql does), which then miss the fast lane."""
 
     def accepts(self, accept: str) -> bool:
-        ranked = [(_quality(params), -index, media_type) for index, (media_type, params)
-                  in enumerate(map(parse_content_type, _media_ranges(accept)))]
+        ranked = [
+            (_quality(params), -index, media_type)
+            for index, (media_type, params) in enumerate(
+                map(parse_content_type, _media_ranges(accept))
+            )
+        ]
         return bool(ranked) and max(ranked)[2] == "text/event-stream"
 
 
@@ -127,13 +136,20 @@ def origin_refusal(request: Request, allowed: OriginAllowed) -> Response | None:
     clients that send no Origin (not browsers), the same origin, and the origins listed.
     `allowed` is the view's rule for websocket handshakes, so both transports follow one."""
     origin = request.headers.get("origin")
-    if (origin is None or request.headers.get("sec-fetch-site") == "same-origin"
-            or is_same_origin(origin, request.headers.get("host")) or allowed(request, origin)):
+    if (
+        origin is None
+        or request.headers.get("sec-fetch-site") == "same-origin"
+        or is_same_origin(origin, request.headers.get("host"))
+        or allowed(request, origin)
+    ):
         return None
     log.warning("refused a subscription over HTTP from origin %r", origin)
     return graphql_error_response(
-        403, FORBIDDEN_ORIGIN, f"pages on {origin} may not subscribe here: list the origin in "
-        "RUNQL_ALLOWED_ORIGINS", media_type=negotiate(request.headers.get("accept")))
+        403,
+        FORBIDDEN_ORIGIN,
+        f"pages on {origin} may not subscribe here: list the origin in RUNQL_ALLOWED_ORIGINS",
+        media_type=negotiate(request.headers.get("accept")),
+    )
 
 
 def revoked_ending(transport: HTTPStreamTransport, encode_json: JSONEncoder) -> str:
@@ -207,16 +223,19 @@ class GraphQLOverHTTPStreams(GraphQLOverHTTP[Context, RootValue]):
             await super().__call__(scope, receive, send)
 
     async def create_streaming_response(
-        self, request: Request | WebSocket, stream: Callable[[], AsyncIterator[str]],
-        sub_response: Response, headers: Mapping[str, str]
+        self,
+        request: Request | WebSocket,
+        stream: Callable[[], AsyncIterator[str]],
+        sub_response: Response,
+        headers: Mapping[str, str],
     ) -> Response:
         transport = self._transport_of(request.headers.get("accept", ""))
         principal = principal_of(request.scope)
         if transport is None or principal is None:  # not a subscription stream
-            return await super().create_streaming_response(request, stream, sub_response,
-                                                           headers)
-        held = OpenStream(LABELS[transport.protocol],
-                          revoked_ending(transport, self.encode_json_string))
+            return await super().create_streaming_response(request, stream, sub_response, headers)
+        held = OpenStream(
+            LABELS[transport.protocol], revoked_ending(transport, self.encode_json_string)
+        )
 
         async def written() -> AsyncGenerator[str, None]:
             if self.open_sockets is not None:

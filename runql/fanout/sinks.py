@@ -62,8 +62,10 @@ log = logging.getLogger("runql.fanout")
 
 INIT_TIMEOUT_CLOSE_CODE = 4408
 INIT_TIMEOUT_REASON = "Connection initialisation timeout"
-MALFORMED = ("a graphql-ws message is an object with a `type`; `start` needs an `id` and a "
-             "`payload` with a `query`")
+MALFORMED = (
+    "a graphql-ws message is an object with a `type`; `start` needs an `id` and a "
+    "`payload` with a `query`"
+)
 
 _current: ContextVar["Sink | None"] = ContextVar("runql_sink", default=None)
 
@@ -86,8 +88,9 @@ def _socket(adapter: AsyncWebSocketAdapter) -> WebSocket:
 class Sink(ABC):
     """One subscription operation on one socket."""
 
-    def __init__(self, query: str, operation_name: str | None,
-                 variables: Mapping[str, object] | None) -> None:
+    def __init__(
+        self, query: str, operation_name: str | None, variables: Mapping[str, object] | None
+    ) -> None:
         self.query = query
         self.operation_name = operation_name
         self.variables = variables
@@ -110,9 +113,14 @@ class Sink(ABC):
 
 
 class _SocketSink(Sink):
-    def __init__(self, query: str, operation_name: str | None,
-                 variables: Mapping[str, object] | None, socket: WebSocket, frame_start: str
-                 ) -> None:
+    def __init__(
+        self,
+        query: str,
+        operation_name: str | None,
+        variables: Mapping[str, object] | None,
+        socket: WebSocket,
+        frame_start: str,
+    ) -> None:
         super().__init__(query, operation_name, variables)
         self._send = socket.scope.get(SERVER_SEND) or socket.send
         self._frame_start = frame_start
@@ -137,28 +145,44 @@ def _json(value: str) -> str:
 class TransportWSSink(_SocketSink):
     """graphql-transport-ws: {"id": ..., "type": "next", "payload": ...}"""
 
-    def __init__(self, handler: BaseGraphQLTransportWSHandler[object, None],
-                 operation: Operation[object, None]) -> None:
-        super().__init__(operation.query, operation.operation_name, operation.variables,
-                         _socket(handler.websocket),
-                         f'{{"id":{_json(operation.id)},"type":"next","payload":')
+    def __init__(
+        self,
+        handler: BaseGraphQLTransportWSHandler[object, None],
+        operation: Operation[object, None],
+    ) -> None:
+        super().__init__(
+            operation.query,
+            operation.operation_name,
+            operation.variables,
+            _socket(handler.websocket),
+            f'{{"id":{_json(operation.id)},"type":"next","payload":',
+        )
         self._handler = handler
         self._operation = operation
 
     def is_live(self) -> bool:
         operation = self._operation
-        return (not operation.completed
-                and self._handler.operations.get(operation.id) is operation)
+        return not operation.completed and self._handler.operations.get(operation.id) is operation
 
 
 class LegacyWSSink(_SocketSink):
     """graphql-ws (legacy): {"type": "data", "id": ..., "payload": ...}"""
 
-    def __init__(self, handler: BaseGraphQLWSHandler[object, None], operation_id: str,
-                 query: str, operation_name: str | None,
-                 variables: Mapping[str, object] | None) -> None:
-        super().__init__(query, operation_name, variables, _socket(handler.websocket),
-                         f'{{"type":"data","id":{_json(operation_id)},"payload":')
+    def __init__(
+        self,
+        handler: BaseGraphQLWSHandler[object, None],
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: Mapping[str, object] | None,
+    ) -> None:
+        super().__init__(
+            query,
+            operation_name,
+            variables,
+            _socket(handler.websocket),
+            f'{{"type":"data","id":{_json(operation_id)},"payload":',
+        )
         self._handler = handler
         self._operation_id = operation_id
         self._task = asyncio.current_task()
@@ -170,7 +194,8 @@ class LegacyWSSink(_SocketSink):
 def _too_many(maximum: int) -> GraphQLError:
     return GraphQLError(
         f"Subscription limit reached: at most {maximum} operations run at once on a websocket",
-        extensions={"code": TOO_MANY_SUBSCRIPTIONS, "maximum": maximum})
+        extensions={"code": TOO_MANY_SUBSCRIPTIONS, "maximum": maximum},
+    )
 
 
 def _over_limit(running: int, maximum: int | None) -> bool:
@@ -214,11 +239,15 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[object, None]):
 
     async def handle_subscribe(self, message: Any) -> None:
         maximum = self.max_subscriptions_per_connection
-        if (self.connection_acknowledged and message["id"] not in self.operations
-                and _over_limit(len(self.operations), maximum)):
+        if (
+            self.connection_acknowledged
+            and message["id"] not in self.operations
+            and _over_limit(len(self.operations), maximum)
+        ):
             assert maximum is not None
-            await self.send_message({"id": message["id"], "type": "error",
-                                     "payload": [_too_many(maximum).formatted]})
+            await self.send_message(
+                {"id": message["id"], "type": "error", "payload": [_too_many(maximum).formatted]}
+            )
             return
         await super().handle_subscribe(message)
 
@@ -249,8 +278,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler[object, None]):
         await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
         if self._init_received:
             return
-        await self.send_message({"type": "connection_error", "payload": {
-            "message": INIT_TIMEOUT_REASON, "code": "CONNECTION_INIT_TIMEOUT"}})
+        await self.send_message(
+            {
+                "type": "connection_error",
+                "payload": {"message": INIT_TIMEOUT_REASON, "code": "CONNECTION_INIT_TIMEOUT"},
+            }
+        )
         await self.websocket.close(code=INIT_TIMEOUT_CLOSE_CODE, reason=INIT_TIMEOUT_REASON)
 
     async def handle_message(self, message: OperationMessage) -> None:
@@ -260,9 +293,16 @@ class LegacyWSHandler(BaseGraphQLWSHandler[object, None]):
             await super().handle_message(message)
         except (KeyError, TypeError, AttributeError):
             given = message.get("id") if isinstance(message, Mapping) else None
-            await self.send_message(cast(OperationMessage, {
-                "type": "error", "id": given if isinstance(given, str) else None,
-                "payload": {"message": MALFORMED, "extensions": {"code": "BAD_REQUEST"}}}))
+            await self.send_message(
+                cast(
+                    OperationMessage,
+                    {
+                        "type": "error",
+                        "id": given if isinstance(given, str) else None,
+                        "payload": {"message": MALFORMED, "extensions": {"code": "BAD_REQUEST"}},
+                    },
+                )
+            )
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         self._init_received = True
@@ -272,17 +312,28 @@ class LegacyWSHandler(BaseGraphQLWSHandler[object, None]):
 
     async def handle_start(self, message: StartMessage) -> None:
         maximum = self.max_subscriptions_per_connection
-        if (self.connection_acknowledged and message["id"] not in self.tasks
-                and _over_limit(len(self.tasks), maximum)):
+        if (
+            self.connection_acknowledged
+            and message["id"] not in self.tasks
+            and _over_limit(len(self.tasks), maximum)
+        ):
             assert maximum is not None
-            await self.send_message(cast(OperationMessage, {
-                "type": "error", "id": message["id"], "payload": _too_many(maximum).formatted}))
+            await self.send_message(
+                cast(
+                    OperationMessage,
+                    {"type": "error", "id": message["id"], "payload": _too_many(maximum).formatted},
+                )
+            )
             return
         await super().handle_start(message)
 
-    async def handle_async_results(self, operation_id: str, query: str,
-                                   operation_name: str | None,
-                                   variables: dict[str, object] | None) -> None:
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
         """Any operation (strawberry's runs subscriptions only); a task of its own, which ends
         without an error when its client has gone."""
         _current.set(LegacyWSSink(self, operation_id, query, operation_name, variables))
@@ -299,32 +350,45 @@ class LegacyWSHandler(BaseGraphQLWSHandler[object, None]):
             self.subscriptions.pop(operation_id, None)
             self.tasks.pop(operation_id, None)
 
-    async def _send_results(self, operation_id: str, query: str, operation_name: str | None,
-                            variables: dict[str, object] | None) -> None:
-        source = await self.schema.stream(query, variable_values=variables,
-                                          operation_name=operation_name,
-                                          context_value=self.context, root_value=self.root_value)
+    async def _send_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        source = await self.schema.stream(
+            query,
+            variable_values=variables,
+            operation_name=operation_name,
+            context_value=self.context,
+            root_value=self.root_value,
+        )
         self.subscriptions[operation_id] = source
         first = True
         async with contextlib.aclosing(source):
             async for result in source:
                 if first and isinstance(result, PreExecutionError):
                     assert result.errors
-                    await self.send_message({"type": "error", "id": operation_id,
-                                             "payload": result.errors[0].formatted})
+                    await self.send_message(
+                        {"type": "error", "id": operation_id, "payload": result.errors[0].formatted}
+                    )
                     return
                 if not isinstance(result, ExecutionResult):  # @defer/@stream frames
                     error = GraphQLError("Incremental delivery is not supported over graphql-ws")
-                    await self.send_message({"type": "error", "id": operation_id,
-                                             "payload": error.formatted})
+                    await self.send_message(
+                        {"type": "error", "id": operation_id, "payload": error.formatted}
+                    )
                     return
                 await self.send_data_message(result, operation_id)
                 first = False
 
     def _connected(self) -> bool:
         socket = _socket(self.websocket)
-        return (socket.client_state is WebSocketState.CONNECTED
-                and socket.application_state is WebSocketState.CONNECTED)
+        return (
+            socket.client_state is WebSocketState.CONNECTED
+            and socket.application_state is WebSocketState.CONNECTED
+        )
 
     async def close_revoked(self) -> None:
         await self.cleanup()

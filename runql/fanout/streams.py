@@ -34,6 +34,8 @@ LAGGING_CLOSE_CODE = 1013  # "try again later"
 DEFAULT_MAX_BACKLOG = 4 * 1024 * 1024
 
 StreamKey = tuple[str, str, str | None, bytes]
+
+
 @dataclass
 class Lead:
     """What a shared stream tells the resolver it runs: start after event `start`; before each
@@ -132,8 +134,10 @@ def _payload(result: ExecutionResult) -> str:
 
 
 def _lagging(unread: int) -> str:
-    return (f"the client left {unread} bytes unread and was cut off; resubscribe with `after` "
-            "set to the last sequence number you saw")
+    return (
+        f"the client left {unread} bytes unread and was cut off; resubscribe with `after` "
+        "set to the last sequence number you saw"
+    )
 
 
 class SharedStream:
@@ -163,7 +167,8 @@ class SharedStream:
 
     def start(self, results: Callable[[], Any]) -> None:
         self._task = asyncio.create_task(  # its own context: no member's request or sink
-            self._lead(results), name="runql-shared-stream", context=contextvars.Context())
+            self._lead(results), name="runql-shared-stream", context=contextvars.Context()
+        )
 
     async def _lead(self, results: Callable[[], Any]) -> None:
         error: BaseException | None = None
@@ -250,14 +255,21 @@ class SharedStreams:
     def join(self, sink: Sink, org_id: str, position: int) -> Membership | None:
         """Make `sink`, whose subscriber has had every event up to `position`, a member of its
         operation's shared stream; None when the stream is further on (read on, then retry)."""
-        key: StreamKey = (org_id, sink.query, sink.operation_name,
-                          dumps(sink.variables, option=orjson.OPT_SORT_KEYS))
+        key: StreamKey = (
+            org_id,
+            sink.query,
+            sink.operation_name,
+            dumps(sink.variables, option=orjson.OPT_SORT_KEYS),
+        )
         stream = self._streams.get(key)
         if stream is None:
             stream = self._streams[key] = SharedStream(self, key, position)
             lead = stream.lead
-            stream.start(lambda: self._subscribe(org_id, lead, sink.query, sink.operation_name,
-                                                 sink.variables))
+            stream.start(
+                lambda: self._subscribe(
+                    org_id, lead, sink.query, sink.operation_name, sink.variables
+                )
+            )
         return stream.admit(sink, position)
 
     def close_later(self, sink: Sink, code: int, reason: str) -> None:
@@ -275,8 +287,9 @@ class SharedStreams:
             del self._streams[key]
 
 
-def joiner(streams: "SharedStreams | None", org_id: str
-           ) -> Callable[[int], Membership | None] | None:
+def joiner(
+    streams: "SharedStreams | None", org_id: str
+) -> Callable[[int], Membership | None] | None:
     """How the subscription being resolved may join a shared stream; None when it may not (not
     on a websocket, or it is a shared stream's own execution)."""
     sink = current_sink()

@@ -33,8 +33,7 @@ Check = Callable[..., T]
 Passed = tuple[tuple[str, str, bool], ...]
 MAX_SHAPES = 4096
 
-_passed: OrderedDict[tuple[int, int], tuple[GraphQLField, FieldNode, Passed | None]] = \
-    OrderedDict()
+_passed: OrderedDict[tuple[int, int], tuple[GraphQLField, FieldNode, Passed | None]] = OrderedDict()
 
 
 def _as_passed(field: GraphQLField, node: FieldNode, config: StrawberryConfig) -> Passed | None:
@@ -52,21 +51,27 @@ def _as_passed(field: GraphQLField, node: FieldNode, config: StrawberryConfig) -
             return None
         argument_type = graphql_argument.type
         non_null = isinstance(argument_type, GraphQLNonNull)
-        scalar = argument_type.of_type if isinstance(argument_type, GraphQLNonNull) \
-            else argument_type
+        scalar = (
+            argument_type.of_type if isinstance(argument_type, GraphQLNonNull) else argument_type
+        )
         python_type = argument.type
         if isinstance(python_type, StrawberryOptional) and not isinstance(
-                python_type, StrawberryMaybe):
+            python_type, StrawberryMaybe
+        ):
             python_type = python_type.of_type
-        if (not isinstance(scalar, GraphQLScalarType) or isinstance(python_type, StrawberryMaybe)
-                or python_type is GlobalID):
+        if (
+            not isinstance(scalar, GraphQLScalarType)
+            or isinstance(python_type, StrawberryMaybe)
+            or python_type is GlobalID
+        ):
             return None
         passed.append((argument.python_name, value.name.value, non_null))
     return tuple(passed) if not given else None
 
 
-def passed_variables(field: GraphQLField, node: FieldNode,
-                     config: StrawberryConfig) -> Passed | None:
+def passed_variables(
+    field: GraphQLField, node: FieldNode, config: StrawberryConfig
+) -> Passed | None:
     """_as_passed, once per field node."""
     key = (id(field), id(node))
     found = _passed.get(key)
@@ -78,8 +83,9 @@ def passed_variables(field: GraphQLField, node: FieldNode,
 
 
 class Arguments:
-    def __init__(self, schema: GraphQLSchema, variables: VariableValues,
-                 hide_suggestions: bool = False) -> None:
+    def __init__(
+        self, schema: GraphQLSchema, variables: VariableValues, hide_suggestions: bool = False
+    ) -> None:
         strawberry_schema = schema._strawberry_schema  # type: ignore[attr-defined]
         self._scalars = strawberry_schema.schema_converter.scalar_registry
         self._config = strawberry_schema.config
@@ -92,20 +98,25 @@ class Arguments:
         passed = passed_variables(field, node, self._config)
         if passed is not None:
             values = self._variables.coerced
-            if all(variable in values and (values[variable] is not None or not non_null)
-                   for _, variable, non_null in passed):
+            if all(
+                variable in values and (values[variable] is not None or not non_null)
+                for _, variable, non_null in passed
+            ):
                 return {name: values[variable] for name, variable, _ in passed}
         try:
-            raw = get_argument_values(field, node, self._variables,
-                                      hide_suggestions=self._hide_suggestions)
+            raw = get_argument_values(
+                field, node, self._variables, hide_suggestions=self._hide_suggestions
+            )
             definition = field.extensions["strawberry-definition"]
-            return convert_arguments(raw, definition.arguments, scalar_registry=self._scalars,
-                                     config=self._config)
+            return convert_arguments(
+                raw, definition.arguments, scalar_registry=self._scalars, config=self._config
+            )
         except (GraphQLError, ValueError, TypeError) as error:
             raise Fallback(f"arguments the standard path reports itself: {error}") from error
 
-    def checked(self, owner: object, field: GraphQLField, node: FieldNode,
-                check: Check[T]) -> T | RunqlError:
+    def checked(
+        self, owner: object, field: GraphQLField, node: FieldNode, check: Check[T]
+    ) -> T | RunqlError:
         """`check(**arguments)` once per owner (a plan's field): its value or its RunqlError."""
         if owner in self._checked:
             found: T | RunqlError = self._checked[owner]

@@ -27,14 +27,18 @@ def _conditions(selection_set: SelectionSetNode, found: set[str]) -> None:
     for selection in selection_set.selections:
         for directive in selection.directives or ():
             if directive.name.value in CONDITIONS:
-                found.update(argument.value.name.value for argument in directive.arguments or ()
-                             if isinstance(argument.value, VariableNode))
+                found.update(
+                    argument.value.name.value
+                    for argument in directive.arguments or ()
+                    if isinstance(argument.value, VariableNode)
+                )
         if isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set:
             _conditions(selection.selection_set, found)
 
 
-def condition_variables(operation: OperationDefinitionNode,
-                        fragments: dict[str, FragmentDetails]) -> tuple[str, ...]:
+def condition_variables(
+    operation: OperationDefinitionNode, fragments: dict[str, FragmentDetails]
+) -> tuple[str, ...]:
     found: set[str] = set()
     _conditions(operation.selection_set, found)
     for fragment in fragments.values():
@@ -48,8 +52,12 @@ class PlanCache:
         self._conditions: dict[Hashable, tuple[str, ...]] = {}
         self._plans: OrderedDict[Hashable, OperationPlan | None] = OrderedDict()
 
-    def _key(self, fragments: dict[str, FragmentDetails], variables: VariableValues,
-             operation: OperationDefinitionNode) -> Hashable | None:
+    def _key(
+        self,
+        fragments: dict[str, FragmentDetails],
+        variables: VariableValues,
+        operation: OperationDefinitionNode,
+    ) -> Hashable | None:
         if operation.loc is None:
             return None
         document = (operation.loc.source.body, operation.loc.start)
@@ -60,9 +68,13 @@ class PlanCache:
             names = self._conditions[document] = condition_variables(operation, fragments)
         return (document, tuple(variables.coerced.get(name) for name in names))
 
-    def plan(self, schema: GraphQLSchema, fragments: dict[str, FragmentDetails],
-             variables: VariableValues,
-             operation: OperationDefinitionNode) -> OperationPlan | None:
+    def plan(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDetails],
+        variables: VariableValues,
+        operation: OperationDefinitionNode,
+    ) -> OperationPlan | None:
         """The operation's plan, or None where the planner does not cover it."""
         key = self._key(fragments, variables, operation)
         if key is not None and key in self._plans:

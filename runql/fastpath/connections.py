@@ -38,31 +38,49 @@ class Listing:
 Check = Callable[..., Listing]
 
 
-def _page(order_by: CreatedOrder, first: int | None, after: str | None, last: int | None,
-          before: str | None) -> PageRequest:
-    return page_request(first=first, after=after, last=last, before=before,
-                        newest_first=order_by.newest_first)
+def _page(
+    order_by: CreatedOrder,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> PageRequest:
+    return page_request(
+        first=first, after=after, last=last, before=before, newest_first=order_by.newest_first
+    )
 
 
-def root_runs(filter: RunFilterInput | None = None,
-              order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC, first: int | None = None,
-              after: str | None = None, last: int | None = None,
-              before: str | None = None) -> Listing:
+def root_runs(
+    filter: RunFilterInput | None = None,
+    order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> Listing:
     """As resolvers.queries.runs: the filter first, then the page."""
     run_filter = checked_filter(filter)
     return Listing(_page(order_by, first, after, last, before), run_filter)
 
 
-def root_agents(order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC, first: int | None = None,
-                after: str | None = None, last: int | None = None,
-                before: str | None = None) -> Listing:
+def root_agents(
+    order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> Listing:
     return Listing(_page(order_by, first, after, last, before))
 
 
-def root_threads(agent_id: list[str] | None = None,
-                 order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC, first: int | None = None,
-                 after: str | None = None, last: int | None = None,
-                 before: str | None = None) -> Listing:
+def root_threads(
+    agent_id: list[str] | None = None,
+    order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> Listing:
     """As resolvers.queries.threads: each agent id, then the page."""
     for index, value in enumerate(agent_id or ()):
         require(value, Kind.AGENT, f"agentId[{index}]")
@@ -70,18 +88,26 @@ def root_threads(agent_id: list[str] | None = None,
     return Listing(_page(order_by, first, after, last, before), agent_ids=agent_ids)
 
 
-def runs_of(filter: RunFilterInput | None = None,
-            order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC, first: int | None = None,
-            after: str | None = None, last: int | None = None,
-            before: str | None = None) -> Listing:
+def runs_of(
+    filter: RunFilterInput | None = None,
+    order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> Listing:
     """As resolvers.graph.thread_runs and agent_runs: the page first, then the filter."""
     page = _page(order_by, first, after, last, before)
     return Listing(page, checked_filter(filter))
 
 
-def groups_of(order_by: CreatedOrder = CreatedOrder.CREATED_AT_ASC, first: int | None = None,
-              after: str | None = None, last: int | None = None,
-              before: str | None = None) -> Listing:
+def groups_of(
+    order_by: CreatedOrder = CreatedOrder.CREATED_AT_ASC,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> Listing:
     return Listing(_page(order_by, first, after, last, before))
 
 
@@ -118,26 +144,34 @@ STATEMENT_SETS = 256  # lists' statements kept, by their arguments; least recent
 def root_statements(table: Table, listing: Listing, joins: statements.Joins) -> ListStatements:
     """Of a root list: made once for the same arguments (building a Select costs more than
     the rest of its execution's Python)."""
-    where = [statements.in_organization(table),
-             *statements.run_conditions(table, listing.run_filter)]
+    where = [
+        statements.in_organization(table),
+        *statements.run_conditions(table, listing.run_filter),
+    ]
     if listing.agent_ids is not None:
         where.append(table.c.agent_id.in_(listing.agent_ids))
-    return ListStatements(statements.page(table, where, listing.page, joins),
-                          statements.any_behind(table, where, listing.page),
-                          statements.count(table, where))
+    return ListStatements(
+        statements.page(table, where, listing.page, joins),
+        statements.any_behind(table, where, listing.page),
+        statements.count(table, where),
+    )
 
 
 @lru_cache(maxsize=STATEMENT_SETS)
-def statements_of(table: Table, parent: str, listing: Listing,
-                  joins: statements.Joins) -> ListStatements:
+def statements_of(
+    table: Table, parent: str, listing: Listing, joins: statements.Joins
+) -> ListStatements:
     """Of the lists of many parents (a page each), as root_statements."""
-    where = [statements.in_organization(table),
-             *statements.run_conditions(table, listing.run_filter)]
+    where = [
+        statements.in_organization(table),
+        *statements.run_conditions(table, listing.run_filter),
+    ]
     request = listing.page
     return ListStatements(
         statements.pages_by_parent(table, parent, where, request, joins),
         statements.parents_with_rows_behind(table, parent, where, request),
-        statements.counts_by_parent(table, parent, where))
+        statements.counts_by_parent(table, parent, where),
+    )
 
 
 # What a selection of a connection, an edge or a page info asks for: (key, what, plan).
@@ -153,8 +187,13 @@ class Shape:
     identity: int  # the rows' id column
 
     def nodes(self) -> list[ObjectPlan]:
-        return [plan for _, what, edge in self.fields if what == "edges"
-                for _, part, plan in edge if part == "node"]
+        return [
+            plan
+            for _, what, edge in self.fields
+            if what == "edges"
+            for _, part, plan in edge
+            if part == "node"
+        ]
 
     @property
     def counts(self) -> bool:
@@ -172,14 +211,14 @@ class Shape:
     def _page_info(self, selected: Selected, page: FoundPage) -> dict[str, Any]:
         rows = page.rows
         values: dict[str, Any] = {
-            "hasNextPage": page.has_next_page, "hasPreviousPage": page.has_previous_page,
+            "hasNextPage": page.has_next_page,
+            "hasPreviousPage": page.has_previous_page,
             "startCursor": self._cursor(rows[0]) if rows else None,
-            "endCursor": self._cursor(rows[-1]) if rows else None}
-        return {key: name if what == "__typename" else values[what]
-                for key, what, name in selected}
+            "endCursor": self._cursor(rows[-1]) if rows else None,
+        }
+        return {key: name if what == "__typename" else values[what] for key, what, name in selected}
 
-    def _edge(self, builder: Builder, selected: Selected, row: Row,
-              path: Path) -> dict[str, Any]:
+    def _edge(self, builder: Builder, selected: Selected, row: Row, path: Path) -> dict[str, Any]:
         edge: dict[str, Any] = {}
         for key, what, plan in selected:
             if what == "node":
@@ -190,14 +229,17 @@ class Shape:
                 edge[key] = plan
         return edge
 
-    def build(self, builder: Builder, page: FoundPage, total: int | None,
-              path: Path) -> dict[str, Any]:
+    def build(
+        self, builder: Builder, page: FoundPage, total: int | None, path: Path
+    ) -> dict[str, Any]:
         built: dict[str, Any] = {}
         for key, what, selected in self.fields:
             if what == "edges":
                 here = (path, key, False)
-                built[key] = [self._edge(builder, selected, row, (here, index, False))
-                              for index, row in enumerate(page.rows)]
+                built[key] = [
+                    self._edge(builder, selected, row, (here, index, False))
+                    for index, row in enumerate(page.rows)
+                ]
             elif what == "pageInfo":
                 built[key] = self._page_info(selected, page)
             elif what == "totalCount":
@@ -242,8 +284,7 @@ class RootList:
     def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
         return [""]
 
-    async def load(self, execution: Execution, keys: list[str],
-                   folds: tuple[Folded, ...]) -> None:
+    async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
         listing = self._listing(execution)
         assert isinstance(listing, Listing)
         made = root_statements(self.table, listing, tuple(folded.join for folded in folds))
@@ -256,8 +297,9 @@ class RootList:
         if self.shape.counts:
             found["total"] = (await execution.all(made.count))[0][0]
 
-    def children(self, execution: Execution,
-                 rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
+    def children(
+        self, execution: Execution, rows: Sequence[Row]
+    ) -> Iterator[tuple[ObjectPlan, list[Row]]]:
         return _children(self.shape, execution.group(self.signature)["page"].rows)
 
     def value(self, builder: Builder, row: Row, path: Path) -> Any:
@@ -301,26 +343,31 @@ class ListOf:
         listing = self._listing(execution)
         if isinstance(listing, RunqlError):
             return None
-        return execution.memo(self, lambda: (self.signature, listing.run_filter, listing.page,
-                                             self.shape.counts))
+        return execution.memo(
+            self, lambda: (self.signature, listing.run_filter, listing.page, self.shape.counts)
+        )
 
     def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
         found = execution.group(self.group(execution))
-        return [key for key in dict.fromkeys(row[self.parent_id] for row in rows)
-                if key not in found]
+        return [
+            key for key in dict.fromkeys(row[self.parent_id] for row in rows) if key not in found
+        ]
 
-    async def load(self, execution: Execution, keys: list[str],
-                   folds: tuple[Folded, ...]) -> None:
+    async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
         listing = self._listing(execution)
         assert isinstance(listing, Listing)
         request = listing.page
-        made = statements_of(self.table, self.parent, listing,
-                             tuple(folded.join for folded in folds))
+        made = statements_of(
+            self.table, self.parent, listing, tuple(folded.join for folded in folds)
+        )
         rows = await execution.batched(made.page, keys)
         execution.remember(self.table, rows)
         execution.unfold(self.table, rows, folds)
-        parents_behind = set() if made.behind is None else {
-            row[0] for row in await execution.batched(made.behind, keys)}
+        parents_behind = (
+            set()
+            if made.behind is None
+            else {row[0] for row in await execution.batched(made.behind, keys)}
+        )
         totals: dict[str, int] = {}
         if self.shape.counts:
             totals = {row[0]: row[1] for row in await execution.batched(made.count, keys)}
@@ -330,11 +377,14 @@ class ListOf:
             grouped[row[index]].append(row)
         found = execution.group(self.group(execution))
         for key in keys:
-            found[key] = (assemble(grouped.get(key, []), request,
-                                   rows_behind=key in parents_behind), totals.get(key, 0))
+            found[key] = (
+                assemble(grouped.get(key, []), request, rows_behind=key in parents_behind),
+                totals.get(key, 0),
+            )
 
-    def children(self, execution: Execution,
-                 rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
+    def children(
+        self, execution: Execution, rows: Sequence[Row]
+    ) -> Iterator[tuple[ObjectPlan, list[Row]]]:
         found = execution.group(self.group(execution))
         listed = [item for row in rows for item in found[row[self.parent_id]][0].rows]
         return _children(self.shape, listed)

@@ -32,13 +32,14 @@ class Execution:
         """Every statement is bound to the caller's organization (statements.in_organization)."""
         return await self.reads.all(statement, {"org": self.org_id, **params})
 
-    async def batched(self, statement: Executable, keys: Sequence[str],
-                      also: tuple[str, ...] = ()) -> list[Row]:
+    async def batched(
+        self, statement: Executable, keys: Sequence[str], also: tuple[str, ...] = ()
+    ) -> list[Row]:
         """The rows of `statement` for all the keys, bound MAX_BATCH keys at a time to `ids` (and
         to the parameters named in `also`)."""
         found: list[Row] = []
         for start in range(0, len(keys), MAX_BATCH):
-            chunk = list(keys[start:start + MAX_BATCH])
+            chunk = list(keys[start : start + MAX_BATCH])
             params = {"ids": chunk, **dict.fromkeys(also, chunk)}
             found.extend(await self.all(statement, **params))
         return found
@@ -51,8 +52,9 @@ class Execution:
             joined = folded.join.table
             end = start + len(joined.c)
             identity = start + column_index(joined)["id"]
-            folded.absorb(self, rows, [None if row[identity] is None else row[start:end]
-                                       for row in rows])
+            folded.absorb(
+                self, rows, [None if row[identity] is None else row[start:end] for row in rows]
+            )
             start = end
 
     def table_rows(self, table: Table) -> dict[str, Row]:

@@ -40,11 +40,16 @@ class FastExecutor(StandardExecutor):
 
     def _plan(self) -> OperationPlan | None:
         context = self.context_value
-        if (self.operation.operation is not OperationType.QUERY or is_standard_only()
-                or not isinstance(context, Context) or not _batches(context)):
+        if (
+            self.operation.operation is not OperationType.QUERY
+            or is_standard_only()
+            or not isinstance(context, Context)
+            or not _batches(context)
+        ):
             return None
-        return plans_of(self.schema).plan(self.schema, self.fragments, self.variable_values,
-                                          self.operation)
+        return plans_of(self.schema).plan(
+            self.schema, self.fragments, self.variable_values, self.operation
+        )
 
     def _standard(self, serially: bool | None = None) -> Any:
         if self.operation.operation is not OperationType.SUBSCRIPTION:

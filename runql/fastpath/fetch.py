@@ -31,10 +31,15 @@ def _needs(plan: ObjectPlan, rows: Sequence[Row]) -> list[Need]:
 
 def _ready(pending: list[Need]) -> tuple[list[Need], list[Need]]:
     """The needs no other need could add keys to, and the rest."""
-    ready = [need for need in pending
-             if not any(need.field.signature in other.field.below
-                        and other.field.signature != need.field.signature
-                        for other in pending)]
+    ready = [
+        need
+        for need in pending
+        if not any(
+            need.field.signature in other.field.below
+            and other.field.signature != need.field.signature
+            for other in pending
+        )
+    ]
     if not ready:  # a cycle: fetch everything pending now
         return pending, []
     chosen = {id(need) for need in ready}
@@ -49,8 +54,9 @@ def _folds(needs: list[Need]) -> tuple[Folded, ...]:
 
 
 async def _fetch_group(execution: Execution, needs: list[Need]) -> list[Need]:
-    keys = list(dict.fromkeys(key for need in needs
-                              for key in need.field.keys(execution, need.rows)))
+    keys = list(
+        dict.fromkeys(key for need in needs for key in need.field.keys(execution, need.rows))
+    )
     if keys:
         await needs[0].field.load(execution, keys, _folds(needs))
     found: list[Need] = []

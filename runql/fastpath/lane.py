@@ -70,9 +70,12 @@ class FastLane:
     @classmethod
     def of(cls, schema: BaseSchema, database: Database, settings: Settings) -> "FastLane | None":
         """The endpoint's lane, where it may run."""
-        if (not settings.fast_lane or settings.is_development
-                or not isinstance(schema, strawberry.Schema)
-                or schema.execution_context_class is not FastExecutor):
+        if (
+            not settings.fast_lane
+            or settings.is_development
+            or not isinstance(schema, strawberry.Schema)
+            or schema.execution_context_class is not FastExecutor
+        ):
             return None
         return cls(schema._schema, database, settings)
 
@@ -93,16 +96,21 @@ class FastLane:
             return None  # the view refuses unfit text, naming the field
         inputs = request.variables or {}
         variables = prepared.variables(inputs) or get_variable_values(
-            self._schema, prepared.operation.variable_definitions or (), inputs,
-            max_errors=MAX_COERCION_ERRORS)
+            self._schema,
+            prepared.operation.variable_definitions or (),
+            inputs,
+            max_errors=MAX_COERCION_ERRORS,
+        )
         if isinstance(variables, list):  # coercion errors: the view reports them
             return None
-        plan = plans_of(self._schema).plan(self._schema, prepared.fragments, variables,
-                                           prepared.operation)
+        plan = plans_of(self._schema).plan(
+            self._schema, prepared.fragments, variables, prepared.operation
+        )
         return None if plan is None else (prepared, plan, variables)
 
-    async def _observed(self, prepared: Prepared, plan: OperationPlan, variables: VariableValues,
-                        org_id: str) -> bytes | None:
+    async def _observed(
+        self, prepared: Prepared, plan: OperationPlan, variables: VariableValues, org_id: str
+    ) -> bytes | None:
         started = time.perf_counter()
         record = current_request()
         statements_before = record.statements if record is not None else 0
@@ -111,13 +119,13 @@ class FastLane:
             if body is None:
                 return None
             statements = record.statements - statements_before if record is not None else 0
-            observed(span, QUERY, prepared.name, SUCCESS, time.perf_counter() - started,
-                     statements)
+            observed(span, QUERY, prepared.name, SUCCESS, time.perf_counter() - started, statements)
         self.served += 1
         return body
 
-    async def _run(self, plan: OperationPlan, variables: VariableValues,
-                   org_id: str) -> bytes | None:
+    async def _run(
+        self, plan: OperationPlan, variables: VariableValues, org_id: str
+    ) -> bytes | None:
         """The body of the plan's result; None where it has errors (coded and masked by the
         view) or the plan declined."""
         deadline = asyncio.get_running_loop().time() + self._seconds
@@ -175,7 +183,8 @@ async def send_body(send: Send, body: bytes, media_type: str) -> None:
     """200 with the body, headers as the view's Response gives them."""
     headers: list[tuple[bytes, bytes]] = [
         (b"content-length", str(len(body)).encode()),
-        (b"content-type", content_type_header(media_type).encode("latin-1"))]
+        (b"content-type", content_type_header(media_type).encode("latin-1")),
+    ]
     start: dict[str, Any] = {"type": "http.response.start", "status": 200, "headers": headers}
     await send(start)
     await send({"type": "http.response.body", "body": body})

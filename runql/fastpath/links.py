@@ -21,8 +21,9 @@ def _distinct(values: Iterator[Any]) -> list[str]:
     return [value for value in dict.fromkeys(values) if value is not None]
 
 
-async def load_by_id(execution: Execution, table: Table, keys: list[str],
-                     folds: tuple[Folded, ...] = ()) -> None:
+async def load_by_id(
+    execution: Execution, table: Table, keys: list[str], folds: tuple[Folded, ...] = ()
+) -> None:
     """The rows of the keys not known yet (and what their folds join)."""
     known = execution.table_rows(table)
     missing = [key for key in keys if key not in known]
@@ -64,12 +65,12 @@ class ById:
         known = execution.table_rows(self.table)
         return [key for key in _distinct(row[self.source] for row in rows) if key not in known]
 
-    async def load(self, execution: Execution, keys: list[str],
-                   folds: tuple[Folded, ...]) -> None:
+    async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
         await load_by_id(execution, self.table, keys, folds)
 
-    def absorb(self, execution: Execution, parents: Sequence[Row],
-               found: Sequence[Row | None]) -> None:
+    def absorb(
+        self, execution: Execution, parents: Sequence[Row], found: Sequence[Row | None]
+    ) -> None:
         known = execution.table_rows(self.table)
         for parent, row in zip(parents, found, strict=True):
             key = parent[self.source]
@@ -78,11 +79,15 @@ class ById:
             elif key is not None and key not in known:
                 known[key] = None
 
-    def children(self, execution: Execution,
-                 rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
+    def children(
+        self, execution: Execution, rows: Sequence[Row]
+    ) -> Iterator[tuple[ObjectPlan, list[Row]]]:
         known = execution.table_rows(self.table)
-        found = [row for key in _distinct(row[self.source] for row in rows)
-                 if (row := known.get(key)) is not None]
+        found = [
+            row
+            for key in _distinct(row[self.source] for row in rows)
+            if (row := known.get(key)) is not None
+        ]
         yield self.child, found
 
     def value(self, builder: Builder, row: Row, path: Path) -> Any:
@@ -124,13 +129,12 @@ class ByParent:
 
     def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
         found = execution.group(self.signature)
-        return [key for key in _distinct(row[self.parent_id] for row in rows)
-                if key not in found]
+        return [key for key in _distinct(row[self.parent_id] for row in rows) if key not in found]
 
-    async def load(self, execution: Execution, keys: list[str],
-                   folds: tuple[Folded, ...]) -> None:
-        statement = statements.by_parent(self.table, self.parent, self.order,
-                                         tuple(folded.join for folded in folds))
+    async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
+        statement = statements.by_parent(
+            self.table, self.parent, self.order, tuple(folded.join for folded in folds)
+        )
         rows = await execution.batched(statement, keys)
         execution.remember(self.table, rows)
         execution.unfold(self.table, rows, folds)
@@ -142,8 +146,9 @@ class ByParent:
         for key in keys:
             found[key] = grouped.get(key, [])
 
-    def absorb(self, execution: Execution, parents: Sequence[Row],
-               found: Sequence[Row | None]) -> None:
+    def absorb(
+        self, execution: Execution, parents: Sequence[Row], found: Sequence[Row | None]
+    ) -> None:
         execution.remember(self.table, [row for row in found if row is not None])
         group = execution.group(self.signature)
         for parent, row in zip(parents, found, strict=True):
@@ -153,8 +158,9 @@ class ByParent:
         found: list[Row] = execution.group(self.signature).get(row[self.parent_id], [])
         return found
 
-    def children(self, execution: Execution,
-                 rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
+    def children(
+        self, execution: Execution, rows: Sequence[Row]
+    ) -> Iterator[tuple[ObjectPlan, list[Row]]]:
         yield self.child, [item for row in rows for item in self._of(execution, row)]
 
     def value(self, builder: Builder, row: Row, path: Path) -> Any:
@@ -192,11 +198,9 @@ class RunOfGroup:
 
     def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
         found = execution.group(self.signature)
-        return [key for key in _distinct(row[self.parent_id] for row in rows)
-                if key not in found]
+        return [key for key in _distinct(row[self.parent_id] for row in rows) if key not in found]
 
-    async def load(self, execution: Execution, keys: list[str],
-                   folds: tuple[Folded, ...]) -> None:
+    async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
         statement = statements.runs_of_groups(self.table, tuple(folded.join for folded in folds))
         rows = await execution.batched(statement, keys, also=("triggers",))
         execution.remember(self.table, rows)
@@ -211,8 +215,9 @@ class RunOfGroup:
     def _of(self, execution: Execution, row: Row) -> Row | None:
         return execution.group(self.signature).get(row[self.parent_id])
 
-    def children(self, execution: Execution,
-                 rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
+    def children(
+        self, execution: Execution, rows: Sequence[Row]
+    ) -> Iterator[tuple[ObjectPlan, list[Row]]]:
         found = {id(run): run for row in rows if (run := self._of(execution, row)) is not None}
         yield self.child, list(found.values())
 

@@ -114,70 +114,108 @@ def _table(row: type[Any]) -> Table:
 
 
 TYPES: dict[str, TypeModel] = {
-    "Run": TypeModel(_table(RunRow), {
-        "cost": Made(("cost_amount", "cost_unit"), _cost, ("amount", "unit")),
-        "agent": ToOne("Agent", "agent_id"),
-        "thread": ToOne("Thread", "thread_id"),
-        "messageGroup": ToOne("MessageGroup", "message_group_id"),
-        "triggerMessageGroup": ToOne("MessageGroup", "trigger_message_group_id"),
-        "errors": ToMany("RunError", "run_id", ("created_at", "id")),
-        "attachedItems": ToMany("AttachedItem", "run_id", ("run_id", "created_at", "id")),
-    }),
-    "Agent": TypeModel(_table(AgentRow), {
-        "config": Shown("config", _config),
-        "runs": ListOf("Run", "agent_id", runs_of),
-    }),
-    "Thread": TypeModel(_table(ThreadRow), {
-        "agent": ToOne("Agent", "agent_id"),
-        "runs": ListOf("Run", "thread_id", runs_of),
-        "messageGroups": ListOf("MessageGroup", "thread_id", groups_of),
-    }),
+    "Run": TypeModel(
+        _table(RunRow),
+        {
+            "cost": Made(("cost_amount", "cost_unit"), _cost, ("amount", "unit")),
+            "agent": ToOne("Agent", "agent_id"),
+            "thread": ToOne("Thread", "thread_id"),
+            "messageGroup": ToOne("MessageGroup", "message_group_id"),
+            "triggerMessageGroup": ToOne("MessageGroup", "trigger_message_group_id"),
+            "errors": ToMany("RunError", "run_id", ("created_at", "id")),
+            "attachedItems": ToMany("AttachedItem", "run_id", ("run_id", "created_at", "id")),
+        },
+    ),
+    "Agent": TypeModel(
+        _table(AgentRow),
+        {
+            "config": Shown("config", _config),
+            "runs": ListOf("Run", "agent_id", runs_of),
+        },
+    ),
+    "Thread": TypeModel(
+        _table(ThreadRow),
+        {
+            "agent": ToOne("Agent", "agent_id"),
+            "runs": ListOf("Run", "thread_id", runs_of),
+            "messageGroups": ListOf("MessageGroup", "thread_id", groups_of),
+        },
+    ),
     "Actor": TypeModel(_table(ActorRow)),
     "ContentPart": TypeModel(_table(ContentPartRow)),
     "Attachment": TypeModel(_table(AttachmentRow)),
-    "MessageContent": TypeModel(_table(MessageContentRow), {
-        "parts": ToMany("ContentPart", "content_id", ("position",)),
-        "attachments": ToMany("Attachment", "content_id", ("position",)),
-    }),
-    "Message": TypeModel(_table(MessageRow), {
-        "error": Made(("error_code", "error_message"), _error, ("code", "message")),
-        "actor": ToOne("Actor", "actor_id"),
-        "content": ToMany("MessageContent", "message_item_id", (), many=False),
-        "messageGroup": ToOne("MessageGroup", "message_group_id"),
-    }),
-    "AttachedItem": TypeModel(_table(AttachedItemRow), {
-        "actor": ToOne("Actor", "actor_id"),
-        "run": ToOne("Run", "run_id"),
-    }),
-    "MessageGroup": TypeModel(_table(MessageGroupRow), {
-        "messages": ToMany("Message", "message_group_id", ("message_group_id", "position", "id")),
-        "attachedItems": ToMany("AttachedItem", "message_group_id",
-                                ("message_group_id", "created_at", "id")),
-        "run": RunOf(),
-        "parent": ToOne("MessageGroup", "parent_message_group_id"),
-        "thread": ToOne("Thread", "thread_id"),
-    }),
-    "RunError": TypeModel(_table(RunErrorRow), {
-        "run": ToOne("Run", "run_id"),
-    }),
+    "MessageContent": TypeModel(
+        _table(MessageContentRow),
+        {
+            "parts": ToMany("ContentPart", "content_id", ("position",)),
+            "attachments": ToMany("Attachment", "content_id", ("position",)),
+        },
+    ),
+    "Message": TypeModel(
+        _table(MessageRow),
+        {
+            "error": Made(("error_code", "error_message"), _error, ("code", "message")),
+            "actor": ToOne("Actor", "actor_id"),
+            "content": ToMany("MessageContent", "message_item_id", (), many=False),
+            "messageGroup": ToOne("MessageGroup", "message_group_id"),
+        },
+    ),
+    "AttachedItem": TypeModel(
+        _table(AttachedItemRow),
+        {
+            "actor": ToOne("Actor", "actor_id"),
+            "run": ToOne("Run", "run_id"),
+        },
+    ),
+    "MessageGroup": TypeModel(
+        _table(MessageGroupRow),
+        {
+            "messages": ToMany(
+                "Message", "message_group_id", ("message_group_id", "position", "id")
+            ),
+            "attachedItems": ToMany(
+                "AttachedItem", "message_group_id", ("message_group_id", "created_at", "id")
+            ),
+            "run": RunOf(),
+            "parent": ToOne("MessageGroup", "parent_message_group_id"),
+            "thread": ToOne("Thread", "thread_id"),
+        },
+    ),
+    "RunError": TypeModel(
+        _table(RunErrorRow),
+        {
+            "run": ToOne("Run", "run_id"),
+        },
+    ),
 }
 
 # What `node(id:)` finds for each kind of id (as resolvers.queries._node_loaders).
 NODE_TYPES: dict[Kind, str] = {
-    Kind.RUN: "Run", Kind.AGENT: "Agent", Kind.THREAD: "Thread",
-    Kind.MESSAGE_GROUP: "MessageGroup", Kind.MESSAGE: "Message", Kind.ACTOR: "Actor",
-    Kind.CONTENT: "MessageContent", Kind.PART: "ContentPart", Kind.ATTACHMENT: "Attachment",
-    Kind.ITEM: "AttachedItem", Kind.ERROR: "RunError",
+    Kind.RUN: "Run",
+    Kind.AGENT: "Agent",
+    Kind.THREAD: "Thread",
+    Kind.MESSAGE_GROUP: "MessageGroup",
+    Kind.MESSAGE: "Message",
+    Kind.ACTOR: "Actor",
+    Kind.CONTENT: "MessageContent",
+    Kind.PART: "ContentPart",
+    Kind.ATTACHMENT: "Attachment",
+    Kind.ITEM: "AttachedItem",
+    Kind.ERROR: "RunError",
 }
 
 # The root fields that find one object by id, and the kind of id each takes.
 ROOT_OBJECTS: dict[str, Kind] = {
-    "run": Kind.RUN, "agent": Kind.AGENT, "thread": Kind.THREAD,
-    "messageGroup": Kind.MESSAGE_GROUP, "actor": Kind.ACTOR,
+    "run": Kind.RUN,
+    "agent": Kind.AGENT,
+    "thread": Kind.THREAD,
+    "messageGroup": Kind.MESSAGE_GROUP,
+    "actor": Kind.ACTOR,
 }
 
 # The root connections: the type listed and the resolver's checks.
 ROOT_LISTS: dict[str, tuple[str, Check]] = {
-    "runs": ("Run", root_runs), "agents": ("Agent", root_agents),
+    "runs": ("Run", root_runs),
+    "agents": ("Agent", root_agents),
     "threads": ("Thread", root_threads),
 }

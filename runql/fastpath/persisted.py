@@ -47,8 +47,9 @@ def _hash_of(persisted: Any) -> str:
 def not_found(sub_response: Response) -> ExecutionResult:
     sub_response.status_code = 200
     sub_response.headers["cache-control"] = DO_NOT_CACHE
-    return ExecutionResult(data=None, errors=[
-        GraphQLError(NOT_FOUND_MESSAGE, extensions={"code": NOT_FOUND})])
+    return ExecutionResult(
+        data=None, errors=[GraphQLError(NOT_FOUND_MESSAGE, extensions={"code": NOT_FOUND})]
+    )
 
 
 class PersistedQueries:
@@ -83,8 +84,9 @@ class PersistedQueries:
         self._remember(digest, request.query)
         return request
 
-    def resolve(self, request: GraphQLRequestData,
-                sub_response: Response) -> GraphQLRequestData | ExecutionResult:
+    def resolve(
+        self, request: GraphQLRequestData, sub_response: Response
+    ) -> GraphQLRequestData | ExecutionResult:
         """The request with its document, or the PersistedQueryNotFound result."""
         found = self.with_document(request)
         return not_found(sub_response) if found is None else found

@@ -53,12 +53,14 @@ class Fetching(Field, Protocol):
 
     def keys(self, execution: "Execution", rows: Sequence[Row]) -> list[str]: ...
 
-    async def load(self, execution: "Execution", keys: list[str],
-                   folds: "tuple[Folded, ...]") -> None:
+    async def load(
+        self, execution: "Execution", keys: list[str], folds: "tuple[Folded, ...]"
+    ) -> None:
         """Reads the keys' rows, and the folded fields' rows in the same statement."""
 
-    def children(self, execution: "Execution",
-                 rows: Sequence[Row]) -> Iterator[tuple["ObjectPlan", list[Row]]]: ...
+    def children(
+        self, execution: "Execution", rows: Sequence[Row]
+    ) -> Iterator[tuple["ObjectPlan", list[Row]]]: ...
 
 
 class Folded(Fetching, Protocol):
@@ -68,8 +70,9 @@ class Folded(Fetching, Protocol):
     @property
     def join(self) -> Join: ...
 
-    def absorb(self, execution: "Execution", parents: Sequence[Row],
-               found: Sequence[Row | None]) -> None:
+    def absorb(
+        self, execution: "Execution", parents: Sequence[Row], found: Sequence[Row | None]
+    ) -> None:
         """The row joined to each parent row (None: nothing there)."""
 
 
@@ -145,9 +148,12 @@ class Embedded:
         made = self.make(row)
         if made is None:
             return None
-        return {key: self.type_name if position < 0 else
-                (made[position] if convert is None else convert(made[position]))
-                for key, position, convert in self.fields}
+        return {
+            key: self.type_name
+            if position < 0
+            else (made[position] if convert is None else convert(made[position]))
+            for key, position, convert in self.fields
+        }
 
 
 @dataclass(eq=False)

@@ -39,10 +39,22 @@ from runql.storage import tables
 CONDITIONS = frozenset({"include", "skip"})
 TYPENAME = "__typename"
 
-_ROWS = {row.__tablename__: row for row in (
-    tables.RunRow, tables.AgentRow, tables.ThreadRow, tables.ActorRow, tables.ContentPartRow,
-    tables.AttachmentRow, tables.MessageContentRow, tables.MessageRow, tables.AttachedItemRow,
-    tables.MessageGroupRow, tables.RunErrorRow)}
+_ROWS = {
+    row.__tablename__: row
+    for row in (
+        tables.RunRow,
+        tables.AgentRow,
+        tables.ThreadRow,
+        tables.ActorRow,
+        tables.ContentPartRow,
+        tables.AttachmentRow,
+        tables.MessageContentRow,
+        tables.MessageRow,
+        tables.AttachedItemRow,
+        tables.MessageGroupRow,
+        tables.RunErrorRow,
+    )
+}
 
 
 def _column_of(type_model: model.TypeModel, python_name: str) -> Any:
@@ -60,8 +72,13 @@ def _items_nullable(definition: GraphQLField) -> bool:
 
 
 class Planner:
-    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDetails],
-                 variables: VariableValues, operation: OperationDefinitionNode) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDetails],
+        variables: VariableValues,
+        operation: OperationDefinitionNode,
+    ) -> None:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
@@ -74,12 +91,17 @@ class Planner:
             raise Unsupported("directives on the operation")
         query = self.schema.query_type
         assert query is not None
-        collected = collect_fields(self.schema, self.fragments, self.variables, query,
-                                   self.operation)
+        collected = collect_fields(
+            self.schema, self.fragments, self.variables, query, self.operation
+        )
         if collected.new_defer_usages or collected.forbidden_directive_instances:
             raise Unsupported("@defer")
-        return OperationPlan(tuple(self._root(query, key, details)
-                                   for key, details in collected.grouped_field_set.items()))
+        return OperationPlan(
+            tuple(
+                self._root(query, key, details)
+                for key, details in collected.grouped_field_set.items()
+            )
+        )
 
     # -- fields ---------------------------------------------------------------------------
 
@@ -107,26 +129,53 @@ class Planner:
         if name in model.ROOT_OBJECTS:
             kind = model.ROOT_OBJECTS[name]
             type_name = model.NODE_TYPES[kind]
-            return roots.RootObject(key, nodes, nullable, definition, kind,
-                                    model.TYPES[type_name].table, self._object(type_name, details))
+            return roots.RootObject(
+                key,
+                nodes,
+                nullable,
+                definition,
+                kind,
+                model.TYPES[type_name].table,
+                self._object(type_name, details),
+            )
         if name in model.ROOT_LISTS:
             type_name, check = model.ROOT_LISTS[name]
             table = model.TYPES[type_name].table
-            return connections.RootList(key, nodes, nullable, definition, table, check,
-                                        self._shape(definition, details, type_name))
+            return connections.RootList(
+                key,
+                nodes,
+                nullable,
+                definition,
+                table,
+                check,
+                self._shape(definition, details, type_name),
+            )
         if name in ("node", "nodes"):
-            plans = {kind: self._object(type_name, details)
-                     for kind, type_name in model.NODE_TYPES.items()}
-            tables_ = {kind: model.TYPES[type_name].table
-                       for kind, type_name in model.NODE_TYPES.items()}
-            return roots.RootNodes(key, nodes, nullable, definition, name == "nodes",
-                                   _items_nullable(definition), tables_, plans)
+            plans = {
+                kind: self._object(type_name, details)
+                for kind, type_name in model.NODE_TYPES.items()
+            }
+            tables_ = {
+                kind: model.TYPES[type_name].table for kind, type_name in model.NODE_TYPES.items()
+            }
+            return roots.RootNodes(
+                key,
+                nodes,
+                nullable,
+                definition,
+                name == "nodes",
+                _items_nullable(definition),
+                tables_,
+                plans,
+            )
         raise Unsupported(f"Query.{name}")
 
-    def _subfields(self, parent: GraphQLObjectType,
-                   details: FieldDetailsList) -> dict[str, FieldDetailsList]:
-        collected = collect_subfields(self.schema, self.fragments, self.variables, self.operation,
-                                      parent, details)
+    def _subfields(
+        self, parent: GraphQLObjectType, details: FieldDetailsList
+    ) -> dict[str, FieldDetailsList]:
+        collected = collect_subfields(
+            self.schema, self.fragments, self.variables, self.operation, parent, details
+        )
         if collected.new_defer_usages or collected.forbidden_directive_instances:
             raise Unsupported("@defer")
         return collected.grouped_field_set
@@ -135,8 +184,9 @@ class Planner:
         parent = self.schema.get_type(type_name)
         if not isinstance(parent, GraphQLObjectType) or type_name not in model.TYPES:
             raise Unsupported(f"the type {type_name}")
-        fields = tuple(self._field(parent, key, sub)
-                       for key, sub in self._subfields(parent, details).items())
+        fields = tuple(
+            self._field(parent, key, sub) for key, sub in self._subfields(parent, details).items()
+        )
         return ObjectPlan(type_name, fields)
 
     def _field(self, parent: GraphQLObjectType, key: str, details: FieldDetailsList) -> Field:
@@ -153,26 +203,54 @@ class Planner:
         index = column_index(type_model.table)
         target = get_named_type(definition.type).name
         if isinstance(spec, model.ToOne):
-            return links.ById(key, nodes, nullable, model.TYPES[spec.target].table,
-                              index[spec.column], spec.column, self._object(spec.target, details))
+            return links.ById(
+                key,
+                nodes,
+                nullable,
+                model.TYPES[spec.target].table,
+                index[spec.column],
+                spec.column,
+                self._object(spec.target, details),
+            )
         if isinstance(spec, model.ToMany):
-            return links.ByParent(key, nodes, nullable, model.TYPES[spec.target].table,
-                                  spec.parent, spec.order, index["id"],
-                                  self._object(spec.target, details), spec.many,
-                                  _items_nullable(definition))
+            return links.ByParent(
+                key,
+                nodes,
+                nullable,
+                model.TYPES[spec.target].table,
+                spec.parent,
+                spec.order,
+                index["id"],
+                self._object(spec.target, details),
+                spec.many,
+                _items_nullable(definition),
+            )
         if isinstance(spec, model.RunOf):
-            return links.RunOfGroup(key, nodes, nullable, model.TYPES[target].table, index["id"],
-                                    self._object(target, details))
+            return links.RunOfGroup(
+                key,
+                nodes,
+                nullable,
+                model.TYPES[target].table,
+                index["id"],
+                self._object(target, details),
+            )
         if isinstance(spec, model.ListOf):
-            return connections.ListOf(key, nodes, nullable, definition,
-                                      model.TYPES[spec.target].table, spec.parent, index["id"],
-                                      spec.check, self._shape(definition, details, spec.target))
+            return connections.ListOf(
+                key,
+                nodes,
+                nullable,
+                definition,
+                model.TYPES[spec.target].table,
+                spec.parent,
+                index["id"],
+                spec.check,
+                self._shape(definition, details, spec.target),
+            )
         if isinstance(spec, model.Made):
             return self._embedded(key, definition, details, spec, index)
         return Column(key, index[spec.column], spec.convert)
 
-    def _column(self, type_model: model.TypeModel, key: str,
-                definition: GraphQLField) -> Column:
+    def _column(self, type_model: model.TypeModel, key: str, definition: GraphQLField) -> Column:
         strawberry_field = definition.extensions.get("strawberry-definition")
         if strawberry_field is None or strawberry_field.base_resolver is not None:
             raise Unsupported(f"{key}: a field with a resolver that model.py does not declare")
@@ -185,8 +263,14 @@ class Planner:
             convert = required(convert)
         return Column(key, column_index(type_model.table)[column.key], convert)
 
-    def _embedded(self, key: str, definition: GraphQLField, details: FieldDetailsList,
-                  spec: model.Made, index: dict[str, int]) -> Embedded:
+    def _embedded(
+        self,
+        key: str,
+        definition: GraphQLField,
+        details: FieldDetailsList,
+        spec: model.Made,
+        index: dict[str, int],
+    ) -> Embedded:
         embedded = get_named_type(definition.type)
         assert isinstance(embedded, GraphQLObjectType)
         columns = tuple(index[name] for name in spec.columns)
@@ -208,8 +292,7 @@ class Planner:
 
     # -- connections ----------------------------------------------------------------------
 
-    def _shape(self, definition: GraphQLField, details: FieldDetailsList,
-               node_type: str) -> Shape:
+    def _shape(self, definition: GraphQLField, details: FieldDetailsList, node_type: str) -> Shape:
         connection = get_named_type(definition.type)
         assert isinstance(connection, GraphQLObjectType)
         selected: list[tuple[str, str, Any]] = []
@@ -228,8 +311,13 @@ class Planner:
         index = column_index(model.TYPES[node_type].table)
         return Shape(tuple(selected), index["created_at"], index["id"])
 
-    def _parts(self, connection: GraphQLObjectType, name: str, details: FieldDetailsList,
-               node_type: str | None) -> Selected:
+    def _parts(
+        self,
+        connection: GraphQLObjectType,
+        name: str,
+        details: FieldDetailsList,
+        node_type: str | None,
+    ) -> Selected:
         """An edge's or the page info's selection: (key, field name, node plan or typename)."""
         part = get_named_type(self._definition(connection, name).type)
         assert isinstance(part, GraphQLObjectType)
@@ -240,16 +328,25 @@ class Planner:
                 selected.append((key, field_name, part.name))
             elif field_name == "node" and node_type is not None:
                 selected.append((key, field_name, self._object(node_type, sub)))
-            elif field_name in ("cursor", "hasNextPage", "hasPreviousPage", "startCursor",
-                                "endCursor"):
+            elif field_name in (
+                "cursor",
+                "hasNextPage",
+                "hasPreviousPage",
+                "startCursor",
+                "endCursor",
+            ):
                 selected.append((key, field_name, None))
             else:
                 raise Unsupported(f"{part.name}.{field_name}")
         return tuple(selected)
 
 
-def plan_operation(schema: GraphQLSchema, fragments: dict[str, FragmentDetails],
-                   variables: VariableValues, operation: OperationDefinitionNode) -> OperationPlan:
+def plan_operation(
+    schema: GraphQLSchema,
+    fragments: dict[str, FragmentDetails],
+    variables: VariableValues,
+    operation: OperationDefinitionNode,
+) -> OperationPlan:
     return Planner(schema, fragments, variables, operation).plan()
 
 

@@ -71,8 +71,10 @@ class Prepared:
         return VariableValues(sources, coerced)
 
 
-def scalar_variables(schema: GraphQLSchema, operation: OperationDefinitionNode,
-                     ) -> tuple[GraphQLVariableSignature, ...] | None:
+def scalar_variables(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+) -> tuple[GraphQLVariableSignature, ...] | None:
     """The operation's variable signatures, if each is a scalar (or non-null scalar) without a
     default: their coercion is a scalar's parse_value, with no nesting or default to apply."""
     found = []
@@ -80,23 +82,26 @@ def scalar_variables(schema: GraphQLSchema, operation: OperationDefinitionNode,
         signature = get_variable_signature(schema, definition)
         if not isinstance(signature, GraphQLVariableSignature) or signature.default is not None:
             return None
-        named = signature.type.of_type if isinstance(signature.type, GraphQLNonNull) \
-            else signature.type
+        named = (
+            signature.type.of_type if isinstance(signature.type, GraphQLNonNull) else signature.type
+        )
         if not isinstance(named, GraphQLScalarType):
             return None
         found.append(signature)
     return tuple(found)
 
 
-def _operation(document: DocumentNode,
-               operation_name: str | None) -> OperationDefinitionNode | None:
+def _operation(
+    document: DocumentNode, operation_name: str | None
+) -> OperationDefinitionNode | None:
     """The operation to run: the named one, or else the only one (several without a name is
     a request error: runql.security.operation, which the view reports)."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is None:
         return operations[0] if len(operations) == 1 else None
-    return next((o for o in operations if o.name is not None
-                 and o.name.value == operation_name), None)
+    return next(
+        (o for o in operations if o.name is not None and o.name.value == operation_name), None
+    )
 
 
 def _fragments(document: DocumentNode) -> dict[str, FragmentDetails] | None:
@@ -113,8 +118,9 @@ def _name(operation: OperationDefinitionNode, operation_name: str | None) -> str
     return operation.name.value if operation.name is not None else None
 
 
-def prepare(schema: GraphQLSchema, limits: Limits, document: str,
-            operation_name: str | None) -> Prepared | None:
+def prepare(
+    schema: GraphQLSchema, limits: Limits, document: str, operation_name: str | None
+) -> Prepared | None:
     """The query prepared, or None if it is no query, or would not run without an error."""
     try:
         parsed = parse(document, max_tokens=limits.max_tokens)
@@ -125,16 +131,19 @@ def prepare(schema: GraphQLSchema, limits: Limits, document: str,
         return None
     fragments = _fragments(parsed)
     rules = (*specified_rules, *validation_rules(limits))
-    if (fragments is None or validate_document(schema, parsed, rules)
-            or not fit_document(document, parsed)):  # the view names the unfit literal
+    if (
+        fragments is None
+        or validate_document(schema, parsed, rules)
+        or not fit_document(document, parsed)
+    ):  # the view names the unfit literal
         return None
-    return Prepared(operation, fragments, _name(operation, operation_name),
-                    scalar_variables(schema, operation))
+    return Prepared(
+        operation, fragments, _name(operation, operation_name), scalar_variables(schema, operation)
+    )
 
 
 class PreparedOperations:
-    def __init__(self, schema: GraphQLSchema, limits: Limits,
-                 maxsize: int = MAX_PREPARED) -> None:
+    def __init__(self, schema: GraphQLSchema, limits: Limits, maxsize: int = MAX_PREPARED) -> None:
         self._schema = schema
         self._limits = limits
         self._maxsize = maxsize
@@ -147,8 +156,7 @@ class PreparedOperations:
         if key in self._prepared:
             self._prepared.move_to_end(key)
             return self._prepared[key]
-        found = self._prepared[key] = prepare(self._schema, self._limits, document,
-                                              operation_name)
+        found = self._prepared[key] = prepare(self._schema, self._limits, document, operation_name)
         if len(self._prepared) > self._maxsize:
             self._prepared.popitem(last=False)
         return found

@@ -61,12 +61,12 @@ class RootObject:
         assert isinstance(found, str)
         return [found]
 
-    async def load(self, execution: Execution, keys: list[str],
-                   folds: tuple[Folded, ...]) -> None:
+    async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
         await load_by_id(execution, self.table, keys, folds)
 
-    def children(self, execution: Execution,
-                 rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
+    def children(
+        self, execution: Execution, rows: Sequence[Row]
+    ) -> Iterator[tuple[ObjectPlan, list[Row]]]:
         found = execution.table_rows(self.table).get(self.keys(execution, rows)[0])
         yield self.child, [] if found is None else [found]
 
@@ -119,8 +119,9 @@ class RootNodes:
     def _found(self, execution: Execution) -> list[Found]:
         wanted = self._wanted(execution)
         assert not isinstance(wanted, RunqlError)
-        return [(self.tables[kind], value) if kind in self.tables else None
-                for kind, value in wanted]
+        return [
+            (self.tables[kind], value) if kind in self.tables else None for kind, value in wanted
+        ]
 
     def group(self, execution: Execution) -> Hashable | None:
         return None if isinstance(self._wanted(execution), RunqlError) else self.signature
@@ -128,8 +129,7 @@ class RootNodes:
     def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
         return [""]
 
-    async def load(self, execution: Execution, keys: list[str],
-                   folds: tuple[Folded, ...]) -> None:
+    async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
         by_table: defaultdict[Table, list[str]] = defaultdict(list)
         for found in self._found(execution):
             if found is not None:
@@ -137,8 +137,9 @@ class RootNodes:
         for table, ids in by_table.items():
             await load_by_id(execution, table, list(dict.fromkeys(ids)))
 
-    def children(self, execution: Execution,
-                 rows: Sequence[Row]) -> Iterator[tuple[ObjectPlan, list[Row]]]:
+    def children(
+        self, execution: Execution, rows: Sequence[Row]
+    ) -> Iterator[tuple[ObjectPlan, list[Row]]]:
         wanted = self._wanted(execution)
         assert not isinstance(wanted, RunqlError)  # group() let only good ids fetch
         by_kind: defaultdict[Kind, dict[str, Row]] = defaultdict(dict)
@@ -160,6 +161,8 @@ class RootNodes:
             builder.fail(wanted, self, here)
             return None
         found = self._found(builder.execution)
-        items = [self._one(builder, kind, where, (here, index, self.items_nullable))
-                 for index, ((kind, _), where) in enumerate(zip(wanted, found, strict=True))]
+        items = [
+            self._one(builder, kind, where, (here, index, self.items_nullable))
+            for index, ((kind, _), where) in enumerate(zip(wanted, found, strict=True))
+        ]
         return items if self.many else items[0]

@@ -13,8 +13,9 @@ from runql.storage.database import Database
 from runql.storage.raw import raw_reads
 
 
-async def run_plan(plan: OperationPlan, database: Database, org_id: str,
-                   arguments: Arguments) -> ExecutionResult:
+async def run_plan(
+    plan: OperationPlan, database: Database, org_id: str, arguments: Arguments
+) -> ExecutionResult:
     async with raw_reads(database) as reads:
         execution = Execution(reads, org_id, arguments)
         await fetch(execution, plan)

@@ -60,8 +60,9 @@ def _ordered(failures: list[Failure]) -> list[Failure]:
     return failures
 
 
-def settle(data: dict[str, Any],
-           failures: list[Failure]) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
+def settle(
+    data: dict[str, Any], failures: list[Failure]
+) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
     errors: list[GraphQLError] = []
     nulled: set[Position] = set()
     root = False

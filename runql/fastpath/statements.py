@@ -82,8 +82,12 @@ def joined(statement: Select[Any], parent: Columns, joins: Joins) -> Select[Any]
     for number, join in enumerate(joins):
         other = join.table.alias(f"joined_{number}")
         statement = statement.add_columns(*raw_columns(join.table, other.c)).outerjoin(
-            other, and_(other.c[join.column] == parent[join.parent_column],
-                        other.c.org_id == bindparam("org")))
+            other,
+            and_(
+                other.c[join.column] == parent[join.parent_column],
+                other.c.org_id == bindparam("org"),
+            ),
+        )
     return statement
 
 
@@ -95,9 +99,11 @@ def by_id(table: Table, joins: Joins = ()) -> Select[Any]:
 
 @cache
 def by_parent(table: Table, key: str, order: tuple[str, ...], joins: Joins = ()) -> Select[Any]:
-    found = (select(*raw_columns(table))
-             .where(table.c[key].in_(_ids()), in_organization(table))
-             .order_by(*(table.c[name] for name in order)))
+    found = (
+        select(*raw_columns(table))
+        .where(table.c[key].in_(_ids()), in_organization(table))
+        .order_by(*(table.c[name] for name in order))
+    )
     return joined(found, table.c, joins)
 
 
@@ -105,14 +111,18 @@ def by_parent(table: Table, key: str, order: tuple[str, ...], joins: Joins = ())
 def runs_of_groups(table: Table, joins: Joins = ()) -> Select[Any]:
     """Runs that wrote, or were triggered by, the groups."""
     found = select(*raw_columns(table)).where(
-        or_(table.c.message_group_id.in_(_ids()), table.c.trigger_message_group_id.in_(
-            _ids("triggers"))),
-        in_organization(table))
+        or_(
+            table.c.message_group_id.in_(_ids()),
+            table.c.trigger_message_group_id.in_(_ids("triggers")),
+        ),
+        in_organization(table),
+    )
     return joined(found, table.c, joins)
 
 
-def beyond(columns: Columns, cursor: Cursor, *, descending: bool,
-           inclusive: bool = False) -> ColumnElement[bool]:
+def beyond(
+    columns: Columns, cursor: Cursor, *, descending: bool, inclusive: bool = False
+) -> ColumnElement[bool]:
     """As storage.pages._beyond: the rows past the cursor in the walk's direction."""
     created, row_id = columns.created_at, columns.id
     if descending:
@@ -133,37 +143,50 @@ def run_conditions(table: Table, run_filter: RunFilter | None) -> list[ColumnEle
     if run_filter is None:
         return []
     found: list[ColumnElement[bool]] = []
-    members = ((run_filter.ids, "id"), (run_filter.statuses, "status"),
-               (run_filter.agent_ids, "agent_id"), (run_filter.thread_ids, "thread_id"))
+    members = (
+        (run_filter.ids, "id"),
+        (run_filter.statuses, "status"),
+        (run_filter.agent_ids, "agent_id"),
+        (run_filter.thread_ids, "thread_id"),
+    )
     for values, name in members:
         if values is not None:
             found.append(table.c[name].in_(values))
-    ranges = ((run_filter.created_at, "created_at"), (run_filter.started_at, "started_at"),
-              (run_filter.completed_at, "completed_at"))
+    ranges = (
+        (run_filter.created_at, "created_at"),
+        (run_filter.started_at, "started_at"),
+        (run_filter.completed_at, "completed_at"),
+    )
     for time_range, name in ranges:
         if time_range is not None:
             found.extend(time_range.conditions(table.c[name]))
     return found
 
 
-def page(table: Table, where: Sequence[ColumnElement[bool]], request: PageRequest,
-         joins: Joins = ()) -> Select[Any]:
+def page(
+    table: Table, where: Sequence[ColumnElement[bool]], request: PageRequest, joins: Joins = ()
+) -> Select[Any]:
     conditions = list(where)
     if request.cursor is not None:
         conditions.append(beyond(table.c, request.cursor, descending=request.walks_descending))
-    found = (select(*raw_columns(table)).where(*conditions)
-             .order_by(*ordering(table.c, descending=request.walks_descending))
-             .limit(request.limit + 1))
+    found = (
+        select(*raw_columns(table))
+        .where(*conditions)
+        .order_by(*ordering(table.c, descending=request.walks_descending))
+        .limit(request.limit + 1)
+    )
     return joined(found, table.c, joins)
 
 
-def any_behind(table: Table, where: Sequence[ColumnElement[bool]],
-               request: PageRequest) -> Select[Any] | None:
+def any_behind(
+    table: Table, where: Sequence[ColumnElement[bool]], request: PageRequest
+) -> Select[Any] | None:
     """Whether rows precede the page (None: no cursor, so none do)."""
     if request.cursor is None:
         return None
-    behind = beyond(table.c, request.cursor, descending=not request.walks_descending,
-                    inclusive=True)
+    behind = beyond(
+        table.c, request.cursor, descending=not request.walks_descending, inclusive=True
+    )
     return select(table.c.id).where(*where, behind).limit(1)
 
 
@@ -171,32 +194,43 @@ def count(table: Table, where: Sequence[ColumnElement[bool]]) -> Select[Any]:
     return select(func.count()).select_from(table).where(*where)
 
 
-def pages_by_parent(table: Table, key: str, where: Sequence[ColumnElement[bool]],
-                    request: PageRequest, joins: Joins = ()) -> Select[Any]:
+def pages_by_parent(
+    table: Table,
+    key: str,
+    where: Sequence[ColumnElement[bool]],
+    request: PageRequest,
+    joins: Joins = (),
+) -> Select[Any]:
     """One page per parent in one statement, as storage.pages.fetch_pages_by_parent."""
     conditions = [table.c[key].in_(_ids()), *where]
     if request.cursor is not None:
         conditions.append(beyond(table.c, request.cursor, descending=request.walks_descending))
     position = func.row_number().over(
-        partition_by=table.c[key], order_by=ordering(table.c, descending=request.walks_descending))
-    numbered = select(*table.c, position.label("position_in_parent")).where(
-        *conditions).subquery()
-    found = (select(*raw_columns(table, numbered.c))
-             .where(numbered.c.position_in_parent <= request.limit + 1)
-             .order_by(numbered.c[key], numbered.c.position_in_parent))
+        partition_by=table.c[key], order_by=ordering(table.c, descending=request.walks_descending)
+    )
+    numbered = select(*table.c, position.label("position_in_parent")).where(*conditions).subquery()
+    found = (
+        select(*raw_columns(table, numbered.c))
+        .where(numbered.c.position_in_parent <= request.limit + 1)
+        .order_by(numbered.c[key], numbered.c.position_in_parent)
+    )
     return joined(found, numbered.c, joins)
 
 
-def parents_with_rows_behind(table: Table, key: str, where: Sequence[ColumnElement[bool]],
-                             request: PageRequest) -> Select[Any] | None:
+def parents_with_rows_behind(
+    table: Table, key: str, where: Sequence[ColumnElement[bool]], request: PageRequest
+) -> Select[Any] | None:
     if request.cursor is None:
         return None
-    behind = beyond(table.c, request.cursor, descending=not request.walks_descending,
-                    inclusive=True)
+    behind = beyond(
+        table.c, request.cursor, descending=not request.walks_descending, inclusive=True
+    )
     return select(table.c[key]).where(table.c[key].in_(_ids()), *where, behind).distinct()
 
 
-def counts_by_parent(table: Table, key: str,
-                     where: Sequence[ColumnElement[bool]]) -> Select[Any]:
-    return (select(table.c[key], func.count())
-            .where(table.c[key].in_(_ids()), *where).group_by(table.c[key]))
+def counts_by_parent(table: Table, key: str, where: Sequence[ColumnElement[bool]]) -> Select[Any]:
+    return (
+        select(table.c[key], func.count())
+        .where(table.c[key].in_(_ids()), *where)
+        .group_by(table.c[key])
+    )

@@ -39,8 +39,10 @@ def load_bundle(directory: Path = STATIC_DIR) -> Bundle | None:
         manifest = json.loads((directory / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
-    script, stylesheet = _plain_name(manifest.get("script")), _plain_name(
-        manifest.get("stylesheet"))
+    script, stylesheet = (
+        _plain_name(manifest.get("script")),
+        _plain_name(manifest.get("stylesheet")),
+    )
     if script is None or stylesheet is None:
         return None
     return Bundle(directory, script, stylesheet)
@@ -58,13 +60,17 @@ def asset_response(bundle: Bundle | None, name: str, accept_encoding: str) -> Re
     path = bundle.path_of(name) if bundle is not None else None
     if path is None or not path.is_file():
         raise HTTPException(404)  # answered as JSON by runql.security.handlers
-    headers = {"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff",
-               "Vary": "Accept-Encoding"}
+    headers = {
+        "Cache-Control": IMMUTABLE,
+        "X-Content-Type-Options": "nosniff",
+        "Vary": "Accept-Encoding",
+    }
     media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
     compressed = path.with_name(path.name + ".gz")
     if accepts_gzip(accept_encoding) and compressed.is_file():
-        return FileResponse(compressed, media_type=media_type,
-                            headers={**headers, "Content-Encoding": "gzip"})
+        return FileResponse(
+            compressed, media_type=media_type, headers={**headers, "Content-Encoding": "gzip"}
+        )
     return FileResponse(path, media_type=media_type, headers=headers)
 
 
@@ -72,5 +78,8 @@ async def serve_asset(request: Request) -> Response:
     """GET /graphql/static/{name}: public, like the page that loads it, and only served when
     the page is (RUNQL_GRAPHIQL; on in development)."""
     enabled = request.app.state.settings.graphiql_enabled
-    return asset_response(load_bundle() if enabled else None, request.path_params["name"],
-                          request.headers.get("accept-encoding", ""))
+    return asset_response(
+        load_bundle() if enabled else None,
+        request.path_params["name"],
+        request.headers.get("accept-encoding", ""),
+    )

@@ -15,18 +15,30 @@ from runql.graphiql.assets import STATIC_DIR, Bundle, load_bundle
 from runql.settings import Settings
 
 FEED = Path(__file__).resolve().parents[2] / "queries" / "feed.graphql"
-FALLBACK_QUERY = "query Feed($first: Int!) {\n  runs(first: $first) {\n    totalCount\n" \
+FALLBACK_QUERY = (
+    "query Feed($first: Int!) {\n  runs(first: $first) {\n    totalCount\n"
     "    edges { node { id status agent { name } } }\n  }\n}\n"
+)
 FEED_VARIABLES = {"first": 5}
 
-POLICY = "; ".join([
-    "default-src 'none'", "script-src 'self'", "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data:", "font-src 'self' data:", "connect-src 'self'",
-    "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
-])
+POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
 
-NOT_BUILT = ("<!doctype html><title>GraphiQL is not built</title><p>GraphiQL's files are not "
-             "built. Run <code>make graphiql</code> (or <code>make run</code>) and reload.</p>")
+NOT_BUILT = (
+    "<!doctype html><title>GraphiQL is not built</title><p>GraphiQL's files are not "
+    "built. Run <code>make graphiql</code> (or <code>make run</code>) and reload.</p>"
+)
 
 
 def feed_query() -> str:
@@ -48,13 +60,19 @@ def page_config(endpoint: str, settings: Settings) -> dict[str, Any]:
 
 def _json_block(value: object) -> str:
     """JSON that cannot end its <script> element early."""
-    return (json.dumps(value, indent=2).replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("&", "\\u0026"))
+    return (
+        json.dumps(value, indent=2)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
 
 
 def render(bundle: Bundle, static_prefix: str, config: dict[str, Any]) -> str:
-    script, stylesheet = escape(static_prefix + bundle.script), escape(
-        static_prefix + bundle.stylesheet)
+    script, stylesheet = (
+        escape(static_prefix + bundle.script),
+        escape(static_prefix + bundle.stylesheet),
+    )
     return f"""<!doctype html>
 <html lang="en">
 <head>

@@ -62,7 +62,8 @@ class ExecutorConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> "ExecutorConfig":
         return cls(
-            concurrency=settings.workers, lease_seconds=settings.lease_seconds,
+            concurrency=settings.workers,
+            lease_seconds=settings.lease_seconds,
             poll_seconds=settings.poll_seconds,
             agent_timeout_seconds=settings.agent_timeout_seconds,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
@@ -82,8 +83,10 @@ def _older_pending_in_thread() -> Any:
     return exists().where(
         older.thread_id == run.thread_id,
         older.status == RunStatus.PENDING.value,
-        or_(older.created_at < run.created_at,
-            and_(older.created_at == run.created_at, older.id < run.id)),
+        or_(
+            older.created_at < run.created_at,
+            and_(older.created_at == run.created_at, older.id < run.id),
+        ),
     )
 
 
@@ -107,13 +110,19 @@ class _Flight:
 
 
 def _chunks(ids: list[str]) -> list[list[str]]:
-    return [ids[start:start + KEEPER_BATCH] for start in range(0, len(ids), KEEPER_BATCH)]
+    return [ids[start : start + KEEPER_BATCH] for start in range(0, len(ids), KEEPER_BATCH)]
 
 
 class Executor:
-    def __init__(self, database: Database, registry: AgentRegistry,
-                 config: ExecutorConfig | None = None, *, name: str | None = None,
-                 hub: Hub | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        registry: AgentRegistry,
+        config: ExecutorConfig | None = None,
+        *,
+        name: str | None = None,
+        hub: Hub | None = None,
+    ) -> None:
         """With a hub, new runs of other processes wake the workers too (its feeder hears
         them); without, this process's commits do, and others' are found by polling."""
         self.hub = hub
@@ -139,8 +148,10 @@ class Executor:
             self.hub.observe(self._on_notice)
         else:
             self.database.on_commit(self._on_commit)
-        self._tasks = [asyncio.create_task(self._claimer(), name="runql-claimer"),
-                       asyncio.create_task(self._housekeeping(), name="runql-housekeeping")]
+        self._tasks = [
+            asyncio.create_task(self._claimer(), name="runql-claimer"),
+            asyncio.create_task(self._housekeeping(), name="runql-housekeeping"),
+        ]
 
     @property
     def running(self) -> bool:
@@ -267,9 +278,11 @@ class Executor:
             candidates = (
                 select(col(RunRow.id))
                 .join(ThreadRow, col(ThreadRow.id) == col(RunRow.thread_id))
-                .where(col(RunRow.status) == RunStatus.PENDING.value,
-                       col(ThreadRow.active_run_id).is_(None),
-                       ~_older_pending_in_thread())
+                .where(
+                    col(RunRow.status) == RunStatus.PENDING.value,
+                    col(ThreadRow.active_run_id).is_(None),
+                    ~_older_pending_in_thread(),
+                )
                 .order_by(col(RunRow.created_at), col(RunRow.id))
                 .limit(limit)
             )
@@ -277,8 +290,16 @@ class Executor:
                 candidates = candidates.with_for_update(skip_locked=True, of=[RunRow, ThreadRow])
             run_ids = (await session.execute(candidates)).scalars().all()
             lease_end = self._lease_end()
-            return [await transition(session, run_id, RunStatus.RUNNING, lease_owner=self.name,
-                                     lease_expires_at=lease_end) for run_id in run_ids]
+            return [
+                await transition(
+                    session,
+                    run_id,
+                    RunStatus.RUNNING,
+                    lease_owner=self.name,
+                    lease_expires_at=lease_end,
+                )
+                for run_id in run_ids
+            ]
 
     # -- the keeper: every run in flight, a few statements per interval -------------------------
 
@@ -313,8 +334,9 @@ class Executor:
                     for run_id in await self._cancels_requested(list(flights)):
                         flights[run_id].end(cancelled=True)
             except Exception:
-                log.exception("renewing leases or reading cancel requests failed; the keeper "
-                              "carries on")
+                log.exception(
+                    "renewing leases or reading cancel requests failed; the keeper carries on"
+                )
 
     async def _renew(self, run_ids: list[str]) -> dict[str, bool]:
         """Extends the leases this worker still holds: for each, whether a client asked to
@@ -325,8 +347,11 @@ class Executor:
             async with self.database.write() as session:
                 statement = (
                     update(RunRow)
-                    .where(col(RunRow.id).in_(chunk), col(RunRow.lease_owner) == self.name,
-                           col(RunRow.status) == RunStatus.RUNNING.value)
+                    .where(
+                        col(RunRow.id).in_(chunk),
+                        col(RunRow.lease_owner) == self.name,
+                        col(RunRow.status) == RunStatus.RUNNING.value,
+                    )
                     .values(lease_expires_at=lease_end)
                     .returning(col(RunRow.id), col(RunRow.cancel_requested_at))
                     .execution_options(synchronize_session=False)
@@ -339,20 +364,36 @@ class Executor:
         found: list[str] = []
         for chunk in _chunks(run_ids):
             async with self.database.read() as session:
-                found.extend((await session.execute(
-                    select(col(RunRow.id)).where(col(RunRow.id).in_(chunk),
-                                                 col(RunRow.cancel_requested_at).is_not(None))
-                )).scalars().all())
+                found.extend(
+                    (
+                        await session.execute(
+                            select(col(RunRow.id)).where(
+                                col(RunRow.id).in_(chunk),
+                                col(RunRow.cancel_requested_at).is_not(None),
+                            )
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
         return found
 
     async def recover_expired(self) -> int:
         """Runs whose worker stopped renewing its lease end in ERROR (or CANCELLED, when that
         was asked for), with a RunError that says so."""
         async with self.database.read() as session:
-            expired = (await session.execute(
-                select(col(RunRow.id)).where(col(RunRow.status) == RunStatus.RUNNING.value,
-                                              col(RunRow.lease_expires_at) < utcnow())
-            )).scalars().all()
+            expired = (
+                (
+                    await session.execute(
+                        select(col(RunRow.id)).where(
+                            col(RunRow.status) == RunStatus.RUNNING.value,
+                            col(RunRow.lease_expires_at) < utcnow(),
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
         recovered = 0
         for run_id in expired:
             with contextlib.suppress(Conflict):
@@ -369,14 +410,20 @@ class Executor:
         if run.cancel_requested_at is not None:
             await transition(session, run_id, RunStatus.CANCELLED, held_by=run.lease_owner)
             return
-        error = AgentError("lease_expired", "The worker executing this run stopped responding "
-                           "and its lease expired.", {"worker": run.lease_owner})
+        error = AgentError(
+            "lease_expired",
+            "The worker executing this run stopped responding and its lease expired.",
+            {"worker": run.lease_owner},
+        )
         await write_error(session, run, error, held_by=run.lease_owner)
 
     async def forget_old_idempotency_keys(self) -> None:
         async with self.database.write() as session:
-            await session.execute(delete(IdempotencyKeyRow).where(
-                col(IdempotencyKeyRow.created_at) < utcnow() - IDEMPOTENCY_WINDOW))
+            await session.execute(
+                delete(IdempotencyKeyRow).where(
+                    col(IdempotencyKeyRow.created_at) < utcnow() - IDEMPOTENCY_WINDOW
+                )
+            )
 
     # -- executing -----------------------------------------------------------------------------
 
@@ -415,8 +462,9 @@ class Executor:
     async def _release(self, run_id: str) -> None:
         with contextlib.suppress(Conflict, _LeaseLost):
             async with self.database.write() as session:
-                await transition(session, run_id, RunStatus.PENDING, held_by=self.name,
-                                 cancel_requested_at=None)
+                await transition(
+                    session, run_id, RunStatus.PENDING, held_by=self.name, cancel_requested_at=None
+                )
 
     async def _outcome(self, run: RunRow, flight: _Flight) -> AgentReply | AgentError | None:
         """The agent's reply, its error, or None when a client cancelled the run."""
@@ -425,8 +473,9 @@ class Executor:
             assert agent_row is not None
             request = await agent_request(session, run)
         try:
-            agent = await self.agents.take(agent_row.id, agent_row.updated_at, agent_row.kind,
-                                           agent_row.config)
+            agent = await self.agents.take(
+                agent_row.id, agent_row.updated_at, agent_row.kind, agent_row.config
+            )
         except (LookupError, ValueError) as error:
             return AgentError("agent_misconfigured", str(error))
         work = asyncio.create_task(agent.run(request))
@@ -448,8 +497,11 @@ class Executor:
         cancelled the run. Raises _LeaseLost if another worker took the run."""
         stopped = asyncio.ensure_future(flight.stop.wait())
         try:
-            await asyncio.wait({work, stopped}, timeout=self.config.agent_timeout_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {work, stopped},
+                timeout=self.config.agent_timeout_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         finally:
             stopped.cancel()
         if work.done():
@@ -463,8 +515,10 @@ class Executor:
 
     def _result(self, work: asyncio.Task[AgentReply]) -> AgentReply | AgentError:
         if work.cancelled():
-            return AgentError("agent_timeout", "The agent did not finish within "
-                              f"{self.config.agent_timeout_seconds:g} seconds.")
+            return AgentError(
+                "agent_timeout",
+                f"The agent did not finish within {self.config.agent_timeout_seconds:g} seconds.",
+            )
         error = work.exception()
         if error is None:
             return work.result()

@@ -32,5 +32,6 @@ def storable(reply: AgentReply, caps: JsonCaps) -> AgentReply | AgentError:
 
 def unwritable(error: Exception) -> AgentError:
     """The error that ends a run whose reply passed the checks but failed to be written."""
-    return AgentError(INVALID_REPLY, "The agent's reply could not be stored "
-                      f"({type(error).__name__}).")
+    return AgentError(
+        INVALID_REPLY, f"The agent's reply could not be stored ({type(error).__name__})."
+    )

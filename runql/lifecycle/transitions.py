@@ -54,7 +54,8 @@ async def transition(
     if held_by is not None:
         conditions.append(col(RunRow.lease_owner) == held_by)
     statement = (
-        update(RunRow).where(*conditions)
+        update(RunRow)
+        .where(*conditions)
         .values({**_changes(target, utcnow()), **changes})
         .returning(RunRow)
         .execution_options(populate_existing=True)
@@ -74,14 +75,20 @@ async def _occupy_thread(session: AsyncSession, run: RunRow, *, executing: bool)
     thread = col(ThreadRow.id) == run.thread_id
     if executing:
         taken = await session.execute(
-            update(ThreadRow).where(thread, col(ThreadRow.active_run_id).is_(None))
-            .values(active_run_id=run.id).execution_options(synchronize_session=False))
+            update(ThreadRow)
+            .where(thread, col(ThreadRow.active_run_id).is_(None))
+            .values(active_run_id=run.id)
+            .execution_options(synchronize_session=False)
+        )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict(f"thread {run.thread_id} is executing another run", field="id")
     else:
         await session.execute(
-            update(ThreadRow).where(thread, col(ThreadRow.active_run_id) == run.id)
-            .values(active_run_id=None).execution_options(synchronize_session=False))
+            update(ThreadRow)
+            .where(thread, col(ThreadRow.active_run_id) == run.id)
+            .values(active_run_id=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def _refusal(

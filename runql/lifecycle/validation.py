@@ -54,8 +54,9 @@ def check_language(value: str | None, field: str = "language") -> str | None:
     if value is None:
         return None
     if "_" in value or not langcodes.tag_is_valid(value):
-        raise BadUserInput(f"{value!r} is not a BCP 47 language tag, such as en or en-GB",
-                           field=field)
+        raise BadUserInput(
+            f"{value!r} is not a BCP 47 language tag, such as en or en-GB", field=field
+        )
     return canonical_case(value)
 
 
@@ -63,8 +64,9 @@ def check_country(value: str | None, field: str = "country") -> str | None:
     if value is None:
         return None
     if len(value) != 2 or pycountry.countries.get(alpha_2=value.upper()) is None:
-        raise BadUserInput(f"{value!r} is not an ISO 3166-1 alpha-2 country code, such as US",
-                           field=field)
+        raise BadUserInput(
+            f"{value!r} is not an ISO 3166-1 alpha-2 country code, such as US", field=field
+        )
     return value.upper()
 
 
@@ -72,8 +74,9 @@ def check_timezone(value: str | None, field: str = "timezone") -> str | None:
     if value is None:
         return None
     if value not in _zones():
-        raise BadUserInput(f"{value!r} is not an IANA time zone, such as America/New_York",
-                           field=field)
+        raise BadUserInput(
+            f"{value!r} is not an IANA time zone, such as America/New_York", field=field
+        )
     return value
 
 
@@ -96,8 +99,9 @@ def check_raw_inputs(value: Any, caps: JsonCaps, field: str = "raw_inputs") -> A
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise BadUserInput(f"{field} must be a JSON object, such as {{\"text\": \"Hello\"}}",
-                           field=field)
+        raise BadUserInput(
+            f'{field} must be a JSON object, such as {{"text": "Hello"}}', field=field
+        )
     check_stored_json(value, field, caps)
     return value
 
@@ -117,19 +121,20 @@ def check_attachments(attachments: Sequence[Attachment], names: FieldNames = own
     for index, attachment in enumerate(attachments):
         where = f"content.attachments[{index}]"
         if attachment.file_id is None and attachment.url is None:
-            raise BadUserInput(f"an attachment needs a {names('file_id')} or a url",
-                               field=names(where))
+            raise BadUserInput(
+                f"an attachment needs a {names('file_id')} or a url", field=names(where)
+            )
         if attachment.url is not None:
             parts = urlsplit(attachment.url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise BadUserInput(f"{attachment.url!r} is not an http(s) URL",
-                                   field=names(f"{where}.url"))
+                raise BadUserInput(
+                    f"{attachment.url!r} is not an http(s) URL", field=names(f"{where}.url")
+                )
         if attachment.type is AttachmentType.LINK and attachment.url is None:
             raise BadUserInput("a link attachment needs a url", field=names(where))
 
 
-def check_content(content: Content, *, max_bytes: int,
-                  names: FieldNames = own_names) -> Content:
+def check_content(content: Content, *, max_bytes: int, names: FieldNames = own_names) -> Content:
     field = names("content")
     if not content.parts and not content.attachments:
         raise BadUserInput("content is empty: send text, parts or attachments", field=field)

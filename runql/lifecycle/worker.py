@@ -17,8 +17,11 @@ from runql.storage.database import Database
 
 async def run_worker(settings: Settings, concurrency: int) -> None:
     logging.config.dictConfig(uvicorn_log_config(settings))  # the server's log format
-    database = Database.from_url(settings.database_url, pool_size=settings.db_pool_size,
-                                 max_overflow=settings.db_max_overflow)
+    database = Database.from_url(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
     config = replace(ExecutorConfig.from_settings(settings), concurrency=concurrency)
     hub = Hub()
     feed_from_commits(hub, database)

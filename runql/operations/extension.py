@@ -41,7 +41,8 @@ def _operation(context: ExecutionContext) -> OperationDefinitionNode | None:
     name = context.operation_name
     for definition in document.definitions if document is not None else ():
         if isinstance(definition, OperationDefinitionNode) and (
-                name is None or (definition.name is not None and definition.name.value == name)):
+            name is None or (definition.name is not None and definition.name.value == name)
+        ):
             return definition
     return None
 
@@ -55,8 +56,9 @@ def subscription_field(context: ExecutionContext) -> str | None:
     return next((s.name.value for s in selections if isinstance(s, FieldNode)), UNKNOWN)
 
 
-def observed(span: "Span | None", kind: str, name: str | None, outcome: str, seconds: float,
-             statements: int) -> None:
+def observed(
+    span: "Span | None", kind: str, name: str | None, outcome: str, seconds: float, statements: int
+) -> None:
     """An operation that ended: its name in the request's record, its span, its metrics."""
     record = current_request()
     if record is not None:
@@ -86,8 +88,12 @@ class ObserveOperations(SchemaExtension):
                 result = self.execution_context.result
                 outcome = outcome_of(result.errors if result is not None else None)
             finally:
-                self._finish(span, outcome, time.perf_counter() - started,
-                             (record.statements - statements_before) if record else 0)
+                self._finish(
+                    span,
+                    outcome,
+                    time.perf_counter() - started,
+                    (record.statements - statements_before) if record else 0,
+                )
 
     def on_execute(self) -> Iterator[None]:
         field = subscription_field(self.execution_context)
@@ -99,7 +105,8 @@ class ObserveOperations(SchemaExtension):
 
     def _finish(self, span: "Span | None", outcome: str, seconds: float, statements: int) -> None:
         context = self.execution_context
-        observed(span, operation_kind(context), context.operation_name, outcome, seconds,
-                 statements)
+        observed(
+            span, operation_kind(context), context.operation_name, outcome, seconds, statements
+        )
         if self._subscription is not None:
             metrics.subscription_ended(self._subscription)

@@ -46,9 +46,13 @@ async def check_database(database: Database) -> list[Check]:
     except (SQLAlchemyError, OSError, TimeoutError):
         return [Check("database", False, "the database did not answer")]
     head = _head()
-    migrations = (Check("migrations", True, f"at {head}") if revision == head else
-                  Check("migrations", False, f"at {revision or 'no revision'}, not {head}: "
-                        "run `runql migrate`"))
+    migrations = (
+        Check("migrations", True, f"at {head}")
+        if revision == head
+        else Check(
+            "migrations", False, f"at {revision or 'no revision'}, not {head}: run `runql migrate`"
+        )
+    )
     return [Check("database", True, "answers"), migrations]
 
 
@@ -64,8 +68,9 @@ def check_workers(settings: Settings, executor: Executor | None) -> Check | None
     return Check("workers", False, f"{settings.workers} configured, not running")
 
 
-async def readiness(database: Database, settings: Settings,
-                    executor: Executor | None) -> list[Check]:
+async def readiness(
+    database: Database, settings: Settings, executor: Executor | None
+) -> list[Check]:
     checks = await check_database(database)
     workers = check_workers(settings, executor)
     return checks if workers is None else [*checks, workers]

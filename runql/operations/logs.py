@@ -18,8 +18,12 @@ ACCESS = "runql.access"
 _FIELDS = "_runql_fields"  # on an access line's record: its fields, in order
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(process)d [%(request_id)s] %(message)s"
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message", "asctime", "request_id", "taskName",
-    "color_message"}  # uvicorn's copy of the message with terminal colours
+    "message",
+    "asctime",
+    "request_id",
+    "taskName",
+    "color_message",
+}  # uvicorn's copy of the message with terminal colours
 
 
 class RequestIdFilter(logging.Filter):
@@ -35,8 +39,11 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     given: dict[str, Any] | None = getattr(record, _FIELDS, None)
     if given is not None:
         return given
-    return {key: value for key, value in vars(record).items()
-            if key not in _STANDARD and not key.startswith("_")}
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _STANDARD and not key.startswith("_")
+    }
 
 
 _access = logging.getLogger(ACCESS)
@@ -56,7 +63,8 @@ def access_line(level: int, message: str, request_id: str, fields: dict[str, Any
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -75,16 +83,24 @@ class JsonFormatter(logging.Formatter):
 def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
     """A logging.config.dictConfig for the server: everything through one handler on stderr."""
     formatter: dict[str, Any] = (
-        {"()": "runql.operations.logs.JsonFormatter"} if settings.log_format == "json"
-        else {"format": TEXT_FORMAT})
+        {"()": "runql.operations.logs.JsonFormatter"}
+        if settings.log_format == "json"
+        else {"format": TEXT_FORMAT}
+    )
     level = settings.log_level.upper()
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": "runql.operations.logs.RequestIdFilter"}},
         "formatters": {"runql": formatter},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-                                "formatter": "runql", "filters": ["request_id"]}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "runql",
+                "filters": ["request_id"],
+            }
+        },
         "root": {"handlers": ["stderr"], "level": level},
         "loggers": {
             "uvicorn": {"handlers": [], "propagate": True, "level": level},

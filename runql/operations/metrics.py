@@ -28,32 +28,59 @@ SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 STATEMENTS = (0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233)
 
 HTTP_REQUESTS = Counter(
-    "runql_http_requests", "HTTP requests answered, by method, route and status code.",
-    ["method", "route", "status"], registry=REGISTRY)
+    "runql_http_requests",
+    "HTTP requests answered, by method, route and status code.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
 HTTP_SECONDS = Histogram(
-    "runql_http_request_duration_seconds", "Time to answer an HTTP request, by method and route.",
-    ["method", "route"], buckets=SECONDS, registry=REGISTRY)
+    "runql_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route.",
+    ["method", "route"],
+    buckets=SECONDS,
+    registry=REGISTRY,
+)
 HTTP_STATEMENTS = Histogram(
-    "runql_http_request_sql_statements", "SQL statements run to answer one HTTP request.",
-    ["route"], buckets=STATEMENTS, registry=REGISTRY)
+    "runql_http_request_sql_statements",
+    "SQL statements run to answer one HTTP request.",
+    ["route"],
+    buckets=STATEMENTS,
+    registry=REGISTRY,
+)
 OPERATIONS = Counter(
-    "runql_graphql_operations", "GraphQL operations, by operation name, type and outcome "
+    "runql_graphql_operations",
+    "GraphQL operations, by operation name, type and outcome "
     "(success, client_error, server_error).",
-    ["operation", "type", "outcome"], registry=REGISTRY)
+    ["operation", "type", "outcome"],
+    registry=REGISTRY,
+)
 OPERATION_SECONDS = Histogram(
-    "runql_graphql_operation_duration_seconds", "Time to execute a query or mutation, by "
-    "operation name and type.", ["operation", "type"], buckets=SECONDS, registry=REGISTRY)
+    "runql_graphql_operation_duration_seconds",
+    "Time to execute a query or mutation, by operation name and type.",
+    ["operation", "type"],
+    buckets=SECONDS,
+    registry=REGISTRY,
+)
 OPERATION_STATEMENTS = Histogram(
-    "runql_graphql_operation_sql_statements", "SQL statements one query or mutation ran.",
-    ["operation"], buckets=STATEMENTS, registry=REGISTRY)
-WEBSOCKETS = Gauge(
-    "runql_websockets_open", "Websocket connections open now.", registry=REGISTRY)
+    "runql_graphql_operation_sql_statements",
+    "SQL statements one query or mutation ran.",
+    ["operation"],
+    buckets=STATEMENTS,
+    registry=REGISTRY,
+)
+WEBSOCKETS = Gauge("runql_websockets_open", "Websocket connections open now.", registry=REGISTRY)
 HTTP_STREAMS = Gauge(
-    "runql_http_streams_open", "Subscription streams open over HTTP, by protocol (multipart, "
-    "graphql-sse).", ["protocol"], registry=REGISTRY)
+    "runql_http_streams_open",
+    "Subscription streams open over HTTP, by protocol (multipart, graphql-sse).",
+    ["protocol"],
+    registry=REGISTRY,
+)
 SUBSCRIPTIONS = Gauge(
-    "runql_subscriptions_active", "GraphQL subscriptions running now, by root field.",
-    ["subscription"], registry=REGISTRY)
+    "runql_subscriptions_active",
+    "GraphQL subscriptions running now, by root field.",
+    ["subscription"],
+    registry=REGISTRY,
+)
 
 ANONYMOUS = "anonymous"
 OTHER = "other"
@@ -86,9 +113,11 @@ def _series_of(method: str, route: str, status: int) -> _HttpSeries:
     key = (method, route, status)
     found = _http_series.get(key)
     if found is None:
-        found = _http_series[key] = (HTTP_REQUESTS.labels(method, route, str(status)),
-                                     HTTP_SECONDS.labels(method, route),
-                                     HTTP_STATEMENTS.labels(route))
+        found = _http_series[key] = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_SECONDS.labels(method, route),
+            HTTP_STATEMENTS.labels(route),
+        )
     return found
 
 
@@ -108,14 +137,17 @@ def _operation_series_of(operation: str, kind: str, outcome: str) -> _OperationS
     key = (operation, kind, outcome)
     found = _operation_series.get(key)
     if found is None:
-        found = _operation_series[key] = (OPERATIONS.labels(operation, kind, outcome),
-                                          OPERATION_SECONDS.labels(operation, kind),
-                                          OPERATION_STATEMENTS.labels(operation))
+        found = _operation_series[key] = (
+            OPERATIONS.labels(operation, kind, outcome),
+            OPERATION_SECONDS.labels(operation, kind),
+            OPERATION_STATEMENTS.labels(operation),
+        )
     return found
 
 
-def observe_operation(operation: str, kind: str, outcome: str, seconds: float,
-                      statements: int) -> None:
+def observe_operation(
+    operation: str, kind: str, outcome: str, seconds: float, statements: int
+) -> None:
     """One GraphQL operation; subscriptions count but their lifetimes are no latency."""
     count, durations, statement_counts = _operation_series_of(operation, kind, outcome)
     count.inc()

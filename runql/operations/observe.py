@@ -36,28 +36,44 @@ def with_request_id(message: Message, request_id: str) -> Message:
     return {**message, "headers": headers}
 
 
-def observe_http(scope: MutableMapping[str, Any], record: RequestRecord, status: int,
-                 seconds: float) -> None:
+def observe_http(
+    scope: MutableMapping[str, Any], record: RequestRecord, status: int, seconds: float
+) -> None:
     """An answered HTTP request: its metrics and its access line."""
     metrics.observe_http(method_of(scope), route_of(scope), status, seconds, record.statements)
     path, method = scope["path"], scope["method"]
     level = logging.DEBUG if path in QUIET_PATHS and status < 500 else logging.INFO
     client = scope.get("client")
-    access_line(level, f"{method} {path} {status}", record.request_id, {
-        "method": method, "path": path, "status": status,
-        "duration_ms": round(seconds * 1000, 1), "sql_statements": record.statements,
-        "operation": record.operation, "client": client[0] if client else None})
+    access_line(
+        level,
+        f"{method} {path} {status}",
+        record.request_id,
+        {
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 1),
+            "sql_statements": record.statements,
+            "operation": record.operation,
+            "client": client[0] if client else None,
+        },
+    )
 
 
 def observe_websocket_accepted() -> None:
     metrics.websocket_opened()
 
 
-def observe_websocket_closed(scope: MutableMapping[str, Any], record: RequestRecord,
-                             accepted: bool, seconds: float) -> None:
+def observe_websocket_closed(
+    scope: MutableMapping[str, Any], record: RequestRecord, accepted: bool, seconds: float
+) -> None:
     """A websocket's end: the open-socket gauge and its access line."""
     if accepted:
         metrics.websocket_closed()
     path = scope["path"]
-    access_line(logging.INFO, f"websocket {path} closed", record.request_id, {
-        "path": path, "accepted": accepted, "duration_ms": round(seconds * 1000, 1)})
+    access_line(
+        logging.INFO,
+        f"websocket {path} closed",
+        record.request_id,
+        {"path": path, "accepted": accepted, "duration_ms": round(seconds * 1000, 1)},
+    )

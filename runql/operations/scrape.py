@@ -46,19 +46,23 @@ class Snapshot:
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         if self.runs is not None:
-            runs = GaugeMetricFamily("runql_runs", "Runs by status, in every organization.",
-                                     labels=["status"])
+            runs = GaugeMetricFamily(
+                "runql_runs", "Runs by status, in every organization.", labels=["status"]
+            )
             for status, count in sorted(self.runs.items()):
                 runs.add_metric([status], count)
             yield runs
-            yield GaugeMetricFamily("runql_executor_queue_depth",
-                                    "Runs waiting for a worker (PENDING).",
-                                    value=self.runs.get(RunStatus.PENDING.value, 0))
+            yield GaugeMetricFamily(
+                "runql_executor_queue_depth",
+                "Runs waiting for a worker (PENDING).",
+                value=self.runs.get(RunStatus.PENDING.value, 0),
+            )
         if self.executor is not None:
             yield CounterMetricFamily(
                 "runql_executor_lease_recoveries",
                 "Runs this process's executor ended because their worker's lease expired.",
-                value=self.executor.recovered)
+                value=self.executor.recovered,
+            )
 
 
 async def snapshot(database: Database, executor: Executor | None) -> Snapshot:
@@ -88,9 +92,13 @@ def allowed(settings: Settings, authorization: str | None) -> bool:
 async def metrics(request: Request) -> Response:
     state = request.app.state
     if not allowed(state.settings, request.headers.get("authorization")):
-        return rest_error_response(401, "UNAUTHENTICATED",
-                                   "a scrape token is required: Authorization: Bearer …",
-                                   headers={"WWW-Authenticate": "Bearer"})
+        return rest_error_response(
+            401,
+            "UNAUTHENTICATED",
+            "a scrape token is required: Authorization: Bearer …",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     snap = await snapshot(state.database, getattr(state, "executor", None))
-    return Response(exposition(snap), media_type=CONTENT_TYPE_LATEST,
-                    headers={"Cache-Control": "no-store"})
+    return Response(
+        exposition(snap), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"}
+    )

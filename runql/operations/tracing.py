@@ -34,8 +34,9 @@ def provider_from_env() -> "TracerProvider":
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
     except ImportError:
-        raise TracingUnavailable("RUNQL_OTEL=1 needs OpenTelemetry: "
-                                 "pip install 'runql[otel]'") from None
+        raise TracingUnavailable(
+            "RUNQL_OTEL=1 needs OpenTelemetry: pip install 'runql[otel]'"
+        ) from None
     provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
@@ -87,11 +88,15 @@ def _before(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
     from opentelemetry.trace import SpanKind
 
     verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
-    conn.info[_SPAN] = _tracer.start_span(verb, kind=SpanKind.CLIENT, attributes={
-        "db.system.name": conn.dialect.name,
-        "db.operation.name": verb,
-        "db.query.text": statement[:MAX_STATEMENT_CHARS],
-    })
+    conn.info[_SPAN] = _tracer.start_span(
+        verb,
+        kind=SpanKind.CLIENT,
+        attributes={
+            "db.system.name": conn.dialect.name,
+            "db.operation.name": verb,
+            "db.query.text": statement[:MAX_STATEMENT_CHARS],
+        },
+    )
 
 
 def _after(conn: Connection, *_: Any) -> None:
@@ -111,7 +116,10 @@ def _failed(context: ExceptionContext) -> None:
 
 def trace_sql(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
-    for name, listener in (("before_cursor_execute", _before),
-                           ("after_cursor_execute", _after), ("handle_error", _failed)):
+    for name, listener in (
+        ("before_cursor_execute", _before),
+        ("after_cursor_execute", _after),
+        ("handle_error", _failed),
+    ):
         if not event.contains(sync_engine, name, listener):
             event.listen(sync_engine, name, listener)

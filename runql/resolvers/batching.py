@@ -20,7 +20,10 @@ SETTLE_TURNS = 4
 
 class BatchLoader(Generic[K, V]):
     def __init__(
-        self, load: LoadFunction[K, V], *, max_batch_size: int = 500,
+        self,
+        load: LoadFunction[K, V],
+        *,
+        max_batch_size: int = 500,
         settle_turns: int = SETTLE_TURNS,
     ) -> None:
         self._load = load
@@ -53,7 +56,7 @@ class BatchLoader(Generic[K, V]):
             return
         keys, self._waiting = self._waiting, []
         for start in range(0, len(keys), self._max_batch_size):
-            task = loop.create_task(self._dispatch(keys[start:start + self._max_batch_size]))
+            task = loop.create_task(self._dispatch(keys[start : start + self._max_batch_size]))
             self._dispatching.add(task)
             task.add_done_callback(self._dispatching.discard)
 

@@ -47,9 +47,19 @@ class Context:
         streams: SharedStreams | None = None,
         lead: Lead | None = None,
     ) -> "Context":
-        return cls(database, settings, org_id, Loaders(database, org_id),
-                   default_registry(EgressPolicy.from_settings(settings)), request=request,
-                   response=response, hub=hub, shared=shared, streams=streams, lead=lead)
+        return cls(
+            database,
+            settings,
+            org_id,
+            Loaders(database, org_id),
+            default_registry(EgressPolicy.from_settings(settings)),
+            request=request,
+            response=response,
+            hub=hub,
+            shared=shared,
+            streams=streams,
+            lead=lead,
+        )
 
     def authenticate(self, org_id: str, key_id: str) -> None:
         """Open the organization for this (websocket) context, once its key is checked."""

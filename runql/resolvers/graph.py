@@ -153,9 +153,11 @@ def checked_filter(filter: RunFilterInput | None) -> RunFilter | None:
     if filter is None:
         return None
     run_filter = filter.to_filter()
-    for values, kind, name in ((run_filter.ids, Kind.RUN, "id"),
-                               (run_filter.agent_ids, Kind.AGENT, "agentId"),
-                               (run_filter.thread_ids, Kind.THREAD, "threadId")):
+    for values, kind, name in (
+        (run_filter.ids, Kind.RUN, "id"),
+        (run_filter.agent_ids, Kind.AGENT, "agentId"),
+        (run_filter.thread_ids, Kind.THREAD, "threadId"),
+    ):
         for index, value in enumerate(values or ()):
             require(value, kind, f"filter.{name}[{index}]")
     try:
@@ -188,8 +190,9 @@ async def thread_runs(
     before: str | None = None,
 ) -> Connection[Any]:
     loaders = info.context.loaders
-    page = page_request(first=first, after=after, last=last, before=before,
-                        newest_first=order_by.newest_first)
+    page = page_request(
+        first=first, after=after, last=last, before=before, newest_first=order_by.newest_first
+    )
     return await _runs_of(
         root.id, loaders.runs_page_by_thread, loaders.runs_count_by_thread, filter, page
     )
@@ -206,8 +209,9 @@ async def agent_runs(
     before: str | None = None,
 ) -> Connection[Any]:
     loaders = info.context.loaders
-    page = page_request(first=first, after=after, last=last, before=before,
-                        newest_first=order_by.newest_first)
+    page = page_request(
+        first=first, after=after, last=last, before=before, newest_first=order_by.newest_first
+    )
     return await _runs_of(
         root.id, loaders.runs_page_by_agent, loaders.runs_count_by_agent, filter, page
     )
@@ -223,8 +227,9 @@ async def thread_message_groups(
     before: str | None = None,
 ) -> Connection[Any]:
     loaders = info.context.loaders
-    page = page_request(first=first, after=after, last=last, before=before,
-                        newest_first=order_by.newest_first)
+    page = page_request(
+        first=first, after=after, last=last, before=before, newest_first=order_by.newest_first
+    )
     result = await loaders.groups_page_by_thread.load((root.id, None, page))
     return connection(result, lambda: loaders.groups_count_by_thread.load((root.id, None)))
 

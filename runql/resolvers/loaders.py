@@ -106,20 +106,27 @@ class Loaders:
     @cached_property
     def parts_by_content(self) -> BatchLoader[str, list[ContentPartRow]]:
         return self._by_parent(
-                ContentPartRow, ContentPartRow.content_id, ContentPartRow.position  # type: ignore[arg-type]
-            )
+            ContentPartRow,
+            ContentPartRow.content_id,  # type: ignore[arg-type]
+            ContentPartRow.position,  # type: ignore[arg-type]
+        )
 
     @cached_property
     def attachments_by_content(self) -> BatchLoader[str, list[AttachmentRow]]:
         return self._by_parent(
-                AttachmentRow, AttachmentRow.content_id, AttachmentRow.position  # type: ignore[arg-type]
-            )
+            AttachmentRow,
+            AttachmentRow.content_id,  # type: ignore[arg-type]
+            AttachmentRow.position,  # type: ignore[arg-type]
+        )
 
     @cached_property
     def errors_by_run(self) -> BatchLoader[str, list[RunErrorRow]]:
         return self._by_parent(
-                RunErrorRow, RunErrorRow.run_id, RunErrorRow.created_at, RunErrorRow.id  # type: ignore[arg-type]
-            )
+            RunErrorRow,
+            RunErrorRow.run_id,  # type: ignore[arg-type]
+            RunErrorRow.created_at,  # type: ignore[arg-type]
+            RunErrorRow.id,  # type: ignore[arg-type]
+        )
 
     @cached_property
     def items_by_run(self) -> BatchLoader[str, list[AttachedItemRow]]:
@@ -144,8 +151,8 @@ class Loaders:
     @cached_property
     def groups_page_by_thread(self) -> BatchLoader[PageKey, Page[MessageGroupRow]]:
         return self._loader(
-                self._pages(MessageGroupRow, MessageGroupRow.thread_id)  # type: ignore[arg-type]
-            )
+            self._pages(MessageGroupRow, MessageGroupRow.thread_id)  # type: ignore[arg-type]
+        )
 
     @cached_property
     def runs_count_by_thread(self) -> BatchLoader[CountKey, int]:
@@ -208,7 +215,10 @@ class Loaders:
     async def _content_by_message(self, ids: list[str]) -> list[MessageContentRow | None]:
         async with self._db.read() as session:
             return await reads.row_by_parent(
-                session, MessageContentRow, MessageContentRow.message_item_id, ids  # type: ignore[arg-type]
+                session,
+                MessageContentRow,
+                MessageContentRow.message_item_id,  # type: ignore[arg-type]
+                ids,
             )
 
     async def _run_of_group(self, group_ids: list[str]) -> list[RunRow | None]:
@@ -227,8 +237,8 @@ class Loaders:
         self, table: type[Row], parent: InstrumentedAttribute[Any]
     ) -> Callable[[list[PageKey]], Awaitable[list[Page[Row]]]]:
         async def load(keys: list[PageKey]) -> list[Page[Row]]:
-            by_request: defaultdict[tuple[RunFilter | None, PageRequest], list[str]] = (
-                defaultdict(list)
+            by_request: defaultdict[tuple[RunFilter | None, PageRequest], list[str]] = defaultdict(
+                list
             )
             for parent_id, run_filter, page in keys:
                 by_request[(run_filter, page)].append(parent_id)

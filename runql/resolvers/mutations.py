@@ -50,15 +50,25 @@ def _content(content: RunContentInput) -> Content:
 
 async def create_run_(info: Info, input: CreateRunInput) -> RunPayload:
     request = RunRequest(
-        agent_id=input.agent_id, content=_content(input.content), thread_id=input.thread_id,
-        language=input.language, country=input.country, timezone=input.timezone,
-        metadata=input.metadata, raw_inputs=input.raw_inputs,  # type: ignore[arg-type]
+        agent_id=input.agent_id,
+        content=_content(input.content),
+        thread_id=input.thread_id,
+        language=input.language,
+        country=input.country,
+        timezone=input.timezone,
+        metadata=input.metadata,  # type: ignore[arg-type]
+        raw_inputs=input.raw_inputs,
         idempotency_key=input.idempotency_key,
     )
     context = info.context
-    run = await create_run(context.database, context.org_id, request,
-                           max_content_bytes=context.settings.max_content_bytes,
-                           json_caps=context.settings.json_caps, names=to_camel_case)
+    run = await create_run(
+        context.database,
+        context.org_id,
+        request,
+        max_content_bytes=context.settings.max_content_bytes,
+        json_caps=context.settings.json_caps,
+        names=to_camel_case,
+    )
     return RunPayload(run)
 
 
@@ -81,8 +91,11 @@ async def _terminal_status(database: Database, run_id: str) -> Any:
     settled = asyncio.Event()
 
     def notice(event: RunEvent) -> None:
-        if (event.run_id == run_id and event.type is RunEventType.STATUS_CHANGED
-                and RunStatus(event.payload["status"]).is_terminal):
+        if (
+            event.run_id == run_id
+            and event.type is RunEventType.STATUS_CHANGED
+            and RunStatus(event.payload["status"]).is_terminal
+        ):
             settled.set()
 
     database.on_commit(notice)
@@ -94,14 +107,23 @@ async def _terminal_status(database: Database, run_id: str) -> Any:
 
 async def create_agent_(info: Info, input: CreateAgentInput) -> AgentPayload:
     context = info.context
-    agent = await catalog.create_agent(context.database, context.agents, context.org_id,
-                                       name=input.name, kind=input.kind, config=input.config)
+    agent = await catalog.create_agent(
+        context.database,
+        context.agents,
+        context.org_id,
+        name=input.name,
+        kind=input.kind,
+        config=input.config,
+    )
     return AgentPayload(agent)
 
 
 async def update_agent_(info: Info, input: UpdateAgentInput) -> AgentPayload:
     agent = await catalog.update_agent(
-        info.context.database, info.context.agents, info.context.org_id, input.id,
+        info.context.database,
+        info.context.agents,
+        info.context.org_id,
+        input.id,
         name=input.name.value if input.name is not None else None,
         config=input.config.value if input.config is not None else None,
         config_given=input.config is not None,

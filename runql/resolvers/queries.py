@@ -75,9 +75,14 @@ async def nodes(info: Info, ids: list[ID]) -> list[Any]:
         raise BadUserInput(f"nodes takes at most {MAX_NODES} ids, got {len(ids)}", field="ids")
     by_kind = _node_loaders(info.context.loaders)
     kinds = [require(value, None, f"ids[{index}]") for index, value in enumerate(ids)]
-    return list(await asyncio.gather(*(
-        _load_or_none(by_kind.get(kind), value) for kind, value in zip(kinds, ids, strict=True)
-    )))
+    return list(
+        await asyncio.gather(
+            *(
+                _load_or_none(by_kind.get(kind), value)
+                for kind, value in zip(kinds, ids, strict=True)
+            )
+        )
+    )
 
 
 async def _load_or_none(loader: BatchLoader[str, Any] | None, key: str) -> Any:
@@ -94,8 +99,9 @@ async def _list(
     last: int | None,
     before: str | None,
 ) -> Connection[Any]:
-    page = page_request(first=first, after=after, last=last, before=before,
-                        newest_first=order_by.newest_first)
+    page = page_request(
+        first=first, after=after, last=last, before=before, newest_first=order_by.newest_first
+    )
     database = info.context.database
     conditions = [table.org_id == info.context.org_id, *conditions]
 

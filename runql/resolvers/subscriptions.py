@@ -63,14 +63,17 @@ async def _wait(context: Context, notices: Subscriber) -> int | None:
             notices.recover()
             return None
         if isinstance(context.request, WebSocket):
-            await context.request.close(LAGGING_CLOSE_CODE, f"{lagging}; resubscribe with "
-                                        "`after` set to the last sequence number you saw")
+            await context.request.close(
+                LAGGING_CLOSE_CODE,
+                f"{lagging}; resubscribe with `after` set to the last sequence number you saw",
+            )
         raise
 
 
 def _ends_run(event: RunEventRow) -> bool:
-    return (event.type == RunEventType.STATUS_CHANGED
-            and RunStatus(event.payload["status"]).is_terminal)
+    return (
+        event.type == RunEventType.STATUS_CHANGED and RunStatus(event.payload["status"]).is_terminal
+    )
 
 
 Join = Callable[[int], Membership | None]
@@ -158,17 +161,20 @@ async def run_status(info: Info, id: ID) -> AsyncGenerator[RunRow, None]:
         await membership.stay()
 
 
-async def _matching(context: Context, changes: list[Notice], filter: RunFilterInput | None
-                    ) -> list[RunRow]:
+async def _matching(
+    context: Context, changes: list[Notice], filter: RunFilterInput | None
+) -> list[RunRow]:
     """The changed runs that match, as they are after the changes. Dashboards woken by the same
     changes with the same filter share one read."""
     run_ids = list(dict.fromkeys(notice.run_id for notice in changes))
     run_filter = checked_filter(filter)
 
     async def read() -> list[RunRow]:
-        statement = select(RunRow).where(col(RunRow.id).in_(run_ids),
-                                          col(RunRow.org_id) == context.org_id,
-                                          *(run_filter.conditions() if run_filter else []))
+        statement = select(RunRow).where(
+            col(RunRow.id).in_(run_ids),
+            col(RunRow.org_id) == context.org_id,
+            *(run_filter.conditions() if run_filter else []),
+        )
         async with context.database.read() as session:
             found = {row.id: row for row in (await session.execute(statement)).scalars()}
         return [found[run_id] for run_id in run_ids if run_id in found]
@@ -177,8 +183,7 @@ async def _matching(context: Context, changes: list[Notice], filter: RunFilterIn
     return await _shared(context).after_changes(key, read)
 
 
-async def runs(info: Info, filter: RunFilterInput | None = None
-               ) -> AsyncGenerator[RunRow, None]:
+async def runs(info: Info, filter: RunFilterInput | None = None) -> AsyncGenerator[RunRow, None]:
     """Every change to the organization's runs that match the filter, new runs included: the
     run as it is after the change. Changes that arrive together come once per run."""
     context = info.context

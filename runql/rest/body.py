@@ -51,8 +51,10 @@ def body_limit(max_content_bytes: int) -> int:
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the body is over {limit} bytes, the limit (twice "
-                           "RUNQL_MAX_CONTENT_BYTES plus 64 KiB)", field="body")
+    return PayloadTooLarge(
+        f"the body is over {limit} bytes, the limit (twice RUNQL_MAX_CONTENT_BYTES plus 64 KiB)",
+        field="body",
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -80,8 +82,10 @@ def _json_object(text: str, max_depth: int) -> dict[str, Any]:
     except MalformedJson as error:
         raise BadUserInput(str(error), field="body") from None
     if not isinstance(value, dict):
-        raise BadUserInput("the body must be a JSON object, such as "
-                           '{"agent_id": "agent_…", "content": "Hello"}', field="body")
+        raise BadUserInput(
+            'the body must be a JSON object, such as {"agent_id": "agent_…", "content": "Hello"}',
+            field="body",
+        )
     return value
 
 
@@ -91,12 +95,17 @@ def body_fields(raw: bytes, content_type: str | None, max_depth: int) -> dict[st
     except UnicodeDecodeError:
         raise BadUserInput("the body is not UTF-8 text", field="body") from None
     if not text.strip():
-        raise BadUserInput('the body is empty: send a JSON object such as {"agent_id": '
-                           '"agent_…", "content": "Hello"}', field="body")
+        raise BadUserInput(
+            'the body is empty: send a JSON object such as {"agent_id": '
+            '"agent_…", "content": "Hello"}',
+            field="body",
+        )
     media_type = _media_type(content_type)
     if media_type == MULTIPART:
-        raise UnsupportedMediaType("multipart bodies are not read: send a JSON object, or "
-                                   f"{FORM} fields", field="Content-Type")
+        raise UnsupportedMediaType(
+            f"multipart bodies are not read: send a JSON object, or {FORM} fields",
+            field="Content-Type",
+        )
     if text.lstrip().startswith("{") or media_type not in (FORM, ""):
         return _json_object(text, max_depth)
     return form_fields(text)
@@ -129,8 +138,11 @@ def _refusal(error: ErrorDetails) -> BadUserInput:
         name = error.get("ctx", {})["name"]
         field = _field((*location, name))
         if not location:
-            return BadUserInput(f"{name!r} is not a field of POST /runs; the fields are "
-                                f"{', '.join(contract.CreateRun.model_fields)}", field=field)
+            return BadUserInput(
+                f"{name!r} is not a field of POST /runs; the fields are "
+                f"{', '.join(contract.CreateRun.model_fields)}",
+                field=field,
+            )
     else:
         field = _field(location)
     return BadUserInput(f"{field} {_predicate(error, field)}", field=field or "body")
@@ -141,9 +153,15 @@ def _content(given: str | contract.StructuredContent) -> Content:
         return Content.text(given)
     return Content(
         tuple(Part(part.text, part.type) for part in given.parts or ()),
-        tuple(Attachment(type=attachment.type, file_id=attachment.file_id, url=attachment.url,
-                         caption=attachment.caption)
-              for attachment in given.attachments or ()),
+        tuple(
+            Attachment(
+                type=attachment.type,
+                file_id=attachment.file_id,
+                url=attachment.url,
+                caption=attachment.caption,
+            )
+            for attachment in given.attachments or ()
+        ),
     )
 
 
@@ -175,6 +193,8 @@ def rest_name(field: str) -> str:
 def idempotency_key(values: list[str]) -> str | None:
     """The `Idempotency-Key` header's value, if it was sent (once)."""
     if len(values) > 1:
-        raise BadUserInput(f"{IDEMPOTENCY_HEADER} is sent {len(values)} times; send it once",
-                           field=IDEMPOTENCY_HEADER)
+        raise BadUserInput(
+            f"{IDEMPOTENCY_HEADER} is sent {len(values)} times; send it once",
+            field=IDEMPOTENCY_HEADER,
+        )
     return values[0] if values else None

@@ -40,8 +40,13 @@ from runql.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 def _id(kind: Kind) -> WithJsonSchema:
     """An id's schema: documentation only, the service layer checks ids (runql.ids.require)."""
-    return WithJsonSchema({"type": "string", "pattern": id_pattern(kind),
-                           "examples": [f"{kind.value}_Rm4Mnheq2bfEPhBhP7SY"]})
+    return WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": id_pattern(kind),
+            "examples": [f"{kind.value}_Rm4Mnheq2bfEPhBhP7SY"],
+        }
+    )
 
 
 RunId = Annotated[str, _id(Kind.RUN)]
@@ -55,8 +60,12 @@ PartId = Annotated[str, _id(Kind.PART)]
 AttachmentId = Annotated[str, _id(Kind.ATTACHMENT)]
 ItemId = Annotated[str, _id(Kind.ITEM)]
 ErrorId = Annotated[str, _id(Kind.ERROR)]
-Instant = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time",
-                                         "examples": ["2025-01-01T00:00:00.000Z"]})]
+Instant = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "examples": ["2025-01-01T00:00:00.000Z"]}
+    ),
+]
 JsonObject = dict[str, Any]
 
 
@@ -70,7 +79,8 @@ class Cost(Closed):
     """What a run cost."""
 
     amount: Annotated[float, PlainSerializer(number), WithJsonSchema({"type": "number"})] = Field(
-        description="How much, in `unit`: a whole amount is written as an integer (1).")
+        description="How much, in `unit`: a whole amount is written as an integer (1)."
+    )
     unit: str
 
 
@@ -191,7 +201,8 @@ class Run(Closed):
     trigger_message_group_id: GroupId
     cost: Cost | None = Field(description="Null until the run has a cost.")
     message_group: MessageGroup | None = Field(
-        description="The reply the run wrote; null until it writes one.")
+        description="The reply the run wrote; null until it writes one."
+    )
     errors: list[RunError]
     attached_items: list[AttachedItem]
     started_at: Instant | None
@@ -241,8 +252,7 @@ class Error(BaseModel):
     status: int = Field(description="The HTTP status.")
     code: str
     message: str
-    field: str | None = _absent("The parameter, body field or header at fault, where there "
-                                "is one.")
+    field: str | None = _absent("The parameter, body field or header at fault, where there is one.")
     error_id: str | None = _absent("For a 500: the id of the report in the server's log.")
 
     def body(self) -> dict[str, Any]:
@@ -267,8 +277,10 @@ class Input(BaseModel):
             for name in value:
                 if name not in cls.model_fields:
                     raise PydanticCustomError(
-                        "unknown_field", "is not a field here; the fields are {fields}",
-                        {"name": name, "fields": ", ".join(cls.model_fields)})
+                        "unknown_field",
+                        "is not a field here; the fields are {fields}",
+                        {"name": name, "fields": ", ".join(cls.model_fields)},
+                    )
         return value
 
 
@@ -279,7 +291,8 @@ def _part_type(value: Any) -> Any:
 
 class ContentPartInput(Input):
     type: Annotated[ContentPartType, BeforeValidator(_part_type)] = Field(
-        default=ContentPartType.TEXT, description="How to read the text; text by default.")
+        default=ContentPartType.TEXT, description="How to read the text; text by default."
+    )
     text: str
 
 
@@ -307,8 +320,11 @@ CONTENT_TAGS = frozenset({"Text", "Structured"})  # in a validation error's loca
 
 Content = Annotated[
     Annotated[str, Tag("Text")] | Annotated[StructuredContent, Tag("Structured")],
-    Discriminator(_content_kind, custom_error_type="content_type",
-                  custom_error_message=f"must be {CONTENT_KINDS}"),
+    Discriminator(
+        _content_kind,
+        custom_error_type="content_type",
+        custom_error_message=f"must be {CONTENT_KINDS}",
+    ),
 ]
 
 
@@ -318,19 +334,23 @@ class CreateRun(Input):
     agent_id: AgentId = Field(description="The agent to run.")
     content: Content = Field(description="The message: text, or parts and attachments.")
     thread_id: ThreadId | None = Field(
-        default=None, description="Continue this thread (of the same agent); a new thread "
-        "otherwise.")
-    language: str | None = Field(default=None, description="A BCP 47 tag, like en-GB; stored "
-                                 "in canonical case.")
-    country: str | None = Field(default=None,
-                                description="An ISO 3166-1 alpha-2 code, like US.")
-    timezone: str | None = Field(default=None,
-                                 description="An IANA time zone, like America/New_York.")
-    metadata: JsonObject | None = Field(default=None, description="A JSON object, stored with "
-                                        "the run, within the caps on stored JSON.")
+        default=None,
+        description="Continue this thread (of the same agent); a new thread otherwise.",
+    )
+    language: str | None = Field(
+        default=None, description="A BCP 47 tag, like en-GB; stored in canonical case."
+    )
+    country: str | None = Field(default=None, description="An ISO 3166-1 alpha-2 code, like US.")
+    timezone: str | None = Field(
+        default=None, description="An IANA time zone, like America/New_York."
+    )
+    metadata: JsonObject | None = Field(
+        default=None,
+        description="A JSON object, stored with the run, within the caps on stored JSON.",
+    )
     raw_inputs: JsonObject | None = Field(
-        default=None, description="A JSON object, stored as it is, within the caps on stored "
-        "JSON.")
+        default=None, description="A JSON object, stored as it is, within the caps on stored JSON."
+    )
 
 
 class TimeRange(Input):
@@ -341,14 +361,20 @@ class TimeRange(Input):
 
 
 def _range(name: str) -> Any:
-    return Field(default=None, description=f"{name} within a range: {name}[gte]=…, "
-                 f"{name}[lt]=… (or {name}.gte=…); operators {', '.join(TimeRange.model_fields)}.")
+    return Field(
+        default=None,
+        description=f"{name} within a range: {name}[gte]=…, "
+        f"{name}[lt]=… (or {name}.gte=…); operators {', '.join(TimeRange.model_fields)}.",
+    )
 
 
 def _listed(what: str, name: str) -> Any:
-    return Field(default=None, description=f"{what}: one, or several repeated "
-                 f"({name}=…&{name}=…), comma-separated ({name}=…,…) or as qs and axios write "
-                 f"arrays ({name}[]=…&{name}[]=… or {name}[0]=…&{name}[1]=…).")
+    return Field(
+        default=None,
+        description=f"{what}: one, or several repeated "
+        f"({name}=…&{name}=…), comma-separated ({name}=…,…) or as qs and axios write "
+        f"arrays ({name}[]=…&{name}[]=… or {name}[0]=…&{name}[1]=…).",
+    )
 
 
 class ListRuns(Input):
@@ -361,15 +387,18 @@ class ListRuns(Input):
     created_at: TimeRange | None = _range("created_at")
     started_at: TimeRange | None = _range("started_at")
     completed_at: TimeRange | None = _range("completed_at")
-    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE,
-                       description="How many runs in the page.")
-    after: str | None = Field(default=None,
-                              description="The page after this cursor (a `next_cursor`).")
-    before: str | None = Field(default=None,
-                               description="The page before this cursor (a `prev_cursor`).")
+    limit: int = Field(
+        default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="How many runs in the page."
+    )
+    after: str | None = Field(
+        default=None, description="The page after this cursor (a `next_cursor`)."
+    )
+    before: str | None = Field(
+        default=None, description="The page before this cursor (a `prev_cursor`)."
+    )
     order: Literal["desc", "asc"] = Field(
-        default="desc", description="By creation time: newest first (desc) or oldest first "
-        "(asc).")
+        default="desc", description="By creation time: newest first (desc) or oldest first (asc)."
+    )
 
 
 RESPONSES: tuple[type[BaseModel], ...] = (Run, RunList, Error)

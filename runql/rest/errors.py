@@ -48,10 +48,12 @@ class Unauthenticated(RunqlError):
     http_status = 401
 
 
-def error_body(status: int, code: str, message: str, field: str | None = None,
-               error_id: str | None = None) -> dict[str, Any]:
-    return Error(status=status, code=code.lower(), message=message, field=field,
-                 error_id=error_id).body()
+def error_body(
+    status: int, code: str, message: str, field: str | None = None, error_id: str | None = None
+) -> dict[str, Any]:
+    return Error(
+        status=status, code=code.lower(), message=message, field=field, error_id=error_id
+    ).body()
 
 
 def error_response(error: RunqlError, headers: Mapping[str, str] | None = None) -> Response:
@@ -61,8 +63,9 @@ def error_response(error: RunqlError, headers: Mapping[str, str] | None = None) 
 
 def internal_error_response(request: Request) -> Response:
     error_id = uuid.uuid4().hex
-    log.error("unexpected error %s on %s %s", error_id, request.method, request.url.path,
-              exc_info=True)
+    log.error(
+        "unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=True
+    )
     body = error_body(500, "INTERNAL_SERVER_ERROR", INTERNAL_MESSAGE, error_id=error_id)
     return JsonResponse(body, status_code=500)
 
@@ -87,4 +90,3 @@ def rest_errors(endpoint: Endpoint) -> Endpoint:
             return internal_error_response(request)
 
     return answered
-

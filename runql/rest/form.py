@@ -17,8 +17,9 @@ _SEGMENT = re.compile(r"\[([^\[\]]+)\]")
 def _path(key: str) -> list[str]:
     match = _KEY.fullmatch(key)
     if match is None:
-        raise BadUserInput(f"{key!r} is not a field name: write name, or name[key][0] for "
-                           "nested fields", field=key)
+        raise BadUserInput(
+            f"{key!r} is not a field name: write name, or name[key][0] for nested fields", field=key
+        )
     return [match.group(1), *_SEGMENT.findall(match.group(2))]
 
 
@@ -44,18 +45,26 @@ def _listed(value: Any, where: str) -> Any:
         return converted
     by_index = {int(key): child for key, child in converted.items()}
     if sorted(by_index) != list(range(len(converted))):
-        raise BadUserInput(f"{where} is numbered {sorted(by_index)}: number a list 0, 1, 2, …",
-                           field=where)
+        raise BadUserInput(
+            f"{where} is numbered {sorted(by_index)}: number a list 0, 1, 2, …", field=where
+        )
     return [by_index[index] for index in range(len(by_index))]
 
 
 def form_fields(text: str) -> dict[str, Any]:
     try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True, errors="strict",
-                          max_num_fields=MAX_FIELDS)
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=True,
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
     except ValueError:
-        raise BadUserInput("the body is neither a JSON object nor form fields "
-                           "(name=value&name=value)", field="body") from None
+        raise BadUserInput(
+            "the body is neither a JSON object nor form fields (name=value&name=value)",
+            field="body",
+        ) from None
     root: dict[str, Any] = {}
     for key, value in pairs:
         _place(root, key, value)

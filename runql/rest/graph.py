@@ -50,23 +50,36 @@ async def load_graph(session: AsyncSession, runs: Sequence[RunRow], org_id: str)
     groups = {group.id: group for group in found_groups if group is not None}
     group_ids = list(groups)
     messages = await reads.messages_by_group(session, group_ids)
-    content_ids = [content.id for found in messages for _, _, content in found
-                   if content is not None]
+    content_ids = [
+        content.id for found in messages for _, _, content in found if content is not None
+    ]
     parts = await reads.rows_by_parent(
-        session, ContentPartRow, ContentPartRow.content_id, content_ids,  # type: ignore[arg-type]
+        session,
+        ContentPartRow,
+        ContentPartRow.content_id,  # type: ignore[arg-type]
+        content_ids,
         ContentPartRow.position,  # type: ignore[arg-type]
     )
     attachments = await reads.rows_by_parent(
-        session, AttachmentRow, AttachmentRow.content_id, content_ids,  # type: ignore[arg-type]
+        session,
+        AttachmentRow,
+        AttachmentRow.content_id,  # type: ignore[arg-type]
+        content_ids,
         AttachmentRow.position,  # type: ignore[arg-type]
     )
     errors = await reads.rows_by_parent(
-        session, RunErrorRow, RunErrorRow.run_id, run_ids,  # type: ignore[arg-type]
-        RunErrorRow.created_at, RunErrorRow.id,  # type: ignore[arg-type]
+        session,
+        RunErrorRow,
+        RunErrorRow.run_id,  # type: ignore[arg-type]
+        run_ids,
+        RunErrorRow.created_at,  # type: ignore[arg-type]
+        RunErrorRow.id,  # type: ignore[arg-type]
     )
     run_items = await reads.items_by_parent(session, AttachedItemRow.run_id, run_ids)  # type: ignore[arg-type]
     group_items = await reads.items_by_parent(
-        session, AttachedItemRow.message_group_id, group_ids  # type: ignore[arg-type]
+        session,
+        AttachedItemRow.message_group_id,  # type: ignore[arg-type]
+        group_ids,
     )
     return RunGraph(
         groups=groups,

@@ -30,8 +30,11 @@ from runql.storage.pages import Cursor, InvalidCursor, PageRequest
 from runql.text import check_text
 
 LIST_FILTERS = {"id": Kind.RUN, "agent_id": Kind.AGENT, "thread_id": Kind.THREAD}
-RANGE_FILTERS = tuple(name for name, field in ListRuns.model_fields.items()
-                      if field.annotation == TimeRangeParameter | None)
+RANGE_FILTERS = tuple(
+    name
+    for name, field in ListRuns.model_fields.items()
+    if field.annotation == TimeRangeParameter | None
+)
 OPERATORS = tuple(TimeRangeParameter.model_fields)
 SINGLE_PARAMETERS = ("limit", "after", "before", "order")
 ORDERS = {"desc": True, "asc": False}
@@ -51,8 +54,9 @@ class ListRequest:
 def _values(parameter: str, raw: list[str]) -> tuple[str, ...]:
     values = tuple(value.strip() for joined in raw for value in joined.split(","))
     if any(not value for value in values):
-        raise BadUserInput(f"{parameter} has an empty value; give one or more, comma-separated",
-                           field=parameter)
+        raise BadUserInput(
+            f"{parameter} has an empty value; give one or more, comma-separated", field=parameter
+        )
     return values
 
 
@@ -72,8 +76,9 @@ def _statuses(raw: list[str] | None) -> tuple[str, ...] | None:
     known = [status.value for status in RunStatus]
     for value in values:
         if value not in known:
-            raise BadUserInput(f"{value!r} is not a run status: use {', '.join(known)}",
-                               field="status")
+            raise BadUserInput(
+                f"{value!r} is not a run status: use {', '.join(known)}", field="status"
+            )
     return values
 
 
@@ -82,34 +87,44 @@ def parse_instant(value: str, parameter: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         hint = " (send + as %2B in a query string)" if " " in value else ""
-        raise BadUserInput(f"{value!r} is not an ISO 8601 date-time, such as "
-                           f"2025-01-01T00:00:00Z{hint}", field=parameter) from None
+        raise BadUserInput(
+            f"{value!r} is not an ISO 8601 date-time, such as 2025-01-01T00:00:00Z{hint}",
+            field=parameter,
+        ) from None
     if parsed.tzinfo is None:
-        raise BadUserInput(f"{value!r} has no time zone: end it with Z or an offset like "
-                           "+02:00 (sent as %2B02:00)", field=parameter)
+        raise BadUserInput(
+            f"{value!r} has no time zone: end it with Z or an offset like "
+            "+02:00 (sent as %2B02:00)",
+            field=parameter,
+        )
     return parsed.astimezone(UTC)
 
 
 def _range_bound(parameter: str) -> tuple[str, str] | None:
     """(field, operator) of a range parameter such as `created_at[gte]`; None for others."""
     if parameter in RANGE_FILTERS:
-        raise BadUserInput(f"{parameter} is a range: write {parameter}[gte]=2025-01-01T00:00:00Z "
-                           f"(operators {', '.join(OPERATORS)})", field=parameter)
+        raise BadUserInput(
+            f"{parameter} is a range: write {parameter}[gte]=2025-01-01T00:00:00Z "
+            f"(operators {', '.join(OPERATORS)})",
+            field=parameter,
+        )
     match = _RANGE_PARAMETER.fullmatch(parameter)
     if match is None:
         return None
     name, bracketed, dotted = match.groups()
     operator = bracketed if bracketed is not None else dotted
     if operator not in OPERATORS:
-        raise BadUserInput(f"{operator!r} is not a range operator: use {', '.join(OPERATORS)}",
-                           field=parameter)
+        raise BadUserInput(
+            f"{operator!r} is not a range operator: use {', '.join(OPERATORS)}", field=parameter
+        )
     return name, operator
 
 
 def _single(parameter: str, values: list[str]) -> str:
     if len(values) > 1:
-        raise BadUserInput(f"{parameter} is given {len(values)} times; give it once",
-                           field=parameter)
+        raise BadUserInput(
+            f"{parameter} is given {len(values)} times; give it once", field=parameter
+        )
     return values[0]
 
 
@@ -123,8 +138,11 @@ def _limit(raw: str | None) -> int:
     if limit < 1:
         raise BadUserInput(f"limit must be at least 1, not {limit}", field="limit")
     if limit > MAX_PAGE_SIZE:
-        raise BadUserInput(f"limit is capped at {MAX_PAGE_SIZE} (got {limit}): page with the "
-                           "after and before cursors instead", field="limit")
+        raise BadUserInput(
+            f"limit is capped at {MAX_PAGE_SIZE} (got {limit}): page with the "
+            "after and before cursors instead",
+            field="limit",
+        )
     return limit
 
 
@@ -147,8 +165,12 @@ def _page(single: dict[str, str]) -> PageRequest:
         cursor = _cursor(after, "after")
     elif before is not None:
         cursor = _cursor(before, "before")
-    return PageRequest(limit=_limit(single.get("limit")), backward=before is not None,
-                       cursor=cursor, newest_first=ORDERS[order])
+    return PageRequest(
+        limit=_limit(single.get("limit")),
+        backward=before is not None,
+        cursor=cursor,
+        newest_first=ORDERS[order],
+    )
 
 
 def _list_name(parameter: str) -> str:
@@ -159,14 +181,19 @@ def _list_name(parameter: str) -> str:
         return parameter
     name, index = match.groups()
     if index and not (index.isascii() and index.isdigit()):
-        raise BadUserInput(f"{parameter} is not a way to give {name}: write {name}=…&{name}=…, "
-                           f"{name}[]=…&{name}[]=… or {name}[0]=…&{name}[1]=…", field=parameter)
+        raise BadUserInput(
+            f"{parameter} is not a way to give {name}: write {name}=…&{name}=…, "
+            f"{name}[]=…&{name}[]=… or {name}[0]=…&{name}[1]=…",
+            field=parameter,
+        )
     return name
 
 
 def _unknown(parameter: str) -> BadUserInput:
-    return BadUserInput(f"{parameter!r} is not a parameter of GET /runs; they are "
-                        f"{', '.join(ALL_PARAMETERS)}", field=parameter)
+    return BadUserInput(
+        f"{parameter!r} is not a parameter of GET /runs; they are {', '.join(ALL_PARAMETERS)}",
+        field=parameter,
+    )
 
 
 def list_request(params: QueryParams) -> ListRequest:
@@ -185,8 +212,9 @@ def list_request(params: QueryParams) -> ListRequest:
                 raise _unknown(parameter)
             name, operator = bound
             if operator in bounds[name]:
-                raise BadUserInput(f"{name} {operator} is given twice; give it once",
-                                   field=parameter)
+                raise BadUserInput(
+                    f"{name} {operator} is given twice; give it once", field=parameter
+                )
             bounds[name][operator] = parse_instant(_single(parameter, values), parameter)
     ranges = {name: TimeRange(**given) for name, given in bounds.items()}
     run_filter = RunFilter(

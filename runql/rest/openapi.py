@@ -42,8 +42,11 @@ def _not_null(schema: Schema) -> Schema:
     variants = [variant for variant in schema.get("anyOf", ()) if variant != {"type": "null"}]
     if len(variants) != 1:
         return schema
-    rest = {key: value for key, value in schema.items()
-            if key != "anyOf" and (key, value) != ("default", None)}
+    rest = {
+        key: value
+        for key, value in schema.items()
+        if key != "anyOf" and (key, value) != ("default", None)
+    }
     return {**variants[0], **rest}
 
 
@@ -57,8 +60,14 @@ def _query(name: str, schema: Schema) -> dict[str, Any]:
         style = {"style": "deepObject", "explode": True}
     description = schema.pop("description")
     schema.pop("title", None)
-    return {"name": name, "in": "query", "required": False, "schema": schema,
-            "description": description, **style}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+        **style,
+    }
 
 
 def _list_parameters() -> list[dict[str, Any]]:
@@ -68,20 +77,29 @@ def _list_parameters() -> list[dict[str, Any]]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     """The error responses an operation may give: its own, and those every one may."""
-    meanings = {400: "Bad input; `field` names it.", 401: "No valid API key.",
-                404: "No such object in the caller's organization.",
-                409: "A conflict, such as an idempotency key used with another body.",
-                413: "The body is too large.", 415: "The body's media type is not read.",
-                429: "Too many requests with this key; retry after `Retry-After` seconds.",
-                500: "An unexpected failure; `error_id` finds it in the server's log."}
+    meanings = {
+        400: "Bad input; `field` names it.",
+        401: "No valid API key.",
+        404: "No such object in the caller's organization.",
+        409: "A conflict, such as an idempotency key used with another body.",
+        413: "The body is too large.",
+        415: "The body's media type is not read.",
+        429: "Too many requests with this key; retry after `Retry-After` seconds.",
+        500: "An unexpected failure; `error_id` finds it in the server's log.",
+    }
     error = {"application/json": {"schema": _ref("Error")}}
-    return {str(status): {"description": meanings[status], "content": error}
-            for status in (*statuses, 401, 429, 500)}
+    return {
+        str(status): {"description": meanings[status], "content": error}
+        for status in (*statuses, 401, 429, 500)
+    }
 
 
 def _run_response(description: str, **extra: Any) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": _ref("Run")}}, **extra}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _ref("Run")}},
+        **extra,
+    }
 
 
 def _paths() -> dict[str, Any]:
@@ -89,51 +107,86 @@ def _paths() -> dict[str, Any]:
     return {
         "/runs": {
             "get": {
-                "operationId": "listRuns", "summary": "List runs",
+                "operationId": "listRuns",
+                "summary": "List runs",
                 "description": "Runs of the caller's organization, filtered, a page at a time.",
                 "parameters": _list_parameters(),
-                "responses": {"200": {"description": "A page of runs.", "content": {
-                    "application/json": {"schema": _ref("RunList")}}}, **_errors(400)},
+                "responses": {
+                    "200": {
+                        "description": "A page of runs.",
+                        "content": {"application/json": {"schema": _ref("RunList")}},
+                    },
+                    **_errors(400),
+                },
             },
             "post": {
-                "operationId": "createRun", "summary": "Create run",
+                "operationId": "createRun",
+                "summary": "Create run",
                 "description": "Post a message to an agent: a run starts, PENDING. A body that "
-                               "is a JSON object is read as JSON whatever its content type.",
-                "parameters": [{
-                    "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
-                    "schema": {"type": "string", "minLength": 1,
-                               "maxLength": MAX_IDEMPOTENCY_KEY},
-                    "description": "Send the same key with the same body again (within 24 "
-                                   "hours) to get the same run back (200); with another body "
-                                   "it is a 409.",
-                }],
-                "requestBody": {"required": True, "content": {
-                    "application/json": create_body,
-                    "application/x-www-form-urlencoded": create_body,
-                }},
+                "is a JSON object is read as JSON whatever its content type.",
+                "parameters": [
+                    {
+                        "name": IDEMPOTENCY_HEADER,
+                        "in": "header",
+                        "required": False,
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_IDEMPOTENCY_KEY,
+                        },
+                        "description": "Send the same key with the same body again (within 24 "
+                        "hours) to get the same run back (200); with another body "
+                        "it is a 409.",
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": create_body,
+                        "application/x-www-form-urlencoded": create_body,
+                    },
+                },
                 "responses": {
-                    "201": _run_response("The new run.", headers={"Location": {
-                        "description": "The run's address.", "schema": STRING}}),
-                    "200": _run_response("The run an earlier request with this "
-                                         "Idempotency-Key made."),
+                    "201": _run_response(
+                        "The new run.",
+                        headers={
+                            "Location": {"description": "The run's address.", "schema": STRING}
+                        },
+                    ),
+                    "200": _run_response(
+                        "The run an earlier request with this Idempotency-Key made."
+                    ),
                     **_errors(400, 404, 409, 413, 415),
                 },
             },
         },
         "/runs/{runId}": {
             "get": {
-                "operationId": "getRun", "summary": "Get run",
-                "parameters": [{"name": "runId", "in": "path", "required": True,
-                                "schema": contract.Run.model_json_schema()["properties"]["id"],
-                                "description": "The run's id."}],
+                "operationId": "getRun",
+                "summary": "Get run",
+                "parameters": [
+                    {
+                        "name": "runId",
+                        "in": "path",
+                        "required": True,
+                        "schema": contract.Run.model_json_schema()["properties"]["id"],
+                        "description": "The run's id.",
+                    }
+                ],
                 "responses": {"200": _run_response("The run."), **_errors(400, 404)},
             },
         },
         "/openapi.json": {
             "get": {
-                "operationId": "openapi", "summary": "This document", "security": [],
-                "responses": {"200": {"description": "The OpenAPI document.", "content": {
-                    "application/json": {"schema": OBJECT}}}},
+                "operationId": "openapi",
+                "summary": "This document",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI document.",
+                        "content": {"application/json": {"schema": OBJECT}},
+                    }
+                },
             },
         },
     }
@@ -147,16 +200,19 @@ def openapi_document() -> dict[str, Any]:
             "title": "runql REST API",
             "version": __version__,
             "description": "The Runs API of the spec over REST. The same runs, ids and data "
-                           "as the GraphQL API at /graphql. Enumerations may gain values: "
-                           "clients should tolerate values added later.",
+            "as the GraphQL API at /graphql. Enumerations may gain values: "
+            "clients should tolerate values added later.",
         },
         "security": [{"bearerAuth": []}],
         "paths": _paths(),
         "components": {
             "schemas": _component_schemas(),
-            "securitySchemes": {"bearerAuth": {
-                "type": "http", "scheme": "bearer",
-                "description": "A runql API key: `Authorization: Bearer runql_sk_…`.",
-            }},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A runql API key: `Authorization: Bearer runql_sk_…`.",
+                }
+            },
         },
     }

@@ -83,26 +83,32 @@ class RunsApi:
     async def create(self, request: Request) -> Response:
         org_id = _org_of(request)
         raw = await read_body(request, body_limit(self.settings.max_content_bytes))
-        fields = body_fields(raw, request.headers.get("content-type"),
-                             self.settings.max_body_depth)
+        fields = body_fields(raw, request.headers.get("content-type"), self.settings.max_body_depth)
         key = idempotency_key(request.headers.getlist("idempotency-key"))
         wanted = run_request(fields, key)
         earlier = await self._run_of_key(org_id, key)
-        run = await create_run(self.database, org_id, wanted,
-                               max_content_bytes=self.settings.max_content_bytes,
-                               json_caps=self.settings.json_caps, names=rest_name)
+        run = await create_run(
+            self.database,
+            org_id,
+            wanted,
+            max_content_bytes=self.settings.max_content_bytes,
+            json_caps=self.settings.json_caps,
+            names=rest_name,
+        )
         async with self.database.read() as session:
             graph = await load_graph(session, [run], org_id)
         status = 200 if run.id == earlier else 201
-        return JsonResponse(run_document(run, graph), status_code=status,
-                            headers={"Location": f"/runs/{run.id}"})
+        return JsonResponse(
+            run_document(run, graph), status_code=status, headers={"Location": f"/runs/{run.id}"}
+        )
 
     async def _run_of_key(self, org_id: str, key: str | None) -> str | None:
         """The run an idempotency key already made, if any: its replay is a 200, not a 201."""
         if key is None:
             return None
         statement = select(col(IdempotencyKeyRow.run_id)).where(
-            col(IdempotencyKeyRow.org_id) == org_id, col(IdempotencyKeyRow.key) == key)
+            col(IdempotencyKeyRow.org_id) == org_id, col(IdempotencyKeyRow.key) == key
+        )
         async with self.database.read() as session:
             return (await session.execute(statement)).scalar_one_or_none()
 

@@ -25,8 +25,13 @@ def _user_error(error: GraphQLError, original: RunqlError) -> GraphQLError:
     if original.field is not None:
         extensions["field"] = original.field
     return GraphQLError(
-        original.message, nodes=error.nodes, source=error.source, positions=error.positions,
-        path=error.path, original_error=None, extensions=extensions,
+        original.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions=extensions,
     )
 
 
@@ -38,8 +43,12 @@ def _masked(error: GraphQLError) -> GraphQLError:
     if request_id is not None:
         extensions["requestId"] = request_id
     return GraphQLError(
-        INTERNAL_MESSAGE, nodes=error.nodes, source=error.source, positions=error.positions,
-        path=error.path, extensions=extensions,
+        INTERNAL_MESSAGE,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
     )
 
 
@@ -108,5 +117,9 @@ class SqlStatistics(SchemaExtension):
     def get_results(self) -> dict[str, Any]:
         if self._count is None:
             return {}
-        return {"sql": {"statements": self._count.statements,
-                        "ms": round(self._count.seconds * 1000, 3)}}
+        return {
+            "sql": {
+                "statements": self._count.statements,
+                "ms": round(self._count.seconds * 1000, 3),
+            }
+        }

@@ -21,8 +21,10 @@ class CreatedOrder(Enum):
         return self is CreatedOrder.CREATED_AT_DESC
 
 
-@strawberry.input(description="A range of instants. Bounds combine with AND; omit one to "
-                  "leave that side open. `gt` and `gte` (or `lt` and `lte`) exclude each other.")
+@strawberry.input(
+    description="A range of instants. Bounds combine with AND; omit one to "
+    "leave that side open. `gt` and `gte` (or `lt` and `lte`) exclude each other."
+)
 class DateTimeRange:
     gt: datetime | None = strawberry.field(default=None, description="After this instant.")
     gte: datetime | None = strawberry.field(default=None, description="At or after this instant.")
@@ -91,31 +93,41 @@ class StructuredContentInput:
     attachments: list[AttachmentInput] = strawberry.field(default_factory=list)
 
 
-@strawberry.input(one_of=True, description="The user's message: plain `text`, or "
-                  "`structured` parts and attachments. Exactly one of them.")
+@strawberry.input(
+    one_of=True,
+    description="The user's message: plain `text`, or "
+    "`structured` parts and attachments. Exactly one of them.",
+)
 class RunContentInput:
     text: strawberry.Maybe[str]
     structured: strawberry.Maybe[StructuredContentInput]
 
 
-@strawberry.input(description="The spec's POST /runs body, plus a thread to continue and an "
-                  "idempotency key.")
+@strawberry.input(
+    description="The spec's POST /runs body, plus a thread to continue and an idempotency key."
+)
 class CreateRunInput:
     agent_id: strawberry.ID = strawberry.field(description="The agent to run.")
     content: RunContentInput
     thread_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Continue this thread (of the same agent); a new one otherwise.")
+        default=None, description="Continue this thread (of the same agent); a new one otherwise."
+    )
     language: str | None = strawberry.field(
-        default=None, description="A BCP 47 tag, like en-GB; stored in canonical case.")
+        default=None, description="A BCP 47 tag, like en-GB; stored in canonical case."
+    )
     country: str | None = strawberry.field(
-        default=None, description="An ISO 3166-1 alpha-2 code, like US.")
+        default=None, description="An ISO 3166-1 alpha-2 code, like US."
+    )
     timezone: str | None = strawberry.field(
-        default=None, description="An IANA time zone, like America/New_York.")
+        default=None, description="An IANA time zone, like America/New_York."
+    )
     metadata: JSON | None = strawberry.field(
-        default=None, description="A JSON object (capped by RUNQL_MAX_JSON_BYTES and "
-        "RUNQL_MAX_JSON_DEPTH).")
+        default=None,
+        description="A JSON object (capped by RUNQL_MAX_JSON_BYTES and RUNQL_MAX_JSON_DEPTH).",
+    )
     raw_inputs: JSON | None = strawberry.field(
-        default=None, description="A JSON object, as the spec has it (capped as metadata is).")
+        default=None, description="A JSON object, as the spec has it (capped as metadata is)."
+    )
     idempotency_key: str | None = strawberry.field(
         default=None,
         description="Send the same key again (within 24 hours) to get the same run back "
@@ -128,7 +140,8 @@ class CreateAgentInput:
     name: str
     kind: str = strawberry.field(description="How it runs, such as `echo` or `webhook`.")
     config: JSON | None = strawberry.field(
-        default=None, description="Settings for its kind; checked by the kind.")
+        default=None, description="Settings for its kind; checked by the kind."
+    )
 
 
 @strawberry.input(description="Changes to an agent; omitted fields stay as they are.")

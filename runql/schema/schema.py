@@ -29,8 +29,16 @@ from runql.security.timeout import ExecutionTimeout
 from runql.settings import Settings
 
 ALL_TYPES = [
-    types.Run, types.Agent, types.Thread, types.MessageGroup, types.Message, types.Actor,
-    types.MessageContent, types.ContentPart, types.Attachment, types.AttachedItem,
+    types.Run,
+    types.Agent,
+    types.Thread,
+    types.MessageGroup,
+    types.Message,
+    types.Actor,
+    types.MessageContent,
+    types.ContentPart,
+    types.Attachment,
+    types.AttachedItem,
     types.RunError,
 ]
 
@@ -52,22 +60,31 @@ def _extensions(*, development: bool) -> list[type[SchemaExtension]]:
 
 
 class Schema(strawberry.Schema):
-    def _create_execution_context(self, query: str | None,
-                                  allowed_operation_types: Iterable[OperationType],
-                                  variable_values: dict[str, Any] | None = None,
-                                  context_value: Any | None = None,
-                                  root_value: Any | None = None,
-                                  operation_name: str | None = None,
-                                  operation_extensions: dict[str, Any] | None = None,
-                                  ) -> ExecutionContext:
+    def _create_execution_context(
+        self,
+        query: str | None,
+        allowed_operation_types: Iterable[OperationType],
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionContext:
         """Every transport's operations pick theirs as the spec says (runql.security.operation)."""
         return SpecExecutionContext(
-            query=query, schema=self, allowed_operations=allowed_operation_types,
-            context=context_value, root_value=root_value, variables=variable_values,
-            provided_operation_name=operation_name, operation_extensions=operation_extensions)
+            query=query,
+            schema=self,
+            allowed_operations=allowed_operation_types,
+            context=context_value,
+            root_value=root_value,
+            variables=variable_values,
+            provided_operation_name=operation_name,
+            operation_extensions=operation_extensions,
+        )
 
-    def process_errors(self, errors: list[GraphQLError],
-                       execution_context: ExecutionContext | None = None) -> None:
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
         """Client errors are the client's business; ErrorCodes logs the unexpected ones."""
 
 

@@ -39,7 +39,8 @@ from runql.storage.tables import (
 @strawberry.type(description="What a run cost.")
 class Cost:
     amount: float = strawberry.field(
-        description="How much, in `unit`. A whole amount is written as an integer (1).")
+        description="How much, in `unit`. A whole amount is written as an integer (1)."
+    )
     unit: str = strawberry.field(description="The currency of `amount`, such as credits.")
 
 
@@ -88,8 +89,9 @@ class Thread(Node):
     )
 
 
-@strawberry.type(description="Who wrote a message or attached an item: a user, an agent, "
-                 "or the system.")
+@strawberry.type(
+    description="Who wrote a message or attached an item: a user, an agent, or the system."
+)
 class Actor(Node):
     is_type_of = rows_of(ActorRow)
 
@@ -156,8 +158,10 @@ class AttachedItem(Node):
     run: Run | None = strawberry.field(resolver=graph.item_run)
 
 
-@strawberry.type(description="One turn of a conversation: the user's input, or an agent's "
-                 "reply written by a run.")
+@strawberry.type(
+    description="One turn of a conversation: the user's input, or an agent's "
+    "reply written by a run."
+)
 class MessageGroup(Node):
     is_type_of = rows_of(MessageGroupRow)
 
@@ -173,8 +177,7 @@ class MessageGroup(Node):
     attached_items: list[AttachedItem] = strawberry.field(resolver=graph.group_attached_items)
     run: Run | None = strawberry.field(
         resolver=graph.group_run,
-        description="The run that wrote this group or, for a user's message, the run it "
-        "triggered.",
+        description="The run that wrote this group or, for a user's message, the run it triggered.",
     )
     parent: MessageGroup | None = strawberry.field(resolver=graph.group_parent)
     thread: Thread | None = strawberry.field(resolver=graph.group_thread)
@@ -206,7 +209,8 @@ class Run(Node):
         description="The message group the run wrote; null until it writes one."
     )
     language: str | None = strawberry.field(
-        description="BCP 47 language of the run, in canonical case (en-GB).")
+        description="BCP 47 language of the run, in canonical case (en-GB)."
+    )
     country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 country.")
     timezone: str | None = strawberry.field(description="IANA time zone.")
     metadata_: JSON = strawberry.field(name="metadata")
@@ -234,15 +238,20 @@ class Run(Node):
     attached_items: list[AttachedItem] = strawberry.field(resolver=graph.run_attached_items)
 
 
-@strawberry.type(description="One entry of a run's event log: a status change, a message "
-                 "added, an error added or an item attached.")
+@strawberry.type(
+    description="One entry of a run's event log: a status change, a message "
+    "added, an error added or an item attached."
+)
 class RunEvent:
     seq: int = strawberry.field(
-        description="Numbered from 1 per run, with no gaps: resume with `after: seq`.")
+        description="Numbered from 1 per run, with no gaps: resume with `after: seq`."
+    )
     type: RunEventType
     payload: JSON = strawberry.field(
         description="What changed, by id: {status}, {message_group_id, message_id}, "
-        "{error_id} or {item_id}.")
+        "{error_id} or {item_id}."
+    )
     created_at: datetime
-    run: Run | None = strawberry.field(resolver=graph.event_run,
-                                       description="The run as it is now.")
+    run: Run | None = strawberry.field(
+        resolver=graph.event_run, description="The run as it is now."
+    )

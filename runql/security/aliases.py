@@ -31,8 +31,9 @@ class _Aliases:
         if isinstance(node, InlineFragmentNode):
             return self.of(node.selection_set)
         if isinstance(node, FragmentSpreadNode):
-            return self.fragments.get(node.name.value, None,
-                                      lambda fragment: self.of(fragment.selection_set))
+            return self.fragments.get(
+                node.name.value, None, lambda fragment: self.of(fragment.selection_set)
+            )
         return 0
 
 
@@ -45,13 +46,20 @@ def alias_rule(max_aliases: int) -> type[ValidationRule]:
     """One rule class per limit, made once: the validation cache keys on its identity."""
 
     class AliasLimit(ValidationRule):
-        def enter_operation_definition(self, node: OperationDefinitionNode,
-                                       *_args: object) -> VisitorAction:
+        def enter_operation_definition(
+            self, node: OperationDefinitionNode, *_args: object
+        ) -> VisitorAction:
             aliases = operation_aliases(node, self.context.get_fragment)
             if aliases > max_aliases:
-                self.report_error(too_complex(
-                    f"The operation uses {aliases} aliases; at most {max_aliases} are allowed.",
-                    "aliases", max_aliases, actual=aliases, nodes=[node]))
+                self.report_error(
+                    too_complex(
+                        f"The operation uses {aliases} aliases; at most {max_aliases} are allowed.",
+                        "aliases",
+                        max_aliases,
+                        actual=aliases,
+                        nodes=[node],
+                    )
+                )
             return SKIP
 
     return AliasLimit

@@ -43,10 +43,12 @@ class BodyCap:
 
         return counted
 
-    async def refuse(self, scope: Scope, receive: Receive, send: Send,
-                     accept: str | None) -> None:
+    async def refuse(self, scope: Scope, receive: Receive, send: Send, accept: str | None) -> None:
         response = error_response(
-            scope["path"], 413, PAYLOAD_TOO_LARGE,
+            scope["path"],
+            413,
+            PAYLOAD_TOO_LARGE,
             f"the request body is over {self.max_bytes} bytes, the most a request may send",
-            media_type=negotiate(accept))
+            media_type=negotiate(accept),
+        )
         await response(scope, receive, send)

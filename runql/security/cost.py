@@ -64,8 +64,11 @@ def own_cost(parent: str, field: str, returns: GraphQLNamedType, *, on_connectio
 
 def page_size(node: FieldNode) -> int:
     """The most items a connection field can return, as far as the document tells."""
-    sizes = [_int_argument(argument.value) for argument in node.arguments or ()
-             if argument.name.value in PAGE_ARGUMENTS]
+    sizes = [
+        _int_argument(argument.value)
+        for argument in node.arguments or ()
+        if argument.name.value in PAGE_ARGUMENTS
+    ]
     given = [size for size in sizes if size is not None]
     return min(max(given), MAX_PAGE_SIZE) if given else DEFAULT_PAGE_SIZE
 
@@ -94,8 +97,9 @@ class _Cost:
         self.schema = schema
         self.fragments = FragmentMemo(fragment_of, 0)
 
-    def of(self, selection_set: SelectionSetNode, parent: GraphQLNamedType,
-           page: int | None) -> int:
+    def of(
+        self, selection_set: SelectionSetNode, parent: GraphQLNamedType, page: int | None
+    ) -> int:
         """`page` is the page size when `parent` is a connection, else None."""
         return sum(self.selection(node, parent, page) for node in selection_set.selections)
 
@@ -105,23 +109,26 @@ class _Cost:
         if isinstance(node, InlineFragmentNode):
             return self.of(node.selection_set, self.type_of(node.type_condition, parent), page)
         if isinstance(node, FragmentSpreadNode):
-            return self.fragments.get(node.name.value, page,
-                                      lambda fragment: self.fragment(fragment, page))
+            return self.fragments.get(
+                node.name.value, page, lambda fragment: self.fragment(fragment, page)
+            )
         return 0
 
     def fragment(self, fragment: FragmentDefinitionNode, page: int | None) -> int:
         parent = self.schema.get_type(fragment.type_condition.name.value)
         return 0 if parent is None else self.of(fragment.selection_set, parent, page)
 
-    def type_of(self, condition: NamedTypeNode | None,
-                parent: GraphQLNamedType) -> GraphQLNamedType:
+    def type_of(
+        self, condition: NamedTypeNode | None, parent: GraphQLNamedType
+    ) -> GraphQLNamedType:
         named = self.schema.get_type(condition.name.value) if condition else None
         return named or parent
 
     def field(self, node: FieldNode, parent: GraphQLNamedType, page: int | None) -> int:
         name = node.name.value
-        if name.startswith("__") or not isinstance(parent, (GraphQLObjectType,
-                                                             GraphQLInterfaceType)):
+        if name.startswith("__") or not isinstance(
+            parent, (GraphQLObjectType, GraphQLInterfaceType)
+        ):
             return 0
         definition = parent.fields.get(name)
         if definition is None:
@@ -146,11 +153,11 @@ class _Cost:
         return LIST_SIZE
 
 
-def operation_cost(schema: GraphQLSchema, operation: OperationDefinitionNode,
-                   fragment_of: FragmentOf) -> int:
+def operation_cost(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, fragment_of: FragmentOf
+) -> int:
     root = schema.get_root_type(operation.operation)
-    return 0 if root is None else _Cost(schema, fragment_of).of(operation.selection_set, root,
-                                                               None)
+    return 0 if root is None else _Cost(schema, fragment_of).of(operation.selection_set, root, None)
 
 
 @cache
@@ -158,14 +165,21 @@ def cost_rule(max_cost: int) -> type[ValidationRule]:
     """One rule class per limit, made once: the validation cache keys on its identity."""
 
     class CostLimit(ValidationRule):
-        def enter_operation_definition(self, node: OperationDefinitionNode,
-                                       *_args: object) -> VisitorAction:
+        def enter_operation_definition(
+            self, node: OperationDefinitionNode, *_args: object
+        ) -> VisitorAction:
             cost = operation_cost(self.context.schema, node, self.context.get_fragment)
             if cost > max_cost:
-                self.report_error(too_complex(
-                    f"The operation could cost {cost} (lists count their page size, nested "
-                    f"lists multiply); at most {max_cost} is allowed.", "cost", max_cost,
-                    actual=cost, nodes=[node]))
+                self.report_error(
+                    too_complex(
+                        f"The operation could cost {cost} (lists count their page size, nested "
+                        f"lists multiply); at most {max_cost} is allowed.",
+                        "cost",
+                        max_cost,
+                        actual=cost,
+                        nodes=[node],
+                    )
+                )
             return SKIP
 
     return CostLimit

@@ -32,8 +32,9 @@ class _Depth:
         if isinstance(node, InlineFragmentNode):
             return self.of(node.selection_set)
         if isinstance(node, FragmentSpreadNode):
-            return self.fragments.get(node.name.value, None,
-                                      lambda fragment: self.of(fragment.selection_set))
+            return self.fragments.get(
+                node.name.value, None, lambda fragment: self.of(fragment.selection_set)
+            )
         return 0
 
 
@@ -46,13 +47,21 @@ def depth_rule(max_depth: int) -> type[ValidationRule]:
     """One rule class per limit, made once: the validation cache keys on its identity."""
 
     class DepthLimit(ValidationRule):
-        def enter_operation_definition(self, node: OperationDefinitionNode,
-                                       *_args: object) -> VisitorAction:
+        def enter_operation_definition(
+            self, node: OperationDefinitionNode, *_args: object
+        ) -> VisitorAction:
             depth = operation_depth(node, self.context.get_fragment)
             if depth > max_depth:
-                self.report_error(too_complex(
-                    f"The operation nests fields {depth} levels deep; at most {max_depth} "
-                    "levels are allowed.", "depth", max_depth, actual=depth, nodes=[node]))
+                self.report_error(
+                    too_complex(
+                        f"The operation nests fields {depth} levels deep; at most {max_depth} "
+                        "levels are allowed.",
+                        "depth",
+                        max_depth,
+                        actual=depth,
+                        nodes=[node],
+                    )
+                )
             return SKIP
 
     return DepthLimit

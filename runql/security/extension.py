@@ -14,15 +14,20 @@ from runql.security.suggestions import without_suggestions
 
 
 def _is_token_limit(error: GraphQLError, max_tokens: int) -> bool:
-    return (isinstance(error, GraphQLSyntaxError)
-            and f"more than {max_tokens} tokens" in error.message)
+    return (
+        isinstance(error, GraphQLSyntaxError) and f"more than {max_tokens} tokens" in error.message
+    )
 
 
 def _tokens_error(error: GraphQLError, max_tokens: int) -> GraphQLError:
-    coded = too_complex(f"The document has more than {max_tokens} tokens; at most {max_tokens} "
-                        "are allowed.", "tokens", max_tokens)
-    return GraphQLError(coded.message, source=error.source, positions=error.positions,
-                        extensions=coded.extensions)
+    coded = too_complex(
+        f"The document has more than {max_tokens} tokens; at most {max_tokens} are allowed.",
+        "tokens",
+        max_tokens,
+    )
+    return GraphQLError(
+        coded.message, source=error.source, positions=error.positions, extensions=coded.extensions
+    )
 
 
 def relabelled(error: GraphQLError, limits: Limits) -> GraphQLError:

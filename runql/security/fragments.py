@@ -20,8 +20,7 @@ class FragmentMemo(Generic[T]):
         self.values: dict[object, T] = {}
         self.active: set[str] = set()
 
-    def get(self, name: str, key: object,
-            compute: Callable[[FragmentDefinitionNode], T]) -> T:
+    def get(self, name: str, key: object, compute: Callable[[FragmentDefinitionNode], T]) -> T:
         memo_key = (name, key)
         if memo_key in self.values:
             return self.values[memo_key]

@@ -30,19 +30,26 @@ def _message(request: Request, error: HTTPException) -> str:
 
 async def http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    return error_response(request.url.path, error.status_code, code_of(error.status_code),
-                          _message(request, error), headers=error.headers,
-                          media_type=negotiate(request.headers.get("accept")))
+    return error_response(
+        request.url.path,
+        error.status_code,
+        code_of(error.status_code),
+        _message(request, error),
+        headers=error.headers,
+        media_type=negotiate(request.headers.get("accept")),
+    )
 
 
 async def internal_error(request: Request, _error: Exception) -> Response:
     """Called by Starlette's ServerErrorMiddleware, which then raises the exception again
     (the server logs it too)."""
     error_id = uuid.uuid4().hex
-    log.error("unexpected error %s on %s %s", error_id, request.method, request.url.path,
-              exc_info=True)
-    return masked_error_response(request.url.path, error_id,
-                                 media_type=negotiate(request.headers.get("accept")))
+    log.error(
+        "unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=True
+    )
+    return masked_error_response(
+        request.url.path, error_id, media_type=negotiate(request.headers.get("accept"))
+    )
 
 
 EXCEPTION_HANDLERS = {HTTPException: http_error, Exception: internal_error}

@@ -45,8 +45,11 @@ def is_json_request(content_type: str | None) -> bool:
     """A POST body runql reads: JSON in UTF-8. Forms and text, which a page on another site may
     send without asking first (no CORS preflight), are refused."""
     media_type, *params = (part.strip().lower() for part in (content_type or "").split(";"))
-    charsets = [value.strip('"') for name, _, value in (p.partition("=") for p in params)
-                if name.strip() == "charset"]
+    charsets = [
+        value.strip('"')
+        for name, _, value in (p.partition("=") for p in params)
+        if name.strip() == "charset"
+    ]
     return media_type in REQUEST_TYPES and all(c in ("utf-8", "utf8") for c in charsets)
 
 

@@ -23,9 +23,14 @@ class OneOperationWithoutName(ValidationRule):
         operations = [d for d in node.definitions if isinstance(d, OperationDefinitionNode)]
         if len(operations) > 1 and all(o.name is not None for o in operations):
             names = ", ".join(o.name.value for o in operations if o.name is not None)
-            self.report_error(GraphQLError(
-                f"The document has {len(operations)} operations ({names}): say which to run "
-                "with operationName.", operations, extensions={"code": BAD_REQUEST}))
+            self.report_error(
+                GraphQLError(
+                    f"The document has {len(operations)} operations ({names}): say which to run "
+                    "with operationName.",
+                    operations,
+                    extensions={"code": BAD_REQUEST},
+                )
+            )
         return SKIP
 
 
@@ -41,5 +46,10 @@ class SpecExecutionContext(ExecutionContext):
 def unresolved_error(error: GraphQLError, original: CannotGetOperationTypeError) -> GraphQLError:
     """An operationName that names no operation, as a streaming transport (websockets) sends
     it: an `error` message for that operation, with a code."""
-    return GraphQLError(original.as_http_error_reason(), nodes=error.nodes, source=error.source,
-                        positions=error.positions, extensions={"code": BAD_REQUEST})
+    return GraphQLError(
+        original.as_http_error_reason(),
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        extensions={"code": BAD_REQUEST},
+    )

@@ -37,25 +37,33 @@ from runql.security.responses import code_of, graphql_error_response
 from runql.security.strict_json import MalformedJson, parse_json
 from runql.settings import Settings
 
-NOT_JSON = ("send the operation as JSON in UTF-8, with Content-Type: application/json "
-            "(or application/graphql-response+json)")
+NOT_JSON = (
+    "send the operation as JSON in UTF-8, with Content-Type: application/json "
+    "(or application/graphql-response+json)"
+)
 NOT_AN_OBJECT = 'the request body must be a JSON object such as {"query": "{ __typename }"}'
 GET_MUTATION = "GET runs queries only: send mutations with POST"
-SUBSCRIPTION = ("a subscription needs a stream: open this URL as a websocket (graphql-transport-ws "
-                "or graphql-ws), or POST with Accept: text/event-stream (graphql-sse) or "
-                'multipart/mixed;subscriptionSpec="1.0" (Apollo Client)')
+SUBSCRIPTION = (
+    "a subscription needs a stream: open this URL as a websocket (graphql-transport-ws "
+    "or graphql-ws), or POST with Accept: text/event-stream (graphql-sse) or "
+    'multipart/mixed;subscriptionSpec="1.0" (Apollo Client)'
+)
 NO_QUERY = "No GraphQL query found in the request"
 PARAMETERS: dict[str, tuple[type, str]] = {
-    "query": (str, "a string"), "operationName": (str, "a string"),
-    "variables": (dict, "an object"), "extensions": (dict, "an object")}
+    "query": (str, "a string"),
+    "operationName": (str, "a string"),
+    "variables": (dict, "an object"),
+    "extensions": (dict, "an object"),
+}
 
 
 def _parameter(body: dict[str, Any], name: str) -> Any:
     value = body.get(name)
     kind, described = PARAMETERS[name]
     if value is not None and not isinstance(value, kind):
-        raise HTTPException(400, f"the operation's `{name}` must be {described} or null, "
-                                 "if provided")
+        raise HTTPException(
+            400, f"the operation's `{name}` must be {described} or null, if provided"
+        )
     return value
 
 
@@ -63,15 +71,20 @@ def request_data(body: object, protocol: GraphQLRequestProtocol) -> GraphQLReque
     """A POST body's operation, each parameter checked (400 for a wrong type)."""
     if not isinstance(body, dict):
         raise HTTPException(400, NOT_AN_OBJECT)
-    query, operation_name, variables, extensions = (
-        _parameter(body, name) for name in PARAMETERS)
-    return GraphQLRequestData(query=query, variables=variables, operation_name=operation_name,
-                              extensions=extensions, protocol=protocol)
+    query, operation_name, variables, extensions = (_parameter(body, name) for name in PARAMETERS)
+    return GraphQLRequestData(
+        query=query,
+        variables=variables,
+        operation_name=operation_name,
+        extensions=extensions,
+        protocol=protocol,
+    )
 
 
 def allowed_over_http(method: str) -> set[OperationType]:
-    return {OperationType.QUERY} if method == "GET" else {OperationType.QUERY,
-                                                          OperationType.MUTATION}
+    return (
+        {OperationType.QUERY} if method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
+    )
 
 
 def refusal(operation_type: OperationType, method: str) -> HTTPException:
@@ -85,8 +98,12 @@ def http_error_response(error: HTTPException, request: Request) -> Response:
     if error.status_code == 405:
         headers["Allow"] = "POST" if request.method == "GET" else "GET, POST"
     return graphql_error_response(
-        error.status_code, code_of(error.status_code), error.reason,
-        media_type=negotiate(request.headers.get("accept")), headers=headers)
+        error.status_code,
+        code_of(error.status_code),
+        error.reason,
+        media_type=negotiate(request.headers.get("accept")),
+        headers=headers,
+    )
 
 
 class GraphQLOverHTTP(GraphQL[Context, RootValue]):
@@ -111,8 +128,9 @@ class GraphQLOverHTTP(GraphQL[Context, RootValue]):
         if not is_json_request(request.content_type):
             raise HTTPException(415, NOT_JSON)
         transport = self._get_stream_transport_from_headers(request.headers)
-        return request_data(self.parse_json(await request.get_body()),
-                            transport.protocol if transport else "http")
+        return request_data(
+            self.parse_json(await request.get_body()), transport.protocol if transport else "http"
+        )
 
     def decode_json(self, data: str | bytes) -> object:
         """Bodies, GET's `variables` and `extensions`, and websocket messages (a MalformedJson
@@ -125,20 +143,28 @@ class GraphQLOverHTTP(GraphQL[Context, RootValue]):
         except MalformedJson as error:
             raise HTTPException(400, str(error)) from None
 
-    async def execute_single(self, request: Request, request_adapter: AsyncHTTPRequestAdapter,
-                             sub_response: Response, context: Context,
-                             root_value: RootValue | None,
-                             request_data: GraphQLRequestData) -> ExecutionResult:
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: RootValue | None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
         """strawberry's, but for the operation types allowed: no subscription over plain HTTP
         (strawberry would run it as a query and fail), no mutation over GET."""
         method = request_adapter.method
         try:
             return await self.schema.execute(
-                request_data.query, root_value=root_value,
-                variable_values=request_data.variables, context_value=context,
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
                 operation_name=request_data.operation_name,
                 allowed_operation_types=allowed_over_http(method),
-                operation_extensions=request_data.extensions)
+                operation_extensions=request_data.extensions,
+            )
         except InvalidOperationTypeError as error:
             raise refusal(error.operation_type, method) from None
         except CannotGetOperationTypeError as error:
@@ -151,14 +177,17 @@ class GraphQLOverHTTP(GraphQL[Context, RootValue]):
         sub_response.media_type = negotiate(request.headers.get("accept"))
         return sub_response
 
-    async def process_result(self, request: Request,
-                             result: ExecutionResult) -> GraphQLHTTPResponse:
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)
-        return cast(GraphQLHTTPResponse,
-                    without_data_on_request_error(cast(dict[str, Any], response)))
+        return cast(
+            GraphQLHTTPResponse, without_data_on_request_error(cast(dict[str, Any], response))
+        )
 
-    def create_response(self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
-                        sub_response: Response) -> Response:
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
         response = super().create_response(response_data, sub_response)
         media_type = sub_response.media_type or JSON
         response.headers["content-type"] = content_type_header(media_type)

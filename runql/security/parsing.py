@@ -19,5 +19,6 @@ class QuietParserCache(ParserCache):
         context = self.execution_context
         with suppress(GraphQLError):
             context.graphql_document = self.cached_parse_document(
-                context.query, **context.parse_options)
+                context.query, **context.parse_options
+            )
         yield

@@ -35,8 +35,9 @@ class TokenBucket:
 
 
 class RateLimits:
-    def __init__(self, rate: float, burst: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.burst = burst
         self.clock = clock
@@ -55,12 +56,17 @@ def retry_after(wait: float) -> str:
     return str(max(1, math.ceil(wait)))
 
 
-async def refuse_rate(scope: Scope, receive: Receive, send: Send, wait: float,
-                      accept: str | None) -> None:
+async def refuse_rate(
+    scope: Scope, receive: Receive, send: Send, wait: float, accept: str | None
+) -> None:
     """429 with `Retry-After`, in the route's error shape."""
     seconds = retry_after(wait)
     response = error_response(
-        scope["path"], 429, RATE_LIMITED,
+        scope["path"],
+        429,
+        RATE_LIMITED,
         f"too many requests with this API key: retry after {seconds} s",
-        media_type=negotiate(accept), headers={"Retry-After": seconds})
+        media_type=negotiate(accept),
+        headers={"Retry-After": seconds},
+    )
     await response(scope, receive, send)

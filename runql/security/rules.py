@@ -16,8 +16,11 @@ from runql.security.depth import depth_rule
 
 @cache
 def validation_rules(limits: Limits) -> tuple[type[ASTValidationRule], ...]:
-    rules = (depth_rule(limits.max_depth), alias_rule(limits.max_aliases),
-             cost_rule(limits.max_cost))
+    rules = (
+        depth_rule(limits.max_depth),
+        alias_rule(limits.max_aliases),
+        cost_rule(limits.max_cost),
+    )
     if limits.introspection:
         return rules
     return (*rules, NoSchemaIntrospectionCustomRule)

@@ -43,8 +43,9 @@ def _repeated(pairs: list[tuple[str, Any]]) -> str:
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found = dict(pairs)
     if len(found) != len(pairs):
-        raise MalformedJson(f"the key {_repeated(pairs)!r} appears twice in one object; send it "
-                            "once")
+        raise MalformedJson(
+            f"the key {_repeated(pairs)!r} appears twice in one object; send it once"
+        )
     return found
 
 
@@ -56,8 +57,10 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_unique, parse_constant=_no_consta
 
 
 def _too_deep(max_depth: int) -> MalformedJson:
-    return MalformedJson(f"the JSON nests more than {max_depth} levels deep, the most a request "
-                         "may (RUNQL_MAX_BODY_DEPTH)")
+    return MalformedJson(
+        f"the JSON nests more than {max_depth} levels deep, the most a request "
+        "may (RUNQL_MAX_BODY_DEPTH)"
+    )
 
 
 def _children(node: dict[str, Any] | list[Any]) -> Iterable[Any]:
@@ -69,8 +72,9 @@ def deeper_than(value: object, max_depth: int) -> bool:
     level (each level's containers in one comprehension)."""
     level = [value] if isinstance(value, CONTAINERS) else []
     for _ in range(max_depth):
-        level = [child for node in level for child in _children(node)
-                 if isinstance(child, CONTAINERS)]
+        level = [
+            child for node in level for child in _children(node) if isinstance(child, CONTAINERS)
+        ]
         if not level:
             return False
     return True
@@ -82,8 +86,9 @@ def _text(data: str | bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise MalformedJson(f"the body is not UTF-8 text (byte {error.start} is "
-                            f"0x{data[error.start]:02x})") from None
+        raise MalformedJson(
+            f"the body is not UTF-8 text (byte {error.start} is 0x{data[error.start]:02x})"
+        ) from None
 
 
 def _bracket_count(data: str | bytes) -> int:

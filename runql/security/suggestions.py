@@ -11,5 +11,12 @@ def without_suggestions(error: GraphQLError) -> GraphQLError:
     message = _SUGGESTION.sub("", error.message)
     if message == error.message:
         return error
-    return GraphQLError(message, error.nodes, error.source, error.positions, error.path,
-                        error.original_error, error.extensions)
+    return GraphQLError(
+        message,
+        error.nodes,
+        error.source,
+        error.positions,
+        error.path,
+        error.original_error,
+        error.extensions,
+    )

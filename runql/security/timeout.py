@@ -28,8 +28,10 @@ def deadline(at: float) -> Iterator[None]:
 
 
 def timed_out(seconds: float) -> GraphQLError:
-    return GraphQLError(f"The operation was cancelled after {seconds:g} s, the most one may run.",
-                        extensions={"code": TIMEOUT, "seconds": seconds})
+    return GraphQLError(
+        f"The operation was cancelled after {seconds:g} s, the most one may run.",
+        extensions={"code": TIMEOUT, "seconds": seconds},
+    )
 
 
 class ExecutionTimeout(SchemaExtension):

@@ -70,8 +70,12 @@ def _configure_sqlite(sync_engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "busy_timeout=10000", "foreign_keys=ON",
-                       "synchronous=NORMAL"):
+        for pragma in (
+            "journal_mode=WAL",
+            "busy_timeout=10000",
+            "foreign_keys=ON",
+            "synchronous=NORMAL",
+        ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -101,8 +105,12 @@ def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5) -> Asy
         _configure_sqlite(engine.sync_engine)
     else:
         engine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
-            pool_recycle=1800, connect_args={"server_settings": POSTGRES_SESSION},
+            url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            connect_args={"server_settings": POSTGRES_SESSION},
         )
     event.listen(engine.sync_engine, "before_cursor_execute", _before_execute)
     event.listen(engine.sync_engine, "after_cursor_execute", _after_execute)

@@ -73,10 +73,15 @@ async def append_event(
     seq, org_id = (await session.execute(bump)).one()
     event = RunEvent(org_id, run_id, seq, type, payload, utcnow())
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, :message)"),
-                              {"channel": NOTIFY_CHANNEL, "message": event.announcement()})
-    session.add(RunEventRow(run_id=run_id, seq=seq, type=type.value, payload=payload,
-                            created_at=event.created_at))
+        await session.execute(
+            text("SELECT pg_notify(:channel, :message)"),
+            {"channel": NOTIFY_CHANNEL, "message": event.announcement()},
+        )
+    session.add(
+        RunEventRow(
+            run_id=run_id, seq=seq, type=type.value, payload=payload, created_at=event.created_at
+        )
+    )
     session.info.setdefault(_UNCOMMITTED, []).append(event)
     return event
 
@@ -100,10 +105,18 @@ async def events_after(
 
 
 _LOGGED_AFTER = (
-    select(col(RunEventRow.id), col(RunRow.org_id), col(RunEventRow.run_id),
-           col(RunEventRow.seq),
-           case((col(RunEventRow.type) == RunEventType.STATUS_CHANGED.value,
-                 func.json_extract(col(RunEventRow.payload), "$.status"))))
+    select(
+        col(RunEventRow.id),
+        col(RunRow.org_id),
+        col(RunEventRow.run_id),
+        col(RunEventRow.seq),
+        case(
+            (
+                col(RunEventRow.type) == RunEventType.STATUS_CHANGED.value,
+                func.json_extract(col(RunEventRow.payload), "$.status"),
+            )
+        ),
+    )
     .join(RunRow, col(RunRow.id) == col(RunEventRow.run_id))
     .where(col(RunEventRow.id) > bindparam("after"))
     .order_by(col(RunEventRow.id))

@@ -31,12 +31,19 @@ class TimeRange:
         if lower is not None and upper is not None:
             both_inclusive = self.gte is not None and self.lte is not None
             if lower > upper or (lower == upper and not both_inclusive):
-                raise InvalidFilter(field, f"{field}: the range is inverted (its lower bound "
-                                    "is not below its upper bound)")
+                raise InvalidFilter(
+                    field,
+                    f"{field}: the range is inverted (its lower bound "
+                    "is not below its upper bound)",
+                )
 
     def conditions(self, column: Any) -> list[Any]:
-        bounds = [(self.gt, column.__gt__), (self.gte, column.__ge__),
-                  (self.lt, column.__lt__), (self.lte, column.__le__)]
+        bounds = [
+            (self.gt, column.__gt__),
+            (self.gte, column.__ge__),
+            (self.lt, column.__lt__),
+            (self.lte, column.__le__),
+        ]
         return [compare(value) for value, compare in bounds if value is not None]
 
 
@@ -60,14 +67,19 @@ class RunFilter:
     def conditions(self) -> list[Any]:
         found: list[Any] = []
         members: Sequence[tuple[tuple[str, ...] | None, Any]] = (
-            (self.ids, RunRow.id), (self.statuses, RunRow.status),
-            (self.agent_ids, RunRow.agent_id), (self.thread_ids, RunRow.thread_id),
+            (self.ids, RunRow.id),
+            (self.statuses, RunRow.status),
+            (self.agent_ids, RunRow.agent_id),
+            (self.thread_ids, RunRow.thread_id),
         )
         for values, column in members:
             if values is not None:
                 found.append(column.in_(values))
-        ranges = ((self.created_at, RunRow.created_at), (self.started_at, RunRow.started_at),
-                  (self.completed_at, RunRow.completed_at))
+        ranges = (
+            (self.created_at, RunRow.created_at),
+            (self.started_at, RunRow.started_at),
+            (self.completed_at, RunRow.completed_at),
+        )
         for time_range, column in ranges:
             if time_range is not None:
                 found.extend(time_range.conditions(column))

@@ -113,7 +113,8 @@ async def fetch_page(
     if page.cursor is not None:
         where.append(_beyond(t, page.cursor, descending=page.walks_descending))
     statement = (
-        select(table).where(*where)
+        select(table)
+        .where(*where)
         .order_by(*_ordering(t, descending=page.walks_descending))
         .limit(page.limit + 1)
     )
@@ -155,9 +156,7 @@ async def fetch_pages_by_parent(
     for row in (await session.execute(statement)).scalars().all():
         grouped[getattr(row, parent.key)].append(row)
     behind = await _parents_with_rows_behind(session, t, parent, parent_ids, conditions, page)
-    return [
-        _assemble(grouped.get(key, []), page, rows_behind=key in behind) for key in parent_ids
-    ]
+    return [_assemble(grouped.get(key, []), page, rows_behind=key in behind) for key in parent_ids]
 
 
 async def _parents_with_rows_behind(

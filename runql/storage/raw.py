@@ -86,8 +86,7 @@ class RawStatement:
             lists = iter(sizes)
             for index, slot in enumerate(self.slots):
                 if slot.expanding:
-                    found = found.replace(_EXPANDED.format(index), ", ".join("?" * next(lists)),
-                                          1)
+                    found = found.replace(_EXPANDED.format(index), ", ".join("?" * next(lists)), 1)
             if len(self._spelled) < MAX_SPELLINGS:
                 self._spelled[sizes] = found
         return found
@@ -148,8 +147,7 @@ def _compile(statement: ClauseElement, dialect: Dialect, cache_key: CacheKey) ->
 _compiled: OrderedDict[tuple[str, Any], RawStatement] = OrderedDict()
 # The last statement objects seen, by identity: most statements are built once per shape
 # (functools.cache in runql/fastpath/statements.py), so their cache key is computed once too.
-_recent: OrderedDict[tuple[int, str], tuple[ClauseElement, RawStatement, CacheKey]] = \
-    OrderedDict()
+_recent: OrderedDict[tuple[int, str], tuple[ClauseElement, RawStatement, CacheKey]] = OrderedDict()
 
 
 def compiled_for(statement: ClauseElement, dialect: Dialect) -> tuple[RawStatement, CacheKey]:
@@ -165,8 +163,7 @@ def compiled_for(statement: ClauseElement, dialect: Dialect) -> tuple[RawStateme
     return found, cache_key
 
 
-def _compiled_shape(statement: ClauseElement,
-                    dialect: Dialect) -> tuple[RawStatement, CacheKey]:
+def _compiled_shape(statement: ClauseElement, dialect: Dialect) -> tuple[RawStatement, CacheKey]:
     cache_key = statement._generate_cache_key()
     assert cache_key is not None, "every fast-path statement is cacheable"
     shape = (dialect.name, cache_key.key)
@@ -187,15 +184,17 @@ def _bound(slot: Slot, value: Any, postgres: bool) -> Any:
     return list(value) if process is None else [process(item) for item in value]
 
 
-def arguments(statement: RawStatement, cache_key: CacheKey, params: dict[str, Any],
-              postgres: bool) -> tuple[str, list[Any]]:
+def arguments(
+    statement: RawStatement, cache_key: CacheKey, params: dict[str, Any], postgres: bool
+) -> tuple[str, list[Any]]:
     """The SQL to run (SQLite's lists spelled out, a placeholder a key) and its arguments.
     The caller's parameters are taken as they are; the values a statement holds (a cursor, a
     LIMIT) come from its cache key, placed as SQLAlchemy places them (construct_params)."""
     values: Any = params
     if not all(slot.name in params for slot in statement.slots):
         values = statement.compiled.construct_params(
-            params, extracted_parameters=cache_key.bindparams, _check=False)
+            params, extracted_parameters=cache_key.bindparams, _check=False
+        )
     if statement.plain and (postgres or not statement.expanding):
         return statement.sql, [values[slot.name] for slot in statement.slots]
     bound = [_bound(slot, values[slot.name], postgres) for slot in statement.slots]
@@ -207,8 +206,11 @@ def arguments(statement: RawStatement, cache_key: CacheKey, params: dict[str, An
             flat.extend(value)
         else:
             flat.append(value)
-    return statement.spelled(tuple(len(value) for slot, value in zip(
-        statement.slots, bound, strict=True) if slot.expanding)), flat
+    return statement.spelled(
+        tuple(
+            len(value) for slot, value in zip(statement.slots, bound, strict=True) if slot.expanding
+        )
+    ), flat
 
 
 class _Announced:
@@ -255,8 +257,9 @@ async def _nothing_to_reset(_connection: Any) -> None:
 async def _json_codecs(connection: Any) -> None:
     """JSON and JSONB decoded as SQLAlchemy's dialect decodes them on its own connections."""
     for name in ("json", "jsonb"):
-        await connection.set_type_codec(name, encoder=json.dumps, decoder=json.loads,
-                                        schema="pg_catalog")
+        await connection.set_type_codec(
+            name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
 
 
 class _PostgresPool:
@@ -279,8 +282,13 @@ class _PostgresPool:
             async with self._opening:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=1, max_size=self._size, init=_json_codecs,
-                        reset=_nothing_to_reset, server_settings=POSTGRES_SESSION)
+                        self._dsn,
+                        min_size=1,
+                        max_size=self._size,
+                        init=_json_codecs,
+                        reset=_nothing_to_reset,
+                        server_settings=POSTGRES_SESSION,
+                    )
         return self._pool
 
     async def close(self) -> None:

@@ -73,8 +73,7 @@ async def messages_by_group(
     statement = (
         select(MessageRow, ActorRow, MessageContentRow)
         .join(ActorRow, ActorRow.id == MessageRow.actor_id)  # type: ignore[arg-type]
-        .outerjoin(MessageContentRow,
-                   MessageContentRow.message_item_id == MessageRow.id)  # type: ignore[arg-type]
+        .outerjoin(MessageContentRow, MessageContentRow.message_item_id == MessageRow.id)  # type: ignore[arg-type]
         .where(MessageRow.message_group_id.in_(set(group_ids)))  # type: ignore[attr-defined]
         .order_by(MessageRow.message_group_id, MessageRow.position, MessageRow.id)  # type: ignore[arg-type]
     )

@@ -27,8 +27,8 @@ def _time(*, nullable: bool = False) -> Any:
 
 
 def _json(*, name: str | None = None, nullable: bool = False) -> Any:
-    column = Column(name, JSONValue, nullable=nullable) if name else Column(
-        JSONValue, nullable=nullable
+    column = (
+        Column(name, JSONValue, nullable=nullable) if name else Column(JSONValue, nullable=nullable)
     )
     if nullable:
         return Field(default=None, sa_column=column)
@@ -219,13 +219,15 @@ class IdempotencyKeyRow(SQLModel, table=True):
 
     __tablename__ = "idempotency_keys"
 
-    org_id: str = Field(sa_column=Column(String(40), ForeignKey("organizations.id"),
-                                         primary_key=True))
+    org_id: str = Field(
+        sa_column=Column(String(40), ForeignKey("organizations.id"), primary_key=True)
+    )
     key: str = Field(sa_column=Column(String(255), primary_key=True))
     request_hash: str = _text(64)
     run_id: str = _text(40)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(
-        UTCDateTime(), nullable=False, index=True))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
+    )
 
 
 class RunErrorRow(SQLModel, table=True):

@@ -11,8 +11,11 @@ from sqlmodel import SQLModel
 
 def _columns(row: SQLModel) -> dict[str, Any]:
     mapper = inspect(type(row))
-    return {attr.columns[0].key: getattr(row, attr.key) for attr in mapper.column_attrs
-            if not (attr.columns[0].primary_key and getattr(row, attr.key) is None)}
+    return {
+        attr.columns[0].key: getattr(row, attr.key)
+        for attr in mapper.column_attrs
+        if not (attr.columns[0].primary_key and getattr(row, attr.key) is None)
+    }
 
 
 async def insert_rows(session: AsyncSession, rows: Iterable[SQLModel]) -> None:

@@ -15,14 +15,16 @@ from starlette.routing import Route
 
 
 @asynccontextmanager
-async def serving(handle: Callable[[Request], Awaitable[Response]],
-                  **config: Any) -> AsyncIterator[tuple[uvicorn.Server, int]]:
+async def serving(
+    handle: Callable[[Request], Awaitable[Response]], **config: Any
+) -> AsyncIterator[tuple[uvicorn.Server, int]]:
     """The started server answering POST /hook with `handle`, and its port; stopped after."""
     app = Starlette(routes=[Route("/hook", handle, methods=["POST"])])
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none",
-                                           **config))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", **config)
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

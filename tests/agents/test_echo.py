@@ -21,10 +21,13 @@ from runql.enums import ActorType, AttachmentType, ContentPartType
 
 def make_request() -> AgentRequest:
     parts = (Part("Hello"), Part("x = 1", ContentPartType.CODE))
-    attachments = (Attachment(AttachmentType.IMAGE, url="https://example.com/a.png",
-                              caption="a picture"),)
+    attachments = (
+        Attachment(AttachmentType.IMAGE, url="https://example.com/a.png", caption="a picture"),
+    )
     return AgentRequest(
-        run_id="run_1", agent_id="agent_1", thread_id="thread_1",
+        run_id="run_1",
+        agent_id="agent_1",
+        thread_id="thread_1",
         message=Turn(ActorType.USER, "Ada", parts, attachments),
         history=(Turn(ActorType.USER, "Ada", (Part("earlier"),)),),
     )

@@ -123,8 +123,9 @@ async def hook() -> AsyncIterator[Hook]:
 
 
 def _request() -> AgentRequest:
-    return AgentRequest("run_1", "agent_1", "thread_1",
-                        Turn(ActorType.USER, "Ada", (Part("hi"),)), ())
+    return AgentRequest(
+        "run_1", "agent_1", "thread_1", Turn(ActorType.USER, "Ada", (Part("hi"),)), ()
+    )
 
 
 @pytest.fixture
@@ -144,8 +145,9 @@ async def resolver(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 async def test_a_name_that_resolves_to_loopback_is_refused_on_connecting(hook: Hook) -> None:
-    agent = WebhookKind(EgressPolicy()).create({"url": f"http://localhost:{hook.port}/hook",
-                                                "retries": 2})
+    agent = WebhookKind(EgressPolicy()).create(
+        {"url": f"http://localhost:{hook.port}/hook", "retries": 2}
+    )
     with pytest.raises(AgentError) as refused:
         async with contextlib.aclosing(agent):
             await agent.run(_request())
@@ -164,7 +166,8 @@ async def test_an_allowed_network_is_served(hook: Hook) -> None:
 
 
 async def test_a_name_that_rebinds_after_the_check_is_refused_on_connecting(
-    hook: Hook, resolver: dict[str, str],
+    hook: Hook,
+    resolver: dict[str, str],
 ) -> None:
     kind = WebhookKind(EgressPolicy())
     config = kind.validate_config({"url": f"http://hooks.rebind.test:{hook.port}/hook"})
@@ -180,12 +183,18 @@ async def test_a_name_that_rebinds_after_the_check_is_refused_on_connecting(
 
 
 async def test_a_refused_run_ends_in_error_with_its_own_code(
-    database: Database, hook: Hook,
+    database: Database,
+    hook: Hook,
 ) -> None:
     allowed = AgentRegistry([WebhookKind(LOOPBACK)])
-    agent = await catalog.create_agent(database, allowed, DEFAULT_ORG_ID, name="Hook",
-                                       kind="webhook",
-                                       config={"url": f"http://127.0.0.1:{hook.port}/hook"})
+    agent = await catalog.create_agent(
+        database,
+        allowed,
+        DEFAULT_ORG_ID,
+        name="Hook",
+        kind="webhook",
+        config={"url": f"http://127.0.0.1:{hook.port}/hook"},
+    )
     run = await new_run(database, agent)
     production = AgentRegistry([WebhookKind(EgressPolicy())])
     executor = Executor(database, production, ExecutorConfig(concurrency=1))
@@ -193,8 +202,11 @@ async def test_a_refused_run_ends_in_error_with_its_own_code(
     await executor.agents.close()
     assert (await reload(database, run.id)).status == RunStatus.ERROR
     async with database.read() as session:
-        (error,) = (await session.execute(
-            select(RunErrorRow).where(col(RunErrorRow.run_id) == run.id))).scalars().all()
+        (error,) = (
+            (await session.execute(select(RunErrorRow).where(col(RunErrorRow.run_id) == run.id)))
+            .scalars()
+            .all()
+        )
     assert error.code == "egress_refused"
     assert "127.0.0.1 is a loopback address" in error.message
     assert hook.calls == 0
@@ -230,7 +242,9 @@ def _error(body: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("url", "reason"), REFUSED_URLS)
 async def test_create_agent_refuses_internal_addresses_in_production(
-    database: Database, url: str, reason: str,
+    database: Database,
+    url: str,
+    reason: str,
 ) -> None:
     gql = GraphQLClient(database, PRODUCTION)
     before = await row_counts(database)
@@ -247,29 +261,37 @@ async def test_update_agent_refuses_internal_addresses_in_production(database: D
     assert "errors" not in created, created
     agent = created["data"]["createAgent"]["agent"]
     before = await row_counts(database)
-    error = _error(await gql(UPDATE, {"id": agent["id"],
-                                      "config": {"url": "http://169.254.169.254/x"}}))
+    error = _error(
+        await gql(UPDATE, {"id": agent["id"], "config": {"url": "http://169.254.169.254/x"}})
+    )
     assert (error["extensions"]["code"], error["extensions"]["field"]) == (
-        "BAD_USER_INPUT", "config")
+        "BAD_USER_INPUT",
+        "config",
+    )
     assert "169.254.169.254 is a link-local address" in error["message"]
     assert await row_counts(database) == before
-    read = await gql('query($id: ID!) { agent(id: $id) { config } }', {"id": agent["id"]})
+    read = await gql("query($id: ID!) { agent(id: $id) { config } }", {"id": agent["id"]})
     assert read["data"]["agent"]["config"]["url"] == "https://8.8.8.8/hook"
 
 
 async def test_the_setting_allows_its_networks_and_development_allows_loopback(
     database: Database,
 ) -> None:
-    allowed = Settings(env=Environment.PRODUCTION, workers=0,
-                       egress_allowed_cidrs=(ipaddress.ip_network("10.0.0.0/8"),))
+    allowed = Settings(
+        env=Environment.PRODUCTION,
+        workers=0,
+        egress_allowed_cidrs=(ipaddress.ip_network("10.0.0.0/8"),),
+    )
     body = await GraphQLClient(database, allowed)(CREATE, {"config": {"url": "http://10.0.0.5/"}})
     assert "errors" not in body, body
     development = Settings(env=Environment.DEVELOPMENT, workers=0)
     body = await GraphQLClient(database, development)(
-        CREATE, {"config": {"url": "http://127.0.0.1:9/hook"}})
+        CREATE, {"config": {"url": "http://127.0.0.1:9/hook"}}
+    )
     assert "errors" not in body, body
-    refused = _error(await GraphQLClient(database, development)(
-        CREATE, {"config": {"url": "http://10.0.0.5/"}}))
+    refused = _error(
+        await GraphQLClient(database, development)(CREATE, {"config": {"url": "http://10.0.0.5/"}})
+    )
     assert "10.0.0.5 is a private address" in refused["message"]
 
 
@@ -277,5 +299,6 @@ async def test_a_name_that_does_not_resolve_is_accepted_and_checked_on_connectin
     database: Database,
 ) -> None:
     body = await GraphQLClient(database, PRODUCTION)(
-        CREATE, {"config": {"url": "https://hooks.nowhere.invalid/run"}})
+        CREATE, {"config": {"url": "https://hooks.nowhere.invalid/run"}}
+    )
     assert "errors" not in body, body

@@ -44,8 +44,13 @@ class ShoutKind:
 
 
 def make_request(text: str) -> AgentRequest:
-    return AgentRequest(run_id="run_1", agent_id="agent_1", thread_id="thread_1",
-                        message=Turn(ActorType.USER, "Ada", (Part(text),)), history=())
+    return AgentRequest(
+        run_id="run_1",
+        agent_id="agent_1",
+        thread_id="thread_1",
+        message=Turn(ActorType.USER, "Ada", (Part(text),)),
+        history=(),
+    )
 
 
 def test_default_knows_the_built_in_kinds() -> None:

@@ -74,8 +74,7 @@ class Hook:
         content = scripted.body
         if content is None:
             content = json.dumps(scripted.json).encode()
-        return Response(content, scripted.status, scripted.headers,
-                        media_type="application/json")
+        return Response(content, scripted.status, scripted.headers, media_type="application/json")
 
 
 @pytest.fixture
@@ -119,36 +118,63 @@ async def _close_agents() -> AsyncIterator[None]:
 
 def make_request() -> AgentRequest:
     question = Turn(
-        ActorType.USER, "Ada Lovelace",
+        ActorType.USER,
+        "Ada Lovelace",
         (Part("Summarise this file"), Part("print(1)", ContentPartType.CODE)),
         (Attachment(AttachmentType.FILE, file_id="file_1", caption="report"),),
     )
     history = (
         Turn(ActorType.USER, "Ada Lovelace", (Part("Hello"),)),
-        Turn(ActorType.AGENT, "Support Assistant", (Part("**Hi**", ContentPartType.MARKDOWN),),
-             (Attachment(AttachmentType.LINK, url="https://example.com/a"),)),
+        Turn(
+            ActorType.AGENT,
+            "Support Assistant",
+            (Part("**Hi**", ContentPartType.MARKDOWN),),
+            (Attachment(AttachmentType.LINK, url="https://example.com/a"),),
+        ),
     )
     return AgentRequest(
-        run_id=RUN_ID, agent_id="agent_1", thread_id="thread_1", message=question,
-        history=history, language="en", country="GB", timezone="Europe/London",
-        metadata={"source": "test", "priority": 2}, raw_inputs={"question": "Summarise"},
+        run_id=RUN_ID,
+        agent_id="agent_1",
+        thread_id="thread_1",
+        message=question,
+        history=history,
+        language="en",
+        country="GB",
+        timezone="Europe/London",
+        metadata={"source": "test", "priority": 2},
+        raw_inputs={"question": "Summarise"},
     )
 
 
 async def test_full_shape_request_and_reply(hook: Hook) -> None:
-    hook.reply(Scripted(json={
-        "messages": [
-            {"parts": [{"type": "markdown", "text": "# Summary"},
-                       {"type": "json", "text": "{\"a\": 1}"}],
-             "attachments": [{"type": "image", "url": "https://cdn.example/x.png",
-                              "caption": "chart"},
-                             {"type": "file", "file_id": "file_9"}]},
-            {"parts": [{"type": "text", "text": "Anything else?"}]},
-        ],
-        "attached_items": [{"key": "ticket", "value": {"id": 42, "tags": ["a", None]}},
-                           {"key": "empty", "value": None}],
-        "cost": {"amount": 0.25, "unit": "usd"},
-    }))
+    hook.reply(
+        Scripted(
+            json={
+                "messages": [
+                    {
+                        "parts": [
+                            {"type": "markdown", "text": "# Summary"},
+                            {"type": "json", "text": '{"a": 1}'},
+                        ],
+                        "attachments": [
+                            {
+                                "type": "image",
+                                "url": "https://cdn.example/x.png",
+                                "caption": "chart",
+                            },
+                            {"type": "file", "file_id": "file_9"},
+                        ],
+                    },
+                    {"parts": [{"type": "text", "text": "Anything else?"}]},
+                ],
+                "attached_items": [
+                    {"key": "ticket", "value": {"id": 42, "tags": ["a", None]}},
+                    {"key": "empty", "value": None},
+                ],
+                "cost": {"amount": 0.25, "unit": "usd"},
+            }
+        )
+    )
     webhook = agent(hook.url, headers={"Authorization": "Bearer t0ken", "X-Tenant": "acme"})
 
     reply = await webhook.run(make_request())
@@ -156,16 +182,23 @@ async def test_full_shape_request_and_reply(hook: Hook) -> None:
     assert reply == AgentReply(
         messages=(
             ReplyMessage(
-                (Part("# Summary", ContentPartType.MARKDOWN),
-                 Part("{\"a\": 1}", ContentPartType.JSON)),
-                (Attachment(AttachmentType.IMAGE, url="https://cdn.example/x.png",
-                            caption="chart"),
-                 Attachment(AttachmentType.FILE, file_id="file_9")),
+                (
+                    Part("# Summary", ContentPartType.MARKDOWN),
+                    Part('{"a": 1}', ContentPartType.JSON),
+                ),
+                (
+                    Attachment(
+                        AttachmentType.IMAGE, url="https://cdn.example/x.png", caption="chart"
+                    ),
+                    Attachment(AttachmentType.FILE, file_id="file_9"),
+                ),
             ),
             ReplyMessage((Part("Anything else?", ContentPartType.TEXT),)),
         ),
-        attached_items=(AttachedValue("ticket", {"id": 42, "tags": ["a", None]}),
-                        AttachedValue("empty", None)),
+        attached_items=(
+            AttachedValue("ticket", {"id": 42, "tags": ["a", None]}),
+            AttachedValue("empty", None),
+        ),
         cost=Cost(0.25, "usd"),
     )
     assert len(hook.requests) == 1
@@ -175,25 +208,47 @@ async def test_full_shape_request_and_reply(hook: Hook) -> None:
     assert received.headers["authorization"] == "Bearer t0ken"
     assert received.headers["x-tenant"] == "acme"
     assert received.json == {
-        "run": {"id": RUN_ID, "agent_id": "agent_1", "thread_id": "thread_1",
-                "language": "en", "country": "GB", "timezone": "Europe/London",
-                "metadata": {"source": "test", "priority": 2},
-                "raw_inputs": {"question": "Summarise"}},
+        "run": {
+            "id": RUN_ID,
+            "agent_id": "agent_1",
+            "thread_id": "thread_1",
+            "language": "en",
+            "country": "GB",
+            "timezone": "Europe/London",
+            "metadata": {"source": "test", "priority": 2},
+            "raw_inputs": {"question": "Summarise"},
+        },
         "message": {
             "actor": {"type": "user", "name": "Ada Lovelace"},
             "text": "Summarise this file\nprint(1)",
-            "parts": [{"type": "text", "text": "Summarise this file"},
-                      {"type": "code", "text": "print(1)"}],
-            "attachments": [{"type": "file", "file_id": "file_1", "url": None,
-                             "caption": "report"}],
+            "parts": [
+                {"type": "text", "text": "Summarise this file"},
+                {"type": "code", "text": "print(1)"},
+            ],
+            "attachments": [
+                {"type": "file", "file_id": "file_1", "url": None, "caption": "report"}
+            ],
         },
         "history": [
-            {"actor": {"type": "user", "name": "Ada Lovelace"}, "text": "Hello",
-             "parts": [{"type": "text", "text": "Hello"}], "attachments": []},
-            {"actor": {"type": "agent", "name": "Support Assistant"}, "text": "**Hi**",
-             "parts": [{"type": "markdown", "text": "**Hi**"}],
-             "attachments": [{"type": "link", "file_id": None, "url": "https://example.com/a",
-                              "caption": None}]},
+            {
+                "actor": {"type": "user", "name": "Ada Lovelace"},
+                "text": "Hello",
+                "parts": [{"type": "text", "text": "Hello"}],
+                "attachments": [],
+            },
+            {
+                "actor": {"type": "agent", "name": "Support Assistant"},
+                "text": "**Hi**",
+                "parts": [{"type": "markdown", "text": "**Hi**"}],
+                "attachments": [
+                    {
+                        "type": "link",
+                        "file_id": None,
+                        "url": "https://example.com/a",
+                        "caption": None,
+                    }
+                ],
+            },
         ],
     }
 
@@ -207,8 +262,11 @@ async def test_text_shorthand(hook: Hook) -> None:
 
 
 async def test_error_object_in_4xx_is_passed_on_without_retry(hook: Hook) -> None:
-    hook.reply(Scripted(422, {"error": {"code": "unsupported_language",
-                                        "message": "Klingon is not supported."}}))
+    hook.reply(
+        Scripted(
+            422, {"error": {"code": "unsupported_language", "message": "Klingon is not supported."}}
+        )
+    )
 
     with pytest.raises(AgentError) as caught:
         await agent(hook.url, retries=3).run(make_request())
@@ -230,12 +288,17 @@ async def test_4xx_without_error_object_is_rejected(hook: Hook) -> None:
 
 
 async def test_error_message_never_repeats_configured_secrets(hook: Hook) -> None:
-    hook.reply(Scripted(401, {"error": {"code": "unauthorized",
-                                        "message": "Bad token Bearer sk-live-123456789"}}))
+    hook.reply(
+        Scripted(
+            401,
+            {"error": {"code": "unauthorized", "message": "Bad token Bearer sk-live-123456789"}},
+        )
+    )
 
     with pytest.raises(AgentError) as caught:
         await agent(hook.url, headers={"Authorization": "Bearer sk-live-123456789"}).run(
-            make_request())
+            make_request()
+        )
 
     assert caught.value.code == "unauthorized"
     assert "sk-live-123456789" not in caught.value.message
@@ -331,12 +394,16 @@ async def test_reply_that_is_not_json_is_invalid(hook: Hook) -> None:
         ({"text": 5}, "text must be a string"),
         ({"text": "a", "messages": []}, "both"),
         ({"messages": {"parts": []}}, "messages must be a list"),
-        ({"messages": [{"parts": [{"type": "html", "text": "x"}]}]},
-         "messages[0].parts[0].type must be one of text, markdown, code, json"),
+        (
+            {"messages": [{"parts": [{"type": "html", "text": "x"}]}]},
+            "messages[0].parts[0].type must be one of text, markdown, code, json",
+        ),
         ({"messages": [{"parts": [{"type": "text"}]}]}, "messages[0].parts[0].text"),
         ({"messages": [{"parts": []}]}, "neither parts nor attachments"),
-        ({"messages": [{"attachments": [{"type": "pdf", "file_id": "f"}]}]},
-         "messages[0].attachments[0].type"),
+        (
+            {"messages": [{"attachments": [{"type": "pdf", "file_id": "f"}]}]},
+            "messages[0].attachments[0].type",
+        ),
         ({"messages": [{"attachments": [{"type": "file"}]}]}, "file_id or a url"),
         ({"text": "a", "attached_items": [{"value": 1}]}, "attached_items[0].key"),
         ({"text": "a", "attached_items": [{"key": "k"}]}, "attached_items[0].value is missing"),
@@ -399,7 +466,10 @@ URL = "https://agents.example.com/hook"
 
 def test_defaults_are_filled_in() -> None:
     assert WebhookKind().validate_config({"url": URL}) == {
-        "url": URL, "timeout_s": 30, "retries": 2, "headers": {},
+        "url": URL,
+        "timeout_s": 30,
+        "retries": 2,
+        "headers": {},
     }
 
 
@@ -422,8 +492,11 @@ def test_valid_configs(config: dict[str, Any]) -> None:
     ("config", "pattern"),
     [
         ({}, r"^url is required"),
-        ({"url": URL, "method": "PUT"}, r"webhook takes only url, timeout_s, retries, headers, "
-                                        r"not method"),
+        (
+            {"url": URL, "method": "PUT"},
+            r"webhook takes only url, timeout_s, retries, headers, "
+            r"not method",
+        ),
         ({"url": 5}, r"^url must be an absolute http or https URL with a host"),
         ({"url": "/relative/path"}, r"^url must be"),
         ({"url": "ftp://example.com/x"}, r"^url must be"),
@@ -433,8 +506,11 @@ def test_valid_configs(config: dict[str, Any]) -> None:
         ({"url": " http://example.com/"}, r"^url must be"),
         ({"url": "http://example.com:99999/"}, r"^url must be"),
         ({"url": "http://example.com:port/"}, r"^url must be"),
-        ({"url": URL, "timeout_s": 0}, r"^timeout_s must be a number of seconds above 0 and at "
-                                       r"most 300"),
+        (
+            {"url": URL, "timeout_s": 0},
+            r"^timeout_s must be a number of seconds above 0 and at "
+            r"most 300",
+        ),
         ({"url": URL, "timeout_s": -1}, r"^timeout_s must be"),
         ({"url": URL, "timeout_s": 300.5}, r"^timeout_s must be"),
         ({"url": URL, "timeout_s": "30"}, r"^timeout_s must be"),
@@ -448,16 +524,24 @@ def test_valid_configs(config: dict[str, Any]) -> None:
         ({"url": URL, "retries": 2.0}, r"^retries must be"),
         ({"url": URL, "retries": True}, r"^retries must be"),
         ({"url": URL, "retries": "2"}, r"^retries must be"),
-        ({"url": URL, "headers": [["X-A", "b"]]}, r"^headers must be an object of header names "
-                                                   r"to string values"),
+        (
+            {"url": URL, "headers": [["X-A", "b"]]},
+            r"^headers must be an object of header names "
+            r"to string values",
+        ),
         ({"url": URL, "headers": {"X-A": 1}}, r"^headers: the value of X-A must be a string"),
         ({"url": URL, "headers": {"X-A": "a\r\nX-B: c"}}, r"^headers: the value of X-A"),
         ({"url": URL, "headers": {"X-A": "caf\u00e9"}}, r"^headers: the value of X-A"),
-        ({"url": URL, "headers": {"bad name": "v"}}, r"^headers: 'bad name' is not a valid "
-                                                     r"header name"),
+        (
+            {"url": URL, "headers": {"bad name": "v"}},
+            r"^headers: 'bad name' is not a valid "
+            r"header name",
+        ),
         ({"url": URL, "headers": {"": "v"}}, r"^headers: '' is not a valid header name"),
-        ({"url": URL, "headers": {"Content-Type": "text/plain"}},
-         r"^headers may not set Content-Type"),
+        (
+            {"url": URL, "headers": {"Content-Type": "text/plain"}},
+            r"^headers may not set Content-Type",
+        ),
         ({"url": URL, "headers": {"idempotency-key": "x"}}, r"^headers may not set"),
         ({"url": URL, "headers": {"X-A": "1", "x-a": "2"}}, r"^headers names x-a more than once"),
     ],

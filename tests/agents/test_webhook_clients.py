@@ -89,18 +89,25 @@ async def _finished(database: Database, run_id: str) -> RunStatus:
 
 
 def _request(run_id: str = "run_1") -> AgentRequest:
-    return AgentRequest(run_id, "agent_1", "thread_1",
-                        Turn(ActorType.USER, "Ada", (Part("hi"),)), ())
+    return AgentRequest(
+        run_id, "agent_1", "thread_1", Turn(ActorType.USER, "Ada", (Part("hi"),)), ()
+    )
 
 
 async def test_runs_share_a_client_until_the_agent_changes_and_stopping_closes_it(
-    database: Database, receiver: Receiver,
+    database: Database,
+    receiver: Receiver,
 ) -> None:
     registry = AgentRegistry([KIND])
-    agent = await catalog.create_agent(database, registry, DEFAULT_ORG_ID, name="Hook",
-                                       kind="webhook", config={"url": receiver.url})
-    executor = Executor(database, registry,
-                        ExecutorConfig(concurrency=1, poll_seconds=0.05))
+    agent = await catalog.create_agent(
+        database,
+        registry,
+        DEFAULT_ORG_ID,
+        name="Hook",
+        kind="webhook",
+        config={"url": receiver.url},
+    )
+    executor = Executor(database, registry, ExecutorConfig(concurrency=1, poll_seconds=0.05))
     await executor.start()
     try:
         for _ in range(2):
@@ -109,9 +116,14 @@ async def test_runs_share_a_client_until_the_agent_changes_and_stopping_closes_i
         assert receiver.ports[0] == receiver.ports[1]  # one TCP connection, reused
         assert receiver.connections == 1
 
-        await catalog.update_agent(database, registry, DEFAULT_ORG_ID, agent.id,
-                                   config={"url": receiver.url, "timeout_s": 10},
-                                   config_given=True)
+        await catalog.update_agent(
+            database,
+            registry,
+            DEFAULT_ORG_ID,
+            agent.id,
+            config={"url": receiver.url, "timeout_s": 10},
+            config_given=True,
+        )
         run = await new_run(database, agent)
         assert await _finished(database, run.id) == RunStatus.SUCCESS
         assert receiver.ports[2] != receiver.ports[1]  # a new client, a new connection
@@ -201,9 +213,16 @@ async def test_the_wire_schemas_describe_what_is_sent_and_accepted(receiver: Rec
         await agent.run(_request())
     jsonschema.validate(receiver.bodies[0], schemas["request"])
     jsonschema.validate({"text": "hi"}, schemas["reply"])
-    jsonschema.validate({"messages": [{"parts": [{"text": "hi"}]}], "attached_items": None,
-                         "cost": {"amount": 0, "unit": "usd"}}, schemas["reply"])
+    jsonschema.validate(
+        {
+            "messages": [{"parts": [{"text": "hi"}]}],
+            "attached_items": None,
+            "cost": {"amount": 0, "unit": "usd"},
+        },
+        schemas["reply"],
+    )
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"messages": [{"parts": [{"type": "html", "text": "x"}]}]},
-                            schemas["reply"])
+        jsonschema.validate(
+            {"messages": [{"parts": [{"type": "html", "text": "x"}]}]}, schemas["reply"]
+        )
     jsonschema.validate({"error": {"code": "busy", "message": "later"}}, schemas["refusal"])

@@ -24,16 +24,28 @@ from playwright.async_api import (
 from tests.operations.live import ROOT, LiveServer, live_server
 
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 ARTIFACTS = ROOT / "test-artifacts"
 TIMEOUT_MS = 30_000
 
-SLOW_AGENT = ('mutation { createAgent(input: {name: "Slow echo", kind: "echo", '
-              'config: {delay_ms: 60000}}) { agent { id } } }')
-CREATE_RUN = ('mutation($agent: ID!, $text: String!) { createRun(input: {agentId: $agent, '
-              'content: {text: $text}}) { run { id status } } }')
+SLOW_AGENT = (
+    'mutation { createAgent(input: {name: "Slow echo", kind: "echo", '
+    "config: {delay_ms: 60000}}) { agent { id } } }"
+)
+CREATE_RUN = (
+    "mutation($agent: ID!, $text: String!) { createRun(input: {agentId: $agent, "
+    "content: {text: $text}}) { run { id status } } }"
+)
 CANCEL_RUN = "mutation($id: ID!) { cancelRun(id: $id) { run { id status } } }"
 RUN_STATUS = "query($id: ID!) { run(id: $id) { status } }"
 ECHO_AGENT = "{ agents(first: 20) { edges { node { id name kind } } } }"
@@ -74,8 +86,12 @@ class Traffic:
 
     def on_websocket(self, socket: WebSocket) -> None:
         self.websockets.append(socket.url)
-        socket.on("framereceived", lambda payload: self.frames.append(
-            json.loads(payload if isinstance(payload, str) else payload.decode())))
+        socket.on(
+            "framereceived",
+            lambda payload: self.frames.append(
+                json.loads(payload if isinstance(payload, str) else payload.decode())
+            ),
+        )
 
     async def guard(self, route: Route) -> None:
         """Only loopback may be reached; anything else is recorded and refused."""
@@ -119,8 +135,12 @@ async def _open(browser: Browser, url: str, traffic: Traffic) -> Page:
     page.on("requestfailed", traffic.on_failed)
     page.on("response", traffic.on_response)
     page.on("websocket", traffic.on_websocket)
-    page.on("console", lambda message: traffic.console_errors.append(message.text)
-            if message.type == "error" else None)
+    page.on(
+        "console",
+        lambda message: (
+            traffic.console_errors.append(message.text) if message.type == "error" else None
+        ),
+    )
     page.on("pageerror", lambda error: traffic.console_errors.append(str(error)))
     await page.goto(url)
     return page
@@ -133,7 +153,8 @@ async def _replace_query(page: Page, text: str, operation: str) -> None:
     await page.keyboard.press("Control+A")
     await page.keyboard.insert_text(text)
     await page.wait_for_function(
-        "name => localStorage.getItem('graphiql:operationName') === name", arg=operation)
+        "name => localStorage.getItem('graphiql:operationName') === name", arg=operation
+    )
 
 
 def _wait_for_status(server: LiveServer, run_id: str, status: str) -> None:
@@ -185,9 +206,11 @@ async def test_graphiql_runs_the_feed_and_follows_a_run_to_success_from_runql_al
     blocker = _new_run(server, slow, "hold the worker")
     _wait_for_status(server, blocker, "RUNNING")
     watched = _new_run(server, _echo_agent(server), "ping")
-    await _replace_query(page, "subscription Watch {\n"
-                               f'  runStatus(id: "{watched}") {{\n    id\n    status\n  }}\n}}\n',
-                         "Watch")
+    await _replace_query(
+        page,
+        f'subscription Watch {{\n  runStatus(id: "{watched}") {{\n    id\n    status\n  }}\n}}\n',
+        "Watch",
+    )
     await page.evaluate(WATCH_STATUSES)
     await page.locator(".graphiql-execute-button").click()
     await page.wait_for_function("() => window.runqlStatuses.includes('PENDING')")
@@ -201,8 +224,11 @@ async def test_graphiql_runs_the_feed_and_follows_a_run_to_success_from_runql_al
     await page.screenshot(path=ARTIFACTS / "graphiql.png")
 
     # Over graphql-transport-ws on runql's own /graphql, completing after the terminal status.
-    pushed = [f["payload"]["data"]["runStatus"]["status"] for f in traffic.frames
-              if f.get("type") == "next"]
+    pushed = [
+        f["payload"]["data"]["runStatus"]["status"]
+        for f in traffic.frames
+        if f.get("type") == "next"
+    ]
     assert pushed == ["PENDING", "RUNNING", "SUCCESS"]
     assert traffic.frames[-1]["type"] == "complete"
     assert traffic.websockets == [server.graphql_url.replace("http://", "ws://")]
@@ -210,7 +236,8 @@ async def test_graphiql_runs_the_feed_and_follows_a_run_to_success_from_runql_al
     # Everything came from runql: no CDN, nothing failed, no script or CSP error.
     assert traffic.outside == []
     assert {urlsplit(url).hostname for url in traffic.requests} == {"127.0.0.1"}
-    assert any("/graphql/static/graphiql-" in url and url.endswith(".js")
-               for url in traffic.requests)
+    assert any(
+        "/graphql/static/graphiql-" in url and url.endswith(".js") for url in traffic.requests
+    )
     assert traffic.failed == []
     assert traffic.console_errors == []

@@ -54,8 +54,9 @@ async def production(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _config(page: str) -> dict[str, object]:
-    found = re.search(r'<script id="runql-graphiql-config" type="application/json">(.*?)</script>',
-                      page, re.S)
+    found = re.search(
+        r'<script id="runql-graphiql-config" type="application/json">(.*?)</script>', page, re.S
+    )
     assert found, page
     return json.loads(found.group(1))  # type: ignore[no-any-return]
 
@@ -81,8 +82,11 @@ async def test_the_page_loads_only_runql_s_own_files(production: httpx.AsyncClie
     assert page.headers["content-type"].startswith("text/html")
     bundle = load_bundle()
     assert bundle is not None
-    assert _linked(page.text) == ["data:,", f"/graphql/static/{bundle.stylesheet}",
-                                  f"/graphql/static/{bundle.script}"]
+    assert _linked(page.text) == [
+        "data:,",
+        f"/graphql/static/{bundle.stylesheet}",
+        f"/graphql/static/{bundle.script}",
+    ]
     for outside in ("http://", "https://", "//unpkg", "cdn"):
         assert outside not in page.text
     policy = page.headers["content-security-policy"]
@@ -129,10 +133,10 @@ async def test_files_are_gzipped_for_browsers_that_accept_it(
     assert gzip.decompress((STATIC_DIR / f"{bundle.script}.gz").read_bytes()) == original
 
 
-@pytest.mark.parametrize("name", ["manifest.json", "graphiql.js", "..%2F..%2Fsettings.py",
-                                  "graphiql-AAAAAAAA.js"])
-async def test_only_the_bundle_s_files_are_served(production: httpx.AsyncClient,
-                                                  name: str) -> None:
+@pytest.mark.parametrize(
+    "name", ["manifest.json", "graphiql.js", "..%2F..%2Fsettings.py", "graphiql-AAAAAAAA.js"]
+)
+async def test_only_the_bundle_s_files_are_served(production: httpx.AsyncClient, name: str) -> None:
     response = await production.get(f"/graphql/static/{name}")
 
     assert response.status_code == 404
@@ -175,19 +179,22 @@ async def test_in_production_graphiql_is_served_only_when_enabled(tmp_path: Path
 async def test_the_page_cannot_be_closed_early_by_what_it_embeds(tmp_path: Path) -> None:
     settings = _settings(tmp_path, Environment.DEVELOPMENT)
     (tmp_path / "dev-key").write_text("</script><script>alert(1)</script>\n")
-    request = Request({"type": "http", "method": "GET", "path": "/graphql", "headers": [],
-                       "query_string": b""})
+    request = Request(
+        {"type": "http", "method": "GET", "path": "/graphql", "headers": [], "query_string": b""}
+    )
 
     page = bytes(graphiql_page(request, settings).body).decode()
 
     assert "<script>alert(1)" not in page
     assert _config(page)["headers"] == {
-        "Authorization": "Bearer </script><script>alert(1)</script>"}
+        "Authorization": "Bearer </script><script>alert(1)</script>"
+    }
 
 
 def test_without_a_build_the_page_says_how_to_make_one(tmp_path: Path) -> None:
-    request = Request({"type": "http", "method": "GET", "path": "/graphql", "headers": [],
-                       "query_string": b""})
+    request = Request(
+        {"type": "http", "method": "GET", "path": "/graphql", "headers": [], "query_string": b""}
+    )
 
     page = graphiql_page(request, Settings(), static_dir=tmp_path)
 

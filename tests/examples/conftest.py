@@ -24,8 +24,14 @@ def run_example(server: LiveServer, *command: str | Path) -> str:
     """Run `command` from the repository's root with the server's URL and a key in RUNQL_URL
     and RUNQL_KEY, as the examples' headers say; its standard output."""
     env = {**os.environ, "RUNQL_URL": server.graphql_url, "RUNQL_KEY": server.key}
-    ran = subprocess.run([str(part) for part in command], cwd=ROOT, env=env, text=True,
-                         capture_output=True, timeout=TIMEOUT_SECONDS)
+    ran = subprocess.run(
+        [str(part) for part in command],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=TIMEOUT_SECONDS,
+    )
     assert ran.returncode == 0, f"{ran.stdout}\n{ran.stderr}"
     assert ran.stderr == "", ran.stderr
     return ran.stdout

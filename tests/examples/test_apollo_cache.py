@@ -32,9 +32,12 @@ def _pending_runs_done(server: LiveServer, seconds: float = 30) -> None:
     since = datetime.now(UTC) - timedelta(minutes=2)  # before the server's workers started
     deadline = time.monotonic() + seconds
     while True:
-        answer = httpx.post(server.graphql_url, timeout=10, json={
-            "query": UNFINISHED, "variables": {"since": since.isoformat()}},
-            headers={"Authorization": f"Bearer {server.key}"}).json()["data"]
+        answer = httpx.post(
+            server.graphql_url,
+            timeout=10,
+            json={"query": UNFINISHED, "variables": {"since": since.isoformat()}},
+            headers={"Authorization": f"Bearer {server.key}"},
+        ).json()["data"]
         if answer["pending"]["totalCount"] == 0 and answer["started"]["totalCount"] == 0:
             return
         assert time.monotonic() < deadline, f"the demo's pending runs did not finish: {answer}"
@@ -47,7 +50,8 @@ def report(examples_server: LiveServer) -> dict[str, Any]:
     part."""
     _pending_runs_done(examples_server)
     output: dict[str, Any] = json.loads(
-        run_example(examples_server, "node", "tests/examples/apollo_cache.mjs"))
+        run_example(examples_server, "node", "tests/examples/apollo_cache.mjs")
+    )
     return output
 
 
@@ -56,7 +60,8 @@ def test_fetch_more_appends_the_second_page(report: dict[str, Any]) -> None:
 
 
 def test_the_watched_feed_keeps_both_pages_after_details_and_histories(
-        report: dict[str, Any]) -> None:
+    report: dict[str, Any],
+) -> None:
     assert report["feedEdges"] == 20
     assert report["feedComplete"] == 20
     assert len(set(report["feedIds"])) == 20

@@ -28,7 +28,7 @@ def _follows_a_run_to_success(lines: list[str]) -> None:
     created = lines.index(next(line for line in lines if line.startswith("created ")))
     assert re.fullmatch(f"created {RUN_ID}", lines[created])
     statuses = _statuses(lines)
-    assert lines[created + 1:] == [f"runStatus: {status}" for status in statuses]
+    assert lines[created + 1 :] == [f"runStatus: {status}" for status in statuses]
     assert statuses[-1] == "SUCCESS"
     order = [["PENDING", "RUNNING", "SUCCESS"].index(status) for status in statuses]
     assert order == sorted(order)
@@ -73,10 +73,12 @@ def test_codegen_output_compiles_with_tsc_strict(tmp_path: Path) -> None:
         shutil.copy(EXAMPLES / name, tmp_path / "examples" / name)
     commands: list[list[str | Path]] = [
         [NODE_BIN / "graphql-codegen", "--config", "examples/codegen.ts"],
-        [NODE_BIN / "tsc", "--strict", "-p", "examples"]]
+        [NODE_BIN / "tsc", "--strict", "-p", "examples"],
+    ]
     for command in commands:
-        ran = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
-                             timeout=TIMEOUT_SECONDS)
+        ran = subprocess.run(
+            command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_SECONDS
+        )
         assert ran.returncode == 0, f"{command}: {ran.stdout}\n{ran.stderr}"
     generated = (tmp_path / "examples" / "gql" / "graphql.ts").read_text()
     for document in ("FeedDocument", "RunDetailDocument", "ThreadHistoryDocument", "NodesDocument"):

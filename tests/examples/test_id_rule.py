@@ -29,13 +29,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = build_schema((ROOT / "schema.graphql").read_text())
 # A document in an example: a template literal or a triple-quoted string that starts with an
 # operation or fragment keyword.
-EMBEDDED = re.compile(r'(?:`|""")\s*((?:query|mutation|subscription|fragment)\b.*?)(?:`|""")',
-                      re.S)
+EMBEDDED = re.compile(r'(?:`|""")\s*((?:query|mutation|subscription|fragment)\b.*?)(?:`|""")', re.S)
 
 
 def _documents() -> dict[str, str]:
-    found = {f"queries/{path.name}": path.read_text()
-             for path in sorted((ROOT / "queries").glob("*.graphql"))}
+    found = {
+        f"queries/{path.name}": path.read_text()
+        for path in sorted((ROOT / "queries").glob("*.graphql"))
+    }
     for path in sorted((ROOT / "examples").iterdir()):
         if path.suffix in {".mjs", ".ts", ".py"}:
             for index, text in enumerate(EMBEDDED.findall(path.read_text())):
@@ -50,12 +51,15 @@ def _applies(schema: GraphQLSchema, condition: str | None, target: GraphQLObject
     if condition is None:
         return True
     named = schema.get_type(condition)
-    return named is target or (is_abstract_type(named)
-                               and schema.is_sub_type(named, target))
+    return named is target or (is_abstract_type(named) and schema.is_sub_type(named, target))
 
 
-def _collect(fragments: dict[str, FragmentDefinitionNode], selections: SelectionSetNode,
-             target: GraphQLObjectType, into: dict[str, list[FieldNode]]) -> None:
+def _collect(
+    fragments: dict[str, FragmentDefinitionNode],
+    selections: SelectionSetNode,
+    target: GraphQLObjectType,
+    into: dict[str, list[FieldNode]],
+) -> None:
     """The fields `selections` asks of an object of type `target`, fragments included, by
     response key."""
     for selection in selections.selections:
@@ -72,17 +76,21 @@ def _collect(fragments: dict[str, FragmentDefinitionNode], selections: Selection
                 _collect(fragments, fragment.selection_set, target, into)
 
 
-def _missing_ids(fragments: dict[str, FragmentDefinitionNode], selections: SelectionSetNode,
-                 parent: object, path: str) -> list[str]:
-    targets = (SCHEMA.get_possible_types(parent)
-               if is_abstract_type(parent) else [parent])
+def _missing_ids(
+    fragments: dict[str, FragmentDefinitionNode],
+    selections: SelectionSetNode,
+    parent: object,
+    path: str,
+) -> list[str]:
+    targets = SCHEMA.get_possible_types(parent) if is_abstract_type(parent) else [parent]
     missing: list[str] = []
     for target in targets:
         assert isinstance(target, GraphQLObjectType)
         fields: dict[str, list[FieldNode]] = {}
         _collect(fragments, selections, target, fields)
-        if "id" in target.fields and not any(node.name.value == "id"
-                                             for node in fields.get("id", [])):
+        if "id" in target.fields and not any(
+            node.name.value == "id" for node in fields.get("id", [])
+        ):
             missing.append(f"{path} ({target.name})")
         for key, nodes in fields.items():
             definition = target.fields.get(nodes[0].name.value)
@@ -98,8 +106,11 @@ def _missing_ids(fragments: dict[str, FragmentDefinitionNode], selections: Selec
 
 def missing_ids(document: DocumentNode) -> list[str]:
     """Where `document` selects an object that has an `id` without selecting it."""
-    fragments = {definition.name.value: definition for definition in document.definitions
-                 if isinstance(definition, FragmentDefinitionNode)}
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
     missing: list[str] = []
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
@@ -118,13 +129,19 @@ def test_document_selects_id_with_every_object_that_has_one(name: str) -> None:
 
 def test_every_example_document_is_found() -> None:
     examples = {name.split("#")[0] for name in DOCUMENTS if name.startswith("examples/")}
-    assert examples >= {"examples/apollo-client.mjs", "examples/urql-client.mjs",
-                        "examples/graphql-ws.mjs", "examples/gql_client.py"}
+    assert examples >= {
+        "examples/apollo-client.mjs",
+        "examples/urql-client.mjs",
+        "examples/graphql-ws.mjs",
+        "examples/gql_client.py",
+    }
 
 
 def test_the_rule_finds_an_object_without_id_through_a_fragment() -> None:
     document = parse("""query($id: ID!) { run(id: $id) { id messageGroup { ...Turn } }
       node(id: $id) { id ... on Message { content { parts { id text } } } } }
     fragment Turn on MessageGroup { id messages { actor { id name } } }""")
-    assert missing_ids(document) == ["query.node.content (MessageContent)",
-                                     "query.run.messageGroup.messages (Message)"]
+    assert missing_ids(document) == [
+        "query.node.content (MessageContent)",
+        "query.run.messageGroup.messages (Message)",
+    ]

@@ -18,8 +18,8 @@ def _quotes(text: str) -> list[tuple[str, list[str], int]]:
     """Each code block of `text`: its code, the examples/ files its paragraph links, where."""
     found = []
     for block in BLOCK.finditer(text):
-        before = text[:block.start()].rstrip()
-        paragraph = before[before.rfind("\n\n") + 2:]
+        before = text[: block.start()].rstrip()
+        paragraph = before[before.rfind("\n\n") + 2 :]
         code = textwrap.dedent(block.group(2)).rstrip("\n")
         found.append((code, LINKED.findall(paragraph), block.start()))
     return found
@@ -34,7 +34,7 @@ def test_every_quote_of_an_example_is_the_file_s_text() -> None:
 
 def test_every_block_of_connecting_a_frontend_quotes_an_example() -> None:
     start = README.index("## Connecting a frontend")
-    section = README[start:README.index("\n## ", start + 1)]
+    section = README[start : README.index("\n## ", start + 1)]
     blocks = _quotes(section)
     assert len(blocks) >= 4
     assert [code[:40] for code, files, _ in blocks if not files] == []
@@ -42,9 +42,11 @@ def test_every_block_of_connecting_a_frontend_quotes_an_example() -> None:
 
 def test_a_changed_quote_is_caught() -> None:
     text = (EXAMPLES / "urql-client.mjs").read_text()
-    changed = "See [`examples/urql-client.mjs`](examples/urql-client.mjs):\n\n```js\n" \
-        + text[text.index("export function"):].replace("fetchExchange,", "fetchExchange ,", 1) \
+    changed = (
+        "See [`examples/urql-client.mjs`](examples/urql-client.mjs):\n\n```js\n"
+        + text[text.index("export function") :].replace("fetchExchange,", "fetchExchange ,", 1)
         + "```\n"
+    )
     [(code, files, _)] = _quotes(changed)
     assert files == ["urql-client.mjs"]
     assert code not in text

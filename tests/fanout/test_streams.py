@@ -10,7 +10,7 @@ from strawberry.types import ExecutionResult
 from runql.fanout.sinks import Sink
 from runql.fanout.streams import Lead, Membership, SharedStreams
 
-QUERY = "subscription { runEvents(runId: \"run_x\") { seq } }"
+QUERY = 'subscription { runEvents(runId: "run_x") { seq } }'
 
 
 class Recording(Sink):
@@ -48,8 +48,14 @@ class Execution:
         self.started: list[int] = []
         self.closed = asyncio.Event()
 
-    async def subscribe(self, _org: str, lead: Lead, _query: str, _name: str | None,
-                        _variables: Mapping[str, object] | None) -> AsyncIterator[ExecutionResult]:
+    async def subscribe(
+        self,
+        _org: str,
+        lead: Lead,
+        _query: str,
+        _name: str | None,
+        _variables: Mapping[str, object] | None,
+    ) -> AsyncIterator[ExecutionResult]:
         self.started.append(lead.start)
         return self._results(lead)
 

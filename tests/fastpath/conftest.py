@@ -29,34 +29,40 @@ class Ran:
 
 
 class BothExecutors:
-    def __init__(self, database: Database, settings: Settings,
-                 org_id: str = DEFAULT_ORG_ID) -> None:
+    def __init__(
+        self, database: Database, settings: Settings, org_id: str = DEFAULT_ORG_ID
+    ) -> None:
         self.database = database
         self.settings = settings
         self.org_id = org_id
         self.schema = schema_for(settings)
 
-    async def _run(self, query: str, variables: dict[str, Any] | None,
-                   operation_name: str | None) -> Ran:
+    async def _run(
+        self, query: str, variables: dict[str, Any] | None, operation_name: str | None
+    ) -> Ran:
         context = Context.create(self.database, self.settings, self.org_id)
-        result = await self.schema.execute(query, variable_values=variables,
-                                           context_value=context, operation_name=operation_name)
+        result = await self.schema.execute(
+            query, variable_values=variables, context_value=context, operation_name=operation_name
+        )
         body: Body = {"data": result.data}
         if result.errors:
             body["errors"] = [error.formatted for error in result.errors]
         return Ran(body, (result.extensions or {}).get("executor"))
 
-    async def fast(self, query: str, variables: dict[str, Any] | None = None,
-                   operation_name: str | None = None) -> Ran:
+    async def fast(
+        self, query: str, variables: dict[str, Any] | None = None, operation_name: str | None = None
+    ) -> Ran:
         return await self._run(query, variables, operation_name)
 
-    async def standard(self, query: str, variables: dict[str, Any] | None = None,
-                       operation_name: str | None = None) -> Ran:
+    async def standard(
+        self, query: str, variables: dict[str, Any] | None = None, operation_name: str | None = None
+    ) -> Ran:
         with standard_only():
             return await self._run(query, variables, operation_name)
 
-    async def compare(self, query: str, variables: dict[str, Any] | None = None,
-                      operation_name: str | None = None) -> Ran:
+    async def compare(
+        self, query: str, variables: dict[str, Any] | None = None, operation_name: str | None = None
+    ) -> Ran:
         """Both results, which must be the same text; the fast one is returned."""
         fast = await self.fast(query, variables, operation_name)
         standard = await self.standard(query, variables, operation_name)
@@ -77,9 +83,19 @@ class DemoIds:
     by_kind: dict[str, list[str]]
 
 
-_TABLES = {"run": "runs", "agent": "agents", "thread": "threads", "mgrp": "message_groups",
-           "msg": "messages", "act": "actors", "cnt": "message_contents", "part": "content_parts",
-           "att": "attachments", "itm": "attached_items", "err": "run_errors"}
+_TABLES = {
+    "run": "runs",
+    "agent": "agents",
+    "thread": "threads",
+    "mgrp": "message_groups",
+    "msg": "messages",
+    "act": "actors",
+    "cnt": "message_contents",
+    "part": "content_parts",
+    "att": "attachments",
+    "itm": "attached_items",
+    "err": "run_errors",
+}
 
 
 @pytest.fixture

@@ -21,11 +21,23 @@ from runql.storage.pages import Cursor
 
 SCHEMA = build_schema()._schema
 NODE_TYPES = [t.name for t in SCHEMA.get_possible_types(SCHEMA.get_type("Node"))]  # type: ignore[arg-type]
-KINDS = {"Run": "run", "Agent": "agent", "Thread": "thread", "MessageGroup": "mgrp",
-         "Message": "msg", "Actor": "act", "MessageContent": "cnt", "ContentPart": "part",
-         "Attachment": "att", "AttachedItem": "itm", "RunError": "err"}
-CURSORS = [Cursor(datetime(2025, 5, day, 12, tzinfo=UTC), "run_zzzzzzzzzzzzzzzzzzzz").encode()
-           for day in (20, 28, 31)]
+KINDS = {
+    "Run": "run",
+    "Agent": "agent",
+    "Thread": "thread",
+    "MessageGroup": "mgrp",
+    "Message": "msg",
+    "Actor": "act",
+    "MessageContent": "cnt",
+    "ContentPart": "part",
+    "Attachment": "att",
+    "AttachedItem": "itm",
+    "RunError": "err",
+}
+CURSORS = [
+    Cursor(datetime(2025, 5, day, 12, tzinfo=UTC), "run_zzzzzzzzzzzzzzzzzzzz").encode()
+    for day in (20, 28, 31)
+]
 FIRSTS = [None, 0, 1, 2, 3, 5]
 EDGE_FIRSTS = [100, 101, -1]
 STAMPS = ["2025-05-01T00:00:00Z", "2025-05-25T00:00:00.000Z", "2025-05-31T18:30:00+02:00"]
@@ -73,7 +85,7 @@ def _fields(type_name: str) -> dict[str, GraphQLField]:
 
 @st.composite
 def _condition(draw: st.DrawFn, doc: Document) -> str:
-    """"" mostly; else an @include or @skip, on a literal or a variable."""
+    """ "" mostly; else an @include or @skip, on a literal or a variable."""
     kind = draw(st.sampled_from(["", "", "", "include", "skip"]))
     if not kind:
         return ""
@@ -101,9 +113,22 @@ def _page_arguments(draw: st.DrawFn, doc: Document, root: bool) -> list[str]:
     elif mode == "last":
         found.append(f"last: {draw(st.sampled_from([1, 3]))}")
     elif mode == "refused":  # each of these is a BAD_USER_INPUT of page_request
-        found.append(draw(st.sampled_from([
-            'after: "not-a-cursor"', "first: 1, last: 1", f'last: 1, after: "{CURSORS[0]}"',
-            *((draw(_first(doc, EDGE_FIRSTS)), "last: 101") if root else ("first: -1",))])))
+        found.append(
+            draw(
+                st.sampled_from(
+                    [
+                        'after: "not-a-cursor"',
+                        "first: 1, last: 1",
+                        f'last: 1, after: "{CURSORS[0]}"',
+                        *(
+                            (draw(_first(doc, EDGE_FIRSTS)), "last: 101")
+                            if root
+                            else ("first: -1",)
+                        ),
+                    ]
+                )
+            )
+        )
     if draw(st.booleans()):
         found.append(f"orderBy: {draw(st.sampled_from(['CREATED_AT_ASC', 'CREATED_AT_DESC']))}")
     return [argument for argument in found if argument]
@@ -111,17 +136,22 @@ def _page_arguments(draw: st.DrawFn, doc: Document, root: bool) -> list[str]:
 
 @st.composite
 def _run_filter(draw: st.DrawFn, doc: Document) -> str:
-    kind = draw(st.sampled_from(["", "", "", "status", "created", "ids", "started",
-                                 "inverted", "bad-id"]))
+    kind = draw(
+        st.sampled_from(["", "", "", "status", "created", "ids", "started", "inverted", "bad-id"])
+    )
     if kind == "status":
-        statuses = draw(st.lists(st.sampled_from(["PENDING", "RUNNING", "SUCCESS", "ERROR",
-                                                  "CANCELLED"]), min_size=1, max_size=2))
+        statuses = draw(
+            st.lists(
+                st.sampled_from(["PENDING", "RUNNING", "SUCCESS", "ERROR", "CANCELLED"]),
+                min_size=1,
+                max_size=2,
+            )
+        )
         return f"filter: {{status: [{', '.join(statuses)}]}}"
     if kind == "created":
         return f'filter: {{createdAt: {{gte: "{draw(st.sampled_from(STAMPS))}"}}}}'
     if kind == "started":
-        return (f'filter: {{startedAt: {{lt: "{STAMPS[-1]}"}}, '
-                f'completedAt: {{gt: "{STAMPS[0]}"}}}}')
+        return f'filter: {{startedAt: {{lt: "{STAMPS[-1]}"}}, completedAt: {{gt: "{STAMPS[0]}"}}}}'
     if kind == "inverted":
         return f'filter: {{createdAt: {{gt: "{STAMPS[1]}", lt: "{STAMPS[0]}"}}}}'
     if kind == "bad-id":
@@ -137,8 +167,9 @@ def _arguments(arguments: list[str]) -> str:
 
 
 @st.composite
-def _connection(draw: st.DrawFn, doc: Document, name: str, node: str, depth: int,
-                root: bool) -> tuple[str, str]:
+def _connection(
+    draw: st.DrawFn, doc: Document, name: str, node: str, depth: int, root: bool
+) -> tuple[str, str]:
     """The arguments and the selection of a connection field."""
     arguments = draw(_page_arguments(doc, root))
     if node == "Run":
@@ -147,17 +178,29 @@ def _connection(draw: st.DrawFn, doc: Document, name: str, node: str, depth: int
         agents = draw(st.sampled_from([doc.ids["agent"][:2], ["agent_bad"], []]))
         arguments.append(f"agentId: {doc.variable('[ID!]', agents)}")
     parts: list[str] = []
-    for part in draw(st.lists(st.sampled_from(["edges", "pageInfo", "totalCount",
-                                               "__typename"]), min_size=1, max_size=4,
-                              unique=True)):
+    for part in draw(
+        st.lists(
+            st.sampled_from(["edges", "pageInfo", "totalCount", "__typename"]),
+            min_size=1,
+            max_size=4,
+            unique=True,
+        )
+    ):
         if part == "edges":
             inner = ["cursor"] if draw(st.booleans()) else []
             inner.append(f"node {draw(selection(doc, node, depth - 1))}")
             parts.append(f"edges {{ {' '.join(inner)} }}")
         elif part == "pageInfo":
-            info = draw(st.lists(st.sampled_from(["hasNextPage", "hasPreviousPage",
-                                                  "startCursor", "endCursor", "__typename"]),
-                                 min_size=1, max_size=5, unique=True))
+            info = draw(
+                st.lists(
+                    st.sampled_from(
+                        ["hasNextPage", "hasPreviousPage", "startCursor", "endCursor", "__typename"]
+                    ),
+                    min_size=1,
+                    max_size=5,
+                    unique=True,
+                )
+            )
             parts.append(f"pageInfo {{ {' '.join(info)} }}")
         else:
             parts.append(part)
@@ -165,8 +208,9 @@ def _connection(draw: st.DrawFn, doc: Document, name: str, node: str, depth: int
 
 
 @st.composite
-def _field(draw: st.DrawFn, doc: Document, type_name: str, name: str,
-           definition: GraphQLField, depth: int) -> str | None:
+def _field(
+    draw: st.DrawFn, doc: Document, type_name: str, name: str, definition: GraphQLField, depth: int
+) -> str | None:
     named = get_named_type(definition.type)
     if not is_leaf_type(named) and depth <= 0:
         return None
@@ -187,8 +231,11 @@ def selection(draw: st.DrawFn, doc: Document, type_name: str, depth: int) -> str
     """A selection set on the type, `depth` object levels deep at most."""
     fields = _fields(type_name)
     names = draw(st.lists(st.sampled_from(sorted(fields)), min_size=1, max_size=5, unique=True))
-    parts = [part for name in names
-             if (part := draw(_field(doc, type_name, name, fields[name], depth))) is not None]
+    parts = [
+        part
+        for name in names
+        if (part := draw(_field(doc, type_name, name, fields[name], depth))) is not None
+    ]
     if not parts or draw(st.integers(0, 4)) == 0:
         parts.append("__typename")
     if draw(st.integers(0, 6)) == 0:
@@ -203,8 +250,9 @@ def selection(draw: st.DrawFn, doc: Document, type_name: str, depth: int) -> str
         parts.append(f"...{fragment}{draw(_condition(doc))}")
     elif depth > 0 and draw(st.integers(0, 5)) == 0:
         condition = draw(_condition(doc))
-        parts.append(f"... on {type_name}{condition} "
-                     f"{draw(selection(doc, type_name, max(depth - 1, 0)))}")
+        parts.append(
+            f"... on {type_name}{condition} {draw(selection(doc, type_name, max(depth - 1, 0)))}"
+        )
     return "{ " + " ".join(parts) + " }"
 
 
@@ -220,8 +268,24 @@ def _id_of(draw: st.DrawFn, doc: Document, kinds: list[str]) -> str:
 
 @st.composite
 def _root(draw: st.DrawFn, doc: Document, depth: int) -> str:
-    name = draw(st.sampled_from(["runs", "runs", "agents", "threads", "run", "thread", "agent",
-                                 "messageGroup", "actor", "node", "nodes", "__typename"]))
+    name = draw(
+        st.sampled_from(
+            [
+                "runs",
+                "runs",
+                "agents",
+                "threads",
+                "run",
+                "thread",
+                "agent",
+                "messageGroup",
+                "actor",
+                "node",
+                "nodes",
+                "__typename",
+            ]
+        )
+    )
     alias = f"{doc.name('r')}: " if draw(st.integers(0, 3)) == 0 or name in doc.roots else ""
     doc.roots.add(name)
     condition = draw(_condition(doc))
@@ -241,8 +305,13 @@ def _root(draw: st.DrawFn, doc: Document, depth: int) -> str:
         node_id = _id_of(draw, doc, list(KINDS.values()))
         argument = doc.variable("ID!", node_id)
         return f"{alias}node(id: {argument}){condition} {draw(selection(doc, 'Node', depth))}"
-    type_name = {"run": "Run", "thread": "Thread", "agent": "Agent",
-                 "messageGroup": "MessageGroup", "actor": "Actor"}[name]
+    type_name = {
+        "run": "Run",
+        "thread": "Thread",
+        "agent": "Agent",
+        "messageGroup": "MessageGroup",
+        "actor": "Actor",
+    }[name]
     object_id = _id_of(draw, doc, [KINDS[type_name]] * 4 + ["run"])
     literal = f'"{object_id}"' if draw(st.booleans()) else doc.variable("ID!", object_id)
     return f"{alias}{name}(id: {literal}){condition} {draw(selection(doc, type_name, depth))}"

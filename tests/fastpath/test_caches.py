@@ -22,8 +22,12 @@ def plannings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     planned: list[str] = []
     plan = planner.plan_operation
 
-    def counting(schema: GraphQLSchema, fragments: dict[str, FragmentDetails],
-                 variables: VariableValues, operation: OperationDefinitionNode) -> OperationPlan:
+    def counting(
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDetails],
+        variables: VariableValues,
+        operation: OperationDefinitionNode,
+    ) -> OperationPlan:
         assert operation.name is not None
         planned.append(operation.name.value)
         return plan(schema, fragments, variables, operation)
@@ -37,7 +41,8 @@ def _unique() -> str:
 
 
 async def test_a_repeated_document_is_parsed_and_planned_once(
-        both: BothExecutors, plannings: list[str]) -> None:
+    both: BothExecutors, plannings: list[str]
+) -> None:
     # Strawberry types its parse cache as a plain Callable; it is functools.lru_cache's wrapper
     # (strawberry/extensions/parser_cache.py), whose cache_info() this test reads.
     parses = cast("functools._lru_cache_wrapper[Any]", ParserCache().cached_parse_document)

@@ -13,8 +13,9 @@ DOCUMENTS = {path.stem: path.read_text() for path in sorted(QUERIES.glob("*.grap
 
 
 async def _run_ids(both: BothExecutors) -> list[dict[str, Any]]:
-    page = await both.standard("{ runs(first: 100) { edges { node { id threadId "
-                               "messageGroupId status } } } }")
+    page = await both.standard(
+        "{ runs(first: 100) { edges { node { id threadId messageGroupId status } } } }"
+    )
     return [edge["node"] for edge in page.body["data"]["runs"]["edges"]]
 
 
@@ -55,8 +56,7 @@ async def test_thread_history_is_the_same(both: BothExecutors) -> None:
     runs = await _run_ids(both)
     for thread_id in list(dict.fromkeys(run["threadId"] for run in runs))[:6]:
         for first in (1, 3, 20):
-            ran = await both.compare(DOCUMENTS["thread-history"], {"id": thread_id,
-                                                                   "first": first})
+            ran = await both.compare(DOCUMENTS["thread-history"], {"id": thread_id, "first": first})
             assert ran.executor == "fast"
 
 
@@ -68,19 +68,22 @@ async def test_nodes_of_every_kind_are_the_same(both: BothExecutors, demo_ids: D
     assert ran.body["data"]["nodes"][-3:-1] == [None, None]
 
 
-@pytest.mark.parametrize(("name", "variables", "field"), [
-    ("feed", {"first": 101}, "first"),
-    ("feed", {"first": -1}, "first"),
-    ("feed", {"first": 5, "after": "garbage"}, "after"),
-    ("run-detail", {"id": "nope"}, "id"),
-    ("run-detail", {"id": "thread_00000000000000000000"}, "id"),
-    ("thread-history", {"id": "run_00000000000000000000"}, "id"),
-    ("node", {"ids": ["run_00000000000000000000", "bad"]}, "ids[1]"),
-    ("node", {"ids": ["run_00000000000000000000"] * 101}, "ids"),
-])
-async def test_refused_arguments_are_the_same_errors(both: BothExecutors, name: str,
-                                                     variables: dict[str, Any],
-                                                     field: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "variables", "field"),
+    [
+        ("feed", {"first": 101}, "first"),
+        ("feed", {"first": -1}, "first"),
+        ("feed", {"first": 5, "after": "garbage"}, "after"),
+        ("run-detail", {"id": "nope"}, "id"),
+        ("run-detail", {"id": "thread_00000000000000000000"}, "id"),
+        ("thread-history", {"id": "run_00000000000000000000"}, "id"),
+        ("node", {"ids": ["run_00000000000000000000", "bad"]}, "ids[1]"),
+        ("node", {"ids": ["run_00000000000000000000"] * 101}, "ids"),
+    ],
+)
+async def test_refused_arguments_are_the_same_errors(
+    both: BothExecutors, name: str, variables: dict[str, Any], field: str
+) -> None:
     ran = await both.compare(DOCUMENTS[name], variables)
     assert ran.executor == "fast"
     assert [error["extensions"]["field"] for error in ran.body["errors"]] == [field]

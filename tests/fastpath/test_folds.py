@@ -27,34 +27,42 @@ async def _first_ids(database: Database, sql: str) -> list[str]:
 
 
 async def test_relations_to_another_organization_are_null_in_the_same_statements(
-        demo_database: Database, settings: Settings, both: BothExecutors) -> None:
+    demo_database: Database, settings: Settings, both: BothExecutors
+) -> None:
     before = await _statements(demo_database, settings)
     other = await organization(demo_database, "Other")
     await load_demo(demo_database, runs=3, seed=5, now=DEMO_NOW, org_id=other.id)
     theirs = f"WHERE org_id = '{other.id}' ORDER BY id LIMIT 1"
     their_group = (await _first_ids(demo_database, f"SELECT id FROM message_groups {theirs}"))[0]
-    ours = await both.standard("query($first: Int!) { runs(first: $first) { edges { node { "
-                               "id messageGroup { id } } } } }", {"first": FEED_FIRST})
+    ours = await both.standard(
+        "query($first: Int!) { runs(first: $first) { edges { node { id messageGroup { id } } } } }",
+        {"first": FEED_FIRST},
+    )
     nodes = [edge["node"] for edge in ours.body["data"]["runs"]["edges"]]
     run_id = next(node["id"] for node in nodes if node["messageGroup"] is not None)
     async with demo_database.engine.begin() as connection:
-        await connection.execute(text("UPDATE runs SET message_group_id = :group WHERE id = :id"),
-                                 {"group": their_group, "id": run_id})
+        await connection.execute(
+            text("UPDATE runs SET message_group_id = :group WHERE id = :id"),
+            {"group": their_group, "id": run_id},
+        )
 
     ran = await both.compare(DOCUMENTS["feed"], {"first": FEED_FIRST})
     assert ran.executor == "fast"
     edges = ran.body["data"]["runs"]["edges"]
-    assert next(edge for edge in edges if edge["node"]["id"] == run_id)["node"][
-        "messageGroup"] is None
+    assert (
+        next(edge for edge in edges if edge["node"]["id"] == run_id)["node"]["messageGroup"] is None
+    )
     assert await _statements(demo_database, settings) == before
 
 
 async def test_a_relation_under_a_relation_is_read_as_before(both: BothExecutors) -> None:
     """Folds go one level: a relation of a joined row (a group's thread, its parent group)
     is fetched on its own, for all the rows at once."""
-    query = ("query($first: Int!) { runs(first: $first) { edges { node { id agent { id name } "
-             "messageGroup { id thread { id createdAt agent { id } } parent { id } messages { "
-             "id actor { id } content { id parts { id } } messageGroup { id } } } } } } }")
+    query = (
+        "query($first: Int!) { runs(first: $first) { edges { node { id agent { id name } "
+        "messageGroup { id thread { id createdAt agent { id } } parent { id } messages { "
+        "id actor { id } content { id parts { id } } messageGroup { id } } } } } } }"
+    )
     ran = await both.compare(query, {"first": 30})
     assert ran.executor == "fast"
     assert any(edge["node"]["messageGroup"] for edge in ran.body["data"]["runs"]["edges"])

@@ -57,8 +57,9 @@ class Answer:
 
 
 class LaneAndView:
-    def __init__(self, lane: httpx.AsyncClient, view: httpx.AsyncClient,
-                 endpoint: GraphQLEndpoint) -> None:
+    def __init__(
+        self, lane: httpx.AsyncClient, view: httpx.AsyncClient, endpoint: GraphQLEndpoint
+    ) -> None:
         self.lane = lane
         self.view = view
         self.endpoint = endpoint
@@ -68,8 +69,13 @@ class LaneAndView:
         assert self.endpoint.lane is not None
         return self.endpoint.lane.served
 
-    async def compare(self, payload: Any = None, *, content: bytes | None = None,
-                      headers: dict[str, str] | None = None) -> Answer:
+    async def compare(
+        self,
+        payload: Any = None,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
         """Both apps' answers, which must be the same; the lane app's is returned."""
         before = self.served
         kwargs: dict[str, Any] = {"headers": headers or {}}
@@ -81,15 +87,21 @@ class LaneAndView:
         assert _headers(lane) == _headers(view)
         return Answer(lane, served)
 
-    async def served_alike(self, payload: dict[str, Any],
-                           headers: dict[str, str] | None = None) -> dict[str, Any]:
+    async def served_alike(
+        self, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         answer = await self.compare(payload, headers=headers)
         assert answer.served, answer.response.text
         body: dict[str, Any] = answer.response.json()
         return body
 
-    async def left_to_the_view(self, payload: Any = None, *, content: bytes | None = None,
-                               headers: dict[str, str] | None = None) -> httpx.Response:
+    async def left_to_the_view(
+        self,
+        payload: Any = None,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         answer = await self.compare(payload, content=content, headers=headers)
         assert not answer.served
         return answer.response
@@ -105,16 +117,25 @@ async def both(demo_database: Database, api_key: str) -> AsyncIterator[LaneAndVi
     with_lane = create_app(PRODUCTION, demo_database)
     without = create_app(PRODUCTION.replace(fast_lane=False), demo_database)
     assert endpoint_of(without).lane is None
-    async with (httpx.AsyncClient(transport=httpx.ASGITransport(app=with_lane),
-                                  base_url="http://runql.test", headers=headers) as lane,
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=without),
-                                  base_url="http://runql.test", headers=headers) as view):
+    async with (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=with_lane),
+            base_url="http://runql.test",
+            headers=headers,
+        ) as lane,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=without),
+            base_url="http://runql.test",
+            headers=headers,
+        ) as view,
+    ):
         yield LaneAndView(lane, view, endpoint_of(with_lane))
 
 
 async def _runs(both: LaneAndView) -> list[dict[str, Any]]:
-    body = await both.served_alike({"query": "{ runs(first: 100) { edges { node { id threadId "
-                                             "status } } } }"})
+    body = await both.served_alike(
+        {"query": "{ runs(first: 100) { edges { node { id threadId status } } } }"}
+    )
     return [edge["node"] for edge in body["data"]["runs"]["edges"]]
 
 
@@ -124,17 +145,20 @@ async def test_the_feed_is_served_alike(both: LaneAndView, first: int) -> None:
     assert len(body["data"]["runs"]["edges"]) == first
 
 
-async def test_every_document_of_queries_is_served_alike(both: LaneAndView,
-                                                         demo_ids: DemoIds) -> None:
+async def test_every_document_of_queries_is_served_alike(
+    both: LaneAndView, demo_ids: DemoIds
+) -> None:
     runs = await _runs(both)
     for run in runs[:: len(runs) // 6]:
         await both.served_alike({"query": DOCUMENTS["run-detail"], "variables": {"id": run["id"]}})
-        await both.served_alike({"query": DOCUMENTS["thread-history"],
-                                 "variables": {"id": run["threadId"], "first": 3}})
+        await both.served_alike(
+            {"query": DOCUMENTS["thread-history"], "variables": {"id": run["threadId"], "first": 3}}
+        )
     ids = [values[0] for values in demo_ids.by_kind.values()]
     await both.served_alike({"query": DOCUMENTS["node"], "variables": {"ids": ids}})
-    await both.served_alike({"query": RUN_BY_ID, "variables": {"id": runs[0]["id"]},
-                             "operationName": "RunById"})
+    await both.served_alike(
+        {"query": RUN_BY_ID, "variables": {"id": runs[0]["id"]}, "operationName": "RunById"}
+    )
 
 
 async def test_fragments_directives_aliases_and_several_operations(both: LaneAndView) -> None:
@@ -146,8 +170,9 @@ async def test_fragments_directives_aliases_and_several_operations(both: LaneAnd
         query B { __typename runs(first: 1) { edges { node { ... on Run { id } } } } }
         fragment Bits on Run { id createdAt }"""
     for skip in (True, False):
-        body = await both.served_alike({"query": document, "operationName": "A",
-                                        "variables": {"skip": skip}})
+        body = await both.served_alike(
+            {"query": document, "operationName": "A", "variables": {"skip": skip}}
+        )
         assert ("again" in body["data"]) is skip
     await both.served_alike({"query": document, "operationName": "B", "variables": None})
     several = await both.compare({"query": document, "variables": {"skip": True}})
@@ -157,53 +182,64 @@ async def test_fragments_directives_aliases_and_several_operations(both: LaneAnd
 
 async def test_the_media_type_is_negotiated_alike(both: LaneAndView) -> None:
     payload = {"query": RUN_BY_ID, "variables": {"id": "run_00000000000000000000"}}
-    for accept in (GRAPHQL_RESPONSE, "application/json", "*/*",
-                   f"application/json;q=0.5, {GRAPHQL_RESPONSE}"):
+    for accept in (
+        GRAPHQL_RESPONSE,
+        "application/json",
+        "*/*",
+        f"application/json;q=0.5, {GRAPHQL_RESPONSE}",
+    ):
         await both.served_alike(payload, headers={"Accept": accept})
     answer = await both.compare(payload, headers={"Accept": GRAPHQL_RESPONSE})
     assert answer.response.headers["content-type"] == f"{GRAPHQL_RESPONSE}; charset=utf-8"
 
 
-@pytest.mark.parametrize(("document", "variables"), [
-    (DOCUMENTS["feed"], {"first": 101}),  # an argument refused at execution
-    (DOCUMENTS["run-detail"], {"id": "nope"}),
-    (DOCUMENTS["feed"], {"first": "many"}),  # variables that do not coerce
-    (RUN_BY_ID, {}),
-    ("{ runs { edges { node { id } } ", None),  # does not parse
-    ("{ runs { totalCont } }", None),  # does not validate
-    ("{ __schema { queryType { name } } }", None),  # introspection, off in production
-    ("{ " + " ".join(f"a{n}: __typename" for n in range(20)) + " }", None),  # a limit
-    ("mutation { cancelRun(id: \"run_00000000000000000000\") { run { id } } }", None),
-    ("subscription { runStatus(id: \"run_00000000000000000000\") { status } }", None),
-])
-async def test_errors_come_from_the_view(both: LaneAndView, document: str,
-                                         variables: dict[str, Any] | None) -> None:
+@pytest.mark.parametrize(
+    ("document", "variables"),
+    [
+        (DOCUMENTS["feed"], {"first": 101}),  # an argument refused at execution
+        (DOCUMENTS["run-detail"], {"id": "nope"}),
+        (DOCUMENTS["feed"], {"first": "many"}),  # variables that do not coerce
+        (RUN_BY_ID, {}),
+        ("{ runs { edges { node { id } } ", None),  # does not parse
+        ("{ runs { totalCont } }", None),  # does not validate
+        ("{ __schema { queryType { name } } }", None),  # introspection, off in production
+        ("{ " + " ".join(f"a{n}: __typename" for n in range(20)) + " }", None),  # a limit
+        ('mutation { cancelRun(id: "run_00000000000000000000") { run { id } } }', None),
+        ('subscription { runStatus(id: "run_00000000000000000000") { status } }', None),
+    ],
+)
+async def test_errors_come_from_the_view(
+    both: LaneAndView, document: str, variables: dict[str, Any] | None
+) -> None:
     for accept in ("application/json", GRAPHQL_RESPONSE):
-        response = await both.left_to_the_view({"query": document, "variables": variables},
-                                               headers={"Accept": accept})
+        response = await both.left_to_the_view(
+            {"query": document, "variables": variables}, headers={"Accept": accept}
+        )
         assert response.json()["errors"]
 
 
-@pytest.mark.parametrize(("content", "content_type"), [
-    (b'{"query": "{ __typename }"', "application/json"),  # not JSON
-    (b'[{"query": "{ __typename }"}]', "application/json"),  # a batch
-    (b'{"query": 7}', "application/json"),
-    (b'{"query": "{ __typename }", "operationName": "Nope"}', "application/json"),
-    (b'{"query": "{ __typename }", "variables": [1]}', "application/json"),
-    (b'{"query": "{ __typename }"}', "text/plain"),
-    (b'{"query": "{ __typename }"}', "application/json; charset=latin-1"),
-    (b'{}', "application/json"),
-])
-async def test_bad_requests_come_from_the_view(both: LaneAndView, content: bytes,
-                                               content_type: str) -> None:
-    response = await both.left_to_the_view(content=content,
-                                           headers={"Content-Type": content_type})
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b'{"query": "{ __typename }"', "application/json"),  # not JSON
+        (b'[{"query": "{ __typename }"}]', "application/json"),  # a batch
+        (b'{"query": 7}', "application/json"),
+        (b'{"query": "{ __typename }", "operationName": "Nope"}', "application/json"),
+        (b'{"query": "{ __typename }", "variables": [1]}', "application/json"),
+        (b'{"query": "{ __typename }"}', "text/plain"),
+        (b'{"query": "{ __typename }"}', "application/json; charset=latin-1"),
+        (b"{}", "application/json"),
+    ],
+)
+async def test_bad_requests_come_from_the_view(
+    both: LaneAndView, content: bytes, content_type: str
+) -> None:
+    response = await both.left_to_the_view(content=content, headers={"Content-Type": content_type})
     assert response.json()["errors"]
 
 
 @pytest.mark.parametrize("accept", ["multipart/mixed", "text/event-stream"])
-async def test_streaming_accept_headers_are_answered_alike(both: LaneAndView,
-                                                           accept: str) -> None:
+async def test_streaming_accept_headers_are_answered_alike(both: LaneAndView, accept: str) -> None:
     """The endpoint streams over websockets only; such requests get JSON, alike."""
     await both.compare({"query": "{ __typename }"}, headers={"Accept": accept})
 
@@ -217,30 +253,45 @@ async def test_persisted_queries_are_served_alike(both: LaneAndView) -> None:
     await both.served_alike({"query": RUN_BY_ID, "extensions": persisted, "variables": variables})
     await both.served_alike({"extensions": persisted, "variables": variables})
     wrong = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
-    mismatch = await both.left_to_the_view({"query": RUN_BY_ID, "extensions": wrong,
-                                            "variables": variables})
+    mismatch = await both.left_to_the_view(
+        {"query": RUN_BY_ID, "extensions": wrong, "variables": variables}
+    )
     assert mismatch.status_code == 400
 
 
 async def test_a_timeout_on_the_lane_is_answered_by_the_view_in_time(
-        demo_database: Database, api_key: str) -> None:
+    demo_database: Database, api_key: str
+) -> None:
     """The view answers TIMEOUT at once: the lane spent the operation's time already."""
     answers = []
     for fast_lane in (True, False):
-        app = create_app(PRODUCTION.replace(fast_lane=fast_lane,
-                                 execution_timeout_seconds=0.001), demo_database)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://runql.test",
-                                     headers={"Authorization": f"Bearer {api_key}"}) as http:
-            answers.append(await http.post("/graphql", json={
-                "query": DOCUMENTS["feed"], "variables": {"first": 100}}))
+        app = create_app(
+            PRODUCTION.replace(fast_lane=fast_lane, execution_timeout_seconds=0.001), demo_database
+        )
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://runql.test",
+            headers={"Authorization": f"Bearer {api_key}"},
+        ) as http:
+            answers.append(
+                await http.post(
+                    "/graphql", json={"query": DOCUMENTS["feed"], "variables": {"first": 100}}
+                )
+            )
         lane = endpoint_of(app).lane
         assert lane is None or lane.served == 0
         if lane is not None:  # it did run, and ran out of time
             with pytest.raises(LaneTimeout):
-                await lane.answer(GraphQLRequestData(
-                    query=DOCUMENTS["feed"], variables={"first": 100}, operation_name=None,
-                    extensions=None, protocol="http"), DEFAULT_ORG_ID)
+                await lane.answer(
+                    GraphQLRequestData(
+                        query=DOCUMENTS["feed"],
+                        variables={"first": 100},
+                        operation_name=None,
+                        extensions=None,
+                        protocol="http",
+                    ),
+                    DEFAULT_ORG_ID,
+                )
     on_lane, view = answers
     assert on_lane.json()["errors"][0]["extensions"]["code"] == "TIMEOUT"
     assert (on_lane.status_code, on_lane.content) == (view.status_code, view.content)
@@ -262,8 +313,10 @@ async def test_the_lane_is_off_in_development(demo_database: Database) -> None:
 
 async def test_a_client_that_leaves_mid_body_is_left_to_the_view(both: LaneAndView) -> None:
     """The part that came is valid JSON; the lane still answers only whole requests."""
-    chunks: list[Message] = [{"type": "http.request", "body": b'{"query": "{ __typename }"}',
-                              "more_body": True}, {"type": "http.disconnect"}]
+    chunks: list[Message] = [
+        {"type": "http.request", "body": b'{"query": "{ __typename }"}', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -272,8 +325,13 @@ async def test_a_client_that_leaves_mid_body_is_left_to_the_view(both: LaneAndVi
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/graphql", "query_string": b"",
-             "headers": [(b"content-type", b"application/json")]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/graphql",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+    }
     served = both.served
     with contextlib.suppress(ClientDisconnect):
         await both.endpoint(scope, receive, send)
@@ -284,15 +342,22 @@ async def test_a_client_that_leaves_mid_body_is_left_to_the_view(both: LaneAndVi
 def _operation_samples(name: str) -> tuple[float, float, float]:
     labels = {"operation": name, "type": "query", "outcome": "success"}
     count = REGISTRY.get_sample_value("runql_graphql_operations_total", labels) or 0.0
-    statements = REGISTRY.get_sample_value("runql_graphql_operation_sql_statements_sum",
-                                           {"operation": name}) or 0.0
-    timed = REGISTRY.get_sample_value("runql_graphql_operation_duration_seconds_count",
-                                      {"operation": name, "type": "query"}) or 0.0
+    statements = (
+        REGISTRY.get_sample_value("runql_graphql_operation_sql_statements_sum", {"operation": name})
+        or 0.0
+    )
+    timed = (
+        REGISTRY.get_sample_value(
+            "runql_graphql_operation_duration_seconds_count", {"operation": name, "type": "query"}
+        )
+        or 0.0
+    )
     return count, statements, timed
 
 
 async def test_the_lane_records_the_operation_as_the_view_does(
-        both: LaneAndView, caplog: pytest.LogCaptureFixture) -> None:
+    both: LaneAndView, caplog: pytest.LogCaptureFixture
+) -> None:
     payload = {"query": DOCUMENTS["feed"], "variables": {"first": 5}}
     deltas, logged = [], []
     for client, on_lane in ((both.lane, True), (both.view, False)):
@@ -316,31 +381,37 @@ async def test_the_lane_records_the_operation_as_the_view_does(
 
 
 GENERATED = settings(
-    max_examples=60, deadline=None, derandomize=True, database=None,
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
     phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
 
 
 @GENERATED
 @given(data=st.data())
-async def test_generated_operations_are_answered_alike(data: st.DataObject, both: LaneAndView,
-                                                       demo_ids: DemoIds) -> None:
+async def test_generated_operations_are_answered_alike(
+    data: st.DataObject, both: LaneAndView, demo_ids: DemoIds
+) -> None:
     operation = data.draw(operations(demo_ids.by_kind), label="operation")
     await both.compare({"query": operation.document, "variables": operation.variables})
 
 
 @settings(GENERATED, max_examples=1)
 @given(data=st.data())
-async def test_the_lane_serves_most_generated_operations(data: st.DataObject,
-                                                         both: LaneAndView,
-                                                         demo_ids: DemoIds) -> None:
+async def test_the_lane_serves_most_generated_operations(
+    data: st.DataObject, both: LaneAndView, demo_ids: DemoIds
+) -> None:
     served = []
     for _ in range(40):
         operation = data.draw(operations(demo_ids.by_kind))
-        answer = await both.compare({"query": operation.document,
-                                     "variables": operation.variables})
+        answer = await both.compare({"query": operation.document, "variables": operation.variables})
         if "errors" not in answer.response.json():
             served.append(answer.served)
     assert len(served) >= 15
@@ -359,18 +430,23 @@ async def test_the_view_keeps_a_deadline_the_lane_passes_on(demo_database: Datab
     await _still_usable(demo_database)
 
 
-@pytest.mark.parametrize(("document", "variables", "field"), [
-    (RUN_BY_ID, {"id": "run_\x00"}, "id"),  # a declared variable
-    (RUN_BY_ID, {"id": "run_\ud800"}, "id"),
-    (RUN_BY_ID, {"id": "run_00000000000000000000", "extra": "\x00"}, "extra"),  # undeclared
-    ('{ run(id: "run_\\u0000") { id } }', {}, "id"),  # a literal
-])
+@pytest.mark.parametrize(
+    ("document", "variables", "field"),
+    [
+        (RUN_BY_ID, {"id": "run_\x00"}, "id"),  # a declared variable
+        (RUN_BY_ID, {"id": "run_\ud800"}, "id"),
+        (RUN_BY_ID, {"id": "run_00000000000000000000", "extra": "\x00"}, "extra"),  # undeclared
+        ('{ run(id: "run_\\u0000") { id } }', {}, "id"),  # a literal
+    ],
+)
 async def test_unfit_text_is_refused_by_the_view_not_read_by_the_lane(
-        both: LaneAndView, document: str, variables: dict[str, Any], field: str) -> None:
+    both: LaneAndView, document: str, variables: dict[str, Any], field: str
+) -> None:
     """runql.text's rule holds on the lane: such a request is the view's BAD_USER_INPUT."""
     content = json.dumps({"query": document, "variables": variables}).encode()  # escapes all
-    refused = await both.left_to_the_view(content=content,
-                                          headers={"Content-Type": "application/json"})
+    refused = await both.left_to_the_view(
+        content=content, headers={"Content-Type": "application/json"}
+    )
     error = refused.json()["errors"][0]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["extensions"]["field"] == field

@@ -4,8 +4,9 @@ from tests.fastpath.conftest import BothExecutors
 
 
 async def test_several_operations_without_a_name_fail_alike(both: BothExecutors) -> None:
-    document = ("query Ids { runs(first: 2) { edges { node { id } } } } "
-                "query Count { runs { totalCount } }")
+    document = (
+        "query Ids { runs(first: 2) { edges { node { id } } } } query Count { runs { totalCount } }"
+    )
 
     ran = await both.compare(document)
 

@@ -30,8 +30,10 @@ async def test_a_plan_follows_the_include_variable(both: BothExecutors) -> None:
 
 
 async def test_two_operations_of_one_document_each_have_their_plan(both: BothExecutors) -> None:
-    document = ("query Ids { runs(first: 2) { edges { node { id } } } } "
-                "query Count { runs { totalCount } agents { totalCount } }")
+    document = (
+        "query Ids { runs(first: 2) { edges { node { id } } } } "
+        "query Count { runs { totalCount } agents { totalCount } }"
+    )
     ids = await both.compare(document, operation_name="Ids")
     count = await both.compare(document, operation_name="Count")
     assert list(ids.body["data"]["runs"]) == ["edges"]

@@ -13,7 +13,8 @@ FEED_IDS = "{ runs(first: 100) { totalCount edges { node { id agent { id } } } }
 
 
 async def test_another_organization_sees_none_of_the_demo_data(
-        demo_database: Database, settings: Settings, demo_ids: DemoIds) -> None:
+    demo_database: Database, settings: Settings, demo_ids: DemoIds
+) -> None:
     other = await organization(demo_database, "Other")
     await load_demo(demo_database, runs=6, seed=5, now=DEMO_NOW, org_id=other.id)
     theirs = BothExecutors(demo_database, settings, other.id)
@@ -40,11 +41,14 @@ async def test_agent_config_hides_secrets_on_both_paths(both: BothExecutors) -> 
     created = await both.fast(
         'mutation { createAgent(input: {name: "Hooked", kind: "webhook", config: '
         '{url: "https://user:pw@hooks.example.com/run", headers: {Authorization: "Bearer s3"}}})'
-        " { agent { id } } }")
+        " { agent { id } } }"
+    )
     agent_id = created.body["data"]["createAgent"]["agent"]["id"]
-    ran = await both.compare("query($id: ID!) { agent(id: $id) { config } "
-                             "agents(first: 100) { edges { node { id config } } } }",
-                             {"id": agent_id})
+    ran = await both.compare(
+        "query($id: ID!) { agent(id: $id) { config } "
+        "agents(first: 100) { edges { node { id config } } } }",
+        {"id": agent_id},
+    )
     assert ran.executor == "fast"
     config = ran.body["data"]["agent"]["config"]
     assert config["headers"] == {"Authorization": "[hidden]"}

@@ -35,8 +35,10 @@ async def client_with(demo_database: Database, api_key: str) -> AsyncIterator[Ma
         async def make(**overrides: Any) -> httpx.AsyncClient:
             app = create_app(settings_with(**overrides), demo_database)
             client = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://runql.test",
-                headers={"Authorization": f"Bearer {api_key}"})
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://runql.test",
+                headers={"Authorization": f"Bearer {api_key}"},
+            )
             return await stack.enter_async_context(client)
 
         yield make

@@ -41,10 +41,14 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
 def running_server(folder: Path, demo_runs: int = 0, **settings: str) -> Iterator[Server]:
     """Production settings without workers (no run executes, so no agent calls out), changed
     by `settings` (RUNQL_ variables without the prefix)."""
-    env = {**os.environ, "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'runql.db'}",
-           "RUNQL_ENV": "production", "RUNQL_WORKERS": "0",
-           "RUNQL_DEV_KEY_FILE": str(folder / "dev-key"),
-           **{f"RUNQL_{name}": value for name, value in settings.items()}}
+    env = {
+        **os.environ,
+        "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'runql.db'}",
+        "RUNQL_ENV": "production",
+        "RUNQL_WORKERS": "0",
+        "RUNQL_DEV_KEY_FILE": str(folder / "dev-key"),
+        **{f"RUNQL_{name}": value for name, value in settings.items()},
+    }
     runql(env, "migrate")
     if demo_runs:
         runql(env, "demo", "--runs", str(demo_runs))
@@ -53,8 +57,12 @@ def running_server(folder: Path, demo_runs: int = 0, **settings: str) -> Iterato
     log = folder / "server.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
-            stdout=output, stderr=subprocess.STDOUT)
+            [sys.executable, "-m", "runql", "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}/graphql"
     try:
         _wait_until_up(url, process, log)

@@ -21,7 +21,7 @@ def _padded(size: int) -> bytes:
 
 async def _chunks(body: bytes, size: int = 1000) -> AsyncIterator[bytes]:
     for start in range(0, len(body), size):
-        yield body[start:start + size]
+        yield body[start : start + size]
 
 
 def test_the_default_cap_is_4_mib() -> None:
@@ -31,8 +31,9 @@ def test_the_default_cap_is_4_mib() -> None:
 async def test_a_body_over_the_cap_is_413(client_with: MakeClient) -> None:
     http = await client_with(max_body_bytes=5000)
 
-    response = await http.post("/graphql", content=_padded(5001),
-                               headers={"Content-Type": "application/json"})
+    response = await http.post(
+        "/graphql", content=_padded(5001), headers={"Content-Type": "application/json"}
+    )
 
     assert response.status_code == 413
     assert codes(response.json()) == ["PAYLOAD_TOO_LARGE"]
@@ -42,8 +43,9 @@ async def test_a_body_over_the_cap_is_413(client_with: MakeClient) -> None:
 async def test_a_body_at_the_cap_runs(client_with: MakeClient) -> None:
     http = await client_with(max_body_bytes=5000)
 
-    response = await http.post("/graphql", content=_padded(5000),
-                               headers={"Content-Type": "application/json"})
+    response = await http.post(
+        "/graphql", content=_padded(5000), headers={"Content-Type": "application/json"}
+    )
 
     assert response.status_code == 200
     assert response.json()["data"] == {"runs": {"totalCount": 120}}
@@ -53,8 +55,9 @@ async def test_a_chunked_body_over_the_cap_is_413(client_with: MakeClient) -> No
     """No Content-Length: the cap counts what arrives."""
     http = await client_with(max_body_bytes=5000)
 
-    response = await http.post("/graphql", content=_chunks(_padded(9000)),
-                               headers={"Content-Type": "application/json"})
+    response = await http.post(
+        "/graphql", content=_chunks(_padded(9000)), headers={"Content-Type": "application/json"}
+    )
 
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
@@ -63,14 +66,17 @@ async def test_a_chunked_body_over_the_cap_is_413(client_with: MakeClient) -> No
 
 async def test_a_refused_mutation_body_writes_nothing(client_with: MakeClient) -> None:
     http = await client_with(max_body_bytes=300)
-    mutation = {"query": 'mutation { createAgent(input: {name: "big", kind: "echo", config: '
-                         '{note: "' + "x" * 400 + '"}}) { agent { id } } }'}
+    mutation = {
+        "query": 'mutation { createAgent(input: {name: "big", kind: "echo", config: '
+        '{note: "' + "x" * 400 + '"}}) { agent { id } } }'
+    }
 
     response = await http.post("/graphql", json=mutation)
 
     assert response.status_code == 413
-    listed = await http.post("/graphql", json={
-        "query": "{ agents(first: 100) { edges { node { name } } } }"})
+    listed = await http.post(
+        "/graphql", json={"query": "{ agents(first: 100) { edges { node { name } } } }"}
+    )
     assert "big" not in [e["node"]["name"] for e in listed.json()["data"]["agents"]["edges"]]
 
 
@@ -87,11 +93,27 @@ async def test_a_declared_length_over_the_cap_is_refused_before_reading(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"1000000000"),
-               (b"authorization", f"Bearer {api_key}".encode())]
-    await app({"type": "http", "method": "POST", "path": "/graphql", "raw_path": b"/graphql",
-               "root_path": "", "scheme": "http", "query_string": b"", "http_version": "1.1",
-               "server": ("runql.test", 80), "client": ("127.0.0.1", 1), "headers": headers},
-              receive, send)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"1000000000"),
+        (b"authorization", f"Bearer {api_key}".encode()),
+    ]
+    await app(
+        {
+            "type": "http",
+            "method": "POST",
+            "path": "/graphql",
+            "raw_path": b"/graphql",
+            "root_path": "",
+            "scheme": "http",
+            "query_string": b"",
+            "http_version": "1.1",
+            "server": ("runql.test", 80),
+            "client": ("127.0.0.1", 1),
+            "headers": headers,
+        },
+        receive,
+        send,
+    )
 
     assert sent[0]["status"] == 413

@@ -18,8 +18,9 @@ from tests.hardening.server import Server, running_server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tmp_path_factory.mktemp("errors"), MAX_BODY_BYTES="1000",
-                        METRICS_TOKEN="scrape") as started:
+    with running_server(
+        tmp_path_factory.mktemp("errors"), MAX_BODY_BYTES="1000", METRICS_TOKEN="scrape"
+    ) as started:
         yield started
 
 
@@ -38,21 +39,41 @@ REFUSALS = [
     ("PUT", "/graphql", {}, 405, "METHOD_NOT_ALLOWED"),
     ("DELETE", "/graphql", {}, 405, "METHOD_NOT_ALLOWED"),
     ("GET", "/graphql/static/nothing.js", {}, 404, "NOT_FOUND"),
-    ("POST", "/graphql", {"content": b"{}" + b" " * 2000,
-                          "headers": {"Content-Type": "application/json"}}, 413,
-     "PAYLOAD_TOO_LARGE"),
-    ("POST", "/graphql", {"content": b"query=x", "headers": {"Content-Type": "text/plain"}}, 415,
-     "UNSUPPORTED_MEDIA_TYPE"),
-    ("POST", "/graphql", {"content": b'{"query": "{ __typename }", "query": "{ __typename }"}',
-                          "headers": {"Content-Type": "application/json"}}, 400, "BAD_REQUEST"),
+    (
+        "POST",
+        "/graphql",
+        {"content": b"{}" + b" " * 2000, "headers": {"Content-Type": "application/json"}},
+        413,
+        "PAYLOAD_TOO_LARGE",
+    ),
+    (
+        "POST",
+        "/graphql",
+        {"content": b"query=x", "headers": {"Content-Type": "text/plain"}},
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    ),
+    (
+        "POST",
+        "/graphql",
+        {
+            "content": b'{"query": "{ __typename }", "query": "{ __typename }"}',
+            "headers": {"Content-Type": "application/json"},
+        },
+        400,
+        "BAD_REQUEST",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "sent", "status", "code"), REFUSALS,
-                         ids=["put", "delete", "static", "413", "415", "duplicate-key"])
-def test_graphql_refusals_are_graphql_errors(server: Server, method: str, path: str,
-                                             sent: dict[str, Any], status: int,
-                                             code: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "sent", "status", "code"),
+    REFUSALS,
+    ids=["put", "delete", "static", "413", "415", "duplicate-key"],
+)
+def test_graphql_refusals_are_graphql_errors(
+    server: Server, method: str, path: str, sent: dict[str, Any], status: int, code: str
+) -> None:
     response = _request(server, method, path, **sent)
 
     assert response.status_code == status
@@ -70,11 +91,14 @@ REST_REFUSALS = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "status", "code"), REST_REFUSALS,
-                         ids=["unknown-path", "put-runs", "delete-run", "put-healthz",
-                              "post-metrics", "metrics-token"])
-def test_other_refusals_are_rest_errors(server: Server, method: str, path: str, status: int,
-                                        code: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    REST_REFUSALS,
+    ids=["unknown-path", "put-runs", "delete-run", "put-healthz", "post-metrics", "metrics-token"],
+)
+def test_other_refusals_are_rest_errors(
+    server: Server, method: str, path: str, status: int, code: str
+) -> None:
     response = _request(server, method, path)
 
     assert response.status_code == status
@@ -98,15 +122,21 @@ async def _renamed_keys_table(database: Database) -> None:
 
 @pytest.mark.parametrize(("path", "shape"), [("/graphql", "graphql"), ("/runs", "rest")])
 async def test_an_unexpected_exception_is_a_masked_json_500(
-    demo_database: Database, settings: Settings, path: str, shape: str,
+    demo_database: Database,
+    settings: Settings,
+    path: str,
+    shape: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = create_app(settings, demo_database)
     await _renamed_keys_table(demo_database)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://runql.test") as client:
-        response = await client.get(path, params={"query": "{ __typename }"},
-                                    headers={"Authorization": "Bearer runql_sk_whatever"})
+        response = await client.get(
+            path,
+            params={"query": "{ __typename }"},
+            headers={"Authorization": "Bearer runql_sk_whatever"},
+        )
 
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/json"
@@ -126,7 +156,8 @@ async def test_an_unexpected_exception_is_a_masked_json_500(
 def test_the_server_log_keeps_the_masked_exception(tmp_path: Path) -> None:
     with running_server(tmp_path) as started:
         sqlite3.connect(tmp_path / "runql.db").execute(
-            "ALTER TABLE api_keys RENAME TO api_keys_gone").connection.commit()
+            "ALTER TABLE api_keys RENAME TO api_keys_gone"
+        ).connection.commit()
         response = _request(started, "POST", "/graphql", json={"query": "{ __typename }"})
 
         assert response.status_code == 500

@@ -20,8 +20,13 @@ def _audit(folder: Path, **settings: str) -> tuple[list[dict[str, Any]], int]:
     assert node is not None, "node is needed: the audit is npm graphql-http's"
     with running_server(folder, demo_runs=0, **settings) as server:
         audit = subprocess.run(
-            [node, str(AUDIT)], cwd=ROOT, capture_output=True, text=True, timeout=120,
-            env={**os.environ, "RUNQL_AUDIT_URL": server.url, "RUNQL_AUDIT_KEY": server.key})
+            [node, str(AUDIT)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "RUNQL_AUDIT_URL": server.url, "RUNQL_AUDIT_KEY": server.key},
+        )
     assert audit.stdout, audit.stderr
     results: list[dict[str, Any]] = json.loads(audit.stdout)
     assert len(results) == 61  # graphql-http 1.23.1's serverAudits
@@ -29,8 +34,11 @@ def _audit(folder: Path, **settings: str) -> tuple[list[dict[str, Any]], int]:
 
 
 def _not_ok(results: list[dict[str, Any]]) -> list[str]:
-    return [f"{r['id']} {r['status']}: {r['name']}: {r['reason']}" for r in results
-            if r["status"] != "ok"]
+    return [
+        f"{r['id']} {r['status']}: {r['name']}: {r['reason']}"
+        for r in results
+        if r["status"] != "ok"
+    ]
 
 
 def test_the_graphql_over_http_audit_passes_every_check(tmp_path: Path) -> None:

@@ -12,8 +12,10 @@ from tests.hardening.conftest import MakeClient, codes
 from tests.rest.conftest import demo_agent, row_counts
 
 JSON = {"Content-Type": "application/json"}
-CREATE_AGENT = ('mutation { createAgent(input: {name: \\"twice\\", kind: \\"echo\\"}) '
-                '{ agent { id } } }')  # escaped for a JSON string
+CREATE_AGENT = (
+    'mutation { createAgent(input: {name: \\"twice\\", kind: \\"echo\\"}) '
+    "{ agent { id } } }"
+)  # escaped for a JSON string
 
 
 def _nested(depth: int) -> bytes:
@@ -25,10 +27,14 @@ def _graphql_with_variable(value: bytes) -> bytes:
 
 
 MALFORMED = {
-    "duplicate-query": (b'{"query": "{ __typename }", "query": "' + CREATE_AGENT.encode()
-                        + b'"}', "'query' appears twice"),
-    "duplicate-in-variables": (b'{"query": "{ __typename }", "variables": {"a": 1, "a": 2}}',
-                               "'a' appears twice"),
+    "duplicate-query": (
+        b'{"query": "{ __typename }", "query": "' + CREATE_AGENT.encode() + b'"}',
+        "'query' appears twice",
+    ),
+    "duplicate-in-variables": (
+        b'{"query": "{ __typename }", "variables": {"a": 1, "a": 2}}',
+        "'a' appears twice",
+    ),
     "3000-deep": (_nested(3000), "more than 64 levels"),
     "65-deep-variable": (_graphql_with_variable(_nested(63)), "more than 64 levels"),
     "bad-utf8": (b'{"query": "{ __typename }\xff"}', "not UTF-8"),
@@ -39,9 +45,9 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize(("body", "says"), MALFORMED.values(), ids=MALFORMED.keys())
-async def test_malformed_graphql_bodies_are_400_json(http: httpx.AsyncClient,
-                                                     demo_database: Database, body: bytes,
-                                                     says: str) -> None:
+async def test_malformed_graphql_bodies_are_400_json(
+    http: httpx.AsyncClient, demo_database: Database, body: bytes, says: str
+) -> None:
     before = await row_counts(demo_database)
 
     response = await http.post("/graphql", content=body, headers=JSON)
@@ -54,7 +60,8 @@ async def test_malformed_graphql_bodies_are_400_json(http: httpx.AsyncClient,
 
 
 async def test_the_duplicate_query_key_does_not_run_the_mutation(
-    http: httpx.AsyncClient, demo_database: Database,
+    http: httpx.AsyncClient,
+    demo_database: Database,
 ) -> None:
     """Last-wins would run the second `query`, a mutation a reviewer of the first never saw."""
     before = await row_counts(demo_database)
@@ -67,8 +74,9 @@ async def test_the_duplicate_query_key_does_not_run_the_mutation(
 
 
 async def test_get_variables_are_read_by_the_same_parser(http: httpx.AsyncClient) -> None:
-    response = await http.get("/graphql", params={"query": "{ __typename }",
-                                                  "variables": '{"a": 1, "a": 2}'})
+    response = await http.get(
+        "/graphql", params={"query": "{ __typename }", "variables": '{"a": 1, "a": 2}'}
+    )
 
     assert response.status_code == 400
     assert "'a' appears twice" in response.json()["errors"][0]["message"]
@@ -101,9 +109,9 @@ REST_MALFORMED = {
 
 
 @pytest.mark.parametrize(("extra", "says"), REST_MALFORMED.values(), ids=REST_MALFORMED.keys())
-async def test_malformed_run_bodies_are_400_and_write_nothing(http: httpx.AsyncClient,
-                                                              demo_database: Database,
-                                                              extra: bytes, says: str) -> None:
+async def test_malformed_run_bodies_are_400_and_write_nothing(
+    http: httpx.AsyncClient, demo_database: Database, extra: bytes, says: str
+) -> None:
     echo = await demo_agent(demo_database, "echo")
     before = await row_counts(demo_database)
 
@@ -117,29 +125,39 @@ async def test_malformed_run_bodies_are_400_and_write_nothing(http: httpx.AsyncC
     assert await row_counts(demo_database) == before
 
 
-async def test_a_run_body_that_is_not_utf8_is_400(http: httpx.AsyncClient,
-                                                  demo_database: Database) -> None:
+async def test_a_run_body_that_is_not_utf8_is_400(
+    http: httpx.AsyncClient, demo_database: Database
+) -> None:
     echo = await demo_agent(demo_database, "echo")
 
-    response = await http.post("/runs", content=_run_body(echo.id, b', "language": "\xff"'),
-                               headers=JSON)
+    response = await http.post(
+        "/runs", content=_run_body(echo.id, b', "language": "\xff"'), headers=JSON
+    )
 
     assert response.status_code == 400
     assert response.json()["code"] == "bad_user_input"
 
 
-@pytest.mark.parametrize(("value", "says"),
-                         [(b'"\\ud800"', "lone surrogate (U+D800)"),
-                          (b"123456789012345678901234567890", "integer beyond 64 bits")],
-                         ids=["lone-surrogate", "huge-integer"])
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (b'"\\ud800"', "lone surrogate (U+D800)"),
+        (b"123456789012345678901234567890", "integer beyond 64 bits"),
+    ],
+    ids=["lone-surrogate", "huge-integer"],
+)
 async def test_a_run_body_holding_what_no_response_could_carry_is_400(
-    http: httpx.AsyncClient, demo_database: Database, value: bytes, says: str,
+    http: httpx.AsyncClient,
+    demo_database: Database,
+    value: bytes,
+    says: str,
 ) -> None:
     echo = await demo_agent(demo_database, "echo")
     before = await row_counts(demo_database)
 
-    response = await http.post("/runs", content=_run_body(echo.id, b', "raw_inputs": ' + value),
-                               headers=JSON)
+    response = await http.post(
+        "/runs", content=_run_body(echo.id, b', "raw_inputs": ' + value), headers=JSON
+    )
 
     assert response.status_code == 400
     assert response.json()["field"] == "raw_inputs"  # runql.text's rule names the field

@@ -17,26 +17,36 @@ from runql.storage.database import Database
 from tests.rest.conftest import demo_agent, row_counts
 
 SETTINGS = settings(
-    max_examples=40, deadline=None, derandomize=True, database=None,
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
     phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
-CREATE_AGENT = ("mutation($input: CreateAgentInput!) { createAgent(input: $input) "
-                "{ agent { id } } }")
+CREATE_AGENT = "mutation($input: CreateAgentInput!) { createAgent(input: $input) { agent { id } } }"
 # Unicode the stores take (lone surrogates and control characters are another rule's)
 TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=20)
 
 
 @pytest.fixture
-async def raw_http(demo_database: Database, settings: Settings,
-                   api_key: str) -> AsyncIterator[httpx.AsyncClient]:
+async def raw_http(
+    demo_database: Database, settings: Settings, api_key: str
+) -> AsyncIterator[httpx.AsyncClient]:
     """The app over ASGI, its exceptions answered as the server would (a 500) rather than
     raised into the test."""
-    transport = httpx.ASGITransport(app=create_app(settings, demo_database),
-                                    raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://runql.test",
-                                 headers={"Authorization": f"Bearer {api_key}"}) as client:
+    transport = httpx.ASGITransport(
+        app=create_app(settings, demo_database), raise_app_exceptions=False
+    )
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://runql.test",
+        headers={"Authorization": f"Bearer {api_key}"},
+    ) as client:
         yield client
 
 
@@ -61,13 +71,22 @@ def _value(draw: st.DrawFn) -> bytes:
 
 
 def _graphql_body(name: bytes, metadata: bytes) -> bytes:
-    return (b'{"query": ' + orjson.dumps(CREATE_AGENT) + b', "variables": {"input": '
-            b'{"name": ' + name + b', "kind": "echo", "config": ' + metadata + b"}}}")
+    return (
+        b'{"query": ' + orjson.dumps(CREATE_AGENT) + b', "variables": {"input": '
+        b'{"name": ' + name + b', "kind": "echo", "config": ' + metadata + b"}}}"
+    )
 
 
 def _run_body(agent_id: str, content: bytes, metadata: bytes) -> bytes:
-    return (b'{"agent_id": ' + orjson.dumps(agent_id) + b', "content": ' + content
-            + b', "metadata": {"note": ' + metadata + b"}}")
+    return (
+        b'{"agent_id": '
+        + orjson.dumps(agent_id)
+        + b', "content": '
+        + content
+        + b', "metadata": {"note": '
+        + metadata
+        + b"}}"
+    )
 
 
 @st.composite
@@ -102,14 +121,15 @@ def _assert_json_error(path: str, response: httpx.Response) -> None:
 @SETTINGS
 @given(data=st.data())
 async def test_no_body_breaks_the_app_or_writes_when_refused(
-    data: st.DataObject, raw_http: httpx.AsyncClient, demo_database: Database,
+    data: st.DataObject,
+    raw_http: httpx.AsyncClient,
+    demo_database: Database,
 ) -> None:
     echo = await demo_agent(demo_database, "echo")
     path, body = data.draw(_bodies(echo.id), label="body")
     before = await row_counts(demo_database)
 
-    response = await raw_http.post(path, content=body,
-                                   headers={"Content-Type": "application/json"})
+    response = await raw_http.post(path, content=body, headers={"Content-Type": "application/json"})
 
     assert response.status_code < 500, response.text
     if _refused(path, response):

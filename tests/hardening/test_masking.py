@@ -13,8 +13,9 @@ from runql.storage.database import Database
 from tests.hardening.conftest import MakeClient, codes
 
 FAILED_RUN = "{ runs(first: 1, filter: {status: ERROR}) { edges { node { id } } } }"
-ERRORS_OF_A_RUN = ("query($id: ID!) { agents(first: 1) { totalCount } "
-                   "run(id: $id) { errors { id } } }")
+ERRORS_OF_A_RUN = (
+    "query($id: ID!) { agents(first: 1) { totalCount } run(id: $id) { errors { id } } }"
+)
 LEAKS = ("Traceback", "/work/", 'File "', "run_errors", "sqlite", "sqlalchemy", "asyncpg", ".py")
 
 
@@ -36,8 +37,11 @@ async def test_a_masked_error_in_graphql_response_json_leaks_nothing(
     await _break_run_errors(demo_database)
 
     with caplog.at_level(logging.ERROR, logger="runql.errors"):
-        response = await http.post("/graphql", headers={"Accept": GRAPHQL_RESPONSE}, json={
-            "query": ERRORS_OF_A_RUN, "variables": {"id": run_id}})
+        response = await http.post(
+            "/graphql",
+            headers={"Accept": GRAPHQL_RESPONSE},
+            json={"query": ERRORS_OF_A_RUN, "variables": {"id": run_id}},
+        )
 
     assert response.status_code == 200  # data is there: a field failed, not the request
     body = response.json()
@@ -53,11 +57,13 @@ async def test_a_masked_error_in_graphql_response_json_leaks_nothing(
 
 @pytest.mark.parametrize(
     "request_args",
-    [{"json": {"query": "{ " * 3 + "}" * 3}},
-     {"json": {"query": "{ runs { " + "totalCount " * 3000 + "} }"}},
-     {"json": {"query": "{ " + " ".join(f"a{i}: __typename" for i in range(20)) + " }"}},
-     {"content": b"x" * 10, "headers": {"Content-Type": "text/plain"}},
-     {"content": b"[1, 2]", "headers": {"Content-Type": "application/json"}}],
+    [
+        {"json": {"query": "{ " * 3 + "}" * 3}},
+        {"json": {"query": "{ runs { " + "totalCount " * 3000 + "} }"}},
+        {"json": {"query": "{ " + " ".join(f"a{i}: __typename" for i in range(20)) + " }"}},
+        {"content": b"x" * 10, "headers": {"Content-Type": "text/plain"}},
+        {"content": b"[1, 2]", "headers": {"Content-Type": "application/json"}},
+    ],
     ids=["parse", "tokens", "aliases", "content-type", "not-an-object"],
 )
 async def test_refusals_are_readable_and_leak_nothing(

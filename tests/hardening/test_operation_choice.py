@@ -10,18 +10,20 @@ from tests.hardening.conftest import codes
 from tests.rest.conftest import row_counts
 
 TWO_QUERIES = "query A { runs(first: 1) { totalCount } } query B { __typename }"
-TWO_MUTATIONS = ('mutation A { createAgent(input: {name: "a", kind: "echo"}) { agent { id } } } '
-                 'mutation B { createAgent(input: {name: "b", kind: "echo"}) { agent { id } } }')
+TWO_MUTATIONS = (
+    'mutation A { createAgent(input: {name: "a", kind: "echo"}) { agent { id } } } '
+    'mutation B { createAgent(input: {name: "b", kind: "echo"}) { agent { id } } }'
+)
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-async def test_two_operations_without_a_name_are_a_request_error(http: httpx.AsyncClient,
-                                                                  method: str) -> None:
+async def test_two_operations_without_a_name_are_a_request_error(
+    http: httpx.AsyncClient, method: str
+) -> None:
     payload = {"query": TWO_QUERIES}
     sent = {"params": payload} if method == "GET" else {"json": payload}
 
-    response = await http.request(method, "/graphql", headers={"Accept": GRAPHQL_RESPONSE},
-                                  **sent)  # type: ignore[arg-type]
+    response = await http.request(method, "/graphql", headers={"Accept": GRAPHQL_RESPONSE}, **sent)  # type: ignore[arg-type]
 
     assert response.status_code == 400
     assert codes(response.json()) == ["BAD_REQUEST"]
@@ -29,8 +31,9 @@ async def test_two_operations_without_a_name_are_a_request_error(http: httpx.Asy
     assert "data" not in response.json()
 
 
-async def test_two_mutations_without_a_name_write_nothing(http: httpx.AsyncClient,
-                                                          demo_database: Database) -> None:
+async def test_two_mutations_without_a_name_write_nothing(
+    http: httpx.AsyncClient, demo_database: Database
+) -> None:
     before = await row_counts(demo_database)
 
     response = await http.post("/graphql", json={"query": TWO_MUTATIONS})

@@ -17,8 +17,9 @@ async def _production(client_with: MakeClient, **overrides: object) -> httpx.Asy
 
 
 @pytest.mark.parametrize("payload", [INTROSPECTION, TYPE_LOOKUP], ids=["schema", "type"])
-async def test_production_refuses_introspection(client_with: MakeClient,
-                                                payload: dict[str, str]) -> None:
+async def test_production_refuses_introspection(
+    client_with: MakeClient, payload: dict[str, str]
+) -> None:
     http = await _production(client_with)
 
     body = (await http.post("/graphql", json=payload)).json()
@@ -41,15 +42,16 @@ async def test_production_hides_field_suggestions(client_with: MakeClient) -> No
 
     body = (await http.post("/graphql", json=TYPO)).json()
 
-    assert body["errors"][0]["message"] == "Cannot query field 'totalCont' on type " \
-        "'RunConnection'."
+    assert body["errors"][0]["message"] == "Cannot query field 'totalCont' on type 'RunConnection'."
     assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
 
 
 async def test_production_hides_suggestions_in_variable_errors(client_with: MakeClient) -> None:
     http = await _production(client_with)
-    payload = {"query": "query($f: RunFilter) { runs(filter: $f) { totalCount } }",
-               "variables": {"f": {"statuss": "ERROR"}}}
+    payload = {
+        "query": "query($f: RunFilter) { runs(filter: $f) { totalCount } }",
+        "variables": {"f": {"statuss": "ERROR"}},
+    }
 
     body = (await http.post("/graphql", json=payload)).json()
 

@@ -32,14 +32,14 @@ async def test_the_default_depth_admits_12_levels_and_refuses_13(gql: GraphQLCli
 
     refused = limit_error(await gql(_nested(13)))
 
-    assert refused == {"code": "QUERY_TOO_COMPLEX", "limit": "depth", "maximum": 12,
-                       "actual": 13}
+    assert refused == {"code": "QUERY_TOO_COMPLEX", "limit": "depth", "maximum": 12, "actual": 13}
 
 
 async def test_depth_follows_the_setting_and_counts_through_fragments(gql_with: MakeGql) -> None:
     gql = gql_with(max_depth=3)
-    via_fragment = ("{ runs(first: 1) { ...Page } } "
-                    "fragment Page on RunConnection { edges { node { id } } }")
+    via_fragment = (
+        "{ runs(first: 1) { ...Page } } fragment Page on RunConnection { edges { node { id } } }"
+    )
 
     assert limit_error(await gql(via_fragment))["actual"] == 4
     assert "errors" not in await gql("{ runs(first: 1) { edges { cursor } } }")
@@ -55,9 +55,11 @@ async def test_more_aliases_than_allowed_are_refused(gql: GraphQLClient) -> None
 
 
 async def test_aliases_in_a_fragment_count_each_time_it_is_spread(gql_with: MakeGql) -> None:
-    document = ("{ runs(first: 1) { edges { node { ...Ids } } } "
-                "  more: runs(first: 1) { edges { node { ...Ids } } } } "
-                "fragment Ids on Run { a: id b: id }")
+    document = (
+        "{ runs(first: 1) { edges { node { ...Ids } } } "
+        "  more: runs(first: 1) { edges { node { ...Ids } } } } "
+        "fragment Ids on Run { a: id b: id }"
+    )
 
     refused = limit_error(await gql_with(max_aliases=4)(document))
 
@@ -71,8 +73,7 @@ async def test_a_document_over_the_token_limit_is_refused_unparsed(gql: GraphQLC
     body = await gql(document)
 
     assert body["data"] is None
-    assert limit_error(body) == {"code": "QUERY_TOO_COMPLEX", "limit": "tokens",
-                                 "maximum": 2000}
+    assert limit_error(body) == {"code": "QUERY_TOO_COMPLEX", "limit": "tokens", "maximum": 2000}
     assert "2000 tokens" in body["errors"][0]["message"]
 
 
@@ -86,19 +87,32 @@ async def test_the_token_limit_follows_the_setting(gql_with: MakeGql) -> None:
 
 @pytest.mark.parametrize(
     ("document", "cost"),
-    [("{ runs { totalCount } }", 2),
-     ("{ runs(first: 10) { edges { node { agent { id } } } } }", 21),
-     ("{ runs(last: 5) { edges { node { agent { id } } } } }", 11),
-     ("{ runs { edges { node { agent { id } } } } }", 41),
-     ("query($n: Int) { runs(first: $n) { edges { node { agent { id } } } } }", 201),
-     ("{ runs(first: 10) { edges { node { thread { runs(first: 10) { edges { node { "
-      "agent { id } } } } } } } } }", 231),
-     ("{ runs(first: 10) { edges { node { errors { run { id } } } } } }", 221),
-     ('{ nodes(ids: ["run_a", "run_b", "run_c"]) { id ... on Run { agent { id } } } }', 4),
-     ('mutation { cancelRun(id: "run_nope") { run { id } } }', 11)],
-    ids=["count", "page-of-10", "last-5", "default-page-20", "variable-page-counts-100",
-         "nested-connections-multiply", "plain-list-counts-20", "nodes-count-their-ids",
-         "mutation-costs-10"],
+    [
+        ("{ runs { totalCount } }", 2),
+        ("{ runs(first: 10) { edges { node { agent { id } } } } }", 21),
+        ("{ runs(last: 5) { edges { node { agent { id } } } } }", 11),
+        ("{ runs { edges { node { agent { id } } } } }", 41),
+        ("query($n: Int) { runs(first: $n) { edges { node { agent { id } } } } }", 201),
+        (
+            "{ runs(first: 10) { edges { node { thread { runs(first: 10) { edges { node { "
+            "agent { id } } } } } } } } }",
+            231,
+        ),
+        ("{ runs(first: 10) { edges { node { errors { run { id } } } } } }", 221),
+        ('{ nodes(ids: ["run_a", "run_b", "run_c"]) { id ... on Run { agent { id } } } }', 4),
+        ('mutation { cancelRun(id: "run_nope") { run { id } } }', 11),
+    ],
+    ids=[
+        "count",
+        "page-of-10",
+        "last-5",
+        "default-page-20",
+        "variable-page-counts-100",
+        "nested-connections-multiply",
+        "plain-list-counts-20",
+        "nodes-count-their-ids",
+        "mutation-costs-10",
+    ],
 )
 async def test_costs_count_page_sizes_and_nested_lists_multiply(
     gql_with: MakeGql, document: str, cost: int
@@ -110,8 +124,10 @@ async def test_costs_count_page_sizes_and_nested_lists_multiply(
 
 async def test_the_default_cost_refuses_three_full_nested_pages(gql: GraphQLClient) -> None:
     assert DEFAULTS.max_cost == 50_000
-    document = ("{ runs(first: 100) { edges { node { thread { runs(first: 100) { edges { node { "
-                "thread { runs(first: 100) { edges { node { id } } } } } } } } } } } }")
+    document = (
+        "{ runs(first: 100) { edges { node { thread { runs(first: 100) { edges { node { "
+        "thread { runs(first: 100) { edges { node { id } } } } } } } } } } } }"
+    )
 
     assert limit_error(await gql(document))["actual"] == 1 + 100 * (3 + 100 * (2 + 101))
 
@@ -158,7 +174,8 @@ async def test_fragments_spread_into_fragments_are_costed_in_linear_time(
 
 
 async def test_a_fragment_cycle_is_a_validation_error_not_a_crash(gql: GraphQLClient) -> None:
-    document = ('{ run(id: "run_missing") { ...A } } fragment A on Run { ...B } '
-                "fragment B on Run { ...A }")
+    document = (
+        '{ run(id: "run_missing") { ...A } } fragment A on Run { ...B } fragment B on Run { ...A }'
+    )
 
     assert set(codes(await gql(document))) == {"GRAPHQL_VALIDATION_FAILED"}

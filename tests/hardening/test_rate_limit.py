@@ -58,8 +58,9 @@ async def test_over_the_limit_a_key_gets_429_with_retry_after(client_with: MakeC
     assert "retry after 2 s" in refused.json()["errors"][0]["message"]
 
 
-async def test_each_key_has_its_own_bucket(client_with: MakeClient,
-                                           demo_database: Database) -> None:
+async def test_each_key_has_its_own_bucket(
+    client_with: MakeClient, demo_database: Database
+) -> None:
     http = await client_with(rate_limit_per_second=0.5, rate_limit_burst=1)
     other = (await create_key(demo_database, "other")).secret
 

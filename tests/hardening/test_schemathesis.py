@@ -20,8 +20,12 @@ from tests.hardening.server import Server, running_server
 
 EXAMPLES = 50
 ROOTS = build_schema()._schema
-LABELS = [f"{root.name}.{field}" for root in (ROOTS.query_type, ROOTS.mutation_type)
-          if root is not None for field in root.fields]
+LABELS = [
+    f"{root.name}.{field}"
+    for root in (ROOTS.query_type, ROOTS.mutation_type)
+    if root is not None
+    for field in root.fields
+]
 SENT: list[int] = []  # every status, for the last test
 
 
@@ -29,8 +33,12 @@ SENT: list[int] = []  # every status, for the last test
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Introspection on (schemathesis reads the schema with it), no rate limit in the way, and
     no workers: generated runs never execute, so no generated webhook is ever called."""
-    with running_server(tmp_path_factory.mktemp("schemathesis"), demo_runs=20,
-                        INTROSPECTION="true", RATE_LIMIT_BURST="1000000") as running:
+    with running_server(
+        tmp_path_factory.mktemp("schemathesis"),
+        demo_runs=20,
+        INTROSPECTION="true",
+        RATE_LIMIT_BURST="1000000",
+    ) as running:
         yield running
 
 
@@ -46,11 +54,15 @@ def graphql_schema(server: Server, session: requests.Session) -> Any:
     return schemathesis.graphql.from_url(server.url, headers=dict(session.headers), timeout=10)
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-                         ids=["valid", "invalid"])
+@pytest.mark.parametrize(
+    "mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"]
+)
 @pytest.mark.parametrize("label", LABELS)
 def test_no_generated_operation_crashes_the_server(
-    graphql_schema: Any, session: requests.Session, server: Server, label: str,
+    graphql_schema: Any,
+    session: requests.Session,
+    server: Server,
+    label: str,
     mode: GenerationMode,
 ) -> None:
     type_name, field = label.split(".")
@@ -58,8 +70,13 @@ def test_no_generated_operation_crashes_the_server(
     statuses: list[int] = []
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def send(case: Any) -> None:
         response = case.call(session=session, timeout=10)
         statuses.append(response.status_code)

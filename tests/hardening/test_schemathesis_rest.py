@@ -27,16 +27,21 @@ from tests.hardening.server import Server, running_server
 
 EXAMPLES = 50
 OPERATIONS = [("/runs", "GET"), ("/runs", "POST"), ("/runs/{runId}", "GET")]
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 SENT: list[int] = []  # every status, for the last test
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """No rate limit in the way, and no workers: generated runs never execute."""
-    with running_server(tmp_path_factory.mktemp("schemathesis_rest"), demo_runs=20,
-                        RATE_LIMIT_BURST="1000000") as running:
+    with running_server(
+        tmp_path_factory.mktemp("schemathesis_rest"), demo_runs=20, RATE_LIMIT_BURST="1000000"
+    ) as running:
         yield running
 
 
@@ -53,20 +58,31 @@ def rest_schema(server: Server) -> Any:
     return schemathesis.openapi.from_url(f"{root}/openapi.json", timeout=10)
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-                         ids=["valid", "invalid"])
-@pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[" ".join(op[::-1])
-                                                               for op in OPERATIONS])
+@pytest.mark.parametrize(
+    "mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"]
+)
+@pytest.mark.parametrize(
+    ("path", "method"), OPERATIONS, ids=[" ".join(op[::-1]) for op in OPERATIONS]
+)
 def test_no_generated_request_breaks_the_contract(
-    rest_schema: Any, session: requests.Session, path: str, method: str, mode: GenerationMode,
+    rest_schema: Any,
+    session: requests.Session,
+    path: str,
+    method: str,
+    mode: GenerationMode,
 ) -> None:
     operation = rest_schema[path][method]
     statuses: list[int] = []
     checks = [*CHECKS, negative_data_rejection] if mode is GenerationMode.NEGATIVE else CHECKS
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def send(case: Any) -> None:
         response = case.call(session=session, timeout=10)
         statuses.append(response.status_code)

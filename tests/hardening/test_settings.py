@@ -59,8 +59,12 @@ def _refused(name: str) -> list[tuple[str, str]]:
     if "enum" in kind:
         bad.append(("loud", kind["enum"][0]))
     if kind.get("items", {}).get("anyOf"):  # networks
-        bad += [("127.0.0.0/8,10.0.0.1/8", "10.0.0.0/8"), ("10.0.0.0/33", "10.0.0.0/8"),
-                ("localhost", "10.0.0.0/8"), ("10/8/8", "10.0.0.0/8")]
+        bad += [
+            ("127.0.0.0/8,10.0.0.1/8", "10.0.0.0/8"),
+            ("10.0.0.0/33", "10.0.0.0/8"),
+            ("localhost", "10.0.0.0/8"),
+            ("10/8/8", "10.0.0.0/8"),
+        ]
     return bad
 
 
@@ -93,11 +97,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_the_readme_table_is_the_models() -> None:
     readme = (ROOT / "README.md").read_text()
     start = readme.index("| variable | default | allowed | meaning |")
-    in_readme = readme[start:readme.index("\n\n", start) + 1]
+    in_readme = readme[start : readme.index("\n\n", start) + 1]
 
     assert in_readme == markdown_table(), (
         "README's settings table is not runql/settings.py's: replace it with the output of "
-        "`python -m runql settings-table`")
+        "`python -m runql settings-table`"
+    )
 
 
 def test_every_field_has_a_description_and_every_default_is_allowed() -> None:
@@ -116,8 +121,11 @@ def test_each_setting_is_read_from_its_variable(clean_env: pytest.MonkeyPatch, n
     assert value == getattr(Settings().replace(**{name: raw}), name)
 
 
-@pytest.mark.parametrize(("name", "value", "word"), REFUSALS,
-                         ids=[f"{variable(name)}={value}" for name, value, _ in REFUSALS])
+@pytest.mark.parametrize(
+    ("name", "value", "word"),
+    REFUSALS,
+    ids=[f"{variable(name)}={value}" for name, value, _ in REFUSALS],
+)
 def test_a_value_it_does_not_allow_is_refused_naming_the_variable_and_the_range(
     clean_env: pytest.MonkeyPatch, name: str, value: str, word: str
 ) -> None:
@@ -130,18 +138,33 @@ def test_a_value_it_does_not_allow_is_refused_naming_the_variable_and_the_range(
     assert word in str(refused.value)
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ("RUNQL_PORT=-1", "RUNQL_PORT must be a whole number from 1 to 65535, not '-1'"),
-    ("RUNQL_WORKERS=-3", "RUNQL_WORKERS must be a whole number of at least 0, not '-3'"),
-    ("RUNQL_DB_POOL_SIZE=0", "RUNQL_DB_POOL_SIZE must be a whole number of at least 1, not '0'"),
-    ("RUNQL_WS_MAX_SUBSCRIPTIONS=0",
-     "RUNQL_WS_MAX_SUBSCRIPTIONS must be a whole number of at least 1, not '0'"),
-    ("RUNQL_FASTPATH=off", "RUNQL_FASTPATH must be one of 0, 1, false, true, no, yes, not 'off'"),
-    ("RUNQL_LEASE_SECONDS=inf", "RUNQL_LEASE_SECONDS must be a number above 0, not 'inf'"),
-    ("RUNQL_ENV=Production", "RUNQL_ENV must be one of development, production, not 'Production'"),
-])
-def test_the_refusals_the_issue_named(clean_env: pytest.MonkeyPatch, raw: str,
-                                      message: str) -> None:
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("RUNQL_PORT=-1", "RUNQL_PORT must be a whole number from 1 to 65535, not '-1'"),
+        ("RUNQL_WORKERS=-3", "RUNQL_WORKERS must be a whole number of at least 0, not '-3'"),
+        (
+            "RUNQL_DB_POOL_SIZE=0",
+            "RUNQL_DB_POOL_SIZE must be a whole number of at least 1, not '0'",
+        ),
+        (
+            "RUNQL_WS_MAX_SUBSCRIPTIONS=0",
+            "RUNQL_WS_MAX_SUBSCRIPTIONS must be a whole number of at least 1, not '0'",
+        ),
+        (
+            "RUNQL_FASTPATH=off",
+            "RUNQL_FASTPATH must be one of 0, 1, false, true, no, yes, not 'off'",
+        ),
+        ("RUNQL_LEASE_SECONDS=inf", "RUNQL_LEASE_SECONDS must be a number above 0, not 'inf'"),
+        (
+            "RUNQL_ENV=Production",
+            "RUNQL_ENV must be one of development, production, not 'Production'",
+        ),
+    ],
+)
+def test_the_refusals_the_issue_named(
+    clean_env: pytest.MonkeyPatch, raw: str, message: str
+) -> None:
     name, value = raw.split("=")
     clean_env.setenv(name, value)
 
@@ -160,10 +183,19 @@ def test_several_values_at_fault_are_named_together(clean_env: pytest.MonkeyPatc
 
 
 def test_the_command_line_refuses_to_start_naming_the_variable(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/r.db",
-           "RUNQL_PORT": "-1"}
-    result = subprocess.run([sys.executable, "-m", "runql", "serve"], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/r.db",
+        "RUNQL_PORT": "-1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "runql", "serve"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 2
     assert result.stderr == "runql: RUNQL_PORT must be a whole number from 1 to 65535, not '-1'\n"
@@ -171,9 +203,14 @@ def test_the_command_line_refuses_to_start_naming_the_variable(tmp_path: Path) -
 
 
 def test_the_command_line_prints_the_table() -> None:
-    result = subprocess.run([sys.executable, "-m", "runql", "settings-table"],
-                            env={"PATH": "/usr/bin:/bin"}, cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "runql", "settings-table"],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert (result.returncode, result.stdout) == (0, markdown_table())
 
@@ -190,8 +227,11 @@ def test_replace_checks_the_changes_as_the_environment_is_checked() -> None:
     settings = Settings(workers=0)
 
     assert settings.replace(port=9000) == Settings(workers=0, port=9000)
-    with pytest.raises(SettingsError, match=r"^RUNQL_WS_MAX_SUBSCRIPTIONS must be a whole number "
-                                            r"of at least 1, not 0$"):
+    with pytest.raises(
+        SettingsError,
+        match=r"^RUNQL_WS_MAX_SUBSCRIPTIONS must be a whole number "
+        r"of at least 1, not 0$",
+    ):
         settings.replace(ws_max_subscriptions=0)
     with pytest.raises(SettingsError, match=r"^portt is not a setting$"):
         settings.replace(portt=9000)
@@ -203,8 +243,9 @@ def test_settings_are_frozen() -> None:
 
 
 @pytest.mark.parametrize("name", SWITCHES)
-def test_switches_follow_the_environment_unless_set(clean_env: pytest.MonkeyPatch,
-                                                    name: str) -> None:
+def test_switches_follow_the_environment_unless_set(
+    clean_env: pytest.MonkeyPatch, name: str
+) -> None:
     switch = SWITCHES[name]
     assert getattr(Settings.from_env(), switch) is False
     clean_env.setenv("RUNQL_ENV", Environment.DEVELOPMENT.value)

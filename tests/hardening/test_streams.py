@@ -19,14 +19,15 @@ async def _first_result(database: Database, document: str, **overrides: Any) -> 
     """The first message a websocket client would get for `document`."""
     settings = settings_with(**overrides)
     context = Context.create(database, settings, DEFAULT_ORG_ID)
-    results = await schema_for(settings).stream(
-        document, context_value=context)
+    results = await schema_for(settings).stream(document, context_value=context)
     async with aclosing(results) as stream:
         async for result in stream:
             # No @defer or @stream here: the first result is a whole one, not an increment.
             assert isinstance(result, ExecutionResult), result
-            return {"data": result.data,
-                    "errors": [error.formatted for error in result.errors or []]}
+            return {
+                "data": result.data,
+                "errors": [error.formatted for error in result.errors or []],
+            }
     raise AssertionError("no result")
 
 
@@ -50,8 +51,10 @@ async def test_a_syntax_error_is_an_error_result(demo_database: Database) -> Non
 
 
 async def test_a_subscription_over_the_depth_limit_is_refused(demo_database: Database) -> None:
-    document = ('subscription { runStatus(id: "run_missing") { thread { runs { edges { node '
-                "{ id } } } } } }")
+    document = (
+        'subscription { runStatus(id: "run_missing") { thread { runs { edges { node '
+        "{ id } } } } } }"
+    )
 
     result = await _first_result(demo_database, document, max_depth=4)
 
@@ -75,7 +78,6 @@ async def test_a_mutation_over_websockets_is_held_to_the_timeout(
     run_id = await running_run(demo_database)
     document = f'mutation {{ cancelRun(id: "{run_id}") {{ run {{ id }} }} }}'
 
-    result = await _first_result(demo_database, document, workers=1,
-                                 execution_timeout_seconds=0.2)
+    result = await _first_result(demo_database, document, workers=1, execution_timeout_seconds=0.2)
 
     assert _codes(result) == ["TIMEOUT"]

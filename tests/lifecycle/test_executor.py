@@ -378,8 +378,9 @@ async def test_the_keeper_renews_every_lease_in_one_statement(database: Database
 
     registry, agent = await _scripted(database, wait_for_gate)
     runs = [await new_run(database, agent, str(n)) for n in range(12)]
-    config = ExecutorConfig(concurrency=20, lease_seconds=1.5, poll_seconds=0.05,
-                            agent_timeout_seconds=30)
+    config = ExecutorConfig(
+        concurrency=20, lease_seconds=1.5, poll_seconds=0.05, agent_timeout_seconds=30
+    )
     executor = Executor(database, registry, config)
     renewals: list[list[str]] = []
     renew = executor._renew

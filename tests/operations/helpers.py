@@ -31,8 +31,9 @@ def count(text: str, name: str, **labels: str) -> float:
 async def client(app: Starlette, key: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://runql.test",
-                                 headers=headers) as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://runql.test", headers=headers
+    ) as http:
         yield http
 
 
@@ -47,5 +48,13 @@ def settings_for(database: Database, **fields: Any) -> Settings:
     """Production settings naming `database`, as a server's would (its lifespan connects to
     what RUNQL_DATABASE_URL says, such as PostgreSQL's LISTEN connection)."""
     url = database.engine.url.render_as_string(hide_password=False)
-    return Settings(**{"env": Environment.PRODUCTION, "workers": 0, "poll_seconds": 0.05,
-                       "shutdown_grace_seconds": 0.5, "database_url": url, **fields})
+    return Settings(
+        **{
+            "env": Environment.PRODUCTION,
+            "workers": 0,
+            "poll_seconds": 0.05,
+            "shutdown_grace_seconds": 0.5,
+            "database_url": url,
+            **fields,
+        }
+    )

@@ -38,11 +38,18 @@ class LiveServer:
         path = Path(self.env["RUNQL_DEV_KEY_FILE"])
         return path.read_text().strip() if path.exists() else None
 
-    def post(self, query: str, variables: dict[str, Any] | None = None,
-             headers: dict[str, str] | None = None) -> httpx.Response:
-        return httpx.post(self.graphql_url, json={"query": query, "variables": variables or {}},
-                          headers={"Authorization": f"Bearer {self.key}", **(headers or {})},
-                          timeout=10)
+    def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        return httpx.post(
+            self.graphql_url,
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {self.key}", **(headers or {})},
+            timeout=10,
+        )
 
     def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         body = self.post(query, variables).json()
@@ -71,27 +78,39 @@ def _wait_until_ready(server: LiveServer) -> None:
             pass
         time.sleep(0.1)
     output = server.stop()
-    raise AssertionError(f"runql serve was not ready within {START_SECONDS} s:\n"
-                         f"{output['stdout']}{output['stderr']}")
+    raise AssertionError(
+        f"runql serve was not ready within {START_SECONDS} s:\n{output['stdout']}{output['stderr']}"
+    )
 
 
 @contextmanager
-def live_server(directory: Path, demo_runs: int = 20, environ: dict[str, str] | None = None,
-                **settings: str) -> Iterator[LiveServer]:
+def live_server(
+    directory: Path, demo_runs: int = 20, environ: dict[str, str] | None = None, **settings: str
+) -> Iterator[LiveServer]:
     """`settings` are RUNQL_* variables without the prefix: live_server(d, ENV="development");
     `environ` holds any other variables."""
-    env = {**os.environ, "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'live.db'}",
-           "RUNQL_DEV_KEY_FILE": str(directory / "dev-key"), **(environ or {}),
-           **{f"RUNQL_{name}": value for name, value in settings.items()}}
+    env = {
+        **os.environ,
+        "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'live.db'}",
+        "RUNQL_DEV_KEY_FILE": str(directory / "dev-key"),
+        **(environ or {}),
+        **{f"RUNQL_{name}": value for name, value in settings.items()},
+    }
     runql(env, "migrate")
     runql(env, "demo", "--runs", str(demo_runs))
     key = runql(env, "keys", "create", "--name", "tests").strip().splitlines()[-1]
     port = free_port()
-    with (directory / "serve.stdout").open("wb") as stdout, \
-            (directory / "serve.stderr").open("wb") as stderr:
+    with (
+        (directory / "serve.stdout").open("wb") as stdout,
+        (directory / "serve.stderr").open("wb") as stderr,
+    ):
         process = subprocess.Popen(
-            [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
-            stdout=stdout, stderr=stderr)
+            [sys.executable, "-m", "runql", "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=stdout,
+            stderr=stderr,
+        )
     server = LiveServer(f"http://127.0.0.1:{port}", key, env, process, directory)
     try:
         _wait_until_ready(server)

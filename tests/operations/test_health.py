@@ -71,8 +71,10 @@ async def test_readyz_is_ready_on_a_migrated_database(database: Database) -> Non
     assert response.json() == {
         "status": "ready",
         "failing": [],
-        "checks": {"database": {"ok": True, "detail": "answers"},
-                   "migrations": {"ok": True, "detail": f"at {HEAD}"}},
+        "checks": {
+            "database": {"ok": True, "detail": "answers"},
+            "migrations": {"ok": True, "detail": f"at {HEAD}"},
+        },
     }
 
 
@@ -87,7 +89,9 @@ async def test_readyz_names_a_missing_migration(sqlite_at: AtRevision) -> None:
     assert body["failing"] == ["migrations"]
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["migrations"] == {
-        "ok": False, "detail": f"at {previous}, not {HEAD}: run `runql migrate`"}
+        "ok": False,
+        "detail": f"at {previous}, not {HEAD}: run `runql migrate`",
+    }
 
 
 async def test_readyz_names_an_unmigrated_database(sqlite_at: AtRevision) -> None:
@@ -131,4 +135,6 @@ async def test_readyz_needs_the_configured_workers_running(database: Database) -
         assert response.status_code == 503
         assert response.json()["failing"] == ["workers"]
         assert response.json()["checks"]["workers"] == {
-            "ok": False, "detail": "2 configured, not running"}
+            "ok": False,
+            "detail": "2 configured, not running",
+        }

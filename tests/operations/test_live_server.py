@@ -19,8 +19,10 @@ from tests.operations.live import LiveServer, live_server
 from tests.processes import free_port
 
 ECHO = "{ agents(first: 20) { edges { node { id name } } } }"
-CREATE = ("mutation CreateLive($agent: ID!) { createRun(input: {agentId: $agent, "
-          "content: {text: \"hi\"}}) { run { id status } } }")
+CREATE = (
+    "mutation CreateLive($agent: ID!) { createRun(input: {agentId: $agent, "
+    'content: {text: "hi"}}) { run { id status } } }'
+)
 WATCH = "subscription Watch($id: ID!) { runStatus(id: $id) { id status } }"
 
 
@@ -38,8 +40,10 @@ def _lines(text: str) -> list[dict[str, Any]]:
 async def _gauges(server: LiveServer) -> tuple[float | None, float | None]:
     async with httpx.AsyncClient() as http:
         text = (await http.get(f"{server.base}/metrics")).text
-    return (sample(text, "runql_websockets_open"),
-            sample(text, "runql_subscriptions_active", subscription="runStatus"))
+    return (
+        sample(text, "runql_websockets_open"),
+        sample(text, "runql_subscriptions_active", subscription="runStatus"),
+    )
 
 
 async def _eventually(server: LiveServer, expected: tuple[float, float]) -> None:
@@ -51,17 +55,26 @@ async def _eventually(server: LiveServer, expected: tuple[float, float]) -> None
 
 
 async def _subscribe(socket: ClientConnection, key: str, run_id: str) -> dict[str, Any]:
-    await socket.send(json.dumps({"type": "connection_init",
-                                  "payload": {"Authorization": f"Bearer {key}"}}))
+    await socket.send(
+        json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}})
+    )
     assert json.loads(await socket.recv())["type"] == "connection_ack"
-    await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
-        "query": WATCH, "operationName": "Watch", "variables": {"id": run_id}}}))
+    await socket.send(
+        json.dumps(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": WATCH, "operationName": "Watch", "variables": {"id": run_id}},
+            }
+        )
+    )
     return json.loads(await socket.recv())  # type: ignore[no-any-return]
 
 
 def _new_run(server: LiveServer, request_id: str) -> httpx.Response:
-    agent = next(e["node"]["id"] for e in server.data(ECHO)["agents"]["edges"]
-                 if e["node"]["name"] == "Echo")
+    agent = next(
+        e["node"]["id"] for e in server.data(ECHO)["agents"]["edges"] if e["node"]["name"] == "Echo"
+    )
     return server.post(CREATE, {"agent": agent}, headers={"X-Request-ID": request_id})
 
 
@@ -69,8 +82,11 @@ async def test_open_websockets_and_subscriptions_are_gauged(server: LiveServer) 
     run_id = _new_run(server, "live-ws-1").json()["data"]["createRun"]["run"]["id"]
     assert await _gauges(server) == (0, None)
 
-    async with connect(server.graphql_url.replace("http", "ws"), proxy=None,
-                       subprotocols=["graphql-transport-ws"]) as socket:  # type: ignore[list-item]
+    async with connect(
+        server.graphql_url.replace("http", "ws"),
+        proxy=None,
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+    ) as socket:
         first = await _subscribe(socket, server.key, run_id)
         assert first["payload"]["data"]["runStatus"]["status"] == "PENDING"
         await _eventually(server, (1, 1))
@@ -93,8 +109,10 @@ def test_log_lines_are_json_with_the_request_id(server: LiveServer) -> None:
     assert access[0]["operation"] == "CreateLive"
     assert access[0]["status"] == 200
     assert access[0]["sql_statements"] > 0
-    assert any(line["logger"] == "uvicorn.error" and "Uvicorn running on" in line["message"]
-               for line in lines)
+    assert any(
+        line["logger"] == "uvicorn.error" and "Uvicorn running on" in line["message"]
+        for line in lines
+    )
     assert not any(line["logger"] == "uvicorn.access" for line in lines)
 
 
@@ -134,8 +152,7 @@ def collector() -> Iterator[tuple[str, list[bytes]]]:
 def test_with_runql_otel_traces_go_out_over_otlp(
     tmp_path: Path, collector: tuple[str, list[bytes]]
 ) -> None:
-    trace_service = pytest.importorskip(
-        "opentelemetry.proto.collector.trace.v1.trace_service_pb2")
+    trace_service = pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
     endpoint, received = collector
     exporter = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
     with live_server(tmp_path, demo_runs=5, environ=exporter, WORKERS="0", OTEL="1") as server:
@@ -146,8 +163,12 @@ def test_with_runql_otel_traces_go_out_over_otlp(
             time.sleep(0.1)
             for body in list(received):
                 request = trace_service.ExportTraceServiceRequest.FromString(body)
-                names |= {span.name for resource in request.resource_spans
-                          for scope in resource.scope_spans for span in scope.spans}
+                names |= {
+                    span.name
+                    for resource in request.resource_spans
+                    for scope in resource.scope_spans
+                    for span in scope.spans
+                }
 
     assert "query Exported" in names
     assert "SELECT" in names

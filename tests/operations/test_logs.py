@@ -24,7 +24,8 @@ from runql.settings import Settings
 
 def _record(message: str, *args: object, **extra: object) -> logging.LogRecord:
     record = logging.getLogger("runql.test").makeRecord(
-        "runql.test", logging.WARNING, __file__, 1, message, args, None, extra=extra)
+        "runql.test", logging.WARNING, __file__, 1, message, args, None, extra=extra
+    )
     RequestIdFilter().filter(record)
     return record
 
@@ -39,8 +40,14 @@ def test_a_line_is_one_json_object_with_the_request_id_and_extras() -> None:
     entry = json.loads(line)
     assert entry.pop("time").endswith("Z")
     assert entry.pop("pid") == os.getpid()
-    assert entry == {"level": "warning", "logger": "runql.test", "message": "ran Feed",
-                     "request_id": "req-json-1", "operation": "Feed", "status": 200}
+    assert entry == {
+        "level": "warning",
+        "logger": "runql.test",
+        "message": "ran Feed",
+        "request_id": "req-json-1",
+        "operation": "Feed",
+        "status": 200,
+    }
 
 
 def test_outside_a_request_there_is_no_request_id() -> None:
@@ -60,8 +67,10 @@ def test_an_exception_is_logged_whole_on_the_server() -> None:
     assert entry["exception"].endswith("ValueError: boom")
 
 
-@pytest.mark.parametrize(("log_format", "expected"), [("json", '"request_id":"req-cfg-1"'),
-                                                       ("text", "[req-cfg-1] configured")])
+@pytest.mark.parametrize(
+    ("log_format", "expected"),
+    [("json", '"request_id":"req-cfg-1"'), ("text", "[req-cfg-1] configured")],
+)
 def test_the_server_s_log_config_formats_every_line(
     log_format: Literal["json", "text"], expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -79,8 +88,11 @@ def test_the_server_s_log_config_formats_every_line(
         root.setLevel(level)
 
     assert expected in capsys.readouterr().err
-    assert config["loggers"]["uvicorn.access"] == {"handlers": [], "propagate": False,
-                                                   "level": "WARNING"}
+    assert config["loggers"]["uvicorn.access"] == {
+        "handlers": [],
+        "propagate": False,
+        "level": "WARNING",
+    }
 
 
 class _Kept(logging.Handler):
@@ -109,14 +121,22 @@ def access_records() -> Iterator[_Kept]:
 
 
 def test_an_access_line_carries_its_fields_as_the_record_s_and_the_line_s(
-        access_records: _Kept) -> None:
-    access_line(logging.INFO, "POST /graphql 200", "req-access-1",
-                {"method": "POST", "path": "/graphql", "status": 200, "operation": None})
+    access_records: _Kept,
+) -> None:
+    access_line(
+        logging.INFO,
+        "POST /graphql 200",
+        "req-access-1",
+        {"method": "POST", "path": "/graphql", "status": 200, "operation": None},
+    )
 
     [record] = access_records.records
     fields = vars(record)
     assert (record.getMessage(), fields["method"], fields["status"]) == (
-        "POST /graphql 200", "POST", 200)
+        "POST /graphql 200",
+        "POST",
+        200,
+    )
     RequestIdFilter().filter(record)
     entry = json.loads(JsonFormatter().format(record))
     assert list(entry)[5:] == ["request_id", "method", "path", "status", "operation"]
@@ -125,8 +145,7 @@ def test_an_access_line_carries_its_fields_as_the_record_s_and_the_line_s(
     assert entry["operation"] is None
 
 
-def test_an_access_line_below_the_logger_s_level_makes_no_record(
-        access_records: _Kept) -> None:
+def test_an_access_line_below_the_logger_s_level_makes_no_record(access_records: _Kept) -> None:
     made: list[str] = []
     factory = logging.getLogRecordFactory()
 

@@ -37,11 +37,20 @@ async def test_a_named_operation_is_counted_with_its_outcome_time_and_sql(
 ) -> None:
     async with client(create_app(settings, demo_database), api_key) as http:
         before = await _scrape(http)
-        ok = (await http.post("/graphql", json={
-            "query": "query FeedCount { runs(first: 3) { totalCount edges { node { id } } } }"}
-        )).json()
-        refused = (await http.post("/graphql", json={
-            "query": "query TooMany { runs(first: 10000) { totalCount } }"})).json()
+        ok = (
+            await http.post(
+                "/graphql",
+                json={
+                    "query": "query FeedCount "
+                    "{ runs(first: 3) { totalCount edges { node { id } } } }"
+                },
+            )
+        ).json()
+        refused = (
+            await http.post(
+                "/graphql", json={"query": "query TooMany { runs(first: 10000) { totalCount } }"}
+            )
+        ).json()
         await http.post("/graphql", json={"query": "{ runs(first: 1) { totalCount } }"})
         after = await _scrape(http)
 
@@ -53,17 +62,20 @@ async def test_a_named_operation_is_counted_with_its_outcome_time_and_sql(
     assert delta(OPERATIONS, operation="FeedCount", type="query", outcome="success") == 1
     assert delta(OPERATIONS, operation="TooMany", type="query", outcome="client_error") == 1
     assert delta(OPERATIONS, operation=ANONYMOUS, type="query", outcome="success") == 1
-    assert delta("runql_graphql_operation_duration_seconds_count", operation="FeedCount",
-                 type="query") == 1
-    assert delta("runql_graphql_operation_duration_seconds_sum", operation="FeedCount",
-                 type="query") > 0
+    assert (
+        delta("runql_graphql_operation_duration_seconds_count", operation="FeedCount", type="query")
+        == 1
+    )
+    assert (
+        delta("runql_graphql_operation_duration_seconds_sum", operation="FeedCount", type="query")
+        > 0
+    )
     # The same statements the operation reports in development (extensions.sql).
     statements = ok["extensions"]["sql"]["statements"]
     assert statements > 0
     assert delta("runql_graphql_operation_sql_statements_sum", operation="FeedCount") == statements
     # Per HTTP request: the operation's statements and the API key's lookup.
-    assert delta("runql_http_requests_total", method="POST", route="/graphql",
-                 status="200") == 3
+    assert delta("runql_http_requests_total", method="POST", route="/graphql", status="200") == 3
     assert delta("runql_http_request_sql_statements_sum", route="/graphql") > statements
 
 
@@ -72,8 +84,10 @@ async def test_an_unexpected_error_counts_as_a_server_error(
 ) -> None:
     async with demo_database.write() as session:
         await session.execute(text("DROP TABLE run_errors"))
-    query = ("query Broken { runs(first: 5, filter: {status: ERROR}) "
-             "{ edges { node { errors { id } } } } }")
+    query = (
+        "query Broken { runs(first: 5, filter: {status: ERROR}) "
+        "{ edges { node { errors { id } } } } }"
+    )
     async with client(create_app(settings, demo_database), api_key) as http:
         before = await _scrape(http)
         body = (await http.post("/graphql", json={"query": query})).json()
@@ -88,18 +102,31 @@ async def test_runs_by_status_and_the_queue_are_read_at_scrape_time_in_one_state
     demo_database: Database, settings: Settings, api_key: str
 ) -> None:
     async with client(create_app(settings, demo_database), api_key) as http:
+
         async def total(status: str) -> int:
-            body = (await http.post("/graphql", json={
-                "query": "query($s: [RunStatus!]) { runs(filter: {status: $s}) { totalCount } }",
-                "variables": {"s": [status]}})).json()
+            body = (
+                await http.post(
+                    "/graphql",
+                    json={
+                        "query": "query($s: [RunStatus!]) "
+                        "{ runs(filter: {status: $s}) { totalCount } }",
+                        "variables": {"s": [status]},
+                    },
+                )
+            ).json()
             return int(body["data"]["runs"]["totalCount"])
 
         first = await _scrape(http)
         expected = {status: await total(status) for status in STATUSES}
-        echo = await catalog.create_agent(demo_database, default_registry(), DEFAULT_ORG_ID,
-                                          name="Queued", kind="echo", config={})
-        await create_run(demo_database, DEFAULT_ORG_ID, RunRequest(echo.id, Content.text("hi")),
-                         max_content_bytes=1024)  # no workers here: it stays PENDING
+        echo = await catalog.create_agent(
+            demo_database, default_registry(), DEFAULT_ORG_ID, name="Queued", kind="echo", config={}
+        )
+        await create_run(
+            demo_database,
+            DEFAULT_ORG_ID,
+            RunRequest(echo.id, Content.text("hi")),
+            max_content_bytes=1024,
+        )  # no workers here: it stays PENDING
         second = await _scrape(http)
         third = await _scrape(http)
 
@@ -120,12 +147,20 @@ async def test_runs_by_status_and_the_queue_are_read_at_scrape_time_in_one_state
 
 
 async def test_lease_recoveries_are_the_executor_s(database: Database) -> None:
-    echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID,
-                                      name="Echo", kind="echo", config={"delay_ms": 0})
-    await create_run(database, DEFAULT_ORG_ID, RunRequest(echo.id, Content.text("hi")),
-                     max_content_bytes=1024)
-    dead = Executor(database, AgentRegistry([EchoKind()]), ExecutorConfig(lease_seconds=0.2),
-                    name="dead-worker")
+    echo = await catalog.create_agent(
+        database,
+        default_registry(),
+        DEFAULT_ORG_ID,
+        name="Echo",
+        kind="echo",
+        config={"delay_ms": 0},
+    )
+    await create_run(
+        database, DEFAULT_ORG_ID, RunRequest(echo.id, Content.text("hi")), max_content_bytes=1024
+    )
+    dead = Executor(
+        database, AgentRegistry([EchoKind()]), ExecutorConfig(lease_seconds=0.2), name="dead-worker"
+    )
     assert await dead.claim() is not None  # then it "dies": it never renews its lease
     app = create_app(settings_for(database, workers=1, lease_seconds=5), database)
     async with lifespan(app), client(app) as http:
@@ -150,16 +185,18 @@ async def test_paths_are_counted_by_route_not_by_what_was_asked(
         after = await _scrape(http)
 
     def delta(**labels: str) -> float:
-        return (count(after, "runql_http_requests_total", **labels)
-                - count(before, "runql_http_requests_total", **labels))
+        return count(after, "runql_http_requests_total", **labels) - count(
+            before, "runql_http_requests_total", **labels
+        )
 
     assert delta(method="GET", route="/healthz", status="200") == 1
     assert delta(method="GET", route="unmatched", status="404") == 1
     assert "/no/such/page" not in after
 
 
-@pytest.mark.parametrize(("given", "status"), [(None, 401), ("Bearer wrong", 401),
-                                               ("Bearer scrape-me", 200)])
+@pytest.mark.parametrize(
+    ("given", "status"), [(None, 401), ("Bearer wrong", 401), ("Bearer scrape-me", 200)]
+)
 async def test_a_scrape_token_guards_metrics_when_set(
     database: Database, given: str | None, status: int
 ) -> None:

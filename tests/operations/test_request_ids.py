@@ -13,8 +13,9 @@ from runql.settings import Settings
 from runql.storage.database import Database
 from tests.operations.helpers import client
 
-BROKEN = ("query Broken { runs(first: 5, filter: {status: ERROR}) "
-          "{ edges { node { errors { id } } } } }")
+BROKEN = (
+    "query Broken { runs(first: 5, filter: {status: ERROR}) { edges { node { errors { id } } } } }"
+)
 
 
 async def test_a_sane_request_id_is_echoed(database: Database, settings: Settings) -> None:
@@ -24,10 +25,10 @@ async def test_a_sane_request_id_is_echoed(database: Database, settings: Setting
     assert response.headers["x-request-id"] == "edge-7f3a:42"
 
 
-@pytest.mark.parametrize("given", [None, "", "has spaces", "a" * 129, "new\nline",
-                                   "é".encode()])
-async def test_otherwise_a_new_one_is_made(database: Database, settings: Settings,
-                                           given: str | bytes | None) -> None:
+@pytest.mark.parametrize("given", [None, "", "has spaces", "a" * 129, "new\nline", "é".encode()])
+async def test_otherwise_a_new_one_is_made(
+    database: Database, settings: Settings, given: str | bytes | None
+) -> None:
     sent = given.encode("ascii") if isinstance(given, str) else given
     headers = {b"X-Request-ID": sent} if sent is not None else {}
     async with client(create_app(settings, database)) as http:
@@ -41,8 +42,11 @@ async def test_otherwise_a_new_one_is_made(database: Database, settings: Setting
 
 async def test_refusals_carry_it_too(database: Database, settings: Settings) -> None:
     async with client(create_app(settings, database)) as http:
-        response = await http.post("/graphql", json={"query": "{ runs { totalCount } }"},
-                                   headers={"X-Request-ID": "no-key-1"})
+        response = await http.post(
+            "/graphql",
+            json={"query": "{ runs { totalCount } }"},
+            headers={"X-Request-ID": "no-key-1"},
+        )
 
     assert response.status_code == 401
     assert response.headers["x-request-id"] == "no-key-1"
@@ -56,8 +60,9 @@ async def test_a_masked_error_names_the_request(
     caplog.handler.addFilter(RequestIdFilter())
     async with client(create_app(settings, demo_database), api_key) as http:
         with caplog.at_level(logging.ERROR, logger="runql.errors"):
-            response = await http.post("/graphql", json={"query": BROKEN},
-                                       headers={"X-Request-ID": "req-broken-1"})
+            response = await http.post(
+                "/graphql", json={"query": BROKEN}, headers={"X-Request-ID": "req-broken-1"}
+            )
 
     errors = response.json()["errors"]
     assert errors
@@ -68,4 +73,5 @@ async def test_a_masked_error_names_the_request(
     logged = [r for r in caplog.records if r.name == "runql.errors"]
     assert {getattr(r, "request_id", None) for r in logged} == {"req-broken-1"}
     assert {e["extensions"]["errorId"] for e in errors} <= {
-        word for r in logged for word in r.getMessage().split()}
+        word for r in logged for word in r.getMessage().split()
+    }

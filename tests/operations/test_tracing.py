@@ -46,18 +46,29 @@ async def test_an_operation_is_a_span_around_its_sql(
 ) -> None:
     async with client(create_app(settings, demo_database), api_key) as http:
         exported.clear()  # the API key's lookup is no part of the operation
-        body = (await http.post("/graphql", json={
-            "query": "query Traced { runs(first: 3) { edges { node { id agent { name } } } } }"}
-        )).json()
+        body = (
+            await http.post(
+                "/graphql",
+                json={
+                    "query": "query Traced "
+                    "{ runs(first: 3) { edges { node { id agent { name } } } } }"
+                },
+            )
+        ).json()
 
     spans = exported.get_finished_spans()
     operation = _named(spans, "query Traced")
-    assert operation.attributes == {"graphql.operation.type": "query",
-                                    "graphql.operation.name": "Traced",
-                                    "runql.outcome": "success"}
+    assert operation.attributes == {
+        "graphql.operation.type": "query",
+        "graphql.operation.name": "Traced",
+        "runql.outcome": "success",
+    }
     assert operation.context is not None
-    inside = [span for span in spans if span.parent is not None
-              and span.parent.span_id == operation.context.span_id]
+    inside = [
+        span
+        for span in spans
+        if span.parent is not None and span.parent.span_id == operation.context.span_id
+    ]
     assert len(inside) == body["extensions"]["sql"]["statements"] > 0
     for span in inside:
         assert span.kind is SpanKind.CLIENT
@@ -73,8 +84,9 @@ async def test_a_failed_operation_is_an_error_span(
     demo_database: Database, settings: Settings, api_key: str, exported: InMemorySpanExporter
 ) -> None:
     async with client(create_app(settings, demo_database), api_key) as http:
-        await http.post("/graphql", json={"query": "query Refused { runs(first: 10000) { "
-                                                   "totalCount } }"})
+        await http.post(
+            "/graphql", json={"query": "query Refused { runs(first: 10000) { totalCount } }"}
+        )
 
     span = _named(exported.get_finished_spans(), "query Refused")
     assert span.status.status_code is StatusCode.ERROR

@@ -30,7 +30,10 @@ query AgentRuns($id: ID!, $filter: RunFilter) {
 """
 
 BOUNDS: dict[str, Callable[[Any, Any], bool]] = {
-    "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
 }
 COLUMNS = {"createdAt": "created_at", "startedAt": "started_at", "completedAt": "completed_at"}
 
@@ -62,8 +65,9 @@ async def _matching(gql: GraphQLClient, run_filter: dict[str, Any]) -> tuple[lis
         after = page["pageInfo"]["endCursor"]
 
 
-async def _assert_selects(gql: GraphQLClient, run_filter: dict[str, Any],
-                          expected: list[RunRow]) -> None:
+async def _assert_selects(
+    gql: GraphQLClient, run_filter: dict[str, Any], expected: list[RunRow]
+) -> None:
     ids, total = await _matching(gql, run_filter)
     assert ids == _newest_first(expected)
     assert total == len(expected)
@@ -118,8 +122,11 @@ async def test_status_as_a_single_value(
 async def test_status_as_a_list(gql: GraphQLClient, rows: list[RunRow]) -> None:
     wanted = {RunStatus.ERROR.value, RunStatus.CANCELLED.value, RunStatus.PENDING.value}
 
-    await _assert_selects(gql, {"status": ["ERROR", "CANCELLED", "PENDING"]},
-                          [row for row in rows if row.status in wanted])
+    await _assert_selects(
+        gql,
+        {"status": ["ERROR", "CANCELLED", "PENDING"]},
+        [row for row in rows if row.status in wanted],
+    )
 
 
 async def test_agent_id(gql: GraphQLClient, rows: list[RunRow]) -> None:
@@ -127,19 +134,23 @@ async def test_agent_id(gql: GraphQLClient, rows: list[RunRow]) -> None:
     assert len(agents) > 2
 
     for agent_id in agents:
-        await _assert_selects(gql, {"agentId": agent_id},
-                              [row for row in rows if row.agent_id == agent_id])
-    await _assert_selects(gql, {"agentId": agents[:2]},
-                          [row for row in rows if row.agent_id in agents[:2]])
+        await _assert_selects(
+            gql, {"agentId": agent_id}, [row for row in rows if row.agent_id == agent_id]
+        )
+    await _assert_selects(
+        gql, {"agentId": agents[:2]}, [row for row in rows if row.agent_id in agents[:2]]
+    )
 
 
 async def test_thread_id(gql: GraphQLClient, rows: list[RunRow]) -> None:
     threads = sorted({row.thread_id for row in rows})[:5]
 
-    await _assert_selects(gql, {"threadId": threads[0]},
-                          [row for row in rows if row.thread_id == threads[0]])
-    await _assert_selects(gql, {"threadId": threads},
-                          [row for row in rows if row.thread_id in threads])
+    await _assert_selects(
+        gql, {"threadId": threads[0]}, [row for row in rows if row.thread_id == threads[0]]
+    )
+    await _assert_selects(
+        gql, {"threadId": threads}, [row for row in rows if row.thread_id in threads]
+    )
 
 
 @pytest.mark.parametrize("bound", list(BOUNDS))
@@ -148,8 +159,9 @@ async def test_time_bound(gql: GraphQLClient, rows: list[RunRow], field: str, bo
     column = COLUMNS[field]
     pivot = _pivot(rows, column)
     compare = BOUNDS[bound]
-    expected = [row for row in rows
-                if (value := getattr(row, column)) is not None and compare(value, pivot)]
+    expected = [
+        row for row in rows if (value := getattr(row, column)) is not None and compare(value, pivot)
+    ]
     assert 0 < len(expected) < DEMO_RUNS
 
     await _assert_selects(gql, {field: {bound: pivot.isoformat()}}, expected)
@@ -174,16 +186,18 @@ async def test_a_bound_with_an_offset_means_the_same_instant(
     pivot = _pivot(rows, "created_at")
     in_paris = pivot.astimezone(timezone(timedelta(hours=2)))
 
-    assert await _matching(gql, {"createdAt": {"gte": in_paris.isoformat()}}) == \
-        await _matching(gql, {"createdAt": {"gte": pivot.isoformat()}})
+    assert await _matching(gql, {"createdAt": {"gte": in_paris.isoformat()}}) == await _matching(
+        gql, {"createdAt": {"gte": pivot.isoformat()}}
+    )
 
 
 async def test_a_closed_range(gql: GraphQLClient, rows: list[RunRow]) -> None:
     ordered = sorted(rows, key=lambda row: row.created_at)
     low, high = ordered[20].created_at, ordered[40].created_at
 
-    await _assert_selects(gql, {"createdAt": {"gte": low.isoformat(), "lt": high.isoformat()}},
-                          ordered[20:40])
+    await _assert_selects(
+        gql, {"createdAt": {"gte": low.isoformat(), "lt": high.isoformat()}}, ordered[20:40]
+    )
 
 
 async def test_a_range_of_one_instant_with_both_bounds_inclusive(
@@ -199,23 +213,32 @@ async def test_fields_combine_with_and(gql: GraphQLClient, rows: list[RunRow]) -
     since = _pivot(rows, "created_at")
     started_before = _pivot(rows, "started_at")
     expected = [
-        row for row in rows
-        if row.status in {"success", "error"} and row.agent_id == agent_id
+        row
+        for row in rows
+        if row.status in {"success", "error"}
+        and row.agent_id == agent_id
         and row.created_at >= since - timedelta(days=5)
-        and row.started_at is not None and row.started_at < started_before
+        and row.started_at is not None
+        and row.started_at < started_before
     ]
     assert expected
 
-    await _assert_selects(gql, {
-        "status": ["SUCCESS", "ERROR"], "agentId": agent_id,
-        "createdAt": {"gte": (since - timedelta(days=5)).isoformat()},
-        "startedAt": {"lt": started_before.isoformat()},
-    }, expected)
+    await _assert_selects(
+        gql,
+        {
+            "status": ["SUCCESS", "ERROR"],
+            "agentId": agent_id,
+            "createdAt": {"gte": (since - timedelta(days=5)).isoformat()},
+            "startedAt": {"lt": started_before.isoformat()},
+        },
+        expected,
+    )
 
 
 async def test_total_count_respects_the_filter(gql: GraphQLClient, rows: list[RunRow]) -> None:
-    body = await gql("{ runs(first: 1, filter: {status: SUCCESS}) { totalCount "
-                     "edges { node { id } } } }")
+    body = await gql(
+        "{ runs(first: 1, filter: {status: SUCCESS}) { totalCount edges { node { id } } } }"
+    )
 
     connection = body["data"]["runs"]
     assert connection["totalCount"] == sum(row.status == "success" for row in rows)
@@ -246,10 +269,12 @@ async def test_a_filter_on_a_nested_connection(gql: GraphQLClient, rows: list[Ru
 
 @pytest.mark.parametrize(
     "bounds",
-    [{"gt": "2025-05-20T00:00:00Z", "lt": "2025-05-10T00:00:00Z"},
-     {"gte": "2025-05-20T00:00:00Z", "lte": "2025-05-19T23:59:59.999Z"},
-     {"gt": "2025-05-20T00:00:00Z", "lte": "2025-05-20T00:00:00Z"},
-     {"gte": "2025-05-20T00:00:00Z", "lt": "2025-05-20T02:00:00+02:00"}],
+    [
+        {"gt": "2025-05-20T00:00:00Z", "lt": "2025-05-10T00:00:00Z"},
+        {"gte": "2025-05-20T00:00:00Z", "lte": "2025-05-19T23:59:59.999Z"},
+        {"gt": "2025-05-20T00:00:00Z", "lte": "2025-05-20T00:00:00Z"},
+        {"gte": "2025-05-20T00:00:00Z", "lt": "2025-05-20T02:00:00+02:00"},
+    ],
     ids=["gt-after-lt", "gte-after-lte", "gt-equals-lte", "gte-equals-lt-with-offset"],
 )
 async def test_an_inverted_range_is_refused(gql: GraphQLClient, bounds: dict[str, str]) -> None:
@@ -267,9 +292,14 @@ async def test_an_inverted_range_names_its_field(gql: GraphQLClient, field: str)
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": f"filter.{field}"}
 
 
-@pytest.mark.parametrize("bounds", [{"gt": "2025-05-20T00:00:00Z", "gte": "2025-05-21T00:00:00Z"},
-                                    {"lt": "2025-05-20T00:00:00Z", "lte": "2025-05-21T00:00:00Z"}],
-                         ids=["gt-and-gte", "lt-and-lte"])
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        {"gt": "2025-05-20T00:00:00Z", "gte": "2025-05-21T00:00:00Z"},
+        {"lt": "2025-05-20T00:00:00Z", "lte": "2025-05-21T00:00:00Z"},
+    ],
+    ids=["gt-and-gte", "lt-and-lte"],
+)
 async def test_both_forms_of_one_bound_are_refused(
     gql: GraphQLClient, bounds: dict[str, str]
 ) -> None:
@@ -290,8 +320,11 @@ async def test_an_inverted_range_on_a_nested_connection_is_refused(
     assert error["path"] == ["agent", "runs"]
 
 
-@pytest.mark.parametrize("value", ["yesterday", "2025-13-01T00:00:00Z", "", 20250101],
-                         ids=["word", "month-13", "empty", "number"])
+@pytest.mark.parametrize(
+    "value",
+    ["yesterday", "2025-13-01T00:00:00Z", "", 20250101],
+    ids=["word", "month-13", "empty", "number"],
+)
 async def test_a_malformed_date_time_in_a_variable_is_bad_user_input(
     gql: GraphQLClient, value: object
 ) -> None:
@@ -301,21 +334,26 @@ async def test_a_malformed_date_time_in_a_variable_is_bad_user_input(
     assert "DateTime" in error["message"]
 
 
-@pytest.mark.parametrize("literal", ['"yesterday"', '"2025-13-01T00:00:00Z"', "20250101"],
-                         ids=["word", "month-13", "number"])
+@pytest.mark.parametrize(
+    "literal",
+    ['"yesterday"', '"2025-13-01T00:00:00Z"', "20250101"],
+    ids=["word", "month-13", "number"],
+)
 async def test_a_malformed_date_time_in_a_literal_fails_validation(
     gql: GraphQLClient, literal: str
 ) -> None:
-    error = _error(await gql(f"{{ runs(filter: {{createdAt: {{gt: {literal}}}}}) "
-                             "{ totalCount } }"))
+    error = _error(
+        await gql(f"{{ runs(filter: {{createdAt: {{gt: {literal}}}}}) {{ totalCount }} }}")
+    )
 
     assert error["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
 
 
 async def test_a_date_time_without_a_zone_is_refused(gql: GraphQLClient) -> None:
     in_variable = _error(await gql(RUNS, {"filter": {"createdAt": {"gt": "2025-05-20T00:00:00"}}}))
-    in_literal = _error(await gql('{ runs(filter: {createdAt: {gt: "2025-05-20T00:00:00"}}) '
-                                  "{ totalCount } }"))
+    in_literal = _error(
+        await gql('{ runs(filter: {createdAt: {gt: "2025-05-20T00:00:00"}}) { totalCount } }')
+    )
 
     assert in_variable["extensions"] == {"code": "BAD_USER_INPUT"}
     assert in_literal["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
@@ -330,8 +368,11 @@ async def test_an_unknown_status_literal_fails_validation(gql: GraphQLClient) ->
     assert "FINISHED" in error["message"]
 
 
-@pytest.mark.parametrize("value", ["FINISHED", ["SUCCESS", "FINISHED"], "success"],
-                         ids=["single", "in-a-list", "lower-case"])
+@pytest.mark.parametrize(
+    "value",
+    ["FINISHED", ["SUCCESS", "FINISHED"], "success"],
+    ids=["single", "in-a-list", "lower-case"],
+)
 async def test_an_unknown_status_in_a_variable_is_bad_user_input(
     gql: GraphQLClient, value: object
 ) -> None:
@@ -346,13 +387,17 @@ async def test_an_unknown_order_literal_fails_validation(gql: GraphQLClient) -> 
     assert error["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
 
 
-@pytest.mark.parametrize(("filter_literal", "field"), [
-    ('{id: ["bogus"]}', "filter.id[0]"),
-    ('{agentId: ["run_AAAAAAAAAAAAAAAAAAAA"]}', "filter.agentId[0]"),
-    ('{threadId: ["thread_AAAAAAAAAAAAAAAAAAAA", "thread_x"]}', "filter.threadId[1]"),
-])
-async def test_malformed_ids_in_a_filter_are_refused(gql: GraphQLClient, filter_literal: str,
-                                                     field: str) -> None:
+@pytest.mark.parametrize(
+    ("filter_literal", "field"),
+    [
+        ('{id: ["bogus"]}', "filter.id[0]"),
+        ('{agentId: ["run_AAAAAAAAAAAAAAAAAAAA"]}', "filter.agentId[0]"),
+        ('{threadId: ["thread_AAAAAAAAAAAAAAAAAAAA", "thread_x"]}', "filter.threadId[1]"),
+    ],
+)
+async def test_malformed_ids_in_a_filter_are_refused(
+    gql: GraphQLClient, filter_literal: str, field: str
+) -> None:
     body = await gql(f"{{ runs(filter: {filter_literal}) {{ totalCount }} }}")
     [error] = body["errors"]
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}

@@ -136,9 +136,7 @@ async def test_a_run_is_the_run_of_the_group_it_wrote(runs: list[dict[str, Any]]
     assert all(run["messageGroupId"] is None for run in runs if run["messageGroup"] is None)
 
 
-async def test_a_run_is_the_run_of_the_group_that_triggered_it(
-    runs: list[dict[str, Any]]
-) -> None:
+async def test_a_run_is_the_run_of_the_group_that_triggered_it(runs: list[dict[str, Any]]) -> None:
     for run in runs:
         trigger = run["triggerMessageGroup"]
         assert trigger["id"] == run["triggerMessageGroupId"]
@@ -179,8 +177,10 @@ async def test_messages_are_in_stored_order(
         stored = list((await session.execute(select(MessageRow))).scalars().all())
 
     for group in _groups(runs):
-        mine = sorted((m for m in stored if m.message_group_id == group["id"]),
-                      key=lambda m: (m.position, m.id))
+        mine = sorted(
+            (m for m in stored if m.message_group_id == group["id"]),
+            key=lambda m: (m.position, m.id),
+        )
         assert [m["id"] for m in group["messages"]] == [m.id for m in mine]
 
 
@@ -188,28 +188,58 @@ async def test_parts_and_attachments_are_ordered_by_position(
     gql: GraphQLClient, demo_database: Database
 ) -> None:
     async with demo_database.read() as session:
-        message = (await session.execute(
-            select(MessageRow).order_by(MessageRow.created_at).limit(1)  # type: ignore[arg-type]
-        )).scalars().one()
-    content_id = (await gql("query($id: ID!) { node(id: $id) { ... on Message { content "
-                            "{ id } } } }", {"id": message.id}))["data"]["node"]["content"]["id"]
+        message = (
+            (
+                await session.execute(
+                    select(MessageRow).order_by(MessageRow.created_at).limit(1)  # type: ignore[arg-type]
+                )
+            )
+            .scalars()
+            .one()
+        )
+    content_id = (
+        await gql(
+            "query($id: ID!) { node(id: $id) { ... on Message { content { id } } } }",
+            {"id": message.id},
+        )
+    )["data"]["node"]["content"]["id"]
     positions = [7, 3, 11, 5, 9]
-    parts = [ContentPartRow(id=new_id(Kind.PART), org_id=DEFAULT_ORG_ID, content_id=content_id,
-                            position=p,
-                            type="text", text=f"part {p}") for p in positions]
-    attachments = [AttachmentRow(id=new_id(Kind.ATTACHMENT), org_id=DEFAULT_ORG_ID,
-                                 content_id=content_id, position=p,
-                                 type="link", url=f"https://example.com/{p}") for p in positions]
+    parts = [
+        ContentPartRow(
+            id=new_id(Kind.PART),
+            org_id=DEFAULT_ORG_ID,
+            content_id=content_id,
+            position=p,
+            type="text",
+            text=f"part {p}",
+        )
+        for p in positions
+    ]
+    attachments = [
+        AttachmentRow(
+            id=new_id(Kind.ATTACHMENT),
+            org_id=DEFAULT_ORG_ID,
+            content_id=content_id,
+            position=p,
+            type="link",
+            url=f"https://example.com/{p}",
+        )
+        for p in positions
+    ]
     async with demo_database.write() as session:
         await insert_rows(session, [*parts, *attachments])
 
-    body = await gql("query($id: ID!) { node(id: $id) { ... on MessageContent { "
-                     "parts { id text } attachments { id url } } } }", {"id": content_id})
+    body = await gql(
+        "query($id: ID!) { node(id: $id) { ... on MessageContent { "
+        "parts { id text } attachments { id url } } } }",
+        {"id": content_id},
+    )
 
     content = body["data"]["node"]
     assert [p["text"] for p in content["parts"][-5:]] == [f"part {p}" for p in sorted(positions)]
     assert [p["id"] for p in content["parts"][-5:]] == [
-        part.id for part in sorted(parts, key=lambda part: part.position)]
+        part.id for part in sorted(parts, key=lambda part: part.position)
+    ]
     urls = [a["url"] for a in content["attachments"] if a["url"].startswith("https://example")]
     assert urls == [f"https://example.com/{p}" for p in sorted(positions)]
 
@@ -218,8 +248,9 @@ async def test_attached_items_link_to_their_actor_and_run(
     runs: list[dict[str, Any]], demo_database: Database
 ) -> None:
     async with demo_database.read() as session:
-        stored = {row.id: row for row in
-                  (await session.execute(select(AttachedItemRow))).scalars().all()}
+        stored = {
+            row.id: row for row in (await session.execute(select(AttachedItemRow))).scalars().all()
+        }
     items = [(run, item) for run in runs for item in run["attachedItems"]]
     assert items
     assert len(items) == len(stored)

@@ -11,9 +11,17 @@ from runql.storage.database import Database
 from tests.conftest import GraphQLClient
 
 TYPENAMES = {
-    "run": "Run", "agent": "Agent", "thread": "Thread", "mgrp": "MessageGroup",
-    "msg": "Message", "act": "Actor", "cnt": "MessageContent", "part": "ContentPart",
-    "att": "Attachment", "itm": "AttachedItem", "err": "RunError",
+    "run": "Run",
+    "agent": "Agent",
+    "thread": "Thread",
+    "mgrp": "MessageGroup",
+    "msg": "Message",
+    "act": "Actor",
+    "cnt": "MessageContent",
+    "part": "ContentPart",
+    "att": "Attachment",
+    "itm": "AttachedItem",
+    "err": "RunError",
 }
 
 IDS_OF_EVERY_KIND = """
@@ -103,8 +111,10 @@ async def test_node_resolves_each_kind_to_its_type(
 async def test_node_of_a_message_and_its_content_agree(
     gql: GraphQLClient, ids_by_kind: dict[str, list[str]]
 ) -> None:
-    body = await gql("query($id: ID!) { node(id: $id) { ... on Message { id messageGroupId "
-                     "content { id } } } }", {"id": ids_by_kind["msg"][0]})
+    body = await gql(
+        "query($id: ID!) { node(id: $id) { ... on Message { id messageGroupId content { id } } } }",
+        {"id": ids_by_kind["msg"][0]},
+    )
     message = body["data"]["node"]
 
     content = (await gql(NODE, {"id": message["content"]["id"]}))["data"]["node"]
@@ -151,9 +161,18 @@ async def test_an_unknown_well_formed_id_is_null_without_error(
 
 
 MALFORMED = [
-    "nope", "", "run_", "run_short", "run_" + "a" * 21, "RUN_" + "a" * 20,
-    "user_" + "a" * 20, "run-" + "a" * 20, "run_" + "a" * 19 + "!", "run_" + "a" * 20 + "\n",
-    " run_" + "a" * 20, "run_" + "a" * 18 + "-_",
+    "nope",
+    "",
+    "run_",
+    "run_short",
+    "run_" + "a" * 21,
+    "RUN_" + "a" * 20,
+    "user_" + "a" * 20,
+    "run-" + "a" * 20,
+    "run_" + "a" * 19 + "!",
+    "run_" + "a" * 20 + "\n",
+    " run_" + "a" * 20,
+    "run_" + "a" * 18 + "-_",
 ]
 
 
@@ -180,14 +199,20 @@ async def test_nodes_with_a_malformed_id_is_bad_user_input(
 
 @pytest.mark.parametrize(
     ("field", "wrong"),
-    [("run", "agent"), ("agent", "run"), ("thread", "mgrp"), ("messageGroup", "msg"),
-     ("actor", "thread")],
+    [
+        ("run", "agent"),
+        ("agent", "run"),
+        ("thread", "mgrp"),
+        ("messageGroup", "msg"),
+        ("actor", "thread"),
+    ],
 )
 async def test_a_root_field_refuses_an_id_of_another_kind(
     gql: GraphQLClient, ids_by_kind: dict[str, list[str]], field: str, wrong: str
 ) -> None:
-    body = await gql(f"query($id: ID!) {{ {field}(id: $id) {{ id }} }}",
-                     {"id": ids_by_kind[wrong][0]})
+    body = await gql(
+        f"query($id: ID!) {{ {field}(id: $id) {{ id }} }}", {"id": ids_by_kind[wrong][0]}
+    )
 
     assert body["data"] == {field: None}
     [error] = body["errors"]
@@ -209,16 +234,22 @@ async def test_run_of_an_unknown_id_is_null_without_error(gql: GraphQLClient) ->
     assert "errors" not in body
 
 
-@pytest.mark.parametrize(("field", "prefix"), [("run", "run"), ("agent", "agent"),
-                                               ("thread", "thread"), ("messageGroup", "mgrp"),
-                                               ("actor", "act")])
+@pytest.mark.parametrize(
+    ("field", "prefix"),
+    [
+        ("run", "run"),
+        ("agent", "agent"),
+        ("thread", "thread"),
+        ("messageGroup", "mgrp"),
+        ("actor", "act"),
+    ],
+)
 async def test_a_root_field_finds_its_object(
     gql: GraphQLClient, ids_by_kind: dict[str, list[str]], field: str, prefix: str
 ) -> None:
     node_id = ids_by_kind[prefix][0]
 
-    body = await gql(f"query($id: ID!) {{ {field}(id: $id) {{ id __typename }} }}",
-                     {"id": node_id})
+    body = await gql(f"query($id: ID!) {{ {field}(id: $id) {{ id __typename }} }}", {"id": node_id})
 
     assert body["data"] == {field: {"id": node_id, "__typename": TYPENAMES[prefix]}}
 

@@ -56,8 +56,9 @@ def _newest_first(rows: list[RunRow]) -> list[str]:
     return [row.id for row in sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)]
 
 
-async def _walk_forward(gql: GraphQLClient, size: int, order: str = "CREATED_AT_DESC"
-                        ) -> tuple[list[str], list[dict[str, Any]]]:
+async def _walk_forward(
+    gql: GraphQLClient, size: int, order: str = "CREATED_AT_DESC"
+) -> tuple[list[str], list[dict[str, Any]]]:
     ids: list[str] = []
     pages: list[dict[str, Any]] = []
     after: str | None = None
@@ -71,8 +72,9 @@ async def _walk_forward(gql: GraphQLClient, size: int, order: str = "CREATED_AT_
         assert len(pages) <= DEMO_RUNS, "the walk does not end"
 
 
-async def _walk_backward(gql: GraphQLClient, size: int, order: str = "CREATED_AT_DESC"
-                         ) -> list[str]:
+async def _walk_backward(
+    gql: GraphQLClient, size: int, order: str = "CREATED_AT_DESC"
+) -> list[str]:
     ids: list[str] = []
     before: str | None = None
     for _ in range(DEMO_RUNS + 1):
@@ -94,9 +96,12 @@ async def _rest_of_walk(gql: GraphQLClient, page: dict[str, Any]) -> list[str]:
 
 def _new_run(template: RunRow, created_at: datetime) -> RunRow:
     return RunRow(
-        id=new_id(Kind.RUN), org_id=template.org_id, agent_id=template.agent_id,
+        id=new_id(Kind.RUN),
+        org_id=template.org_id,
+        agent_id=template.agent_id,
         thread_id=template.thread_id,
-        trigger_message_group_id=template.trigger_message_group_id, status="pending",
+        trigger_message_group_id=template.trigger_message_group_id,
+        status="pending",
         created_at=created_at,
     )
 
@@ -182,9 +187,14 @@ async def test_an_empty_list_has_no_pages_and_no_cursors(gql_empty: GraphQLClien
     page = await _runs(gql_empty, first=5)
 
     assert page == {
-        "totalCount": 0, "edges": [],
-        "pageInfo": {"hasNextPage": False, "hasPreviousPage": False,
-                     "startCursor": None, "endCursor": None},
+        "totalCount": 0,
+        "edges": [],
+        "pageInfo": {
+            "hasNextPage": False,
+            "hasPreviousPage": False,
+            "startCursor": None,
+            "endCursor": None,
+        },
     }
 
 
@@ -237,8 +247,13 @@ async def test_cursors_stay_correct_backward_when_runs_are_inserted(
     last = await _runs(gql, last=10)
     newest = max(row.created_at for row in rows)
     oldest = min(row.created_at for row in rows)
-    await _insert(demo_database, [_new_run(rows[0], newest + timedelta(minutes=1)),
-                                  _new_run(rows[0], oldest - timedelta(minutes=1))])
+    await _insert(
+        demo_database,
+        [
+            _new_run(rows[0], newest + timedelta(minutes=1)),
+            _new_run(rows[0], oldest - timedelta(minutes=1)),
+        ],
+    )
 
     previous = await _runs(gql, last=10, before=last["pageInfo"]["startCursor"])
 
@@ -327,8 +342,14 @@ async def test_after_and_before_together_are_refused(gql: GraphQLClient) -> None
 
 @pytest.mark.parametrize(
     "cursor",
-    ["garbage", "!!!", "", "MjAyNS0wNi0wMQ", "bm90IGEgZGF0ZXxydW5feA",
-     "MjAyNS0wNi0wMVQwOTowODowMnxydW5feA"],
+    [
+        "garbage",
+        "!!!",
+        "",
+        "MjAyNS0wNi0wMQ",
+        "bm90IGEgZGF0ZXxydW5feA",
+        "MjAyNS0wNi0wMVQwOTowODowMnxydW5feA",
+    ],
     ids=["word", "symbols", "empty", "date-only", "not-a-date", "no-zone"],
 )
 async def test_a_cursor_this_server_did_not_issue_is_refused(
@@ -406,14 +427,16 @@ async def _alone(gql: GraphQLClient, operation: str, **variables: Any) -> dict[s
     return parent
 
 
-async def _assert_each_parent_matches_its_own_fetch(gql: GraphQLClient,
-                                                    **variables: Any) -> dict[str, Any]:
+async def _assert_each_parent_matches_its_own_fetch(
+    gql: GraphQLClient, **variables: Any
+) -> dict[str, Any]:
     together = await _nested(gql, **variables)
     for edge in together["threads"]["edges"]:
         assert edge["node"] == await _alone(gql, "OneThread", id=edge["node"]["id"], **variables)
     for edge in together["agents"]["edges"]:
-        assert edge["node"] == await _alone(gql, "OneAgent", id=edge["node"]["id"],
-                                            runs=variables["runs"], after=variables["after"])
+        assert edge["node"] == await _alone(
+            gql, "OneAgent", id=edge["node"]["id"], runs=variables["runs"], after=variables["after"]
+        )
     return together
 
 
@@ -442,8 +465,9 @@ async def test_nested_connections_with_a_cursor_page_per_parent(
     gql: GraphQLClient, demo_database: Database
 ) -> None:
     rows = await _run_rows(demo_database)
-    thread_id = max({row.thread_id for row in rows},
-                    key=lambda tid: sum(row.thread_id == tid for row in rows))
+    thread_id = max(
+        {row.thread_id for row in rows}, key=lambda tid: sum(row.thread_id == tid for row in rows)
+    )
     mine = _newest_first([row for row in rows if row.thread_id == thread_id])
     first = (await _alone(gql, "OneThread", id=thread_id, runs=1, groups=1, after=None))["runs"]
 
@@ -451,8 +475,9 @@ async def test_nested_connections_with_a_cursor_page_per_parent(
         gql, runs=2, groups=1, after=first["pageInfo"]["endCursor"]
     )
 
-    thread = next(edge["node"] for edge in together["threads"]["edges"]
-                  if edge["node"]["id"] == thread_id)
+    thread = next(
+        edge["node"] for edge in together["threads"]["edges"] if edge["node"]["id"] == thread_id
+    )
     assert len(mine) >= 3
     assert _ids(thread["runs"]) == mine[1:3]
     assert thread["runs"]["pageInfo"]["hasPreviousPage"] is True
@@ -468,8 +493,9 @@ async def test_message_groups_of_each_thread_are_oldest_first(
 
     for edge in together["threads"]["edges"]:
         thread = edge["node"]
-        mine = sorted((g for g in groups if g.thread_id == thread["id"]),
-                      key=lambda g: (g.created_at, g.id))
+        mine = sorted(
+            (g for g in groups if g.thread_id == thread["id"]), key=lambda g: (g.created_at, g.id)
+        )
         assert _ids(thread["messageGroups"]) == [g.id for g in mine]
         assert thread["messageGroups"]["totalCount"] == len(mine)
         assert {e["node"]["threadId"] for e in thread["messageGroups"]["edges"]} == {thread["id"]}
@@ -479,8 +505,9 @@ async def test_walking_one_thread_runs_page_by_page(
     gql: GraphQLClient, demo_database: Database
 ) -> None:
     rows = await _run_rows(demo_database)
-    thread_id = max({row.thread_id for row in rows},
-                    key=lambda tid: sum(row.thread_id == tid for row in rows))
+    thread_id = max(
+        {row.thread_id for row in rows}, key=lambda tid: sum(row.thread_id == tid for row in rows)
+    )
     expected = _newest_first([row for row in rows if row.thread_id == thread_id])
     seen: list[str] = []
     after: str | None = None

@@ -43,10 +43,15 @@ async def test_naive_loading_would_grow(database: Database, big_gql: GraphQLClie
     from runql.resolvers.loaders import Loaders
     from runql.storage.tables import DEFAULT_ORG_ID
 
-    context = Context(database=database, settings=big_gql.settings, org_id=DEFAULT_ORG_ID,
-                      loaders=Loaders(database, DEFAULT_ORG_ID, batch_size=1))
-    result = await big_gql.schema.execute(FEED, variable_values={"first": 50},
-                                          context_value=context)
+    context = Context(
+        database=database,
+        settings=big_gql.settings,
+        org_id=DEFAULT_ORG_ID,
+        loaders=Loaders(database, DEFAULT_ORG_ID, batch_size=1),
+    )
+    result = await big_gql.schema.execute(
+        FEED, variable_values={"first": 50}, context_value=context
+    )
     assert result.errors is None
     assert result.extensions is not None
     assert result.extensions["sql"]["statements"] > 100

@@ -28,15 +28,19 @@ async def row_counts(database: Database) -> dict[str, int]:
 
 async def all_runs(database: Database, org_id: str = DEFAULT_ORG_ID) -> list[RunRow]:
     """Every run of the organization, newest first, read straight from the table."""
-    statement = (select(RunRow).where(col(RunRow.org_id) == org_id)
-                 .order_by(col(RunRow.created_at).desc(), col(RunRow.id).desc()))
+    statement = (
+        select(RunRow)
+        .where(col(RunRow.org_id) == org_id)
+        .order_by(col(RunRow.created_at).desc(), col(RunRow.id).desc())
+    )
     async with database.read() as session:
         return list((await session.execute(statement)).scalars().all())
 
 
 async def demo_agent(database: Database, kind: str) -> AgentRow:
-    statement = select(AgentRow).where(col(AgentRow.kind) == kind,
-                                       col(AgentRow.org_id) == DEFAULT_ORG_ID)
+    statement = select(AgentRow).where(
+        col(AgentRow.kind) == kind, col(AgentRow.org_id) == DEFAULT_ORG_ID
+    )
     async with database.read() as session:
         return (await session.execute(statement)).scalars().first()  # type: ignore[return-value]
 
@@ -52,20 +56,24 @@ async def echo(demo_database: Database) -> AgentRow:
 
 
 @pytest.fixture
-async def other_http(demo_database: Database,
-                     settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def other_http(
+    demo_database: Database, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client with a key of another organization, over the demo data."""
     secret = (await create_key(demo_database, "other", "acme")).secret
     app = create_app(settings, demo_database)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://runql.test",
-                                 headers={"Authorization": f"Bearer {secret}"}) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://runql.test",
+        headers={"Authorization": f"Bearer {secret}"},
+    ) as client:
         yield client
 
 
 @pytest.fixture
-async def empty_database(backend: SQLiteBackend | PostgresBackend, migrated_template: str,
-                         tmp_path: Path) -> AsyncIterator[Database]:
+async def empty_database(
+    backend: SQLiteBackend | PostgresBackend, migrated_template: str, tmp_path: Path
+) -> AsyncIterator[Database]:
     """An empty database beside the demo one (`database` would take the same file)."""
     folder = tmp_path / "empty"
     folder.mkdir()
@@ -75,13 +83,16 @@ async def empty_database(backend: SQLiteBackend | PostgresBackend, migrated_temp
 
 
 @pytest.fixture
-async def empty_http(empty_database: Database,
-                     settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def empty_http(
+    empty_database: Database, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
     secret = (await create_key(empty_database, "tests")).secret
     app = create_app(settings, empty_database)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://runql.test",
-                                 headers={"Authorization": f"Bearer {secret}"}) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://runql.test",
+        headers={"Authorization": f"Bearer {secret}"},
+    ) as client:
         yield client
 
 

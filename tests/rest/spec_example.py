@@ -27,6 +27,7 @@ def spec_post_body(agent_id: str) -> bytes:
     """The spec's example body, as `-d` sends it, for an agent that exists."""
     return orjson.dumps({**SPEC_POST_BODY, "agent_id": agent_id})
 
+
 SPEC_EXAMPLE = json.loads(r"""
 {
     "id": "run_Rm4Mnheq2bfEPhBhP7SY",
@@ -227,8 +228,7 @@ def key_tree(value: Any) -> Any:
     """The keys of a JSON value, nested: an object's keys in order, a list as its first item's
     tree in a one-item list, and None for anything else (a leaf)."""
     if isinstance(value, dict):
-        return {key: None if key in FREE_FORM else key_tree(child)
-                for key, child in value.items()}
+        return {key: None if key in FREE_FORM else key_tree(child) for key, child in value.items()}
     if isinstance(value, list) and value:
         return [key_tree(value[0])]
     return None

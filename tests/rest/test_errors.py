@@ -36,8 +36,7 @@ BAD_QUERIES: list[tuple[str, list[tuple[str, str]], str]] = [
     ("a range without operator", [("created_at", DAY)], "created_at"),
     ("a date that is not one", [("created_at[gte]", "yesterday")], "created_at[gte]"),
     ("a date without a zone", [("created_at[gte]", "2025-05-20T00:00:00")], "created_at[gte]"),
-    ("an unencoded plus", [("created_at[gte]", "2025-05-20T00:00:00 02:00")],
-     "created_at[gte]"),
+    ("an unencoded plus", [("created_at[gte]", "2025-05-20T00:00:00 02:00")], "created_at[gte]"),
     ("an inverted range", [("created_at[gte]", LATER), ("created_at[lt]", DAY)], "created_at"),
     ("an empty range", [("completed_at[gt]", DAY), ("completed_at[lt]", DAY)], "completed_at"),
     ("gt and gte together", [("started_at[gt]", DAY), ("started_at[gte]", DAY)], "started_at"),
@@ -53,10 +52,12 @@ BAD_QUERIES: list[tuple[str, list[tuple[str, str]], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("query", "field"), [case[1:] for case in BAD_QUERIES],
-                         ids=[case[0] for case in BAD_QUERIES])
+@pytest.mark.parametrize(
+    ("query", "field"), [case[1:] for case in BAD_QUERIES], ids=[case[0] for case in BAD_QUERIES]
+)
 async def test_a_bad_list_query_is_a_400_naming_the_parameter(
-        http: httpx.AsyncClient, query: list[tuple[str, str]], field: str) -> None:
+    http: httpx.AsyncClient, query: list[tuple[str, str]], field: str
+) -> None:
     response = await http.get("/runs", params=tuple(query))
     assert response.status_code == 400, response.text
     error = error_of(response)
@@ -66,9 +67,12 @@ async def test_a_bad_list_query_is_a_400_naming_the_parameter(
 async def test_the_limit_error_names_the_cap(http: httpx.AsyncClient) -> None:
     response = await http.get("/runs", params={"limit": 500})
     assert error_of(response) == {
-        "status": 400, "code": "bad_user_input", "field": "limit",
+        "status": 400,
+        "code": "bad_user_input",
+        "field": "limit",
         "message": "limit is capped at 100 (got 500): page with the after and before cursors "
-                   "instead"}
+        "instead",
+    }
 
 
 async def test_a_malformed_run_id_is_a_400(http: httpx.AsyncClient) -> None:
@@ -81,8 +85,12 @@ async def test_a_malformed_run_id_is_a_400(http: httpx.AsyncClient) -> None:
 async def test_an_unknown_run_is_a_404(http: httpx.AsyncClient) -> None:
     response = await http.get("/runs/run_Rm4Mnheq2bfEPhBhP7SY")
     assert response.status_code == 404
-    assert error_of(response) == {"status": 404, "code": "not_found", "field": "runId",
-                                  "message": "there is no run run_Rm4Mnheq2bfEPhBhP7SY"}
+    assert error_of(response) == {
+        "status": 404,
+        "code": "not_found",
+        "field": "runId",
+        "message": "there is no run run_Rm4Mnheq2bfEPhBhP7SY",
+    }
 
 
 async def test_a_path_below_a_run_is_a_404(http: httpx.AsyncClient, runs: list[RunRow]) -> None:
@@ -91,24 +99,34 @@ async def test_a_path_below_a_run_is_a_404(http: httpx.AsyncClient, runs: list[R
     assert error_of(response)["code"] == "not_found"
 
 
-@pytest.mark.parametrize(("method", "path", "allowed"), [
-    ("DELETE", "/runs", "GET, POST"), ("PUT", "/runs/run_Rm4Mnheq2bfEPhBhP7SY", "GET"),
-    ("POST", "/openapi.json", "GET"),
-])
-async def test_another_method_is_a_405(http: httpx.AsyncClient, method: str, path: str,
-                                       allowed: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/runs", "GET, POST"),
+        ("PUT", "/runs/run_Rm4Mnheq2bfEPhBhP7SY", "GET"),
+        ("POST", "/openapi.json", "GET"),
+    ],
+)
+async def test_another_method_is_a_405(
+    http: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
     response = await http.request(method, path)
     assert response.status_code == 405
     assert response.headers["allow"] == allowed
     assert error_of(response)["code"] == "method_not_allowed"
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer runql_sk_wrong"},
-                                     {"Authorization": "Basic dXNlcjpwYXNz"}])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer runql_sk_wrong"}, {"Authorization": "Basic dXNlcjpwYXNz"}],
+)
 async def test_no_valid_key_is_a_401(http: httpx.AsyncClient, headers: dict[str, str]) -> None:
     http.headers.pop("Authorization")
-    for method, path in (("GET", "/runs"), ("GET", "/runs/run_Rm4Mnheq2bfEPhBhP7SY"),
-                         ("POST", "/runs")):
+    for method, path in (
+        ("GET", "/runs"),
+        ("GET", "/runs/run_Rm4Mnheq2bfEPhBhP7SY"),
+        ("POST", "/runs"),
+    ):
         response = await http.request(method, path, headers=headers)
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
@@ -124,7 +142,7 @@ async def test_a_browser_without_a_key_gets_a_401_not_runs(http: httpx.AsyncClie
 
 
 async def test_an_unexpected_failure_is_a_500_that_tells_nothing_inside(
-        http: httpx.AsyncClient, demo_database: Database, caplog: pytest.LogCaptureFixture
+    http: httpx.AsyncClient, demo_database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with demo_database.write() as session:
         await session.execute(text("DROP TABLE run_errors"))

@@ -80,10 +80,16 @@ def one_run_per_shape(runs: list[RunRow]) -> list[RunRow]:
 
 
 async def test_get_run_matches_the_graphql_run_field_by_field(
-        http: httpx.AsyncClient, gql: GraphQLClient, runs: list[RunRow]) -> None:
+    http: httpx.AsyncClient, gql: GraphQLClient, runs: list[RunRow]
+) -> None:
     compared = one_run_per_shape(runs)
-    assert {run.status for run in compared} == {"pending", "running", "success", "error",
-                                                "cancelled"}
+    assert {run.status for run in compared} == {
+        "pending",
+        "running",
+        "success",
+        "error",
+        "cancelled",
+    }
     with_items = with_errors = 0
     for run in compared:
         rest = (await http.get(f"/runs/{run.id}")).json()

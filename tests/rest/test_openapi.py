@@ -37,8 +37,19 @@ def test_it_describes_the_endpoints_parameters_and_auth(document: dict[str, Any]
     assert set(paths["/runs"]) == {"get", "post"}
     assert set(paths["/runs/{runId}"]) == {"get"}
     listed = {parameter["name"] for parameter in paths["/runs"]["get"]["parameters"]}
-    assert listed == {"id", "status", "agent_id", "thread_id", "created_at", "started_at",
-                      "completed_at", "limit", "after", "before", "order"}
+    assert listed == {
+        "id",
+        "status",
+        "agent_id",
+        "thread_id",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "limit",
+        "after",
+        "before",
+        "order",
+    }
     body = document["components"]["schemas"]["CreateRun"]
     assert list(body["properties"]) == list(CreateRun.model_fields)
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
@@ -48,7 +59,8 @@ def test_it_describes_the_endpoints_parameters_and_auth(document: dict[str, Any]
 
 
 async def test_runs_and_pages_conform_to_the_schemas(
-        document: dict[str, Any], http: httpx.AsyncClient, api_key: str) -> None:
+    document: dict[str, Any], http: httpx.AsyncClient, api_key: str
+) -> None:
     http.headers["Authorization"] = f"Bearer {api_key}"
     for order in ("desc", "asc"):
         page = (await http.get("/runs", params={"limit": 100, "order": order})).json()
@@ -57,8 +69,9 @@ async def test_runs_and_pages_conform_to_the_schemas(
     conforms(document, "Run", one)
 
 
-async def test_the_run_schema_is_strict(document: dict[str, Any], http: httpx.AsyncClient,
-                                        api_key: str, runs: list[RunRow]) -> None:
+async def test_the_run_schema_is_strict(
+    document: dict[str, Any], http: httpx.AsyncClient, api_key: str, runs: list[RunRow]
+) -> None:
     """So that the conformance above means something: a key more or less does not conform."""
     http.headers["Authorization"] = f"Bearer {api_key}"
     run = (await http.get(f"/runs/{runs[-1].id}")).json()
@@ -70,10 +83,14 @@ async def test_the_run_schema_is_strict(document: dict[str, Any], http: httpx.As
         conforms(document, "Run", without)
 
 
-async def test_errors_conform_to_the_error_schema(document: dict[str, Any],
-                                                  http: httpx.AsyncClient, api_key: str) -> None:
+async def test_errors_conform_to_the_error_schema(
+    document: dict[str, Any], http: httpx.AsyncClient, api_key: str
+) -> None:
     unauthenticated = await http.get("/runs")
     http.headers["Authorization"] = f"Bearer {api_key}"
-    for response in (unauthenticated, await http.get("/runs", params={"limit": 0}),
-                     await http.get("/runs/run_Rm4Mnheq2bfEPhBhP7SY")):
+    for response in (
+        unauthenticated,
+        await http.get("/runs", params={"limit": 0}),
+        await http.get("/runs/run_Rm4Mnheq2bfEPhBhP7SY"),
+    ):
         conforms(document, "Error", response.json())

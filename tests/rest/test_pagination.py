@@ -29,19 +29,20 @@ async def walk_forward(http: httpx.AsyncClient, **params: Any) -> list[dict[str,
     return pages
 
 
-async def walk_backward(http: httpx.AsyncClient, last: dict[str, Any],
-                        **params: Any) -> list[dict[str, Any]]:
+async def walk_backward(
+    http: httpx.AsyncClient, last: dict[str, Any], **params: Any
+) -> list[dict[str, Any]]:
     """Every page, following prev_cursor back from `last` while has_more_before."""
     pages = [last]
     while pages[0]["pagination"]["has_more_before"]:
-        pages.insert(0, await page(http, **params,
-                                   before=pages[0]["pagination"]["prev_cursor"]))
+        pages.insert(0, await page(http, **params, before=pages[0]["pagination"]["prev_cursor"]))
     return pages
 
 
 @pytest.mark.parametrize("order", ["desc", "asc"])
 async def test_walking_forward_then_back_shows_every_run_once(
-        http: httpx.AsyncClient, runs: list[RunRow], order: str) -> None:
+    http: httpx.AsyncClient, runs: list[RunRow], order: str
+) -> None:
     expected = [run.id for run in (runs if order == "desc" else reversed(runs))]
     forward = await walk_forward(http, limit=PAGE, order=order)
     assert [run_id for body in forward for run_id in ids_of(body)] == expected
@@ -54,13 +55,15 @@ async def test_walking_forward_then_back_shows_every_run_once(
     assert all(body["pagination"]["has_more_after"] for body in backward[:-1])
 
 
-async def test_the_default_page_is_the_twenty_newest(http: httpx.AsyncClient,
-                                                    runs: list[RunRow]) -> None:
+async def test_the_default_page_is_the_twenty_newest(
+    http: httpx.AsyncClient, runs: list[RunRow]
+) -> None:
     assert ids_of(await page(http)) == [run.id for run in runs[:20]]
 
 
-async def test_before_a_page_is_the_page_that_led_to_it(http: httpx.AsyncClient,
-                                                       runs: list[RunRow]) -> None:
+async def test_before_a_page_is_the_page_that_led_to_it(
+    http: httpx.AsyncClient, runs: list[RunRow]
+) -> None:
     first = await page(http, limit=5)
     second = await page(http, limit=5, after=first["pagination"]["next_cursor"])
     assert ids_of(second) == [run.id for run in runs[5:10]]
@@ -69,7 +72,8 @@ async def test_before_a_page_is_the_page_that_led_to_it(http: httpx.AsyncClient,
 
 
 async def test_the_first_pages_cursor_finds_runs_added_later(
-        http: httpx.AsyncClient, runs: list[RunRow]) -> None:
+    http: httpx.AsyncClient, runs: list[RunRow]
+) -> None:
     first = await page(http, limit=10)
     assert first["pagination"]["has_more_before"] is False
     created = await http.post("/runs", json={"agent_id": runs[0].agent_id, "content": "new"})
@@ -80,8 +84,9 @@ async def test_the_first_pages_cursor_finds_runs_added_later(
     assert ids_of(second) == [run.id for run in runs[10:20]]
 
 
-async def test_the_last_page_says_nothing_follows(http: httpx.AsyncClient,
-                                                 runs: list[RunRow]) -> None:
+async def test_the_last_page_says_nothing_follows(
+    http: httpx.AsyncClient, runs: list[RunRow]
+) -> None:
     first = await page(http, limit=100, order="asc")
     body = await page(http, limit=100, order="asc", after=first["pagination"]["next_cursor"])
     assert ids_of(body) == [run.id for run in reversed(runs)][100:]

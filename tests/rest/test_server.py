@@ -54,15 +54,23 @@ def _wait_until_listening(url: str, process: subprocess.Popen[str]) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     database = tmp_path_factory.mktemp("rest-server") / "runql.db"
-    env = {**os.environ, "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-           "RUNQL_ENV": "production", "RUNQL_SHUTDOWN_GRACE_SECONDS": "1"}
+    env = {
+        **os.environ,
+        "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "RUNQL_ENV": "production",
+        "RUNQL_SHUTDOWN_GRACE_SECONDS": "1",
+    }
     runql(env, "migrate")
     runql(env, "demo", "--runs", "20")
     key = runql(env, "keys", "create", "--name", "rest-tests").strip().splitlines()[-1]
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "runql", "serve", "--port", str(port)], env=env, cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "runql", "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -76,8 +84,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def _until_finished(server: Server, run_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        run: dict[str, Any] = httpx.get(f"{server.url}/runs/{run_id}",
-                                        headers=server.headers({}), timeout=10).json()
+        run: dict[str, Any] = httpx.get(
+            f"{server.url}/runs/{run_id}", headers=server.headers({}), timeout=10
+        ).json()
         if run["status"] in ("success", "error", "cancelled"):
             return run
         time.sleep(0.05)
@@ -85,20 +94,24 @@ def _until_finished(server: Server, run_id: str) -> dict[str, Any]:
 
 
 def test_the_spec_curl_examples_work_unchanged(server: Server) -> None:
-    listed = httpx.get(f"{server.url}/runs", headers=server.headers(CURL_GET_HEADERS),
-                       timeout=10)
+    listed = httpx.get(f"{server.url}/runs", headers=server.headers(CURL_GET_HEADERS), timeout=10)
     assert listed.status_code == 200
     assert len(listed.json()["items"]) == 20
     for item in listed.json()["items"]:
         check_spec_keys(item)
-    created = httpx.post(f"{server.url}/runs", content=spec_post_body(server.echo_agent_id()),
-                         headers=server.headers(CURL_POST_HEADERS), timeout=10)
+    created = httpx.post(
+        f"{server.url}/runs",
+        content=spec_post_body(server.echo_agent_id()),
+        headers=server.headers(CURL_POST_HEADERS),
+        timeout=10,
+    )
     assert created.status_code == 201, created.text
     run = created.json()
     check_spec_keys(run)
     assert run["status"] == "pending"
-    got = httpx.get(f"{server.url}/runs/{run['id']}", headers=server.headers(CURL_GET_HEADERS),
-                    timeout=10)
+    got = httpx.get(
+        f"{server.url}/runs/{run['id']}", headers=server.headers(CURL_GET_HEADERS), timeout=10
+    )
     assert got.status_code == 200
     finished = _until_finished(server, run["id"])  # the server's workers run the echo agent
     assert finished["status"] == "success"

@@ -31,8 +31,7 @@ async def test_list_runs_as_in_the_spec(http: httpx.AsyncClient, runs: list[RunR
     for item in body["items"]:
         check_spec_keys(item)
     pagination = body["pagination"]
-    assert list(pagination) == ["has_more_before", "has_more_after", "next_cursor",
-                                "prev_cursor"]
+    assert list(pagination) == ["has_more_before", "has_more_after", "next_cursor", "prev_cursor"]
     assert pagination["has_more_before"] is False
     assert pagination["has_more_after"] is True
     assert isinstance(pagination["next_cursor"], str)
@@ -48,8 +47,14 @@ async def test_get_run_as_in_the_spec(http: httpx.AsyncClient, runs: list[RunRow
     assert document["id"] == run.id
     assert document["status"] == "success"
     assert {"message_group.messages[].actor.name", "cost.unit"} <= shown
-    assert list(document)[len(SPEC_RUN_KEYS):] == ["thread_id", "language", "country",
-                                                   "timezone", "metadata", "raw_inputs"]
+    assert list(document)[len(SPEC_RUN_KEYS) :] == [
+        "thread_id",
+        "language",
+        "country",
+        "timezone",
+        "metadata",
+        "raw_inputs",
+    ]
 
 
 async def test_create_run_as_in_the_spec(http: httpx.AsyncClient, echo: AgentRow) -> None:
@@ -61,29 +66,49 @@ async def test_create_run_as_in_the_spec(http: httpx.AsyncClient, echo: AgentRow
     assert document["status"] == "pending"
     assert document["agent_id"] == echo.id
     assert (document["language"], document["country"], document["timezone"]) == (
-        "en", "US", "America/New_York")
+        "en",
+        "US",
+        "America/New_York",
+    )
     assert document["raw_inputs"] == {"text": "Hello, world!"}
     assert document["message_group"] is None  # no reply yet
     assert (await http.get(f"/runs/{document['id']}")).json() == document
 
 
-async def test_spec_example_as_published_names_an_unknown_agent(
-        http: httpx.AsyncClient) -> None:
-    response = await http.post("/runs", content=orjson.dumps(SPEC_POST_BODY),
-                               headers=CURL_POST_HEADERS)
+async def test_spec_example_as_published_names_an_unknown_agent(http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        "/runs", content=orjson.dumps(SPEC_POST_BODY), headers=CURL_POST_HEADERS
+    )
     assert response.status_code == 404
-    assert response.json() == {"status": 404, "code": "not_found",
-                               "message": "there is no agent agent_Rm4Mnheq2bfEPhBhP7SY",
-                               "field": "agent_id"}
+    assert response.json() == {
+        "status": 404,
+        "code": "not_found",
+        "message": "there is no agent agent_Rm4Mnheq2bfEPhBhP7SY",
+        "field": "agent_id",
+    }
 
 
 async def executed_run(database: Database, http: httpx.AsyncClient) -> dict[str, Any]:
     """A run with an attachment, executed by the echo agent, which replies with what it got."""
-    echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID,
-                                      name="Echo", kind="echo", config={"delay_ms": 0})
-    content = {"parts": [{"type": "text", "text": "See the file"}],
-               "attachments": [{"type": "file", "file_id": "file_Rm4Mnheq2bfEPhBhP7SY",
-                                "url": "https://example.com/report.pdf", "caption": "Report"}]}
+    echo = await catalog.create_agent(
+        database,
+        default_registry(),
+        DEFAULT_ORG_ID,
+        name="Echo",
+        kind="echo",
+        config={"delay_ms": 0},
+    )
+    content = {
+        "parts": [{"type": "text", "text": "See the file"}],
+        "attachments": [
+            {
+                "type": "file",
+                "file_id": "file_Rm4Mnheq2bfEPhBhP7SY",
+                "url": "https://example.com/report.pdf",
+                "caption": "Report",
+            }
+        ],
+    }
     created = await http.post("/runs", json={"agent_id": echo.id, "content": content})
     assert created.status_code == 201, created.text
     executor = Executor(database, default_registry(), ExecutorConfig(concurrency=1))
@@ -94,8 +119,8 @@ async def executed_run(database: Database, http: httpx.AsyncClient) -> dict[str,
 
 
 async def test_runs_show_every_key_of_the_spec_example(
-        http: httpx.AsyncClient, empty_database: Database,
-        empty_http: httpx.AsyncClient) -> None:
+    http: httpx.AsyncClient, empty_database: Database, empty_http: httpx.AsyncClient
+) -> None:
     """Across a few runs (one per status, and one whose reply has an attachment), every key of
     the example shows, in order, down to the attachments' captions."""
     listed = (await http.get("/runs", params={"limit": 100, "order": "asc"})).json()["items"]

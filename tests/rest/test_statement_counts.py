@@ -19,10 +19,12 @@ async def statements(http: httpx.AsyncClient, path: str, **params: str | int) ->
 
 
 @pytest.mark.parametrize("order", ["desc", "asc"])
-async def test_list_statements_do_not_grow_with_the_limit(http: httpx.AsyncClient,
-                                                          order: str) -> None:
-    counts = {limit: await statements(http, "/runs", limit=limit, order=order)
-              for limit in (1, 5, 100)}
+async def test_list_statements_do_not_grow_with_the_limit(
+    http: httpx.AsyncClient, order: str
+) -> None:
+    counts = {
+        limit: await statements(http, "/runs", limit=limit, order=order) for limit in (1, 5, 100)
+    }
     assert set(counts.values()) == {LIST_STATEMENTS}, counts
 
 

@@ -74,8 +74,14 @@ async def agent_endpoint() -> AsyncIterator[Agent]:
         return JSONResponse({"text": "done"})
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/", reply, methods=["POST"])]),
-                                           host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[Route("/", reply, methods=["POST"])]),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
         await asyncio.sleep(0.01)
@@ -85,12 +91,18 @@ async def agent_endpoint() -> AsyncIterator[Agent]:
 
 
 def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "runql", *args], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "runql", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
-async def _post(client: httpx.AsyncClient, url: str, query: str,
-                variables: dict[str, Any]) -> dict[str, Any]:
+async def _post(
+    client: httpx.AsyncClient, url: str, query: str, variables: dict[str, Any]
+) -> dict[str, Any]:
     body = (await client.post(url, json={"query": query, "variables": variables})).json()
     assert "errors" not in body, body
     return body["data"]  # type: ignore[no-any-return]
@@ -99,8 +111,7 @@ async def _post(client: httpx.AsyncClient, url: str, query: str,
 async def _follow(ws_url: str, key: str, run_id: str) -> list[dict[str, Any]]:
     socket = await GraphQLSocket.open(ws_url, key)
     try:
-        outcome = await socket.collect(await socket.start(RUN_EVENTS, {"id": run_id}),
-                                       seconds=120)
+        outcome = await socket.collect(await socket.start(RUN_EVENTS, {"id": run_id}), seconds=120)
     finally:
         await socket.close()
     assert outcome.errors == []
@@ -111,12 +122,25 @@ async def _follow(ws_url: str, key: str, run_id: str) -> list[dict[str, Any]]:
 async def test_two_gateways_two_workers_and_a_killed_worker_lose_nothing(
     postgres: str, agent_endpoint: Agent
 ) -> None:
-    env = {**os.environ, "RUNQL_DATABASE_URL": postgres, "RUNQL_ENV": "production",
-           "RUNQL_WORKERS": "0", "RUNQL_LEASE_SECONDS": "2", "RUNQL_POLL_SECONDS": "0.2",
-           "RUNQL_WS_MAX_SUBSCRIPTIONS": "500", "RUNQL_EGRESS_ALLOWED_CIDRS": "127.0.0.0/8"}
+    env = {
+        **os.environ,
+        "RUNQL_DATABASE_URL": postgres,
+        "RUNQL_ENV": "production",
+        "RUNQL_WORKERS": "0",
+        "RUNQL_LEASE_SECONDS": "2",
+        "RUNQL_POLL_SECONDS": "0.2",
+        "RUNQL_WS_MAX_SUBSCRIPTIONS": "500",
+        "RUNQL_EGRESS_ALLOWED_CIDRS": "127.0.0.0/8",
+    }
     made = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "runql", "keys", "create", "--name", "c"],
-        env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+        subprocess.run,
+        [sys.executable, "-m", "runql", "keys", "create", "--name", "c"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     key = made.stdout.strip().splitlines()[-1]
     ports = [free_port(), free_port()]
     gateways = [_spawn(env, "serve", "--port", str(port)) for port in ports]
@@ -133,13 +157,15 @@ async def test_two_gateways_two_workers_and_a_killed_worker_lose_nothing(
                         break
                     except httpx.TransportError:
                         await asyncio.sleep(0.1)
-            agent = (await _post(client, urls[0], CREATE_AGENT, {"url": agent_endpoint.url})
-                     )["createAgent"]["agent"]["id"]
+            agent = (await _post(client, urls[0], CREATE_AGENT, {"url": agent_endpoint.url}))[
+                "createAgent"
+            ]["agent"]["id"]
 
             async def one(index: int) -> tuple[str, list[dict[str, Any]]]:
                 via = random.randrange(2)
-                data = await _post(client, urls[via], CREATE_RUN,
-                                   {"agent": agent, "text": f"run {index}"})
+                data = await _post(
+                    client, urls[via], CREATE_RUN, {"agent": agent, "text": f"run {index}"}
+                )
                 run_id = data["createRun"]["run"]["id"]
                 return run_id, await _follow(sockets[1 - via], key, run_id)
 

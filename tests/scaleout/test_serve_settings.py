@@ -24,8 +24,10 @@ def test_by_default_production_serves_a_process_per_core_and_development_one(
     assert Settings.from_env().server_processes == usable_cores()
     clean_env.setenv("RUNQL_ENV", Environment.DEVELOPMENT.value)
     assert Settings.from_env().server_processes == 1
-    assert ("| `RUNQL_SERVE_WORKERS` | one per core in production, 1 in development |"
-            in (ROOT / "README.md").read_text())
+    assert (
+        "| `RUNQL_SERVE_WORKERS` | one per core in production, 1 in development |"
+        in (ROOT / "README.md").read_text()
+    )
 
 
 def test_the_variable_sets_it_in_either_environment(clean_env: pytest.MonkeyPatch) -> None:
@@ -36,8 +38,9 @@ def test_the_variable_sets_it_in_either_environment(clean_env: pytest.MonkeyPatc
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "many"])
-def test_a_count_below_1_or_not_a_number_is_a_clear_error(clean_env: pytest.MonkeyPatch,
-                                                          value: str) -> None:
+def test_a_count_below_1_or_not_a_number_is_a_clear_error(
+    clean_env: pytest.MonkeyPatch, value: str
+) -> None:
     clean_env.setenv("RUNQL_SERVE_WORKERS", value)
     with pytest.raises(SettingsError, match="RUNQL_SERVE_WORKERS must be"):
         Settings.from_env()
@@ -45,8 +48,14 @@ def test_a_count_below_1_or_not_a_number_is_a_clear_error(clean_env: pytest.Monk
 
 def _serve(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "RUNQL_DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, "-m", "runql", "serve", "--port", "1", *args],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "runql", "serve", "--port", "1", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_workers_below_1_are_refused_by_the_command_line(tmp_path: Path) -> None:

@@ -53,19 +53,33 @@ class Server:
 
     def pid_of(self, request_id: str) -> int | None:
         """The process that logged the request's access line."""
-        return next((line["pid"] for line in self.lines() if line.get("request_id") == request_id
-                     and line["logger"] == "runql.access"), None)
+        return next(
+            (
+                line["pid"]
+                for line in self.lines()
+                if line.get("request_id") == request_id and line["logger"] == "runql.access"
+            ),
+            None,
+        )
 
     def children(self) -> set[int]:
-        return {line["pid"] for line in self.lines()
-                if line["message"] == "Application startup complete."}
+        return {
+            line["pid"]
+            for line in self.lines()
+            if line["message"] == "Application startup complete."
+        }
 
 
 @contextmanager
 def started(env: dict[str, str], log: Path, *args: str) -> Iterator[Server]:
     with log.open("wb") as output:
-        process = subprocess.Popen([sys.executable, "-m", "runql", *args], env=env, cwd=ROOT,
-                                   stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runql", *args],
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield Server(process, log)
     finally:
@@ -95,12 +109,20 @@ class Followed:
 async def follow(ws_url: str, key: str, run_id: str) -> Followed:
     async with connect(ws_url, subprotocols=["graphql-transport-ws"]) as socket:  # type: ignore[list-item]
         assert socket.response is not None
-        await socket.send(json.dumps({"type": "connection_init",
-                                      "payload": {"Authorization": f"Bearer {key}"}}))
+        await socket.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}})
+        )
         assert json.loads(await socket.recv())["type"] == "connection_ack"
         followed = Followed(run_id, time.time(), socket.response.headers["X-Request-ID"])
-        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
-            "query": RUN_EVENTS, "variables": {"id": run_id}}}))
+        await socket.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": RUN_EVENTS, "variables": {"id": run_id}},
+                }
+            )
+        )
         async with asyncio.timeout(60):
             while not followed.completed:
                 message = json.loads(await socket.recv())
@@ -109,8 +131,7 @@ async def follow(ws_url: str, key: str, run_id: str) -> Followed:
                     followed.completed = True
                 else:
                     assert "errors" not in message["payload"], message
-                    followed.received.append((time.time(),
-                                              message["payload"]["data"]["runEvents"]))
+                    followed.received.append((time.time(), message["payload"]["data"]["runEvents"]))
     return followed
 
 
@@ -129,8 +150,11 @@ def latencies(followed: Followed) -> list[float]:
 def assert_exact(followed: Followed) -> None:
     seqs = [event["seq"] for _, event in followed.received]
     assert seqs == list(range(1, len(seqs) + 1)), (followed.run_id, seqs)
-    statuses = [event["payload"]["status"] for _, event in followed.received
-                if event["type"] == "STATUS_CHANGED"]
+    statuses = [
+        event["payload"]["status"]
+        for _, event in followed.received
+        if event["type"] == "STATUS_CHANGED"
+    ]
     assert statuses == ["pending", "running", "success"], (followed.run_id, statuses)
     assert followed.completed
 
@@ -149,20 +173,26 @@ def p99(values: list[float]) -> float:
 
 
 @pytest.fixture
-async def database_url(backend: SQLiteBackend | PostgresBackend, migrated_template: str,
-                       tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(
+    backend: SQLiteBackend | PostgresBackend, migrated_template: str, tmp_path: Path
+) -> AsyncIterator[str]:
     url = await backend.copy(migrated_template, tmp_path)
     yield url
     backend.release(url)
 
 
 def environment(url: str, folder: Path, **settings: str) -> dict[str, str]:
-    return {**os.environ, "RUNQL_DATABASE_URL": url, "RUNQL_ENV": "production",
-            "RUNQL_DEV_KEY_FILE": str(folder / "dev-key"), "RUNQL_LOG_LEVEL": "info",
-            # idle executors look for runs only every 30 s: a run starts at once only if the
-            # event bus tells the process that holds a free slot of it
-            "RUNQL_POLL_SECONDS": "30",
-            **{f"RUNQL_{name}": value for name, value in settings.items()}}
+    return {
+        **os.environ,
+        "RUNQL_DATABASE_URL": url,
+        "RUNQL_ENV": "production",
+        "RUNQL_DEV_KEY_FILE": str(folder / "dev-key"),
+        "RUNQL_LOG_LEVEL": "info",
+        # idle executors look for runs only every 30 s: a run starts at once only if the
+        # event bus tells the process that holds a free slot of it
+        "RUNQL_POLL_SECONDS": "30",
+        **{f"RUNQL_{name}": value for name, value in settings.items()},
+    }
 
 
 async def api_key(env: dict[str, str]) -> str:
@@ -173,13 +203,18 @@ async def api_key(env: dict[str, str]) -> str:
 @asynccontextmanager
 async def client(base: str, key: str) -> AsyncIterator[httpx.AsyncClient]:
     """One connection, kept alive: every request goes to the same process."""
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"},
-                                 limits=httpx.Limits(max_connections=1), timeout=30) as made:
+    async with httpx.AsyncClient(
+        base_url=base,
+        headers={"Authorization": f"Bearer {key}"},
+        limits=httpx.Limits(max_connections=1),
+        timeout=30,
+    ) as made:
         yield made
 
 
-async def graphql(http: httpx.AsyncClient, query: str,
-                  **variables: Any) -> tuple[dict[str, Any], str]:
+async def graphql(
+    http: httpx.AsyncClient, query: str, **variables: Any
+) -> tuple[dict[str, Any], str]:
     """The response's data and its request id."""
     response = await http.post("/graphql", json={"query": query, "variables": variables})
     body = response.json()
@@ -187,8 +222,9 @@ async def graphql(http: httpx.AsyncClient, query: str,
     return body["data"], response.headers["X-Request-ID"]
 
 
-async def one_client_per_process(server: Server, base: str, key: str,
-                                 stack: list[Any]) -> dict[int, httpx.AsyncClient]:
+async def one_client_per_process(
+    server: Server, base: str, key: str, stack: list[Any]
+) -> dict[int, httpx.AsyncClient]:
     """Clients whose connection is held by each of the server's processes, found by opening
     connections at the same time until every process has accepted one."""
     pinned: dict[int, httpx.AsyncClient] = {}
@@ -216,8 +252,11 @@ async def executing_process(url: str, run_id: str) -> int:
     try:
         for _ in range(300):
             async with database.read() as session:
-                owner = (await session.execute(select(col(RunRow.lease_owner)).where(
-                    col(RunRow.id) == run_id))).scalar_one()
+                owner = (
+                    await session.execute(
+                        select(col(RunRow.lease_owner)).where(col(RunRow.id) == run_id)
+                    )
+                ).scalar_one()
             if owner is not None:
                 return int(owner.split(":")[1])
             await asyncio.sleep(0.02)
@@ -233,8 +272,9 @@ async def test_two_processes_on_one_port_deliver_every_event_once_in_order_and_p
     key = await api_key(env)
     port = free_port()
     base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/graphql"
-    with started(env, tmp_path / "serve.log", "serve", "--port", str(port),
-                 "--workers", "2") as server:
+    with started(
+        env, tmp_path / "serve.log", "serve", "--port", str(port), "--workers", "2"
+    ) as server:
         await until(lambda: len(server.children()) == 2, "both processes to start")
         stack: list[Any] = []
         try:
@@ -245,11 +285,11 @@ async def test_two_processes_on_one_port_deliver_every_event_once_in_order_and_p
 
             async def one(index: int) -> tuple[int, int, list[Followed]]:
                 via = pids[index % 2]
-                (made, _) = await graphql(pinned[via], CREATE_RUN, agent=agent,
-                                          text=f"run {index}")
+                (made, _) = await graphql(pinned[via], CREATE_RUN, agent=agent, text=f"run {index}")
                 run_id = made["createRun"]["run"]["id"]
-                followers = [asyncio.create_task(follow(ws_url, key, run_id))
-                             for _ in range(FOLLOWERS)]
+                followers = [
+                    asyncio.create_task(follow(ws_url, key, run_id)) for _ in range(FOLLOWERS)
+                ]
                 executor = await executing_process(database_url, run_id)
                 return via, executor, await asyncio.gather(*followers)
 
@@ -277,9 +317,11 @@ async def test_two_processes_on_one_port_deliver_every_event_once_in_order_and_p
     assert crossed > 0, "no subscriber followed a run made and executed by the other process"
     assert delays
     assert max(delays) < PROMPT_SECONDS, sorted(delays)[-5:]
-    print(f"\ncommit → subscriber across 2 processes: {len(delays)} events, "
-          f"p99 {p99(delays) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms; "
-          f"{crossed} of {RUNS * FOLLOWERS} followers crossed processes")
+    print(
+        f"\ncommit → subscriber across 2 processes: {len(delays)} events, "
+        f"p99 {p99(delays) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms; "
+        f"{crossed} of {RUNS * FOLLOWERS} followers crossed processes"
+    )
 
 
 async def test_sqlite_serve_hears_a_separate_worker_promptly(tmp_path: Path) -> None:
@@ -290,8 +332,10 @@ async def test_sqlite_serve_hears_a_separate_worker_promptly(tmp_path: Path) -> 
     key = await api_key(env)
     port = free_port()
     base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/graphql"
-    with started(env, tmp_path / "serve.log", "serve", "--port", str(port), "--workers", "1"), \
-            started(env, tmp_path / "worker.log", "worker", "--concurrency", "4") as worker:
+    with (
+        started(env, tmp_path / "serve.log", "serve", "--port", str(port), "--workers", "1"),
+        started(env, tmp_path / "worker.log", "worker", "--concurrency", "4") as worker,
+    ):
         await until(lambda: "worker executing" in worker.log.read_text(), "the worker")
         async with client(base, key) as http:
             for _ in range(300):
@@ -312,22 +356,24 @@ async def test_sqlite_serve_hears_a_separate_worker_promptly(tmp_path: Path) -> 
     for one_run in followed:
         assert_exact(one_run)
         events = [event for _, event in one_run.received]
-        created, running = (datetime.fromisoformat(e["createdAt"]).timestamp()
-                            for e in events[:2])
+        created, running = (datetime.fromisoformat(e["createdAt"]).timestamp() for e in events[:2])
         assert running - created < PROMPT_SECONDS, "the worker heard of the run late"
         delays += latencies(one_run)
     assert delays
     assert max(delays) < PROMPT_SECONDS, sorted(delays)[-5:]
-    print(f"\ncommit in a worker → subscriber of a server on SQLite: {len(delays)} events, "
-          f"p99 {p99(delays) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms")
+    print(
+        f"\ncommit in a worker → subscriber of a server on SQLite: {len(delays)} events, "
+        f"p99 {p99(delays) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms"
+    )
 
 
 async def test_a_process_that_dies_is_reported_and_replaced(tmp_path: Path) -> None:
     url = SQLiteBackend(tmp_path).template("empty")
     env = environment(url, tmp_path, WORKERS="0")
     port = free_port()
-    with started(env, tmp_path / "serve.log", "serve", "--port", str(port),
-                 "--workers", "2") as server:
+    with started(
+        env, tmp_path / "serve.log", "serve", "--port", str(port), "--workers", "2"
+    ) as server:
         await until(lambda: len(server.children()) == 2, "both processes to start")
         killed = min(server.children())
         os.kill(killed, signal.SIGKILL)

@@ -13,8 +13,9 @@ from runql.schema.extensions import INTERNAL_MESSAGE
 from runql.storage.database import Database
 from tests.conftest import GraphQLClient
 
-ERRORS_OF_FAILED_RUNS = "{ runs(first: 5, filter: {status: ERROR}) { edges { node { id " \
-    "errors { id code } } } } }"
+ERRORS_OF_FAILED_RUNS = (
+    "{ runs(first: 5, filter: {status: ERROR}) { edges { node { id errors { id code } } } } }"
+)
 LEAKS = ("Traceback", "/work/", 'File "', "run_errors", "sqlite", "sqlalchemy", ".py")
 
 
@@ -55,13 +56,20 @@ async def test_an_unknown_field_fails_validation(gql: GraphQLClient) -> None:
 
 @pytest.mark.parametrize(
     "document",
-    ["query($first: Int) { runs { totalCount } }",
-     "{ runs(first: $first) { totalCount } }",
-     "query($first: String) { runs(first: $first) { totalCount } }",
-     "{ runs(first: \"ten\") { totalCount } }",
-     "{ runs { totalCount } } { agents { totalCount } }"],
-    ids=["unused-variable", "undefined-variable", "variable-of-the-wrong-type",
-         "literal-of-the-wrong-type", "two-anonymous-operations"],
+    [
+        "query($first: Int) { runs { totalCount } }",
+        "{ runs(first: $first) { totalCount } }",
+        "query($first: String) { runs(first: $first) { totalCount } }",
+        '{ runs(first: "ten") { totalCount } }',
+        "{ runs { totalCount } } { agents { totalCount } }",
+    ],
+    ids=[
+        "unused-variable",
+        "undefined-variable",
+        "variable-of-the-wrong-type",
+        "literal-of-the-wrong-type",
+        "two-anonymous-operations",
+    ],
 )
 async def test_documents_that_break_the_rules_fail_validation(
     gql: GraphQLClient, document: str
@@ -73,8 +81,7 @@ async def test_documents_that_break_the_rules_fail_validation(
 
 
 async def test_a_variable_value_of_the_wrong_type_is_bad_user_input(gql: GraphQLClient) -> None:
-    body = await gql("query($first: Int) { runs(first: $first) { totalCount } }",
-                     {"first": "ten"})
+    body = await gql("query($first: Int) { runs(first: $first) { totalCount } }", {"first": "ten"})
 
     assert body["data"] is None
     assert _codes(body) == ["BAD_USER_INPUT"]
@@ -131,8 +138,10 @@ async def test_a_masked_error_spares_the_rest_of_the_response(
     run_id = failed["data"]["runs"]["edges"][0]["node"]["id"]
     await _break_run_errors(demo_database)
 
-    body = await gql("query($id: ID!) { agents(first: 1) { totalCount } "
-                     "run(id: $id) { errors { id } } }", {"id": run_id})
+    body = await gql(
+        "query($id: ID!) { agents(first: 1) { totalCount } run(id: $id) { errors { id } } }",
+        {"id": run_id},
+    )
 
     assert body["data"]["agents"]["totalCount"] > 0
     assert body["data"]["run"] is None
@@ -151,23 +160,33 @@ async def test_a_masked_error_over_http_leaks_nothing(
     response = await _post(http, {"query": ERRORS_OF_FAILED_RUNS})
 
     assert response.status_code == 200
-    assert {e["extensions"]["code"] for e in response.json()["errors"]} == {
-        "INTERNAL_SERVER_ERROR"}
+    assert {e["extensions"]["code"] for e in response.json()["errors"]} == {"INTERNAL_SERVER_ERROR"}
     _assert_nothing_leaks(response.text)
 
 
 @pytest.mark.parametrize(
     ("payload", "code"),
-    [({"query": "{ runs { "}, "GRAPHQL_PARSE_FAILED"),
-     ({"query": "{ runz { totalCount } }"}, "GRAPHQL_VALIDATION_FAILED"),
-     ({"query": "{ runs(filter: {status: DONE}) { totalCount } }"}, "GRAPHQL_VALIDATION_FAILED"),
-     ({"query": "query($n: Int) { runs(first: $n) { totalCount } }", "variables": {"n": "x"}},
-      "BAD_USER_INPUT"),
-     ({"query": "{ runs(first: 101) { totalCount } }"}, "BAD_USER_INPUT"),
-     ({"query": '{ runs(after: "garbage") { totalCount } }'}, "BAD_USER_INPUT"),
-     ({"query": '{ node(id: "nope") { id } }'}, "BAD_USER_INPUT")],
-    ids=["syntax", "unknown-field", "unknown-enum", "bad-variable", "page-cap", "cursor",
-         "malformed-id"],
+    [
+        ({"query": "{ runs { "}, "GRAPHQL_PARSE_FAILED"),
+        ({"query": "{ runz { totalCount } }"}, "GRAPHQL_VALIDATION_FAILED"),
+        ({"query": "{ runs(filter: {status: DONE}) { totalCount } }"}, "GRAPHQL_VALIDATION_FAILED"),
+        (
+            {"query": "query($n: Int) { runs(first: $n) { totalCount } }", "variables": {"n": "x"}},
+            "BAD_USER_INPUT",
+        ),
+        ({"query": "{ runs(first: 101) { totalCount } }"}, "BAD_USER_INPUT"),
+        ({"query": '{ runs(after: "garbage") { totalCount } }'}, "BAD_USER_INPUT"),
+        ({"query": '{ node(id: "nope") { id } }'}, "BAD_USER_INPUT"),
+    ],
+    ids=[
+        "syntax",
+        "unknown-field",
+        "unknown-enum",
+        "bad-variable",
+        "page-cap",
+        "cursor",
+        "malformed-id",
+    ],
 )
 async def test_error_bodies_over_http_have_a_code_and_leak_nothing(
     http: httpx.AsyncClient, payload: dict[str, Any], code: str
@@ -181,13 +200,20 @@ async def test_error_bodies_over_http_have_a_code_and_leak_nothing(
 
 @pytest.mark.parametrize(
     "request_args",
-    [{"content": b"{not json", "headers": {"content-type": "application/json"}},
-     {"json": {}},
-     {"json": {"query": 5}},
-     {"json": {"query": "{ runs { totalCount } }", "variables": "nope"}},
-     {"json": {"query": "query A { runs { totalCount } }", "operationName": "B"}}],
-    ids=["not-json", "no-query", "query-not-a-string", "variables-not-an-object",
-         "unknown-operation"],
+    [
+        {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        {"json": {}},
+        {"json": {"query": 5}},
+        {"json": {"query": "{ runs { totalCount } }", "variables": "nope"}},
+        {"json": {"query": "query A { runs { totalCount } }", "operationName": "B"}},
+    ],
+    ids=[
+        "not-json",
+        "no-query",
+        "query-not-a-string",
+        "variables-not-an-object",
+        "unknown-operation",
+    ],
 )
 async def test_malformed_requests_over_http_leak_nothing(
     http: httpx.AsyncClient, request_args: dict[str, Any]

@@ -20,16 +20,30 @@ def test_export_schema_command_writes_the_schema(tmp_path: Path) -> None:
     target = tmp_path / "schema.graphql"
     subprocess.run(
         [sys.executable, "-m", "runql", "export-schema", "--output", str(target)],
-        check=True, cwd=ROOT, timeout=60,
+        check=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert target.read_text() == schema_sdl()
 
 
 def test_every_spec_object_is_a_type() -> None:
     sdl = schema_sdl()
-    for name in ("Run", "Cost", "MessageGroup", "Message", "Actor", "MessageContent",
-                 "ContentPart", "Attachment", "MessageError", "RunError", "AttachedItem",
-                 "Thread", "Agent"):
+    for name in (
+        "Run",
+        "Cost",
+        "MessageGroup",
+        "Message",
+        "Actor",
+        "MessageContent",
+        "ContentPart",
+        "Attachment",
+        "MessageError",
+        "RunError",
+        "AttachedItem",
+        "Thread",
+        "Agent",
+    ):
         assert f"type {name} " in sdl, name
     for scalar in ("scalar DateTime", "scalar JSON"):
         assert scalar in sdl

@@ -23,14 +23,16 @@ RUNS = RunRow.__table__  # type: ignore[attr-defined]
 ORGANIZATIONS = OrganizationRow.__table__  # type: ignore[attr-defined]
 
 
-async def _by_sqlalchemy(database: Database, statement: Select[Any],
-                         params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+async def _by_sqlalchemy(
+    database: Database, statement: Select[Any], params: dict[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
     async with database.engine.connect() as connection:
         return [tuple(row) for row in await connection.execute(statement, params or {})]
 
 
-async def _raw(database: Database, statement: Select[Any],
-               params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+async def _raw(
+    database: Database, statement: Select[Any], params: dict[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
     async with raw_reads(database) as reads:
         return [tuple(row) for row in await reads.all(statement, params or {})]
 
@@ -48,19 +50,28 @@ async def test_a_list_of_any_length_is_one_parameter(demo_database: Database) ->
     assert len(every) > 100
     for ids in ([], every[:1], every, [*every, *(f"run_missing{n}" for n in range(1500))]):
         found = [row[0] for row in await _raw(demo_database, statement, {"ids": ids})]
-        assert sorted(found) == sorted(ids[:len(every)])
+        assert sorted(found) == sorted(ids[: len(every)])
 
 
 @pytest.mark.parametrize("limit", [1, 7])
-async def test_values_the_statement_holds_are_bound_each_time(demo_database: Database,
-                                                              limit: int) -> None:
+async def test_values_the_statement_holds_are_bound_each_time(
+    demo_database: Database, limit: int
+) -> None:
     """A cursor's instant and a LIMIT live in the statement: two statements of one shape
     share the compiled SQL, never the values."""
-    times = [row[0] for row in await _by_sqlalchemy(
-        demo_database, select(RUNS.c.created_at).order_by(RUNS.c.created_at))]
+    times = [
+        row[0]
+        for row in await _by_sqlalchemy(
+            demo_database, select(RUNS.c.created_at).order_by(RUNS.c.created_at)
+        )
+    ]
     for instant in (times[len(times) // 2], times[-1] + timedelta(seconds=1)):
-        statement = (select(RUNS.c.id, RUNS.c.status).where(RUNS.c.created_at < instant)
-                     .order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit))
+        statement = (
+            select(RUNS.c.id, RUNS.c.status)
+            .where(RUNS.c.created_at < instant)
+            .order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
+            .limit(limit)
+        )
         expected = await _by_sqlalchemy(demo_database, statement)
         assert len(expected) == limit
         assert await _raw(demo_database, statement) == expected
@@ -89,7 +100,8 @@ async def test_each_statement_reads_its_own_snapshot(database: Database) -> None
 
 
 async def test_a_long_sqlite_read_leaves_the_loop_and_still_answers(
-        demo_database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    demo_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Over its budget on the loop's thread, a SQLite read is interrupted and run again on a
     thread: the same rows, and the loop was held no longer than the budget."""
     if not demo_database.is_sqlite:
@@ -115,7 +127,8 @@ async def test_a_long_sqlite_read_leaves_the_loop_and_still_answers(
 
 
 async def test_a_cancelled_read_on_the_thread_is_interrupted(
-        demo_database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    demo_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A read gone to the thread whose caller is cancelled (a timeout) is interrupted, and the
     thread's connection is free for the next read at once."""
     if not demo_database.is_sqlite:
@@ -123,8 +136,10 @@ async def test_a_cancelled_read_on_the_thread_is_interrupted(
     monkeypatch.setattr(raw, "IN_LOOP_SECONDS", 0.0)
     monkeypatch.setattr(raw, "PROGRESS_STEPS", 1)
     reader = raw._SQLiteReader(str(demo_database.engine.url.database), demo_database)
-    slow = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000)"
-            " SELECT count(*) FROM n")
+    slow = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000)"
+        " SELECT count(*) FROM n"
+    )
     started = time.perf_counter()
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.2):

@@ -25,8 +25,13 @@ class GraphQLSocket:
         self._ids = 0
 
     @classmethod
-    async def open(cls, url: str, key: str | None, protocol: str = TRANSPORT_WS,
-                   payload: dict[str, Any] | None = None) -> "GraphQLSocket":
+    async def open(
+        cls,
+        url: str,
+        key: str | None,
+        protocol: str = TRANSPORT_WS,
+        payload: dict[str, Any] | None = None,
+    ) -> "GraphQLSocket":
         connection = await connect(url, subprotocols=[protocol])  # type: ignore[list-item]
         socket = cls(connection, protocol)
         init = payload if payload is not None else {"Authorization": f"Bearer {key}"}
@@ -49,12 +54,18 @@ class GraphQLSocket:
         self._ids += 1
         operation_id = str(self._ids)
         kind = "subscribe" if self.protocol == TRANSPORT_WS else "start"
-        await self.send({"id": operation_id, "type": kind,
-                         "payload": {"query": query, "variables": variables or {}}})
+        await self.send(
+            {
+                "id": operation_id,
+                "type": kind,
+                "payload": {"query": query, "variables": variables or {}},
+            }
+        )
         return operation_id
 
-    async def collect(self, operation_id: str, *, until: int | None = None,
-                      seconds: float = 20) -> Outcome:
+    async def collect(
+        self, operation_id: str, *, until: int | None = None, seconds: float = 20
+    ) -> Outcome:
         """Results of the operation until it completes (or `until` results arrive)."""
         outcome = Outcome()
         async with asyncio.timeout(seconds):

@@ -38,8 +38,10 @@ class Live:
     async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=20) as client:
             response = await client.post(
-                self.http_url, json={"query": query, "variables": variables or {}},
-                headers={"Authorization": f"Bearer {self.key}"})
+                self.http_url,
+                json={"query": query, "variables": variables or {}},
+                headers={"Authorization": f"Bearer {self.key}"},
+            )
         body: dict[str, Any] = response.json()
         assert "errors" not in body, body
         return body["data"]  # type: ignore[no-any-return]
@@ -50,8 +52,9 @@ class Live:
 
 
 @asynccontextmanager
-async def serve(database: Database, settings: Settings
-                ) -> AsyncIterator[tuple[str, Hub, SharedStreams]]:
+async def serve(
+    database: Database, settings: Settings
+) -> AsyncIterator[tuple[str, Hub, SharedStreams]]:
     """The app over `database` (its settings name that database, so that on PostgreSQL the
     LISTEN connection joins the same one)."""
     url = database.engine.url.render_as_string(hide_password=False)
@@ -87,20 +90,46 @@ def live_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def live(database: Database, live_settings: Settings) -> AsyncIterator[Live]:
-    echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
-                                      kind="echo", config={"delay_ms": 50})
+    echo = await catalog.create_agent(
+        database,
+        default_registry(),
+        DEFAULT_ORG_ID,
+        name="Echo",
+        kind="echo",
+        config={"delay_ms": 50},
+    )
     key = (await create_key(database, "subscriptions")).secret
     async with serve(database, live_settings) as (address, hub, streams):
-        yield Live(f"http://{address}/graphql", f"ws://{address}/graphql", key, database, hub,
-                   echo, streams)
+        yield Live(
+            f"http://{address}/graphql",
+            f"ws://{address}/graphql",
+            key,
+            database,
+            hub,
+            echo,
+            streams,
+        )
 
 
 @pytest.fixture
 async def quiet_live(database: Database, live_settings: Settings) -> AsyncIterator[Live]:
     """A live server with no workers: the test itself moves runs along."""
-    echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
-                                      kind="echo", config={"delay_ms": 0})
+    echo = await catalog.create_agent(
+        database,
+        default_registry(),
+        DEFAULT_ORG_ID,
+        name="Echo",
+        kind="echo",
+        config={"delay_ms": 0},
+    )
     key = (await create_key(database, "subscriptions")).secret
     async with serve(database, live_settings.replace(workers=0)) as (address, hub, streams):
-        yield Live(f"http://{address}/graphql", f"ws://{address}/graphql", key, database, hub,
-                   echo, streams)
+        yield Live(
+            f"http://{address}/graphql",
+            f"ws://{address}/graphql",
+            key,
+            database,
+            hub,
+            echo,
+            streams,
+        )

@@ -10,8 +10,14 @@ RUNS = "subscription($agent: [ID!]) { runs(filter: {agentId: $agent}) { id agent
 
 
 async def test_a_dashboard_sees_only_matching_runs_through_their_changes(live: Live) -> None:
-    other = await catalog.create_agent(live.database, default_registry(), DEFAULT_ORG_ID,
-                                       name="Other", kind="echo", config={"delay_ms": 0})
+    other = await catalog.create_agent(
+        live.database,
+        default_registry(),
+        DEFAULT_ORG_ID,
+        name="Other",
+        kind="echo",
+        config={"delay_ms": 0},
+    )
     socket = await GraphQLSocket.open(live.ws_url, live.key)
     operation = await socket.start(RUNS, {"agent": [live.echo.id]})
     await live.create_run(agent=other)

@@ -29,13 +29,16 @@ async def _storm(live: Live, run_id: str, count: int = STORM) -> None:
         await transition(session, run_id, RunStatus.SUCCESS)
 
 
-async def _events(live: Live, run_id: str, after: int | None = None,
-                  stop_after: int | None = None) -> list[int]:
+async def _events(
+    live: Live, run_id: str, after: int | None = None, stop_after: int | None = None
+) -> list[int]:
     socket = await GraphQLSocket.open(live.ws_url, live.key)
     try:
         outcome = await socket.collect(
             await socket.start(RUN_EVENTS, {"id": run_id, "after": after}),
-            until=stop_after, seconds=60)
+            until=stop_after,
+            seconds=60,
+        )
     finally:
         await socket.close()
     assert outcome.errors == []
@@ -44,8 +47,7 @@ async def _events(live: Live, run_id: str, after: int | None = None,
 
 async def test_fifty_subscribers_each_see_every_transition_once_in_order(live: Live) -> None:
     run_id = await live.create_run()
-    sockets = await asyncio.gather(*(GraphQLSocket.open(live.ws_url, live.key)
-                                     for _ in range(50)))
+    sockets = await asyncio.gather(*(GraphQLSocket.open(live.ws_url, live.key) for _ in range(50)))
     try:
         ids = [await socket.start(RUN_STATUS, {"id": run_id}) for socket in sockets]
         outcomes = await asyncio.gather(*(s.collect(i) for s, i in zip(sockets, ids, strict=True)))
@@ -55,11 +57,11 @@ async def test_fifty_subscribers_each_see_every_transition_once_in_order(live: L
         statuses = [item["runStatus"]["status"] for item in outcome.data]
         assert outcome.completed
         assert statuses[-1] == "SUCCESS"
-        assert statuses == ["PENDING", "RUNNING", "SUCCESS"][-len(statuses):]
+        assert statuses == ["PENDING", "RUNNING", "SUCCESS"][-len(statuses) :]
 
 
 async def test_subscribers_joining_during_a_storm_miss_nothing_and_repeat_nothing(
-    quiet_live: Live
+    quiet_live: Live,
 ) -> None:
     live = quiet_live
     run_id = await live.create_run()
@@ -76,9 +78,7 @@ async def test_subscribers_joining_during_a_storm_miss_nothing_and_repeat_nothin
         assert seqs == expected
 
 
-async def test_a_dropped_subscriber_resumes_with_exactly_what_it_missed(
-    quiet_live: Live
-) -> None:
+async def test_a_dropped_subscriber_resumes_with_exactly_what_it_missed(quiet_live: Live) -> None:
     live = quiet_live
     run_id = await live.create_run()
     storm = asyncio.create_task(_storm(live, run_id))

@@ -8,9 +8,11 @@ from runql.bus.hub import Hub, Notice, SubscriberLagging, org_channel, run_chann
 async def test_a_notice_reaches_its_run_and_organization_channels_only() -> None:
     hub = Hub()
     notice = Notice("org_1", "run_1", 1)
-    async with (hub.subscribe([run_channel("run_1")]) as by_run,
-                hub.subscribe([org_channel("org_1")]) as by_org,
-                hub.subscribe([run_channel("run_2"), org_channel("org_2")]) as elsewhere):
+    async with (
+        hub.subscribe([run_channel("run_1")]) as by_run,
+        hub.subscribe([org_channel("org_1")]) as by_org,
+        hub.subscribe([run_channel("run_2"), org_channel("org_2")]) as elsewhere,
+    ):
         hub.publish(notice)
         assert await by_run.next(within=1) == notice
         assert await by_org.next(within=1) == notice

@@ -25,8 +25,13 @@ async def test_no_init_in_time_is_a_connection_error_and_4408(live: Live) -> Non
             refusal = json.loads(await socket.recv())
             with pytest.raises(ConnectionClosed) as closed:
                 await socket.recv()
-    assert refusal == {"type": "connection_error", "payload": {
-        "message": "Connection initialisation timeout", "code": "CONNECTION_INIT_TIMEOUT"}}
+    assert refusal == {
+        "type": "connection_error",
+        "payload": {
+            "message": "Connection initialisation timeout",
+            "code": "CONNECTION_INIT_TIMEOUT",
+        },
+    }
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4408
 
@@ -41,8 +46,9 @@ async def test_an_initialised_socket_outlives_the_init_timeout(live: Live) -> No
 
 async def test_a_query_and_a_mutation_answer_data_then_complete(quiet_live: Live) -> None:
     socket = await GraphQLSocket.open(quiet_live.ws_url, quiet_live.key, LEGACY_WS)
-    created = await socket.collect(await socket.start(
-        CREATE_RUN, {"agent": quiet_live.echo.id, "text": "over graphql-ws"}))
+    created = await socket.collect(
+        await socket.start(CREATE_RUN, {"agent": quiet_live.echo.id, "text": "over graphql-ws"})
+    )
     run_id = created.data[0]["createRun"]["run"]["id"]
     read = await socket.collect(await socket.start(RUN, {"id": run_id}))
     await socket.close()
@@ -94,8 +100,11 @@ def _drop_sockets(url: str, key: str, run_ids: list[str], count: int) -> None:
 def test_dropped_sockets_leave_no_unhandled_task_error(tmp_path: Path) -> None:
     with running_server(tmp_path, demo_runs=5) as server:
         headers = {"Authorization": f"Bearer {server.key}"}
-        runs = httpx.post(server.url, headers=headers,
-                          json={"query": "{ runs(first: 3) { edges { node { id } } } }"}).json()
+        runs = httpx.post(
+            server.url,
+            headers=headers,
+            json={"query": "{ runs(first: 3) { edges { node { id } } } }"},
+        ).json()
         run_ids = [edge["node"]["id"] for edge in runs["data"]["runs"]["edges"]]
         _drop_sockets(server.url, server.key, run_ids, 20)
         alive = httpx.post(server.url, json={"query": "{ __typename }"}, headers=headers)

@@ -34,10 +34,14 @@ from tests.subscriptions.conftest import LIVE_SETTINGS, Live, serve
 from tests.subscriptions.test_revocation import _revoke_in_another_process
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIENTS = {"graphql-sse": "examples/graphql-sse.mjs",
-           "multipart": "examples/apollo-multipart.mjs"}  # by the gauge's protocol label
-ACCEPT = {"graphql-sse": "text/event-stream",
-          "multipart": 'multipart/mixed;boundary="graphql";subscriptionSpec="1.0",application/json'}
+CLIENTS = {
+    "graphql-sse": "examples/graphql-sse.mjs",
+    "multipart": "examples/apollo-multipart.mjs",
+}  # by the gauge's protocol label
+ACCEPT = {
+    "graphql-sse": "text/event-stream",
+    "multipart": 'multipart/mixed;boundary="graphql";subscriptionSpec="1.0",application/json',
+}
 ALLOWED_ORIGIN = "https://app.example"
 MAX_BODY = 8192
 RUN_STATUS = "subscription($id: ID!) { runStatus(id: $id) { id status } }"
@@ -49,19 +53,38 @@ pytestmark = [
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def live(backend: SQLiteBackend | PostgresBackend, migrated_template: str,
-               tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Live]:
+async def live(
+    backend: SQLiteBackend | PostgresBackend,
+    migrated_template: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Live]:
     url = await backend.copy(migrated_template, tmp_path_factory.mktemp("over-http"))
     database = Database.from_url(url)
-    echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
-                                      kind="echo", config={"delay_ms": 0})
+    echo = await catalog.create_agent(
+        database,
+        default_registry(),
+        DEFAULT_ORG_ID,
+        name="Echo",
+        kind="echo",
+        config={"delay_ms": 0},
+    )
     key = (await create_key(database, "over-http")).secret
-    settings = Settings(env=Environment.DEVELOPMENT).replace(**LIVE_SETTINGS).replace(
-        workers=0, max_depth=4, max_body_bytes=MAX_BODY, allowed_origins=(ALLOWED_ORIGIN,))
+    settings = (
+        Settings(env=Environment.DEVELOPMENT)
+        .replace(**LIVE_SETTINGS)
+        .replace(workers=0, max_depth=4, max_body_bytes=MAX_BODY, allowed_origins=(ALLOWED_ORIGIN,))
+    )
     try:
         async with serve(database, settings) as (address, hub, streams):
-            yield Live(f"http://{address}/graphql", f"ws://{address}/graphql", key, database,
-                       hub, echo, streams)
+            yield Live(
+                f"http://{address}/graphql",
+                f"ws://{address}/graphql",
+                key,
+                database,
+                hub,
+                echo,
+                streams,
+            )
     finally:
         await database.dispose()
         backend.release(url)
@@ -91,12 +114,19 @@ class Client:
 
 
 @asynccontextmanager
-async def client(live: Live, protocol: str, *args: str, key: str | None = None
-                 ) -> AsyncIterator[Client]:
+async def client(
+    live: Live, protocol: str, *args: str, key: str | None = None
+) -> AsyncIterator[Client]:
     env = {**os.environ, "RUNQL_URL": live.http_url, "RUNQL_API_KEY": key or live.key}
     process = await asyncio.create_subprocess_exec(
-        "node", CLIENTS[protocol], *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "node",
+        CLIENTS[protocol],
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         yield Client(process)
     finally:
@@ -108,8 +138,12 @@ async def client(live: Live, protocol: str, *args: str, key: str | None = None
 async def executor(live: Live) -> AsyncIterator[None]:
     """Workers that run the echo agent, on the server's hub, as the server's own would."""
     settings = Settings(env=Environment.DEVELOPMENT, workers=2, poll_seconds=0.2)
-    running = Executor(live.database, default_registry(EgressPolicy.from_settings(settings)),
-                       ExecutorConfig.from_settings(settings), hub=live.hub)
+    running = Executor(
+        live.database,
+        default_registry(EgressPolicy.from_settings(settings)),
+        ExecutorConfig.from_settings(settings),
+        hub=live.hub,
+    )
     await running.start()
     try:
         yield
@@ -192,8 +226,11 @@ async def test_a_bad_key_is_refused(live: Live, protocol: str) -> None:
     assert lines == []
     assert "401" in stderr
     async with httpx.AsyncClient(timeout=10) as http:
-        answer = await http.post(live.http_url, headers={"Accept": ACCEPT[protocol]},
-                                 json={"query": RUN_STATUS, "variables": {"id": run_id}})
+        answer = await http.post(
+            live.http_url,
+            headers={"Accept": ACCEPT[protocol]},
+            json={"query": RUN_STATUS, "variables": {"id": run_id}},
+        )
     assert answer.status_code == 401
     assert answer.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
@@ -209,33 +246,51 @@ async def test_a_client_that_disconnects_frees_its_subscription_at_once(
         assert live.hub.subscriber_count == before + 1
         assert _open_streams(protocol) == 1
         await following.disconnect()
-        await _until(lambda: live.hub.subscriber_count == before and not _open_streams(protocol),
-                     seconds=1)
+        await _until(
+            lambda: live.hub.subscriber_count == before and not _open_streams(protocol), seconds=1
+        )
 
 
 async def test_revoking_the_key_ends_its_streams(live: Live) -> None:
     run_id = await live.create_run()  # stays PENDING: only the revocation ends the streams
     doomed = await create_key(live.database, "doomed")
     before = live.hub.subscriber_count
-    async with client(live, "graphql-sse", run_id, key=doomed.secret) as sse, \
-            client(live, "multipart", run_id, key=doomed.secret) as multipart:
+    async with (
+        client(live, "graphql-sse", run_id, key=doomed.secret) as sse,
+        client(live, "multipart", run_id, key=doomed.secret) as multipart,
+    ):
         for following in (sse, multipart):
             assert json.loads(await following.line())["data"]["runStatus"]["status"] == "PENDING"
         await _revoke_in_another_process(live.database, doomed.row.id)
         for following in (sse, multipart):
             lines, stderr, _code = await following.rest(seconds=10)
             assert REVOKED_REASON in "\n".join(lines) + stderr
-    await _until(lambda: live.hub.subscriber_count == before
-                 and not _open_streams("graphql-sse") and not _open_streams("multipart"))
+    await _until(
+        lambda: (
+            live.hub.subscriber_count == before
+            and not _open_streams("graphql-sse")
+            and not _open_streams("multipart")
+        )
+    )
 
 
-async def _first_event(live: Live, protocol: str, document: str,
-                       headers: dict[str, str] | None = None) -> tuple[int, str]:
+async def _first_event(
+    live: Live, protocol: str, document: str, headers: dict[str, str] | None = None
+) -> tuple[int, str]:
     """The status and the first chunk of text of a raw subscription request."""
-    async with httpx.AsyncClient(timeout=10) as http, http.stream(
-        "POST", live.http_url, json={"query": document},
-        headers={"Authorization": f"Bearer {live.key}", "Accept": ACCEPT[protocol],
-                 **(headers or {})}) as answer:
+    async with (
+        httpx.AsyncClient(timeout=10) as http,
+        http.stream(
+            "POST",
+            live.http_url,
+            json={"query": document},
+            headers={
+                "Authorization": f"Bearer {live.key}",
+                "Accept": ACCEPT[protocol],
+                **(headers or {}),
+            },
+        ) as answer,
+    ):
         text = ""
         async for chunk in answer.aiter_text():
             text += chunk
@@ -246,8 +301,10 @@ async def _first_event(live: Live, protocol: str, document: str,
 
 @pytest.mark.parametrize("protocol", CLIENTS)
 async def test_the_query_limits_apply(live: Live, protocol: str) -> None:
-    document = ('subscription { runStatus(id: "run_AAAAAAAAAAAAAAAAAAAA") { thread { runs { '
-                "edges { node { id } } } } } }")  # 6 levels; the server allows 4
+    document = (
+        'subscription { runStatus(id: "run_AAAAAAAAAAAAAAAAAAAA") { thread { runs { '
+        "edges { node { id } } } } } }"
+    )  # 6 levels; the server allows 4
     status, text = await _first_event(live, protocol, document)
     assert status == 200
     assert '"code":"QUERY_TOO_COMPLEX"' in text
@@ -266,8 +323,9 @@ async def test_a_body_over_the_cap_is_refused(live: Live, protocol: str) -> None
 async def test_pages_on_other_origins_need_to_be_allowed(live: Live, protocol: str) -> None:
     run_id = await live.create_run()
     document = f'subscription {{ runStatus(id: "{run_id}") {{ id status }} }}'
-    status, text = await _first_event(live, protocol, document,
-                                      {"Origin": "https://elsewhere.example"})
+    status, text = await _first_event(
+        live, protocol, document, {"Origin": "https://elsewhere.example"}
+    )
     assert status == 403
     assert json.loads(text)["errors"][0]["extensions"]["code"] == "FORBIDDEN_ORIGIN"
     status, text = await _first_event(live, protocol, document, {"Origin": ALLOWED_ORIGIN})
@@ -278,9 +336,12 @@ async def test_pages_on_other_origins_need_to_be_allowed(live: Live, protocol: s
 async def test_a_client_that_prefers_json_gets_json() -> None:
     """urql lists text/event-stream and multipart/mixed after the JSON types for its queries:
     they stay plain JSON (and the fast lane's)."""
-    urql = ("application/graphql-response+json, application/graphql+json, application/json, "
-            "text/event-stream, multipart/mixed")
+    urql = (
+        "application/graphql-response+json, application/graphql+json, application/json, "
+        "text/event-stream, multipart/mixed"
+    )
     transports = [transport() for transport in TRANSPORTS.values()]
     assert not any(transport.accepts(urql) for transport in transports)
-    assert [transport.accepts("text/event-stream, application/json;q=0.9")
-            for transport in transports] == [False, True]
+    assert [
+        transport.accepts("text/event-stream, application/json;q=0.9") for transport in transports
+    ] == [False, True]

@@ -16,8 +16,9 @@ from tests.subscriptions.conftest import Live, serve
 RUN_STATUS = "subscription($id: ID!) { runStatus(id: $id) { status } }"
 
 
-async def _close_code(url: str, messages: Sequence[Mapping[str, object] | str],
-                      protocol: str = TRANSPORT_WS) -> int:
+async def _close_code(
+    url: str, messages: Sequence[Mapping[str, object] | str], protocol: str = TRANSPORT_WS
+) -> int:
     async with connect(url, subprotocols=[protocol]) as socket:  # type: ignore[list-item]
         for message in messages:
             await socket.send(message if isinstance(message, str) else json.dumps(message))
@@ -38,8 +39,11 @@ def _init(key: str) -> dict[str, object]:
 
 
 def _subscribe(operation_id: str, run_id: str) -> dict[str, object]:
-    return {"id": operation_id, "type": "subscribe",
-            "payload": {"query": RUN_STATUS, "variables": {"id": run_id}}}
+    return {
+        "id": operation_id,
+        "type": "subscribe",
+        "payload": {"query": RUN_STATUS, "variables": {"id": run_id}},
+    }
 
 
 async def test_a_bad_message_closes_with_4400(live: Live) -> None:
@@ -65,18 +69,21 @@ async def test_no_init_in_time_closes_with_4408(live: Live) -> None:
     assert await _close_code(live.ws_url, []) == 4408  # the fixture's timeout is 1 s
 
 
-@pytest.mark.parametrize("payload", [{}, {"Authorization": "Bearer runql_sk_nope"},
-                                     {"Authorization": "Basic abc"}])
-async def test_a_missing_or_bad_key_closes_with_4403(live: Live,
-                                                     payload: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "payload", [{}, {"Authorization": "Bearer runql_sk_nope"}, {"Authorization": "Basic abc"}]
+)
+async def test_a_missing_or_bad_key_closes_with_4403(live: Live, payload: dict[str, str]) -> None:
     message = {"type": "connection_init", "payload": payload}
     assert await _close_code(live.ws_url, [message]) == 4403
 
 
 async def test_the_upgrade_request_header_authenticates_too(live: Live) -> None:
     run_id = await live.create_run()
-    async with connect(live.ws_url, subprotocols=[TRANSPORT_WS],  # type: ignore[list-item]
-                       additional_headers={"Authorization": f"Bearer {live.key}"}) as raw:
+    async with connect(
+        live.ws_url,
+        subprotocols=[TRANSPORT_WS],  # type: ignore[list-item]
+        additional_headers={"Authorization": f"Bearer {live.key}"},
+    ) as raw:
         socket = GraphQLSocket(raw, TRANSPORT_WS)
         await socket.send({"type": "connection_init", "payload": {}})
         assert (await socket.receive())["type"] == "connection_ack"
@@ -102,14 +109,16 @@ async def test_another_organizations_run_is_not_found(live: Live) -> None:
     stranger = (await create_key(live.database, "stranger", "acme")).secret
     socket = await GraphQLSocket.open(live.ws_url, stranger)
     outcome = await socket.collect(await socket.start(RUN_STATUS, {"id": run_id}))
-    missing = await socket.collect(await socket.start(
-        RUN_STATUS, {"id": "run_AAAAAAAAAAAAAAAAAAAA"}))
+    missing = await socket.collect(
+        await socket.start(RUN_STATUS, {"id": "run_AAAAAAAAAAAAAAAAAAAA"})
+    )
     await socket.close()
     assert outcome.data == []
     foreign, unknown = outcome.errors[0], missing.errors[0]
     assert foreign["extensions"] == unknown["extensions"] == {"code": "NOT_FOUND", "field": "id"}
     assert foreign["message"].replace(run_id, "<id>") == unknown["message"].replace(
-        "run_AAAAAAAAAAAAAAAAAAAA", "<id>")  # a foreign id answers as a missing one
+        "run_AAAAAAAAAAAAAAAAAAAA", "<id>"
+    )  # a foreign id answers as a missing one
 
 
 async def test_cross_origin_handshakes_need_an_allowed_origin(
@@ -119,11 +128,17 @@ async def test_cross_origin_handshakes_need_an_allowed_origin(
     async with serve(database, allowed) as (address, _hub, _streams):
         url = f"ws://{address}/graphql"
         with pytest.raises(InvalidStatus) as refused:
-            await connect(url, subprotocols=[TRANSPORT_WS],  # type: ignore[list-item]
-                          origin="https://evil.example.com")  # type: ignore[arg-type]
+            await connect(
+                url,
+                subprotocols=[TRANSPORT_WS],  # type: ignore[list-item]
+                origin="https://evil.example.com",  # type: ignore[arg-type]
+            )
         assert refused.value.response.status_code == 403
-        async with connect(url, subprotocols=[TRANSPORT_WS],  # type: ignore[list-item]
-                           origin="https://app.example.com"):  # type: ignore[arg-type]
+        async with connect(
+            url,
+            subprotocols=[TRANSPORT_WS],  # type: ignore[list-item]
+            origin="https://app.example.com",  # type: ignore[arg-type]
+        ):
             pass
 
 
@@ -138,12 +153,20 @@ async def test_subscriptions_per_connection_are_capped_with_a_code(
     from tests.subscriptions.conftest import Live as LiveServer
 
     capped = live_settings.replace(workers=0, ws_max_subscriptions=2)
-    echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="E",
-                                      kind="echo", config={})
+    echo = await catalog.create_agent(
+        database, default_registry(), DEFAULT_ORG_ID, name="E", kind="echo", config={}
+    )
     key = (await create_key(database, "cap")).secret
     async with serve(database, capped) as (address, hub, streams):
-        server = LiveServer(f"http://{address}/graphql", f"ws://{address}/graphql", key,
-                            database, hub, echo, streams)
+        server = LiveServer(
+            f"http://{address}/graphql",
+            f"ws://{address}/graphql",
+            key,
+            database,
+            hub,
+            echo,
+            streams,
+        )
         run_id = await server.create_run()
         socket = await GraphQLSocket.open(server.ws_url, key, protocol)
         for _ in range(2):
@@ -158,6 +181,9 @@ async def test_subscriptions_per_connection_are_capped_with_a_code(
 
 async def test_a_message_id_that_is_not_a_string_closes_with_4400(quiet_live: Live) -> None:
     run_id = await quiet_live.create_run()
-    numeric = {"id": 1, "type": "subscribe",
-               "payload": {"query": RUN_STATUS, "variables": {"id": run_id}}}
+    numeric = {
+        "id": 1,
+        "type": "subscribe",
+        "payload": {"query": RUN_STATUS, "variables": {"id": run_id}},
+    }
     assert await _close_code(quiet_live.ws_url, [_init(quiet_live.key), numeric]) == 4400

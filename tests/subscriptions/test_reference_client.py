@@ -18,8 +18,16 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is
 
 async def _node_subscribe(live: Live, query: str, variables: dict[str, object]) -> list[str]:
     process = await asyncio.create_subprocess_exec(
-        "node", str(SCRIPT), live.ws_url, live.key, query, json.dumps(variables),
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "node",
+        str(SCRIPT),
+        live.ws_url,
+        live.key,
+        query,
+        json.dumps(variables),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, stderr.decode()
     return stdout.decode().splitlines()

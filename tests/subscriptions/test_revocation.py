@@ -30,9 +30,17 @@ async def _revoke_in_another_process(database: Database, key_id: str) -> float:
     """`runql keys revoke KEY_ID` to completion; the moment it exited."""
     url = database.engine.url.render_as_string(hide_password=False)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "runql", "keys", "revoke", key_id, cwd=ROOT,
-        env={**os.environ, "RUNQL_DATABASE_URL": url}, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "runql",
+        "keys",
+        "revoke",
+        key_id,
+        cwd=ROOT,
+        env={**os.environ, "RUNQL_DATABASE_URL": url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await process.communicate()
     assert process.returncode == 0, err
     assert b"is revoked" in out
@@ -66,8 +74,11 @@ def revoking_settings(settings: Settings) -> Settings:
 
 async def _create_run(http_url: str, key: str, agent_id: str) -> str:
     async with httpx.AsyncClient() as client:
-        response = await client.post(http_url, headers={"Authorization": f"Bearer {key}"}, json={
-            "query": CREATE_RUN, "variables": {"agent": agent_id, "text": "revocation"}})
+        response = await client.post(
+            http_url,
+            headers={"Authorization": f"Bearer {key}"},
+            json={"query": CREATE_RUN, "variables": {"agent": agent_id, "text": "revocation"}},
+        )
     return str(response.json()["data"]["createRun"]["run"]["id"])
 
 
@@ -90,15 +101,18 @@ async def _until(condition: Callable[[], bool], seconds: float = 10) -> None:
 async def test_a_revoked_keys_sockets_close_with_4403_within_a_second(
     database: Database, revoking_settings: Settings
 ) -> None:
-    echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="E",
-                                      kind="echo", config={})
+    echo = await catalog.create_agent(
+        database, default_registry(), DEFAULT_ORG_ID, name="E", kind="echo", config={}
+    )
     doomed = await create_key(database, "doomed")
     kept = (await create_key(database, "kept")).secret
     async with serve(database, revoking_settings) as (address, _hub, streams):
         ws_url, http_url = f"ws://{address}/graphql", f"http://{address}/graphql"
         run_id = await _create_run(http_url, kept, echo.id)
-        sockets = [await _watching(ws_url, doomed.secret, protocol, run_id)
-                   for protocol in (TRANSPORT_WS, LEGACY_WS, TRANSPORT_WS)]
+        sockets = [
+            await _watching(ws_url, doomed.secret, protocol, run_id)
+            for protocol in (TRANSPORT_WS, LEGACY_WS, TRANSPORT_WS)
+        ]
         idle = await GraphQLSocket.open(ws_url, doomed.secret, LEGACY_WS)
         other = await _watching(ws_url, kept, TRANSPORT_WS, run_id)
         await _until(lambda: streams.member_count == 4)
@@ -119,10 +133,15 @@ async def test_two_servers_close_a_revoked_keys_sockets(
     if database.is_sqlite:
         pytest.skip("two server processes share a database on PostgreSQL")
     doomed = await create_key(database, "doomed")
-    async with (serve(database, revoking_settings) as (first, _h1, _s1),
-                serve(database, revoking_settings) as (second, _h2, _s2)):
-        sockets = [await _subscribed(f"ws://{address}/graphql", doomed.secret, protocol)
-                   for address in (first, second) for protocol in (TRANSPORT_WS, LEGACY_WS)]
+    async with (
+        serve(database, revoking_settings) as (first, _h1, _s1),
+        serve(database, revoking_settings) as (second, _h2, _s2),
+    ):
+        sockets = [
+            await _subscribed(f"ws://{address}/graphql", doomed.secret, protocol)
+            for address in (first, second)
+            for protocol in (TRANSPORT_WS, LEGACY_WS)
+        ]
         revoked_at = await _revoke_in_another_process(database, doomed.row.id)
         closes = await asyncio.gather(*(_closed_with(s) for s in sockets))
     assert [code for code, _ in closes] == [4403] * 4
@@ -156,8 +175,9 @@ async def test_revocations_the_notice_may_have_missed_are_looked_up(database: Da
     for key_id, socket in held.items():
         sockets.hold(key_id, socket)
     async with database.write() as session:  # revoked unheard: no notice at all
-        await session.execute(update(ApiKeyRow).where(col(ApiKeyRow.id) == doomed.row.id)
-                              .values(revoked_at=utcnow()))
+        await session.execute(
+            update(ApiKeyRow).where(col(ApiKeyRow.id) == doomed.row.id).values(revoked_at=utcnow())
+        )
     revocations.missed()
     async with asyncio.timeout(5):
         await held[doomed.row.id].closed.wait()

@@ -20,7 +20,7 @@ async def test_run_status_shows_every_status_then_completes(live: Live, protocol
     assert outcome.errors == []
     assert outcome.completed
     assert statuses[-1] == "SUCCESS"
-    assert statuses == ["PENDING", "RUNNING", "SUCCESS"][-len(statuses):]
+    assert statuses == ["PENDING", "RUNNING", "SUCCESS"][-len(statuses) :]
 
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
@@ -35,7 +35,11 @@ async def test_run_events_replays_then_follows_with_fresh_nested_data(
     assert outcome.completed
     assert [event["seq"] for event in events] == [1, 2, 3, 4]
     assert [event["type"] for event in events] == [
-        "STATUS_CHANGED", "STATUS_CHANGED", "MESSAGE_ADDED", "STATUS_CHANGED"]
+        "STATUS_CHANGED",
+        "STATUS_CHANGED",
+        "MESSAGE_ADDED",
+        "STATUS_CHANGED",
+    ]
     assert [e["payload"].get("status") for e in events] == ["pending", "running", None, "success"]
     assert events[-1]["run"]["status"] == "SUCCESS"  # loaders are fresh for every event
 
@@ -47,8 +51,9 @@ async def test_a_finished_run_replays_and_completes_at_once(live: Live) -> None:
     assert first.completed
     again = await socket.collect(await socket.start(RUN_EVENTS, {"id": run_id, "after": 2}))
     status = await socket.collect(await socket.start(RUN_STATUS, {"id": run_id}))
-    done = await socket.collect(await socket.start(RUN_EVENTS, {"id": run_id, "after": 4}),
-                                seconds=5)
+    done = await socket.collect(
+        await socket.start(RUN_EVENTS, {"id": run_id, "after": 4}), seconds=5
+    )
     await socket.close()
     assert [item["runEvents"]["seq"] for item in again.data] == [3, 4]
     assert [item["runStatus"]["status"] for item in status.data] == ["SUCCESS"]
@@ -61,9 +66,12 @@ async def test_a_whole_cost_is_an_integer_in_subscription_payloads(live: Live) -
     """The echo agent's runs cost 0 credits: written `0`, as every API writes a whole amount."""
     run_id = await live.create_run()
     socket = await GraphQLSocket.open(live.ws_url, live.key)
-    status = await socket.collect(await socket.start(
-        "subscription($id: ID!) { runStatus(id: $id) { status cost { amount unit } } }",
-        {"id": run_id}))
+    status = await socket.collect(
+        await socket.start(
+            "subscription($id: ID!) { runStatus(id: $id) { status cost { amount unit } } }",
+            {"id": run_id},
+        )
+    )
     await socket.close()
     final = status.data[-1]["runStatus"]
     assert final["status"] == "SUCCESS"

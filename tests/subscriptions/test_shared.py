@@ -49,9 +49,12 @@ async def _advance(live: Live, run_id: str, messages: int) -> None:
 async def test_subscribers_of_one_operation_share_one_execution(quiet_live: Live) -> None:
     live = quiet_live
     run_id = await live.create_run()
-    sockets = await asyncio.gather(*(
-        GraphQLSocket.open(live.ws_url, live.key, TRANSPORT_WS if i % 2 else LEGACY_WS)
-        for i in range(20)))
+    sockets = await asyncio.gather(
+        *(
+            GraphQLSocket.open(live.ws_url, live.key, TRANSPORT_WS if i % 2 else LEGACY_WS)
+            for i in range(20)
+        )
+    )
     try:
         ids = [await socket.start(RUN_EVENTS, {"id": run_id}) for socket in sockets]
         await _until(lambda: live.streams.member_count == 20)
@@ -71,22 +74,32 @@ async def test_subscribers_of_one_operation_share_one_execution(quiet_live: Live
 
 
 async def test_an_operation_id_used_again_gets_nothing_of_the_shared_stream_it_left(
-    quiet_live: Live
+    quiet_live: Live,
 ) -> None:
     live = quiet_live
     run_id = await live.create_run()
     leaving, staying = [await GraphQLSocket.open(live.ws_url, live.key) for _ in range(2)]
     try:
-        await leaving.send({"id": "op", "type": "subscribe",
-                            "payload": {"query": RUN_EVENTS, "variables": {"id": run_id}}})
+        await leaving.send(
+            {
+                "id": "op",
+                "type": "subscribe",
+                "payload": {"query": RUN_EVENTS, "variables": {"id": run_id}},
+            }
+        )
         kept = await staying.start(RUN_EVENTS, {"id": run_id})
         await _until(lambda: live.streams.member_count == 2)
         replayed = await leaving.collect("op", until=1)
         assert replayed.data == [{"runEvents": {"seq": 1, "type": "STATUS_CHANGED"}}]
         await leaving.send({"id": "op", "type": "complete"})
         await _until(lambda: live.streams.member_count == 1)
-        await leaving.send({"id": "op", "type": "subscribe",
-                            "payload": {"query": RUN_STATUS, "variables": {"id": run_id}}})
+        await leaving.send(
+            {
+                "id": "op",
+                "type": "subscribe",
+                "payload": {"query": RUN_STATUS, "variables": {"id": run_id}},
+            }
+        )
         await _advance(live, run_id, messages=3)
         reused = await leaving.collect("op")
         stayed = await staying.collect(kept)
@@ -117,8 +130,9 @@ class StalledClient:
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.socket.setblocking(False)
         self.port = port
-        self.protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/graphql"),
-                                       subprotocols=[Subprotocol(TRANSPORT_WS)])
+        self.protocol = ClientProtocol(
+            parse_uri(f"ws://127.0.0.1:{port}/graphql"), subprotocols=[Subprotocol(TRANSPORT_WS)]
+        )
         self.events: list[Any] = []
 
     async def _flush(self) -> None:
@@ -142,9 +156,10 @@ class StalledClient:
         self.protocol.send_request(self.protocol.connect())
         await self._flush()
         await self._next()  # the handshake's response
-        for message in ({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}},
-                        {"id": "1", "type": "subscribe",
-                         "payload": {"query": query, "variables": variables}}):
+        for message in (
+            {"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}},
+            {"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}},
+        ):
             self.protocol.send_text(json.dumps(message).encode())
             await self._flush()
         ack = await self._next()
@@ -163,12 +178,20 @@ async def test_a_client_that_stops_reading_is_cut_off_and_the_others_go_on(
     database: Database, live_settings: Settings
 ) -> None:
     settings = live_settings.replace(workers=0, ws_max_backlog_bytes=256 * 1024)
-    echo = await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
-                                      kind="echo", config={})
+    echo = await catalog.create_agent(
+        database, default_registry(), DEFAULT_ORG_ID, name="Echo", kind="echo", config={}
+    )
     key = (await create_key(database, "backlog")).secret
     async with serve(database, settings) as (address, hub, streams):
-        live = Live(f"http://{address}/graphql", f"ws://{address}/graphql", key, database, hub,
-                    echo, streams)
+        live = Live(
+            f"http://{address}/graphql",
+            f"ws://{address}/graphql",
+            key,
+            database,
+            hub,
+            echo,
+            streams,
+        )
         run_id = await live.create_run()
         stalled = StalledClient(int(address.rsplit(":", 1)[1]))
         await stalled.subscribe(key, BIG_EVENTS, {"id": run_id})
@@ -177,8 +200,12 @@ async def test_a_client_that_stops_reading_is_cut_off_and_the_others_go_on(
         await _until(lambda: streams.member_count == 2)
         for index in range(BIG_EVENTS_COUNT):  # far more than the kernel's buffers hold
             async with database.write() as session:
-                await append_event(session, run_id, RunEventType.MESSAGE_ADDED,
-                                   {"index": index, "blob": "x" * 100_000})
+                await append_event(
+                    session,
+                    run_id,
+                    RunEventType.MESSAGE_ADDED,
+                    {"index": index, "blob": "x" * 100_000},
+                )
         async with database.write() as session:
             await transition(session, run_id, RunStatus.CANCELLED)
         read = await reader.collect(operation, seconds=60)

@@ -16,8 +16,14 @@ from tests.lifecycle.conftest import new_run
 
 @pytest.fixture
 async def echo(database: Database) -> AgentRow:
-    return await catalog.create_agent(database, default_registry(), DEFAULT_ORG_ID, name="Echo",
-                                      kind="echo", config={"delay_ms": 0})
+    return await catalog.create_agent(
+        database,
+        default_registry(),
+        DEFAULT_ORG_ID,
+        name="Echo",
+        kind="echo",
+        config={"delay_ms": 0},
+    )
 
 
 async def _append(database: Database, run_id: str, count: int) -> None:
@@ -81,8 +87,7 @@ async def test_a_fresh_read_starts_after_it_is_asked_for_and_is_shared(
     async with database.write() as session:
         await append_event(session, run.id, RunEventType.MESSAGE_ADDED, {"index": 0})
     async with counting_statements() as count:
-        later = await asyncio.gather(*(shared.run_now(DEFAULT_ORG_ID, run.id)
-                                       for _ in range(50)))
+        later = await asyncio.gather(*(shared.run_now(DEFAULT_ORG_ID, run.id) for _ in range(50)))
     await first
     assert {row.last_event_seq for row in later if row is not None} == {2}
     assert count.statements <= 2  # at most two reads for all fifty, whatever the timing

@@ -37,10 +37,12 @@ class Answers:
             return None
 
 
-async def _graphql(client: httpx.AsyncClient, answers: Answers, what: str, query: str,
-                   variables: dict[str, Any]) -> Any:
-    body = answers.json_of(what, await client.post("/graphql", json={
-        "query": query, "variables": variables}))
+async def _graphql(
+    client: httpx.AsyncClient, answers: Answers, what: str, query: str, variables: dict[str, Any]
+) -> Any:
+    body = answers.json_of(
+        what, await client.post("/graphql", json={"query": query, "variables": variables})
+    )
     if isinstance(body, dict) and body.get("errors"):
         answers.problems.append(f"{what}: {body['errors']}")
     return body
@@ -50,21 +52,24 @@ async def _replays(ws_url: str, key: str, run_id: str, answers: Answers) -> None
     socket = await GraphQLSocket.open(ws_url, key, TRANSPORT_WS)
     try:
         for name, query in (("runStatus", RUN_STATUS), ("runEvents", RUN_EVENTS)):
-            outcome = await socket.collect(await socket.start(query, {"id": run_id}), until=1,
-                                           seconds=10)
+            outcome = await socket.collect(
+                await socket.start(query, {"id": run_id}), until=1, seconds=10
+            )
             if outcome.errors or not outcome.data:
                 answers.problems.append(f"{name} {run_id}: {outcome.errors or 'nothing'}")
     finally:
         await socket.close()
 
 
-async def read_everything(base_url: str, ws_url: str, key: str, *, runs: int = 100,
-                          replay_runs: int = 2) -> Answers:
+async def read_everything(
+    base_url: str, ws_url: str, key: str, *, runs: int = 100, replay_runs: int = 2
+) -> Answers:
     """Read the organization's newest `runs` runs every way; `replay_runs` of them one by
     one and over websockets too."""
     answers = Answers()
-    async with httpx.AsyncClient(base_url=base_url, timeout=30,
-                                 headers={"Authorization": f"Bearer {key}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+    ) as client:
         feed = await _graphql(client, answers, "feed", FEED, {"first": runs})
         edges = ((feed or {}).get("data") or {}).get("runs", {}).get("edges", [])
         run_ids = [edge["node"]["id"] for edge in edges]

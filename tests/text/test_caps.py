@@ -37,12 +37,18 @@ OVER = [
 
 
 @pytest.mark.parametrize(("field", "value", "message"), OVER)
-async def test_graphql_refuses_json_over_its_caps(gql: GraphQLClient, demo_database: Database,
-                                                  echo: AgentRow, field: str, value: Any,
-                                                  message: str) -> None:
+async def test_graphql_refuses_json_over_its_caps(
+    gql: GraphQLClient,
+    demo_database: Database,
+    echo: AgentRow,
+    field: str,
+    value: Any,
+    message: str,
+) -> None:
     before = await row_counts(demo_database)
-    body = await gql(CREATE_RUN, {"input": {"agentId": echo.id, "content": {"text": "hi"},
-                                            field: value}})
+    body = await gql(
+        CREATE_RUN, {"input": {"agentId": echo.id, "content": {"text": "hi"}, field: value}}
+    )
     [error] = body["errors"]
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}
     assert message in error["message"]
@@ -51,20 +57,35 @@ async def test_graphql_refuses_json_over_its_caps(gql: GraphQLClient, demo_datab
 
 async def test_json_at_its_caps_is_taken(gql: GraphQLClient, echo: AgentRow) -> None:
     at_cap = {"big": "x" * (64 * 1024 - 10)}  # 65536 bytes as JSON
-    body = await gql(CREATE_RUN, {"input": {"agentId": echo.id, "content": {"text": "hi"},
-                                            "metadata": at_cap, "rawInputs": _nested(16)}})
+    body = await gql(
+        CREATE_RUN,
+        {
+            "input": {
+                "agentId": echo.id,
+                "content": {"text": "hi"},
+                "metadata": at_cap,
+                "rawInputs": _nested(16),
+            }
+        },
+    )
     assert "errors" not in body, body
     assert body["data"]["createRun"]["run"]["metadata"] == at_cap
 
 
 @pytest.mark.parametrize(("field", "value", "message"), OVER)
-async def test_rest_refuses_json_over_its_caps(http: httpx.AsyncClient, demo_database: Database,
-                                               echo: AgentRow, field: str, value: Any,
-                                               message: str) -> None:
+async def test_rest_refuses_json_over_its_caps(
+    http: httpx.AsyncClient,
+    demo_database: Database,
+    echo: AgentRow,
+    field: str,
+    value: Any,
+    message: str,
+) -> None:
     rest_name = "raw_inputs" if field == "rawInputs" else field
     before = await row_counts(demo_database)
-    response = await http.post("/runs", json={"agent_id": echo.id, "content": "hi",
-                                              rest_name: value})
+    response = await http.post(
+        "/runs", json={"agent_id": echo.id, "content": "hi", rest_name: value}
+    )
     assert response.status_code == 400, response.text
     body = response.json()
     assert (body["code"], body["field"]) == ("bad_user_input", rest_name)

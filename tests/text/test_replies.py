@@ -25,31 +25,55 @@ LOOPBACK_REGISTRY = AgentRegistry([WebhookKind(EgressPolicy(LOOPBACK))])  # hook
 
 __all__ = ["hook"]
 
-CONFIG = ExecutorConfig(concurrency=1, lease_seconds=30, poll_seconds=0.05,
-                        json_caps=JsonCaps(max_depth=4, max_bytes=1024))
+CONFIG = ExecutorConfig(
+    concurrency=1,
+    lease_seconds=30,
+    poll_seconds=0.05,
+    json_caps=JsonCaps(max_depth=4, max_bytes=1024),
+)
 
 BAD_REPLIES = [
-    ({"text": "half a pair \ud800"}, "messages[0].parts[0].text",
-     "lone surrogate (U+D800)"),
+    ({"text": "half a pair \ud800"}, "messages[0].parts[0].text", "lone surrogate (U+D800)"),
     ({"text": "nul \x00"}, "messages[0].parts[0].text", "NUL"),
-    ({"messages": [{"parts": [{"type": "text", "text": "hi"}]}],
-      "attached_items": [{"key": "k", "value": {"a\udc00": 1}}]},
-     "attached_items[0].value", "lone surrogate (U+DC00)"),
-    ({"messages": [{"parts": [{"type": "text", "text": "hi"}]}],
-      "attached_items": [{"key": "k", "value": [[[[["deep"]]]]]}]},
-     "attached_items[0].value", "nested more than 4 levels"),
-    ({"messages": [{"parts": [{"type": "text", "text": "hi"}]}],
-      "attached_items": [{"key": "k", "value": "x" * 2000}]},
-     "attached_items[0].value", "the limit is 1024"),
+    (
+        {
+            "messages": [{"parts": [{"type": "text", "text": "hi"}]}],
+            "attached_items": [{"key": "k", "value": {"a\udc00": 1}}],
+        },
+        "attached_items[0].value",
+        "lone surrogate (U+DC00)",
+    ),
+    (
+        {
+            "messages": [{"parts": [{"type": "text", "text": "hi"}]}],
+            "attached_items": [{"key": "k", "value": [[[[["deep"]]]]]}],
+        },
+        "attached_items[0].value",
+        "nested more than 4 levels",
+    ),
+    (
+        {
+            "messages": [{"parts": [{"type": "text", "text": "hi"}]}],
+            "attached_items": [{"key": "k", "value": "x" * 2000}],
+        },
+        "attached_items[0].value",
+        "the limit is 1024",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("reply", "where", "what"), BAD_REPLIES)
 async def test_an_unstorable_reply_ends_the_run_at_once(
-        database: Database, hook: Hook, reply: Any, where: str, what: str) -> None:
-    agent = await catalog.create_agent(database, LOOPBACK_REGISTRY, DEFAULT_ORG_ID,
-                                       name="Hook", kind="webhook",
-                                       config={"url": hook.url, "retries": 0})
+    database: Database, hook: Hook, reply: Any, where: str, what: str
+) -> None:
+    agent = await catalog.create_agent(
+        database,
+        LOOPBACK_REGISTRY,
+        DEFAULT_ORG_ID,
+        name="Hook",
+        kind="webhook",
+        config={"url": hook.url, "retries": 0},
+    )
     hook.reply(Scripted(json=reply))
     run = await new_run(database, agent)
     executor = Executor(database, LOOPBACK_REGISTRY, CONFIG)
@@ -58,8 +82,11 @@ async def test_an_unstorable_reply_ends_the_run_at_once(
     await executor.agents.close()
     assert (await reload(database, run.id)).status == RunStatus.ERROR
     async with database.read() as session:
-        [error] = (await session.execute(select(RunErrorRow).where(
-            col(RunErrorRow.run_id) == run.id))).scalars().all()
+        [error] = (
+            (await session.execute(select(RunErrorRow).where(col(RunErrorRow.run_id) == run.id)))
+            .scalars()
+            .all()
+        )
     assert error.code == "invalid_reply"
     assert where in error.message
     assert what in error.message

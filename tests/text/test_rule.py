@@ -46,8 +46,9 @@ def test_what_the_rule_refuses() -> None:
 
 @pytest.fixture
 async def agent_id(gql_empty: GraphQLClient) -> str:
-    body = await gql_empty(CREATE_AGENT, {"input": {"name": "Echo", "kind": "echo",
-                                                    "config": {"delay_ms": 0}}})
+    body = await gql_empty(
+        CREATE_AGENT, {"input": {"name": "Echo", "kind": "echo", "config": {"delay_ms": 0}}}
+    )
     return str(body["data"]["createAgent"]["agent"]["id"])
 
 
@@ -56,8 +57,12 @@ def _run_input(agent_id: str, **fields: Any) -> dict[str, Any]:
 
 
 def _structured(**attachment: Any) -> dict[str, Any]:
-    return {"structured": {"parts": [{"text": "hi"}], "attachments": [
-        {"type": "FILE", "fileId": "file_1", **attachment}]}}
+    return {
+        "structured": {
+            "parts": [{"text": "hi"}],
+            "attachments": [{"type": "FILE", "fileId": "file_1", **attachment}],
+        }
+    }
 
 
 BAD_RUNS = [
@@ -67,11 +72,15 @@ BAD_RUNS = [
     ({"rawInputs": {"text": "x" + SURROGATE}}, "input.rawInputs.text"),
     ({"content": {"text": "hi" + SURROGATE}}, "input.content.text"),
     ({"content": {"text": "hi" + NUL}}, "input.content.text"),
-    ({"content": _structured(caption=SURROGATE)},
-     "input.content.structured.attachments[0].caption"),
+    (
+        {"content": _structured(caption=SURROGATE)},
+        "input.content.structured.attachments[0].caption",
+    ),
     ({"content": _structured(fileId="f" + NUL)}, "input.content.structured.attachments[0].fileId"),
-    ({"content": _structured(url="https://a.example/" + SURROGATE)},
-     "input.content.structured.attachments[0].url"),
+    (
+        {"content": _structured(url="https://a.example/" + SURROGATE)},
+        "input.content.structured.attachments[0].url",
+    ),
     ({"idempotencyKey": "k" + SURROGATE}, "input.idempotencyKey"),
     ({"language": NUL}, "input.language"),
 ]
@@ -79,8 +88,8 @@ BAD_RUNS = [
 
 @pytest.mark.parametrize(("fields", "field"), BAD_RUNS)
 async def test_create_run_refuses_unfit_text_and_writes_nothing(
-        gql_empty: GraphQLClient, database: Database, agent_id: str, fields: dict[str, Any],
-        field: str) -> None:
+    gql_empty: GraphQLClient, database: Database, agent_id: str, fields: dict[str, Any], field: str
+) -> None:
     before = await row_counts(database)
     body = await gql_empty(CREATE_RUN, {"input": _run_input(agent_id, **fields)})
     [error] = body["errors"]
@@ -90,8 +99,9 @@ async def test_create_run_refuses_unfit_text_and_writes_nothing(
     assert await row_counts(database) == before
 
 
-async def test_literals_are_checked_too(gql_empty: GraphQLClient, database: Database,
-                                        agent_id: str) -> None:
+async def test_literals_are_checked_too(
+    gql_empty: GraphQLClient, database: Database, agent_id: str
+) -> None:
     before = await row_counts(database)
     body = await gql_empty(f"""mutation {{ createRun(input: {{agentId: "{agent_id}",
         content: {{text: "hi"}}, metadata: {{note: "a\\u0000b"}}}}) {{ run {{ id }} }} }}""")
@@ -100,13 +110,17 @@ async def test_literals_are_checked_too(gql_empty: GraphQLClient, database: Data
     assert await row_counts(database) == before
 
 
-async def test_agents_refuse_unfit_names_and_configs(gql_empty: GraphQLClient,
-                                                      database: Database, agent_id: str) -> None:
+async def test_agents_refuse_unfit_names_and_configs(
+    gql_empty: GraphQLClient, database: Database, agent_id: str
+) -> None:
     before = await row_counts(database)
     cases: list[tuple[str, dict[str, Any], str]] = [
         (CREATE_AGENT, {"input": {"name": "A" + SURROGATE, "kind": "echo"}}, "input.name"),
-        (CREATE_AGENT, {"input": {"name": "A", "kind": "echo", "config": {NUL: 1}}},
-         "input.config"),
+        (
+            CREATE_AGENT,
+            {"input": {"name": "A", "kind": "echo", "config": {NUL: 1}}},
+            "input.config",
+        ),
         (UPDATE_AGENT, {"input": {"id": agent_id, "name": SURROGATE}}, "input.name"),
         (CANCEL_RUN, {"id": "run_" + SURROGATE}, "id"),
     ]
@@ -118,8 +132,14 @@ async def test_agents_refuse_unfit_names_and_configs(gql_empty: GraphQLClient,
 
 
 async def test_other_unicode_is_kept_as_sent(gql_empty: GraphQLClient, agent_id: str) -> None:
-    body = await gql_empty(CREATE_RUN, {"input": _run_input(
-        agent_id, content={"text": KEPT}, metadata={KEPT: [KEPT]}, rawInputs={"t": KEPT})})
+    body = await gql_empty(
+        CREATE_RUN,
+        {
+            "input": _run_input(
+                agent_id, content={"text": KEPT}, metadata={KEPT: [KEPT]}, rawInputs={"t": KEPT}
+            )
+        },
+    )
     run = body["data"]["createRun"]["run"]
     assert run["metadata"] == {KEPT: [KEPT]}
     assert run["rawInputs"] == {"t": KEPT}
@@ -127,20 +147,28 @@ async def test_other_unicode_is_kept_as_sent(gql_empty: GraphQLClient, agent_id:
 
 
 async def _post_run(http: httpx.AsyncClient, content: str) -> httpx.Response:
-    return await http.post("/runs", content=content.encode(),
-                           headers={"Content-Type": "application/json"})
+    return await http.post(
+        "/runs", content=content.encode(), headers={"Content-Type": "application/json"}
+    )
 
 
-async def test_rest_names_the_field_in_its_own_words(http: httpx.AsyncClient,
-                                                     demo_database: Database) -> None:
+async def test_rest_names_the_field_in_its_own_words(
+    http: httpx.AsyncClient, demo_database: Database
+) -> None:
     before = await row_counts(demo_database)
     cases = [
-        ('{"agent_id": "agent_x", "content": "hi", "metadata": {"tags": ["\\u0000"]}}',
-         "metadata.tags[0]"),
-        ('{"agent_id": "agent_x", "content": {"parts": [{"text": "a\\u0000"}]}}',
-         "content.parts[0].text"),
-        ('{"agent_id": "agent_x", "content": "hi", "raw_inputs": {"userId": "\\u0000"}}',
-         "raw_inputs.userId"),
+        (
+            '{"agent_id": "agent_x", "content": "hi", "metadata": {"tags": ["\\u0000"]}}',
+            "metadata.tags[0]",
+        ),
+        (
+            '{"agent_id": "agent_x", "content": {"parts": [{"text": "a\\u0000"}]}}',
+            "content.parts[0].text",
+        ),
+        (
+            '{"agent_id": "agent_x", "content": "hi", "raw_inputs": {"userId": "\\u0000"}}',
+            "raw_inputs.userId",
+        ),
         ('{"agent_id": "agent_x", "content": "hi", "metadata": {"a": "\\ud800"}}', "metadata.a"),
     ]
     for content, field in cases:
@@ -148,8 +176,11 @@ async def test_rest_names_the_field_in_its_own_words(http: httpx.AsyncClient,
         assert response.status_code == 400, response.text
         body = response.json()
         assert (body["code"], body["field"]) == ("bad_user_input", field), body
-    form = await http.post("/runs", content=b"agent_id=agent_x&content=a%00b",
-                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    form = await http.post(
+        "/runs",
+        content=b"agent_id=agent_x&content=a%00b",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert form.status_code == 400
     assert form.json()["field"] == "content"
     listed = await http.get("/runs", params={"agent_id": "agent_\x00"})

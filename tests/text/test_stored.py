@@ -37,15 +37,18 @@ async def test_every_read_path_survives_a_stored_lone_surrogate(live: Live) -> N
     run_id = await live.create_run("before the fix")
     await _settled(live, run_id)
     async with live.database.write() as session:
-        await session.execute(text("UPDATE runs SET metadata = :m, raw_inputs = :m "
-                                   "WHERE id = :id"), {"m": STORED, "id": run_id})
+        await session.execute(
+            text("UPDATE runs SET metadata = :m, raw_inputs = :m WHERE id = :id"),
+            {"m": STORED, "id": run_id},
+        )
         await session.execute(text("UPDATE threads SET metadata = :m"), {"m": STORED})
     base = live.http_url.removesuffix("/graphql")
     answers = await read_everything(base, live.ws_url, live.key)
     assert answers.problems == []
     assert all(status == 200 for status in answers.statuses)
-    async with httpx.AsyncClient(base_url=base,
-                                 headers={"Authorization": f"Bearer {live.key}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {live.key}"}
+    ) as client:
         response = await client.get(f"/runs/{run_id}")
     assert response.headers["content-type"] == "application/json"
     assert "\\ud800" in response.text  # escaped: still valid JSON, nothing lost

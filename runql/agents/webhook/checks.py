@@ -36,8 +36,9 @@ def must_be(phrase: str, *, echo: bool = True) -> WrapValidator:
             return handler(value)
         except ValidationError:
             given = f", not {short(value)}" if echo else ""
-            raise PydanticCustomError(MISFIT, "must be {phrase}{given}",
-                                      {"phrase": phrase, "given": given}) from None
+            raise PydanticCustomError(
+                MISFIT, "must be {phrase}{given}", {"phrase": phrase, "given": given}
+            ) from None
 
     return WrapValidator(check)
 
@@ -60,8 +61,9 @@ def path(location: Sequence[int | str], subject: str) -> str:
     return text or subject
 
 
-def said(error: ErrorDetails, subject: str,
-         missing: Callable[[str], str] = "{} is missing".format) -> str:
+def said(
+    error: ErrorDetails, subject: str, missing: Callable[[str], str] = "{} is missing".format
+) -> str:
     """The sentence for one error of a value called `subject` at its top."""
     where = path(error["loc"], subject)
     kind = error["type"]

@@ -35,8 +35,9 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 # its sockets under that cap too (further requests wait for a free one, within their timeout).
 # Idle connections are kept for 5 s (httpx's default; uvicorn, like many servers, closes idle
 # ones after 5 s, and a longer expiry would pick sockets the receiver has already closed).
-POOL_LIMITS = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64,
-                           keepalive_expiry=5.0)
+POOL_LIMITS = httpx.Limits(
+    max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64, keepalive_expiry=5.0
+)
 
 _TRANSPORT_ERRORS: tuple[tuple[type[httpx.TransportError], str], ...] = (
     (httpx.ConnectTimeout, "connecting timed out"),
@@ -60,8 +61,9 @@ def _ssl_context() -> ssl.SSLContext:
 class _Retry(Exception):
     """One attempt failed in a way worth retrying."""
 
-    def __init__(self, description: str, *, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, description: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(description)
         self.description = description
         self.status = status
@@ -127,8 +129,11 @@ class WebhookClient:
 
     async def post(self, body: bytes, run_id: str) -> bytes:
         """The body of the 2xx answer to `body`; raises AgentError."""
-        headers = {"Content-Type": "application/json", "Idempotency-Key": run_id,
-                   **self.config.headers}
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": run_id,
+            **self.config.headers,
+        }
         deadline = asyncio.get_running_loop().time() + self.config.timeout_s
         try:
             async with asyncio.timeout_at(deadline):
@@ -172,8 +177,9 @@ class WebhookClient:
 
     async def _attempt(self, body: bytes, headers: dict[str, str]) -> bytes:
         try:
-            async with self._http().stream("POST", self.config.url, content=body,
-                                           headers=headers) as response:
+            async with self._http().stream(
+                "POST", self.config.url, content=body, headers=headers
+            ) as response:
                 content = await _read(response)
         except httpx.TransportError as exc:
             raise _Retry(self._describe(exc)) from None
@@ -195,8 +201,11 @@ class WebhookClient:
                 )
             return content
         if status in RETRYABLE_STATUSES or 500 <= status < 600:
-            raise _Retry(_status_text(response), status=status,
-                         retry_after=_retry_after(response.headers.get("Retry-After")))
+            raise _Retry(
+                _status_text(response),
+                status=status,
+                retry_after=_retry_after(response.headers.get("Retry-After")),
+            )
         if 400 <= status < 500:
             self._rejected(response, content)
         raise AgentError(
@@ -213,8 +222,7 @@ class WebhookClient:
         if given is None:
             raise AgentError("agent_rejected", refused, metadata)
         code, message = given
-        raise AgentError(code[:100], self._redact(message or refused)[:MAX_ERROR_TEXT],
-                         metadata)
+        raise AgentError(code[:100], self._redact(message or refused)[:MAX_ERROR_TEXT], metadata)
 
     def _describe(self, exc: httpx.TransportError) -> str:
         what = next(

@@ -31,8 +31,7 @@ MAX_RETRIES = 5
 
 # Headers runql sets itself (or that would break the request if a config set them).
 RESERVED_HEADERS = frozenset(
-    {"content-type", "content-length", "transfer-encoding", "host", "connection",
-     "idempotency-key"}
+    {"content-type", "content-length", "transfer-encoding", "host", "connection", "idempotency-key"}
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
@@ -58,17 +57,21 @@ def _absolute_http(value: str) -> str:
 
 def _header(name: object, value: object, seen: set[str]) -> None:
     if not isinstance(name, str) or not _HEADER_NAME.match(name):
-        raise sentence(f"headers: {str(name)[:40]!r} is not a valid header name (letters, "
-                       "digits and !#$%&'*+-.^_`|~ only)")
+        raise sentence(
+            f"headers: {str(name)[:40]!r} is not a valid header name (letters, "
+            "digits and !#$%&'*+-.^_`|~ only)"
+        )
     if name.lower() in RESERVED_HEADERS:
-        raise sentence(f"headers may not set {name}; runql sets "
-                       f"{', '.join(sorted(RESERVED_HEADERS))} itself")
+        raise sentence(
+            f"headers may not set {name}; runql sets {', '.join(sorted(RESERVED_HEADERS))} itself"
+        )
     if name.lower() in seen:
         raise sentence(f"headers names {name} more than once")
     seen.add(name.lower())
     if not isinstance(value, str) or not _HEADER_VALUE.match(value):
-        raise sentence(f"headers: the value of {name} must be a string of printable ASCII "
-                       "characters")
+        raise sentence(
+            f"headers: the value of {name} must be a string of printable ASCII characters"
+        )
 
 
 def _headers(value: object) -> object:
@@ -80,15 +83,21 @@ def _headers(value: object) -> object:
     return dict(value)
 
 
-Url = Annotated[StrictStr, AfterValidator(_absolute_http),
-                must_be("an absolute http or https URL with a host", echo=False)]
+Url = Annotated[
+    StrictStr,
+    AfterValidator(_absolute_http),
+    must_be("an absolute http or https URL with a host", echo=False),
+]
 Seconds = Annotated[
     Annotated[StrictInt, Field(gt=0, le=MAX_TIMEOUT_S)]
     | Annotated[StrictFloat, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)],
     must_be(f"a number of seconds above 0 and at most {MAX_TIMEOUT_S}", echo=False),
 ]
-Retries = Annotated[StrictInt, Field(ge=0, le=MAX_RETRIES),
-                    must_be(f"a whole number from 0 to {MAX_RETRIES}", echo=False)]
+Retries = Annotated[
+    StrictInt,
+    Field(ge=0, le=MAX_RETRIES),
+    must_be(f"a whole number from 0 to {MAX_RETRIES}", echo=False),
+]
 Headers = Annotated[dict[str, str], BeforeValidator(_headers)]
 
 
@@ -97,15 +106,28 @@ class WebhookConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="Webhook config")
 
-    url: Url = Field(repr=False, description=(
-        "The http or https URL runs are POSTed to; its host must pass the egress policy."))
-    timeout_s: Seconds = Field(DEFAULT_TIMEOUT_S, description=(
-        "Seconds the whole call may take, retries and their waits included."))
-    retries: Retries = Field(DEFAULT_RETRIES, description=(
-        "How often a 408, 429, 5xx or failed connection is tried again."))
-    headers: Headers = Field(default_factory=dict, repr=False, description=(
-        "Headers sent with every request (not those runql sets itself); values are hidden "
-        "when the agent is read."))
+    url: Url = Field(
+        repr=False,
+        description=(
+            "The http or https URL runs are POSTed to; its host must pass the egress policy."
+        ),
+    )
+    timeout_s: Seconds = Field(
+        DEFAULT_TIMEOUT_S,
+        description=("Seconds the whole call may take, retries and their waits included."),
+    )
+    retries: Retries = Field(
+        DEFAULT_RETRIES,
+        description=("How often a 408, 429, 5xx or failed connection is tried again."),
+    )
+    headers: Headers = Field(
+        default_factory=dict,
+        repr=False,
+        description=(
+            "Headers sent with every request (not those runql sets itself); values are hidden "
+            "when the agent is read."
+        ),
+    )
 
 
 CONFIG_KEYS = tuple(WebhookConfig.model_fields)
@@ -115,8 +137,9 @@ def _refusal(error: ValidationError) -> InvalidConfig:
     errors = error.errors(include_url=False)
     unknown = sorted(str(item["loc"][0]) for item in errors if item["type"] == "extra_forbidden")
     if unknown:
-        return InvalidConfig(f"webhook takes only {', '.join(CONFIG_KEYS)}, not "
-                             f"{', '.join(unknown)}")
+        return InvalidConfig(
+            f"webhook takes only {', '.join(CONFIG_KEYS)}, not {', '.join(unknown)}"
+        )
     return InvalidConfig(said(errors[0], "the config", _required))
 
 

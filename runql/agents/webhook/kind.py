@@ -22,8 +22,7 @@ class WebhookAgent:
 
     def __repr__(self) -> str:
         # No URL or headers: they may hold credentials.
-        return (f"WebhookAgent(timeout_s={self.config.timeout_s!r}, "
-                f"retries={self.config.retries!r})")
+        return f"WebhookAgent(timeout_s={self.config.timeout_s!r}, retries={self.config.retries!r})"
 
     async def run(self, request: AgentRequest) -> AgentReply:
         content = await self._client.post(encode_request(request), request.run_id)

@@ -52,8 +52,9 @@ Amount = Annotated[float, Field(ge=0, allow_inf_nan=False), must_be("a number fr
 
 class _Shape(BaseModel):
     # Keys the format does not name are ignored, so either side may add some.
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True,
-                              json_schema_serialization_defaults_required=True)
+    model_config = ConfigDict(
+        strict=True, extra="ignore", frozen=True, json_schema_serialization_defaults_required=True
+    )
 
 
 # --- both ways ---------------------------------------------------------------------------
@@ -108,8 +109,7 @@ class WebhookRequest(_Shape):
 
     run: RunDocument
     message: TurnDocument
-    history: list[TurnDocument] = Field(description="The thread's earlier messages, oldest "
-                                                    "first.")
+    history: list[TurnDocument] = Field(description="The thread's earlier messages, oldest first.")
 
 
 def _part(part: Part) -> PartDocument:
@@ -117,25 +117,35 @@ def _part(part: Part) -> PartDocument:
 
 
 def _attachment(item: Attachment) -> AttachmentDocument:
-    return AttachmentDocument.model_construct(type=item.type, file_id=item.file_id,
-                                              url=item.url, caption=item.caption)
+    return AttachmentDocument.model_construct(
+        type=item.type, file_id=item.file_id, url=item.url, caption=item.caption
+    )
 
 
 def _turn(turn: Turn) -> TurnDocument:
     return TurnDocument.model_construct(
         actor=ActorDocument.model_construct(type=turn.actor_type, name=turn.actor_name),
-        text=turn.text, parts=[_part(part) for part in turn.parts],
-        attachments=[_attachment(item) for item in turn.attachments])
+        text=turn.text,
+        parts=[_part(part) for part in turn.parts],
+        attachments=[_attachment(item) for item in turn.attachments],
+    )
 
 
 def webhook_request(request: AgentRequest) -> WebhookRequest:
     """The document a webhook receives for `request` (runql's own data: not validated again)."""
     run = RunDocument.model_construct(
-        id=request.run_id, agent_id=request.agent_id, thread_id=request.thread_id,
-        language=request.language, country=request.country, timezone=request.timezone,
-        metadata=dict(request.metadata), raw_inputs=request.raw_inputs)
-    return WebhookRequest.model_construct(run=run, message=_turn(request.message),
-                                          history=[_turn(turn) for turn in request.history])
+        id=request.run_id,
+        agent_id=request.agent_id,
+        thread_id=request.thread_id,
+        language=request.language,
+        country=request.country,
+        timezone=request.timezone,
+        metadata=dict(request.metadata),
+        raw_inputs=request.raw_inputs,
+    )
+    return WebhookRequest.model_construct(
+        run=run, message=_turn(request.message), history=[_turn(turn) for turn in request.history]
+    )
 
 
 def request_body(request: AgentRequest) -> dict[str, Any]:
@@ -157,8 +167,9 @@ def encode_request(request: AgentRequest) -> bytes:
     """The request's body in UTF-8 JSON; raises AgentError("invalid_request") when the run's
     metadata or inputs hold what JSON cannot carry (NaN, objects)."""
     try:
-        text = json.dumps(request_body(request), default=_json_default, ensure_ascii=False,
-                          allow_nan=False)
+        text = json.dumps(
+            request_body(request), default=_json_default, ensure_ascii=False, allow_nan=False
+        )
         return text.encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise AgentError(
@@ -182,8 +193,11 @@ class MessageDocument(_Shape):
     def message(self) -> ReplyMessage:
         return ReplyMessage(
             parts=tuple(Part(text=part.text, type=part.type) for part in self.parts),
-            attachments=tuple(Attachment(type=item.type, file_id=item.file_id, url=item.url,
-                                         caption=item.caption) for item in self.attachments))
+            attachments=tuple(
+                Attachment(type=item.type, file_id=item.file_id, url=item.url, caption=item.caption)
+                for item in self.attachments
+            ),
+        )
 
 
 class AttachedItemDocument(_Shape):
@@ -198,12 +212,14 @@ class CostDocument(_Shape):
 
 class _Extras(_Shape):
     attached_items: list[AttachedItemDocument] | None = Field(
-        None, description="Values stored with the run by key; null is none.")
+        None, description="Values stored with the run by key; null is none."
+    )
     cost: CostDocument | None = Field(None, description="What the run cost; null is unknown.")
 
     def _reply(self, messages: tuple[ReplyMessage, ...]) -> AgentReply:
-        items = tuple(AttachedValue(key=item.key, value=item.value)
-                      for item in self.attached_items or ())
+        items = tuple(
+            AttachedValue(key=item.key, value=item.value) for item in self.attached_items or ()
+        )
         cost = None if self.cost is None else Cost(self.cost.amount, self.cost.unit)
         return AgentReply(messages=messages, attached_items=items, cost=cost)
 
@@ -228,8 +244,9 @@ class TextReply(_Extras):
 
 class RefusalDetail(BaseModel):
     code: StrictStr = Field(description="Becomes the run's error code (up to 100 characters).")
-    message: Any = Field(None, description="Becomes the error's message when it is a "
-                                           "non-empty string.")
+    message: Any = Field(
+        None, description="Becomes the error's message when it is a non-empty string."
+    )
 
 
 class Refusal(BaseModel):

@@ -22,8 +22,11 @@ def _configure(**options: Any) -> None:
 
 
 def run_migrations_offline() -> None:
-    _configure(url=config.get_main_option("sqlalchemy.url"), literal_binds=True,
-               dialect_opts={"paramstyle": "named"})
+    _configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -35,8 +38,9 @@ def _run(connection: Connection) -> None:
 
 
 async def run_migrations_online() -> None:
-    engine = create_async_engine(config.get_main_option("sqlalchemy.url") or "",
-                                 poolclass=pool.NullPool)
+    engine = create_async_engine(
+        config.get_main_option("sqlalchemy.url") or "", poolclass=pool.NullPool
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()
