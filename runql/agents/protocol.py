@@ -1,6 +1,8 @@
-"""What an agent is to runql: given a run and its conversation, it writes a reply."""
+"""What an agent is to runql: given a run and its conversation, it writes a reply, at once
+(`Agent.run`) or as it goes (`Streams.stream`: deltas of the message it is writing, tool calls
+and their results, attached items, cost)."""
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -88,11 +90,70 @@ class AgentReply:
     cost: Cost | None = None
 
 
+@dataclass(frozen=True)
+class MessageStarted:
+    """A stream's next message of content begins: the `TextDelta`s that follow are its text,
+    one part of `part_type`, until the next `MessageStarted`, `ToolCall` or `ToolResult`. A delta
+    with no message open opens a text message."""
+
+    part_type: ContentPartType = ContentPartType.TEXT
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """The next piece of the open message's text. A message's stored text is the concatenation
+    of its deltas, in order."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """The agent calls a tool: a message of type TOOL_CALL, whole (it is not streamed)."""
+
+    name: str
+    arguments: Any
+    call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a tool answered: a message of type TOOL_RESULT, whole."""
+
+    name: str
+    result: Any
+    call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AttachmentAdded:
+    """An attachment of the open message."""
+
+    attachment: Attachment
+
+
+# What a streaming agent yields; `AttachedValue` and `Cost` are the reply's own types (a cost
+# reported twice: the last one holds). The stream's end is the run's success; an `AgentError`
+# raised from it ends the run in ERROR, keeping what was streamed before.
+StreamEvent = (
+    MessageStarted | TextDelta | ToolCall | ToolResult | AttachmentAdded | AttachedValue | Cost
+)
+
+
 class Agent(Protocol):
     """One configured agent. `run` may raise AgentError; anything else is reported too. An
     executor keeps one agent per agent and version and runs them concurrently on it."""
 
     async def run(self, request: AgentRequest) -> AgentReply: ...
+
+
+@runtime_checkable
+class Streams(Protocol):
+    """An agent that reports progress while it runs. The executor runs such an agent through
+    `stream` (its `run` is what a caller without a stream gets); what the run ends with is
+    exactly what it streamed."""
+
+    def stream(self, request: AgentRequest) -> AsyncIterator[StreamEvent]: ...
 
 
 class AgentKind(Protocol):
