@@ -1,4 +1,5 @@
-"""The ASGI application: the GraphQL endpoint, the executor's workers, and authentication."""
+"""The ASGI application: the routes (GraphQL, REST, GraphiQL, operations), the edge in front of
+them (keys, rate limits, body cap), and the process's runtime (runql/runtime.py) in its lifespan."""
 
 import gc
 from collections.abc import AsyncIterator
@@ -11,21 +12,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from runql.agents.egress import EgressPolicy
-from runql.agents.registry import default_registry
 from runql.auth.asgi import KeyGate
 from runql.auth.principals import PrincipalCache
-from runql.auth.revocation import Revocations
-from runql.bus.feeders import feed_from_commits, other_processes
-from runql.bus.hub import Hub
-from runql.bus.revocations import RevocationPoll
 from runql.edge import Edge
 from runql.endpoint import GraphQLEndpoint
 from runql.graphiql.assets import STATIC_PREFIX, STATIC_ROUTE, serve_asset
-from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.operations.routes import operations_routes
 from runql.operations.setup import instrument
 from runql.rest import rest_routes
+from runql.runtime import Runtime
 from runql.security.body import BodyCap
 from runql.security.handlers import EXCEPTION_HANDLERS
 from runql.security.ratelimit import RateLimits
@@ -42,50 +37,24 @@ def create_app(
     of the garbage collector's reach: full collections then stop pausing requests for 100 ms
     and more (BENCHMARKS.md has the feed's p99 with and without)."""
     settings = settings or Settings.from_env()
-    owns_database = database is None
-    db = database or Database.from_url(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-    )
+    runtime = Runtime.build(settings, database)
+    db, hub, revocations = runtime.database, runtime.hub, runtime.revocations
     instrument(db, settings)
-    hub = Hub(settings.subscriber_queue_size)
-    feed_from_commits(hub, db)
-    revocations = Revocations()
     principals = PrincipalCache(db, revocations)
     graphql = GraphQLEndpoint(db, settings, hub, revocations)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        listener = other_processes(hub, db, revocations)
-        poll = RevocationPoll(db, revocations) if db.is_sqlite else None
-        for feeder in (listener, poll):
-            if feeder is not None:
-                await feeder.start()
-        executor = None
-        if settings.workers > 0:
-            executor = Executor(
-                db,
-                default_registry(EgressPolicy.from_settings(settings)),
-                ExecutorConfig.from_settings(settings),
-                hub=hub,
-            )
-            await executor.start()
-        _app.state.executor = executor
-        _app.state.listener = listener
+        await runtime.start()
+        _app.state.executor = runtime.executor
+        _app.state.listener = runtime.listener
         if freeze_gc:
             gc.collect()
             gc.freeze()
         try:
             yield
         finally:
-            if executor is not None:
-                await executor.stop()
-            for feeder in (listener, poll):
-                if feeder is not None:
-                    await feeder.stop()
-            if owns_database:
-                await db.dispose()
+            await runtime.stop()
 
     async def home(_request: Request) -> Response:
         return RedirectResponse("/graphql")

@@ -38,7 +38,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from runql.lifecycle.worker import run_worker
+    from runql.worker import run_worker
 
     concurrency = args.concurrency or settings.workers or 1
     print(

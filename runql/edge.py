@@ -116,7 +116,7 @@ class Edge:
         if self.gate.guards(scope, headers.accept):
             principal = await self.gate.admit(scope, headers.authorization)
             if principal is None:
-                await refuse_unauthenticated(scope["path"], send)
+                await refuse_unauthenticated(scope, receive, send)
                 return
             wait = self.limits.wait(principal.key_id)
             if wait:

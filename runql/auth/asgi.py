@@ -4,11 +4,11 @@ whether a request needs one, admits it with its principal or sends the 401 refus
 
 from collections.abc import Iterable
 
-import orjson
-from starlette.types import Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from runql.auth.keys import Principal, bearer_secret
 from runql.auth.principals import PrincipalCache
+from runql.security.responses import error_response
 
 PRINCIPAL = "runql.principal"
 UNAUTHENTICATED = "a valid API key is required: send `Authorization: Bearer runql_sk_…`"
@@ -29,29 +29,16 @@ def _is_graphiql_page(scope: Scope, accept: str | None) -> bool:
     )
 
 
-def _refusal(path: str) -> bytes:
-    if path.startswith("/graphql"):
-        return orjson.dumps(
-            {"errors": [{"message": UNAUTHENTICATED, "extensions": {"code": "UNAUTHENTICATED"}}]}
-        )
-    return orjson.dumps({"status": 401, "code": "unauthenticated", "message": UNAUTHENTICATED})
-
-
-async def refuse_unauthenticated(path: str, send: Send) -> None:
+async def refuse_unauthenticated(scope: Scope, receive: Receive, send: Send) -> None:
     """401, in the route's error shape."""
-    body = _refusal(path)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"www-authenticate", b"Bearer"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
+    response = error_response(
+        scope["path"],
+        401,
+        "UNAUTHENTICATED",
+        UNAUTHENTICATED,
+        headers={"www-authenticate": "Bearer"},
     )
-    await send({"type": "http.response.body", "body": body})
+    await response(scope, receive, send)
 
 
 class KeyGate:
