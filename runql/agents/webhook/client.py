@@ -53,7 +53,7 @@ _TRANSPORT_ERRORS: tuple[tuple[type[httpx.TransportError], str], ...] = (
 
 
 @cache
-def _ssl_context() -> ssl.SSLContext:
+def ssl_context() -> ssl.SSLContext:
     # Loading the CA bundle takes a while; every client shares one context.
     return httpx.create_ssl_context()
 
@@ -117,7 +117,7 @@ class WebhookClient:
             # httpx's own timeouts are a backstop only; asyncio.timeout_at ends the call first.
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.config.timeout_s + 1),
-                transport=self.egress.transport(_ssl_context(), POOL_LIMITS),
+                transport=self.egress.transport(ssl_context(), POOL_LIMITS),
                 follow_redirects=False,
             )
         return self._client
