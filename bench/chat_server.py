@@ -40,6 +40,7 @@ class Reply:
     first_token_after_s: float = 0.0  # a slow start: headers at once, the first token later
     error_after: int | None = None  # an error chunk after this many tokens
     malformed_after: int | None = None  # a chunk that is not JSON after this many tokens
+    misshapen_after: int | None = None  # a chunk whose choices are not a list
     drop_after: int | None = None  # the connection cut after this many tokens
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # each {id, name, arguments}
     done: bool = True  # end with finish_reason, usage and [DONE]
@@ -60,6 +61,7 @@ class Seen:
 
     body: dict[str, Any]
     headers: dict[str, str]
+    client_port: int | None = None  # which connection it came on
     sent: list[float] = field(default_factory=list)  # time.monotonic() of each token
     disconnected_at: float | None = None
     finished: bool = False
@@ -123,7 +125,8 @@ class ChatServer:
         if scope["path"] != PATH or scope["method"] != "POST":
             await _respond(send, 404, {"error": {"message": "not found", "type": "not_found"}})
             return
-        seen = Seen(json.loads(body), headers)
+        client = scope.get("client")
+        seen = Seen(json.loads(body), headers, client[1] if client else None)
         self.seen.append(seen)
         reply = self.script.popleft() if self.script else self.default
         watcher = asyncio.create_task(_watch(receive, seen))
@@ -186,6 +189,10 @@ class ChatServer:
             return True
         if reply.malformed_after == index:
             await _send(send, b'data: {"choices": [{"delta": \n\n')
+            await send({"type": "http.response.body", "body": b""})
+            return True
+        if reply.misshapen_after == index:
+            await _send(send, _chunk(model, "none"))  # type: ignore[arg-type]
             await send({"type": "http.response.body", "body": b""})
             return True
         if reply.drop_after == index:

@@ -189,6 +189,7 @@ async def test_tool_calls_become_events(server: tuple[ChatServer, str], made) ->
         (Reply(status=400), "request_rejected"),
         (Reply(tokens=5, error_after=3), "stream_error"),
         (Reply(tokens=5, malformed_after=2), "malformed_stream"),
+        (Reply(tokens=5, misshapen_after=2), "malformed_stream"),
         (Reply(tokens=5, drop_after=2), "stream_interrupted"),
         (Reply(tokens=5, done=False), "stream_interrupted"),
     ],
@@ -304,3 +305,14 @@ def test_config_is_checked() -> None:
             kind.validate_config({**config("https://api.openai.com/v1"), **bad})
     with pytest.raises(InvalidConfig, match="model is required"):
         kind.validate_config({"base_url": "https://api.openai.com/v1", "api_key_env": KEY_ENV})
+
+
+async def test_runs_share_the_agent_s_connection(server: tuple[ChatServer, str], made) -> None:
+    app, base_url = server
+    agent = make(made, base_url)
+    await events(agent)
+    await events(agent)
+    assert app.seen[0].client_port == app.seen[1].client_port
+    other = make(made, base_url)
+    await events(other)
+    assert app.seen[2].client_port != app.seen[0].client_port
