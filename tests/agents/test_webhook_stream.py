@@ -293,7 +293,7 @@ async def test_an_event_too_long_is_refused(hook: StreamingHook, make) -> None:
     hook.script.append(Answer([b"x" * (1024 * 1024 + 10)], NDJSON))
     error = await failure(make(hook.url))
     assert error.code == "invalid_reply"
-    assert "longer than 1024 KB" in error.message
+    assert "an event is longer than 1 MB" in error.message
 
 
 async def test_retried_before_the_stream_only(hook: StreamingHook, make) -> None:

@@ -320,7 +320,7 @@ class EventStream:
                 del buffer[: end + 1]
                 yield line.removesuffix(b"\r")
             if len(buffer) > MAX_EVENT_BYTES:
-                self._too_large(f"an event is longer than {MAX_EVENT_BYTES // 1024} KB")
+                self._too_large(f"an event is longer than {MAX_EVENT_BYTES // 2**20} MB")
         if buffer:
             yield bytes(buffer).removesuffix(b"\r")
 
