@@ -2,6 +2,7 @@
 (`Agent.run`) or as it goes (`Streams.stream`: deltas of the message it is writing, tool calls
 and their results, attached items, cost)."""
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -183,3 +184,79 @@ class Closable(Protocol):
     """An agent that holds resources (a webhook's connections): closed once no run needs it."""
 
     async def aclose(self) -> None: ...
+
+
+# How `collect` writes a tool call or result into a reply until messages have types of their
+# own: a message of one JSON part, `{"tool_call": {...}}` or `{"tool_result": {...}}`.
+TOOL_CALL_KEY = "tool_call"
+TOOL_RESULT_KEY = "tool_result"
+
+
+def _tool_message(event: ToolCall | ToolResult) -> ReplyMessage:
+    key, detail = (
+        (TOOL_CALL_KEY, {"name": event.name, "arguments": event.arguments})
+        if isinstance(event, ToolCall)
+        else (TOOL_RESULT_KEY, {"name": event.name, "result": event.result})
+    )
+    if event.call_id is not None:
+        detail["id"] = event.call_id
+    text = json.dumps({key: detail}, ensure_ascii=False, separators=(",", ":"))
+    return ReplyMessage(parts=(Part(text, ContentPartType.JSON),))
+
+
+class _Collector:
+    """The reply a stream adds up to, message by message."""
+
+    def __init__(self) -> None:
+        self.messages: list[ReplyMessage] = []
+        self.items: list[AttachedValue] = []
+        self.cost: Cost | None = None
+        self._open: tuple[ContentPartType, list[str], list[Attachment]] | None = None
+
+    def _close(self) -> None:
+        if self._open is not None:
+            part_type, texts, attachments = self._open
+            parts = (Part("".join(texts), part_type),) if texts or not attachments else ()
+            self.messages.append(ReplyMessage(parts, tuple(attachments)))
+            self._open = None
+
+    def _opened(self) -> tuple[ContentPartType, list[str], list[Attachment]]:
+        if self._open is None:
+            self._open = (ContentPartType.TEXT, [], [])
+        return self._open
+
+    def add(self, event: StreamEvent) -> None:
+        if isinstance(event, MessageStarted):
+            self._close()
+            self._open = (event.part_type, [], [])
+        elif isinstance(event, TextDelta):
+            self._opened()[1].append(event.text)
+        elif isinstance(event, AttachmentAdded):
+            self._opened()[2].append(event.attachment)
+        elif isinstance(event, ToolCall | ToolResult):
+            self._close()
+            self.messages.append(_tool_message(event))
+        elif isinstance(event, AttachedValue):
+            self.items.append(event)
+        else:
+            self.cost = event
+
+    def reply(self) -> AgentReply:
+        self._close()
+        return AgentReply(tuple(self.messages), tuple(self.items), self.cost)
+
+
+async def collect(events: AsyncIterator[StreamEvent]) -> AgentReply:
+    """The reply a stream adds up to, for a caller without a stream (`Agent.run` of a
+    streaming agent): each message's text is the concatenation of its deltas; a tool call or
+    result is a message of one JSON part (`TOOL_CALL_KEY`, `TOOL_RESULT_KEY`); the last cost
+    holds. An AgentError the stream raises is raised here; the stream is closed either way."""
+    collector = _Collector()
+    try:
+        async for event in events:
+            collector.add(event)
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
+    return collector.reply()

@@ -8,6 +8,7 @@ from typing import Any
 
 from runql.agents.echo import EchoKind
 from runql.agents.egress import EgressPolicy
+from runql.agents.openai import OpenAIKind
 from runql.agents.protocol import Agent, AgentKind, InvalidConfig, ReachesOut
 from runql.agents.webhook import WebhookKind
 
@@ -29,7 +30,7 @@ class AgentRegistry:
         """The built-in kinds, then those packages declare under `runql.agents`. An entry
         point that fails to load, or would replace a built-in kind, is logged and skipped.
         Built-in kinds that connect out follow `egress`."""
-        kinds: list[AgentKind] = [EchoKind(), WebhookKind(egress)]
+        kinds: list[AgentKind] = [EchoKind(), WebhookKind(egress), OpenAIKind(egress)]
         taken = {kind.name for kind in kinds}
         for point in entry_points(group=ENTRY_POINT_GROUP):
             try:

@@ -5,6 +5,10 @@ ends with, never repeating the URL's credentials or configured header values.
 408, 429, 5xx and connection failures are retried with a short exponential backoff (longer
 when a Retry-After asks, up to MAX_RETRY_AFTER_S); the whole call, retries included, ends
 within `timeout_s`. Redirects are not followed.
+
+A 2xx answer that streams events (`EventStream`) is handed over once its headers have come,
+within `timeout_s`; from then on nothing is retried (its events are the run's), and each read
+of it may wait `timeout_s`.
 """
 
 import asyncio
@@ -12,6 +16,7 @@ import datetime as dt
 import email.utils
 import re
 import ssl
+from collections.abc import AsyncIterator
 from functools import cache
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -21,12 +26,13 @@ import httpx
 from runql.agents.egress import EgressPolicy, EgressRefused
 from runql.agents.protocol import AgentError
 from runql.agents.webhook.config import WebhookConfig
-from runql.agents.webhook.wire import INVALID_REPLY, refusal
+from runql.agents.webhook.wire import INVALID_REPLY, NDJSON, SSE, STREAM_TYPES, refusal
 from runql.settings import MAX_IN_FLIGHT
 
 FIRST_BACKOFF_S = 0.1
 MAX_RETRY_AFTER_S = 5.0
-MAX_REPLY_BYTES = 10 * 1024 * 1024
+MAX_REPLY_BYTES = 10 * 1024 * 1024  # a JSON reply's body, and a stream's events in all
+MAX_EVENT_BYTES = 1024 * 1024  # one streamed event
 MAX_ERROR_TEXT = 500
 RETRYABLE_STATUSES = frozenset({408, 429})
 
@@ -53,7 +59,7 @@ _TRANSPORT_ERRORS: tuple[tuple[type[httpx.TransportError], str], ...] = (
 
 
 @cache
-def _ssl_context() -> ssl.SSLContext:
+def ssl_context() -> ssl.SSLContext:
     # Loading the CA bundle takes a while; every client shares one context.
     return httpx.create_ssl_context()
 
@@ -84,6 +90,10 @@ def _retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def _media_type(response: httpx.Response) -> str:
+    return str(response.headers.get("content-type", "")).partition(";")[0].strip().lower()
 
 
 def _status_text(response: httpx.Response) -> str:
@@ -117,7 +127,7 @@ class WebhookClient:
             # httpx's own timeouts are a backstop only; asyncio.timeout_at ends the call first.
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.config.timeout_s + 1),
-                transport=self.egress.transport(_ssl_context(), POOL_LIMITS),
+                transport=self.egress.transport(ssl_context(), POOL_LIMITS),
                 follow_redirects=False,
             )
         return self._client
@@ -127,10 +137,12 @@ class WebhookClient:
         if client is not None:
             await client.aclose()
 
-    async def post(self, body: bytes, run_id: str) -> bytes:
-        """The body of the 2xx answer to `body`; raises AgentError."""
+    async def post(self, body: bytes, run_id: str) -> "bytes | EventStream":
+        """The answer to `body`: the body of a 2xx JSON answer, or a 2xx event stream, open
+        (its events are read by the caller, who closes it); raises AgentError."""
         headers = {
             "Content-Type": "application/json",
+            "Accept": f"application/json, {SSE}, {NDJSON}",
             "Idempotency-Key": run_id,
             **self.config.headers,
         }
@@ -145,7 +157,9 @@ class WebhookClient:
                 {"timeout_s": self.config.timeout_s},
             ) from None
 
-    async def _call(self, body: bytes, headers: dict[str, str], deadline: float) -> bytes:
+    async def _call(
+        self, body: bytes, headers: dict[str, str], deadline: float
+    ) -> "bytes | EventStream":
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
@@ -175,20 +189,28 @@ class WebhookClient:
             metadata,
         )
 
-    async def _attempt(self, body: bytes, headers: dict[str, str]) -> bytes:
+    async def _attempt(self, body: bytes, headers: dict[str, str]) -> "bytes | EventStream":
+        http = self._http()
+        request = http.build_request("POST", self.config.url, content=body, headers=headers)
         try:
-            async with self._http().stream(
-                "POST", self.config.url, content=body, headers=headers
-            ) as response:
-                content = await _read(response)
+            response = await http.send(request, stream=True)
         except httpx.TransportError as exc:
-            raise _Retry(self._describe(exc)) from None
+            raise _Retry(self.describe(exc)) from None
         except EgressRefused as refused:
             raise AgentError("egress_refused", f"The agent's URL is refused: {refused}.") from None
+        media_type = _media_type(response)
+        if 200 <= response.status_code < 300 and media_type in STREAM_TYPES:
+            return EventStream(response, media_type, self)
+        try:
+            content = await _read(response)
+        except httpx.TransportError as exc:
+            raise _Retry(self.describe(exc)) from None
         except httpx.DecodingError:
             raise AgentError(
                 INVALID_REPLY, "The agent's reply could not be decoded (bad Content-Encoding)."
             ) from None
+        finally:
+            await response.aclose()
         return self._answer(response, content)
 
     def _answer(self, response: httpx.Response, content: bytes | None) -> bytes:
@@ -222,9 +244,15 @@ class WebhookClient:
         if given is None:
             raise AgentError("agent_rejected", refused, metadata)
         code, message = given
-        raise AgentError(code[:100], self._redact(message or refused)[:MAX_ERROR_TEXT], metadata)
+        raise self.reported(code, message or refused, metadata)
 
-    def _describe(self, exc: httpx.TransportError) -> str:
+    def reported(
+        self, code: str, message: str, metadata: dict[str, Any] | None = None
+    ) -> AgentError:
+        """The error an agent reported (a refusal, an error event), its message redacted."""
+        return AgentError(code[:100], self._redact(message)[:MAX_ERROR_TEXT], metadata)
+
+    def describe(self, exc: httpx.TransportError) -> str:
         what = next(
             (text for kind, text in _TRANSPORT_ERRORS if isinstance(exc, kind)),
             "the request failed",
@@ -248,3 +276,84 @@ class WebhookClient:
         for secret in sorted(filter(None, secrets), key=len, reverse=True):
             text = text.replace(secret, "[redacted]")
         return text
+
+
+class EventStream:
+    """A 2xx answer that streams events (`text/event-stream` or `application/x-ndjson`), open
+    until `aclose`. Each read may wait `timeout_s`; the events may add up to MAX_REPLY_BYTES,
+    each at most MAX_EVENT_BYTES. Lines end in LF or CRLF."""
+
+    def __init__(self, response: httpx.Response, media_type: str, client: WebhookClient) -> None:
+        self.response = response
+        self.media_type = media_type
+        self._client = client
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+
+    async def events(self) -> AsyncIterator[bytes]:
+        """Each event's JSON text: an NDJSON line, or an SSE event's `data` lines joined (its
+        `event`, `id` and `retry` fields and comments are ignored)."""
+        if self.media_type == NDJSON:
+            async for line in self._lines():
+                if line.strip():
+                    yield line
+            return
+        data: list[bytes] = []
+        async for line in self._lines():
+            if not line:
+                if data:
+                    yield b"\n".join(data)
+                data = []
+            elif line.startswith(b"data:"):
+                value = line[5:]
+                data.append(value[1:] if value.startswith(b" ") else value)
+        if data:
+            yield b"\n".join(data)
+
+    async def _lines(self) -> AsyncIterator[bytes]:
+        buffer = bytearray()
+        async for chunk in self._chunks():
+            buffer += chunk
+            while (end := buffer.find(b"\n")) >= 0:
+                line = bytes(buffer[:end])
+                del buffer[: end + 1]
+                yield line.removesuffix(b"\r")
+            if len(buffer) > MAX_EVENT_BYTES:
+                self._too_large(f"an event is longer than {MAX_EVENT_BYTES // 2**20} MB")
+        if buffer:
+            yield bytes(buffer).removesuffix(b"\r")
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        timeout_s = self._client.config.timeout_s
+        chunks = self.response.aiter_bytes()
+        total = 0
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    return
+                total += len(chunk)
+                if total > MAX_REPLY_BYTES:
+                    self._too_large(f"the stream is larger than {MAX_REPLY_BYTES // 2**20} MB")
+                yield chunk
+        except TimeoutError:
+            raise AgentError(
+                "agent_timeout",
+                f"The agent's stream was silent for more than {timeout_s:g} seconds.",
+                {"timeout_s": timeout_s},
+            ) from None
+        except httpx.DecodingError:
+            raise AgentError(
+                INVALID_REPLY, "The agent's stream could not be decoded (bad Content-Encoding)."
+            ) from None
+        except httpx.TransportError as exc:
+            raise AgentError(
+                "stream_interrupted",
+                f"The agent's stream broke off: {self._client.describe(exc)}.",
+            ) from None
+
+    def _too_large(self, what: str) -> NoReturn:
+        raise AgentError(INVALID_REPLY, f"The agent's reply does not fit: {what}.")

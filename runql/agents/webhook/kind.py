@@ -1,15 +1,30 @@
 """The `webhook` agent kind: its configs are checked by WebhookConfig (and the egress policy),
 and each agent encodes a run in the wire format, POSTs it with its own client and decodes the
-answer."""
+answer: one JSON reply, or events as they stream."""
 
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 from runql.agents.egress import EgressPolicy, EgressRefused
-from runql.agents.protocol import AgentReply, AgentRequest, InvalidConfig
-from runql.agents.webhook.client import WebhookClient
+from runql.agents.protocol import (
+    AgentError,
+    AgentReply,
+    AgentRequest,
+    InvalidConfig,
+    StreamEvent,
+    collect,
+)
+from runql.agents.webhook.client import EventStream, WebhookClient
 from runql.agents.webhook.config import WebhookConfig, check_config
-from runql.agents.webhook.wire import decode_reply, encode_request
+from runql.agents.webhook.wire import (
+    EndEvent,
+    ErrorEvent,
+    decode_reply,
+    encode_request,
+    parse_event,
+    reply_events,
+)
 
 
 class WebhookAgent:
@@ -25,8 +40,38 @@ class WebhookAgent:
         return f"WebhookAgent(timeout_s={self.config.timeout_s!r}, retries={self.config.retries!r})"
 
     async def run(self, request: AgentRequest) -> AgentReply:
-        content = await self._client.post(encode_request(request), request.run_id)
-        return decode_reply(content)
+        answer = await self._client.post(encode_request(request), request.run_id)
+        if isinstance(answer, bytes):
+            return decode_reply(answer)
+        return await collect(self._events(answer))
+
+    async def stream(self, request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        """The answer's events as they come; a JSON answer as the events of its reply (see
+        `reply_events`). Closing the iterator closes the HTTP stream."""
+        answer = await self._client.post(encode_request(request), request.run_id)
+        if isinstance(answer, bytes):
+            for event in reply_events(decode_reply(answer)):
+                yield event
+            return
+        async with aclosing(self._events(answer)) as events:
+            async for event in events:
+                yield event
+
+    async def _events(self, answer: EventStream) -> AsyncGenerator[StreamEvent, None]:
+        async with aclosing(answer):
+            number = 0
+            async for data in answer.events():
+                number += 1
+                event = parse_event(data, number)
+                if isinstance(event, EndEvent):
+                    return
+                if isinstance(event, ErrorEvent):
+                    raise self._client.reported(event.code, event.error().message)
+                yield event
+        raise AgentError(
+            "stream_interrupted",
+            f"The agent's stream ended without an end event (after {number} events).",
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

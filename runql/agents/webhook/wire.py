@@ -4,6 +4,10 @@ schemas: `python -m runql.agents.webhook`).
 
 A run is POSTed as `WebhookRequest` with `Idempotency-Key: <run id>`. A 2xx answer is a
 `FullReply` or the shorthand `TextReply`; a 4xx may carry a `Refusal`, whose code ends the run.
+
+A 2xx answer may instead stream (`Content-Type: text/event-stream`, each event a `data:` line,
+or `application/x-ndjson`, each event a line): `StreamedEvent`s, one JSON object each, ended by
+`{"type": "end"}`. Each event is checked as it arrives, by the rules a JSON reply follows.
 """
 
 import datetime as dt
@@ -11,7 +15,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
     BaseModel,
@@ -29,13 +33,21 @@ from runql.agents.protocol import (
     AgentRequest,
     AttachedValue,
     Attachment,
+    AttachmentAdded,
     Cost,
+    MessageStarted,
     Part,
     ReplyMessage,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolResult,
     Turn,
 )
-from runql.agents.webhook.checks import misfit, must_be, said
+from runql.agents.webhook.checks import misfit, must_be, said, short
 from runql.enums import ActorType, AttachmentType, ContentPartType
+from runql.errors import BadUserInput
+from runql.text import check_value
 
 INVALID_REPLY = "invalid_reply"
 
@@ -76,6 +88,9 @@ class AttachmentDocument(_Shape):
         if not self.file_id and not self.url:
             raise misfit("needs a file_id or a url")
         return self
+
+    def attachment(self) -> Attachment:
+        return Attachment(type=self.type, file_id=self.file_id, url=self.url, caption=self.caption)
 
 
 # --- the request -------------------------------------------------------------------------
@@ -193,10 +208,7 @@ class MessageDocument(_Shape):
     def message(self) -> ReplyMessage:
         return ReplyMessage(
             parts=tuple(Part(text=part.text, type=part.type) for part in self.parts),
-            attachments=tuple(
-                Attachment(type=item.type, file_id=item.file_id, url=item.url, caption=item.caption)
-                for item in self.attachments
-            ),
+            attachments=tuple(item.attachment() for item in self.attachments),
         )
 
 
@@ -313,11 +325,182 @@ def refusal(content: bytes | None) -> tuple[str, str | None] | None:
     return code, message if isinstance(message, str) and message.strip() else None
 
 
+# --- the streamed reply --------------------------------------------------------------------
+
+# A streamed answer's media types; any other 2xx answer is read as one JSON reply.
+SSE = "text/event-stream"
+NDJSON = "application/x-ndjson"
+STREAM_TYPES = frozenset({SSE, NDJSON})
+MAX_ERROR_CODE = 100
+MAX_ERROR_TEXT = 500
+
+
+class MessageEvent(_Shape):
+    """The next message begins: the deltas after it are its text, one part of `part_type`."""
+
+    type: Literal["message"]
+    part_type: PartType = Field(ContentPartType.TEXT, description="How to read its text.")
+
+    def event(self) -> StreamEvent:
+        return MessageStarted(self.part_type)
+
+
+class DeltaEvent(_Shape):
+    """The next piece of the open message's text (a delta with no message open opens one)."""
+
+    type: Literal["delta"]
+    text: Text
+
+    def event(self) -> StreamEvent:
+        return TextDelta(self.text)
+
+
+class AttachmentEvent(_Shape):
+    """An attachment of the open message."""
+
+    type: Literal["attachment"]
+    attachment: AttachmentDocument
+
+    def event(self) -> StreamEvent:
+        return AttachmentAdded(self.attachment.attachment())
+
+
+class ToolCallEvent(_Shape):
+    """The agent called a tool: a message of its own, whole."""
+
+    type: Literal["tool_call"]
+    name: Key
+    arguments: Any = Field(None, description="Any JSON value.")
+    id: OptionalText = Field(None, description="Pairs the call with its result.")
+
+    def event(self) -> StreamEvent:
+        return ToolCall(self.name, self.arguments, self.id)
+
+
+class ToolResultEvent(_Shape):
+    """What a tool answered: a message of its own, whole."""
+
+    type: Literal["tool_result"]
+    name: Key
+    result: Any = Field(None, description="Any JSON value.")
+    id: OptionalText = None
+
+    def event(self) -> StreamEvent:
+        return ToolResult(self.name, self.result, self.id)
+
+
+class ItemEvent(_Shape):
+    """A value stored with the run by key (an attached item)."""
+
+    type: Literal["item"]
+    key: Key
+    value: Any = Field(description="Any JSON value, null included.")
+
+    def event(self) -> StreamEvent:
+        return AttachedValue(self.key, self.value)
+
+
+class CostEvent(_Shape):
+    """What the run cost; reported twice, the last one holds."""
+
+    type: Literal["cost"]
+    amount: Amount
+    unit: Key
+
+    def event(self) -> StreamEvent:
+        return Cost(self.amount, self.unit)
+
+
+class ErrorEvent(_Shape):
+    """The run failed: it ends in ERROR with this code (up to 100 characters) and message,
+    keeping what was streamed before."""
+
+    type: Literal["error"]
+    code: Key
+    message: Text = ""
+
+    def error(self) -> AgentError:
+        message = self.message.strip() or f"The agent reported {self.code}."
+        return AgentError(self.code[:MAX_ERROR_CODE], message[:MAX_ERROR_TEXT])
+
+
+class EndEvent(_Shape):
+    """The answer is complete; a stream without it is an error."""
+
+    type: Literal["end"]
+
+
+StreamedEvent = Annotated[
+    MessageEvent
+    | DeltaEvent
+    | AttachmentEvent
+    | ToolCallEvent
+    | ToolResultEvent
+    | ItemEvent
+    | CostEvent
+    | ErrorEvent
+    | EndEvent,
+    Field(discriminator="type"),
+]
+_EVENT = TypeAdapter[Any](StreamedEvent)
+EVENT_TYPES = ("message", "delta", "attachment", "tool_call", "tool_result", "item", "cost")
+_ALL_TYPES = ", ".join(f'"{name}"' for name in (*EVENT_TYPES, "error", "end"))
+
+
+def _bad_event(number: int, complaint: str, kind: str | None = None) -> NoReturn:
+    which = f"event {number}" if kind is None else f"event {number} ({kind})"
+    raise AgentError(INVALID_REPLY, f"The agent's {which} does not fit: {complaint}.")
+
+
+def parse_event(data: bytes | str, number: int) -> StreamEvent | ErrorEvent | EndEvent:
+    """Event `number` (from 1) of a streamed answer, checked; raises AgentError(
+    "invalid_reply") naming it."""
+    try:
+        document = loads(data.encode() if isinstance(data, str) else data)
+    except (ValueError, RecursionError):
+        _bad_event(number, "it is not JSON")
+    kind = document.get("type") if isinstance(document, Mapping) else None
+    if not isinstance(kind, str) or kind not in (*EVENT_TYPES, "error", "end"):
+        _bad_event(number, f"its type must be one of {_ALL_TYPES}, not {short(kind)}")
+    try:
+        parsed = _EVENT.validate_python(document)
+        check_value(document, "")
+    except ValidationError as error:
+        details = error.errors(include_url=False)[0]
+        details["loc"] = details["loc"][1:]  # the union's tag
+        _bad_event(number, said(details, "the event"), kind)
+    except BadUserInput as error:
+        _bad_event(number, error.message, kind)
+    if isinstance(parsed, ErrorEvent | EndEvent):
+        return parsed
+    event: StreamEvent = parsed.event()
+    return event
+
+
+def reply_events(reply: AgentReply) -> list[StreamEvent]:
+    """A whole reply as a stream's events: each message as its start, its text and its
+    attachments. The events give a message one part, so a message of several parts becomes
+    one message per part (its attachments with the last)."""
+    events: list[StreamEvent] = []
+    for message in reply.messages:
+        parts = message.parts or (Part(""),)
+        for part in parts:
+            events.append(MessageStarted(part.type))
+            if part.text:
+                events.append(TextDelta(part.text))
+        events.extend(AttachmentAdded(item) for item in message.attachments)
+    events.extend(reply.attached_items)
+    if reply.cost is not None:
+        events.append(reply.cost)
+    return events
+
+
 def schemas() -> dict[str, Any]:
-    """The JSON schemas of the request (every key is sent), a 2xx reply (either shape) and a
-    4xx refusal."""
+    """The JSON schemas of the request (every key is sent), a 2xx reply (either shape), a 4xx
+    refusal and one event of a streamed reply."""
     return {
         "request": WebhookRequest.model_json_schema(mode="serialization"),
         "reply": TypeAdapter(FullReply | TextReply).json_schema(),
         "refusal": Refusal.model_json_schema(),
+        "event": _EVENT.json_schema(),
     }
