@@ -4,6 +4,7 @@ cancelled keeps what it streamed."""
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 
 from runql.agents import catalog
 from runql.agents.echo import EchoKind
@@ -321,3 +322,63 @@ async def test_the_echo_agent_streams_word_by_word(database: Database) -> None:
         "three\n",
         "four",
     ]
+
+
+async def test_shutdown_mid_stream_cancels_the_partial_reply_and_the_next_attempt_writes_anew(
+    database: Database,
+) -> None:
+    gate = asyncio.Event()
+
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        yield TextDelta("first try")
+        await gate.wait()
+        yield TextDelta(", finished")
+
+    registry, agent = await _agent(database, script)
+    run = await new_run(database, agent)
+    first = Executor(database, registry, FAST, name="first")
+    await first.start()
+    await _until(lambda: _text_is(database, run.id, "first try"))
+    partial = (await reload(database, run.id)).message_group_id
+    assert partial is not None
+    await first.stop()
+    released = await reload(database, run.id)
+    assert (released.status, released.message_group_id) == (RunStatus.PENDING, None)
+    assert await group_status(database, partial) == "cancelled"
+    gate.set()
+    assert await Executor(database, registry, FAST, name="second").run_once()
+    done = await reload(database, run.id)
+    assert done.status == RunStatus.SUCCESS
+    assert done.message_group_id not in (None, partial)
+    assert done.message_group_id is not None
+    assert [text for _, _, text in await stored_messages(database, done.message_group_id)] == [
+        "first try, finished"
+    ]
+
+
+async def test_a_run_waiting_for_its_agent_holds_no_database_connection(
+    database: Database,
+) -> None:
+    release = asyncio.Event()
+
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        yield TextDelta("waiting")
+        await release.wait()
+
+    registry, agent = await _agent(database, script)
+    run = await new_run(database, agent)
+    # Claims and housekeeping rarely (they are not the run's), the keeper every 0.2 s.
+    executor = Executor(database, registry, replace(FAST, poll_seconds=5))
+    await executor.start()
+    try:
+        await _until(lambda: _text_is(database, run.id, "waiting"))
+        samples = []
+        for _ in range(20):
+            samples.append(database.engine.pool.checkedout())  # type: ignore[attr-defined]
+            await asyncio.sleep(0.02)
+        release.set()
+        await _until(lambda: _status_is(database, run.id, RunStatus.SUCCESS))
+    finally:
+        await executor.stop()
+    # Only the keeper's read of cancel requests (every 0.2 s, a moment each) may be caught.
+    assert samples.count(0) >= 15, samples
