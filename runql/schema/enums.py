@@ -121,8 +121,8 @@ RunEventType = _documented(
         "offset, text}, and `attachment_id` when an attachment was added. `text` goes at "
         "`offset` (in characters, Unicode code points) of the message's text; the message's "
         "stored text is the concatenation of its deltas, so a client that resumes with "
-        "`after` gets exactly what it missed. Deltas are coalesced: at most one per run every "
-        "50 ms.",
+        "`after` gets exactly what it missed. Deltas are coalesced: a run writes at most once "
+        "every 50 ms, one MESSAGE_DELTA per message with the text since its last one.",
         "ERROR_ADDED": "The run recorded an error.",
         "ITEM_ATTACHED": "An item was attached to the run.",
     },
