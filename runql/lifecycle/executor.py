@@ -6,6 +6,9 @@ Agents are mostly waiting (a language model, a webhook), so many runs are in fli
 with one task each; the database sees a few statements per interval whatever that number is: a
 claim per batch, one renewal of every lease, one read of cancel requests. Runs of one thread
 still go one at a time, in order (the claim's conditions, and the thread's row).
+
+An agent that answers once has its reply written when it comes (conversation.write_reply); one
+that streams has it written as it streams (runql.lifecycle.streaming).
 """
 
 import asyncio
