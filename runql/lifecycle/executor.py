@@ -35,7 +35,7 @@ from runql.errors import Conflict
 from runql.lifecycle.conversation import agent_request, settle_reply, write_error, write_reply
 from runql.lifecycle.replies import storable, unwritable
 from runql.lifecycle.runs import DEFAULT_JSON_CAPS, IDEMPOTENCY_WINDOW
-from runql.lifecycle.streaming import StreamedRun
+from runql.lifecycle.streaming import FlushBatcher, StreamedRun
 from runql.lifecycle.transitions import transition
 from runql.settings import Settings, default_in_flight
 from runql.storage.database import Database
@@ -144,6 +144,7 @@ class Executor:
         self._freed = asyncio.Event()  # a run in flight ended: there may be room to claim
         self._flights: dict[str, _Flight] = {}
         self._keeper: asyncio.Task[None] | None = None
+        self.batcher = FlushBatcher(database)  # the writes of its streaming runs, batched
 
     # -- running ----------------------------------------------------------------------------
 
@@ -490,7 +491,7 @@ class Executor:
         self, run: RunRow, agent: Streams, request: AgentRequest, flight: _Flight
     ) -> None:
         """A streaming agent: its reply written as it goes (runql.lifecycle.streaming)."""
-        streamed = StreamedRun(self.database, run, self.name, self.config.json_caps)
+        streamed = StreamedRun(self.database, run, self.name, self.config.json_caps, self.batcher)
         try:
             ending = await streamed.follow(
                 lambda: agent.stream(request), flight.stop, self.config.agent_timeout_seconds

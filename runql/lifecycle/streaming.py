@@ -9,6 +9,11 @@ Coalescing: a run flushes at most once every FLUSH_SECONDS (so at most once per 
 first event after a quiet spell is flushed at once, those that follow within the interval wait
 for its end and go together. At 50 tokens/s that is 20 flushes a second, not 50.
 
+Batching: flushes of every streaming run of a process share transactions (FlushBatcher): a
+flush asked for while none is being written is written at once; those asked for meanwhile
+wait for it to commit and then go together in the next. So a process makes about as many
+commits as one run would, however many runs stream, and each still gets its own events.
+
 Stopping: on cancel (or a lost lease, or the agent's time running out) the pump is cancelled,
 which closes the agent's stream (`aclose()`: a generator's `finally` closes its HTTP stream),
 and waited for at most STOP_SECONDS; what was streamed until then is kept.
@@ -18,12 +23,15 @@ import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from runql.agents.protocol import AgentError, StreamEvent
 from runql.enums import RunStatus
 from runql.lifecycle.conversation import finish_streamed, write_steps
-from runql.lifecycle.draft import Draft
+from runql.lifecycle.draft import Draft, Step
 from runql.lifecycle.replies import unwritable
 from runql.storage.database import Database
 from runql.storage.tables import RunRow
@@ -38,15 +46,102 @@ Ending = RunStatus | AgentError  # SUCCESS, CANCELLED, or the error that ends th
 Opener = Callable[[], AsyncIterator[StreamEvent]]
 
 
+@dataclass(eq=False)
+class _Flush:
+    streamed: "StreamedRun"
+    steps: list[Step]
+    done: "asyncio.Future[None]"
+
+
+class FlushBatcher:
+    """Writes the flushes of a process's streaming runs: those asked for while a transaction is
+    being written go together in the next one. A batch that fails is written again one run at a
+    time, so a run whose lease was lost (Conflict) fails alone."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.transactions = 0
+        self._waiting: list[_Flush] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def flush(self, streamed: "StreamedRun", steps: list[Step]) -> None:
+        """Once `steps` are committed; raises what writing them raised."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieve)  # its error is its run's, which may have left
+        self._waiting.append(_Flush(streamed, steps, done))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write(), name="runql-stream-flushes")
+        await asyncio.shield(done)  # a run cancelled meanwhile: its steps are written anyway
+
+    async def _write(self) -> None:
+        while self._waiting:
+            # In run id order, as the keeper's statements lock runs: no deadlock between them.
+            batch = sorted(self._waiting, key=lambda flush: flush.streamed.run.id)
+            self._waiting = []
+            try:
+                await self._together(batch)
+            except Exception:
+                for flush in batch:
+                    await self._alone(flush)
+                continue
+            for flush in batch:
+                _settle(flush.done, None)
+
+    async def _together(self, batch: list[_Flush]) -> None:
+        stored = [(f.streamed.draft.group_stored, f.streamed.draft.actor_id) for f in batch]
+        try:
+            async with self.database.write() as session:
+                for flush in batch:
+                    await flush.streamed.write(session, flush.steps)
+            self.transactions += 1
+        except BaseException:
+            for flush, (group_stored, actor_id) in zip(batch, stored, strict=True):
+                flush.streamed.draft.group_stored = group_stored
+                flush.streamed.draft.actor_id = actor_id
+            raise
+
+    async def _alone(self, flush: _Flush) -> None:
+        try:
+            async with self.database.write() as session:
+                await flush.streamed.write(session, flush.steps)
+            self.transactions += 1
+        except Exception as error:
+            _settle(flush.done, error)
+        else:
+            _settle(flush.done, None)
+
+
+def _retrieve(done: "asyncio.Future[None]") -> None:
+    if not done.cancelled():
+        done.exception()
+
+
+def _settle(done: "asyncio.Future[None]", error: Exception | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+
+
 class StreamedRun:
     """One run of a streaming agent, from its first event to its end."""
 
-    def __init__(self, database: Database, run: RunRow, worker: str, caps: JsonCaps) -> None:
+    def __init__(
+        self,
+        database: Database,
+        run: RunRow,
+        worker: str,
+        caps: JsonCaps,
+        batcher: FlushBatcher | None = None,
+    ) -> None:
         self.database = database
         self.run = run
         self.worker = worker
         self.draft = Draft(caps)
         self.flushes = 0
+        self.batcher = batcher or FlushBatcher(database)
         self._wake = asyncio.Event()
 
     async def follow(
@@ -114,11 +209,12 @@ class StreamedRun:
                 await close()
 
     async def flush(self) -> None:
-        """Every pending step, in one transaction."""
-        steps = self.draft.take()
-        async with self.database.write() as session:
-            await write_steps(session, self.run, self.draft, steps, self.worker)
+        """Every pending step, in one transaction (which other runs' flushes may share)."""
+        await self.batcher.flush(self, self.draft.take())
         self.flushes += 1
+
+    async def write(self, session: AsyncSession, steps: list[Step]) -> None:
+        await write_steps(session, self.run, self.draft, steps, self.worker)
 
     async def finish(self, ending: Ending) -> RunRow:
         """The last flush and the run's end, in one transaction."""

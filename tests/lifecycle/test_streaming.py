@@ -2,6 +2,7 @@
 cancelled keeps what it streamed."""
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -316,12 +317,11 @@ async def test_the_echo_agent_streams_word_by_word(database: Database) -> None:
     assert done.message_group_id is not None
     [(_, _, text)] = await stored_messages(database, done.message_group_id)
     assert text == "one two  three\nfour"
-    assert [d["text"] for d in await deltas(database, run.id)] == [
-        "one ",
-        "two  ",
-        "three\n",
-        "four",
-    ]
+    sent = [d["text"] for d in await deltas(database, run.id)]
+    assert "".join(sent) == text
+    assert len(sent) >= 2  # in pieces: a word each, or a few when a write took over 60 ms
+    ends = {len("".join(sent[: index + 1])) for index in range(len(sent))}
+    assert ends <= {4, 9, 15, 19}  # each delta ends after a word and its spaces
 
 
 async def test_shutdown_mid_stream_cancels_the_partial_reply_and_the_next_attempt_writes_anew(
@@ -382,3 +382,32 @@ async def test_a_run_waiting_for_its_agent_holds_no_database_connection(
         await executor.stop()
     # Only the keeper's read of cancel requests (every 0.2 s, a moment each) may be caught.
     assert samples.count(0) >= 15, samples
+
+
+async def test_runs_streaming_at_once_share_their_flushes_transactions(database: Database) -> None:
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        for index in range(60):
+            yield TextDelta(f"{request.message.text}-{index} ")
+            await asyncio.sleep(0.005)
+
+    registry, agent = await _agent(database, script)
+    texts = [f"r{index}" for index in range(6)]
+    runs = [await new_run(database, agent, text) for text in texts]
+    executor = Executor(database, registry, replace(FAST, concurrency=6))
+    await executor.start()
+    try:
+        for run_id in [run.id for run in runs]:
+            await _until(functools.partial(_status_is, database, run_id, RunStatus.SUCCESS))
+    finally:
+        await executor.stop()
+    events = 0
+    for run, text in zip(runs, texts, strict=True):
+        sent = await deltas(database, run.id)
+        assert "".join(d["text"] for d in sent) == "".join(f"{text}-{i} " for i in range(60))
+        events += len(sent)
+    # Each run flushed several times (its last delta goes with its end, in a transaction of its
+    # own); the other flushes of different runs went in shared transactions.
+    assert executor.batcher.transactions < events - len(runs), (
+        executor.batcher.transactions,
+        events,
+    )
