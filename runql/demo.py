@@ -60,6 +60,13 @@ AGENTS: list[tuple[str, str, dict[str, Any]]] = [
     ),
     ("Code Reviewer", "webhook", {"url": "http://127.0.0.1:8787/agents/review", "timeout_s": 20}),
 ]
+# An echo agent that streams its answer a word at a time, to watch an agent type: it has no
+# demo runs (the runs above are drawn from AGENTS alone, so a seed gives the same data).
+TYPIST: tuple[str, str, dict[str, Any]] = (
+    "Typist",
+    "echo",
+    {"delay_ms": 300, "stream_delay_ms": 150},
+)
 
 USERS = [
     ("Ada Lovelace", "ada@example.com"),
@@ -150,7 +157,7 @@ def _cast(start: datetime) -> _Cast:
             created_at=start,
             updated_at=start,
         )
-        for name, kind, config in AGENTS
+        for name, kind, config in [*AGENTS, TYPIST]
     ]
     agent_actors = {
         agent.id: ActorRow(
@@ -425,7 +432,7 @@ async def load_demo(
     while index < runs:
         batch = _Batch(org_id)
         while index < runs and len(batch.rows) < 5000:
-            agent = rng.choice(cast.agents)
+            agent = rng.choice(cast.agents[: len(AGENTS)])
             user = rng.choice(cast.users)
             title = rng.choice(QUESTIONS)[:40]
             count = min(rng.randint(1, 4), runs - index)

@@ -75,5 +75,6 @@ class AttachmentType(StrEnum):
 class RunEventType(StrEnum):
     STATUS_CHANGED = "status_changed"
     MESSAGE_ADDED = "message_added"
+    MESSAGE_DELTA = "message_delta"
     ERROR_ADDED = "error_added"
     ITEM_ATTACHED = "item_attached"

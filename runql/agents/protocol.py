@@ -152,7 +152,12 @@ class Agent(Protocol):
 class Streams(Protocol):
     """An agent that reports progress while it runs. The executor runs such an agent through
     `stream` (its `run` is what a caller without a stream gets); what the run ends with is
-    exactly what it streamed."""
+    exactly what it streamed.
+
+    The executor reads the stream in a task of its own and writes what it yielded at most every
+    50 ms (runql.lifecycle.streaming). When the run is cancelled, or its time runs out, that task
+    is cancelled and the stream closed (`aclose()`): an async generator releases what it holds
+    (an HTTP stream) in `finally`, within a second; what it yielded before is kept."""
 
     def stream(self, request: AgentRequest) -> AsyncIterator[StreamEvent]: ...
 

@@ -6,6 +6,9 @@ Agents are mostly waiting (a language model, a webhook), so many runs are in fli
 with one task each; the database sees a few statements per interval whatever that number is: a
 claim per batch, one renewal of every lease, one read of cancel requests. Runs of one thread
 still go one at a time, in order (the claim's conditions, and the thread's row).
+
+An agent that answers once has its reply written when it comes (conversation.write_reply); one
+that streams has it written as it streams (runql.lifecycle.streaming).
 """
 
 import asyncio
@@ -24,14 +27,15 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from runql.agents.instances import AgentInstances
-from runql.agents.protocol import AgentError, AgentReply
+from runql.agents.protocol import Agent, AgentError, AgentReply, AgentRequest, Streams
 from runql.agents.registry import AgentRegistry
 from runql.bus.hub import Hub, Notice
-from runql.enums import RunStatus
+from runql.enums import MessageGroupStatus, RunStatus
 from runql.errors import Conflict
-from runql.lifecycle.conversation import agent_request, write_error, write_reply
+from runql.lifecycle.conversation import agent_request, settle_reply, write_error, write_reply
 from runql.lifecycle.replies import storable, unwritable
 from runql.lifecycle.runs import DEFAULT_JSON_CAPS, IDEMPOTENCY_WINDOW
+from runql.lifecycle.streaming import FlushBatcher, StreamedRun
 from runql.lifecycle.transitions import transition
 from runql.settings import Settings, default_in_flight
 from runql.storage.database import Database
@@ -140,6 +144,7 @@ class Executor:
         self._freed = asyncio.Event()  # a run in flight ended: there may be room to claim
         self._flights: dict[str, _Flight] = {}
         self._keeper: asyncio.Task[None] | None = None
+        self.batcher = FlushBatcher(database)  # the writes of its streaming runs, batched
 
     # -- running ----------------------------------------------------------------------------
 
@@ -408,6 +413,7 @@ class Executor:
         if run is None or run.lease_expires_at is None or run.lease_expires_at >= utcnow():
             raise Conflict("the lease was renewed")
         if run.cancel_requested_at is not None:
+            await settle_reply(session, run_id, MessageGroupStatus.CANCELLED)
             await transition(session, run_id, RunStatus.CANCELLED, held_by=run.lease_owner)
             return
         error = AgentError(
@@ -430,18 +436,18 @@ class Executor:
     async def _execute(self, run: RunRow) -> None:
         flight = self._fly(run.id)  # from now on the keeper renews its lease
         try:
-            outcome = await self._outcome(run, flight)
-            if isinstance(outcome, AgentReply):
-                outcome = storable(outcome, self.config.json_caps)
+            prepared = await self._prepare(run)
+            if isinstance(prepared, AgentError):
+                await self._record(run, prepared)
+                return
+            agent, request = prepared
             try:
-                await self._record(run, outcome)
-            except (_LeaseLost, Conflict, asyncio.CancelledError):
-                raise
-            except Exception as error:
-                if not isinstance(outcome, AgentReply):
-                    raise
-                log.error("the reply of run %s could not be written", run.id, exc_info=error)
-                await self._record(run, unwritable(error))
+                if isinstance(agent, Streams):
+                    await self._stream(run, agent, request, flight)
+                else:
+                    await self._answer(run, agent, request, flight)
+            finally:
+                await self.agents.give_back(agent)
         except (_LeaseLost, Conflict) as lost:
             log.warning("run %s was taken from this worker: %s", run.id, lost)
         except asyncio.CancelledError:
@@ -449,6 +455,57 @@ class Executor:
             raise
         finally:
             self._flights.pop(run.id, None)
+
+    async def _prepare(self, run: RunRow) -> tuple[Agent, AgentRequest] | AgentError:
+        """The run's agent and what it is given, or the error that ends the run."""
+        async with self.database.read() as session:
+            agent_row = await session.get(AgentRow, run.agent_id)
+            assert agent_row is not None
+            request = await agent_request(session, run)
+        try:
+            agent = await self.agents.take(
+                agent_row.id, agent_row.updated_at, agent_row.kind, agent_row.config
+            )
+        except (LookupError, ValueError) as error:
+            return AgentError("agent_misconfigured", str(error))
+        return agent, request
+
+    async def _answer(
+        self, run: RunRow, agent: Agent, request: AgentRequest, flight: _Flight
+    ) -> None:
+        """An agent that answers once: its reply written when it comes."""
+        outcome = await self._outcome(agent, request, flight)
+        if isinstance(outcome, AgentReply):
+            outcome = storable(outcome, self.config.json_caps)
+        try:
+            await self._record(run, outcome)
+        except (_LeaseLost, Conflict, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            if not isinstance(outcome, AgentReply):
+                raise
+            log.error("the reply of run %s could not be written", run.id, exc_info=error)
+            await self._record(run, unwritable(error))
+
+    async def _stream(
+        self, run: RunRow, agent: Streams, request: AgentRequest, flight: _Flight
+    ) -> None:
+        """A streaming agent: its reply written as it goes (runql.lifecycle.streaming)."""
+        streamed = StreamedRun(self.database, run, self.name, self.config.json_caps, self.batcher)
+        try:
+            ending = await streamed.follow(
+                lambda: agent.stream(request), flight.stop, self.config.agent_timeout_seconds
+            )
+        except (Conflict, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            await streamed.fail(error)
+            return
+        if ending is None:
+            if flight.lost:
+                raise _LeaseLost(run.id)
+            ending = RunStatus.CANCELLED
+        await streamed.finish(ending)
 
     async def _record(self, run: RunRow, outcome: AgentReply | AgentError | None) -> None:
         async with self.database.write() as session:
@@ -460,34 +517,31 @@ class Executor:
                 await write_error(session, run, outcome, held_by=self.name)
 
     async def _release(self, run_id: str) -> None:
+        """Back to PENDING for another worker; a reply it was streaming stays, CANCELLED, and
+        the run's next attempt writes a new one."""
         with contextlib.suppress(Conflict, _LeaseLost):
             async with self.database.write() as session:
+                await settle_reply(session, run_id, MessageGroupStatus.CANCELLED)
                 await transition(
-                    session, run_id, RunStatus.PENDING, held_by=self.name, cancel_requested_at=None
+                    session,
+                    run_id,
+                    RunStatus.PENDING,
+                    held_by=self.name,
+                    cancel_requested_at=None,
+                    message_group_id=None,
                 )
 
-    async def _outcome(self, run: RunRow, flight: _Flight) -> AgentReply | AgentError | None:
+    async def _outcome(
+        self, agent: Agent, request: AgentRequest, flight: _Flight
+    ) -> AgentReply | AgentError | None:
         """The agent's reply, its error, or None when a client cancelled the run."""
-        async with self.database.read() as session:
-            agent_row = await session.get(AgentRow, run.agent_id)
-            assert agent_row is not None
-            request = await agent_request(session, run)
-        try:
-            agent = await self.agents.take(
-                agent_row.id, agent_row.updated_at, agent_row.kind, agent_row.config
-            )
-        except (LookupError, ValueError) as error:
-            return AgentError("agent_misconfigured", str(error))
         work = asyncio.create_task(agent.run(request))
         try:
             cancelled = await self._supervise(flight, work)
         finally:
-            try:
-                if not work.done():
-                    work.cancel()
-                    await asyncio.wait({work})
-            finally:
-                await self.agents.give_back(agent)
+            if not work.done():
+                work.cancel()
+                await asyncio.wait({work})
         if cancelled:
             return None
         return self._result(work)

@@ -38,10 +38,11 @@ MessageGroupStatus = _documented(
     "The state of a message group (one turn of the conversation).",
     {
         "PENDING": "Created, nothing written yet.",
-        "IN_PROGRESS": "Messages are still being added.",
+        "IN_PROGRESS": "Messages are still being added (a streaming agent's reply while "
+        "its run is RUNNING).",
         "COMPLETED": "Every message of the turn is written.",
         "FAILED": "The turn ended in an error.",
-        "CANCELLED": "The turn was cancelled with its run.",
+        "CANCELLED": "The turn was cancelled with its run; what was streamed is kept.",
     },
 )
 
@@ -60,7 +61,7 @@ MessageStatus = _documented(
     "The state of one message.",
     {
         "PENDING": "Being written.",
-        "ACTIVE": "Written and visible.",
+        "ACTIVE": "Written and visible; while its run streams it, its text so far.",
         "FAILED": "Could not be written; see its error.",
         "DELETED": "Removed from the conversation.",
     },
@@ -71,8 +72,10 @@ MessageType = _documented(
     "What a message carries.",
     {
         "CONTENT": "Text and attachments for people to read.",
-        "TOOL_CALL": "An agent's call of a tool.",
-        "TOOL_RESULT": "What a tool returned.",
+        "TOOL_CALL": "An agent's call of a tool: one JSON content part, "
+        '{"name", "arguments", "call_id"}.',
+        "TOOL_RESULT": "What a tool returned: one JSON content part, "
+        '{"name", "result", "call_id"}.',
         "ERROR": "A failure reported in the conversation.",
     },
 )
@@ -111,7 +114,15 @@ RunEventType = _documented(
     "What a run event records.",
     {
         "STATUS_CHANGED": "The run's status changed; the payload names the new one.",
-        "MESSAGE_ADDED": "The run wrote a message.",
+        "MESSAGE_ADDED": "The run wrote a message: {message_group_id, message_id}. A "
+        "streamed message is added empty (ACTIVE, its group IN_PROGRESS) and grows by "
+        "MESSAGE_DELTA events.",
+        "MESSAGE_DELTA": "A streaming agent's message grew: {message_group_id, message_id, "
+        "offset, text}, and `attachment_id` when an attachment was added. `text` goes at "
+        "`offset` (in characters, Unicode code points) of the message's text; the message's "
+        "stored text is the concatenation of its deltas, so a client that resumes with "
+        "`after` gets exactly what it missed. Deltas are coalesced: a run writes at most once "
+        "every 50 ms, one MESSAGE_DELTA per message with the text since its last one.",
         "ERROR_ADDED": "The run recorded an error.",
         "ITEM_ATTACHED": "An item was attached to the run.",
     },

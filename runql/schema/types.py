@@ -229,7 +229,8 @@ class Run(Node):
     agent: Agent | None = strawberry.field(resolver=graph.run_agent)
     thread: Thread | None = strawberry.field(resolver=graph.run_thread)
     message_group: MessageGroup | None = strawberry.field(
-        resolver=graph.run_message_group, description="The reply the run wrote."
+        resolver=graph.run_message_group,
+        description="The reply the run wrote; a streaming agent's while it streams (IN_PROGRESS).",
     )
     trigger_message_group: MessageGroup | None = strawberry.field(
         resolver=graph.run_trigger_message_group
@@ -240,7 +241,7 @@ class Run(Node):
 
 @strawberry.type(
     description="One entry of a run's event log: a status change, a message "
-    "added, an error added or an item attached."
+    "added, a streamed message's delta, an error added or an item attached."
 )
 class RunEvent:
     seq: int = strawberry.field(
@@ -249,7 +250,8 @@ class RunEvent:
     type: RunEventType
     payload: JSON = strawberry.field(
         description="What changed, by id: {status}, {message_group_id, message_id}, "
-        "{error_id} or {item_id}."
+        "{message_group_id, message_id, offset, text} (a MESSAGE_DELTA: `text` goes at "
+        "`offset` of the message's text), {error_id} or {item_id}."
     )
     created_at: datetime
     run: Run | None = strawberry.field(

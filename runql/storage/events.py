@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from runql.enums import RunEventType
+from runql.errors import Conflict, NotFound
 from runql.storage.tables import RunEventRow, RunRow
 from runql.storage.types import utcnow
 
@@ -59,18 +60,32 @@ CommitListener = Callable[[RunEvent], None]
 
 
 async def append_event(
-    session: AsyncSession, run_id: str, type: RunEventType, payload: dict[str, Any]
+    session: AsyncSession,
+    run_id: str,
+    type: RunEventType,
+    payload: dict[str, Any],
+    *,
+    held_by: str | None = None,
 ) -> RunEvent:
     """Append the run's next event. The run's counter is bumped in the same statement that
-    locks its row, so sequence numbers have no gaps and no duplicates."""
+    locks its row, so sequence numbers have no gaps and no duplicates. With `held_by`, only
+    while that worker holds the run's lease: otherwise Conflict, and nothing is appended."""
+    conditions = [col(RunRow.id) == run_id]
+    if held_by is not None:
+        conditions.append(col(RunRow.lease_owner) == held_by)
     bump = (
         update(RunRow)
-        .where(col(RunRow.id) == run_id)
+        .where(*conditions)
         .values(last_event_seq=col(RunRow.last_event_seq) + 1)
         .returning(col(RunRow.last_event_seq), col(RunRow.org_id))
         .execution_options(synchronize_session=False)
     )
-    seq, org_id = (await session.execute(bump)).one()
+    bumped = (await session.execute(bump)).one_or_none()
+    if bumped is None:
+        if held_by is None:
+            raise NotFound(f"there is no run {run_id}", field="id")
+        raise Conflict(f"run {run_id} is no longer leased to {held_by}", field="id")
+    seq, org_id = bumped
     event = RunEvent(org_id, run_id, seq, type, payload, utcnow())
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(

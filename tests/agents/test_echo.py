@@ -5,15 +5,19 @@ from typing import Any
 
 import pytest
 
-from runql.agents.echo import MAX_DELAY_MS, EchoAgent, EchoKind
+from runql.agents.echo import MAX_DELAY_MS, EchoAgent, EchoKind, words
 from runql.agents.protocol import (
     AgentReply,
     AgentRequest,
     Attachment,
+    AttachmentAdded,
     Cost,
     InvalidConfig,
+    MessageStarted,
     Part,
     ReplyMessage,
+    Streams,
+    TextDelta,
     Turn,
 )
 from runql.enums import ActorType, AttachmentType, ContentPartType
@@ -76,7 +80,12 @@ def test_valid_delays(delay: int) -> None:
         ({"delay_ms": "100"}, r"^delay_ms must be"),
         ({"delay_ms": True}, r"^delay_ms must be"),
         ({"delay_ms": None}, r"^delay_ms must be"),
-        ({"delay_ms": 1, "url": "x", "mode": 2}, r"^echo takes only delay_ms, not mode, url"),
+        (
+            {"delay_ms": 1, "url": "x", "mode": 2},
+            r"^echo takes only delay_ms and stream_delay_ms, not mode, url",
+        ),
+        ({"stream_delay_ms": -5}, r"^stream_delay_ms must be a whole number from 0 to 60000"),
+        ({"stream_delay_ms": "fast"}, r"^stream_delay_ms must be"),
     ],
 )
 def test_invalid_configs(config: dict[str, Any], pattern: str) -> None:
@@ -84,3 +93,33 @@ def test_invalid_configs(config: dict[str, Any], pattern: str) -> None:
         EchoKind().validate_config(config)
     with pytest.raises(InvalidConfig, match=pattern):
         EchoKind().create(config)
+
+
+async def test_streaming_echo_streams_each_part_word_by_word() -> None:
+    request = make_request()
+    agent = EchoKind().create({"delay_ms": 0, "stream_delay_ms": 1})
+    assert isinstance(agent, Streams)
+    events = [event async for event in agent.stream(request)]
+    assert events == [
+        MessageStarted(ContentPartType.TEXT),
+        TextDelta("Hello"),
+        MessageStarted(ContentPartType.CODE),
+        TextDelta("x "),
+        TextDelta("= "),
+        TextDelta("1"),
+        AttachmentAdded(request.message.attachments[0]),
+        Cost(0.0, "credits"),
+    ]
+
+
+def test_echo_streams_only_when_asked() -> None:
+    assert not isinstance(EchoKind().create({"delay_ms": 0}), Streams)
+    assert EchoKind().validate_config({"stream_delay_ms": 40}) == {
+        "delay_ms": 500,
+        "stream_delay_ms": 40,
+    }
+
+
+@pytest.mark.parametrize("text", ["", " ", "a", "  lead and trail  ", "tabs\tand\nlines\n\n"])
+def test_the_streamed_words_join_back_to_the_text(text: str) -> None:
+    assert "".join(words(text)) == text

@@ -1,6 +1,7 @@
 """GraphiQL in a real browser (Debian's Chromium, driven by Playwright) against a real
-`runql serve` in development: it loads from runql alone, runs the feed query, shows the docs and
-follows a run's status over a websocket subscription until SUCCESS."""
+`runql serve` in development: it loads from runql alone, runs the feed query, shows the docs,
+follows a run's status over a websocket subscription until SUCCESS, and shows a streaming
+agent's text grow before its run ends."""
 
 import json
 import time
@@ -61,6 +62,24 @@ WATCH_STATUSES = """() => {
   };
   new MutationObserver(look).observe(pane, {subtree: true, childList: true, characterData: true});
 }"""
+
+# Records each (run status, text) the response pane shows while it shows a runEvents result.
+WATCH_TEXT = """() => {
+  window.runqlTexts = [];
+  const pane = document.querySelector('.graphiql-response');
+  const look = () => {
+    const shown = pane.innerText;
+    const status = shown.includes('runEvents') && shown.match(/"status":\\s*"([A-Z]+)"/);
+    const text = shown.match(/"text":\\s*"([^"]*)"/);
+    if (!status || !text) return;
+    const last = window.runqlTexts.at(-1);
+    if (!last || last[0] !== status[1] || last[1] !== text[1]) {
+      window.runqlTexts.push([status[1], text[1]]);
+    }
+  };
+  new MutationObserver(look).observe(pane, {subtree: true, childList: true, characterData: true});
+}"""
+TYPED = " ".join(f"word{index}" for index in range(16))
 
 
 @dataclass
@@ -164,9 +183,9 @@ def _wait_for_status(server: LiveServer, run_id: str, status: str) -> None:
         time.sleep(0.05)
 
 
-def _echo_agent(server: LiveServer) -> str:
+def _echo_agent(server: LiveServer, name: str = "Echo") -> str:
     edges = server.data(ECHO_AGENT)["agents"]["edges"]
-    return str(next(e["node"]["id"] for e in edges if e["node"]["name"] == "Echo"))
+    return str(next(e["node"]["id"] for e in edges if e["node"]["name"] == name))
 
 
 def _new_run(server: LiveServer, agent: str, text: str) -> str:
@@ -240,4 +259,35 @@ async def test_graphiql_runs_the_feed_and_follows_a_run_to_success_from_runql_al
         "/graphql/static/graphiql-" in url and url.endswith(".js") for url in traffic.requests
     )
     assert traffic.failed == []
+    assert traffic.console_errors == []
+
+
+async def test_graphiql_shows_a_streaming_agent_s_text_grow_before_its_run_ends(
+    server: LiveServer, browser: Browser
+) -> None:
+    traffic = Traffic()
+    page = await _open(browser, server.graphql_url, traffic)
+    await page.locator(".graphiql-query-editor").get_by_text("query Feed").wait_for()
+
+    # The demo's Typist streams its answer a word at a time; the README's subscription shows
+    # the run as it is at each event, its text so far.
+    watched = _new_run(server, _echo_agent(server, "Typist"), TYPED)
+    await _replace_query(
+        page,
+        f'subscription Typing {{\n  runEvents(runId: "{watched}") {{\n    seq\n    type\n'
+        "    run {\n      status\n      messageGroup {\n        messages {\n"
+        "          content { parts { text } }\n        }\n      }\n    }\n  }\n}\n",
+        "Typing",
+    )
+    await page.evaluate(WATCH_TEXT)
+    await page.locator(".graphiql-execute-button").click()
+    await page.wait_for_function(
+        "() => window.runqlTexts.some(([status]) => status === 'SUCCESS')", timeout=TIMEOUT_MS
+    )
+    shown: list[list[str]] = await page.evaluate("() => window.runqlTexts")
+    typing = [text for status, text in shown if status == "RUNNING" and text]
+    assert len(set(typing)) >= 3, shown  # the text grew, in view, while the run was running
+    assert all(TYPED.startswith(text) and text != TYPED for text in typing[:-1]), shown
+    assert [len(text) for text in typing] == sorted(len(text) for text in typing), shown
+    assert shown[-1] == ["SUCCESS", TYPED]
     assert traffic.console_errors == []

@@ -1,0 +1,250 @@
+"""A streaming agent's run (runql.agents.protocol.Streams), written as it goes.
+
+Two tasks: the pump reads the agent's stream into a Draft (memory only), and the run's own
+task flushes the draft: every pending step in one write transaction (text appended to the
+stored part, one MESSAGE_DELTA event per message with the text since the last flush, the run's
+sequence bumped). Neither holds a database connection while the agent is silent.
+
+Coalescing: a run flushes at most once every FLUSH_SECONDS (so at most once per message): the
+first event after a quiet spell is flushed at once, those that follow within the interval wait
+for its end and go together. At 50 tokens/s that is 20 flushes a second, not 50.
+
+Batching: flushes of every streaming run of a process share transactions (FlushBatcher): a
+flush asked for while none is being written is written at once; those asked for meanwhile
+wait for it to commit and then go together in the next. So a process makes about as many
+commits as one run would, however many runs stream, and each still gets its own events.
+
+Stopping: on cancel (or a lost lease, or the agent's time running out) the pump is cancelled,
+which closes the agent's stream (`aclose()`: a generator's `finally` closes its HTTP stream),
+and waited for at most STOP_SECONDS; what was streamed until then is kept.
+"""
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from runql.agents.protocol import AgentError, StreamEvent
+from runql.enums import RunStatus
+from runql.lifecycle.conversation import finish_streamed, write_steps
+from runql.lifecycle.draft import Draft, Step
+from runql.lifecycle.replies import unwritable
+from runql.storage.database import Database
+from runql.storage.tables import RunRow
+from runql.text import JsonCaps
+
+log = logging.getLogger("runql.executor")
+
+FLUSH_SECONDS = 0.05
+STOP_SECONDS = 1.0
+
+Ending = RunStatus | AgentError  # SUCCESS, CANCELLED, or the error that ends the run in ERROR
+Opener = Callable[[], AsyncIterator[StreamEvent]]
+
+
+@dataclass(eq=False)
+class _Flush:
+    streamed: "StreamedRun"
+    steps: list[Step]
+    done: "asyncio.Future[None]"
+
+
+class FlushBatcher:
+    """Writes the flushes of a process's streaming runs: those asked for while a transaction is
+    being written go together in the next one. A batch that fails is written again one run at a
+    time, so a run whose lease was lost (Conflict) fails alone."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.transactions = 0
+        self._waiting: list[_Flush] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def flush(self, streamed: "StreamedRun", steps: list[Step]) -> None:
+        """Once `steps` are committed; raises what writing them raised."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieve)  # its error is its run's, which may have left
+        self._waiting.append(_Flush(streamed, steps, done))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write(), name="runql-stream-flushes")
+        await asyncio.shield(done)  # a run cancelled meanwhile: its steps are written anyway
+
+    async def _write(self) -> None:
+        while self._waiting:
+            # In run id order, as the keeper's statements lock runs: no deadlock between them.
+            batch = sorted(self._waiting, key=lambda flush: flush.streamed.run.id)
+            self._waiting = []
+            try:
+                await self._together(batch)
+            except Exception:
+                for flush in batch:
+                    await self._alone(flush)
+                continue
+            for flush in batch:
+                _settle(flush.done, None)
+
+    async def _together(self, batch: list[_Flush]) -> None:
+        stored = [(f.streamed.draft.group_stored, f.streamed.draft.actor_id) for f in batch]
+        try:
+            async with self.database.write() as session:
+                for flush in batch:
+                    await flush.streamed.write(session, flush.steps)
+            self.transactions += 1
+        except BaseException:
+            for flush, (group_stored, actor_id) in zip(batch, stored, strict=True):
+                flush.streamed.draft.group_stored = group_stored
+                flush.streamed.draft.actor_id = actor_id
+            raise
+
+    async def _alone(self, flush: _Flush) -> None:
+        try:
+            async with self.database.write() as session:
+                await flush.streamed.write(session, flush.steps)
+            self.transactions += 1
+        except Exception as error:
+            _settle(flush.done, error)
+        else:
+            _settle(flush.done, None)
+
+
+def _retrieve(done: "asyncio.Future[None]") -> None:
+    if not done.cancelled():
+        done.exception()
+
+
+def _settle(done: "asyncio.Future[None]", error: Exception | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+
+
+class StreamedRun:
+    """One run of a streaming agent, from its first event to its end."""
+
+    def __init__(
+        self,
+        database: Database,
+        run: RunRow,
+        worker: str,
+        caps: JsonCaps,
+        batcher: FlushBatcher | None = None,
+    ) -> None:
+        self.database = database
+        self.run = run
+        self.worker = worker
+        self.draft = Draft(caps)
+        self.flushes = 0
+        self.batcher = batcher or FlushBatcher(database)
+        self._wake = asyncio.Event()
+
+    async def follow(
+        self, open_stream: Opener, stop: asyncio.Event, seconds: float
+    ) -> Ending | None:
+        """Pump the stream and flush it until it ends (SUCCESS, or the agent's error), `stop`
+        is set (None: the caller knows why) or `seconds` pass (`agent_timeout`). The
+        pump has stopped when this returns; the last pending steps are for `finish`."""
+        pump = asyncio.create_task(self._pump(open_stream), name=f"runql-stream-{self.run.id}")
+        stopped = asyncio.ensure_future(stop.wait())
+        loop = asyncio.get_running_loop()
+        deadline, flushed = loop.time() + seconds, -math.inf
+        try:
+            while not pump.done() and not stop.is_set():
+                now = loop.time()
+                if now >= deadline:
+                    return AgentError(
+                        "agent_timeout", f"The agent did not finish within {seconds:g} seconds."
+                    )
+                if self.draft.pending and now >= flushed + FLUSH_SECONDS:
+                    flushed = now
+                    await self.flush()
+                    continue
+                await self._idle(pump, stopped, until=flushed + FLUSH_SECONDS, deadline=deadline)
+            return None if stop.is_set() else _ending(pump)
+        finally:
+            stopped.cancel()
+            await _halt(pump)
+
+    async def _idle(
+        self,
+        pump: asyncio.Task[None],
+        stopped: "asyncio.Future[Any]",
+        *,
+        until: float,
+        deadline: float,
+    ) -> None:
+        """Until the pump ends, `stop` is set, or there is something to flush: with steps
+        pending, their flush time; without, the pump's next event."""
+        now = asyncio.get_running_loop().time()
+        waits: set[asyncio.Future[Any]] = {pump, stopped}
+        woken = None
+        if self.draft.pending:
+            seconds = min(until, deadline) - now
+        else:
+            self._wake.clear()
+            woken = asyncio.ensure_future(self._wake.wait())
+            waits.add(woken)
+            seconds = deadline - now
+        try:
+            await asyncio.wait(waits, timeout=max(seconds, 0), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if woken is not None:
+                woken.cancel()
+
+    async def _pump(self, open_stream: Opener) -> None:
+        events = open_stream()
+        try:
+            async for event in events:
+                self.draft.add(event)
+                self._wake.set()
+        finally:
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def flush(self) -> None:
+        """Every pending step, in one transaction (which other runs' flushes may share)."""
+        await self.batcher.flush(self, self.draft.take())
+        self.flushes += 1
+
+    async def write(self, session: AsyncSession, steps: list[Step]) -> None:
+        await write_steps(session, self.run, self.draft, steps, self.worker)
+
+    async def finish(self, ending: Ending) -> RunRow:
+        """The last flush and the run's end, in one transaction."""
+        async with self.database.write() as session:
+            return await finish_streamed(session, self.run, self.draft, self.worker, ending)
+
+    async def fail(self, error: Exception) -> RunRow:
+        """A flush failed (not for a lost lease): the run ends in ERROR, keeping what was
+        stored before; the steps of that flush are dropped."""
+        log.error("the reply of run %s could not be written", self.run.id, exc_info=error)
+        self.draft.take()
+        return await self.finish(unwritable(error))
+
+
+def _ending(pump: asyncio.Task[None]) -> Ending:
+    error = pump.exception()
+    if error is None:
+        return RunStatus.SUCCESS
+    if isinstance(error, AgentError):
+        return error
+    log.error("agent failed", exc_info=error)
+    return AgentError("agent_failed", f"The agent failed: {type(error).__name__}.")
+
+
+async def _halt(pump: asyncio.Task[None]) -> None:
+    """Cancel the pump (which closes the agent's stream) and wait STOP_SECONDS at most."""
+    if not pump.done():
+        pump.cancel()
+        await asyncio.wait({pump}, timeout=STOP_SECONDS)
+    if not pump.done():
+        log.warning("a streaming agent ignored its cancellation for %g s", STOP_SECONDS)
+    elif not pump.cancelled():
+        pump.exception()  # retrieved: _ending reported it, or nobody needs it

@@ -1,0 +1,413 @@
+"""Runs of streaming agents: the reply is written as it streams, exactly, and a run that is
+cancelled keeps what it streamed."""
+
+import asyncio
+import functools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+
+from runql.agents import catalog
+from runql.agents.echo import EchoKind
+from runql.agents.protocol import (
+    AgentError,
+    AgentRequest,
+    AttachedValue,
+    Cost,
+    MessageStarted,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+)
+from runql.agents.registry import AgentRegistry
+from runql.enums import ContentPartType, RunStatus
+from runql.lifecycle.executor import Executor, ExecutorConfig
+from runql.lifecycle.runs import cancel_run
+from runql.lifecycle.streaming import FLUSH_SECONDS
+from runql.storage.database import Database
+from runql.storage.tables import DEFAULT_ORG_ID, AgentRow, AttachedItemRow, RunErrorRow
+from tests.agents.streamed import (
+    Script,
+    ScriptedStreamKind,
+    deltas,
+    group_status,
+    stored_messages,
+)
+from tests.conftest import GraphQLClient
+from tests.lifecycle.conftest import event_log, new_run, reload, statuses
+
+FAST = ExecutorConfig(
+    concurrency=2,
+    lease_seconds=5,
+    poll_seconds=0.05,
+    agent_timeout_seconds=5,
+    shutdown_grace_seconds=0.2,
+)
+
+
+async def _agent(database: Database, script: Script) -> tuple[AgentRegistry, AgentRow]:
+    registry = AgentRegistry([EchoKind(), ScriptedStreamKind(script)])
+    agent = await catalog.create_agent(
+        database, registry, DEFAULT_ORG_ID, name="Streamed", kind="streamed", config={}
+    )
+    return registry, agent
+
+
+async def _until(predicate: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_stored_text_is_the_concatenation_of_the_deltas(database: Database) -> None:
+    pieces = ["Hel", "lo, ", "wörld", " 🌍", "!"]
+
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        for piece in pieces:
+            yield TextDelta(piece)
+            await asyncio.sleep(0.03)
+        yield Cost(1.5, "credits")
+
+    registry, agent = await _agent(database, script)
+    run = await new_run(database, agent)
+    assert await Executor(database, registry, FAST).run_once()
+    done = await reload(database, run.id)
+    assert done.status == RunStatus.SUCCESS
+    assert (done.cost_amount, done.cost_unit) == (1.5, "credits")
+    assert done.message_group_id is not None
+    [(message_id, kind, text)] = await stored_messages(database, done.message_group_id)
+    assert (kind, text) == ("content", "".join(pieces))
+    sent = await deltas(database, run.id)
+    assert "".join(d["text"] for d in sent) == text
+    assert {d["message_id"] for d in sent} == {message_id}
+    assert {d["message_group_id"] for d in sent} == {done.message_group_id}
+    offsets = [d["offset"] for d in sent]
+    assert offsets == [sum(len(d["text"]) for d in sent[:i]) for i in range(len(sent))]
+    assert await group_status(database, done.message_group_id) == "completed"
+    log = await event_log(database, run.id)
+    assert [seq for seq, _, _ in log] == list(range(1, len(log) + 1))
+    kinds = [kind for _, kind, _ in log]
+    assert kinds[:3] == ["status_changed", "status_changed", "message_added"]
+    assert set(kinds[3:-1]) == {"message_delta"}
+    assert kinds[-1] == "status_changed"
+    assert await statuses(database, run.id) == ["pending", "running", "success"]
+
+
+async def test_deltas_are_coalesced_to_one_flush_per_interval(database: Database) -> None:
+    """200 deltas in half a second make about ten MESSAGE_DELTA events, not 200."""
+    streamed: list[float] = []
+
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for index in range(200):
+            await asyncio.sleep(max(0.0, start + index * 0.0025 - loop.time()))
+            yield TextDelta(f"{index} ")
+        streamed.append(loop.time() - start)
+
+    registry, agent = await _agent(database, script)
+    run = await new_run(database, agent)
+    assert await Executor(database, registry, FAST).run_once()
+    sent = await deltas(database, run.id)
+    assert "".join(d["text"] for d in sent) == "".join(f"{index} " for index in range(200))
+    # one flush at the first delta, one per interval after it, and the last one at the end
+    assert len(sent) <= streamed[0] / FLUSH_SECONDS + 2, (len(sent), streamed)
+    if streamed[0] < 0.55:  # unless the machine is too loaded to stream in time
+        assert len(sent) <= 12, (len(sent), streamed)
+
+
+async def test_messages_tool_calls_items_in_order(database: Database) -> None:
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        yield TextDelta("Let me look.")
+        yield ToolCall("search", {"q": "runql"}, "call_1")
+        yield ToolResult("search", ["a", "b"], "call_1")
+        yield MessageStarted(ContentPartType.MARKDOWN)
+        yield TextDelta("**Found** ")
+        yield AttachedValue("sources", 2)
+        yield TextDelta("two.")
+
+    registry, agent = await _agent(database, script)
+    run = await new_run(database, agent)
+    assert await Executor(database, registry, FAST).run_once()
+    done = await reload(database, run.id)
+    assert done.status == RunStatus.SUCCESS
+    assert done.message_group_id is not None
+    messages = await stored_messages(database, done.message_group_id)
+    assert [(kind, text) for _, kind, text in messages[:1]] == [("content", "Let me look.")]
+    assert messages[1][1] == "tool_call"
+    assert json.loads(messages[1][2]) == {
+        "name": "search",
+        "arguments": {"q": "runql"},
+        "call_id": "call_1",
+    }
+    assert messages[2][1] == "tool_result"
+    assert json.loads(messages[2][2]) == {
+        "name": "search",
+        "result": ["a", "b"],
+        "call_id": "call_1",
+    }
+    assert (messages[3][1], messages[3][2]) == ("content", "**Found** two.")
+    async with database.read() as session:
+        items = (
+            await session.execute(
+                AttachedItemRow.__table__.select().where(  # type: ignore[attr-defined]
+                    AttachedItemRow.__table__.c.run_id == run.id  # type: ignore[attr-defined]
+                )
+            )
+        ).all()
+    assert [(item.key, item.value, item.message_group_id) for item in items] == [
+        ("sources", 2, done.message_group_id)
+    ]
+
+
+MID_STREAM = """query ($id: ID!) { run(id: $id) { status messageGroup { id status
+  messages { id status content { parts { text } } } } } }"""
+
+
+async def test_a_query_mid_stream_shows_the_text_so_far(
+    database: Database, gql_empty: GraphQLClient
+) -> None:
+    release = asyncio.Event()
+
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        yield TextDelta("Thinking")
+        yield TextDelta(" hard")
+        await release.wait()
+        yield TextDelta(", done.")
+
+    registry, agent = await _agent(database, script)
+    run = await new_run(database, agent)
+    executor = Executor(database, registry, FAST)
+    await executor.start()
+    try:
+        await _until(lambda: _text_is(database, run.id, "Thinking hard"))
+        body = await gql_empty(MID_STREAM, {"id": run.id})
+        assert "errors" not in body, body
+        shown = body["data"]["run"]
+        assert shown["status"] == "RUNNING"
+        assert shown["messageGroup"]["status"] == "IN_PROGRESS"
+        [message] = shown["messageGroup"]["messages"]
+        assert message["status"] == "ACTIVE"
+        assert message["content"]["parts"] == [{"text": "Thinking hard"}]
+        release.set()
+        await _until(lambda: _status_is(database, run.id, RunStatus.SUCCESS))
+    finally:
+        await executor.stop()
+    body = await gql_empty(MID_STREAM, {"id": run.id})
+    assert body["data"]["run"]["messageGroup"]["status"] == "COMPLETED"
+    [message] = body["data"]["run"]["messageGroup"]["messages"]
+    assert message["content"]["parts"] == [{"text": "Thinking hard, done."}]
+
+
+async def _text_is(database: Database, run_id: str, wanted: str) -> bool:
+    run = await reload(database, run_id)
+    if run.message_group_id is None:
+        return False
+    messages = await stored_messages(database, run.message_group_id)
+    return [text for _, _, text in messages] == [wanted]
+
+
+async def _status_is(database: Database, run_id: str, *wanted: RunStatus) -> bool:
+    return (await reload(database, run_id)).status in wanted
+
+
+async def test_cancelling_mid_stream_closes_the_stream_and_keeps_its_text(
+    database: Database,
+) -> None:
+    closed = asyncio.Event()
+
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        try:
+            for index in range(10_000):
+                yield TextDelta(f"w{index} ")
+                await asyncio.sleep(0.01)
+        finally:
+            closed.set()
+
+    registry, agent = await _agent(database, script)
+    run = await new_run(database, agent)
+    executor = Executor(database, registry, FAST)
+    await executor.start()
+    loop = asyncio.get_running_loop()
+    try:
+        await _until(lambda: _has_deltas(database, run.id, 3))
+        assert (await cancel_run(database, DEFAULT_ORG_ID, run.id)).status == RunStatus.RUNNING
+        asked = loop.time()
+        await _until(lambda: _status_is(database, run.id, RunStatus.CANCELLED), seconds=2)
+        took = loop.time() - asked
+    finally:
+        await executor.stop()
+    assert closed.is_set()
+    assert took < 1.0, took
+    done = await reload(database, run.id)
+    assert done.message_group_id is not None
+    [(_, _, text)] = await stored_messages(database, done.message_group_id)
+    assert text == "".join(d["text"] for d in await deltas(database, run.id))
+    assert text.startswith("w0 w1 w2 ")
+    assert await group_status(database, done.message_group_id) == "cancelled"
+    assert await statuses(database, run.id) == ["pending", "running", "cancelled"]
+
+
+async def _has_deltas(database: Database, run_id: str, count: int) -> bool:
+    return len(await deltas(database, run_id)) >= count
+
+
+async def test_an_error_mid_stream_keeps_the_text_and_fails_the_group(
+    database: Database,
+) -> None:
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        yield TextDelta("Half an ans")
+        await asyncio.sleep(0.06)
+        yield TextDelta("wer")
+        raise AgentError("upstream_broke", "The model went away.")
+
+    registry, agent = await _agent(database, script)
+    run = await new_run(database, agent)
+    assert await Executor(database, registry, FAST).run_once()
+    done = await reload(database, run.id)
+    assert done.status == RunStatus.ERROR
+    assert done.message_group_id is not None
+    assert [text for _, _, text in await stored_messages(database, done.message_group_id)] == [
+        "Half an answer"
+    ]
+    assert await group_status(database, done.message_group_id) == "failed"
+    async with database.read() as session:
+        errors = (
+            await session.execute(
+                RunErrorRow.__table__.select().where(  # type: ignore[attr-defined]
+                    RunErrorRow.__table__.c.run_id == run.id  # type: ignore[attr-defined]
+                )
+            )
+        ).all()
+    assert [error.code for error in errors] == ["upstream_broke"]
+
+
+async def test_an_unstorable_delta_ends_the_run_as_an_invalid_reply(database: Database) -> None:
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        yield TextDelta("fine ")
+        yield TextDelta("not \x00 fine")
+
+    registry, agent = await _agent(database, script)
+    run = await new_run(database, agent)
+    assert await Executor(database, registry, FAST).run_once()
+    done = await reload(database, run.id)
+    assert done.status == RunStatus.ERROR
+    assert done.message_group_id is not None
+    assert [text for _, _, text in await stored_messages(database, done.message_group_id)] == [
+        "fine "
+    ]
+
+
+async def test_the_echo_agent_streams_word_by_word(database: Database) -> None:
+    registry = AgentRegistry([EchoKind()])
+    agent = await catalog.create_agent(
+        database,
+        registry,
+        DEFAULT_ORG_ID,
+        name="Typist",
+        kind="echo",
+        config={"delay_ms": 0, "stream_delay_ms": 60},
+    )
+    run = await new_run(database, agent, "one two  three\nfour")
+    assert await Executor(database, registry, FAST).run_once()
+    done = await reload(database, run.id)
+    assert done.status == RunStatus.SUCCESS
+    assert done.message_group_id is not None
+    [(_, _, text)] = await stored_messages(database, done.message_group_id)
+    assert text == "one two  three\nfour"
+    sent = [d["text"] for d in await deltas(database, run.id)]
+    assert "".join(sent) == text
+    assert len(sent) >= 2  # in pieces: a word each, or a few when a write took over 60 ms
+    ends = {len("".join(sent[: index + 1])) for index in range(len(sent))}
+    assert ends <= {4, 9, 15, 19}  # each delta ends after a word and its spaces
+
+
+async def test_shutdown_mid_stream_cancels_the_partial_reply_and_the_next_attempt_writes_anew(
+    database: Database,
+) -> None:
+    gate = asyncio.Event()
+
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        yield TextDelta("first try")
+        await gate.wait()
+        yield TextDelta(", finished")
+
+    registry, agent = await _agent(database, script)
+    run = await new_run(database, agent)
+    first = Executor(database, registry, FAST, name="first")
+    await first.start()
+    await _until(lambda: _text_is(database, run.id, "first try"))
+    partial = (await reload(database, run.id)).message_group_id
+    assert partial is not None
+    await first.stop()
+    released = await reload(database, run.id)
+    assert (released.status, released.message_group_id) == (RunStatus.PENDING, None)
+    assert await group_status(database, partial) == "cancelled"
+    gate.set()
+    assert await Executor(database, registry, FAST, name="second").run_once()
+    done = await reload(database, run.id)
+    assert done.status == RunStatus.SUCCESS
+    assert done.message_group_id not in (None, partial)
+    assert done.message_group_id is not None
+    assert [text for _, _, text in await stored_messages(database, done.message_group_id)] == [
+        "first try, finished"
+    ]
+
+
+async def test_a_run_waiting_for_its_agent_holds_no_database_connection(
+    database: Database,
+) -> None:
+    release = asyncio.Event()
+
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        yield TextDelta("waiting")
+        await release.wait()
+
+    registry, agent = await _agent(database, script)
+    run = await new_run(database, agent)
+    # Claims and housekeeping rarely (they are not the run's), the keeper every 0.2 s.
+    executor = Executor(database, registry, replace(FAST, poll_seconds=5))
+    await executor.start()
+    try:
+        await _until(lambda: _text_is(database, run.id, "waiting"))
+        samples = []
+        for _ in range(20):
+            samples.append(database.engine.pool.checkedout())  # type: ignore[attr-defined]
+            await asyncio.sleep(0.02)
+        release.set()
+        await _until(lambda: _status_is(database, run.id, RunStatus.SUCCESS))
+    finally:
+        await executor.stop()
+    # Only the keeper's read of cancel requests (every 0.2 s, a moment each) may be caught.
+    assert samples.count(0) >= 15, samples
+
+
+async def test_runs_streaming_at_once_share_their_flushes_transactions(database: Database) -> None:
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        for index in range(60):
+            yield TextDelta(f"{request.message.text}-{index} ")
+            await asyncio.sleep(0.005)
+
+    registry, agent = await _agent(database, script)
+    texts = [f"r{index}" for index in range(6)]
+    runs = [await new_run(database, agent, text) for text in texts]
+    executor = Executor(database, registry, replace(FAST, concurrency=6))
+    await executor.start()
+    try:
+        for run_id in [run.id for run in runs]:
+            await _until(functools.partial(_status_is, database, run_id, RunStatus.SUCCESS))
+    finally:
+        await executor.stop()
+    events = 0
+    for run, text in zip(runs, texts, strict=True):
+        sent = await deltas(database, run.id)
+        assert "".join(d["text"] for d in sent) == "".join(f"{text}-{i} " for i in range(60))
+        events += len(sent)
+    # Each run flushed several times (its last delta goes with its end, in a transaction of its
+    # own); the other flushes of different runs went in shared transactions.
+    assert executor.batcher.transactions < events - len(runs), (
+        executor.batcher.transactions,
+        events,
+    )
