@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from runql.enums import ActorType, AttachmentType, ContentPartType
+from runql.enums import ActorType, AttachmentType, ContentPartType, MessageType
 
 
 class AgentError(Exception):
@@ -68,8 +68,12 @@ class AgentRequest:
 
 @dataclass(frozen=True)
 class ReplyMessage:
+    """A message of the reply, whole. In a stream: a message that is not streamed (a webhook's
+    JSON answer), with all its parts and attachments at once; it closes the open message."""
+
     parts: tuple[Part, ...]
     attachments: tuple[Attachment, ...] = ()
+    type: MessageType = MessageType.CONTENT
 
 
 @dataclass(frozen=True)
@@ -133,12 +137,31 @@ class AttachmentAdded:
     attachment: Attachment
 
 
-# What a streaming agent yields; `AttachedValue` and `Cost` are the reply's own types (a cost
-# reported twice: the last one holds). The stream's end is the run's success; an `AgentError`
-# raised from it ends the run in ERROR, keeping what was streamed before.
+# What a streaming agent yields; `ReplyMessage`, `AttachedValue` and `Cost` are the reply's own
+# types (a cost reported twice: the last one holds). The stream's end is the run's success; an
+# `AgentError` raised from it ends the run in ERROR, keeping what was streamed before.
 StreamEvent = (
-    MessageStarted | TextDelta | ToolCall | ToolResult | AttachmentAdded | AttachedValue | Cost
+    MessageStarted
+    | TextDelta
+    | ToolCall
+    | ToolResult
+    | AttachmentAdded
+    | ReplyMessage
+    | AttachedValue
+    | Cost
 )
+
+
+def tool_message(event: ToolCall | ToolResult) -> ReplyMessage:
+    """How a tool call or result is stored: a message of type TOOL_CALL / TOOL_RESULT with one
+    JSON part, `{"name", "arguments", "call_id"}` / `{"name", "result", "call_id"}`."""
+    if isinstance(event, ToolCall):
+        type, body = MessageType.TOOL_CALL, {"name": event.name, "arguments": event.arguments}
+    else:
+        type, body = MessageType.TOOL_RESULT, {"name": event.name, "result": event.result}
+    body["call_id"] = event.call_id
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return ReplyMessage((Part(text, ContentPartType.JSON),), type=type)
 
 
 class Agent(Protocol):
@@ -191,24 +214,6 @@ class Closable(Protocol):
     async def aclose(self) -> None: ...
 
 
-# How `collect` writes a tool call or result into a reply until messages have types of their
-# own: a message of one JSON part, `{"tool_call": {...}}` or `{"tool_result": {...}}`.
-TOOL_CALL_KEY = "tool_call"
-TOOL_RESULT_KEY = "tool_result"
-
-
-def _tool_message(event: ToolCall | ToolResult) -> ReplyMessage:
-    key, detail = (
-        (TOOL_CALL_KEY, {"name": event.name, "arguments": event.arguments})
-        if isinstance(event, ToolCall)
-        else (TOOL_RESULT_KEY, {"name": event.name, "result": event.result})
-    )
-    if event.call_id is not None:
-        detail["id"] = event.call_id
-    text = json.dumps({key: detail}, ensure_ascii=False, separators=(",", ":"))
-    return ReplyMessage(parts=(Part(text, ContentPartType.JSON),))
-
-
 class _Collector:
     """The reply a stream adds up to, message by message."""
 
@@ -240,7 +245,10 @@ class _Collector:
             self._opened()[2].append(event.attachment)
         elif isinstance(event, ToolCall | ToolResult):
             self._close()
-            self.messages.append(_tool_message(event))
+            self.messages.append(tool_message(event))
+        elif isinstance(event, ReplyMessage):
+            self._close()
+            self.messages.append(event)
         elif isinstance(event, AttachedValue):
             self.items.append(event)
         else:
@@ -254,8 +262,8 @@ class _Collector:
 async def collect(events: AsyncIterator[StreamEvent]) -> AgentReply:
     """The reply a stream adds up to, for a caller without a stream (`Agent.run` of a
     streaming agent): each message's text is the concatenation of its deltas; a tool call or
-    result is a message of one JSON part (`TOOL_CALL_KEY`, `TOOL_RESULT_KEY`); the last cost
-    holds. An AgentError the stream raises is raised here; the stream is closed either way."""
+    result is its `tool_message`; the last cost holds. An AgentError the stream raises is
+    raised here; the stream is closed either way."""
     collector = _Collector()
     try:
         async for event in events:

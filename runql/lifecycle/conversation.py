@@ -24,6 +24,7 @@ from runql.enums import (
     MessageGroupStatus,
     MessageGroupType,
     MessageStatus,
+    MessageType,
     RunEventType,
     RunStatus,
 )
@@ -167,7 +168,7 @@ async def write_reply(session: AsyncSession, run: RunRow, reply: AgentReply, wor
     rows: list[SQLModel] = [group]
     for position, reply_message in enumerate(reply.messages):
         content = Content(reply_message.parts, reply_message.attachments)
-        rows += message_rows(group, actor, position, content)
+        rows += message_rows(group, actor, position, content, MessageType(reply_message.type))
     messages = [row for row in rows if isinstance(row, MessageRow)]
     items = [
         AttachedItemRow(
@@ -312,7 +313,7 @@ async def _write_step(
 
 
 def _opened_rows(run: RunRow, group_id: str, actor_id: str, step: Opened) -> list[SQLModel]:
-    return [
+    rows: list[SQLModel] = [
         MessageRow(
             id=step.message_id,
             org_id=run.org_id,
@@ -325,15 +326,23 @@ def _opened_rows(run: RunRow, group_id: str, actor_id: str, step: Opened) -> lis
             created_at=utcnow(),
         ),
         MessageContentRow(id=step.content_id, org_id=run.org_id, message_item_id=step.message_id),
+    ]
+    rows += [
         ContentPartRow(
-            id=step.part_id,
+            id=part.id,
             org_id=run.org_id,
             content_id=step.content_id,
-            position=0,
-            type=step.part_type.value,
-            text=step.text,
-        ),
+            position=position,
+            type=part.type.value,
+            text=part.text,
+        )
+        for position, part in enumerate(step.parts)
     ]
+    rows += [
+        _attachment_row(run, Attached(step.message_id, step.content_id, id, position, 0, a))
+        for position, (id, a) in enumerate(step.attachments)
+    ]
+    return rows
 
 
 def _attachment_row(run: RunRow, step: Attached) -> AttachmentRow:

@@ -7,19 +7,17 @@ How the steps are stored:
 - a message (opened by `MessageStarted`, or by a delta or attachment when none is open) is a
   CONTENT message with one content part of the started type, stored empty; its text is the
   concatenation of its deltas, each appended by a flush with a MESSAGE_DELTA event;
-- `ToolCall` and `ToolResult` are whole messages of type TOOL_CALL / TOOL_RESULT, one JSON
-  content part each: `{"name", "arguments", "call_id"}` / `{"name", "result", "call_id"}`;
-  they close the open message;
+- a `ReplyMessage` is a whole message, its parts and attachments stored at once; `ToolCall`
+  and `ToolResult` are whole messages too (runql.agents.protocol.tool_message: type TOOL_CALL
+  / TOOL_RESULT, one JSON part); each closes the open message;
 - `AttachedValue` is an attached item; `Cost` is kept (the last one holds) for the run's end.
 
 Every text and value is checked as a whole reply's is (runql.lifecycle.replies): an unfit one
 is the agent's `invalid_reply`.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
-
-import orjson
 
 from runql.agents.protocol import (
     AgentError,
@@ -28,10 +26,12 @@ from runql.agents.protocol import (
     AttachmentAdded,
     Cost,
     MessageStarted,
+    ReplyMessage,
     StreamEvent,
     TextDelta,
     ToolCall,
     ToolResult,
+    tool_message,
 )
 from runql.enums import ContentPartType, MessageType
 from runql.errors import BadUserInput
@@ -41,16 +41,23 @@ from runql.text import JsonCaps, check_stored_json, check_text, check_value
 
 
 @dataclass(frozen=True)
+class NewPart:
+    id: str
+    type: ContentPartType
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class Opened:
-    """A new message of the reply, with its one part (empty for a streamed message)."""
+    """A new message of the reply: a streamed one with one empty part that its deltas fill, or
+    a whole one with its parts and attachments."""
 
     message_id: str
     content_id: str
-    part_id: str
     position: int
     type: MessageType
-    part_type: ContentPartType
-    text: str = ""
+    parts: tuple[NewPart, ...]
+    attachments: tuple[tuple[str, Attachment], ...] = ()  # with their ids
 
 
 @dataclass
@@ -141,13 +148,14 @@ class Draft:
         elif isinstance(event, ToolCall):
             check_value(event.name, "tool_call.name")
             check_stored_json(event.arguments, "tool_call.arguments", self.caps)
-            body = {"name": event.name, "arguments": event.arguments, "call_id": event.call_id}
-            self._whole(MessageType.TOOL_CALL, body)
+            self._whole(tool_message(event))
         elif isinstance(event, ToolResult):
             check_value(event.name, "tool_result.name")
             check_stored_json(event.result, "tool_result.result", self.caps)
-            body = {"name": event.name, "result": event.result, "call_id": event.call_id}
-            self._whole(MessageType.TOOL_RESULT, body)
+            self._whole(tool_message(event))
+        elif isinstance(event, ReplyMessage):
+            check_value(asdict(event), "message")
+            self._whole(event)
         elif isinstance(event, AttachmentAdded):
             self._attach(event.attachment)
         elif isinstance(event, AttachedValue):
@@ -160,28 +168,32 @@ class Draft:
         else:
             raise BadUserInput(f"{type(event).__name__} is not a stream event", field="stream")
 
-    def _opened(self, type: MessageType, part_type: ContentPartType, text: str = "") -> Opened:
+    def _opened(
+        self,
+        type: MessageType,
+        parts: tuple[NewPart, ...],
+        attachments: tuple[tuple[str, Attachment], ...] = (),
+    ) -> Opened:
         opened = Opened(
-            new_id(Kind.MESSAGE),
-            new_id(Kind.CONTENT),
-            new_id(Kind.PART),
-            self._messages,
-            type,
-            part_type,
-            text,
+            new_id(Kind.MESSAGE), new_id(Kind.CONTENT), self._messages, type, parts, attachments
         )
         self._messages += 1
         self._pending.append(opened)
         return opened
 
     def _start(self, type: MessageType, part_type: ContentPartType) -> _Message:
-        opened = self._opened(type, part_type)
-        self._open = _Message(opened.message_id, opened.content_id, opened.part_id)
+        opened = self._opened(type, (NewPart(new_id(Kind.PART), part_type),))
+        self._open = _Message(opened.message_id, opened.content_id, opened.parts[0].id)
         return self._open
 
-    def _whole(self, type: MessageType, body: dict[str, Any]) -> None:
+    def _whole(self, message: ReplyMessage) -> None:
         self._open = None
-        self._opened(type, ContentPartType.JSON, orjson.dumps(body).decode())
+        parts = tuple(
+            NewPart(new_id(Kind.PART), ContentPartType(part.type), part.text)
+            for part in message.parts
+        )
+        attachments = tuple((new_id(Kind.ATTACHMENT), a) for a in message.attachments)
+        self._opened(MessageType(message.type), parts, attachments)
 
     def _current(self) -> _Message:
         return self._open or self._start(MessageType.CONTENT, ContentPartType.TEXT)

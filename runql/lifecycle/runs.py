@@ -239,7 +239,11 @@ async def _latest_group(session: AsyncSession, thread_id: str) -> str | None:
 
 
 def message_rows(
-    group: MessageGroupRow, actor: ActorRow, position: int, content: Content
+    group: MessageGroupRow,
+    actor: ActorRow,
+    position: int,
+    content: Content,
+    type: MessageType = MessageType.CONTENT,
 ) -> list[SQLModel]:
     """A message of the group, written by the actor, with its content, parts and attachments."""
     org_id = group.org_id
@@ -251,7 +255,7 @@ def message_rows(
         actor_id=actor.id,
         position=position,
         status=MessageStatus.ACTIVE.value,
-        type=MessageType.CONTENT.value,
+        type=type.value,
         created_at=group.created_at,
     )
     stored = MessageContentRow(id=new_id(Kind.CONTENT), org_id=org_id, message_item_id=message.id)

@@ -14,7 +14,6 @@ from runql.agents.egress import EgressPolicy
 from runql.agents.openai import OpenAIKind
 from runql.agents.openai.agent import OpenAIAgent
 from runql.agents.protocol import (
-    TOOL_CALL_KEY,
     AgentError,
     AgentRequest,
     Cost,
@@ -27,7 +26,7 @@ from runql.agents.protocol import (
     Turn,
 )
 from runql.agents.registry import AgentRegistry
-from runql.enums import ActorType, ContentPartType
+from runql.enums import ActorType, ContentPartType, MessageType
 from runql.settings import LOOPBACK
 
 KEY_ENV = "RUNQL_TEST_OPENAI_KEY"
@@ -174,10 +173,9 @@ async def test_tool_calls_become_events(server: tuple[ChatServer, str], made) ->
         ToolCall("log", "not json", "call_2"),
     ]
     reply = await agent.run(request())
-    tool_message = json.loads(reply.messages[1].parts[0].text)
-    assert tool_message == {
-        TOOL_CALL_KEY: {"name": "add", "arguments": {"a": 2, "b": 2}, "id": "call_1"}
-    }
+    assert reply.messages[1].type is MessageType.TOOL_CALL
+    stored = json.loads(reply.messages[1].parts[0].text)
+    assert stored == {"name": "add", "arguments": {"a": 2, "b": 2}, "call_id": "call_1"}
 
 
 @pytest.mark.parametrize(

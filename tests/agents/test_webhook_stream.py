@@ -19,8 +19,6 @@ from starlette.responses import Response, StreamingResponse
 
 from runql.agents.egress import EgressPolicy
 from runql.agents.protocol import (
-    TOOL_CALL_KEY,
-    TOOL_RESULT_KEY,
     AgentError,
     AgentReply,
     AgentRequest,
@@ -36,6 +34,7 @@ from runql.agents.protocol import (
     ToolCall,
     ToolResult,
     Turn,
+    tool_message,
 )
 from runql.agents.webhook import WebhookAgent, WebhookKind, wire
 from runql.enums import ActorType, AttachmentType, ContentPartType
@@ -85,14 +84,8 @@ COLLECTED = AgentReply(
             (Part("Two plus two is four."),),
             (Attachment(AttachmentType.LINK, url="https://example.com/sum"),),
         ),
-        ReplyMessage(
-            (
-                _json_part(
-                    {TOOL_CALL_KEY: {"name": "add", "arguments": {"a": 2, "b": 2}, "id": "c1"}}
-                ),
-            )
-        ),
-        ReplyMessage((_json_part({TOOL_RESULT_KEY: {"name": "add", "result": 4, "id": "c1"}}),)),
+        tool_message(ToolCall("add", {"a": 2, "b": 2}, "c1")),
+        tool_message(ToolResult("add", 4, "c1")),
         ReplyMessage((Part("2 + 2", ContentPartType.CODE),)),
     ),
     attached_items=(AttachedValue("answer", {"n": 4}),),
@@ -220,15 +213,10 @@ async def test_a_json_answer_is_as_before(hook: StreamingHook, make) -> None:
     hook.script.extend([Answer(body, "application/json"), Answer(body, "application/json")])
     agent = make(hook.url)
     whole = await agent.run(request())
-    assert whole.messages == (ReplyMessage((Part("one"), Part("x = 1", ContentPartType.CODE))),)
-    # through stream(): one message per part, since an event's message has one part
-    assert await streamed(agent) == [
-        MessageStarted(),
-        TextDelta("one"),
-        MessageStarted(ContentPartType.CODE),
-        TextDelta("x = 1"),
-        Cost(1.0, "credits"),
-    ]
+    message = ReplyMessage((Part("one"), Part("x = 1", ContentPartType.CODE)))
+    assert whole.messages == (message,)
+    # through stream(): the message whole, with its two parts, then the cost
+    assert await streamed(agent) == [message, Cost(1.0, "credits")]
 
 
 @pytest.mark.parametrize(

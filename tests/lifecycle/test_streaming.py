@@ -7,26 +7,39 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
+from sqlalchemy import select
+from sqlmodel import col
+
 from runql.agents import catalog
 from runql.agents.echo import EchoKind
 from runql.agents.protocol import (
     AgentError,
     AgentRequest,
     AttachedValue,
+    Attachment,
     Cost,
     MessageStarted,
+    Part,
+    ReplyMessage,
     StreamEvent,
     TextDelta,
     ToolCall,
     ToolResult,
 )
 from runql.agents.registry import AgentRegistry
-from runql.enums import ContentPartType, RunStatus
+from runql.enums import AttachmentType, ContentPartType, RunStatus
 from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.lifecycle.runs import cancel_run
 from runql.lifecycle.streaming import FLUSH_SECONDS
 from runql.storage.database import Database
-from runql.storage.tables import DEFAULT_ORG_ID, AgentRow, AttachedItemRow, RunErrorRow
+from runql.storage.tables import (
+    DEFAULT_ORG_ID,
+    AgentRow,
+    AttachedItemRow,
+    AttachmentRow,
+    MessageContentRow,
+    RunErrorRow,
+)
 from tests.agents.streamed import (
     Script,
     ScriptedStreamKind,
@@ -93,6 +106,48 @@ async def test_the_stored_text_is_the_concatenation_of_the_deltas(database: Data
     assert set(kinds[3:-1]) == {"message_delta"}
     assert kinds[-1] == "status_changed"
     assert await statuses(database, run.id) == ["pending", "running", "success"]
+
+
+async def test_a_whole_message_in_a_stream_keeps_its_parts_and_attachments(
+    database: Database,
+) -> None:
+    """A message that is not streamed (a webhook's JSON answer) is stored as it came: one
+    message with all its parts and attachments, between the streamed ones."""
+    link = Attachment(AttachmentType.LINK, url="https://example.com/a", caption="a")
+    whole = ReplyMessage((Part("first"), Part("**second**", ContentPartType.MARKDOWN)), (link,))
+
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        yield TextDelta("before")
+        yield whole
+        yield TextDelta("after")
+
+    registry, agent = await _agent(database, script)
+    run = await new_run(database, agent)
+    assert await Executor(database, registry, FAST).run_once()
+    done = await reload(database, run.id)
+    assert done.status == RunStatus.SUCCESS
+    assert done.message_group_id is not None
+    stored = await stored_messages(database, done.message_group_id)
+    assert [(kind, text) for _, kind, text in stored] == [
+        ("content", "before"),
+        ("content", "first"),
+        ("content", "**second**"),
+        ("content", "after"),
+    ]
+    assert len({message_id for message_id, _, _ in stored}) == 3  # the whole one has two parts
+    whole_id = stored[1][0]
+    async with database.read() as session:
+        attachments = (
+            await session.execute(
+                select(AttachmentRow)
+                .join(
+                    MessageContentRow,
+                    col(MessageContentRow.id) == col(AttachmentRow.content_id),
+                )
+                .where(col(MessageContentRow.message_item_id) == whole_id)
+            )
+        ).scalars()
+        assert [(a.type, a.url, a.caption) for a in attachments] == [("link", link.url, "a")]
 
 
 async def test_deltas_are_coalesced_to_one_flush_per_interval(database: Database) -> None:

@@ -478,21 +478,9 @@ def parse_event(data: bytes | str, number: int) -> StreamEvent | ErrorEvent | En
 
 
 def reply_events(reply: AgentReply) -> list[StreamEvent]:
-    """A whole reply as a stream's events: each message as its start, its text and its
-    attachments. The events give a message one part, so a message of several parts becomes
-    one message per part (its attachments with the last)."""
-    events: list[StreamEvent] = []
-    for message in reply.messages:
-        parts = message.parts or (Part(""),)
-        for part in parts:
-            events.append(MessageStarted(part.type))
-            if part.text:
-                events.append(TextDelta(part.text))
-        events.extend(AttachmentAdded(item) for item in message.attachments)
-    events.extend(reply.attached_items)
-    if reply.cost is not None:
-        events.append(reply.cost)
-    return events
+    """A whole reply (a JSON answer) as a stream's events: each message whole, then the
+    attached items and the cost."""
+    return [*reply.messages, *reply.attached_items, *([reply.cost] if reply.cost else [])]
 
 
 def schemas() -> dict[str, Any]:
