@@ -63,7 +63,7 @@ def root_statements(table: Table, listing: Listing, joins: statements.Joins) -> 
 def statements_of(
     table: Table, parent: str, listing: Listing, joins: statements.Joins
 ) -> ListStatements:
-    """Of the lists of many parents (a page each), as root_statements."""
+    """Of the lists of many parents (a page each), made once for the same arguments too."""
     where = [statements.in_organization(table), *listing.conditions(table.c)]
     request = listing.page
     return ListStatements(

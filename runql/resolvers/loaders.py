@@ -45,34 +45,28 @@ class Loaders:
 
     def by_id(self, name: str) -> BatchLoader[str, Any]:
         """The objects `name` (Run, Agent, …) by id, in the caller's organization."""
-        made = self._made.get(name)
-        if made is None:
-            made = self._made[name] = self._loader(self._rows_by_id(OBJECTS[name].row))
-        return made
+        return self._once(name, lambda: self._rows_by_id(OBJECTS[name].row))
 
     def children(self, relation: ToMany) -> BatchLoader[str, Any]:
         """A relation's rows by their parent's id: a list each, or one row or None."""
-        made = self._made.get(relation)
-        if made is None:
-            made = self._made[relation] = self._loader(self._children(relation))
-        return made
+        return self._once(relation, lambda: self._children(relation))
 
     def pages(self, relation: Paged) -> BatchLoader[PageKey, Page[Any]]:
-        made = self._made.get(("pages", relation))
-        if made is None:
-            made = self._made[("pages", relation)] = self._loader(self._pages(relation))
-        return made
+        return self._once(("pages", relation), lambda: self._pages(relation))
 
     def counts(self, relation: Paged) -> BatchLoader[CountKey, int]:
-        made = self._made.get(("counts", relation))
-        if made is None:
-            made = self._made[("counts", relation)] = self._loader(self._counts(relation))
-        return made
+        return self._once(("counts", relation), lambda: self._counts(relation))
 
     def writer(self, relation: WriterOf) -> BatchLoader[str, Any]:
-        made = self._made.get(relation)
+        return self._once(relation, lambda: self._writers(relation))
+
+    def _once(
+        self, key: Hashable, load: Callable[[], Callable[[list[Any]], Awaitable[Sequence[Any]]]]
+    ) -> BatchLoader[Any, Any]:
+        """The loader made under `key`, made now (from `load()`) if it is not yet."""
+        made = self._made.get(key)
         if made is None:
-            made = self._made[relation] = self._loader(self._writers(relation))
+            made = self._made[key] = self._loader(load())
         return made
 
     def _loader(self, load: Callable[[list[K]], Awaitable[Sequence[V]]]) -> BatchLoader[K, V]:

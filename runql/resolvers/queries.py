@@ -1,7 +1,7 @@
 """Root query resolvers: single objects by id, lists as connections, any node by its id."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from strawberry import ID
@@ -58,10 +58,15 @@ async def node(info: Info, id: ID) -> Any:
     return await _load_or_none(_loader(info, kind), id)
 
 
-async def nodes(info: Info, ids: list[ID]) -> list[Any]:
+def node_kinds(ids: Sequence[str]) -> list[Kind]:
+    """The kind of each id `nodes(ids:)` is given: at most MAX_NODES ids, each well formed."""
     if len(ids) > MAX_NODES:
         raise BadUserInput(f"nodes takes at most {MAX_NODES} ids, got {len(ids)}", field="ids")
-    kinds = [require(value, None, f"ids[{index}]") for index, value in enumerate(ids)]
+    return [require(value, None, f"ids[{index}]") for index, value in enumerate(ids)]
+
+
+async def nodes(info: Info, ids: list[ID]) -> list[Any]:
+    kinds = node_kinds(ids)
     return list(
         await asyncio.gather(
             *(

@@ -19,21 +19,8 @@ from sqlalchemy import Table
 from sqlmodel import SQLModel
 
 from runql.ids import Kind
+from runql.storage import tables
 from runql.storage.reads import With
-from runql.storage.tables import (
-    ActorRow,
-    AgentRow,
-    AttachedItemRow,
-    AttachmentRow,
-    ContentPartRow,
-    MessageContentRow,
-    MessageGroupRow,
-    MessageRow,
-    RunErrorRow,
-    RunEventRow,
-    RunRow,
-    ThreadRow,
-)
 
 
 @dataclass(frozen=True)
@@ -121,7 +108,7 @@ def message_error(code: str | None, message: str | None) -> tuple[str, str] | No
 _OBJECTS = (
     Object(
         "Run",
-        RunRow,
+        tables.RunRow,
         Kind.RUN,
         relations={
             "agent": ToOne("Agent", "agent_id"),
@@ -138,13 +125,13 @@ _OBJECTS = (
     ),
     Object(
         "Agent",
-        AgentRow,
+        tables.AgentRow,
         Kind.AGENT,
         relations={"runs": Paged("Run", "agent_id")},
     ),
     Object(
         "Thread",
-        ThreadRow,
+        tables.ThreadRow,
         Kind.THREAD,
         relations={
             "agent": ToOne("Agent", "agent_id"),
@@ -152,12 +139,12 @@ _OBJECTS = (
             "message_groups": Paged("MessageGroup", "thread_id"),
         },
     ),
-    Object("Actor", ActorRow, Kind.ACTOR),
-    Object("ContentPart", ContentPartRow, Kind.PART),
-    Object("Attachment", AttachmentRow, Kind.ATTACHMENT),
+    Object("Actor", tables.ActorRow, Kind.ACTOR),
+    Object("ContentPart", tables.ContentPartRow, Kind.PART),
+    Object("Attachment", tables.AttachmentRow, Kind.ATTACHMENT),
     Object(
         "MessageContent",
-        MessageContentRow,
+        tables.MessageContentRow,
         Kind.CONTENT,
         relations={
             "parts": ToMany("ContentPart", "content_id", ("position",)),
@@ -166,7 +153,7 @@ _OBJECTS = (
     ),
     Object(
         "Message",
-        MessageRow,
+        tables.MessageRow,
         Kind.MESSAGE,
         relations={
             "actor": ToOne("Actor", "actor_id"),
@@ -179,13 +166,13 @@ _OBJECTS = (
     ),
     Object(
         "AttachedItem",
-        AttachedItemRow,
+        tables.AttachedItemRow,
         Kind.ITEM,
         relations={"actor": ToOne("Actor", "actor_id"), "run": ToOne("Run", "run_id")},
     ),
     Object(
         "MessageGroup",
-        MessageGroupRow,
+        tables.MessageGroupRow,
         Kind.MESSAGE_GROUP,
         relations={
             "messages": ToMany(
@@ -205,8 +192,8 @@ _OBJECTS = (
             "thread": ToOne("Thread", "thread_id"),
         },
     ),
-    Object("RunError", RunErrorRow, Kind.ERROR, relations={"run": ToOne("Run", "run_id")}),
-    Object("RunEvent", RunEventRow, None, relations={"run": ToOne("Run", "run_id")}),
+    Object("RunError", tables.RunErrorRow, Kind.ERROR, relations={"run": ToOne("Run", "run_id")}),
+    Object("RunEvent", tables.RunEventRow, None, relations={"run": ToOne("Run", "run_id")}),
 )
 
 OBJECTS: dict[str, Object] = {found.name: found for found in _OBJECTS}
