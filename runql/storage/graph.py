@@ -201,11 +201,6 @@ NODES: dict[str, Object] = {found.name: found for found in _OBJECTS if found.kin
 BY_KIND: dict[Kind, Object] = {found.kind: found for found in _OBJECTS if found.kind is not None}
 
 
-def relation(owner: str, name: str) -> Relation:
-    """`owner`'s relation `name` (a KeyError names a relation the graph does not declare)."""
-    return OBJECTS[owner].relations[name]
-
-
 def _named(owner: Table, link: Relation) -> list[tuple[Table, str]]:
     """The columns a relation names, each with its table."""
     target = OBJECTS[link.target].table
@@ -219,15 +214,16 @@ def _named(owner: Table, link: Relation) -> list[tuple[Table, str]]:
 
 
 def _check() -> None:
-    """Every relation names a declared object and columns that are also its rows' attributes
-    (loaders read them as such); every other column named exists: a typo fails at import."""
+    """Every relation names a declared object; the columns relations and composites name are
+    also their rows' attributes (the resolvers read them as such); the shown columns exist: a
+    typo fails at import."""
     for found in _OBJECTS:
-        for link in found.relations.values():
-            for table, column in _named(found.table, link):
-                if column not in table.c or not hasattr(OBJECTS_BY_TABLE[table].row, column):
-                    raise LookupError(f"{found.name}: {table.name} has no attribute {column}")
-        composed = [column for made in found.composites.values() for column in made.columns]
-        for column in (*found.shown, *composed):
+        named = [pair for link in found.relations.values() for pair in _named(found.table, link)]
+        named += [(found.table, c) for made in found.composites.values() for c in made.columns]
+        for table, column in named:
+            if column not in table.c or not hasattr(OBJECTS_BY_TABLE[table].row, column):
+                raise LookupError(f"{found.name}: {table.name} has no attribute {column}")
+        for column in found.shown:
             if column not in found.table.c:
                 raise LookupError(f"{found.name}: {found.table.name} has no column {column}")
 
