@@ -66,7 +66,7 @@ from runql.enums import (
 from runql.fastpath.switch import standard_only
 from runql.resolvers.context import Context
 from runql.resolvers.loaders import Loaders
-from runql.schema.schema import build_schema
+from runql.served_schema import build_schema
 from runql.settings import Environment, Settings
 from runql.storage.database import Database, counting_statements
 from runql.storage.migrate import upgrade

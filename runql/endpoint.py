@@ -38,10 +38,10 @@ from runql.fastpath.lane import (
 from runql.fastpath.persisted import PersistedQueries
 from runql.graphiql.page import graphiql_page
 from runql.resolvers.context import Context
-from runql.schema.schema import schema_for
 from runql.security.media import is_json_request, negotiate
 from runql.security.over_http import request_data
 from runql.security.timeout import deadline
+from runql.served_schema import schema_for
 from runql.settings import Settings
 from runql.storage.database import Database
 

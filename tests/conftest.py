@@ -15,7 +15,7 @@ from runql.app import create_app
 from runql.auth.keys import create_key
 from runql.demo import load_demo
 from runql.resolvers.context import Context
-from runql.schema.schema import schema_for
+from runql.served_schema import schema_for
 from runql.settings import Environment, Settings
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID

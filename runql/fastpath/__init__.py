@@ -9,7 +9,7 @@ plain dicts, with exactly the data, errors and key order the standard executor g
   of plan.py (objects, leaves), links.py, connections.py and roots.py; cache.py keeps plans;
 - run.py: a plan's execution: fetch.py schedules the statements (statements.py) level by
   level, execution.py holds what they found, build.py and values.py make the response,
-  settle.py applies errors and nulls; arguments.py checks arguments as the resolvers do;
+  settle.py applies errors and nulls; arguments.py checks arguments with the schema's own checks;
 - lane.py: the fast lane, a covered query from request bytes to response bytes past the HTTP
   view (the endpoint offers it each POST of JSON), with prepared.py's parsed and validated
   operations; everything else goes to the view;

@@ -1,10 +1,10 @@
 """Connections: the root lists (runs, agents, threads) and the lists of an object (Thread.runs,
 Agent.runs, Thread.messageGroups), with keyset cursors, `pageInfo`, and `totalCount` counted
-only when it is selected. Arguments are checked by the resolvers' own functions, in the
-resolvers' order, so a refused argument is the same error."""
+only when it is selected. Arguments are checked by the schema's own checks
+(runql.schema.arguments), so a refused argument is the same error."""
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -18,97 +18,9 @@ from runql.fastpath.build import Builder, Path
 from runql.fastpath.execution import Execution, Row
 from runql.fastpath.plan import Folded, ObjectPlan, distinct_folds
 from runql.fastpath.values import cursor
-from runql.ids import Kind, require
-from runql.resolvers.graph import checked_filter
-from runql.resolvers.pagination import page_request
-from runql.schema.inputs import CreatedOrder, RunFilterInput
-from runql.storage.filters import RunFilter
-from runql.storage.pages import PageRequest
-
-
-@dataclass(frozen=True)
-class Listing:
-    """A list's checked arguments."""
-
-    page: PageRequest
-    run_filter: RunFilter | None = None
-    agent_ids: tuple[str, ...] | None = None
-
-
-Check = Callable[..., Listing]
-
-
-def _page(
-    order_by: CreatedOrder,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-) -> PageRequest:
-    return page_request(
-        first=first, after=after, last=last, before=before, newest_first=order_by.newest_first
-    )
-
-
-def root_runs(
-    filter: RunFilterInput | None = None,
-    order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Listing:
-    """As resolvers.queries.runs: the filter first, then the page."""
-    run_filter = checked_filter(filter)
-    return Listing(_page(order_by, first, after, last, before), run_filter)
-
-
-def root_agents(
-    order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Listing:
-    return Listing(_page(order_by, first, after, last, before))
-
-
-def root_threads(
-    agent_id: list[str] | None = None,
-    order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Listing:
-    """As resolvers.queries.threads: each agent id, then the page."""
-    for index, value in enumerate(agent_id or ()):
-        require(value, Kind.AGENT, f"agentId[{index}]")
-    agent_ids = tuple(agent_id) if agent_id is not None else None
-    return Listing(_page(order_by, first, after, last, before), agent_ids=agent_ids)
-
-
-def runs_of(
-    filter: RunFilterInput | None = None,
-    order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Listing:
-    """As resolvers.graph.thread_runs and agent_runs: the page first, then the filter."""
-    page = _page(order_by, first, after, last, before)
-    return Listing(page, checked_filter(filter))
-
-
-def groups_of(
-    order_by: CreatedOrder = CreatedOrder.CREATED_AT_ASC,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Listing:
-    return Listing(_page(order_by, first, after, last, before))
+from runql.resolvers.pagination import Listing
+from runql.schema.arguments import Check
+from runql.storage.pages import PageRequest, split
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +31,8 @@ class FoundPage:
 
 
 def assemble(rows: Sequence[Row], page: PageRequest, *, rows_behind: bool) -> FoundPage:
-    """As storage.pages._assemble."""
-    more = len(rows) > page.limit
-    kept = list(rows[: page.limit])
-    if page.backward:
-        kept.reverse()
-        return FoundPage(kept, has_next_page=rows_behind, has_previous_page=more)
-    return FoundPage(kept, has_next_page=more, has_previous_page=rows_behind)
+    """The page of raw rows (storage.pages.split's, which also makes the standard pages)."""
+    return FoundPage(*split(rows, page, rows_behind=rows_behind))
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +51,7 @@ STATEMENT_SETS = 256  # lists' statements kept, by their arguments; least recent
 def root_statements(table: Table, listing: Listing, joins: statements.Joins) -> ListStatements:
     """Of a root list: made once for the same arguments (building a Select costs more than
     the rest of its execution's Python)."""
-    where = [
-        statements.in_organization(table),
-        *statements.run_conditions(table, listing.run_filter),
-    ]
-    if listing.agent_ids is not None:
-        where.append(table.c.agent_id.in_(listing.agent_ids))
+    where = [statements.in_organization(table), *listing.conditions(table.c)]
     return ListStatements(
         statements.page(table, where, listing.page, joins),
         statements.any_behind(table, where, listing.page),
@@ -161,11 +63,8 @@ def root_statements(table: Table, listing: Listing, joins: statements.Joins) -> 
 def statements_of(
     table: Table, parent: str, listing: Listing, joins: statements.Joins
 ) -> ListStatements:
-    """Of the lists of many parents (a page each), as root_statements."""
-    where = [
-        statements.in_organization(table),
-        *statements.run_conditions(table, listing.run_filter),
-    ]
+    """Of the lists of many parents (a page each), made once for the same arguments too."""
+    where = [statements.in_organization(table), *listing.conditions(table.c)]
     request = listing.page
     return ListStatements(
         statements.pages_by_parent(table, parent, where, request, joins),

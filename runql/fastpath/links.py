@@ -180,6 +180,8 @@ class RunOfGroup:
     nodes: tuple[FieldNode, ...]
     nullable: bool
     table: Table
+    wrote: str  # the run's column that holds the id of the group it wrote
+    triggered: str  # and that of the group that triggered it
     parent_id: int
     child: ObjectPlan
     signature: Hashable = field(init=False)
@@ -201,13 +203,14 @@ class RunOfGroup:
         return [key for key in _distinct(row[self.parent_id] for row in rows) if key not in found]
 
     async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
-        statement = statements.runs_of_groups(self.table, tuple(folded.join for folded in folds))
+        joins = tuple(folded.join for folded in folds)
+        statement = statements.writers(self.table, self.wrote, self.triggered, joins)
         rows = await execution.batched(statement, keys, also=("triggers",))
         execution.remember(self.table, rows)
         execution.unfold(self.table, rows, folds)
         index = statements.column_index(self.table)
-        wrote = {row[index["message_group_id"]]: row for row in rows}
-        triggered = {row[index["trigger_message_group_id"]]: row for row in rows}
+        wrote = {row[index[self.wrote]]: row for row in rows}
+        triggered = {row[index[self.triggered]]: row for row in rows}
         found = execution.group(self.signature)
         for key in keys:
             found[key] = wrote.get(key) or triggered.get(key)

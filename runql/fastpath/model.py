@@ -1,79 +1,25 @@
 """The run graph as the planner reads it: for each GraphQL object type, its table and the fields
-that are not a plain column (links, lists, values made of columns). A plain field reads the
-column its strawberry field names, as the default resolver does; a field with a resolver of its
-own that is not declared here is not covered (the planner says Unsupported)."""
+that are not a plain column, all taken from runql.storage.graph (a relation or composite value
+`trigger_message_group` is the field `triggerMessageGroup`, strawberry's name for it) but for
+`Agent.config`, which GraphQL shows its own way. A plain field reads the column its strawberry
+field names, as the default resolver does; a field with a resolver of its own that is not
+declared here is not covered (the planner says Unsupported)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table
+from strawberry.utils.str_converters import to_camel_case
 
 from runql.agents.secrets import shown_config
-from runql.fastpath.connections import (
-    Check,
-    groups_of,
-    root_agents,
-    root_runs,
-    root_threads,
-    runs_of,
-)
 from runql.fastpath.values import decoded
 from runql.ids import Kind
-from runql.storage.tables import (
-    ActorRow,
-    AgentRow,
-    AttachedItemRow,
-    AttachmentRow,
-    ContentPartRow,
-    MessageContentRow,
-    MessageGroupRow,
-    MessageRow,
-    RunErrorRow,
-    RunRow,
-    ThreadRow,
-)
+from runql.schema.arguments import Check, groups_of, root_agents, root_runs, root_threads, runs_of
+from runql.storage import graph
+from runql.storage.graph import Composite, Paged, Relation, ToMany, ToOne, WriterOf
 
-
-@dataclass(frozen=True)
-class ToOne:
-    """The object whose id is in `column` (looked up in the caller's organization)."""
-
-    target: str
-    column: str
-
-
-@dataclass(frozen=True)
-class ToMany:
-    """The objects whose `parent` column holds this object's id, in `order`."""
-
-    target: str
-    parent: str
-    order: tuple[str, ...]
-    many: bool = True
-
-
-@dataclass(frozen=True)
-class RunOf:
-    """MessageGroup.run."""
-
-
-@dataclass(frozen=True)
-class ListOf:
-    """A connection of the objects whose `parent` column holds this object's id."""
-
-    target: str
-    parent: str
-    check: Check
-
-
-@dataclass(frozen=True)
-class Made:
-    """An object made of columns (its fields are positions in what `make` returns), or null."""
-
-    columns: tuple[str, ...]
-    make: Callable[..., tuple[Any, ...] | None]
-    fields: tuple[str, ...]
+__all__ = ["Composite", "Paged", "ToMany", "ToOne", "WriterOf"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +30,7 @@ class Shown:
     convert: Callable[[Any], Any]
 
 
-Spec = ToOne | ToMany | RunOf | ListOf | Made | Shown
+Spec = Relation | Composite | Shown
 
 
 @dataclass(frozen=True)
@@ -93,116 +39,29 @@ class TypeModel:
     fields: dict[str, Spec] = field(default_factory=dict)
 
 
-def _cost(amount: float | None, unit: str | None) -> tuple[float, str] | None:
-    """As resolvers.graph.run_cost."""
-    return None if amount is None or unit is None else (amount, unit)
-
-
-def _error(code: str | None, message: str | None) -> tuple[str, str] | None:
-    """As resolvers.graph.message_error."""
-    return None if code is None else (code, message or "")
-
-
 def _config(value: Any) -> Any:
-    """As resolvers.graph.agent_config: header values and URL credentials hidden."""
+    """Agent.config: the fast path reads the stored JSON undecoded, so it decodes it before
+    hiding header values and URL credentials with the resolver's own function."""
     return shown_config(decoded(value))
 
 
-def _table(row: type[Any]) -> Table:
-    table: Table = row.__table__
-    return table
+# GraphQL's fields that the graph does not declare, by type.
+_OWN: dict[str, dict[str, Spec]] = {"Agent": {"config": Shown("config", _config)}}
+
+
+def _fields(found: graph.Object) -> dict[str, Spec]:
+    fields: dict[str, Spec] = {to_camel_case(name): link for name, link in found.relations.items()}
+    fields.update({to_camel_case(name): made for name, made in found.composites.items()})
+    fields.update(_OWN.get(found.name, {}))
+    return fields
 
 
 TYPES: dict[str, TypeModel] = {
-    "Run": TypeModel(
-        _table(RunRow),
-        {
-            "cost": Made(("cost_amount", "cost_unit"), _cost, ("amount", "unit")),
-            "agent": ToOne("Agent", "agent_id"),
-            "thread": ToOne("Thread", "thread_id"),
-            "messageGroup": ToOne("MessageGroup", "message_group_id"),
-            "triggerMessageGroup": ToOne("MessageGroup", "trigger_message_group_id"),
-            "errors": ToMany("RunError", "run_id", ("created_at", "id")),
-            "attachedItems": ToMany("AttachedItem", "run_id", ("run_id", "created_at", "id")),
-        },
-    ),
-    "Agent": TypeModel(
-        _table(AgentRow),
-        {
-            "config": Shown("config", _config),
-            "runs": ListOf("Run", "agent_id", runs_of),
-        },
-    ),
-    "Thread": TypeModel(
-        _table(ThreadRow),
-        {
-            "agent": ToOne("Agent", "agent_id"),
-            "runs": ListOf("Run", "thread_id", runs_of),
-            "messageGroups": ListOf("MessageGroup", "thread_id", groups_of),
-        },
-    ),
-    "Actor": TypeModel(_table(ActorRow)),
-    "ContentPart": TypeModel(_table(ContentPartRow)),
-    "Attachment": TypeModel(_table(AttachmentRow)),
-    "MessageContent": TypeModel(
-        _table(MessageContentRow),
-        {
-            "parts": ToMany("ContentPart", "content_id", ("position",)),
-            "attachments": ToMany("Attachment", "content_id", ("position",)),
-        },
-    ),
-    "Message": TypeModel(
-        _table(MessageRow),
-        {
-            "error": Made(("error_code", "error_message"), _error, ("code", "message")),
-            "actor": ToOne("Actor", "actor_id"),
-            "content": ToMany("MessageContent", "message_item_id", (), many=False),
-            "messageGroup": ToOne("MessageGroup", "message_group_id"),
-        },
-    ),
-    "AttachedItem": TypeModel(
-        _table(AttachedItemRow),
-        {
-            "actor": ToOne("Actor", "actor_id"),
-            "run": ToOne("Run", "run_id"),
-        },
-    ),
-    "MessageGroup": TypeModel(
-        _table(MessageGroupRow),
-        {
-            "messages": ToMany(
-                "Message", "message_group_id", ("message_group_id", "position", "id")
-            ),
-            "attachedItems": ToMany(
-                "AttachedItem", "message_group_id", ("message_group_id", "created_at", "id")
-            ),
-            "run": RunOf(),
-            "parent": ToOne("MessageGroup", "parent_message_group_id"),
-            "thread": ToOne("Thread", "thread_id"),
-        },
-    ),
-    "RunError": TypeModel(
-        _table(RunErrorRow),
-        {
-            "run": ToOne("Run", "run_id"),
-        },
-    ),
+    name: TypeModel(found.table, _fields(found)) for name, found in graph.NODES.items()
 }
 
-# What `node(id:)` finds for each kind of id (as resolvers.queries._node_loaders).
-NODE_TYPES: dict[Kind, str] = {
-    Kind.RUN: "Run",
-    Kind.AGENT: "Agent",
-    Kind.THREAD: "Thread",
-    Kind.MESSAGE_GROUP: "MessageGroup",
-    Kind.MESSAGE: "Message",
-    Kind.ACTOR: "Actor",
-    Kind.CONTENT: "MessageContent",
-    Kind.PART: "ContentPart",
-    Kind.ATTACHMENT: "Attachment",
-    Kind.ITEM: "AttachedItem",
-    Kind.ERROR: "RunError",
-}
+# What `node(id:)` finds for each kind of id: the object of that kind.
+NODE_TYPES: dict[Kind, str] = {kind: found.name for kind, found in graph.BY_KIND.items()}
 
 # The root fields that find one object by id, and the kind of id each takes.
 ROOT_OBJECTS: dict[str, Kind] = {
@@ -213,9 +72,12 @@ ROOT_OBJECTS: dict[str, Kind] = {
     "actor": Kind.ACTOR,
 }
 
-# The root connections: the type listed and the resolver's checks.
+# The root connections: the type listed and the check of their arguments.
 ROOT_LISTS: dict[str, tuple[str, Check]] = {
     "runs": ("Run", root_runs),
     "agents": ("Agent", root_agents),
     "threads": ("Thread", root_threads),
 }
+
+# The check of the arguments of an object's list (a Paged relation), by the type listed.
+LIST_CHECKS: dict[str, Check] = {"Run": runs_of, "MessageGroup": groups_of}

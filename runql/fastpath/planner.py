@@ -34,27 +34,12 @@ from runql.fastpath.statements import column_index
 from runql.fastpath.unsupported import Unsupported
 from runql.fastpath.values import leaf, required
 from runql.ids import Kind
-from runql.storage import tables
+from runql.storage.graph import OBJECTS
 
 CONDITIONS = frozenset({"include", "skip"})
 TYPENAME = "__typename"
 
-_ROWS = {
-    row.__tablename__: row
-    for row in (
-        tables.RunRow,
-        tables.AgentRow,
-        tables.ThreadRow,
-        tables.ActorRow,
-        tables.ContentPartRow,
-        tables.AttachmentRow,
-        tables.MessageContentRow,
-        tables.MessageRow,
-        tables.AttachedItemRow,
-        tables.MessageGroupRow,
-        tables.RunErrorRow,
-    )
-}
+_ROWS = {found.table.name: found.row for found in OBJECTS.values()}
 
 
 def _column_of(type_model: model.TypeModel, python_name: str) -> Any:
@@ -201,7 +186,6 @@ class Planner:
             return self._column(type_model, key, definition)
         nullable = not is_non_null_type(definition.type)
         index = column_index(type_model.table)
-        target = get_named_type(definition.type).name
         if isinstance(spec, model.ToOne):
             return links.ById(
                 key,
@@ -222,19 +206,21 @@ class Planner:
                 spec.order,
                 index["id"],
                 self._object(spec.target, details),
-                spec.many,
+                not spec.one,
                 _items_nullable(definition),
             )
-        if isinstance(spec, model.RunOf):
+        if isinstance(spec, model.WriterOf):
             return links.RunOfGroup(
                 key,
                 nodes,
                 nullable,
-                model.TYPES[target].table,
+                model.TYPES[spec.target].table,
+                spec.wrote,
+                spec.triggered,
                 index["id"],
-                self._object(target, details),
+                self._object(spec.target, details),
             )
-        if isinstance(spec, model.ListOf):
+        if isinstance(spec, model.Paged):
             return connections.ListOf(
                 key,
                 nodes,
@@ -243,10 +229,10 @@ class Planner:
                 model.TYPES[spec.target].table,
                 spec.parent,
                 index["id"],
-                spec.check,
+                model.LIST_CHECKS[spec.target],
                 self._shape(definition, details, spec.target),
             )
-        if isinstance(spec, model.Made):
+        if isinstance(spec, model.Composite):
             return self._embedded(key, definition, details, spec, index)
         return Column(key, index[spec.column], spec.convert)
 
@@ -268,7 +254,7 @@ class Planner:
         key: str,
         definition: GraphQLField,
         details: FieldDetailsList,
-        spec: model.Made,
+        spec: model.Composite,
         index: dict[str, int],
     ) -> Embedded:
         embedded = get_named_type(definition.type)

@@ -1,5 +1,6 @@
 """Root fields that find objects by id: run, agent, thread, messageGroup, actor, and node and
-nodes, whose objects may be of any kind. Ids are checked as the resolvers check them."""
+nodes, whose objects may be of any kind. Ids are checked by the resolvers' own checks
+(runql.ids.require, runql.resolvers.queries.node_kinds), so a refused id is the same error."""
 
 from collections import defaultdict
 from collections.abc import Hashable, Iterator, Sequence
@@ -9,13 +10,13 @@ from typing import Any
 from graphql import FieldNode, GraphQLField
 from sqlalchemy import Table
 
-from runql.errors import BadUserInput, RunqlError
+from runql.errors import RunqlError
 from runql.fastpath.build import Builder, Path
 from runql.fastpath.execution import Execution, Row
 from runql.fastpath.links import load_by_id
 from runql.fastpath.plan import Folded, ObjectPlan
 from runql.ids import Kind, require
-from runql.limits import MAX_NODES
+from runql.resolvers.queries import node_kinds
 
 Found = tuple[Table, str] | None  # where an id is to be found; None: it names nothing to find
 
@@ -47,7 +48,7 @@ class RootObject:
         return self.child.folds
 
     def _check(self, id: str) -> str:
-        require(id, self.kind, "id")  # as resolvers.queries._one
+        require(id, self.kind, "id")
         return id
 
     def _id(self, execution: Execution) -> str | RunqlError:
@@ -81,14 +82,12 @@ class RootObject:
 
 
 def node_ids(ids: list[str]) -> list[tuple[Kind, str]]:
-    """As resolvers.queries.nodes: at most MAX_NODES ids, each well formed."""
-    if len(ids) > MAX_NODES:
-        raise BadUserInput(f"nodes takes at most {MAX_NODES} ids, got {len(ids)}", field="ids")
-    return [(require(value, None, f"ids[{index}]"), value) for index, value in enumerate(ids)]
+    """nodes(ids:): each id with its kind."""
+    return list(zip(node_kinds(ids), ids, strict=True))
 
 
 def node_id(id: str) -> list[tuple[Kind, str]]:
-    """As resolvers.queries.node."""
+    """node(id:): the id with its kind."""
     return [(require(id, None, "id"), id)]
 
 

@@ -3,7 +3,8 @@ caller's organization, each selecting all of a table's columns in the table's or
 
 DateTime and JSON columns are selected without result processing (`type_coerce` to String
 changes no SQL, only what SQLAlchemy does with the value): values.py formats them directly.
-Keyset conditions and orderings are storage.pages's, on (created_at, id).
+Keyset conditions and orderings are storage.pages's and filters storage.filters's, on the
+tables' columns.
 
 A statement may also read its rows' to-one relations (`Join`): each joined table's columns
 follow the parent's, in the joins' order, null where the relation finds nothing.
@@ -29,8 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import KeyedColumnElement
 
-from runql.storage.filters import RunFilter
-from runql.storage.pages import Cursor, PageRequest
+from runql.storage import pages
+from runql.storage.pages import PageRequest
 from runql.storage.types import UTCDateTime
 
 Columns = Any  # a table's or a subquery's column collection
@@ -108,71 +109,22 @@ def by_parent(table: Table, key: str, order: tuple[str, ...], joins: Joins = ())
 
 
 @cache
-def runs_of_groups(table: Table, joins: Joins = ()) -> Select[Any]:
-    """Runs that wrote, or were triggered by, the groups."""
+def writers(table: Table, wrote: str, triggered: str, joins: Joins = ()) -> Select[Any]:
+    """Rows whose `wrote` column holds one of the ids, or whose `triggered` one does."""
     found = select(*raw_columns(table)).where(
-        or_(
-            table.c.message_group_id.in_(_ids()),
-            table.c.trigger_message_group_id.in_(_ids("triggers")),
-        ),
+        or_(table.c[wrote].in_(_ids()), table.c[triggered].in_(_ids("triggers"))),
         in_organization(table),
     )
     return joined(found, table.c, joins)
 
 
-def beyond(
-    columns: Columns, cursor: Cursor, *, descending: bool, inclusive: bool = False
-) -> ColumnElement[bool]:
-    """As storage.pages._beyond: the rows past the cursor in the walk's direction."""
-    created, row_id = columns.created_at, columns.id
-    if descending:
-        tie = row_id <= cursor.id if inclusive else row_id < cursor.id
-        return or_(created < cursor.created_at, and_(created == cursor.created_at, tie))
-    tie = row_id >= cursor.id if inclusive else row_id > cursor.id
-    return or_(created > cursor.created_at, and_(created == cursor.created_at, tie))
-
-
-def ordering(columns: Columns, *, descending: bool) -> tuple[Any, Any]:
-    if descending:
-        return columns.created_at.desc(), columns.id.desc()
-    return columns.created_at.asc(), columns.id.asc()
-
-
-def run_conditions(table: Table, run_filter: RunFilter | None) -> list[ColumnElement[bool]]:
-    """As RunFilter.conditions, on the runs table's columns."""
-    if run_filter is None:
-        return []
-    found: list[ColumnElement[bool]] = []
-    members = (
-        (run_filter.ids, "id"),
-        (run_filter.statuses, "status"),
-        (run_filter.agent_ids, "agent_id"),
-        (run_filter.thread_ids, "thread_id"),
-    )
-    for values, name in members:
-        if values is not None:
-            found.append(table.c[name].in_(values))
-    ranges = (
-        (run_filter.created_at, "created_at"),
-        (run_filter.started_at, "started_at"),
-        (run_filter.completed_at, "completed_at"),
-    )
-    for time_range, name in ranges:
-        if time_range is not None:
-            found.extend(time_range.conditions(table.c[name]))
-    return found
-
-
 def page(
     table: Table, where: Sequence[ColumnElement[bool]], request: PageRequest, joins: Joins = ()
 ) -> Select[Any]:
-    conditions = list(where)
-    if request.cursor is not None:
-        conditions.append(beyond(table.c, request.cursor, descending=request.walks_descending))
     found = (
         select(*raw_columns(table))
-        .where(*conditions)
-        .order_by(*ordering(table.c, descending=request.walks_descending))
+        .where(*pages.page_conditions(table.c, where, request))
+        .order_by(*pages.ordering(table.c, descending=request.walks_descending))
         .limit(request.limit + 1)
     )
     return joined(found, table.c, joins)
@@ -182,12 +134,8 @@ def any_behind(
     table: Table, where: Sequence[ColumnElement[bool]], request: PageRequest
 ) -> Select[Any] | None:
     """Whether rows precede the page (None: no cursor, so none do)."""
-    if request.cursor is None:
-        return None
-    behind = beyond(
-        table.c, request.cursor, descending=not request.walks_descending, inclusive=True
-    )
-    return select(table.c.id).where(*where, behind).limit(1)
+    behind = pages.behind(table.c, request)
+    return None if behind is None else select(table.c.id).where(*where, behind).limit(1)
 
 
 def count(table: Table, where: Sequence[ColumnElement[bool]]) -> Select[Any]:
@@ -201,13 +149,10 @@ def pages_by_parent(
     request: PageRequest,
     joins: Joins = (),
 ) -> Select[Any]:
-    """One page per parent in one statement, as storage.pages.fetch_pages_by_parent."""
-    conditions = [table.c[key].in_(_ids()), *where]
-    if request.cursor is not None:
-        conditions.append(beyond(table.c, request.cursor, descending=request.walks_descending))
-    position = func.row_number().over(
-        partition_by=table.c[key], order_by=ordering(table.c, descending=request.walks_descending)
-    )
+    """One page per parent in one statement: each parent's rows numbered by a window function
+    (storage.pages's, which the standard loaders run on ORM rows; these are the raw columns)."""
+    conditions = pages.page_conditions(table.c, [table.c[key].in_(_ids()), *where], request)
+    position = pages.numbered_by_parent(table.c, table.c[key], request)
     numbered = select(*table.c, position.label("position_in_parent")).where(*conditions).subquery()
     found = (
         select(*raw_columns(table, numbered.c))
@@ -220,11 +165,9 @@ def pages_by_parent(
 def parents_with_rows_behind(
     table: Table, key: str, where: Sequence[ColumnElement[bool]], request: PageRequest
 ) -> Select[Any] | None:
-    if request.cursor is None:
+    behind = pages.behind(table.c, request)
+    if behind is None:
         return None
-    behind = beyond(
-        table.c, request.cursor, descending=not request.walks_descending, inclusive=True
-    )
     return select(table.c[key]).where(table.c[key].in_(_ids()), *where, behind).distinct()
 
 

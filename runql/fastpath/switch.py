@@ -1,5 +1,5 @@
 """Whether the fast path may run, besides the schema's setting (RUNQL_FASTPATH=0 builds a schema
-without it, runql.schema.schema): not inside `standard_only()` (the differential tests and the
+without it, runql.served_schema): not inside `standard_only()` (the differential tests and the
 benchmarks run the standard executor that way)."""
 
 from collections.abc import Iterator

@@ -36,11 +36,13 @@ def instant(value: Any) -> datetime:
 
 
 def stamp(value: Any) -> str | None:
-    """DateTime as runql.schema.scalars sends it: 2025-01-01T00:00:00.000Z."""
+    """An instant written in the DateTime scalar's form (2025-01-01T00:00:00.000Z). The fast
+    path reads columns raw, so a stored text of the usual shape is rewritten without parsing
+    it; anything else goes through storage.types.format_instant, the scalar's own function."""
     if value is None:
         return None
     if type(value) is str and len(value) == _STORED and value[10] == " " and value[19] == ".":
-        return f"{value[:10]}T{value[11:23]}Z"  # isoformat(timespec=ms) truncates, as this
+        return f"{value[:10]}T{value[11:23]}Z"  # isoformat(timespec=ms) truncates too
     return format_instant(instant(value))
 
 

@@ -1,12 +1,11 @@
-"""Per-request DataLoaders. Each batch reads in a short session of its own."""
+"""Per-request DataLoaders, derived from the run graph (runql.storage.graph): one loader per
+object by id, and one per relation, batched by the key the relation names. Each batch reads in
+a short session of its own."""
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
-from functools import cached_property
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import SQLModel
 
 from runql.limits import MAX_BATCH
@@ -14,22 +13,10 @@ from runql.resolvers.batching import BatchLoader
 from runql.storage import pages, reads
 from runql.storage.database import Database
 from runql.storage.filters import RunFilter
+from runql.storage.graph import OBJECTS, Paged, ToMany, ToOne, WriterOf, read_with
 from runql.storage.pages import Page, PageRequest
-from runql.storage.tables import (
-    ActorRow,
-    AgentRow,
-    AttachedItemRow,
-    AttachmentRow,
-    ContentPartRow,
-    MessageContentRow,
-    MessageGroupRow,
-    MessageRow,
-    RunErrorRow,
-    RunRow,
-    ThreadRow,
-)
+from runql.storage.tables import RunRow
 
-Row = TypeVar("Row", bound=SQLModel)
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -50,204 +37,105 @@ class Loaders:
         self._db = database
         self.org_id = org_id
         self._batch_size = batch_size
+        self._made: dict[Hashable, BatchLoader[Any, Any]] = {}
 
-    @cached_property
-    def agent(self) -> BatchLoader[str, AgentRow | None]:
-        return self._by_id(AgentRow)
-
-    @cached_property
-    def thread(self) -> BatchLoader[str, ThreadRow | None]:
-        return self._by_id(ThreadRow)
-
-    @cached_property
-    def actor(self) -> BatchLoader[str, ActorRow | None]:
-        return self._by_id(ActorRow)
-
-    @cached_property
-    def message_group(self) -> BatchLoader[str, MessageGroupRow | None]:
-        return self._by_id(MessageGroupRow)
-
-    @cached_property
-    def message(self) -> BatchLoader[str, MessageRow | None]:
-        return self._by_id(MessageRow)
-
-    @cached_property
+    @property
     def run(self) -> BatchLoader[str, RunRow | None]:
-        return self._by_id(RunRow)
+        return self.by_id("Run")
 
-    @cached_property
-    def content(self) -> BatchLoader[str, MessageContentRow | None]:
-        return self._by_id(MessageContentRow)
+    def by_id(self, name: str) -> BatchLoader[str, Any]:
+        """The objects `name` (Run, Agent, …) by id, in the caller's organization."""
+        return self._once(name, lambda: self._rows_by_id(OBJECTS[name].row))
 
-    @cached_property
-    def part(self) -> BatchLoader[str, ContentPartRow | None]:
-        return self._by_id(ContentPartRow)
+    def children(self, relation: ToMany) -> BatchLoader[str, Any]:
+        """A relation's rows by their parent's id: a list each, or one row or None."""
+        return self._once(relation, lambda: self._children(relation))
 
-    @cached_property
-    def attachment(self) -> BatchLoader[str, AttachmentRow | None]:
-        return self._by_id(AttachmentRow)
+    def pages(self, relation: Paged) -> BatchLoader[PageKey, Page[Any]]:
+        return self._once(("pages", relation), lambda: self._pages(relation))
 
-    @cached_property
-    def attached_item(self) -> BatchLoader[str, AttachedItemRow | None]:
-        return self._by_id(AttachedItemRow)
+    def counts(self, relation: Paged) -> BatchLoader[CountKey, int]:
+        return self._once(("counts", relation), lambda: self._counts(relation))
 
-    @cached_property
-    def run_error(self) -> BatchLoader[str, RunErrorRow | None]:
-        return self._by_id(RunErrorRow)
+    def writer(self, relation: WriterOf) -> BatchLoader[str, Any]:
+        return self._once(relation, lambda: self._writers(relation))
 
-    @cached_property
-    def messages_by_group(self) -> BatchLoader[str, list[MessageRow]]:
-        return self._loader(self._messages_by_group)
-
-    @cached_property
-    def content_by_message(self) -> BatchLoader[str, MessageContentRow | None]:
-        return self._loader(self._content_by_message)
-
-    @cached_property
-    def parts_by_content(self) -> BatchLoader[str, list[ContentPartRow]]:
-        return self._by_parent(
-            ContentPartRow,
-            ContentPartRow.content_id,  # type: ignore[arg-type]
-            ContentPartRow.position,  # type: ignore[arg-type]
-        )
-
-    @cached_property
-    def attachments_by_content(self) -> BatchLoader[str, list[AttachmentRow]]:
-        return self._by_parent(
-            AttachmentRow,
-            AttachmentRow.content_id,  # type: ignore[arg-type]
-            AttachmentRow.position,  # type: ignore[arg-type]
-        )
-
-    @cached_property
-    def errors_by_run(self) -> BatchLoader[str, list[RunErrorRow]]:
-        return self._by_parent(
-            RunErrorRow,
-            RunErrorRow.run_id,  # type: ignore[arg-type]
-            RunErrorRow.created_at,  # type: ignore[arg-type]
-            RunErrorRow.id,  # type: ignore[arg-type]
-        )
-
-    @cached_property
-    def items_by_run(self) -> BatchLoader[str, list[AttachedItemRow]]:
-        return self._loader(self._items_by(AttachedItemRow.run_id))  # type: ignore[arg-type]
-
-    @cached_property
-    def items_by_group(self) -> BatchLoader[str, list[AttachedItemRow]]:
-        return self._loader(self._items_by(AttachedItemRow.message_group_id))  # type: ignore[arg-type]
-
-    @cached_property
-    def run_of_group(self) -> BatchLoader[str, RunRow | None]:
-        return self._loader(self._run_of_group)
-
-    @cached_property
-    def runs_page_by_thread(self) -> BatchLoader[PageKey, Page[RunRow]]:
-        return self._loader(self._pages(RunRow, RunRow.thread_id))  # type: ignore[arg-type]
-
-    @cached_property
-    def runs_page_by_agent(self) -> BatchLoader[PageKey, Page[RunRow]]:
-        return self._loader(self._pages(RunRow, RunRow.agent_id))  # type: ignore[arg-type]
-
-    @cached_property
-    def groups_page_by_thread(self) -> BatchLoader[PageKey, Page[MessageGroupRow]]:
-        return self._loader(
-            self._pages(MessageGroupRow, MessageGroupRow.thread_id)  # type: ignore[arg-type]
-        )
-
-    @cached_property
-    def runs_count_by_thread(self) -> BatchLoader[CountKey, int]:
-        return self._loader(self._counts(RunRow.thread_id))  # type: ignore[arg-type]
-
-    @cached_property
-    def runs_count_by_agent(self) -> BatchLoader[CountKey, int]:
-        return self._loader(self._counts(RunRow.agent_id))  # type: ignore[arg-type]
-
-    @cached_property
-    def groups_count_by_thread(self) -> BatchLoader[CountKey, int]:
-        return self._loader(self._counts(MessageGroupRow.thread_id))  # type: ignore[arg-type]
+    def _once(
+        self, key: Hashable, load: Callable[[], Callable[[list[Any]], Awaitable[Sequence[Any]]]]
+    ) -> BatchLoader[Any, Any]:
+        """The loader made under `key`, made now (from `load()`) if it is not yet."""
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = self._loader(load())
+        return made
 
     def _loader(self, load: Callable[[list[K]], Awaitable[Sequence[V]]]) -> BatchLoader[K, V]:
         return BatchLoader(load, max_batch_size=self._batch_size)
 
-    def _by_id(self, table: type[Row]) -> BatchLoader[str, Row | None]:
-        async def load(ids: list[str]) -> list[Row | None]:
+    def _rows_by_id(self, table: type[SQLModel]) -> Callable[[list[str]], Awaitable[list[Any]]]:
+        async def load(ids: list[str]) -> list[Any]:
             async with self._db.read() as session:
                 return await reads.rows_by_id(session, table, ids, self.org_id)
 
-        return self._loader(load)
+        return load
 
-    def _by_parent(
-        self,
-        table: type[Row],
-        parent: InstrumentedAttribute[Any],
-        *order: InstrumentedAttribute[Any],
-    ) -> BatchLoader[str, list[Row]]:
-        async def load(parent_ids: list[str]) -> list[list[Row]]:
+    def _primes(self, relation: ToMany) -> list[Callable[[Any, Any], None]]:
+        """How each row read beside a child primes its loader (then the next level needs no
+        statement of its own), in the order of the relation's `read_with`."""
+        child = OBJECTS[relation.target]
+        primes: list[Callable[[Any, Any], None]] = []
+        for name in relation.read_with:
+            link = child.relations[name]
+            if isinstance(link, ToOne):
+                primes.append(_prime_found(self.by_id(link.target)))
+            elif isinstance(link, ToMany):
+                primes.append(_prime_child(self.children(link)))
+        return primes
+
+    def _children(self, relation: ToMany) -> Callable[[list[str]], Awaitable[list[Any]]]:
+        table = OBJECTS[relation.target].row
+        joined = read_with(relation)
+
+        async def load(parent_ids: list[str]) -> list[Any]:
             async with self._db.read() as session:
-                return await reads.rows_by_parent(session, table, parent, parent_ids, *order)
-
-        return self._loader(load)
-
-    async def _messages_by_group(self, group_ids: list[str]) -> list[list[MessageRow]]:
-        """Messages, priming their actors and contents: the next level needs no statement."""
-        async with self._db.read() as session:
-            groups = await reads.messages_by_group(session, group_ids)
-        for group in groups:
-            for message, actor, content in group:
-                self.actor.prime(actor.id, actor)
-                self.content_by_message.prime(message.id, content)
-        return [[message for message, _, _ in group] for group in groups]
-
-    def _items_by(
-        self, parent: InstrumentedAttribute[Any]
-    ) -> Callable[[list[str]], Awaitable[list[list[AttachedItemRow]]]]:
-        async def load(parent_ids: list[str]) -> list[list[AttachedItemRow]]:
-            async with self._db.read() as session:
-                found = await reads.items_by_parent(session, parent, parent_ids)
-            for items in found:
-                for _, actor in items:
-                    if actor is not None:
-                        self.actor.prime(actor.id, actor)
-            return [[item for item, _ in items] for items in found]
+                found = await reads.rows_by_parent(
+                    session, table, relation.parent, parent_ids, relation.order, joined
+                )
+            primes = self._primes(relation)
+            for rows in found:
+                for row, *beside in rows:
+                    for prime, value in zip(primes, beside, strict=True):
+                        prime(row, value)
+            if relation.one:
+                return [rows[0][0] if rows else None for rows in found]
+            return [[row[0] for row in rows] for rows in found]
 
         return load
 
-    async def _content_by_message(self, ids: list[str]) -> list[MessageContentRow | None]:
-        async with self._db.read() as session:
-            return await reads.row_by_parent(
-                session,
-                MessageContentRow,
-                MessageContentRow.message_item_id,  # type: ignore[arg-type]
-                ids,
-            )
+    def _writers(self, relation: WriterOf) -> Callable[[list[str]], Awaitable[list[Any]]]:
+        table = OBJECTS[relation.target].row
 
-    async def _run_of_group(self, group_ids: list[str]) -> list[RunRow | None]:
-        """The run a group belongs to: the one that wrote it, else the one it triggered."""
-        wanted = set(group_ids)
-        statement = select(RunRow).where(
-            or_(RunRow.message_group_id.in_(wanted), RunRow.trigger_message_group_id.in_(wanted))  # type: ignore[union-attr,attr-defined]
-        )
-        async with self._db.read() as session:
-            rows = (await session.execute(statement)).scalars().all()
-        wrote = {row.message_group_id: row for row in rows}
-        triggered = {row.trigger_message_group_id: row for row in rows}
-        return [wrote.get(key) or triggered.get(key) for key in group_ids]
+        async def load(ids: list[str]) -> list[Any]:
+            async with self._db.read() as session:
+                return await reads.writers(session, table, relation.wrote, relation.triggered, ids)
 
-    def _pages(
-        self, table: type[Row], parent: InstrumentedAttribute[Any]
-    ) -> Callable[[list[PageKey]], Awaitable[list[Page[Row]]]]:
-        async def load(keys: list[PageKey]) -> list[Page[Row]]:
+        return load
+
+    def _pages(self, relation: Paged) -> Callable[[list[PageKey]], Awaitable[list[Page[Any]]]]:
+        table = OBJECTS[relation.target].row
+
+        async def load(keys: list[PageKey]) -> list[Page[Any]]:
             by_request: defaultdict[tuple[RunFilter | None, PageRequest], list[str]] = defaultdict(
                 list
             )
             for parent_id, run_filter, page in keys:
                 by_request[(run_filter, page)].append(parent_id)
-            found: dict[PageKey, Page[Row]] = {}
+            found: dict[PageKey, Page[Any]] = {}
             async with self._db.read() as session:
                 for (run_filter, page), parent_ids in by_request.items():
                     conditions = run_filter.conditions() if run_filter else []
                     results = await pages.fetch_pages_by_parent(
-                        session, table, parent, parent_ids, conditions, page
+                        session, table, relation.parent, parent_ids, conditions, page
                     )
                     for parent_id, result in zip(parent_ids, results, strict=True):
                         found[(parent_id, run_filter, page)] = result
@@ -255,9 +143,9 @@ class Loaders:
 
         return load
 
-    def _counts(
-        self, parent: InstrumentedAttribute[Any]
-    ) -> Callable[[list[CountKey]], Awaitable[list[int]]]:
+    def _counts(self, relation: Paged) -> Callable[[list[CountKey]], Awaitable[list[int]]]:
+        table = OBJECTS[relation.target].row
+
         async def load(keys: list[CountKey]) -> list[int]:
             by_filter: defaultdict[RunFilter | None, list[str]] = defaultdict(list)
             for parent_id, run_filter in keys:
@@ -266,9 +154,30 @@ class Loaders:
             async with self._db.read() as session:
                 for run_filter, parent_ids in by_filter.items():
                     conditions = run_filter.conditions() if run_filter else []
-                    counts = await reads.counts_by_parent(session, parent, parent_ids, *conditions)
+                    counts = await reads.counts_by_parent(
+                        session, table, relation.parent, parent_ids, *conditions
+                    )
                     for parent_id, count in zip(parent_ids, counts, strict=True):
                         found[(parent_id, run_filter)] = count
             return [found[key] for key in keys]
 
         return load
+
+
+def _prime_found(loader: BatchLoader[str, Any]) -> Callable[[Any, Any], None]:
+    """Prime an object found by a child's to-one link, where there is one."""
+
+    def prime(_child: Any, row: Any) -> None:
+        if row is not None:
+            loader.prime(row.id, row)
+
+    return prime
+
+
+def _prime_child(loader: BatchLoader[str, Any]) -> Callable[[Any, Any], None]:
+    """Prime a child's one child, or that it has none."""
+
+    def prime(child: Any, row: Any) -> None:
+        loader.prime(child.id, row)
+
+    return prime

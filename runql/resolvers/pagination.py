@@ -6,6 +6,7 @@ from typing import Any, Generic, TypeVar
 
 from runql.errors import BadUserInput
 from runql.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from runql.storage.filters import RunFilter
 from runql.storage.pages import Cursor, InvalidCursor, Page, PageRequest
 
 T = TypeVar("T")
@@ -30,6 +31,23 @@ class Connection(Generic[T]):
     edges: list[Edge[T]]
     page_info: PageInfo
     count: Callable[[], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A list's checked arguments: the page, and the filter of runs or the agents of threads."""
+
+    page: PageRequest
+    run_filter: RunFilter | None = None
+    agent_ids: tuple[str, ...] | None = None
+
+    def conditions(self, columns: Any) -> list[Any]:
+        """The SQL the arguments select by, on the listed table's `columns` (a row class, or a
+        table's column collection)."""
+        found = self.run_filter.conditions(columns) if self.run_filter is not None else []
+        if self.agent_ids is not None:
+            found.append(columns.agent_id.in_(self.agent_ids))
+        return found
 
 
 def page_request(

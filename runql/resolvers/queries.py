@@ -1,6 +1,7 @@
 """Root query resolvers: single objects by id, lists as connections, any node by its id."""
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from strawberry import ID
@@ -10,11 +11,9 @@ from runql.ids import Kind, require
 from runql.limits import MAX_NODES
 from runql.resolvers.batching import BatchLoader
 from runql.resolvers.context import Info
-from runql.resolvers.graph import checked_filter
-from runql.resolvers.loaders import Loaders
-from runql.resolvers.pagination import Connection, connection, page_request
-from runql.schema.inputs import CreatedOrder, RunFilterInput
+from runql.resolvers.pagination import Connection, Listing, connection
 from runql.storage import pages
+from runql.storage.graph import BY_KIND, OBJECTS
 from runql.storage.tables import (
     ActorRow,
     AgentRow,
@@ -24,25 +23,14 @@ from runql.storage.tables import (
 )
 
 
-def _node_loaders(loaders: Loaders) -> dict[Kind, BatchLoader[str, Any]]:
-    return {
-        Kind.RUN: loaders.run,
-        Kind.AGENT: loaders.agent,
-        Kind.THREAD: loaders.thread,
-        Kind.MESSAGE_GROUP: loaders.message_group,
-        Kind.MESSAGE: loaders.message,
-        Kind.ACTOR: loaders.actor,
-        Kind.CONTENT: loaders.content,
-        Kind.PART: loaders.part,
-        Kind.ATTACHMENT: loaders.attachment,
-        Kind.ITEM: loaders.attached_item,
-        Kind.ERROR: loaders.run_error,
-    }
+def _loader(info: Info, kind: Kind) -> BatchLoader[str, Any] | None:
+    found = BY_KIND.get(kind)
+    return None if found is None else info.context.loaders.by_id(found.name)
 
 
 async def _one(info: Info, id: str, kind: Kind) -> Any:
     require(id, kind, "id")
-    return await _node_loaders(info.context.loaders)[kind].load(id)
+    return await info.context.loaders.by_id(BY_KIND[kind].name).load(id)
 
 
 async def run(info: Info, id: ID) -> RunRow | None:
@@ -67,18 +55,22 @@ async def actor(info: Info, id: ID) -> ActorRow | None:
 
 async def node(info: Info, id: ID) -> Any:
     kind = require(id, None, "id")
-    return await _load_or_none(_node_loaders(info.context.loaders).get(kind), id)
+    return await _load_or_none(_loader(info, kind), id)
+
+
+def node_kinds(ids: Sequence[str]) -> list[Kind]:
+    """The kind of each id `nodes(ids:)` is given: at most MAX_NODES ids, each well formed."""
+    if len(ids) > MAX_NODES:
+        raise BadUserInput(f"nodes takes at most {MAX_NODES} ids, got {len(ids)}", field="ids")
+    return [require(value, None, f"ids[{index}]") for index, value in enumerate(ids)]
 
 
 async def nodes(info: Info, ids: list[ID]) -> list[Any]:
-    if len(ids) > MAX_NODES:
-        raise BadUserInput(f"nodes takes at most {MAX_NODES} ids, got {len(ids)}", field="ids")
-    by_kind = _node_loaders(info.context.loaders)
-    kinds = [require(value, None, f"ids[{index}]") for index, value in enumerate(ids)]
+    kinds = node_kinds(ids)
     return list(
         await asyncio.gather(
             *(
-                _load_or_none(by_kind.get(kind), value)
+                _load_or_none(_loader(info, kind), value)
                 for kind, value in zip(kinds, ids, strict=True)
             )
         )
@@ -89,66 +81,21 @@ async def _load_or_none(loader: BatchLoader[str, Any] | None, key: str) -> Any:
     return None if loader is None else await loader.load(key)
 
 
-async def _list(
-    info: Info,
-    table: Any,
-    conditions: list[Any],
-    order_by: CreatedOrder,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-) -> Connection[Any]:
-    page = page_request(
-        first=first, after=after, last=last, before=before, newest_first=order_by.newest_first
-    )
-    database = info.context.database
-    conditions = [table.org_id == info.context.org_id, *conditions]
+def listed(name: str) -> Callable[[Any, Info, Listing], Awaitable[Connection[Any]]]:
+    """The loader of a root list of the objects `name` (runs, agents, threads): a page of the
+    caller's organization's, with its count when asked for."""
+    table: Any = OBJECTS[name].row
 
-    async def count() -> int:
+    async def load(_root: Any, info: Info, listing: Listing) -> Connection[Any]:
+        database = info.context.database
+        conditions = [table.org_id == info.context.org_id, *listing.conditions(table)]
+
+        async def count() -> int:
+            async with database.read() as session:
+                return await pages.count_rows(session, table, conditions)
+
         async with database.read() as session:
-            return await pages.count_rows(session, table, conditions)
+            result = await pages.fetch_page(session, table, conditions, listing.page)
+        return connection(result, count)
 
-    async with database.read() as session:
-        result = await pages.fetch_page(session, table, conditions, page)
-    return connection(result, count)
-
-
-async def runs(
-    info: Info,
-    filter: RunFilterInput | None = None,
-    order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Connection[Any]:
-    run_filter = checked_filter(filter)
-    conditions = run_filter.conditions() if run_filter else []
-    return await _list(info, RunRow, conditions, order_by, first, after, last, before)
-
-
-async def agents(
-    info: Info,
-    order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Connection[Any]:
-    return await _list(info, AgentRow, [], order_by, first, after, last, before)
-
-
-async def threads(
-    info: Info,
-    agent_id: list[ID] | None = None,
-    order_by: CreatedOrder = CreatedOrder.CREATED_AT_DESC,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Connection[Any]:
-    for index, value in enumerate(agent_id or ()):
-        require(value, Kind.AGENT, f"agentId[{index}]")
-    conditions = [ThreadRow.agent_id.in_(agent_id)] if agent_id is not None else []  # type: ignore[attr-defined]
-    return await _list(info, ThreadRow, conditions, order_by, first, after, last, before)
+    return load

@@ -8,7 +8,7 @@ documents as plain dicts (a model per row would slow `GET /runs`) and the tests 
 answers against these models, key order included.
 """
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -19,9 +19,11 @@ from pydantic import (
     PlainSerializer,
     Tag,
     WithJsonSchema,
+    create_model,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+from sqlalchemy import JSON, Column
 
 from runql.encoding import number
 from runql.enums import (
@@ -36,6 +38,8 @@ from runql.enums import (
 )
 from runql.ids import Kind, id_pattern
 from runql.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from runql.storage.graph import OBJECTS, OBJECTS_BY_TABLE
+from runql.storage.types import UTCDateTime
 
 
 def _id(kind: Kind) -> WithJsonSchema:
@@ -191,10 +195,7 @@ class RunError(Closed):
     created_at: Instant
 
 
-class Run(Closed):
-    """One execution of an agent on a message. After the spec's keys: thread_id, language,
-    country, timezone, metadata and raw_inputs."""
-
+class _RunSpec(Closed):
     id: RunId
     status: RunStatus = Field(description="Where the run is in its life.")
     agent_id: AgentId
@@ -208,12 +209,39 @@ class Run(Closed):
     started_at: Instant | None
     created_at: Instant
     completed_at: Instant | None
-    thread_id: ThreadId
-    language: str | None
-    country: str | None
-    timezone: str | None
-    metadata: JsonObject
-    raw_inputs: Any
+
+
+def _column_type(column: Column[Any]) -> Any:
+    """A shown column's type in a document: an id of the object a foreign key names, an
+    instant, a JSON value (an object unless the column is nullable), or the column's own."""
+    if isinstance(column.type, JSON):
+        return Any if column.nullable else JsonObject
+    if column.foreign_keys:
+        target = OBJECTS_BY_TABLE[next(iter(column.foreign_keys)).column.table]
+        assert target.kind is not None
+        found: Any = Annotated[str, _id(target.kind)]
+    elif isinstance(column.type, UTCDateTime):
+        found = Instant
+    else:
+        found = column.type.python_type
+    return found | None if column.nullable else found
+
+
+def _shown_fields(name: str) -> dict[str, Any]:
+    """The fields of the columns REST shows of object `name` (runql.storage.graph)."""
+    found = OBJECTS[name]
+    return {key: (_column_type(found.table.c[key]), ...) for key in found.shown}
+
+
+if TYPE_CHECKING:
+    _RunShown = _RunSpec
+else:
+    _RunShown = create_model("_RunShown", __base__=_RunSpec, **_shown_fields("Run"))
+
+
+class Run(_RunShown):
+    """One execution of an agent on a message. After the spec's keys: thread_id, language,
+    country, timezone, metadata and raw_inputs."""
 
 
 class Pagination(Closed):

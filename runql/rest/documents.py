@@ -7,15 +7,19 @@ model's, byte for byte. Building a model per row would make `GET /runs` slower (
 
 Keys are snake_case, enumerations their lower-case values, instants `2025-01-01T00:00:00.000Z`,
 a cost's whole amount an integer (runql.encoding.number).
-After the spec's keys a Run adds `thread_id`, `language`, `country`, `timezone`, `metadata`
-and `raw_inputs`.
+After the spec's keys a Run adds the columns the run graph says REST shows
+(runql.storage.graph: `thread_id`, `language`, `country`, `timezone`, `metadata`, `raw_inputs`).
 """
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import inspect
+
 from runql.encoding import number
 from runql.rest.graph import ItemWithActor, MessageWithParts, RunGraph
+from runql.storage.graph import OBJECTS
 from runql.storage.pages import Page
 from runql.storage.tables import (
     ActorRow,
@@ -26,13 +30,34 @@ from runql.storage.tables import (
     RunErrorRow,
     RunRow,
 )
-from runql.storage.types import format_instant
+from runql.storage.types import UTCDateTime, format_instant
 
 Document = dict[str, Any]
 
 
 def _instant(value: datetime | None) -> str | None:
     return None if value is None else format_instant(value)
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def shown(name: str) -> list[tuple[str, str, Callable[[Any], Any]]]:
+    """The columns REST shows of object `name` after the spec's keys: each document key (the
+    column's name), the row's attribute and how its value is written (instants as text)."""
+    found = OBJECTS[name]
+    mapper = inspect(found.row)
+    columns: list[tuple[str, str, Callable[[Any], Any]]] = []
+    for key in found.shown:
+        column = found.table.c[key]
+        attribute = mapper.get_property_by_column(column).key
+        convert = _instant if isinstance(column.type, UTCDateTime) else _as_is
+        columns.append((key, attribute, convert))
+    return columns
+
+
+_RUN_SHOWN = shown("Run")
 
 
 def actor_document(actor: ActorRow | None) -> Document | None:
@@ -162,12 +187,7 @@ def run_document(run: RunRow, graph: RunGraph) -> Document:
         "started_at": _instant(run.started_at),
         "created_at": _instant(run.created_at),
         "completed_at": _instant(run.completed_at),
-        "thread_id": run.thread_id,
-        "language": run.language,
-        "country": run.country,
-        "timezone": run.timezone,
-        "metadata": run.metadata_,
-        "raw_inputs": run.raw_inputs,
+        **{key: convert(getattr(run, attribute)) for key, attribute, convert in _RUN_SHOWN},
     }
 
 

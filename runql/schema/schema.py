@@ -1,4 +1,6 @@
-"""The schema, built once per process."""
+"""The schema: the run graph's types, queries, mutations and subscriptions. What serves it
+(extensions, the executor) is composed in runql.served_schema, which imports this module; this
+module imports neither the fast path nor what observes and limits operations."""
 
 from collections.abc import Iterable
 from functools import cache
@@ -6,27 +8,18 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from runql.fastpath.executor import FastExecutor
-from runql.fastpath.report import ExecutorReport
-from runql.operations.extension import ObserveOperations
 from runql.schema import types
 from runql.schema.execution import StandardExecutor
-from runql.schema.extensions import ErrorCodes, SqlStatistics
 from runql.schema.mutation import Mutation
 from runql.schema.query import Query
 from runql.schema.scalars import SCALARS
 from runql.schema.subscription import Subscription
-from runql.security.extension import QueryLimits
 from runql.security.operation import SpecExecutionContext
-from runql.security.parsing import QuietParserCache
-from runql.security.text_input import FitText
-from runql.security.timeout import ExecutionTimeout
-from runql.settings import Settings
 
 ALL_TYPES = [
     types.Run,
@@ -41,22 +34,6 @@ ALL_TYPES = [
     types.AttachedItem,
     types.RunError,
 ]
-
-
-def _extensions(*, development: bool) -> list[type[SchemaExtension]]:
-    extensions: list[type[SchemaExtension]] = [
-        ObserveOperations,  # metrics and spans; around ErrorCodes, so it sees coded errors
-        ErrorCodes,
-        QueryLimits,  # depth, aliases, tokens, cost, introspection: runql.security
-        FitText,  # runql.text's rule on variables and literals, before anything runs
-        ExecutionTimeout,
-        QuietParserCache,  # ParserCache whose parse errors are results on websockets too
-        ValidationCache,
-    ]
-    if development:
-        extensions.append(SqlStatistics)
-        extensions.append(ExecutorReport)  # extensions.executor: "fast" or "standard"
-    return extensions
 
 
 class Schema(strawberry.Schema):
@@ -88,24 +65,24 @@ class Schema(strawberry.Schema):
         """Client errors are the client's business; ErrorCodes logs the unexpected ones."""
 
 
-@cache
-def build_schema(*, development: bool = False, fastpath: bool = True) -> strawberry.Schema:
+def make_schema(
+    extensions: list[type[SchemaExtension]],
+    execution_context_class: type[StandardExecutor] = StandardExecutor,
+) -> strawberry.Schema:
+    """The run graph's schema with these extensions, executed by this execution context class
+    (graphql-core's executor by default). runql.served_schema picks what runql serves."""
     return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=ALL_TYPES,
-        extensions=_extensions(development=development),
+        extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALARS),
-        # Queries the planner covers run on runql.fastpath; the rest on graphql-core's executor.
-        execution_context_class=FastExecutor if fastpath else StandardExecutor,
+        execution_context_class=execution_context_class,
     )
 
 
-def schema_for(settings: Settings) -> strawberry.Schema:
-    """The schema these settings serve (one per development flag and RUNQL_FASTPATH)."""
-    return build_schema(development=settings.is_development, fastpath=settings.fastpath)
-
-
+@cache
 def schema_sdl() -> str:
-    return build_schema().as_str() + "\n"
+    """The schema's SDL, as schema.graphql holds it (extensions and executors change none)."""
+    return make_schema([]).as_str() + "\n"

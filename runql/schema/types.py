@@ -20,6 +20,7 @@ from runql.enums import (
 )
 from runql.resolvers import graph
 from runql.schema import enums as _graphql_enums  # noqa: F401  (documents the enums first)
+from runql.schema.arguments import groups_of, list_resolver, runs_of
 from runql.schema.node import Connection, Node, rows_of
 from runql.storage.tables import (
     ActorRow,
@@ -67,7 +68,8 @@ class Agent(Node):
         "credentials in URLs are hidden.",
     )
     runs: Connection[Run] = strawberry.field(
-        resolver=graph.agent_runs, description="The agent's runs, newest first by default."
+        resolver=list_resolver(runs_of, graph.page_of("Agent", "runs")),
+        description="The agent's runs, newest first by default.",
     )
 
 
@@ -79,12 +81,13 @@ class Thread(Node):
     metadata_: JSON = strawberry.field(name="metadata")
     created_at: datetime
     updated_at: datetime
-    agent: Agent | None = strawberry.field(resolver=graph.thread_agent)
+    agent: Agent | None = strawberry.field(resolver=graph.link("Thread", "agent"))
     runs: Connection[Run] = strawberry.field(
-        resolver=graph.thread_runs, description="Runs in this thread, newest first by default."
+        resolver=list_resolver(runs_of, graph.page_of("Thread", "runs")),
+        description="Runs in this thread, newest first by default.",
     )
     message_groups: Connection[MessageGroup] = strawberry.field(
-        resolver=graph.thread_message_groups,
+        resolver=list_resolver(groups_of, graph.page_of("Thread", "message_groups")),
         description="The conversation, oldest first by default.",
     )
 
@@ -127,8 +130,10 @@ class MessageContent(Node):
     message_item_id: strawberry.ID = strawberry.field(
         description="The id of the message this is the content of."
     )
-    parts: list[ContentPart] = strawberry.field(resolver=graph.content_parts)
-    attachments: list[Attachment] = strawberry.field(resolver=graph.content_attachments)
+    parts: list[ContentPart] = strawberry.field(resolver=graph.link("MessageContent", "parts"))
+    attachments: list[Attachment] = strawberry.field(
+        resolver=graph.link("MessageContent", "attachments")
+    )
 
 
 @strawberry.type(description="One message of a message group.")
@@ -140,10 +145,12 @@ class Message(Node):
     message_group_id: strawberry.ID
     thread_id: strawberry.ID
     created_at: datetime
-    error: MessageError | None = strawberry.field(resolver=graph.message_error)
-    actor: Actor | None = strawberry.field(resolver=graph.message_actor)
-    content: MessageContent | None = strawberry.field(resolver=graph.message_content)
-    message_group: MessageGroup | None = strawberry.field(resolver=graph.message_group)
+    error: MessageError | None = strawberry.field(resolver=graph.composite("Message", "error"))
+    actor: Actor | None = strawberry.field(resolver=graph.link("Message", "actor"))
+    content: MessageContent | None = strawberry.field(resolver=graph.link("Message", "content"))
+    message_group: MessageGroup | None = strawberry.field(
+        resolver=graph.link("Message", "message_group")
+    )
 
 
 @strawberry.type(description="A value an actor attached to a run, under a key.")
@@ -154,8 +161,8 @@ class AttachedItem(Node):
     key: str
     value: JSON | None
     created_at: datetime
-    actor: Actor | None = strawberry.field(resolver=graph.item_actor)
-    run: Run | None = strawberry.field(resolver=graph.item_run)
+    actor: Actor | None = strawberry.field(resolver=graph.link("AttachedItem", "actor"))
+    run: Run | None = strawberry.field(resolver=graph.link("AttachedItem", "run"))
 
 
 @strawberry.type(
@@ -173,14 +180,16 @@ class MessageGroup(Node):
     )
     metadata_: JSON = strawberry.field(name="metadata")
     created_at: datetime
-    messages: list[Message] = strawberry.field(resolver=graph.group_messages)
-    attached_items: list[AttachedItem] = strawberry.field(resolver=graph.group_attached_items)
+    messages: list[Message] = strawberry.field(resolver=graph.link("MessageGroup", "messages"))
+    attached_items: list[AttachedItem] = strawberry.field(
+        resolver=graph.link("MessageGroup", "attached_items")
+    )
     run: Run | None = strawberry.field(
-        resolver=graph.group_run,
+        resolver=graph.link("MessageGroup", "run"),
         description="The run that wrote this group or, for a user's message, the run it triggered.",
     )
-    parent: MessageGroup | None = strawberry.field(resolver=graph.group_parent)
-    thread: Thread | None = strawberry.field(resolver=graph.group_thread)
+    parent: MessageGroup | None = strawberry.field(resolver=graph.link("MessageGroup", "parent"))
+    thread: Thread | None = strawberry.field(resolver=graph.link("MessageGroup", "thread"))
 
 
 @strawberry.type(description="An error that occurred during a run.")
@@ -192,7 +201,7 @@ class RunError(Node):
     message: str
     metadata_: JSON = strawberry.field(name="metadata")
     created_at: datetime
-    run: Run | None = strawberry.field(resolver=graph.error_run)
+    run: Run | None = strawberry.field(resolver=graph.link("RunError", "run"))
 
 
 @strawberry.type(description="One execution of an agent on a message.")
@@ -224,19 +233,21 @@ class Run(Node):
         description="When a client asked to cancel the run while it was RUNNING."
     )
     cost: Cost | None = strawberry.field(
-        resolver=graph.run_cost, description="Null until the run has a cost."
+        resolver=graph.composite("Run", "cost"), description="Null until the run has a cost."
     )
-    agent: Agent | None = strawberry.field(resolver=graph.run_agent)
-    thread: Thread | None = strawberry.field(resolver=graph.run_thread)
+    agent: Agent | None = strawberry.field(resolver=graph.link("Run", "agent"))
+    thread: Thread | None = strawberry.field(resolver=graph.link("Run", "thread"))
     message_group: MessageGroup | None = strawberry.field(
-        resolver=graph.run_message_group,
+        resolver=graph.link("Run", "message_group"),
         description="The reply the run wrote; a streaming agent's while it streams (IN_PROGRESS).",
     )
     trigger_message_group: MessageGroup | None = strawberry.field(
-        resolver=graph.run_trigger_message_group
+        resolver=graph.link("Run", "trigger_message_group")
     )
-    errors: list[RunError] = strawberry.field(resolver=graph.run_errors)
-    attached_items: list[AttachedItem] = strawberry.field(resolver=graph.run_attached_items)
+    errors: list[RunError] = strawberry.field(resolver=graph.link("Run", "errors"))
+    attached_items: list[AttachedItem] = strawberry.field(
+        resolver=graph.link("Run", "attached_items")
+    )
 
 
 @strawberry.type(
@@ -255,5 +266,5 @@ class RunEvent:
     )
     created_at: datetime
     run: Run | None = strawberry.field(
-        resolver=graph.event_run, description="The run as it is now."
+        resolver=graph.link("RunEvent", "run"), description="The run as it is now."
     )

@@ -64,23 +64,25 @@ class RunFilter:
             if time_range is not None:
                 time_range.check(names(name))
 
-    def conditions(self) -> list[Any]:
+    def conditions(self, columns: Any = RunRow) -> list[Any]:
+        """The filter's SQL, on `columns`: the runs table's row class by default, or a table's
+        (or subquery's) column collection, as the fast path's statements have them."""
         found: list[Any] = []
-        members: Sequence[tuple[tuple[str, ...] | None, Any]] = (
-            (self.ids, RunRow.id),
-            (self.statuses, RunRow.status),
-            (self.agent_ids, RunRow.agent_id),
-            (self.thread_ids, RunRow.thread_id),
+        members: Sequence[tuple[tuple[str, ...] | None, str]] = (
+            (self.ids, "id"),
+            (self.statuses, "status"),
+            (self.agent_ids, "agent_id"),
+            (self.thread_ids, "thread_id"),
         )
-        for values, column in members:
+        for values, name in members:
             if values is not None:
-                found.append(column.in_(values))
+                found.append(getattr(columns, name).in_(values))
         ranges = (
-            (self.created_at, RunRow.created_at),
-            (self.started_at, RunRow.started_at),
-            (self.completed_at, RunRow.completed_at),
+            (self.created_at, "created_at"),
+            (self.started_at, "started_at"),
+            (self.completed_at, "completed_at"),
         )
-        for time_range, column in ranges:
+        for time_range, name in ranges:
             if time_range is not None:
-                found.extend(time_range.conditions(column))
+                found.extend(time_range.conditions(getattr(columns, name)))
         return found

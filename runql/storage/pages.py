@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -71,8 +71,12 @@ class Page(Generic[Row]):
         self.cursors = [Cursor.of(row) for row in self.rows]
 
 
-def _beyond(table: Any, cursor: Cursor, *, descending: bool, inclusive: bool = False) -> Any:
-    created, row_id = table.created_at, table.id
+def beyond(
+    columns: Any, cursor: Cursor, *, descending: bool, inclusive: bool = False
+) -> ColumnElement[bool]:
+    """The rows past the cursor in the walk's direction; `columns` has created_at and id (a
+    row class, a table's `c` or a subquery's). Both executors page with it."""
+    created, row_id = columns.created_at, columns.id
     if descending:
         tie = row_id <= cursor.id if inclusive else row_id < cursor.id
         return or_(created < cursor.created_at, and_(created == cursor.created_at, tie))
@@ -80,28 +84,62 @@ def _beyond(table: Any, cursor: Cursor, *, descending: bool, inclusive: bool = F
     return or_(created > cursor.created_at, and_(created == cursor.created_at, tie))
 
 
-def _ordering(table: Any, *, descending: bool) -> tuple[Any, Any]:
+def ordering(columns: Any, *, descending: bool) -> tuple[Any, Any]:
+    """The walk's order, on (created_at, id)."""
     if descending:
-        return table.created_at.desc(), table.id.desc()
-    return table.created_at.asc(), table.id.asc()
+        return columns.created_at.desc(), columns.id.desc()
+    return columns.created_at.asc(), columns.id.asc()
 
 
-def _assemble(rows: Sequence[Row], page: PageRequest, *, rows_behind: bool) -> Page[Row]:
+def behind(columns: Any, page: PageRequest) -> ColumnElement[bool] | None:
+    """The rows before the page's cursor (None without one: then none are)."""
+    if page.cursor is None:
+        return None
+    return beyond(columns, page.cursor, descending=not page.walks_descending, inclusive=True)
+
+
+def page_conditions(columns: Any, conditions: Sequence[Any], page: PageRequest) -> list[Any]:
+    """The conditions, and the rows past the page's cursor when it has one."""
+    if page.cursor is None:
+        return list(conditions)
+    return [*conditions, beyond(columns, page.cursor, descending=page.walks_descending)]
+
+
+def numbered_by_parent(columns: Any, parent: Any, page: PageRequest) -> Any:
+    """Each row's position in its parent's walk: a window function over the parent column."""
+    return func.row_number().over(
+        partition_by=parent, order_by=ordering(columns, descending=page.walks_descending)
+    )
+
+
+RowT = TypeVar("RowT")
+
+
+def split(
+    rows: Sequence[RowT], page: PageRequest, *, rows_behind: bool
+) -> tuple[list[RowT], bool, bool]:
+    """A page's rows out of the `limit + 1` fetched, in the list's order, with whether there
+    are rows after it and rows before it."""
     more = len(rows) > page.limit
     kept = list(rows[: page.limit])
     if page.backward:
         kept.reverse()
-        return Page(kept, has_next_page=rows_behind, has_previous_page=more)
-    return Page(kept, has_next_page=more, has_previous_page=rows_behind)
+        return kept, rows_behind, more
+    return kept, more, rows_behind
+
+
+def _assemble(rows: Sequence[Row], page: PageRequest, *, rows_behind: bool) -> Page[Row]:
+    kept, has_next, has_previous = split(rows, page, rows_behind=rows_behind)
+    return Page(kept, has_next_page=has_next, has_previous_page=has_previous)
 
 
 async def _any_behind(
     session: AsyncSession, table: Any, conditions: Sequence[Any], page: PageRequest
 ) -> bool:
-    if page.cursor is None:
+    before = behind(table, page)
+    if before is None:
         return False
-    behind = _beyond(table, page.cursor, descending=not page.walks_descending, inclusive=True)
-    statement = select(table.id).where(*conditions, behind).limit(1)
+    statement = select(table.id).where(*conditions, before).limit(1)
     return (await session.execute(statement)).first() is not None
 
 
@@ -109,13 +147,10 @@ async def fetch_page(
     session: AsyncSession, table: type[Row], conditions: Sequence[Any], page: PageRequest
 ) -> Page[Row]:
     t: Any = table
-    where = list(conditions)
-    if page.cursor is not None:
-        where.append(_beyond(t, page.cursor, descending=page.walks_descending))
     statement = (
         select(table)
-        .where(*where)
-        .order_by(*_ordering(t, descending=page.walks_descending))
+        .where(*page_conditions(t, conditions, page))
+        .order_by(*ordering(t, descending=page.walks_descending))
         .limit(page.limit + 1)
     )
     rows = (await session.execute(statement)).scalars().all()
@@ -132,19 +167,16 @@ async def count_rows(
 async def fetch_pages_by_parent(
     session: AsyncSession,
     table: type[Row],
-    parent: InstrumentedAttribute[Any],
+    parent_name: str,
     parent_ids: Sequence[str],
     conditions: Sequence[Any],
     page: PageRequest,
 ) -> list[Page[Row]]:
     """One page per parent in one statement (a window function numbers each parent's rows)."""
     t: Any = table
-    where = [parent.in_(set(parent_ids)), *conditions]
-    if page.cursor is not None:
-        where.append(_beyond(t, page.cursor, descending=page.walks_descending))
-    position = func.row_number().over(
-        partition_by=parent, order_by=_ordering(t, descending=page.walks_descending)
-    )
+    parent = getattr(t, parent_name)
+    where = page_conditions(t, [parent.in_(set(parent_ids)), *conditions], page)
+    position = numbered_by_parent(t, parent, page)
     numbered = select(table, position.label("position_in_parent")).where(*where).subquery()
     row_alias: Any = aliased(table, numbered)
     statement = (
@@ -162,13 +194,13 @@ async def fetch_pages_by_parent(
 async def _parents_with_rows_behind(
     session: AsyncSession,
     table: Any,
-    parent: InstrumentedAttribute[Any],
+    parent: Any,
     parent_ids: Sequence[str],
     conditions: Sequence[Any],
     page: PageRequest,
 ) -> set[str]:
-    if page.cursor is None:
+    before = behind(table, page)
+    if before is None:
         return set()
-    behind = _beyond(table, page.cursor, descending=not page.walks_descending, inclusive=True)
-    statement = select(parent).where(parent.in_(set(parent_ids)), *conditions, behind).distinct()
+    statement = select(parent).where(parent.in_(set(parent_ids)), *conditions, before).distinct()
     return set((await session.execute(statement)).scalars().all())

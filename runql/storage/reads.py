@@ -2,16 +2,24 @@
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import SQLModel
 
-from runql.storage.tables import ActorRow, AttachedItemRow, MessageContentRow, MessageRow
-
 Row = TypeVar("Row", bound=SQLModel)
+
+
+@dataclass(frozen=True, slots=True)
+class With:
+    """A row read beside each child, by a LEFT JOIN: the `row` whose `column` holds the child's
+    `child_column` (a to-one link, or a child's one child; either column is unique)."""
+
+    row: type[SQLModel]
+    column: str
+    child_column: str
 
 
 async def rows_by_id(
@@ -27,75 +35,58 @@ async def rows_by_id(
 
 async def rows_by_parent(
     session: AsyncSession,
-    table: type[Row],
-    parent: InstrumentedAttribute[Any],
+    table: type[SQLModel],
+    parent: str,
     parent_ids: Sequence[str],
-    *order_by: InstrumentedAttribute[Any],
-) -> list[list[Row]]:
-    statement = select(table).where(parent.in_(set(parent_ids))).order_by(*order_by)
-    rows = (await session.execute(statement)).scalars().all()
-    grouped: defaultdict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        grouped[getattr(row, parent.key)].append(row)
+    order: Sequence[str] = (),
+    joined: Sequence[With] = (),
+) -> list[list[tuple[Any, ...]]]:
+    """Each parent's rows whose `parent` column holds its id, in `order`, each a tuple of the
+    row and what `joined` finds beside it (None where nothing is), in one statement."""
+    columns: Any = table
+    statement = select(table, *(found.row for found in joined))
+    for found in joined:
+        other: Any = found.row
+        statement = statement.outerjoin(
+            other, getattr(other, found.column) == getattr(columns, found.child_column)
+        )
+    statement = statement.where(getattr(columns, parent).in_(set(parent_ids))).order_by(
+        *(getattr(columns, name) for name in order)
+    )
+    grouped: defaultdict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    key = getattr(columns, parent).key
+    for row in (await session.execute(statement)).all():
+        grouped[getattr(row[0], key)].append(tuple(row))
     return [grouped.get(key, []) for key in parent_ids]
-
-
-async def row_by_parent(
-    session: AsyncSession,
-    table: type[Row],
-    parent: InstrumentedAttribute[Any],
-    parent_ids: Sequence[str],
-) -> list[Row | None]:
-    rows = (await session.execute(select(table).where(parent.in_(set(parent_ids))))).scalars().all()
-    by_parent = {getattr(row, parent.key): row for row in rows}
-    return [by_parent.get(key) for key in parent_ids]
 
 
 async def counts_by_parent(
     session: AsyncSession,
-    parent: InstrumentedAttribute[Any],
+    table: type[SQLModel],
+    parent: str,
     parent_ids: Sequence[str],
     *conditions: Any,
 ) -> list[int]:
+    column = getattr(table, parent)
     statement = (
-        select(parent, func.count())
-        .where(parent.in_(set(parent_ids)), *conditions)
-        .group_by(parent)
+        select(column, func.count())
+        .where(column.in_(set(parent_ids)), *conditions)
+        .group_by(column)
     )
     counts: dict[str, int] = dict((await session.execute(statement)).all())
     return [counts.get(key, 0) for key in parent_ids]
 
 
-async def messages_by_group(
-    session: AsyncSession, group_ids: Sequence[str]
-) -> list[list[tuple[MessageRow, ActorRow, MessageContentRow | None]]]:
-    """Each group's messages in order, with the actor and content of each, in one statement."""
-    statement = (
-        select(MessageRow, ActorRow, MessageContentRow)
-        .join(ActorRow, ActorRow.id == MessageRow.actor_id)  # type: ignore[arg-type]
-        .outerjoin(MessageContentRow, MessageContentRow.message_item_id == MessageRow.id)  # type: ignore[arg-type]
-        .where(MessageRow.message_group_id.in_(set(group_ids)))  # type: ignore[attr-defined]
-        .order_by(MessageRow.message_group_id, MessageRow.position, MessageRow.id)  # type: ignore[arg-type]
+async def writers(
+    session: AsyncSession, table: type[Row], wrote: str, triggered: str, ids: Sequence[str]
+) -> list[Row | None]:
+    """For each id, the row whose `wrote` column holds it, else the one whose `triggered` does."""
+    columns: Any = table
+    wanted = set(ids)
+    statement = select(table).where(
+        or_(getattr(columns, wrote).in_(wanted), getattr(columns, triggered).in_(wanted))
     )
-    grouped: defaultdict[str, list[tuple[MessageRow, ActorRow, MessageContentRow | None]]] = (
-        defaultdict(list)
-    )
-    for message, actor, content in (await session.execute(statement)).all():
-        grouped[message.message_group_id].append((message, actor, content))
-    return [grouped.get(key, []) for key in group_ids]
-
-
-async def items_by_parent(
-    session: AsyncSession, parent: InstrumentedAttribute[Any], parent_ids: Sequence[str]
-) -> list[list[tuple[AttachedItemRow, ActorRow | None]]]:
-    """Each parent's attached items, oldest first, with the actor of each, in one statement."""
-    statement = (
-        select(AttachedItemRow, ActorRow)
-        .outerjoin(ActorRow, ActorRow.id == AttachedItemRow.actor_id)  # type: ignore[arg-type]
-        .where(parent.in_(set(parent_ids)))
-        .order_by(parent, AttachedItemRow.created_at, AttachedItemRow.id)  # type: ignore[arg-type]
-    )
-    grouped: defaultdict[str, list[tuple[AttachedItemRow, ActorRow | None]]] = defaultdict(list)
-    for item, actor in (await session.execute(statement)).all():
-        grouped[getattr(item, parent.key)].append((item, actor))
-    return [grouped.get(key, []) for key in parent_ids]
+    rows = (await session.execute(statement)).scalars().all()
+    by_wrote = {getattr(row, wrote): row for row in rows}
+    by_triggered = {getattr(row, triggered): row for row in rows}
+    return [by_wrote.get(key) or by_triggered.get(key) for key in ids]

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from runql.fastpath.switch import standard_only
 from runql.resolvers.context import Context
-from runql.schema.schema import schema_for
+from runql.served_schema import schema_for
 from runql.settings import Settings
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID

@@ -16,7 +16,7 @@ from graphql import (
 )
 from hypothesis import strategies as st
 
-from runql.schema.schema import build_schema
+from runql.served_schema import build_schema
 from runql.storage.pages import Cursor
 
 SCHEMA = build_schema()._schema

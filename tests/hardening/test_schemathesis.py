@@ -15,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from runql.schema.schema import build_schema
+from runql.served_schema import build_schema
 from tests.hardening.server import Server, running_server
 
 EXAMPLES = 50

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from graphql import OperationDefinitionNode, parse
 
-from runql.schema.schema import schema_for
 from runql.security.cost import operation_cost
+from runql.served_schema import schema_for
 from runql.settings import (
     Environment,
     Settings,

@@ -6,7 +6,7 @@ from typing import Any
 from strawberry.types import ExecutionResult
 
 from runql.resolvers.context import Context
-from runql.schema.schema import schema_for
+from runql.served_schema import schema_for
 from runql.settings import Environment
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID
