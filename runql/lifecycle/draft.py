@@ -120,6 +120,7 @@ class Draft:
         self._pending: list[Step] = []
         self._open: _Message | None = None
         self._messages = 0
+        self._items = 0
 
     @property
     def pending(self) -> bool:
@@ -154,14 +155,16 @@ class Draft:
             check_stored_json(event.result, "tool_result.result", self.caps)
             self._whole(tool_message(event))
         elif isinstance(event, ReplyMessage):
-            check_value(asdict(event), "message")
+            check_value(asdict(event), f"messages[{self._messages}]")
             self._whole(event)
         elif isinstance(event, AttachmentAdded):
             self._attach(event.attachment)
         elif isinstance(event, AttachedValue):
-            check_value(event.key, "attached_item.key")
-            check_stored_json(event.value, "attached_item.value", self.caps)
+            where = f"attached_items[{self._items}]"
+            check_value(event.key, f"{where}.key")
+            check_stored_json(event.value, f"{where}.value", self.caps)
             self._pending.append(Item(new_id(Kind.ITEM), event.key, event.value))
+            self._items += 1
         elif isinstance(event, Cost):
             check_value(event.unit, "cost.unit")
             self.cost = event
