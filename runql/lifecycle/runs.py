@@ -163,6 +163,13 @@ def _creator(database: Database) -> GroupCommit[_Create, RunRow]:
 POSTGRES_LANES = 2
 
 
+_ACTORS_READ = select(col(ActorRow.org_id), col(ActorRow.id)).where(
+    col(ActorRow.org_id).in_(bindparam("orgs", expanding=True)),
+    col(ActorRow.type) == ActorType.USER.value,
+    col(ActorRow.name) == API_ACTOR_NAME,
+)
+
+
 class _RunWriter:
     """Writes a batch of creates in the caller's transaction: the idempotency keys claimed in
     order, then one read each of the agents, the threads (with their latest message group) and
@@ -205,12 +212,8 @@ class _RunWriter:
         """The organizations' API actors known so far (committed ones are remembered)."""
         unknown = [org_id for org_id in org_ids if org_id not in self._actors]
         if unknown:
-            statement = select(col(ActorRow.org_id), col(ActorRow.id)).where(
-                col(ActorRow.org_id).in_(unknown),
-                col(ActorRow.type) == ActorType.USER.value,
-                col(ActorRow.name) == API_ACTOR_NAME,
-            )
-            for org_id, actor_id in (await session.execute(statement)).all():
+            found = await (await session.connection()).execute(_ACTORS_READ, {"orgs": unknown})
+            for org_id, actor_id in found:
                 self._actors.setdefault(org_id, actor_id)
         return {org_id: self._actors[org_id] for org_id in org_ids if org_id in self._actors}
 
@@ -316,16 +319,16 @@ class _Thread:
     new: bool = False
 
 
+_AGENTS = select(
+    col(AgentRow.id), col(AgentRow.org_id), col(AgentRow.archived_at).is_not(None)
+).where(col(AgentRow.id).in_(bindparam("ids", expanding=True)))
+
+
 async def _agents(session: AsyncSession, agent_ids: set[str]) -> dict[str, _Agent]:
     if not agent_ids:
         return {}
-    statement = select(
-        col(AgentRow.id), col(AgentRow.org_id), col(AgentRow.archived_at).is_not(None)
-    ).where(col(AgentRow.id).in_(agent_ids))
-    return {
-        agent_id: _Agent(org_id, bool(archived))
-        for agent_id, org_id, archived in (await session.execute(statement)).all()
-    }
+    found = await (await session.connection()).execute(_AGENTS, {"ids": list(agent_ids)})
+    return {agent_id: _Agent(org_id, bool(archived)) for agent_id, org_id, archived in found}
 
 
 _LATEST_GROUP = (
@@ -336,16 +339,17 @@ _LATEST_GROUP = (
     .correlate(ThreadRow)
     .scalar_subquery()
 )
+_THREADS_READ = select(
+    col(ThreadRow.id), col(ThreadRow.org_id), col(ThreadRow.agent_id), _LATEST_GROUP
+).where(col(ThreadRow.id).in_(bindparam("ids", expanding=True)))
 
 
 async def _threads(session: AsyncSession, thread_ids: set[str | None]) -> dict[str, _Thread]:
     wanted = [thread_id for thread_id in thread_ids if thread_id is not None]
     if not wanted:
         return {}
-    statement = select(
-        col(ThreadRow.id), col(ThreadRow.org_id), col(ThreadRow.agent_id), _LATEST_GROUP
-    ).where(col(ThreadRow.id).in_(wanted))
-    return {row[0]: _Thread(*row) for row in (await session.execute(statement)).all()}
+    found = await (await session.connection()).execute(_THREADS_READ, {"ids": wanted})
+    return {row[0]: _Thread(*row) for row in found}
 
 
 def _usable_agent(agents: dict[str, _Agent], item: _Create) -> str:
@@ -553,10 +557,10 @@ class _Batch:
                 {"thread_id": thread_id, "touched_at": at}
                 for thread_id, at in sorted(self.touched.items())  # one lock order for all
             ]
-            await session.execute(_TOUCH_THREAD, touched)
+            await (await session.connection()).execute(_TOUCH_THREAD, touched)
         if self.events:
             if session.get_bind().dialect.name == "postgresql":
-                await session.execute(
+                await (await session.connection()).execute(
                     _NOTIFY_EACH,
                     {
                         "channel": NOTIFY_CHANNEL,

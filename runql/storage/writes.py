@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import cache
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Table, insert, inspect
@@ -50,16 +51,23 @@ async def insert_rows(session: AsyncSession, rows: Iterable[SQLModel]) -> None:
 async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str, Any]]]) -> None:
     """Insert rows given as column values by table, parents before children, one statement
     (an executemany) per table, with no ORM object on the way."""
-    for table in SQLModel.metadata.sorted_tables:
+    connection = await session.connection()  # Core: no ORM execution on the way
+    for table in _sorted_tables():
         rows = values.get(table)
         if rows:
             statement = _INSERTS.get(table)
             if statement is None:
                 statement = _INSERTS[table] = insert(table)
-            await session.execute(statement, rows)
+            await connection.execute(statement, rows)
 
 
 _INSERTS: dict[Table, Any] = {}  # built once a table
+
+
+@cache
+def _sorted_tables() -> list[Table]:
+    """Parents before children (MetaData sorts them anew at every look)."""
+    return list(SQLModel.metadata.sorted_tables)
 
 
 class GroupCommit(Generic[Item, Out]):
