@@ -46,7 +46,7 @@ from runql.storage.tables import (
     ThreadRow,
 )
 from runql.storage.types import utcnow
-from runql.storage.writes import GroupCommit, insert_values
+from runql.storage.writes import GroupCommit, insert_values, row_of
 from runql.text import JsonCaps
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -386,6 +386,7 @@ _TOUCH_THREAD = (
     .values(updated_at=bindparam("touched_at"))
 )
 _PENDING = {"status": RunStatus.PENDING.value}
+_ATTRIBUTE_OF = {"metadata": "metadata_"}  # a run column's attribute, where its name differs
 
 
 class _Batch:
@@ -454,38 +455,23 @@ class _Batch:
             }
         )
         self._message(org_id, group_id, thread.id, self._actor(org_id, now), request.content, now)
-        run = RunRow(
-            id=run_id,
-            org_id=org_id,
-            agent_id=thread.agent_id,
-            thread_id=thread.id,
-            trigger_message_group_id=group_id,
-            status=RunStatus.PENDING.value,
-            language=request.language,
-            country=request.country,
-            timezone=request.timezone,
-            metadata_=request.metadata,
-            raw_inputs=request.raw_inputs,
-            created_at=now,
-            last_event_seq=1,
-        )
-        self.rows[_RUNS].append(
-            {
-                "id": run_id,
-                "org_id": org_id,
-                "agent_id": thread.agent_id,
-                "thread_id": thread.id,
-                "trigger_message_group_id": group_id,
-                "status": RunStatus.PENDING.value,
-                "language": request.language,
-                "country": request.country,
-                "timezone": request.timezone,
-                "metadata": request.metadata,
-                "raw_inputs": request.raw_inputs,
-                "created_at": now,
-                "last_event_seq": 1,
-            }
-        )
+        values = {
+            "id": run_id,
+            "org_id": org_id,
+            "agent_id": thread.agent_id,
+            "thread_id": thread.id,
+            "trigger_message_group_id": group_id,
+            "status": RunStatus.PENDING.value,
+            "language": request.language,
+            "country": request.country,
+            "timezone": request.timezone,
+            "metadata": request.metadata,
+            "raw_inputs": request.raw_inputs,
+            "created_at": now,
+            "last_event_seq": 1,
+        }
+        self.rows[_RUNS].append(values)
+        run = row_of(RunRow, {_ATTRIBUTE_OF.get(name, name): v for name, v in values.items()})
         event = RunEvent(org_id, run_id, 1, RunEventType.STATUS_CHANGED, _PENDING, now)
         self.events.append(event)
         self.rows[_EVENTS].append(
