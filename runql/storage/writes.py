@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Table, insert, inspect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
@@ -49,19 +51,64 @@ async def insert_rows(session: AsyncSession, rows: Iterable[SQLModel]) -> None:
 
 
 async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str, Any]]]) -> None:
-    """Insert rows given as column values by table, parents before children, one statement
-    (an executemany) per table, with no ORM object on the way."""
-    connection = await session.connection()  # Core: no ORM execution on the way
+    """Insert rows given as column values by table (every row of a table with the same
+    columns), parents before children, in the session's transaction: one executemany a table
+    on the driver's own connection (aiosqlite, asyncpg), the statement compiled once a shape
+    and the values bound through the columns' types as SQLAlchemy binds them. Each statement
+    is announced on the engine's cursor events, as SQLAlchemy's own are (counts, metrics,
+    tracing). The transaction must have begun: on PostgreSQL, a statement of SQLAlchemy's has
+    run in it (asyncpg's adapter begins at the first), as on SQLite the BEGIN has."""
+    connection = await session.connection()
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    sync = connection.sync_connection
+    assert sync is not None
+    dialect = connection.dialect
+    if dialect.name == "postgresql" and not driver.is_in_transaction():
+        raise RuntimeError("insert_values runs in a transaction that has begun")
     for table in _sorted_tables():
         rows = values.get(table)
-        if rows:
-            statement = _INSERTS.get(table)
-            if statement is None:
-                statement = _INSERTS[table] = insert(table)
-            await connection.execute(statement, rows)
+        if not rows:
+            continue
+        statement = _driver_insert(table, dialect, tuple(rows[0]))
+        args = [statement.bound(row) for row in rows]
+        sync.dispatch.before_cursor_execute(sync, None, statement.sql, args, None, True)
+        try:
+            if dialect.name == "sqlite":
+                cursor = await driver.executemany(statement.sql, args)
+                await cursor.close()
+            else:
+                await driver.executemany(statement.sql, args)
+        finally:
+            sync.dispatch.after_cursor_execute(sync, None, statement.sql, args, None, True)
 
 
-_INSERTS: dict[Table, Any] = {}  # built once a table
+@dataclass(frozen=True, slots=True)
+class DriverInsert:
+    """An INSERT in the driver's SQL, its parameters in order with their bind processors."""
+
+    sql: str
+    keys: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def bound(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if process is None or value is None else process(value)
+            for value, process in zip([row[key] for key in self.keys], self.processors, strict=True)
+        )
+
+
+_INSERTS: dict[tuple[Table, str, tuple[str, ...]], DriverInsert] = {}
+
+
+def _driver_insert(table: Table, dialect: Dialect, keys: tuple[str, ...]) -> DriverInsert:
+    found = _INSERTS.get((table, dialect.name, keys))
+    if found is None:
+        compiled: Any = insert(table).compile(dialect=dialect, column_keys=list(keys))
+        order = tuple(compiled.positiontup)
+        processors = compiled._bind_processors
+        found = DriverInsert(compiled.string, order, tuple(processors.get(key) for key in order))
+        _INSERTS[(table, dialect.name, keys)] = found
+    return found
 
 
 @cache
