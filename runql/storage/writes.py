@@ -11,6 +11,7 @@ a transaction of its own, so one bad item fails only its own caller.
 
 import asyncio
 import contextlib
+import contextvars
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -165,7 +166,9 @@ class GroupCommit(Generic[Item, Out]):
         self._pending.append((item, future))
         if self._running < self._lanes:
             self._running += 1
-            task = asyncio.create_task(self._drain())
+            # a context of its own: the batch's statements are no one request's (the counts,
+            # the access log's sql_statements), whichever request happened to start it
+            task = asyncio.create_task(self._drain(), context=contextvars.Context())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return await future
