@@ -1,25 +1,30 @@
-"""Benchmark of createRun end to end: a real server (uvicorn, executor on) on a loopback port,
-GraphQL over HTTP, the echo agent at zero delay, a fresh SQLite file.
+"""Benchmark of createRun end to end: a real `runql serve` on a loopback port, GraphQL over
+HTTP, a fresh SQLite file or PostgreSQL database (`--postgres`).
 
-It reports:
-- create_per_s: createRun mutations answered per second, `--concurrency` clients at once;
-- complete_per_s: runs that reached SUCCESS per second, from the first create to the last;
-- to_success_ms p50/p99: from a run's createdAt to its completedAt, as the server stamped them.
+(a) createRun answered (`--part answered`): runql with no executor (RUNQL_WORKERS=0), then a
+floor server on the same database (bench/createfloor.py: the same rows through sqlite3 or
+asyncpg, group-committed in batches as runql's are, behind a minimal ASGI app on uvicorn), each
+pinned to core 0, bench/openloop.py on core 1 sending createRun open loop at each `--rates`
+rate for `--seconds` (latency from each request's due time) until a rate saturates. For each:
+peak_per_s (the most answered a second at any rate), server_cpu_ms per createRun at the highest
+rate that kept up, p99_ms_at_400, every step; and runql / floor ratios.
 
-- single_to_success p50/max: the same for runs created one at a time on an idle server.
+(b) runs to SUCCESS (`--part success`): `--runs` createRuns from `--concurrency` clients with
+`--workers` executing them (echo at zero delay): create_per_s, complete_per_s, createdAt ->
+completedAt p50/p99; then single_to_success p50/max, runs created one at a time.
 
-With `--in-flight N` it measures runs in flight instead: N runs, one per thread, of a webhook
-agent whose far end (a loopback server in this process) answers each after `--agent-seconds`
-(2 by default), on one `runql serve` process with default executor settings. It reports the
-seconds from the first createRun to the last SUCCESS (and to the last createRun answered), the
-most requests the agent had open at once, the server's resident memory at that peak over its
-memory before (per run in flight) and its CPU per run; last line JSON.
+(c) `--in-flight N`: N runs, one per thread, of a webhook agent whose far end (a loopback
+server in this process) answers each after `--agent-seconds` (2 by default), on one `runql
+serve` process with default executor settings: the seconds from the first createRun to the
+last SUCCESS (and to the last createRun answered), the most requests the agent had open at
+once, the server's resident memory at that peak over its memory before (per run in flight)
+and its CPU per run.
 
-The last line is JSON: {"single_to_success_p50_ms": ..., "single_to_success_max_ms": ...,
-"create_per_s": ..., "complete_per_s": ..., "to_success_p50_ms": ..., "to_success_p99_ms": ...,
-"runs": ..., "concurrency": ..., "workers": ...}
+The last line is JSON: (a) under "answered", (b)'s figures at the top level, with "database"
+and "loadavg"; (c) prints its own.
 
-Usage: python bench/create.py [--runs 400] [--concurrency 16] [--workers 4]
+Usage: python bench/create.py [--part all|answered|success] [--rates 100,200,400,...]
+           [--seconds 5] [--runs 400] [--concurrency 16] [--workers 4] [--postgres URL]
        python bench/create.py --in-flight 2000 [--agent-seconds 2] [--postgres URL]
 """
 

@@ -8,8 +8,8 @@ run to be committed. Requests that arrive together are written in one transactio
 groups them (all that wait, 64 at most; one batch at a time on SQLite, on a thread, two on
 PostgreSQL): one read of the agents, then the same rows as runql's (thread, message group,
 message, content, part, run, its first event; the API actor when the organization has none)
-one executemany a table, a pg_notify a batch on PostgreSQL. The answer is runql's: `{"data": {"createRun":
-{"run": {"id": ..., "status": "PENDING"}}}}`.
+one executemany a table, a pg_notify a batch on PostgreSQL. The answer is runql's:
+`{"data": {"createRun": {"run": {"id": ..., "status": "PENDING"}}}}`.
 
 Usage: python bench/createfloor.py --database-url URL --key SECRET --port P
 """
