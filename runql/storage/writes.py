@@ -119,6 +119,7 @@ def _sorted_tables() -> list[Table]:
 
 
 Mapped = TypeVar("Mapped", bound=SQLModel)
+Entry = tuple[Item, asyncio.Future[Out], contextvars.Context]  # an item, its answer, its caller's
 
 
 def row_of(table: type[Mapped], values: dict[str, Any]) -> Mapped:
@@ -156,18 +157,16 @@ class GroupCommit(Generic[Item, Out]):
         self._write = write
         self._lanes = lanes
         self._max_batch = max_batch
-        self._pending: list[tuple[Item, asyncio.Future[Out]]] = []
+        self._pending: list[Entry[Item, Out]] = []
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: Item) -> Out:
         """The item's outcome, once the transaction that holds it has committed."""
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
+        self._pending.append((item, future, contextvars.copy_context()))
         if self._running < self._lanes:
             self._running += 1
-            # a context of its own: the batch's statements are no one request's (the counts,
-            # the access log's sql_statements), whichever request happened to start it
             task = asyncio.create_task(self._drain(), context=contextvars.Context())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -177,20 +176,20 @@ class GroupCommit(Generic[Item, Out]):
         try:
             while self._pending:
                 batch = self._take()
-                if batch:
-                    await self._commit(batch)
+                if batch:  # in its first caller's context: its statements are counted there
+                    await asyncio.create_task(self._commit(batch), context=batch[0][2].copy())
         finally:
             self._running -= 1
 
-    def _take(self) -> list[tuple[Item, asyncio.Future[Out]]]:
+    def _take(self) -> list[Entry[Item, Out]]:
         taken = [entry for entry in self._pending[: self._max_batch] if not entry[1].done()]
         del self._pending[: self._max_batch]
         return taken
 
-    async def _commit(self, batch: list[tuple[Item, asyncio.Future[Out]]]) -> None:
+    async def _commit(self, batch: list[Entry[Item, Out]]) -> None:
         try:
             async with self._database.write() as session:
-                outcomes = await self._write(session, [item for item, _ in batch])
+                outcomes = await self._write(session, [item for item, _, _ in batch])
         except Exception as error:
             if len(batch) == 1:
                 _answer(batch[0][1], error)
@@ -199,10 +198,10 @@ class GroupCommit(Generic[Item, Out]):
                 await self._commit([entry])
             return
         except BaseException as error:  # cancelled (the loop is closing): nobody is left hanging
-            for _, future in batch:
+            for _, future, _ in batch:
                 _answer(future, error)
             raise
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
+        for (_, future, _), outcome in zip(batch, outcomes, strict=True):
             _answer(future, outcome)
 
 
