@@ -1,25 +1,30 @@
-"""Benchmark of createRun end to end: a real server (uvicorn, executor on) on a loopback port,
-GraphQL over HTTP, the echo agent at zero delay, a fresh SQLite file.
+"""Benchmark of createRun end to end: a real `runql serve` on a loopback port, GraphQL over
+HTTP, a fresh SQLite file or PostgreSQL database (`--postgres`).
 
-It reports:
-- create_per_s: createRun mutations answered per second, `--concurrency` clients at once;
-- complete_per_s: runs that reached SUCCESS per second, from the first create to the last;
-- to_success_ms p50/p99: from a run's createdAt to its completedAt, as the server stamped them.
+(a) createRun answered (`--part answered`): runql with no executor (RUNQL_WORKERS=0), then a
+floor server on the same database (bench/createfloor.py: the same rows through sqlite3 or
+asyncpg, group-committed in batches as runql's are, behind a minimal ASGI app on uvicorn), each
+pinned to core 0, bench/openloop.py on core 1 sending createRun open loop at each `--rates`
+rate for `--seconds` (latency from each request's due time) until a rate saturates. For each:
+peak_per_s (the most answered a second at any rate), server_cpu_ms per createRun at the highest
+rate that kept up, p99_ms_at_400, every step; and runql / floor ratios.
 
-- single_to_success p50/max: the same for runs created one at a time on an idle server.
+(b) runs to SUCCESS (`--part success`): `--runs` createRuns from `--concurrency` clients with
+`--workers` executing them (echo at zero delay): create_per_s, complete_per_s, createdAt ->
+completedAt p50/p99; then single_to_success p50/max, runs created one at a time.
 
-With `--in-flight N` it measures runs in flight instead: N runs, one per thread, of a webhook
-agent whose far end (a loopback server in this process) answers each after `--agent-seconds`
-(2 by default), on one `runql serve` process with default executor settings. It reports the
-seconds from the first createRun to the last SUCCESS (and to the last createRun answered), the
-most requests the agent had open at once, the server's resident memory at that peak over its
-memory before (per run in flight) and its CPU per run; last line JSON.
+(c) `--in-flight N`: N runs, one per thread, of a webhook agent whose far end (a loopback
+server in this process) answers each after `--agent-seconds` (2 by default), on one `runql
+serve` process with default executor settings: the seconds from the first createRun to the
+last SUCCESS (and to the last createRun answered), the most requests the agent had open at
+once, the server's resident memory at that peak over its memory before (per run in flight)
+and its CPU per run.
 
-The last line is JSON: {"single_to_success_p50_ms": ..., "single_to_success_max_ms": ...,
-"create_per_s": ..., "complete_per_s": ..., "to_success_p50_ms": ..., "to_success_p99_ms": ...,
-"runs": ..., "concurrency": ..., "workers": ...}
+The last line is JSON: (a) under "answered", (b)'s figures at the top level, with "database"
+and "loadavg"; (c) prints its own.
 
-Usage: python bench/create.py [--runs 400] [--concurrency 16] [--workers 4]
+Usage: python bench/create.py [--part all|answered|success] [--rates 100,200,400,...]
+           [--seconds 5] [--runs 400] [--concurrency 16] [--workers 4] [--postgres URL]
        python bench/create.py --in-flight 2000 [--agent-seconds 2] [--postgres URL]
 """
 
@@ -46,6 +51,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.scratch import scratch_database
+from bench.serve import SERVER_CORE, cpu_seconds, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 UNSET = "\0unset"  # a setting _server leaves out of the server's environment
@@ -157,10 +163,13 @@ async def _burst(
 
 
 @contextmanager
-def _server(postgres: str | None, settings: dict[str, str]) -> Iterator[tuple[int, str, int]]:
+def _server(
+    postgres: str | None, settings: dict[str, str], pinned: list[str] | None = None
+) -> Iterator[tuple[int, str, int, str]]:
     """A migrated scratch database (a SQLite file, or a new PostgreSQL database) with a key,
-    served by one `runql serve` process with production settings and `settings`: its port, the
-    key and the process id."""
+    served by one `runql serve` process with production settings and `settings` (run under
+    `pinned`, such as taskset, if given): its port, the key, the process id and the database's
+    URL."""
     with tempfile.TemporaryDirectory() as folder, scratch_database(postgres, folder) as url:
         port = _free_port()
         env = {
@@ -190,14 +199,14 @@ def _server(postgres: str | None, settings: dict[str, str]) -> Iterator[tuple[in
         )
         key = made.stdout.strip().splitlines()[-1]
         server = subprocess.Popen(
-            [sys.executable, "-m", "runql", "serve", "--port", str(port)],
+            [*(pinned or []), sys.executable, "-m", "runql", "serve", "--port", str(port)],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
-            yield port, key, server.pid
+            yield port, key, server.pid, url
         finally:
             server.terminate()
             server.wait(timeout=60)
@@ -225,6 +234,141 @@ async def _measure(base_url: str, key: str, runs: int, concurrency: int) -> dict
             durations[min(len(durations) - 1, int(len(durations) * 0.99))], 1
         ),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# (a) createRun answered: runql beside a floor, open loop at fixed rates.
+# --------------------------------------------------------------------------------------------
+
+RATES = "100,200,400,600,800,1000"
+MIN_ACHIEVED = 0.95  # a step that answers less than this share of its rate is saturated
+P99_RATE = 400.0  # the rate at which p99 is reported
+
+
+def _bodies(agent: str, count: int = 1000) -> list[str]:
+    return [
+        orjson.dumps(
+            {"query": CREATE, "variables": {"agent": agent, "text": f"message {n}"}}
+        ).decode()
+        for n in range(count)
+    ]
+
+
+@contextmanager
+def _floor(url: str, key: str) -> Iterator[tuple[int, int]]:
+    """bench/createfloor.py on the same database, pinned to the server core: port and pid."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            SERVER_CORE,
+            sys.executable,
+            str(ROOT / "bench" / "createfloor.py"),
+            "--database-url",
+            url,
+            "--key",
+            key,
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield port, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def _steps(
+    port: int, pid: int, key: str, bodies: Path, rates: list[float], seconds: float
+) -> list[dict[str, Any]]:
+    """Open-loop steps at each rate (bench/openloop.py on the load core) until one saturates:
+    each step's achieved rate, p50/p99 and the server's CPU per createRun answered."""
+    generate(port, key, bodies, "--rate", "100", "--seconds", "2", "--connections", "256")  # warm
+    found = []
+    for rate in rates:
+        before = cpu_seconds(pid)
+        report = generate(
+            port,
+            key,
+            bodies,
+            "--rate",
+            f"{rate:g}",
+            "--seconds",
+            f"{seconds:g}",
+            "--connections",
+            "256",
+        )
+        answered = max(1, int(report["answered"]))
+        step = {
+            "rate": rate,
+            "achieved_rate": report["achieved_rate"] or 0.0,
+            "p50_ms": report["p50_ms"],
+            "p99_ms": report["p99_ms"],
+            "errors": report["errors"],
+            "server_cpu_ms": round((cpu_seconds(pid) - before) * 1000 / answered, 3),
+        }
+        found.append(step)
+        if step["errors"] or step["achieved_rate"] < MIN_ACHIEVED * rate:
+            break
+    return found
+
+
+def _summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Peak answered/s (the most any step achieved), CPU per createRun at the highest step
+    that kept up, and p99 at P99_RATE."""
+    kept = [s for s in steps if not s["errors"] and s["achieved_rate"] >= MIN_ACHIEVED * s["rate"]]
+    at = [s for s in steps if s["rate"] == P99_RATE]
+    basis = kept[-1] if kept else steps[-1]
+    return {
+        "peak_per_s": max(s["achieved_rate"] for s in steps),
+        "server_cpu_ms": basis["server_cpu_ms"],
+        "cpu_at_rate": basis["rate"],
+        "p99_ms_at_400": at[0]["p99_ms"] if at else None,
+        "steps": steps,
+    }
+
+
+def answered_main(args: argparse.Namespace) -> dict[str, Any]:
+    """(a): runql (no executor) and then the floor, on one scratch database."""
+    rates = [float(rate) for rate in args.rates.split(",")]
+    pinned = ["taskset", "-c", SERVER_CORE]
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        _server(args.postgres, {"RUNQL_WORKERS": "0"}, pinned) as (port, key, pid, url),
+    ):
+        base = f"http://127.0.0.1:{port}"
+        agent = asyncio.run(_echo_agent(base, key))
+        bodies = Path(folder) / "bodies.json"
+        bodies.write_bytes(orjson.dumps(_bodies(agent)))
+        runql = _summary(_steps(port, pid, key, bodies, rates, args.seconds))
+        with _floor(url, key) as (floor_port, floor_pid):
+            floor = _summary(_steps(floor_port, floor_pid, key, bodies, rates, args.seconds))
+    return {
+        "runql": runql,
+        "floor": floor,
+        "peak_ratio": round(runql["peak_per_s"] / max(floor["peak_per_s"], 0.1), 2),
+        "cpu_ratio": round(runql["server_cpu_ms"] / max(floor["server_cpu_ms"], 0.001), 2),
+    }
+
+
+async def _echo_agent(base_url: str, key: str) -> str:
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=60, headers={"Authorization": f"Bearer {key}"}
+    ) as client:
+        await _wait_until_up(client)
+        made = await _post(client, CREATE_AGENT)
+    return str(made["createAgent"]["agent"]["id"])
 
 
 class SlowAgent:
@@ -344,7 +488,7 @@ def in_flight_main(args: argparse.Namespace) -> int:
         "RUNQL_WORKERS": UNSET,
     }  # the default: what a process does unless told
     try:
-        with _server(args.postgres, settings) as (port, key, pid):
+        with _server(args.postgres, settings) as (port, key, pid, _url):
             figures: dict[str, Any] = asyncio.run(
                 _in_flight(
                     f"http://127.0.0.1:{port}",
@@ -394,21 +538,46 @@ def main() -> int:
         help="measure N runs in flight against a slow loopback webhook",
     )
     parser.add_argument("--agent-seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--rates", default=RATES, help=f"(a)'s open-loop rates per second (default {RATES})"
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="(a)'s seconds a rate")
+    parser.add_argument(
+        "--part",
+        choices=("all", "answered", "success"),
+        default="all",
+        help="(a) createRun answered beside the floor, (b) runs to SUCCESS, or both",
+    )
     args = parser.parse_args()
     if args.in_flight:
         return in_flight_main(args)
+    report: dict[str, Any] = {
+        "database": "postgresql" if args.postgres else "sqlite",
+        "loadavg": Path("/proc/loadavg").read_text().split()[0],
+    }
+    if args.part in ("all", "answered"):
+        answered = answered_main(args)
+        report["answered"] = answered
+        for name in ("runql", "floor"):
+            figures = answered[name]
+            print(
+                f"{name}: createRun answered at {figures['peak_per_s']}/s at most, "
+                f"{figures['server_cpu_ms']} ms server CPU each (at {figures['cpu_at_rate']:g}/s),"
+                f" p99 at 400/s {figures['p99_ms_at_400']} ms"
+            )
+    if args.part in ("all", "success"):
+        report.update(success_main(args))
+    print(orjson.dumps(report).decode())
+    return 0
+
+
+def success_main(args: argparse.Namespace) -> dict[str, Any]:
+    """(b): a burst of createRuns with `--workers` executing them, then runs one at a time."""
     settings = {"RUNQL_WORKERS": str(args.workers), "RUNQL_POLL_SECONDS": "0.5"}
-    with _server(args.postgres, settings) as (port, key, _pid):
+    with _server(args.postgres, settings) as (port, key, _pid, _url):
         figures = asyncio.run(
             _measure(f"http://127.0.0.1:{port}", key, args.runs, args.concurrency)
         )
-    report: dict[str, float | str] = {
-        **figures,
-        "runs": args.runs,
-        "concurrency": args.concurrency,
-        "workers": args.workers,
-        "database": "postgresql" if args.postgres else "sqlite",
-    }
     print(
         f"burst of {args.runs}: createRun {figures['create_per_s']}/s answered, "
         f"{figures['complete_per_s']}/s to SUCCESS; createdAt -> completedAt p50 "
@@ -418,8 +587,7 @@ def main() -> int:
         f"one at a time: createdAt -> completedAt p50 "
         f"{figures['single_to_success_p50_ms']} ms, max {figures['single_to_success_max_ms']} ms"
     )
-    print(orjson.dumps(report).decode())
-    return 0
+    return {**figures, "runs": args.runs, "concurrency": args.concurrency, "workers": args.workers}
 
 
 if __name__ == "__main__":

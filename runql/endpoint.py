@@ -35,6 +35,7 @@ from runql.fastpath.lane import (
     replaying,
     send_body,
 )
+from runql.fastpath.mutation_lane import MutationLane
 from runql.fastpath.persisted import PersistedQueries
 from runql.graphiql.page import graphiql_page
 from runql.resolvers.context import Context
@@ -80,6 +81,9 @@ class GraphQLEndpoint(GraphQLOverHTTPStreams[Context, None]):  # spec codes, med
         self.persisted = PersistedQueries()
         self.open_sockets = OpenSockets(database, revocations)  # a revoked key's close with 4403
         self.lane = FastLane.of(self.schema, database, settings)
+        self.mutations = (  # createRun past the view, where the lane runs
+            None if self.lane is None else MutationLane.of(self.schema, database, settings)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.wants_stream(header(scope, b"accept")):
@@ -113,6 +117,10 @@ class GraphQLEndpoint(GraphQLOverHTTPStreams[Context, None]):  # spec codes, med
             body = body_of(messages)
             found = None if body is None else await self._lane_request(body)
             answer = None if found is None else await lane.answer(found, org_of(scope))
+            if answer is None and found is not None and self.mutations is not None:
+                answer = await self.mutations.answer(
+                    found.query, found.operation_name, found.variables, org_of(scope)
+                )
         except LaneTimeout as timeout:
             scope[LANE_TRIED] = timeout.deadline
             return replaying(messages, receive)

@@ -1,17 +1,20 @@
 """Creating and cancelling runs: validated first, written in one transaction."""
 
 import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
-from runql import text
+from runql import text as texts
 from runql.enums import (
     ActorType,
     MessageGroupStatus,
@@ -21,14 +24,14 @@ from runql.enums import (
     RunEventType,
     RunStatus,
 )
-from runql.errors import BadUserInput, Conflict, FieldNames, NotFound, own_names
+from runql.errors import BadUserInput, Conflict, FieldNames, NotFound, RunqlError, own_names
 from runql.ids import Kind, new_id, require
 from runql.lifecycle import validation
 from runql.lifecycle.transitions import transition
 from runql.lifecycle.validation import Content
 from runql.settings import Settings
 from runql.storage.database import Database
-from runql.storage.events import append_event
+from runql.storage.events import NOTIFY_CHANNEL, RunEvent, announce_after_commit
 from runql.storage.tables import (
     ActorRow,
     AgentRow,
@@ -38,11 +41,12 @@ from runql.storage.tables import (
     MessageContentRow,
     MessageGroupRow,
     MessageRow,
+    RunEventRow,
     RunRow,
     ThreadRow,
 )
 from runql.storage.types import utcnow
-from runql.storage.writes import insert_rows
+from runql.storage.writes import GroupCommit, insert_values, row_of
 from runql.text import JsonCaps
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -101,10 +105,10 @@ class RunRequest:
         """Every text of the request is fit to store (runql.text), before anything else is
         looked at: a refusal's message may quote what was sent."""
         for name in ("agent_id", "thread_id", "language", "country", "timezone", "idempotency_key"):
-            text.check_text(getattr(self, name), names(name))
+            texts.check_text(getattr(self, name), names(name))
         validation.check_content_text(self.content, names)
-        text.check_value(self.metadata, names("metadata"))
-        text.check_value(self.raw_inputs, names("raw_inputs"))
+        texts.check_value(self.metadata, names("metadata"))
+        texts.check_value(self.raw_inputs, names("raw_inputs"))
 
     def fingerprint(self) -> str:
         described = asdict(self)
@@ -123,19 +127,138 @@ async def create_run(
 ) -> RunRow:
     """Create the run (and its thread and trigger message) in the organization or, for a
     repeated idempotency key, return the run that key made. Nothing is written when anything
-    is refused; a refusal names the field at fault as `names` says."""
+    is refused; a refusal names the field at fault as `names` says.
+
+    Concurrent creates share a transaction (group commit, storage.writes.GroupCommit): the
+    answer comes after the commit that holds the run."""
     request = request.checked(max_content_bytes=max_content_bytes, json_caps=json_caps, names=names)
-    async with database.write() as session:
-        reserved = None
-        if request.idempotency_key is not None:
-            earlier, reserved = await _claim_key(session, org_id, request, names)
-            if earlier is not None:
-                return earlier
-        return await _create(session, org_id, request, reserved or new_id(Kind.RUN), names)
+    fingerprint = request.fingerprint() if request.idempotency_key is not None else ""
+    return await _creator(database).submit(_Create(org_id, request, names, fingerprint))
+
+
+@dataclass(frozen=True, slots=True)
+class _Create:
+    """One checked createRun waiting for its batch."""
+
+    org_id: str
+    request: RunRequest
+    names: FieldNames
+    fingerprint: str  # of a request with an idempotency key; else ""
+
+
+_creators: WeakKeyDictionary[Database, GroupCommit[_Create, RunRow]] = WeakKeyDictionary()
+
+
+def _creator(database: Database) -> GroupCommit[_Create, RunRow]:
+    found = _creators.get(database)
+    if found is None:
+        writer = _RunWriter()
+        # PostgreSQL commits two batches at once (one fills while the other commits); SQLite
+        # has one writer at a time whatever we do.
+        lanes = 1 if database.is_sqlite else POSTGRES_LANES
+        found = _creators[database] = GroupCommit(database, writer.write, lanes=lanes)
+    return found
+
+
+POSTGRES_LANES = 2
+
+
+_ACTORS_READ = select(col(ActorRow.org_id), col(ActorRow.id)).where(
+    col(ActorRow.org_id).in_(bindparam("orgs", expanding=True)),
+    col(ActorRow.type) == ActorType.USER.value,
+    col(ActorRow.name) == API_ACTOR_NAME,
+)
+
+
+class _RunWriter:
+    """Writes a batch of creates in the caller's transaction: the idempotency keys claimed in
+    order, then one read each of the agents, the threads (with their latest message group) and
+    the organizations' API actors, then one insert per table. An item refused (its agent or
+    thread missing, archived or another's; its key used with another request) writes nothing
+    and gets its refusal; the others go on."""
+
+    def __init__(self) -> None:
+        self._actors: dict[str, str] = {}  # org -> its API actor, as committed (never deleted)
+
+    async def write(
+        self, session: AsyncSession, items: Sequence[_Create]
+    ) -> list[RunRow | Exception]:
+        outcomes: list[RunRow | Exception | None] = [None] * len(items)
+        reserved, follows = await _claim_keys(session, items, outcomes)
+        todo = [index for index, outcome in enumerate(outcomes) if outcome is None]
+        todo = [index for index in todo if index not in follows]
+        wanted = [items[index] for index in todo]
+        agents = await _agents(session, {item.request.agent_id for item in wanted})
+        threads = await _threads(session, {item.request.thread_id for item in wanted})
+        actors = await self._api_actors(session, {item.org_id for item in wanted})
+        batch = _Batch(actors)
+        for index in todo:
+            item = items[index]
+            try:
+                agent_id = _usable_agent(agents, item)
+                thread = _usable_thread(threads, item, agent_id)
+            except RunqlError as refused:
+                outcomes[index] = refused
+                if index in reserved:
+                    await _release_key(session, item)
+                continue
+            outcomes[index] = batch.add(item, thread, reserved.get(index) or new_id(Kind.RUN))
+        await batch.write(session)
+        for index, earlier in follows.items():
+            outcomes[index] = outcomes[earlier]
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _api_actors(self, session: AsyncSession, org_ids: set[str]) -> dict[str, str]:
+        """The organizations' API actors known so far (committed ones are remembered)."""
+        unknown = [org_id for org_id in org_ids if org_id not in self._actors]
+        if unknown:
+            found = await (await session.connection()).execute(_ACTORS_READ, {"orgs": unknown})
+            for org_id, actor_id in found:
+                self._actors.setdefault(org_id, actor_id)
+        return {org_id: self._actors[org_id] for org_id in org_ids if org_id in self._actors}
+
+
+async def _claim_keys(
+    session: AsyncSession, items: Sequence[_Create], outcomes: list[RunRow | Exception | None]
+) -> tuple[dict[int, str], dict[int, int]]:
+    """Claim the batch's idempotency keys, in order: the run ids reserved by item; an item
+    with a key an earlier item of the batch holds follows that one (its outcome is that one's).
+    A key that made a run before answers with that run; one used with another request is a
+    Conflict."""
+    reserved: dict[int, str] = {}
+    follows: dict[int, int] = {}
+    first: dict[tuple[str, str], int] = {}
+    for index, item in enumerate(items):
+        key = item.request.idempotency_key
+        if key is None:
+            continue
+        earlier = first.setdefault((item.org_id, key), index)
+        if earlier != index:
+            if items[earlier].fingerprint == item.fingerprint:
+                follows[index] = earlier
+            else:
+                outcomes[index] = _key_conflict(item.names)
+            continue
+        try:
+            run, run_id = await _claim_key(session, item.org_id, item.request, item.fingerprint)
+        except Conflict:
+            outcomes[index] = _key_conflict(item.names)
+            continue
+        if run is not None:
+            outcomes[index] = run
+        elif run_id is not None:
+            reserved[index] = run_id
+    return reserved, follows
+
+
+def _key_conflict(names: FieldNames) -> Conflict:
+    return Conflict(
+        "this idempotency key was used with a different request", field=names("idempotency_key")
+    )
 
 
 async def _claim_key(
-    session: AsyncSession, org_id: str, request: RunRequest, names: FieldNames
+    session: AsyncSession, org_id: str, request: RunRequest, fingerprint: str
 ) -> tuple[RunRow | None, str | None]:
     """Reserve the key for a new run (its id is returned); or find the run an identical
     request already made."""
@@ -154,7 +277,7 @@ async def _claim_key(
         .values(
             org_id=org_id,
             key=key,
-            request_hash=request.fingerprint(),
+            request_hash=fingerprint,
             run_id=new_id(Kind.RUN),
             created_at=now,
         )
@@ -166,76 +289,284 @@ async def _claim_key(
         return None, reserved
     existing = await session.get(IdempotencyKeyRow, (org_id, key))
     assert existing is not None
-    if existing.request_hash != request.fingerprint():
-        raise Conflict(
-            "this idempotency key was used with a different request", field=names("idempotency_key")
-        )
+    if existing.request_hash != fingerprint:
+        raise Conflict("this idempotency key was used with a different request")
     return await session.get(RunRow, existing.run_id), None
 
 
-async def _owned(session: AsyncSession, table: type[Row], row_id: str, org_id: str) -> Row | None:
-    """The row, if it belongs to the organization: another's is as good as missing."""
-    row = await session.get(table, row_id)
-    return row if row is not None and row.org_id == org_id else None  # type: ignore[attr-defined]
-
-
-async def _agent(session: AsyncSession, org_id: str, agent_id: str, names: FieldNames) -> AgentRow:
-    agent = await _owned(session, AgentRow, agent_id, org_id)
-    if agent is None:
-        raise NotFound(f"there is no agent {agent_id}", field=names("agent_id"))
-    if agent.archived_at is not None:
-        raise Conflict(
-            f"agent {agent_id} is archived and takes no new runs", field=names("agent_id")
+async def _release_key(session: AsyncSession, item: _Create) -> None:
+    """Give back the key a refused item reserved in this transaction."""
+    await session.execute(
+        delete(IdempotencyKeyRow).where(
+            col(IdempotencyKeyRow.org_id) == item.org_id,
+            col(IdempotencyKeyRow.key) == item.request.idempotency_key,
         )
-    return agent
+    )
 
 
-async def _thread(
-    session: AsyncSession, request: RunRequest, agent: AgentRow, names: FieldNames
-) -> ThreadRow:
-    if request.thread_id is None:
-        return ThreadRow(id=new_id(Kind.THREAD), org_id=agent.org_id, agent_id=agent.id)
-    thread = await _owned(session, ThreadRow, request.thread_id, agent.org_id)
-    if thread is None:
-        raise NotFound(f"there is no thread {request.thread_id}", field=names("thread_id"))
-    if thread.agent_id != agent.id:
-        raise Conflict(f"thread {thread.id} belongs to another agent", field=names("thread_id"))
+@dataclass(frozen=True, slots=True)
+class _Agent:
+    org_id: str
+    archived: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Thread:
+    id: str
+    org_id: str
+    agent_id: str
+    latest_group: str | None  # its last message group, the new one's parent
+    new: bool = False
+
+
+_AGENTS = select(
+    col(AgentRow.id), col(AgentRow.org_id), col(AgentRow.archived_at).is_not(None)
+).where(col(AgentRow.id).in_(bindparam("ids", expanding=True)))
+
+
+async def _agents(session: AsyncSession, agent_ids: set[str]) -> dict[str, _Agent]:
+    if not agent_ids:
+        return {}
+    found = await (await session.connection()).execute(_AGENTS, {"ids": list(agent_ids)})
+    return {agent_id: _Agent(org_id, bool(archived)) for agent_id, org_id, archived in found}
+
+
+_LATEST_GROUP = (
+    select(col(MessageGroupRow.id))
+    .where(col(MessageGroupRow.thread_id) == col(ThreadRow.id))
+    .order_by(col(MessageGroupRow.created_at).desc(), col(MessageGroupRow.id).desc())
+    .limit(1)
+    .correlate(ThreadRow)
+    .scalar_subquery()
+)
+_THREADS_READ = select(
+    col(ThreadRow.id), col(ThreadRow.org_id), col(ThreadRow.agent_id), _LATEST_GROUP
+).where(col(ThreadRow.id).in_(bindparam("ids", expanding=True)))
+
+
+async def _threads(session: AsyncSession, thread_ids: set[str | None]) -> dict[str, _Thread]:
+    wanted = [thread_id for thread_id in thread_ids if thread_id is not None]
+    if not wanted:
+        return {}
+    found = await (await session.connection()).execute(_THREADS_READ, {"ids": wanted})
+    return {row[0]: _Thread(*row) for row in found}
+
+
+def _usable_agent(agents: dict[str, _Agent], item: _Create) -> str:
+    agent_id = item.request.agent_id
+    agent = agents.get(agent_id)
+    if agent is None or agent.org_id != item.org_id:  # another's is as good as missing
+        raise NotFound(f"there is no agent {agent_id}", field=item.names("agent_id"))
+    if agent.archived:
+        raise Conflict(
+            f"agent {agent_id} is archived and takes no new runs", field=item.names("agent_id")
+        )
+    return agent_id
+
+
+def _usable_thread(threads: dict[str, _Thread], item: _Create, agent_id: str) -> _Thread:
+    thread_id = item.request.thread_id
+    if thread_id is None:
+        return _Thread(new_id(Kind.THREAD), item.org_id, agent_id, None, new=True)
+    thread = threads.get(thread_id)
+    if thread is None or thread.org_id != item.org_id:
+        raise NotFound(f"there is no thread {thread_id}", field=item.names("thread_id"))
+    if thread.agent_id != agent_id:
+        raise Conflict(
+            f"thread {thread_id} belongs to another agent", field=item.names("thread_id")
+        )
     return thread
 
 
-async def _api_actor(session: AsyncSession, org_id: str) -> tuple[ActorRow, bool]:
-    found = (
-        (
-            await session.execute(
-                select(ActorRow)
-                .where(
-                    col(ActorRow.org_id) == org_id,
-                    col(ActorRow.type) == ActorType.USER.value,
-                    col(ActorRow.name) == API_ACTOR_NAME,
-                )
-                .limit(1)
+_TICK = timedelta(microseconds=1)
+_THREADS: Table = ThreadRow.__table__  # type: ignore[attr-defined]
+_TOUCH_THREAD = (
+    update(_THREADS)
+    .where(_THREADS.c.id == bindparam("thread_id"))
+    .values(updated_at=bindparam("touched_at"))
+)
+_PENDING = {"status": RunStatus.PENDING.value}
+_ATTRIBUTE_OF = {"metadata": "metadata_"}  # a run column's attribute, where its name differs
+
+
+class _Batch:
+    """The rows of a batch of new runs, as column values by table, written one statement a
+    table. Runs are stamped in the batch's order, a microsecond apart at least, so that two
+    messages of one thread in one batch keep their order."""
+
+    def __init__(self, actors: dict[str, str]) -> None:
+        self.rows: defaultdict[Table, list[dict[str, Any]]] = defaultdict(list)
+        self.actors = actors
+        self.touched: dict[str, datetime] = {}  # existing threads: when they last got a message
+        self.latest: dict[str, str] = {}  # thread -> its latest message group in this batch
+        self.events: list[RunEvent] = []
+        self.last = utcnow() - _TICK
+
+    def _now(self) -> datetime:
+        now = utcnow()
+        self.last = now if now > self.last else self.last + _TICK
+        return self.last
+
+    def _actor(self, org_id: str, now: datetime) -> str:
+        actor_id = self.actors.get(org_id)
+        if actor_id is None:
+            actor_id = self.actors[org_id] = new_id(Kind.ACTOR)
+            self.rows[_ACTORS].append(
+                {
+                    "id": actor_id,
+                    "org_id": org_id,
+                    "name": API_ACTOR_NAME,
+                    "type": ActorType.USER.value,
+                    "metadata": {"source": "api"},
+                    "created_at": now,
+                    "updated_at": now,
+                }
             )
+        return actor_id
+
+    def add(self, item: _Create, thread: _Thread, run_id: str) -> RunRow:
+        org_id, request, now = item.org_id, item.request, self._now()
+        if thread.new:
+            self.rows[_THREADS].append(
+                {
+                    "id": thread.id,
+                    "org_id": org_id,
+                    "agent_id": thread.agent_id,
+                    "metadata": {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        else:
+            self.touched[thread.id] = now
+        group_id = new_id(Kind.MESSAGE_GROUP)
+        parent = self.latest.get(thread.id, thread.latest_group)
+        self.latest[thread.id] = group_id
+        self.rows[_GROUPS].append(
+            {
+                "id": group_id,
+                "org_id": org_id,
+                "thread_id": thread.id,
+                "parent_message_group_id": parent,
+                "status": MessageGroupStatus.COMPLETED.value,
+                "type": MessageGroupType.USER_MESSAGE.value,
+                "metadata": {},
+                "created_at": now,
+            }
         )
-        .scalars()
-        .first()
-    )
-    if found is not None:
-        return found, False
-    return ActorRow(
-        id=new_id(Kind.ACTOR),
-        org_id=org_id,
-        name=API_ACTOR_NAME,
-        type=ActorType.USER.value,
-        metadata_={"source": "api"},
-    ), True
+        self._message(org_id, group_id, thread.id, self._actor(org_id, now), request.content, now)
+        values = {
+            "id": run_id,
+            "org_id": org_id,
+            "agent_id": thread.agent_id,
+            "thread_id": thread.id,
+            "trigger_message_group_id": group_id,
+            "status": RunStatus.PENDING.value,
+            "language": request.language,
+            "country": request.country,
+            "timezone": request.timezone,
+            "metadata": request.metadata,
+            "raw_inputs": request.raw_inputs,
+            "created_at": now,
+            "last_event_seq": 1,
+        }
+        self.rows[_RUNS].append(values)
+        run = row_of(RunRow, {_ATTRIBUTE_OF.get(name, name): v for name, v in values.items()})
+        event = RunEvent(org_id, run_id, 1, RunEventType.STATUS_CHANGED, _PENDING, now)
+        self.events.append(event)
+        self.rows[_EVENTS].append(
+            {
+                "run_id": run_id,
+                "seq": 1,
+                "type": event.type.value,
+                "payload": _PENDING,
+                "created_at": now,
+            }
+        )
+        return run
+
+    def _message(
+        self,
+        org_id: str,
+        group_id: str,
+        thread_id: str,
+        actor_id: str,
+        content: Content,
+        now: datetime,
+    ) -> None:
+        message_id, content_id = new_id(Kind.MESSAGE), new_id(Kind.CONTENT)
+        self.rows[_MESSAGES].append(
+            {
+                "id": message_id,
+                "org_id": org_id,
+                "message_group_id": group_id,
+                "thread_id": thread_id,
+                "actor_id": actor_id,
+                "position": 0,
+                "status": MessageStatus.ACTIVE.value,
+                "type": MessageType.CONTENT.value,
+                "created_at": now,
+            }
+        )
+        self.rows[_CONTENTS].append(
+            {"id": content_id, "org_id": org_id, "message_item_id": message_id}
+        )
+        self.rows[_PARTS] += [
+            {
+                "id": new_id(Kind.PART),
+                "org_id": org_id,
+                "content_id": content_id,
+                "position": index,
+                "type": part.type.value,
+                "text": part.text,
+            }
+            for index, part in enumerate(content.parts)
+        ]
+        self.rows[_ATTACHMENTS] += [
+            {
+                "id": new_id(Kind.ATTACHMENT),
+                "org_id": org_id,
+                "content_id": content_id,
+                "position": index,
+                "type": a.type.value,
+                "file_id": a.file_id,
+                "url": a.url,
+                "caption": a.caption,
+            }
+            for index, a in enumerate(content.attachments)
+        ]
+
+    async def write(self, session: AsyncSession) -> None:
+        await insert_values(session, self.rows)
+        if self.touched:
+            touched = [
+                {"thread_id": thread_id, "touched_at": at}
+                for thread_id, at in sorted(self.touched.items())  # one lock order for all
+            ]
+            await (await session.connection()).execute(_TOUCH_THREAD, touched)
+        if self.events:
+            if session.get_bind().dialect.name == "postgresql":
+                await (await session.connection()).execute(
+                    _NOTIFY_EACH,
+                    {
+                        "channel": NOTIFY_CHANNEL,
+                        "messages": [e.announcement() for e in self.events],
+                    },
+                )
+            announce_after_commit(session, self.events)
 
 
-async def _latest_group(session: AsyncSession, thread_id: str) -> str | None:
-    latest = select(col(MessageGroupRow.id)).where(col(MessageGroupRow.thread_id) == thread_id)
-    latest = latest.order_by(
-        col(MessageGroupRow.created_at).desc(), col(MessageGroupRow.id).desc()
-    ).limit(1)
-    return (await session.execute(latest)).scalar_one_or_none()
+_NOTIFY_EACH = text(
+    "SELECT pg_notify(:channel, message) FROM unnest(CAST(:messages AS text[])) AS message"
+)
+_ACTORS: Table = ActorRow.__table__  # type: ignore[attr-defined]
+_GROUPS: Table = MessageGroupRow.__table__  # type: ignore[attr-defined]
+_MESSAGES: Table = MessageRow.__table__  # type: ignore[attr-defined]
+_CONTENTS: Table = MessageContentRow.__table__  # type: ignore[attr-defined]
+_PARTS: Table = ContentPartRow.__table__  # type: ignore[attr-defined]
+_ATTACHMENTS: Table = AttachmentRow.__table__  # type: ignore[attr-defined]
+_RUNS: Table = RunRow.__table__  # type: ignore[attr-defined]
+_EVENTS: Table = RunEventRow.__table__  # type: ignore[attr-defined]
 
 
 def message_rows(
@@ -287,49 +618,10 @@ def message_rows(
     return rows
 
 
-async def _create(
-    session: AsyncSession, org_id: str, request: RunRequest, run_id: str, names: FieldNames
-) -> RunRow:
-    agent = await _agent(session, org_id, request.agent_id, names)
-    thread = await _thread(session, request, agent, names)
-    actor, new_actor = await _api_actor(session, org_id)
-    now = utcnow()
-    parent = None if request.thread_id is None else await _latest_group(session, thread.id)
-    trigger = MessageGroupRow(
-        id=new_id(Kind.MESSAGE_GROUP),
-        org_id=org_id,
-        thread_id=thread.id,
-        parent_message_group_id=parent,
-        status=MessageGroupStatus.COMPLETED.value,
-        type=MessageGroupType.USER_MESSAGE.value,
-        created_at=now,
-    )
-    run = RunRow(
-        id=run_id,
-        org_id=org_id,
-        agent_id=agent.id,
-        thread_id=thread.id,
-        trigger_message_group_id=trigger.id,
-        status=RunStatus.PENDING.value,
-        language=request.language,
-        country=request.country,
-        timezone=request.timezone,
-        metadata_=request.metadata,
-        raw_inputs=request.raw_inputs,
-        created_at=now,
-    )
-    rows: list[SQLModel] = [actor] if new_actor else []
-    if request.thread_id is None:
-        thread.created_at = thread.updated_at = now
-        rows.append(thread)
-    else:
-        thread.updated_at = now
-    rows += [trigger, *message_rows(trigger, actor, 0, request.content), run]
-    await insert_rows(session, rows)
-    await append_event(
-        session, run.id, RunEventType.STATUS_CHANGED, {"status": RunStatus.PENDING.value}
-    )
-    return run
+async def _owned(session: AsyncSession, table: type[Row], row_id: str, org_id: str) -> Row | None:
+    """The row, if it belongs to the organization: another's is as good as missing."""
+    row = await session.get(table, row_id)
+    return row if row is not None and row.org_id == org_id else None  # type: ignore[attr-defined]
 
 
 async def cancel_run(database: Database, org_id: str, run_id: str) -> RunRow:

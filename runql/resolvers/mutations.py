@@ -48,6 +48,35 @@ def _content(content: RunContentInput) -> Content:
     )
 
 
+def run_request_of(input: dict[str, Any]) -> RunRequest:
+    """The request of a CreateRunInput as graphql-core coerces it (a dict by GraphQL names),
+    for the mutation lane: the same request create_run_ makes of strawberry's input object."""
+    return RunRequest(
+        agent_id=input["agentId"],
+        content=_content_of(input["content"]),
+        thread_id=input.get("threadId"),
+        language=input.get("language"),
+        country=input.get("country"),
+        timezone=input.get("timezone"),
+        metadata=input.get("metadata"),  # type: ignore[arg-type]
+        raw_inputs=input.get("rawInputs"),
+        idempotency_key=input.get("idempotencyKey"),
+    )
+
+
+def _content_of(content: dict[str, Any]) -> Content:
+    if "text" in content:
+        return Content.text(content["text"])
+    structured = content["structured"]
+    return Content(
+        tuple(Part(part["text"], part["type"]) for part in structured.get("parts", ())),
+        tuple(
+            Attachment(a["type"], a.get("fileId"), a.get("url"), a.get("caption"))
+            for a in structured.get("attachments", ())
+        ),
+    )
+
+
 async def create_run_(info: Info, input: CreateRunInput) -> RunPayload:
     request = RunRequest(
         agent_id=input.agent_id,

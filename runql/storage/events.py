@@ -101,6 +101,12 @@ async def append_event(
     return event
 
 
+def announce_after_commit(session: AsyncSession, events: list[RunEvent]) -> None:
+    """Events the caller wrote itself (rows inserted with their sequence numbers), announced
+    to the commit listeners as append_event's are."""
+    session.info.setdefault(_UNCOMMITTED, []).extend(events)
+
+
 def take_uncommitted(session: AsyncSession) -> list[RunEvent]:
     events: list[RunEvent] = session.info.pop(_UNCOMMITTED, [])
     return events
