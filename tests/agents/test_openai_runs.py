@@ -2,7 +2,9 @@
 loopback OpenAI-compatible server, read back over GraphQL: the streamed text stored, the
 usage as the cost, the thread as the chat, a failure as the run's error. Both databases."""
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -99,3 +101,55 @@ async def test_a_failed_stream_ends_the_run_in_error_with_its_code(
     assert run["status"] == "ERROR"
     assert [error["code"] for error in run["errors"]] == ["rate_limited"]
     assert len(app.seen) == 3  # the first request and its 2 retries
+
+
+CANCEL_RUN = "mutation($id: ID!) { cancelRun(id: $id) { run { id status } } }"
+READ_TEXT = """query($id: ID!) { run(id: $id) { status messageGroup { status messages {
+  status content { parts { text } } } } } }"""
+
+
+async def test_cancelling_a_streaming_run_closes_its_stream_and_keeps_its_text(
+    database: Database, server: tuple[ChatServer, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cancelRun while the model streams: the HTTP stream to the model is closed within a
+    second, and the text streamed so far stays, its group CANCELLED with the run."""
+    app, base_url = server
+    app.default = Reply(tokens=400, tokens_per_s=50)  # 8 s if nobody stops it
+    gql = GraphQLClient(database, DEVELOPMENT)
+    agent = await _agent(gql, base_url, monkeypatch)
+    created = await gql(CREATE_RUN, {"agent": agent, "text": "Tell me a long story."})
+    run_id = created["data"]["createRun"]["run"]["id"]
+    registry = AgentRegistry.default(EgressPolicy(LOOPBACK))
+    executor = Executor(database, registry, ExecutorConfig(concurrency=1))
+    running = asyncio.create_task(executor.run_once())
+    try:
+        async with asyncio.timeout(10):
+            while True:  # until some text is stored and readable
+                read = (await gql(READ_TEXT, {"id": run_id}))["data"]["run"]
+                group = read["messageGroup"]
+                if (
+                    group
+                    and group["messages"]
+                    and group["messages"][0]["content"]["parts"][0]["text"]
+                ):
+                    break
+                await asyncio.sleep(0.05)
+        asked = time.monotonic()
+        cancelled = await gql(CANCEL_RUN, {"id": run_id})
+        assert "errors" not in cancelled, cancelled
+        async with asyncio.timeout(5):
+            await app.seen[0].gone.wait()
+        assert app.seen[0].disconnected_at is not None
+        assert app.seen[0].disconnected_at - asked < 1.0
+        assert await running
+    finally:
+        running.cancel()
+        await executor.agents.close()
+    read = (await gql(READ_TEXT, {"id": run_id}))["data"]["run"]
+    assert read["status"] == "CANCELLED"
+    assert read["messageGroup"]["status"] == "CANCELLED"
+    [message] = read["messageGroup"]["messages"]
+    kept = message["content"]["parts"][0]["text"]
+    assert kept
+    assert text_of(400).startswith(kept)
+    assert kept != text_of(400)
