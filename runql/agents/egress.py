@@ -25,6 +25,7 @@ from typing import Any, TypeAlias
 import httpcore
 import httpx
 
+from runql.agents.protocol import InvalidConfig
 from runql.settings import Network, Settings
 
 Address: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -150,6 +151,13 @@ class EgressPolicy:
         for address in addresses:
             self.check(host, address)
         return addresses
+
+    async def check_config_url(self, url: str, key: str) -> None:
+        """`check_url` for an agent's config: InvalidConfig naming the key, when refused."""
+        try:
+            await self.check_url(url)
+        except EgressRefused as refused:
+            raise InvalidConfig(f"{key}: {refused}") from None
 
     async def check_url(self, url: str) -> None:
         """Raises EgressRefused when `url`'s host resolves to an address that is refused. A host

@@ -16,11 +16,9 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
-    ValidationError,
 )
 
-from runql.agents.protocol import InvalidConfig
-from runql.agents.webhook.checks import must_be, said
+from runql.agents.webhook.checks import checked_config, must_be
 from runql.agents.webhook.config import Retries, Seconds, Url
 
 DEFAULT_TIMEOUT_S = 60
@@ -127,26 +125,10 @@ class OpenAIConfig(BaseModel):
     )
 
 
-CONFIG_KEYS = tuple(OpenAIConfig.model_fields)
-
-
 def _required(where: str) -> str:
     return f"{where} is required"
 
 
 def check_config(config: Mapping[str, Any]) -> OpenAIConfig:
     """The config as an OpenAIConfig, defaults filled in; raises InvalidConfig."""
-    if not isinstance(config, Mapping):
-        raise InvalidConfig("an openai config must be an object")
-    try:
-        return OpenAIConfig.model_validate(dict(config))
-    except ValidationError as error:
-        errors = error.errors(include_url=False)
-        unknown = sorted(
-            str(item["loc"][0]) for item in errors if item["type"] == "extra_forbidden"
-        )
-        if unknown:
-            raise InvalidConfig(
-                f"openai takes only {', '.join(CONFIG_KEYS)}, not {', '.join(unknown)}"
-            ) from None
-        raise InvalidConfig(said(errors[0], "the config", _required)) from None
+    return checked_config(OpenAIConfig, config, "openai", _required)

@@ -5,9 +5,8 @@ a second or more to import, which a process that runs no such agent need not pay
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from runql.agents.egress import EgressPolicy, EgressRefused
+from runql.agents.egress import EgressPolicy
 from runql.agents.openai.config import check_config
-from runql.agents.protocol import InvalidConfig
 
 if TYPE_CHECKING:
     from runql.agents.openai.agent import OpenAIAgent
@@ -23,10 +22,7 @@ class OpenAIKind:
         return check_config(config).model_dump()
 
     async def check_egress(self, config: Mapping[str, Any]) -> None:
-        try:
-            await self.egress.check_url(config["base_url"])
-        except EgressRefused as refused:
-            raise InvalidConfig(f"base_url: {refused}") from None
+        await self.egress.check_config_url(config["base_url"], "base_url")
 
     def create(self, config: Mapping[str, Any]) -> "OpenAIAgent":
         from runql.agents.openai.agent import OpenAIAgent

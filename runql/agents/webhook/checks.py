@@ -2,11 +2,15 @@
 and what it must be, from a pydantic validation error. The webhook's config and its reply
 declare their rules as pydantic models; the sentences people read are made here."""
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
-from pydantic import ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import BaseModel, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 from pydantic_core import ErrorDetails, PydanticCustomError
+
+from runql.agents.protocol import InvalidConfig
+
+M = TypeVar("M", bound=BaseModel)
 
 # A custom error whose message is a whole sentence, said as it is.
 SENTENCE = "sentence"
@@ -74,3 +78,21 @@ def said(
     if kind in _CONTAINERS:
         return f"{where} must be {_CONTAINERS[kind]}, not {short(error['input'])}"
     return f"{where} {error['msg']}"
+
+
+def checked_config(model: type[M], config: object, kind: str, required: Callable[[str], str]) -> M:
+    """An agent kind's config as its model, defaults filled in; raises InvalidConfig naming
+    the unknown keys, or the first key at fault (`required` says what a missing key is)."""
+    if not isinstance(config, Mapping):
+        raise InvalidConfig(
+            f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} config must be an object"
+        )
+    try:
+        return model.model_validate(dict(config))
+    except ValidationError as error:
+        errors = error.errors(include_url=False)
+    unknown = sorted(str(item["loc"][0]) for item in errors if item["type"] == "extra_forbidden")
+    if unknown:
+        keys = ", ".join(model.model_fields)
+        raise InvalidConfig(f"{kind} takes only {keys}, not {', '.join(unknown)}")
+    raise InvalidConfig(said(errors[0], "the config", required))

@@ -18,11 +18,9 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
-    ValidationError,
 )
 
-from runql.agents.protocol import InvalidConfig
-from runql.agents.webhook.checks import must_be, said, sentence
+from runql.agents.webhook.checks import checked_config, must_be, sentence
 
 DEFAULT_TIMEOUT_S = 30
 MAX_TIMEOUT_S = 300
@@ -130,19 +128,6 @@ class WebhookConfig(BaseModel):
     )
 
 
-CONFIG_KEYS = tuple(WebhookConfig.model_fields)
-
-
-def _refusal(error: ValidationError) -> InvalidConfig:
-    errors = error.errors(include_url=False)
-    unknown = sorted(str(item["loc"][0]) for item in errors if item["type"] == "extra_forbidden")
-    if unknown:
-        return InvalidConfig(
-            f"webhook takes only {', '.join(CONFIG_KEYS)}, not {', '.join(unknown)}"
-        )
-    return InvalidConfig(said(errors[0], "the config", _required))
-
-
 def _required(where: str) -> str:
     # The url is the only key without a default.
     return f"{where} is required: the http or https URL to POST runs to"
@@ -150,9 +135,4 @@ def _required(where: str) -> str:
 
 def check_config(config: Mapping[str, Any]) -> WebhookConfig:
     """The config as a WebhookConfig, defaults filled in; raises InvalidConfig."""
-    if not isinstance(config, Mapping):
-        raise InvalidConfig("a webhook config must be an object")
-    try:
-        return WebhookConfig.model_validate(dict(config))
-    except ValidationError as error:
-        raise _refusal(error) from None
+    return checked_config(WebhookConfig, config, "webhook", _required)

@@ -6,12 +6,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
-from runql.agents.egress import EgressPolicy, EgressRefused
+from runql.agents.egress import EgressPolicy
 from runql.agents.protocol import (
     AgentError,
     AgentReply,
     AgentRequest,
-    InvalidConfig,
     StreamEvent,
     collect,
 )
@@ -87,10 +86,7 @@ class WebhookKind:
         return check_config(config).model_dump()
 
     async def check_egress(self, config: Mapping[str, Any]) -> None:
-        try:
-            await self.egress.check_url(config["url"])
-        except EgressRefused as refused:
-            raise InvalidConfig(f"url: {refused}") from None
+        await self.egress.check_config_url(config["url"], "url")
 
     def create(self, config: Mapping[str, Any]) -> WebhookAgent:
         return WebhookAgent(check_config(config), self.egress)
