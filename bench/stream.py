@@ -2,14 +2,15 @@
 subscriber's receipt.
 
 A loopback OpenAI-compatible server (bench/chat_server.py, on a thread of this process) streams
-`--tokens` tokens per request at `--tokens-per-s`, the first one `--first-token-after` seconds
-after the request (so every subscriber is in before the first token), and records when it sent
-each one. A real `runql serve` with production settings (pinned to core 0 when there are two
-cores or more; this process takes core 1) executes `--runs` runs of an `openai` agent that
-points at it, all at once; `--subscribers` graphql-transport-ws sockets per run follow each run
-with `runEvents(runId)` from its start. With `--processes 2` (PostgreSQL) a second gateway
-serves the sockets while the first executes the runs (RUNQL_WORKERS=0 on the second), so every
-event crosses processes by LISTEN/NOTIFY.
+`--tokens` tokens per request at `--tokens-per-s`, and records when it sent each one. It holds
+every stream's first token until all runs are created and every socket has had its run's first
+event (then, optionally, `--first-token-after` seconds more): every subscriber is in before
+streaming starts, and the streams start together. A real `runql serve` with production settings
+(pinned to core 0 when there are two cores or more; this process takes core 1) executes `--runs`
+runs of an `openai` agent that points at it, all at once; `--subscribers` graphql-transport-ws
+sockets per run follow each run with `runEvents(runId)` from its start. With `--processes 2`
+(PostgreSQL) a second gateway serves the sockets while the first executes the runs
+(RUNQL_WORKERS=0 on the second), so every event crosses processes by LISTEN/NOTIFY.
 
 Latency: each token is a known string, so a MESSAGE_DELTA at `offset` with `text` carries the
 tokens whose last character falls in it; for each, receipt time (stamped when the bytes reach
@@ -49,6 +50,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -77,6 +79,7 @@ CREATE_RUN = """mutation($a: ID!, $text: String!) {
   createRun(input: {agentId: $a, content: {text: $text}}) { run { id } } }"""
 RUN_EVENTS = "subscription($id: ID!) { runEvents(runId: $id) { seq type payload createdAt } }"
 MESSAGE_DELTA = "MESSAGE_DELTA"
+CREATING = 10  # runs created at once
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,21 @@ class Client:
         return document["data"]  # type: ignore[no-any-return]
 
 
+async def _create_run(client: Client, agent: str, index: int) -> str:
+    created = await client.gql(CREATE_RUN, {"a": agent, "text": _marker(index)})
+    return str(created["createRun"]["run"]["id"])
+
+
+async def _until_heard(sockets: Sequence[Subscriber], within: float) -> None:
+    """Until every socket has had its run's first event: all are subscribed."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if all(socket.heard for socket in sockets):
+            return
+        await asyncio.sleep(0.01)
+    raise RuntimeError(f"not every socket heard its run's first event within {within:g} s")
+
+
 def _marker(index: int) -> str:
     return f"stream-run-{index}"
 
@@ -258,6 +276,7 @@ async def _until_streaming(chat: ChatServer, runs: int, within: float) -> None:
 async def _measure(
     shape: Shape,
     chat: ChatServer,
+    held: threading.Event,
     base_url: str,
     key: str,
     gateways: list[tuple[int, int]],
@@ -278,19 +297,23 @@ async def _measure(
     window = Window(len(sockets), b'"complete"')
     for socket in sockets:
         socket.open_window(window)
-    run_ids = [
-        (await client.gql(CREATE_RUN, {"a": agent, "text": _marker(index)}))["createRun"]["run"][
-            "id"
-        ]
-        for index in range(shape.runs)
-    ]
-    for index, run_id in enumerate(run_ids):
+    run_ids = []
+    for start in range(0, shape.runs, CREATING):
+        run_ids += await asyncio.gather(
+            *(
+                _create_run(client, agent, index)
+                for index in range(start, min(start + CREATING, shape.runs))
+            )
+        )
+    for index, run_id in enumerate(run_ids[: shape.runs]):
         for socket in sockets[index * shape.subscribers : (index + 1) * shape.subscribers]:
             socket.subscribe(run_id, RUN_EVENTS, {"id": run_id})
+    await _until_heard(sockets, within=120)
     streaming = shape.tokens / shape.tokens_per_s
     gc.collect()
     gc.disable()  # this client's collections would delay its stamps
     try:
+        held.set()
         await _until_streaming(chat, shape.runs, shape.first_token_after + 60)
         started, cpu_before = time.monotonic(), _cpu(pids)
         commits_before = await _commits(postgres_url)
@@ -345,11 +368,13 @@ def _percentile(ordered: list[float], fraction: float) -> float:
 def measure(database: str, processes: int, shape: Shape, postgres: str) -> dict[str, Any]:
     """One configuration: a fresh database, its gateway(s), the chat server, the sockets."""
     server = postgres if database == "postgresql" else None
+    held = threading.Event()  # no token before every socket is subscribed
     chat = ChatServer(
         Reply(
             tokens=shape.tokens,
             tokens_per_s=shape.tokens_per_s,
             first_token_after_s=shape.first_token_after,
+            held=held,
         )
     )
     chat_server, base_url = serve_in_thread(chat)
@@ -364,7 +389,9 @@ def measure(database: str, processes: int, shape: Shape, postgres: str) -> dict[
                 asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
             ):
                 figures = runner.run(
-                    _measure(shape, chat, base_url, key, gateways, None if server is None else url)
+                    _measure(
+                        shape, chat, held, base_url, key, gateways, None if server is None else url
+                    )
                 )
     finally:
         chat_server.should_exit = True
@@ -389,7 +416,13 @@ def main() -> int:
     parser.add_argument("--subscribers", type=int, default=10, help="sockets per run")
     parser.add_argument("--tokens", type=int, default=500)
     parser.add_argument("--tokens-per-s", type=float, default=50.0)
-    parser.add_argument("--first-token-after", type=float, default=5.0)
+    parser.add_argument(
+        "--first-token-after",
+        type=float,
+        default=0.0,
+        help="seconds from a request (or from the release once all sockets are in) to its "
+        "first token",
+    )
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     shape = Shape(

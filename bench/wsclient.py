@@ -70,6 +70,11 @@ class Subscriber(asyncio.Protocol):
             self._heard = True
             self._window.heard()
 
+    @property
+    def heard(self) -> bool:
+        """Whether anything arrived while the window is open."""
+        return bool(self._kept)
+
     def open_window(self, window: Window) -> None:
         self._window, self._heard = window, False
 
