@@ -1,6 +1,7 @@
 """Subscription resolvers. Each one subscribes to the hub first and reads the run_events log
 second, so an event committed between the two is read, not missed; and it reads by sequence
-number, so no event is given twice.
+number, so no event is given twice. Once caught up, an event that a notice carries and that
+comes right after the last one given is taken from the notice; anything else is read.
 
 On a websocket, a subscriber that has caught up with the log joins the shared stream of its
 operation (runql.fanout) at the event it has reached, and leaves the hub: from then on one
