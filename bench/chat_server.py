@@ -26,6 +26,7 @@ from typing import Any
 import uvicorn
 
 PATH = "/v1/chat/completions"
+HELD_POLL_S = 0.005
 Scope = dict[str, Any]
 
 
@@ -38,6 +39,7 @@ class Reply:
     status: int = 200  # anything else: an OpenAI-style error body with this status
     headers: dict[str, str] = field(default_factory=dict)
     first_token_after_s: float = 0.0  # a slow start: headers at once, the first token later
+    held: threading.Event | None = None  # if given, no token is sent until it is set
     error_after: int | None = None  # an error chunk after this many tokens
     malformed_after: int | None = None  # a chunk that is not JSON after this many tokens
     misshapen_after: int | None = None  # a chunk whose choices are not a list
@@ -147,6 +149,9 @@ class ChatServer:
         await _send(send, _delta(model, {"role": "assistant", "content": ""}))
         if reply.first_token_after_s and await _gone_within(seen, reply.first_token_after_s):
             return
+        while reply.held is not None and not reply.held.is_set():  # set from another thread
+            if await _gone_within(seen, HELD_POLL_S):
+                return
         interval = 1 / reply.tokens_per_s if reply.tokens_per_s else 0.0
         started = time.monotonic()
         for index in range(reply.tokens):

@@ -278,7 +278,7 @@ def bodies(workload: str, prepared: Prepared) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -366,7 +366,7 @@ def serving(
     with ExitStack() as logs:
         try:
             for server in servers:
-                port = _free_port()
+                port = free_port()
                 command, environment = _command(server, prepared, port, software)
                 written: IO[bytes] = logs.enter_context(tempfile.TemporaryFile())
                 pinned = [] if server == BOX else ["taskset", "-c", SERVER_CORE]
@@ -384,7 +384,7 @@ def serving(
                     )
                 )
             for port, process, server_log in processes:
-                _wait_until_up(port, process, server_log)
+                wait_until_up(port, process, server_log)
             yield [(port, process.pid) for port, process, _log in processes]  # taskset execs
         finally:
             for _port, process, _log in processes:
@@ -399,7 +399,7 @@ def serving(
                     process.wait()
 
 
-def _wait_until_up(port: int, process: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+def wait_until_up(port: int, process: subprocess.Popen[bytes], log: IO[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

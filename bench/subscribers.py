@@ -41,11 +41,9 @@ from typing import Any
 
 import httpx
 import uvloop
-from websockets.client import ClientProtocol
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
-from websockets.typing import Subprotocol
-from websockets.uri import parse_uri
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.wsclient import Subscriber, Window, open_subscriber
 
 ROOT = Path(__file__).resolve().parent.parent
 CREATE_AGENT = """mutation { createAgent(input: {name: "Echo", kind: "echo"}) { agent { id } } }"""
@@ -80,118 +78,6 @@ def _raise_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-class Window:
-    """The measurement: from the change until every socket has its event. While it is open,
-    sockets only stamp and keep what arrives, parsing nothing (5,000 sockets parsed as they
-    arrive would measure this client's backlog, not the server); it counts the sockets that
-    received a `next` frame, and everything is parsed once it closes."""
-
-    def __init__(self, sockets: int) -> None:
-        self.waiting = sockets
-        self.done = asyncio.Event()
-
-    def heard(self) -> None:
-        self.waiting -= 1
-        if self.waiting == 0:
-            self.done.set()
-
-
-class Subscriber(asyncio.Protocol):
-    """One graphql-transport-ws socket, driven by the `websockets` library's sans-I/O protocol
-    in a plain asyncio Protocol; arrivals are stamped when their bytes reach the process."""
-
-    def __init__(self, uri: str, key: str) -> None:
-        self._ws = ClientProtocol(
-            parse_uri(uri), subprotocols=[Subprotocol("graphql-transport-ws")]
-        )
-        self._key = key
-        self._transport: asyncio.Transport | None = None
-        self.acknowledged = asyncio.get_running_loop().create_future()
-        self.arrivals: list[tuple[float, str]] = []  # (arrival, the event's createdAt)
-        self.completed = asyncio.Event()
-        self._window: Window | None = None
-        self._kept: list[tuple[float, bytes]] = []
-        self._heard = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
-        self._ws.send_request(self._ws.connect())
-        self._flush()
-
-    def data_received(self, data: bytes) -> None:
-        arrived = time.time()
-        if self._window is None:
-            self._receive(arrived, data)
-            return
-        self._kept.append((arrived, data))
-        if not self._heard and b'"next"' in data:
-            self._heard = True
-            self._window.heard()
-
-    def open_window(self, window: Window) -> None:
-        self._window, self._heard = window, False
-
-    def close_window(self) -> None:
-        self._window = None
-        kept, self._kept = self._kept, []
-        for arrived, data in kept:
-            self._receive(arrived, data)
-
-    def _receive(self, arrived: float, data: bytes) -> None:
-        self._ws.receive_data(data)
-        for event in self._ws.events_received():
-            if isinstance(event, Response):
-                if event.status_code != 101:
-                    self.acknowledged.set_exception(RuntimeError(f"upgrade: {event.status_code}"))
-                    continue
-                self.send(
-                    {"type": "connection_init", "payload": {"Authorization": f"Bearer {self._key}"}}
-                )
-            elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                self._on_message(json.loads(bytes(event.data)), arrived)
-        self._flush()  # pongs
-
-    def _on_message(self, message: dict[str, Any], arrived: float) -> None:
-        kind = message["type"]
-        if kind == "connection_ack":
-            self.acknowledged.set_result(None)
-        elif kind == "next":
-            self.arrivals.append((arrived, message["payload"]["data"]["runEvents"]["createdAt"]))
-        elif kind == "complete":
-            self.completed.set()
-        elif kind == "ping":
-            self.send({"type": "pong"})
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.acknowledged.done():
-            self.acknowledged.set_exception(exc or ConnectionError("closed"))
-
-    def send(self, message: dict[str, Any]) -> None:
-        self._ws.send_text(json.dumps(message).encode())
-        self._flush()
-
-    def subscribe(self, run_id: str, after: int) -> None:
-        self.arrivals.clear()
-        self.completed.clear()
-        self.send(
-            {
-                "id": run_id,
-                "type": "subscribe",
-                "payload": {"query": RUN_EVENTS, "variables": {"id": run_id, "after": after}},
-            }
-        )
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def _flush(self) -> None:
-        assert self._transport is not None
-        for chunk in self._ws.data_to_send():
-            if chunk:
-                self._transport.write(chunk)
-
-
 def _delay_ms(arrived: float, stamp: str) -> float:
     created = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     return (arrived - created) * 1000
@@ -213,7 +99,6 @@ class Bench:
             base_url=f"http://{host}:{port}", timeout=60, headers={"Authorization": f"Bearer {key}"}
         )
         self.host, self.port = host, port
-        self.ws_url = f"ws://{host}:{port}/graphql"
         self.key = key
         self.pid = pid
         self.sockets: list[Subscriber] = []
@@ -226,24 +111,18 @@ class Bench:
             raise RuntimeError(body["errors"])
         return body["data"]  # type: ignore[no-any-return]
 
-    async def _open_one(self) -> Subscriber:
-        loop = asyncio.get_running_loop()
-        _transport, subscriber = await loop.create_connection(
-            lambda: Subscriber(self.ws_url, self.key), self.host, self.port
-        )
-        await asyncio.wait_for(subscriber.acknowledged, 60)
-        return subscriber
-
     async def grow_to(self, count: int) -> None:
         while len(self.sockets) < count:
             batch = min(200, count - len(self.sockets))
-            self.sockets += await asyncio.gather(*(self._open_one() for _ in range(batch)))
+            self.sockets += await asyncio.gather(
+                *(open_subscriber(self.host, self.port, self.key) for _ in range(batch))
+            )
 
     async def level(self, count: int, agent: str) -> dict[str, Any]:
         await self.grow_to(count)
         run_id = (await self.gql(CREATE_RUN, {"a": agent}))["createRun"]["run"]["id"]
         for subscriber in self.sockets:
-            subscriber.subscribe(run_id, 1)
+            subscriber.subscribe(run_id, RUN_EVENTS, {"id": run_id, "after": 1})
         await _quiet(self.pid, within=60)  # every subscription is live before the change
         window = Window(len(self.sockets))
         for subscriber in self.sockets:
@@ -261,7 +140,10 @@ class Bench:
             for subscriber in self.sockets:
                 subscriber.close_window()
         await asyncio.wait_for(asyncio.gather(*(s.completed.wait() for s in self.sockets)), 120)
-        latencies = sorted(_delay_ms(*s.arrivals[0]) for s in self.sockets)
+        latencies = sorted(
+            _delay_ms(s.arrivals[0][0], s.arrivals[0][1]["runEvents"]["createdAt"])
+            for s in self.sockets
+        )
         return {
             "subscribers": count,
             "min_ms": round(latencies[0], 1),

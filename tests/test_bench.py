@@ -144,3 +144,42 @@ def test_server_cpu_counts_the_processes_it_started() -> None:
         assert cpu_seconds(parent.pid) >= 0.45
     finally:
         parent.communicate(b"", timeout=10)
+
+
+def test_stream_benchmark_follows_streamed_runs_exactly() -> None:
+    """bench/stream.py in a tiny mode on SQLite: every token reached every socket, the deltas
+    concatenate to the model server's text with no gap or duplicate, and the last line holds
+    the latency, commit and CPU figures."""
+    finished = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "stream.py"),
+            "--database",
+            "sqlite",
+            "--runs",
+            "2",
+            "--subscribers",
+            "2",
+            "--tokens",
+            "20",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-4000:] or finished.stdout[-4000:]
+
+    report = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert (report["runs"], report["subscribers_per_run"], report["tokens"]) == (2, 2, 20)
+    [sqlite] = report["results"]
+    assert (sqlite["database"], sqlite["processes"]) == ("sqlite", 1)
+    assert sqlite["exact"] is True
+    assert sqlite["tokens_received"] == sqlite["tokens_expected"] == 2 * 2 * 20
+    assert 0 < sqlite["p50_ms"] <= sqlite["p99_ms"] <= sqlite["max_ms"]
+    assert sqlite["deltas_delivered"] > 0
+    assert sqlite["commits_per_s"] is None  # SQLite keeps no count of commits
+    assert sqlite["server_cpu_ms_per_delta"] >= 0
+    assert report["loadavg_before"]
+    assert report["loadavg_after"]

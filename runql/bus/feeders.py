@@ -59,10 +59,10 @@ def other_processes(
 
 
 def feed_from_commits(hub: Hub, database: Database) -> None:
-    """Publish a notice for every run event this process commits."""
+    """Publish a notice for every run event this process commits, the event with it."""
 
     def publish(event: RunEvent) -> None:
-        hub.publish(Notice(event.org_id, event.run_id, event.seq, event.status))
+        hub.publish(Notice(event.org_id, event.run_id, event.seq, event.status, event))
 
     database.on_commit(publish)
 
@@ -103,7 +103,9 @@ class PostgresListener:
             log.warning("ignored a malformed announcement on %s", NOTIFY_CHANNEL)
             return
         if heard.origin != PROCESS:  # this process's own commits reach the hub directly
-            self.hub.publish(Notice(heard.org_id, heard.run_id, heard.seq, heard.status))
+            self.hub.publish(
+                Notice(heard.org_id, heard.run_id, heard.seq, heard.status, heard.event)
+            )
 
     def _heard_revocation(self, _connection: object, _pid: int, _channel: str, key_id: str) -> None:
         if self.revocations is not None:

@@ -1,16 +1,20 @@
 """One hub per process. Publishers post notices on channels; each subscriber has a bounded
 queue, and one that falls too far behind is cut off rather than allowed to grow memory.
 
-Notices only say that something happened (which run, which sequence number); subscribers read
-what they missed from the run_events log. So a notice lost anywhere (a listener reconnecting,
-a subscriber cut off) costs nothing but a re-read.
+Notices say that something happened (which run, which sequence number) and, when the writer
+had it at hand, carry the event itself: a subscriber that has had every event before it takes
+it without reading the log. Anything else (a gap, a notice without its event) is read from the
+run_events log. So a notice lost anywhere (a listener reconnecting, a subscriber cut off)
+costs nothing but a re-read.
 """
 
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from runql.storage.events import RunEvent
 
 DEFAULT_QUEUE_SIZE = 1000
 
@@ -21,6 +25,7 @@ class Notice:
     run_id: str
     seq: int
     status: str | None = None  # the run's new status, when the event changed it
+    event: RunEvent | None = field(default=None, compare=False)  # the event, when carried
 
 
 Observer = Callable[[Notice], None]

@@ -1,6 +1,7 @@
 """Subscription resolvers. Each one subscribes to the hub first and reads the run_events log
 second, so an event committed between the two is read, not missed; and it reads by sequence
-number, so no event is given twice.
+number, so no event is given twice. Once caught up, an event that a notice carries and that
+comes right after the last one given is taken from the notice; anything else is read.
 
 On a websocket, a subscriber that has caught up with the log joins the shared stream of its
 operation (runql.fanout) at the event it has reached, and leaves the hub: from then on one
@@ -49,15 +50,14 @@ async def _run(context: Context, run_id: str) -> RunRow:
     return run
 
 
-async def _wait(context: Context, notices: Subscriber) -> int | None:
-    """Until something happens: the highest sequence number announced since; None when a
-    while passed in silence or the feeder asked for a re-read (the caller then reads the log
-    afresh). A subscriber too far behind is disconnected with a reason that says how to
-    resume."""
+async def _wait(context: Context, notices: Subscriber) -> list[Notice] | None:
+    """Until something happens: the notices heard since; None when a while passed in silence
+    or the feeder asked for a re-read (the caller then reads the log afresh). A subscriber too
+    far behind is disconnected with a reason that says how to resume."""
     try:
         notice = await notices.next(within=REREAD_SECONDS)
-        heard = max((n.seq for n in [notice, *notices.drain()] if n is not None), default=0)
-        return heard or None
+        heard = [n for n in [notice, *notices.drain()] if n is not None]
+        return heard if any(n.seq for n in heard) else None
     except SubscriberLagging as lagging:
         if context.lead is not None:  # a shared stream: the log has what the notices said
             notices.recover()
@@ -68,6 +68,18 @@ async def _wait(context: Context, notices: Subscriber) -> int | None:
                 f"{lagging}; resubscribe with `after` set to the last sequence number you saw",
             )
         raise
+
+
+def _carried(heard: list[Notice], last: int, dialect: str) -> list[RunEventRow]:
+    """The events the notices carry that come right after `last`, without a gap: those need
+    no read of the log. The first one missing (not carried, or a notice not yet arrived) and
+    everything after it are read from the log."""
+    carried = {n.seq: n.event for n in heard if n.event is not None and n.seq > last}
+    found = []
+    while (event := carried.get(last + 1)) is not None:
+        found.append(event.row(dialect))
+        last += 1
+    return found
 
 
 def _ends_run(event: RunEventRow) -> bool:
@@ -86,10 +98,16 @@ async def _follow(
     must have been subscribed before `run` was read: everything committed since is announced,
     and everything before is at most `run.last_event_seq`. With `join`, once the log has no
     more, the subscriber joins its shared stream: that membership comes last."""
-    shared = _shared(context)
+    shared, dialect = _shared(context), context.database.engine.dialect.name
     last, known, fresh = after, run.last_event_seq, False
+    carried: list[RunEventRow] = []
     while not (RunStatus(run.status).is_terminal and last >= run.last_event_seq):
-        events = await shared.events_after(run.id, last, None if fresh else known)
+        if carried:
+            events, carried = carried, []
+        elif fresh or known > last:
+            events = await shared.events_after(run.id, last, None if fresh else known)
+        else:
+            events = []
         for event in events:
             yield event
             last = event.seq
@@ -102,7 +120,8 @@ async def _follow(
                 return
             heard = await _wait(context, notices)
             fresh = heard is None
-            known = max(known, heard or 0)
+            known = max([known, *(n.seq for n in heard or [])])
+            carried = _carried(heard or [], last, dialect)
 
 
 async def run_events(

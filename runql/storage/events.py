@@ -1,5 +1,10 @@
-"""The run_events log: appended in the transaction that makes the change, announced after commit."""
+"""The run_events log: appended in the transaction that makes the change, announced after commit.
 
+An announcement carries the event it announces when it is small enough for a PostgreSQL
+NOTIFY (under MAX_CARRIED bytes), so a follower that has every event before it need not read
+the log; the log stays the truth for anything else."""
+
+import json
 import secrets
 import sqlite3
 from collections.abc import Callable
@@ -20,6 +25,7 @@ from runql.storage.types import utcnow
 _UNCOMMITTED = "runql.uncommitted_events"
 NOTIFY_CHANNEL = "runql_events"
 PROCESS = secrets.token_hex(6)  # tells this process's own announcements apart
+MAX_CARRIED = 7900  # bytes of an announcement that carries its event (NOTIFY takes < 8000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,24 +42,69 @@ class RunEvent:
         return self.payload.get("status") if self.type is RunEventType.STATUS_CHANGED else None
 
     def announcement(self) -> str:
-        """What other processes hear of this event (PostgreSQL NOTIFY, after the commit)."""
-        return "|".join((PROCESS, self.org_id, self.run_id, str(self.seq), self.status or ""))
+        """What other processes hear of this event (PostgreSQL NOTIFY, after the commit): its
+        ids, and the event itself when that fits in MAX_CARRIED bytes."""
+        ids = "|".join((PROCESS, self.org_id, self.run_id, str(self.seq), self.status or ""))
+        try:
+            document = json.dumps(self.payload)
+        except (TypeError, ValueError):  # the log's own encoding is the judge of such a payload
+            return ids
+        carried = "|".join((ids, self.type.value, self.created_at.isoformat(), document))
+        return carried if len(carried.encode()) < MAX_CARRIED else ids
+
+    def row(self, dialect: str) -> RunEventRow:
+        """The event as the log holds it, read back through `dialect` (PostgreSQL's jsonb
+        orders object keys its own way)."""
+        payload = _jsonb_order(self.payload) if dialect == "postgresql" else self.payload
+        return RunEventRow(
+            run_id=self.run_id,
+            seq=self.seq,
+            type=self.type.value,
+            payload=payload,
+            created_at=self.created_at,
+        )
+
+
+def _jsonb_order(value: Any) -> Any:
+    """`value` with its objects' keys in jsonb's order: shorter keys first, then bytewise."""
+    if isinstance(value, dict):
+        ordered = sorted(value, key=lambda key: (len(key.encode()), key.encode()))
+        return {key: _jsonb_order(value[key]) for key in ordered}
+    if isinstance(value, list):
+        return [_jsonb_order(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
 class Announcement:
-    """A run event as another process heard of it."""
+    """A run event as another process heard of it: with the event, when it was carried."""
 
     origin: str
     org_id: str
     run_id: str
     seq: int
     status: str | None
+    event: RunEvent | None = None
 
     @classmethod
     def parse(cls, payload: str) -> "Announcement":
-        origin, org_id, run_id, seq, status = payload.split("|")
-        return cls(origin, org_id, run_id, int(seq), status or None)
+        origin, org_id, run_id, seq, status, *carried = payload.split("|", 7)
+        heard = cls(origin, org_id, run_id, int(seq), status or None)
+        if not carried:
+            return heard
+        type, created_at, document = carried
+        try:
+            event = RunEvent(
+                org_id,
+                run_id,
+                int(seq),
+                RunEventType(type),
+                json.loads(document),
+                datetime.fromisoformat(created_at),
+            )
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"a malformed event: {error}") from error
+        return cls(origin, org_id, run_id, int(seq), status or None, event)
 
 
 CommitListener = Callable[[RunEvent], None]
