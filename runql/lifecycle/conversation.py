@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col
@@ -435,19 +435,26 @@ async def settle_reply(session: AsyncSession, run_id: str, status: MessageGroupS
 
 
 async def write_steps(
-    session: AsyncSession, run: RunRow, draft: Draft, steps: list[Step], worker: str
+    session: AsyncSession,
+    run: RunRow,
+    draft: Draft,
+    steps: list[Step],
+    worker: str,
+    actors: dict[str, str] | None = None,
 ) -> None:
     """Steps of a streamed reply, in the session's transaction (one flush). The first flush
     stores the reply's message group, IN_PROGRESS, as the run's message group, so that reads
     show the reply while it grows. Raises Conflict when the run is no longer this worker's."""
     if not draft.group_stored:
-        await _store_group(session, run, draft, worker)
+        await _store_group(session, run, draft, worker, actors)
     for step in steps:
         await _write_step(session, run, draft, step, worker)
 
 
-async def _store_group(session: AsyncSession, run: RunRow, draft: Draft, worker: str) -> None:
-    actor_id = await _agent_actor(session, run.agent_id)
+async def _store_group(
+    session: AsyncSession, run: RunRow, draft: Draft, worker: str, actors: dict[str, str] | None
+) -> None:
+    actor_id = await _agent_actor(session, run.agent_id, actors)
     group = MessageGroupRow(
         id=draft.group_id,
         org_id=run.org_id,
@@ -564,19 +571,146 @@ def _item_row(run: RunRow, draft: Draft, step: Item) -> AttachedItemRow:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A streamed reply that ends in SUCCESS: its run, its draft and its last steps."""
+
+    run: RunRow
+    draft: Draft
+    steps: list[Step]
+
+
+async def finish_succeeded(
+    session: AsyncSession,
+    finished: Sequence[Finished],
+    worker: str,
+    actors: dict[str, str] | None = None,
+) -> list[RunRow]:
+    """finish_streamed for many replies that end in SUCCESS, in the session's transaction:
+    the same rows and events, but the new rows of all of them inserted one statement a table
+    and all runs moved at once (a group stored only now is stored COMPLETED). Raises Conflict,
+    having written nothing, when a run is no longer the worker's."""
+    if not finished:
+        return []
+    await _held(session, sorted(f.run.id for f in finished), worker)
+    rows: defaultdict[Table, list[dict[str, Any]]] = defaultdict(list)
+    appended: list[Appended] = []
+    before: dict[str, list[tuple[RunEventType, dict[str, Any]]]] = {}
+    each: dict[str, dict[str, Any]] = {}
+    for done in finished:
+        run, draft = done.run, done.draft
+        if not draft.group_stored:
+            draft.actor_id = await _agent_actor(session, run.agent_id, actors)
+            rows[_GROUPS].append(_group_values(run, draft.group_id, utcnow()))
+        before[run.id] = [_step_values(rows, run, draft, step) for step in done.steps]
+        appended += [step for step in done.steps if isinstance(step, Appended)]
+        cost = draft.cost
+        each[run.id] = {
+            "message_group_id": draft.group_id,
+            "cost_amount": cost.amount if cost else None,
+            "cost_unit": cost.unit if cost else None,
+        }
+    await insert_values(session, rows)
+    for step in appended:
+        await session.execute(
+            update(ContentPartRow)
+            .where(col(ContentPartRow.id) == step.part_id)
+            .values(text=col(ContentPartRow.text) + step.text)
+            .execution_options(synchronize_session=False)
+        )
+    stored = [f.draft.group_id for f in finished if f.draft.group_stored]
+    if stored:
+        await session.execute(
+            update(MessageGroupRow)
+            .where(
+                col(MessageGroupRow.id).in_(stored),
+                col(MessageGroupRow.status) == MessageGroupStatus.IN_PROGRESS.value,
+            )
+            .values(status=MessageGroupStatus.COMPLETED.value)
+            .execution_options(synchronize_session=False)
+        )
+    moved = await transition_many(
+        session,
+        [f.run.id for f in finished],
+        RunStatus.SUCCESS,
+        held_by=worker,
+        each=each,
+        before=before,
+    )
+    for done in finished:
+        done.draft.group_stored = True
+    return moved
+
+
+def _group_values(run: RunRow, group_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": group_id,
+        "org_id": run.org_id,
+        "thread_id": run.thread_id,
+        "parent_message_group_id": run.trigger_message_group_id,
+        "status": MessageGroupStatus.COMPLETED.value,
+        "type": MessageGroupType.ASSISTANT_MESSAGE.value,
+        "metadata": {},
+        "created_at": now,
+    }
+
+
+def _step_values(
+    rows: defaultdict[Table, list[dict[str, Any]]], run: RunRow, draft: Draft, step: Step
+) -> tuple[RunEventType, dict[str, Any]]:
+    """A step's new rows (added to `rows`) and its event, as _write_step writes them."""
+    ids: dict[str, Any] = {"message_group_id": draft.group_id}
+    if isinstance(step, Opened):
+        assert draft.actor_id is not None
+        for row in _opened_rows(run, draft.group_id, draft.actor_id, step):
+            rows[type(row).__table__].append(_values(row))  # type: ignore[attr-defined]
+        return RunEventType.MESSAGE_ADDED, {**ids, "message_id": step.message_id}
+    if isinstance(step, Appended):
+        text = step.text
+        payload = {**ids, "message_id": step.message_id, "offset": step.offset, "text": text}
+        return RunEventType.MESSAGE_DELTA, payload
+    if isinstance(step, Attached):
+        rows[_ATTACHMENTS].append(_values(_attachment_row(run, step)))
+        payload = {
+            **ids,
+            "message_id": step.message_id,
+            "offset": step.offset,
+            "text": "",
+            "attachment_id": step.attachment_id,
+        }
+        return RunEventType.MESSAGE_DELTA, payload
+    rows[_ITEMS].append(_values(_item_row(run, draft, step)))
+    return RunEventType.ITEM_ATTACHED, {"item_id": step.item_id}
+
+
+def _values(row: SQLModel) -> dict[str, Any]:
+    """A row's column values by column name, every column given (so rows of a table match)."""
+    table: Table = type(row).__table__  # type: ignore[attr-defined]
+    mapper = inspect(type(row))
+    return {
+        attr.columns[0].key: getattr(row, attr.key)
+        for attr in mapper.column_attrs
+        if attr.columns[0].table is table
+    }
+
+
 async def finish_streamed(
     session: AsyncSession,
     run: RunRow,
     draft: Draft,
     worker: str,
     ending: AgentError | RunStatus,
+    steps: list[Step] | None = None,
+    actors: dict[str, str] | None = None,
 ) -> RunRow:
-    """The last flush of a streamed reply and the run's end, in one transaction: SUCCESS (its
-    group COMPLETED, stored now if nothing was streamed), CANCELLED (what was streamed kept,
-    the group CANCELLED) or, for an AgentError, ERROR (the group FAILED)."""
-    steps = draft.take()
+    """The last flush of a streamed reply (`steps`, else those pending in the draft) and the
+    run's end, in one transaction: SUCCESS (its group COMPLETED, stored now if nothing was
+    streamed), CANCELLED (what was streamed kept, the group CANCELLED) or, for an
+    AgentError, ERROR (the group FAILED)."""
+    if steps is None:
+        steps = draft.take()
     if steps or ending is RunStatus.SUCCESS:
-        await write_steps(session, run, draft, steps, worker)
+        await write_steps(session, run, draft, steps, worker, actors)
     if isinstance(ending, AgentError):
         return await write_error(session, run, ending, held_by=worker)
     if ending is RunStatus.CANCELLED:

@@ -34,16 +34,20 @@ from runql.bus.hub import Hub, Notice
 from runql.enums import MessageGroupStatus, RunStatus
 from runql.errors import Conflict
 from runql.lifecycle.conversation import (
+    Finished,
     Outcome,
     agent_request,
     agent_requests,
+    finish_streamed,
+    finish_succeeded,
     settle_reply,
     write_error,
     write_outcomes,
 )
+from runql.lifecycle.draft import Step
 from runql.lifecycle.replies import storable, unwritable
 from runql.lifecycle.runs import DEFAULT_JSON_CAPS, IDEMPOTENCY_WINDOW
-from runql.lifecycle.streaming import FlushBatcher, StreamedRun
+from runql.lifecycle.streaming import Ending, FlushBatcher, StreamedRun
 from runql.lifecycle.transitions import transition, transition_many
 from runql.settings import Settings, default_in_flight
 from runql.storage.database import Database
@@ -123,6 +127,40 @@ _CANDIDATES = (
 _CANDIDATES_LOCKED = _CANDIDATES.with_for_update(skip_locked=True, of=[RunRow, ThreadRow])
 
 
+@dataclass(frozen=True, slots=True)
+class _Finish:
+    """A streamed run's end, group-committed with other runs' outcomes: its last steps, how
+    it ends, and its draft's state when it was submitted (each attempt, in a batch and then
+    alone should the batch fail, starts from that state)."""
+
+    streamed: StreamedRun
+    ending: Ending
+    steps: list[Step]
+    stored: tuple[bool, str | None]
+
+    @classmethod
+    def of(cls, streamed: StreamedRun, ending: Ending) -> "_Finish":
+        draft = streamed.draft
+        return cls(streamed, ending, draft.take(), (draft.group_stored, draft.actor_id))
+
+    @property
+    def run(self) -> RunRow:
+        return self.streamed.run
+
+    def restore(self) -> None:
+        draft = self.streamed.draft
+        draft.group_stored, draft.actor_id = self.stored
+
+    async def write(self, session: AsyncSession, worker: str, actors: dict[str, str]) -> RunRow:
+        draft = self.streamed.draft
+        return await finish_streamed(
+            session, self.run, draft, worker, self.ending, list(self.steps), actors
+        )
+
+
+_Ended = tuple[RunRow, Outcome] | _Finish  # what the executor writes when a run ends
+
+
 class _LeaseLost(Exception):
     pass
 
@@ -176,7 +214,7 @@ class Executor:
         self.batcher = FlushBatcher(database)  # the writes of its streaming runs, batched
         self._actors: dict[str, str] = {}  # agent -> its actor, as committed
         # The outcomes of runs that end together share a transaction: one commit for many.
-        self._outcomes: GroupCommit[tuple[RunRow, Outcome], RunRow] = GroupCommit(
+        self._outcomes: GroupCommit[_Ended, RunRow] = GroupCommit(
             database, self._write_outcomes, lanes=1 if database.is_sqlite else OUTCOME_LANES
         )
 
@@ -549,7 +587,7 @@ class Executor:
             if flight.lost:
                 raise _LeaseLost(run.id)
             ending = RunStatus.CANCELLED
-        await streamed.finish(ending)
+        await self._outcomes.submit(_Finish.of(streamed, ending))
 
     async def _record(self, run: RunRow, outcome: Outcome) -> None:
         """The run's outcome, written with those of other runs that end meanwhile (group
@@ -558,9 +596,28 @@ class Executor:
         await self._outcomes.submit((run, outcome))
 
     async def _write_outcomes(
-        self, session: AsyncSession, ended: Sequence[tuple[RunRow, Outcome]]
+        self, session: AsyncSession, ended: Sequence[_Ended]
     ) -> list[RunRow | Exception]:
-        return list(await write_outcomes(session, ended, self.name, self._actors))
+        answered = [item for item in ended if isinstance(item, tuple)]
+        written = await write_outcomes(session, answered, self.name, self._actors)
+        stored = {run.id: row for (run, _), row in zip(answered, written, strict=True)}
+        finishes = sorted(
+            (item for item in ended if isinstance(item, _Finish)), key=lambda f: f.run.id
+        )
+        for finish in finishes:
+            finish.restore()
+        succeeded = [f for f in finishes if f.ending is RunStatus.SUCCESS]
+        moved = await finish_succeeded(
+            session,
+            [Finished(f.run, f.streamed.draft, list(f.steps)) for f in succeeded],
+            self.name,
+            self._actors,
+        )
+        stored.update(zip([f.run.id for f in succeeded], moved, strict=True))
+        for finish in finishes:
+            if finish.ending is not RunStatus.SUCCESS:
+                stored[finish.run.id] = await finish.write(session, self.name, self._actors)
+        return [stored[item[0].id if isinstance(item, tuple) else item.run.id] for item in ended]
 
     async def _release(self, run_id: str) -> None:
         """Back to PENDING for another worker; a reply it was streaming stays, CANCELLED, and
