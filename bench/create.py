@@ -11,7 +11,10 @@ rate that kept up, p99_ms_at_400, every step; and runql / floor ratios.
 
 (b) runs to SUCCESS (`--part success`): `--runs` createRuns from `--concurrency` clients with
 `--workers` executing them (echo at zero delay): create_per_s, complete_per_s, createdAt ->
-completedAt p50/p99; then single_to_success p50/max, runs created one at a time.
+completedAt p50/p99; then single_to_success p50/max, runs created one at a time. Then per
+worker process: `--runs` runs created through a gateway that executes none (RUNQL_WORKERS=0),
+then executed by one `runql worker` with default settings: worker_executed_per_s (first
+startedAt to last completedAt) and worker_cpu_ms_per_run (from its start-up line on).
 
 (c) `--in-flight N`: N runs, one per thread, of a webhook agent whose far end (a loopback
 server in this process) answers each after `--agent-seconds` (2 by default), on one `runql
@@ -21,7 +24,7 @@ once, the server's resident memory at that peak over its memory before (per run 
 and its CPU per run.
 
 The last line is JSON: (a) under "answered", (b)'s figures at the top level, with "database"
-and "loadavg"; (c) prints its own.
+and "loadavg"; (c) prints its own figures as its last line, with "database" and "loadavg".
 
 Usage: python bench/create.py [--part all|answered|success] [--rates 100,200,400,...]
            [--seconds 5] [--runs 400] [--concurrency 16] [--workers 4] [--postgres URL]

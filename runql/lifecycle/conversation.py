@@ -236,6 +236,8 @@ async def write_outcomes(
     (SUCCESS with its reply, ERROR with a RunError, CANCELLED). Raises Conflict, having
     written nothing, when a run is no longer the worker's; the caller's transaction then
     rolls back. `actors` remembers agents' actors between calls (_agent_actor)."""
+    if not ended:
+        return []
     await _held(session, sorted(run.id for run, _ in ended), worker)
     replies = [(run, out) for run, out in ended if isinstance(out, AgentReply)]
     written = await _insert_replies(session, replies, actors)

@@ -7,8 +7,13 @@ with one task each; the database sees a few statements per interval whatever tha
 claim per batch, one renewal of every lease, one read of cancel requests. Runs of one thread
 still go one at a time, in order (the claim's conditions, and the thread's row).
 
-An agent that answers once has its reply written when it comes (conversation.write_reply); one
-that streams has it written as it streams (runql.lifecycle.streaming).
+A claim moves its whole batch in a few statements (transitions.transition_many), and the
+batch's agents and requests are read at once (conversation.agent_requests). An agent that
+answers once has its reply written when it comes; one that streams has it written as it
+streams (runql.lifecycle.streaming). Either way a run's end is group-committed: the outcomes
+of runs that end together share a transaction (storage.writes.GroupCommit), their rows
+inserted one statement a table and the runs moved at once (conversation.write_outcomes,
+conversation.finish_succeeded); should that transaction fail, each run is written alone.
 """
 
 import asyncio
