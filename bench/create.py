@@ -11,7 +11,10 @@ rate that kept up, p99_ms_at_400, every step; and runql / floor ratios.
 
 (b) runs to SUCCESS (`--part success`): `--runs` createRuns from `--concurrency` clients with
 `--workers` executing them (echo at zero delay): create_per_s, complete_per_s, createdAt ->
-completedAt p50/p99; then single_to_success p50/max, runs created one at a time.
+completedAt p50/p99; then single_to_success p50/max, runs created one at a time. Then per
+worker process: `--runs` runs created through a gateway that executes none (RUNQL_WORKERS=0),
+then executed by one `runql worker` with default settings: worker_executed_per_s (first
+startedAt to last completedAt) and worker_cpu_ms_per_run (from its start-up line on).
 
 (c) `--in-flight N`: N runs, one per thread, of a webhook agent whose far end (a loopback
 server in this process) answers each after `--agent-seconds` (2 by default), on one `runql
@@ -21,7 +24,7 @@ once, the server's resident memory at that peak over its memory before (per run 
 and its CPU per run.
 
 The last line is JSON: (a) under "answered", (b)'s figures at the top level, with "database"
-and "loadavg"; (c) prints its own.
+and "loadavg"; (c) prints its own figures as its last line, with "database" and "loadavg".
 
 Usage: python bench/create.py [--part all|answered|success] [--rates 100,200,400,...]
            [--seconds 5] [--runs 400] [--concurrency 16] [--workers 4] [--postgres URL]
@@ -63,7 +66,8 @@ CREATE_WEBHOOK = """mutation($url: String!) { createAgent(input: {name: "Slow", 
   config: {url: $url, timeout_s: 120, retries: 0}}) { agent { id } } }"""
 UNFINISHED = "{ runs(filter: {status: [PENDING, RUNNING]}) { totalCount } }"
 TIMES = """query($after: String) { runs(first: 100, after: $after) {
-  pageInfo { hasNextPage endCursor } edges { node { status createdAt completedAt } } } }"""
+  pageInfo { hasNextPage endCursor }
+  edges { node { status createdAt startedAt completedAt } } } }"""
 
 
 def _free_port() -> int:
@@ -100,19 +104,25 @@ def _stamp(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-async def _durations(client: httpx.AsyncClient) -> list[float]:
-    found: list[float] = []
+async def _nodes(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """Every run's status and times, page after page."""
+    found: list[dict[str, Any]] = []
     after = None
     while True:
         page = (await _post(client, TIMES, {"after": after}))["runs"]
-        for edge in page["edges"]:
-            node = edge["node"]
-            if node["status"] == "SUCCESS":
-                delta = _stamp(node["completedAt"]) - _stamp(node["createdAt"])
-                found.append(delta.total_seconds() * 1000)
+        found += [edge["node"] for edge in page["edges"]]
         if not page["pageInfo"]["hasNextPage"]:
             return found
         after = page["pageInfo"]["endCursor"]
+
+
+async def _durations(client: httpx.AsyncClient) -> list[float]:
+    """createdAt -> completedAt of every run that succeeded, in ms."""
+    return [
+        (_stamp(node["completedAt"]) - _stamp(node["createdAt"])).total_seconds() * 1000
+        for node in await _nodes(client)
+        if node["status"] == "SUCCESS"
+    ]
 
 
 SINGLE_RUNS = 20
@@ -571,6 +581,86 @@ def main() -> int:
     return 0
 
 
+@contextmanager
+def _worker(url: str, settings: dict[str, str]) -> Iterator[int]:
+    """One `runql worker` process on the database, with production settings and `settings`,
+    yielded (its pid) once it has started up and says so."""
+    env = {**os.environ, "RUNQL_DATABASE_URL": url, "RUNQL_ENV": "production", **settings}
+    env = {name: value for name, value in env.items() if value != UNSET}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "runql", "worker"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        worker.stdout.readline()  # "runql: worker executing up to N runs at once; ..."
+        yield worker.pid
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+
+async def _create_only(base_url: str, key: str, runs: int, concurrency: int) -> None:
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=60, limits=limits, headers={"Authorization": f"Bearer {key}"}
+    ) as client:
+        await _wait_until_up(client)
+        agent = (await _post(client, CREATE_AGENT))["createAgent"]["agent"]["id"]
+        queue = list(range(runs))
+
+        async def creator() -> None:
+            while queue:
+                index = queue.pop()
+                await _post(client, CREATE, {"agent": agent, "text": f"message {index}"})
+
+        await asyncio.gather(*(creator() for _ in range(concurrency)))
+
+
+async def _executed(base_url: str, key: str, runs: int, pid: int) -> dict[str, float]:
+    """Once no run is PENDING or RUNNING: runs to SUCCESS per second from the first start to
+    the last end, and the worker's CPU per run since it started up."""
+    before = _cpu_seconds(pid)
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=60, headers={"Authorization": f"Bearer {key}"}
+    ) as client:
+        deadline = time.perf_counter() + 300
+        while (await _post(client, UNFINISHED))["runs"]["totalCount"] > 0:
+            if time.perf_counter() > deadline:
+                raise RuntimeError("runs did not finish within 300 s")
+            await asyncio.sleep(0.05)
+        cpu = _cpu_seconds(pid) - before
+        nodes = await _nodes(client)
+    succeeded = [node for node in nodes if node["status"] == "SUCCESS"]
+    if len(succeeded) != runs:
+        raise RuntimeError(f"{runs - len(succeeded)} runs did not succeed")
+    first = min(_stamp(node["startedAt"]) for node in succeeded)
+    last = max(_stamp(node["completedAt"]) for node in succeeded)
+    return {
+        "worker_executed_per_s": round(runs / max((last - first).total_seconds(), 1e-3), 1),
+        "worker_cpu_ms_per_run": round(cpu * 1000 / runs, 2),
+    }
+
+
+def executed_main(args: argparse.Namespace) -> dict[str, float]:
+    """(b) per worker process: `--runs` runs created first through a gateway that executes
+    none (RUNQL_WORKERS=0), then executed by one `runql worker` with default settings."""
+    with _server(args.postgres, {"RUNQL_WORKERS": "0"}) as (port, key, _pid, url):
+        base = f"http://127.0.0.1:{port}"
+        asyncio.run(_create_only(base, key, args.runs, args.concurrency))
+        with _worker(url, {"RUNQL_WORKERS": UNSET}) as pid:
+            figures = asyncio.run(_executed(base, key, args.runs, pid))
+    print(
+        f"one worker process, {args.runs} runs waiting: {figures['worker_executed_per_s']}/s to "
+        f"SUCCESS, {figures['worker_cpu_ms_per_run']} ms of worker CPU per run"
+    )
+    return figures
+
+
 def success_main(args: argparse.Namespace) -> dict[str, Any]:
     """(b): a burst of createRuns with `--workers` executing them, then runs one at a time."""
     settings = {"RUNQL_WORKERS": str(args.workers), "RUNQL_POLL_SECONDS": "0.5"}
@@ -587,7 +677,13 @@ def success_main(args: argparse.Namespace) -> dict[str, Any]:
         f"one at a time: createdAt -> completedAt p50 "
         f"{figures['single_to_success_p50_ms']} ms, max {figures['single_to_success_max_ms']} ms"
     )
-    return {**figures, "runs": args.runs, "concurrency": args.concurrency, "workers": args.workers}
+    return {
+        **figures,
+        **executed_main(args),
+        "runs": args.runs,
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+    }
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@ back (the reply, or the error), read and written in the run model's tables."""
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col
 
 from runql.agents.protocol import (
@@ -31,9 +34,7 @@ from runql.enums import (
 from runql.errors import Conflict
 from runql.ids import Kind, new_id
 from runql.lifecycle.draft import Appended, Attached, Draft, Item, Opened, Step
-from runql.lifecycle.runs import message_rows
-from runql.lifecycle.transitions import transition
-from runql.lifecycle.validation import Content
+from runql.lifecycle.transitions import transition, transition_many
 from runql.storage.events import append_event
 from runql.storage.tables import (
     ActorRow,
@@ -48,7 +49,7 @@ from runql.storage.tables import (
     RunRow,
 )
 from runql.storage.types import utcnow
-from runql.storage.writes import insert_rows
+from runql.storage.writes import insert_rows, insert_values
 
 HISTORY_GROUPS = 20
 
@@ -97,33 +98,29 @@ async def _turns(session: AsyncSession, group_ids: Sequence[str]) -> dict[str, l
 
 
 async def agent_request(session: AsyncSession, run: RunRow) -> AgentRequest:
-    trigger = await session.get(MessageGroupRow, run.trigger_message_group_id)
-    assert trigger is not None
-    earlier = (
-        (
-            await session.execute(
-                select(col(MessageGroupRow.id))
-                .where(
-                    col(MessageGroupRow.thread_id) == run.thread_id,
-                    col(MessageGroupRow.created_at) < trigger.created_at,
-                )
-                .order_by(col(MessageGroupRow.created_at).desc(), col(MessageGroupRow.id).desc())
-                .limit(HISTORY_GROUPS)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    group_ids = [*reversed(earlier), trigger.id]
-    turns = await _turns(session, group_ids)
-    message = turns[trigger.id][0] if turns[trigger.id] else Turn(ActorType.USER, "", ())
-    history = tuple(turn for group_id in group_ids[:-1] for turn in turns[group_id])
+    return (await agent_requests(session, [run]))[run.id]
+
+
+async def agent_requests(session: AsyncSession, runs: Sequence[RunRow]) -> dict[str, AgentRequest]:
+    """What each run's agent is given, by run: read for all the runs at once (a few
+    statements, whatever their number)."""
+    triggers = [run.trigger_message_group_id for run in runs]
+    history: defaultdict[str, list[str]] = defaultdict(list)  # trigger -> earlier groups
+    for group_id, trigger_id in await session.execute(_HISTORY, {"triggers": triggers}):
+        history[trigger_id].append(group_id)
+    turns = await _turns(session, [*triggers, *(g for found in history.values() for g in found)])
+    return {run.id: _request(run, history[run.trigger_message_group_id], turns) for run in runs}
+
+
+def _request(run: RunRow, earlier: list[str], turns: dict[str, list[Turn]]) -> AgentRequest:
+    trigger = turns.get(run.trigger_message_group_id)
+    message = trigger[0] if trigger else Turn(ActorType.USER, "", ())
     return AgentRequest(
         run_id=run.id,
         agent_id=run.agent_id,
         thread_id=run.thread_id,
         message=message,
-        history=history,
+        history=tuple(turn for group_id in earlier for turn in turns.get(group_id, ())),
         language=run.language,
         country=run.country,
         timezone=run.timezone,
@@ -132,77 +129,274 @@ async def agent_request(session: AsyncSession, run: RunRow) -> AgentRequest:
     )
 
 
-async def _agent_actor(session: AsyncSession, agent_id: str) -> ActorRow:
-    """The actor an agent writes as, made on its first reply."""
-    agent = await session.get(AgentRow, agent_id)
-    assert agent is not None
+def _history() -> Any:
+    """The HISTORY_GROUPS message groups of a trigger's thread before it, oldest first, for
+    each of the `triggers` (by id)."""
+    group = MessageGroupRow
+    trigger: Any = aliased(MessageGroupRow)
+    rank = func.row_number().over(
+        partition_by=trigger.id,
+        order_by=(col(group.created_at).desc(), col(group.id).desc()),
+    )
+    ranked = (
+        select(col(group.id).label("id"), trigger.id.label("trigger"), rank.label("rank"))
+        .join(
+            trigger,
+            and_(
+                trigger.thread_id == col(group.thread_id),
+                trigger.id.in_(bindparam("triggers", expanding=True)),
+            ),
+        )
+        .where(col(group.created_at) < trigger.created_at)
+        .subquery()
+    )
+    return (
+        select(ranked.c.id, ranked.c.trigger)
+        .where(ranked.c.rank <= HISTORY_GROUPS)
+        .order_by(ranked.c.trigger, ranked.c.rank.desc())
+    )
+
+
+_HISTORY = _history()
+
+
+async def _agent_actor(
+    session: AsyncSession, agent_id: str, known: dict[str, str] | None = None
+) -> str:
+    """The id of the actor an agent writes as, made on its first reply. `known` remembers
+    actors read from the database (committed), so each agent's is looked up once; one made
+    here is not remembered until it is read back (its transaction may yet roll back). Runs of
+    a new agent that end together make one actor: the agent takes the first made, and a
+    transaction that finds another already taken drops its own."""
+    if known is not None and agent_id in known:
+        return known[agent_id]
+    agent = (
+        await session.execute(
+            select(col(AgentRow.org_id), col(AgentRow.name), col(AgentRow.actor_id)).where(
+                col(AgentRow.id) == agent_id
+            )
+        )
+    ).one()
     if agent.actor_id is not None:
-        actor = await session.get(ActorRow, agent.actor_id)
-        if actor is not None:
-            return actor
+        if known is not None:
+            known[agent_id] = agent.actor_id
+        return str(agent.actor_id)
+    actor_id = new_id(Kind.ACTOR)
     actor = ActorRow(
-        id=new_id(Kind.ACTOR),
+        id=actor_id,
         org_id=agent.org_id,
         name=agent.name,
         type=ActorType.AGENT.value,
-        metadata_={"agent_id": agent.id},
+        metadata_={"agent_id": agent_id},
     )
     await insert_rows(session, [actor])
-    agent.actor_id = actor.id
-    return actor
-
-
-async def write_reply(session: AsyncSession, run: RunRow, reply: AgentReply, worker: str) -> RunRow:
-    """The agent's reply as the run's message group, then SUCCESS: all or nothing."""
-    actor = await _agent_actor(session, run.agent_id)
-    now = utcnow()
-    group = MessageGroupRow(
-        id=new_id(Kind.MESSAGE_GROUP),
-        org_id=run.org_id,
-        thread_id=run.thread_id,
-        parent_message_group_id=run.trigger_message_group_id,
-        status=MessageGroupStatus.COMPLETED.value,
-        type=MessageGroupType.ASSISTANT_MESSAGE.value,
-        created_at=now,
+    taken = await session.execute(
+        update(AgentRow)
+        .where(col(AgentRow.id) == agent_id, col(AgentRow.actor_id).is_(None))
+        .values(actor_id=actor_id)
+        .execution_options(synchronize_session=False)
     )
-    rows: list[SQLModel] = [group]
-    for position, reply_message in enumerate(reply.messages):
-        content = Content(reply_message.parts, reply_message.attachments)
-        rows += message_rows(group, actor, position, content, MessageType(reply_message.type))
-    messages = [row for row in rows if isinstance(row, MessageRow)]
-    items = [
-        AttachedItemRow(
-            id=new_id(Kind.ITEM),
-            org_id=run.org_id,
-            run_id=run.id,
-            message_group_id=group.id,
-            actor_id=actor.id,
-            key=item.key,
-            value=item.value,
-            created_at=now,
-        )
-        for item in reply.attached_items
-    ]
-    await insert_rows(session, [*rows, *items])
-    for message in messages:
-        await append_event(
-            session,
-            run.id,
-            RunEventType.MESSAGE_ADDED,
-            {"message_group_id": group.id, "message_id": message.id},
-        )
-    for item in items:
-        await append_event(session, run.id, RunEventType.ITEM_ATTACHED, {"item_id": item.id})
-    cost = reply.cost
-    return await transition(
+    if taken.rowcount == 1:  # type: ignore[attr-defined]
+        return actor_id
+    await session.execute(delete(ActorRow).where(col(ActorRow.id) == actor_id))
+    return await _agent_actor(session, agent_id, known)
+
+
+Outcome = (
+    AgentReply | AgentError | None
+)  # what an agent that answers once ends with (None: cancelled)
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """A reply's rows as inserted: its message group, messages and items."""
+
+    group_id: str
+    message_ids: list[str]
+    item_ids: list[str]
+
+    def events(self) -> list[tuple[RunEventType, dict[str, Any]]]:
+        """What the run appends for them: a message added for each message, then an item
+        attached for each item."""
+        added = [
+            (RunEventType.MESSAGE_ADDED, {"message_group_id": self.group_id, "message_id": m})
+            for m in self.message_ids
+        ]
+        return added + [(RunEventType.ITEM_ATTACHED, {"item_id": i}) for i in self.item_ids]
+
+
+async def write_outcomes(
+    session: AsyncSession,
+    ended: Sequence[tuple[RunRow, Outcome]],
+    worker: str,
+    actors: dict[str, str] | None = None,
+) -> list[RunRow]:
+    """The outcomes of runs `worker` holds, in the session's transaction: the replies' rows
+    inserted for all runs at once, one statement a table, then each run's events and its end
+    (SUCCESS with its reply, ERROR with a RunError, CANCELLED). Raises Conflict, having
+    written nothing, when a run is no longer the worker's; the caller's transaction then
+    rolls back. `actors` remembers agents' actors between calls (_agent_actor)."""
+    if not ended:
+        return []
+    await _held(session, sorted(run.id for run, _ in ended), worker)
+    replies = [(run, out) for run, out in ended if isinstance(out, AgentReply)]
+    written = await _insert_replies(session, replies, actors)
+    succeeded = await transition_many(
         session,
-        run.id,
+        [run.id for run, _ in replies],
         RunStatus.SUCCESS,
         held_by=worker,
-        message_group_id=group.id,
-        cost_amount=cost.amount if cost else None,
-        cost_unit=cost.unit if cost else None,
+        each={run.id: _ending(reply, written[run.id]) for run, reply in replies},
+        before={run.id: written[run.id].events() for run, _ in replies},
     )
+    stored = dict(zip([run.id for run, _ in replies], succeeded, strict=True))
+    for run, outcome in ended:
+        if outcome is None:
+            stored[run.id] = await transition(session, run.id, RunStatus.CANCELLED, held_by=worker)
+        elif isinstance(outcome, AgentError):
+            stored[run.id] = await write_error(session, run, outcome, held_by=worker)
+    return [stored[run.id] for run, _ in ended]
+
+
+def _ending(reply: AgentReply, written: "_Written") -> dict[str, Any]:
+    cost = reply.cost
+    return {
+        "message_group_id": written.group_id,
+        "cost_amount": cost.amount if cost else None,
+        "cost_unit": cost.unit if cost else None,
+    }
+
+
+async def write_reply(
+    session: AsyncSession,
+    run: RunRow,
+    reply: AgentReply,
+    worker: str,
+    actors: dict[str, str] | None = None,
+) -> RunRow:
+    """The agent's reply as the run's message group, then SUCCESS: all or nothing."""
+    return (await write_outcomes(session, [(run, reply)], worker, actors))[0]
+
+
+async def _held(session: AsyncSession, run_ids: list[str], worker: str) -> None:
+    """Conflict unless the worker holds every run (RUNNING, leased to it); on PostgreSQL the
+    runs are locked, in id order (as the keeper's statements lock them), until the commit."""
+    held = select(col(RunRow.id)).where(
+        col(RunRow.id).in_(run_ids),
+        col(RunRow.lease_owner) == worker,
+        col(RunRow.status) == RunStatus.RUNNING.value,
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        held = held.order_by(col(RunRow.id)).with_for_update()
+    found = set((await session.execute(held)).scalars().all())
+    lost = [run_id for run_id in run_ids if run_id not in found]
+    if lost:
+        raise Conflict(f"run {lost[0]} is no longer leased to {worker}", field="id")
+
+
+async def _insert_replies(
+    session: AsyncSession,
+    replies: Sequence[tuple[RunRow, AgentReply]],
+    actors: dict[str, str] | None,
+) -> dict[str, _Written]:
+    """The replies' message groups, messages (contents, parts, attachments) and items, one
+    insert a table for all of them."""
+    rows: defaultdict[Table, list[dict[str, Any]]] = defaultdict(list)
+    written: dict[str, _Written] = {}
+    for run, reply in replies:
+        actor_id = await _agent_actor(session, run.agent_id, actors)
+        written[run.id] = _reply_values(rows, run, reply, actor_id, utcnow())
+    await insert_values(session, rows)
+    return written
+
+
+def _reply_values(
+    rows: defaultdict[Table, list[dict[str, Any]]],
+    run: RunRow,
+    reply: AgentReply,
+    actor_id: str,
+    now: datetime,
+) -> _Written:
+    group_id = new_id(Kind.MESSAGE_GROUP)
+    org_id = run.org_id
+    rows[_GROUPS].append(
+        {
+            "id": group_id,
+            "org_id": org_id,
+            "thread_id": run.thread_id,
+            "parent_message_group_id": run.trigger_message_group_id,
+            "status": MessageGroupStatus.COMPLETED.value,
+            "type": MessageGroupType.ASSISTANT_MESSAGE.value,
+            "metadata": {},
+            "created_at": now,
+        }
+    )
+    message_ids = []
+    for position, message in enumerate(reply.messages):
+        message_id, content_id = new_id(Kind.MESSAGE), new_id(Kind.CONTENT)
+        message_ids.append(message_id)
+        rows[_MESSAGES].append(
+            {
+                "id": message_id,
+                "org_id": org_id,
+                "message_group_id": group_id,
+                "thread_id": run.thread_id,
+                "actor_id": actor_id,
+                "position": position,
+                "status": MessageStatus.ACTIVE.value,
+                "type": MessageType(message.type).value,
+                "created_at": now,
+            }
+        )
+        rows[_CONTENTS].append({"id": content_id, "org_id": org_id, "message_item_id": message_id})
+        rows[_PARTS] += [
+            {
+                "id": new_id(Kind.PART),
+                "org_id": org_id,
+                "content_id": content_id,
+                "position": index,
+                "type": part.type.value,
+                "text": part.text,
+            }
+            for index, part in enumerate(message.parts)
+        ]
+        rows[_ATTACHMENTS] += [
+            {
+                "id": new_id(Kind.ATTACHMENT),
+                "org_id": org_id,
+                "content_id": content_id,
+                "position": index,
+                "type": AttachmentType(a.type).value,
+                "file_id": a.file_id,
+                "url": a.url,
+                "caption": a.caption,
+            }
+            for index, a in enumerate(message.attachments)
+        ]
+    item_ids = []
+    for item in reply.attached_items:
+        item_ids.append(new_id(Kind.ITEM))
+        rows[_ITEMS].append(
+            {
+                "id": item_ids[-1],
+                "org_id": org_id,
+                "run_id": run.id,
+                "message_group_id": group_id,
+                "actor_id": actor_id,
+                "key": item.key,
+                "value": item.value,
+                "created_at": now,
+            }
+        )
+    return _Written(group_id, message_ids, item_ids)
+
+
+_GROUPS: Table = MessageGroupRow.__table__  # type: ignore[attr-defined]
+_MESSAGES: Table = MessageRow.__table__  # type: ignore[attr-defined]
+_CONTENTS: Table = MessageContentRow.__table__  # type: ignore[attr-defined]
+_PARTS: Table = ContentPartRow.__table__  # type: ignore[attr-defined]
+_ATTACHMENTS: Table = AttachmentRow.__table__  # type: ignore[attr-defined]
+_ITEMS: Table = AttachedItemRow.__table__  # type: ignore[attr-defined]
 
 
 async def write_error(
@@ -243,19 +437,26 @@ async def settle_reply(session: AsyncSession, run_id: str, status: MessageGroupS
 
 
 async def write_steps(
-    session: AsyncSession, run: RunRow, draft: Draft, steps: list[Step], worker: str
+    session: AsyncSession,
+    run: RunRow,
+    draft: Draft,
+    steps: list[Step],
+    worker: str,
+    actors: dict[str, str] | None = None,
 ) -> None:
     """Steps of a streamed reply, in the session's transaction (one flush). The first flush
     stores the reply's message group, IN_PROGRESS, as the run's message group, so that reads
     show the reply while it grows. Raises Conflict when the run is no longer this worker's."""
     if not draft.group_stored:
-        await _store_group(session, run, draft, worker)
+        await _store_group(session, run, draft, worker, actors)
     for step in steps:
         await _write_step(session, run, draft, step, worker)
 
 
-async def _store_group(session: AsyncSession, run: RunRow, draft: Draft, worker: str) -> None:
-    actor = await _agent_actor(session, run.agent_id)
+async def _store_group(
+    session: AsyncSession, run: RunRow, draft: Draft, worker: str, actors: dict[str, str] | None
+) -> None:
+    actor_id = await _agent_actor(session, run.agent_id, actors)
     group = MessageGroupRow(
         id=draft.group_id,
         org_id=run.org_id,
@@ -274,7 +475,7 @@ async def _store_group(session: AsyncSession, run: RunRow, draft: Draft, worker:
     )
     if linked.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(f"run {run.id} is no longer leased to {worker}", field="id")
-    draft.group_stored, draft.actor_id = True, actor.id
+    draft.group_stored, draft.actor_id = True, actor_id
 
 
 async def _write_step(
@@ -372,19 +573,146 @@ def _item_row(run: RunRow, draft: Draft, step: Item) -> AttachedItemRow:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A streamed reply that ends in SUCCESS: its run, its draft and its last steps."""
+
+    run: RunRow
+    draft: Draft
+    steps: list[Step]
+
+
+async def finish_succeeded(
+    session: AsyncSession,
+    finished: Sequence[Finished],
+    worker: str,
+    actors: dict[str, str] | None = None,
+) -> list[RunRow]:
+    """finish_streamed for many replies that end in SUCCESS, in the session's transaction:
+    the same rows and events, but the new rows of all of them inserted one statement a table
+    and all runs moved at once (a group stored only now is stored COMPLETED). Raises Conflict,
+    having written nothing, when a run is no longer the worker's."""
+    if not finished:
+        return []
+    await _held(session, sorted(f.run.id for f in finished), worker)
+    rows: defaultdict[Table, list[dict[str, Any]]] = defaultdict(list)
+    appended: list[Appended] = []
+    before: dict[str, list[tuple[RunEventType, dict[str, Any]]]] = {}
+    each: dict[str, dict[str, Any]] = {}
+    for done in finished:
+        run, draft = done.run, done.draft
+        if not draft.group_stored:
+            draft.actor_id = await _agent_actor(session, run.agent_id, actors)
+            rows[_GROUPS].append(_group_values(run, draft.group_id, utcnow()))
+        before[run.id] = [_step_values(rows, run, draft, step) for step in done.steps]
+        appended += [step for step in done.steps if isinstance(step, Appended)]
+        cost = draft.cost
+        each[run.id] = {
+            "message_group_id": draft.group_id,
+            "cost_amount": cost.amount if cost else None,
+            "cost_unit": cost.unit if cost else None,
+        }
+    await insert_values(session, rows)
+    for step in appended:
+        await session.execute(
+            update(ContentPartRow)
+            .where(col(ContentPartRow.id) == step.part_id)
+            .values(text=col(ContentPartRow.text) + step.text)
+            .execution_options(synchronize_session=False)
+        )
+    stored = [f.draft.group_id for f in finished if f.draft.group_stored]
+    if stored:
+        await session.execute(
+            update(MessageGroupRow)
+            .where(
+                col(MessageGroupRow.id).in_(stored),
+                col(MessageGroupRow.status) == MessageGroupStatus.IN_PROGRESS.value,
+            )
+            .values(status=MessageGroupStatus.COMPLETED.value)
+            .execution_options(synchronize_session=False)
+        )
+    moved = await transition_many(
+        session,
+        [f.run.id for f in finished],
+        RunStatus.SUCCESS,
+        held_by=worker,
+        each=each,
+        before=before,
+    )
+    for done in finished:
+        done.draft.group_stored = True
+    return moved
+
+
+def _group_values(run: RunRow, group_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": group_id,
+        "org_id": run.org_id,
+        "thread_id": run.thread_id,
+        "parent_message_group_id": run.trigger_message_group_id,
+        "status": MessageGroupStatus.COMPLETED.value,
+        "type": MessageGroupType.ASSISTANT_MESSAGE.value,
+        "metadata": {},
+        "created_at": now,
+    }
+
+
+def _step_values(
+    rows: defaultdict[Table, list[dict[str, Any]]], run: RunRow, draft: Draft, step: Step
+) -> tuple[RunEventType, dict[str, Any]]:
+    """A step's new rows (added to `rows`) and its event, as _write_step writes them."""
+    ids: dict[str, Any] = {"message_group_id": draft.group_id}
+    if isinstance(step, Opened):
+        assert draft.actor_id is not None
+        for row in _opened_rows(run, draft.group_id, draft.actor_id, step):
+            rows[type(row).__table__].append(_values(row))  # type: ignore[attr-defined]
+        return RunEventType.MESSAGE_ADDED, {**ids, "message_id": step.message_id}
+    if isinstance(step, Appended):
+        text = step.text
+        payload = {**ids, "message_id": step.message_id, "offset": step.offset, "text": text}
+        return RunEventType.MESSAGE_DELTA, payload
+    if isinstance(step, Attached):
+        rows[_ATTACHMENTS].append(_values(_attachment_row(run, step)))
+        payload = {
+            **ids,
+            "message_id": step.message_id,
+            "offset": step.offset,
+            "text": "",
+            "attachment_id": step.attachment_id,
+        }
+        return RunEventType.MESSAGE_DELTA, payload
+    rows[_ITEMS].append(_values(_item_row(run, draft, step)))
+    return RunEventType.ITEM_ATTACHED, {"item_id": step.item_id}
+
+
+def _values(row: SQLModel) -> dict[str, Any]:
+    """A row's column values by column name, every column given (so rows of a table match)."""
+    table: Table = type(row).__table__  # type: ignore[attr-defined]
+    mapper = inspect(type(row))
+    return {
+        attr.columns[0].key: getattr(row, attr.key)
+        for attr in mapper.column_attrs
+        if attr.columns[0].table is table
+    }
+
+
 async def finish_streamed(
     session: AsyncSession,
     run: RunRow,
     draft: Draft,
     worker: str,
     ending: AgentError | RunStatus,
+    steps: list[Step] | None = None,
+    actors: dict[str, str] | None = None,
 ) -> RunRow:
-    """The last flush of a streamed reply and the run's end, in one transaction: SUCCESS (its
-    group COMPLETED, stored now if nothing was streamed), CANCELLED (what was streamed kept,
-    the group CANCELLED) or, for an AgentError, ERROR (the group FAILED)."""
-    steps = draft.take()
+    """The last flush of a streamed reply (`steps`, else those pending in the draft) and the
+    run's end, in one transaction: SUCCESS (its group COMPLETED, stored now if nothing was
+    streamed), CANCELLED (what was streamed kept, the group CANCELLED) or, for an
+    AgentError, ERROR (the group FAILED)."""
+    if steps is None:
+        steps = draft.take()
     if steps or ending is RunStatus.SUCCESS:
-        await write_steps(session, run, draft, steps, worker)
+        await write_steps(session, run, draft, steps, worker, actors)
     if isinstance(ending, AgentError):
         return await write_error(session, run, ending, held_by=worker)
     if ending is RunStatus.CANCELLED:

@@ -569,55 +569,6 @@ _RUNS: Table = RunRow.__table__  # type: ignore[attr-defined]
 _EVENTS: Table = RunEventRow.__table__  # type: ignore[attr-defined]
 
 
-def message_rows(
-    group: MessageGroupRow,
-    actor: ActorRow,
-    position: int,
-    content: Content,
-    type: MessageType = MessageType.CONTENT,
-) -> list[SQLModel]:
-    """A message of the group, written by the actor, with its content, parts and attachments."""
-    org_id = group.org_id
-    message = MessageRow(
-        id=new_id(Kind.MESSAGE),
-        org_id=org_id,
-        message_group_id=group.id,
-        thread_id=group.thread_id,
-        actor_id=actor.id,
-        position=position,
-        status=MessageStatus.ACTIVE.value,
-        type=type.value,
-        created_at=group.created_at,
-    )
-    stored = MessageContentRow(id=new_id(Kind.CONTENT), org_id=org_id, message_item_id=message.id)
-    rows: list[SQLModel] = [message, stored]
-    rows += [
-        ContentPartRow(
-            id=new_id(Kind.PART),
-            org_id=org_id,
-            content_id=stored.id,
-            position=index,
-            type=part.type.value,
-            text=part.text,
-        )
-        for index, part in enumerate(content.parts)
-    ]
-    rows += [
-        AttachmentRow(
-            id=new_id(Kind.ATTACHMENT),
-            org_id=org_id,
-            content_id=stored.id,
-            position=index,
-            type=a.type.value,
-            file_id=a.file_id,
-            url=a.url,
-            caption=a.caption,
-        )
-        for index, a in enumerate(content.attachments)
-    ]
-    return rows
-
-
 async def _owned(session: AsyncSession, table: type[Row], row_id: str, org_id: str) -> Row | None:
     """The row, if it belongs to the organization: another's is as good as missing."""
     row = await session.get(table, row_id)

@@ -6,16 +6,17 @@ transaction as its run_events row. A worker that shuts down releases its run: RU
 the one transition clients cannot ask for.
 """
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import case, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from runql.enums import RunEventType, RunStatus
 from runql.errors import Conflict, NotFound
-from runql.storage.events import append_event
+from runql.storage.events import RunEvent, append_event, log_events
 from runql.storage.tables import RunRow, ThreadRow
 from runql.storage.types import utcnow
 
@@ -66,6 +67,109 @@ async def transition(
     await _occupy_thread(session, row, executing=target is RunStatus.RUNNING)
     await append_event(session, run_id, RunEventType.STATUS_CHANGED, {"status": target.value})
     return row
+
+
+Preceding = Sequence[tuple[RunEventType, dict[str, Any]]]  # events before a STATUS_CHANGED
+
+
+async def transition_many(
+    session: AsyncSession,
+    run_ids: Sequence[str],
+    target: RunStatus,
+    *,
+    held_by: str | None = None,
+    each: Mapping[str, Mapping[str, Any]] | None = None,
+    before: Mapping[str, Preceding] | None = None,
+    **changes: Any,
+) -> list[RunRow]:
+    """`transition` for many runs (of distinct threads) in a few statements, whatever their
+    number: every run moves to `target`, or Conflict is raised (the caller's transaction is
+    to roll back; `transition` alone says which run refused and why). `changes` apply to
+    all, `each` gives a run's own; `before` the events a run appends ahead of its
+    STATUS_CHANGED, numbered with it. The rows come back in `run_ids`' order."""
+    if not run_ids:
+        return []
+    sources = RELEASE_SOURCES if target is RunStatus.PENDING else SOURCES[target]
+    conditions: list[Any] = [
+        col(RunRow.id).in_(run_ids),
+        col(RunRow.status).in_([s.value for s in sources]),
+    ]
+    if held_by is not None:
+        conditions.append(col(RunRow.lease_owner) == held_by)
+    preceding = before or {}
+    bumps = {run_id: len(preceding.get(run_id, ())) + 1 for run_id in run_ids}
+    values: dict[str, Any] = {
+        **_changes(target, utcnow()),
+        **changes,
+        **_per_run(run_ids, each or {}),
+        "last_event_seq": col(RunRow.last_event_seq) + _by_run(bumps),
+    }
+    statement = (
+        update(RunRow)
+        .where(*conditions)
+        .values(values)
+        .returning(RunRow)
+        .execution_options(populate_existing=True)
+    )
+    rows = {row.id: row for row in (await session.execute(statement)).scalars().all()}
+    if len(rows) != len(run_ids):
+        raise Conflict(f"{len(run_ids) - len(rows)} of the runs cannot become {target.value}")
+    ordered = [rows[run_id] for run_id in run_ids]
+    await _occupy_threads(session, ordered, executing=target is RunStatus.RUNNING)
+    now, status = utcnow(), (RunEventType.STATUS_CHANGED, {"status": target.value})
+    events = []
+    for row in ordered:
+        appended = [*preceding.get(row.id, ()), status]
+        first = row.last_event_seq - len(appended) + 1
+        events += [
+            RunEvent(row.org_id, row.id, first + index, type, payload, now)
+            for index, (type, payload) in enumerate(appended)
+        ]
+    await log_events(session, events)
+    return ordered
+
+
+def _by_run(values: Mapping[str, Any]) -> Any:
+    """A value by run: the value itself when all runs have the same, else a CASE on the id."""
+    distinct = set(values.values())
+    if len(distinct) == 1:
+        return next(iter(distinct))
+    return case(dict(values), value=col(RunRow.id))
+
+
+def _per_run(run_ids: Sequence[str], each: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    columns = {name for changes in each.values() for name in changes}
+    return {
+        name: _by_run({run_id: each.get(run_id, {}).get(name) for run_id in run_ids})
+        for name in sorted(columns)
+    }
+
+
+async def _occupy_threads(session: AsyncSession, runs: list[RunRow], *, executing: bool) -> None:
+    """_occupy_thread for runs of distinct threads, in one statement."""
+    threads = col(ThreadRow.id).in_([run.thread_id for run in runs])
+    if executing:
+        taken = await session.execute(
+            update(ThreadRow)
+            .where(threads, col(ThreadRow.active_run_id).is_(None))
+            .values(active_run_id=_thread_run({run.thread_id: run.id for run in runs}))
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != len(runs):  # type: ignore[attr-defined]
+            raise Conflict("a thread is executing another run", field="id")
+    else:
+        await session.execute(
+            update(ThreadRow)
+            .where(threads, col(ThreadRow.active_run_id).in_([run.id for run in runs]))
+            .values(active_run_id=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _thread_run(runs: Mapping[str, str]) -> Any:
+    if len(runs) == 1:
+        return next(iter(runs.values()))
+    return case(dict(runs), value=col(ThreadRow.id))
 
 
 async def _occupy_thread(session: AsyncSession, run: RunRow, *, executing: bool) -> None:

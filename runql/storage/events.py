@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select, text, update
+from sqlalchemy import bindparam, case, func, insert, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -150,6 +150,38 @@ async def append_event(
     )
     session.info.setdefault(_UNCOMMITTED, []).append(event)
     return event
+
+
+async def log_events(session: AsyncSession, events: list[RunEvent]) -> None:
+    """Events numbered by the caller (who bumped their runs' `last_event_seq` in this
+    transaction, while holding their rows), inserted in one statement, notified (PostgreSQL)
+    and announced after the commit as append_event's are."""
+    if not events:
+        return
+    await session.execute(
+        insert(RunEventRow),
+        [
+            {
+                "run_id": event.run_id,
+                "seq": event.seq,
+                "type": event.type.value,
+                "payload": event.payload,
+                "created_at": event.created_at,
+            }
+            for event in events
+        ],
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            _NOTIFY_EACH,
+            {"channel": NOTIFY_CHANNEL, "messages": [event.announcement() for event in events]},
+        )
+    announce_after_commit(session, events)
+
+
+_NOTIFY_EACH = text(
+    "SELECT pg_notify(:channel, message) FROM unnest(CAST(:messages AS text[])) AS message"
+)
 
 
 def announce_after_commit(session: AsyncSession, events: list[RunEvent]) -> None:
