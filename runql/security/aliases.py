@@ -1,6 +1,5 @@
 """The alias limit: how many aliased fields an operation asks for, fragments included."""
 
-from functools import cache
 from typing import Any
 
 from graphql import (
@@ -9,12 +8,10 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationRule,
 )
-from graphql.language import SKIP, VisitorAction
 
-from runql.security.errors import too_complex
 from runql.security.fragments import FragmentMemo, FragmentOf
+from runql.security.limit_rule import Limit
 
 
 class _Aliases:
@@ -41,25 +38,10 @@ def operation_aliases(operation: OperationDefinitionNode, fragment_of: FragmentO
     return _Aliases(fragment_of).of(operation.selection_set)
 
 
-@cache
-def alias_rule(max_aliases: int) -> type[ValidationRule]:
-    """One rule class per limit, made once: the validation cache keys on its identity."""
-
-    class AliasLimit(ValidationRule):
-        def enter_operation_definition(
-            self, node: OperationDefinitionNode, *_args: object
-        ) -> VisitorAction:
-            aliases = operation_aliases(node, self.context.get_fragment)
-            if aliases > max_aliases:
-                self.report_error(
-                    too_complex(
-                        f"The operation uses {aliases} aliases; at most {max_aliases} are allowed.",
-                        "aliases",
-                        max_aliases,
-                        actual=aliases,
-                        nodes=[node],
-                    )
-                )
-            return SKIP
-
-    return AliasLimit
+ALIASES = Limit(
+    "aliases",
+    lambda context, operation: operation_aliases(operation, context.get_fragment),
+    lambda aliases, maximum: (
+        f"The operation uses {aliases} aliases; at most {maximum} are allowed."
+    ),
+)

@@ -8,7 +8,6 @@ itself only `totalCount` costs (1: a count); its `edges` and `pageInfo` are the 
 Introspection fields are free here: graphql-core's MaxIntrospectionDepthRule bounds them.
 """
 
-from functools import cache
 from typing import Any
 
 from graphql import (
@@ -26,18 +25,16 @@ from graphql import (
     NamedTypeNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationRule,
     VariableNode,
     get_named_type,
     get_nullable_type,
     is_composite_type,
     is_list_type,
 )
-from graphql.language import SKIP, VisitorAction
 
 from runql.limits import DEFAULT_PAGE_SIZE, MAX_NODES, MAX_PAGE_SIZE
-from runql.security.errors import too_complex
 from runql.security.fragments import FragmentMemo, FragmentOf
+from runql.security.limit_rule import Limit
 
 LIST_SIZE = DEFAULT_PAGE_SIZE
 PAGE_ARGUMENTS = ("first", "last")
@@ -160,26 +157,11 @@ def operation_cost(
     return 0 if root is None else _Cost(schema, fragment_of).of(operation.selection_set, root, None)
 
 
-@cache
-def cost_rule(max_cost: int) -> type[ValidationRule]:
-    """One rule class per limit, made once: the validation cache keys on its identity."""
-
-    class CostLimit(ValidationRule):
-        def enter_operation_definition(
-            self, node: OperationDefinitionNode, *_args: object
-        ) -> VisitorAction:
-            cost = operation_cost(self.context.schema, node, self.context.get_fragment)
-            if cost > max_cost:
-                self.report_error(
-                    too_complex(
-                        f"The operation could cost {cost} (lists count their page size, nested "
-                        f"lists multiply); at most {max_cost} is allowed.",
-                        "cost",
-                        max_cost,
-                        actual=cost,
-                        nodes=[node],
-                    )
-                )
-            return SKIP
-
-    return CostLimit
+COST = Limit(
+    "cost",
+    lambda context, operation: operation_cost(context.schema, operation, context.get_fragment),
+    lambda cost, maximum: (
+        f"The operation could cost {cost} (lists count their page size, nested lists multiply); "
+        f"at most {maximum} is allowed."
+    ),
+)

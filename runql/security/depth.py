@@ -1,6 +1,5 @@
 """The depth limit: how many levels of fields an operation nests (introspection aside)."""
 
-from functools import cache
 from typing import Any
 
 from graphql import (
@@ -9,12 +8,10 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationRule,
 )
-from graphql.language import SKIP, VisitorAction
 
-from runql.security.errors import too_complex
 from runql.security.fragments import FragmentMemo, FragmentOf
+from runql.security.limit_rule import Limit
 
 
 class _Depth:
@@ -42,26 +39,10 @@ def operation_depth(operation: OperationDefinitionNode, fragment_of: FragmentOf)
     return _Depth(fragment_of).of(operation.selection_set)
 
 
-@cache
-def depth_rule(max_depth: int) -> type[ValidationRule]:
-    """One rule class per limit, made once: the validation cache keys on its identity."""
-
-    class DepthLimit(ValidationRule):
-        def enter_operation_definition(
-            self, node: OperationDefinitionNode, *_args: object
-        ) -> VisitorAction:
-            depth = operation_depth(node, self.context.get_fragment)
-            if depth > max_depth:
-                self.report_error(
-                    too_complex(
-                        f"The operation nests fields {depth} levels deep; at most {max_depth} "
-                        "levels are allowed.",
-                        "depth",
-                        max_depth,
-                        actual=depth,
-                        nodes=[node],
-                    )
-                )
-            return SKIP
-
-    return DepthLimit
+DEPTH = Limit(
+    "depth",
+    lambda context, operation: operation_depth(operation, context.get_fragment),
+    lambda depth, maximum: (
+        f"The operation nests fields {depth} levels deep; at most {maximum} levels are allowed."
+    ),
+)

@@ -9,17 +9,18 @@ from functools import cache
 from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
 
 from runql.limits import Limits
-from runql.security.aliases import alias_rule
-from runql.security.cost import cost_rule
-from runql.security.depth import depth_rule
+from runql.security.aliases import ALIASES
+from runql.security.cost import COST
+from runql.security.depth import DEPTH
+from runql.security.limit_rule import limit_rule
 
 
 @cache
 def validation_rules(limits: Limits) -> tuple[type[ASTValidationRule], ...]:
     rules = (
-        depth_rule(limits.max_depth),
-        alias_rule(limits.max_aliases),
-        cost_rule(limits.max_cost),
+        limit_rule(DEPTH, limits.max_depth),
+        limit_rule(ALIASES, limits.max_aliases),
+        limit_rule(COST, limits.max_cost),
     )
     if limits.introspection:
         return rules

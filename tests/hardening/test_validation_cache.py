@@ -5,7 +5,8 @@ import uuid
 import pytest
 
 from runql.limits import Limits
-from runql.security.depth import depth_rule
+from runql.security.depth import DEPTH
+from runql.security.limit_rule import limit_rule
 from runql.security.rules import validation_rules
 from runql.settings import Settings
 from tests.conftest import GraphQLClient
@@ -14,7 +15,7 @@ from tests.conftest import GraphQLClient
 @pytest.fixture
 def depth_validations(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Every time the depth rule of the test settings validates a document."""
-    rule = depth_rule(Settings().max_depth)
+    rule = limit_rule(DEPTH, Settings().max_depth)
     seen: list[object] = []
     original = rule.__init__
 
