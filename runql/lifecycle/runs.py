@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 import orjson
-from sqlalchemy import Table, bindparam, delete, select, text, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
@@ -31,7 +31,7 @@ from runql.lifecycle.transitions import transition
 from runql.lifecycle.validation import Content
 from runql.settings import Settings
 from runql.storage.database import Database
-from runql.storage.events import NOTIFY_CHANNEL, RunEvent, announce_after_commit
+from runql.storage.events import RunEvent, announce
 from runql.storage.tables import (
     ActorRow,
     AgentRow,
@@ -544,21 +544,9 @@ class _Batch:
                 for thread_id, at in sorted(self.touched.items())  # one lock order for all
             ]
             await (await session.connection()).execute(_TOUCH_THREAD, touched)
-        if self.events:
-            if session.get_bind().dialect.name == "postgresql":
-                await (await session.connection()).execute(
-                    _NOTIFY_EACH,
-                    {
-                        "channel": NOTIFY_CHANNEL,
-                        "messages": [e.announcement() for e in self.events],
-                    },
-                )
-            announce_after_commit(session, self.events)
+        await announce(session, self.events)
 
 
-_NOTIFY_EACH = text(
-    "SELECT pg_notify(:channel, message) FROM unnest(CAST(:messages AS text[])) AS message"
-)
 _ACTORS: Table = ActorRow.__table__  # type: ignore[attr-defined]
 _GROUPS: Table = MessageGroupRow.__table__  # type: ignore[attr-defined]
 _MESSAGES: Table = MessageRow.__table__  # type: ignore[attr-defined]

@@ -104,11 +104,14 @@ def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5) -> Asy
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
         _configure_sqlite(engine.sync_engine)
     else:
+        # No pre-ping: asyncpg's costs three round trips (BEGIN, a ping, ROLLBACK) at every
+        # checkout, every write's included. A connection the server has dropped (a restart)
+        # fails the one statement that finds it; SQLAlchemy then discards every connection
+        # opened before the failure, so the next checkouts connect anew.
         engine = create_async_engine(
             url,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_pre_ping=True,
             pool_recycle=1800,
             connect_args={"server_settings": POSTGRES_SESSION},
         )

@@ -154,8 +154,7 @@ async def append_event(
 
 async def log_events(session: AsyncSession, events: list[RunEvent]) -> None:
     """Events numbered by the caller (who bumped their runs' `last_event_seq` in this
-    transaction, while holding their rows), inserted in one statement, notified (PostgreSQL)
-    and announced after the commit as append_event's are."""
+    transaction, while holding their rows), inserted in one statement, then `announce`d."""
     if not events:
         return
     await session.execute(
@@ -171,23 +170,24 @@ async def log_events(session: AsyncSession, events: list[RunEvent]) -> None:
             for event in events
         ],
     )
-    if session.get_bind().dialect.name == "postgresql":
+    await announce(session, events)
+
+
+async def announce(session: AsyncSession, events: list[RunEvent]) -> None:
+    """Events whose rows the caller inserted in this transaction: notified in it (PostgreSQL:
+    one statement for all) and announced to the commit listeners after the commit, as
+    append_event's are."""
+    if events and session.get_bind().dialect.name == "postgresql":
         await session.execute(
             _NOTIFY_EACH,
             {"channel": NOTIFY_CHANNEL, "messages": [event.announcement() for event in events]},
         )
-    announce_after_commit(session, events)
+    session.info.setdefault(_UNCOMMITTED, []).extend(events)
 
 
 _NOTIFY_EACH = text(
     "SELECT pg_notify(:channel, message) FROM unnest(CAST(:messages AS text[])) AS message"
 )
-
-
-def announce_after_commit(session: AsyncSession, events: list[RunEvent]) -> None:
-    """Events the caller wrote itself (rows inserted with their sequence numbers), announced
-    to the commit listeners as append_event's are."""
-    session.info.setdefault(_UNCOMMITTED, []).extend(events)
 
 
 def take_uncommitted(session: AsyncSession) -> list[RunEvent]:

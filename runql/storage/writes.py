@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Table, insert, inspect
+from sqlalchemy import JSON, Table, insert, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
@@ -53,34 +53,46 @@ async def insert_rows(session: AsyncSession, rows: Iterable[SQLModel]) -> None:
 
 async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str, Any]]]) -> None:
     """Insert rows given as column values by table (every row of a table with the same
-    columns), parents before children, in the session's transaction: one executemany a table
-    on the driver's own connection (aiosqlite, asyncpg), the statement compiled once a shape
-    and the values bound through the columns' types as SQLAlchemy binds them. Each statement
-    is announced on the engine's cursor events, as SQLAlchemy's own are (counts, metrics,
-    tracing). The transaction must have begun: on PostgreSQL, a statement of SQLAlchemy's has
-    run in it (asyncpg's adapter begins at the first), as on SQLite the BEGIN has."""
+    columns), in the session's transaction, on the driver's own connection (aiosqlite,
+    asyncpg), each statement compiled once a shape and the values bound through the columns'
+    types as SQLAlchemy binds them. On SQLite: one executemany a table, parents before
+    children. On PostgreSQL: one statement for every table (each table's rows as arrays,
+    `INSERT ... SELECT FROM unnest(...)` in data-modifying WITH clauses; the foreign keys are
+    checked at the statement's end), so a batch costs one round trip and one executor run a
+    table rather than one a row. Each statement is announced on the engine's cursor events,
+    as SQLAlchemy's own are (counts, metrics, tracing). The transaction must have begun: on
+    PostgreSQL, a statement of SQLAlchemy's has run in it (asyncpg's adapter begins at the
+    first), as on SQLite the BEGIN has."""
     connection = await session.connection()
     driver: Any = (await connection.get_raw_connection()).driver_connection
     sync = connection.sync_connection
     assert sync is not None
     dialect = connection.dialect
-    if dialect.name == "postgresql" and not driver.is_in_transaction():
-        raise RuntimeError("insert_values runs in a transaction that has begun")
-    for table in _sorted_tables():
-        rows = values.get(table)
-        if not rows:
-            continue
-        statement = _driver_insert(table, dialect, tuple(rows[0]))
-        args = [statement.bound(row) for row in rows]
-        sync.dispatch.before_cursor_execute(sync, None, statement.sql, args, None, True)
+    shapes = tuple(
+        (table, tuple(values[table][0])) for table in _sorted_tables() if values.get(table)
+    )
+    if not shapes:
+        return
+    if dialect.name == "postgresql":
+        if not driver.is_in_transaction():
+            raise RuntimeError("insert_values runs in a transaction that has begun")
+        together = _arrays_insert(shapes, dialect)
+        args = together.bound([values[table] for table, _ in shapes])
+        sync.dispatch.before_cursor_execute(sync, None, together.sql, args, None, False)
         try:
-            if dialect.name == "sqlite":
-                cursor = await driver.executemany(statement.sql, args)
-                await cursor.close()
-            else:
-                await driver.executemany(statement.sql, args)
+            await driver.execute(together.sql, *args)
         finally:
-            sync.dispatch.after_cursor_execute(sync, None, statement.sql, args, None, True)
+            sync.dispatch.after_cursor_execute(sync, None, together.sql, args, None, False)
+        return
+    for table, keys in shapes:
+        statement = _driver_insert(table, dialect, keys)
+        rows = [statement.bound(row) for row in values[table]]
+        sync.dispatch.before_cursor_execute(sync, None, statement.sql, rows, None, True)
+        try:
+            cursor = await driver.executemany(statement.sql, rows)
+            await cursor.close()
+        finally:
+            sync.dispatch.after_cursor_execute(sync, None, statement.sql, rows, None, True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +121,60 @@ def _driver_insert(table: Table, dialect: Dialect, keys: tuple[str, ...]) -> Dri
         processors = compiled._bind_processors
         found = DriverInsert(compiled.string, order, tuple(processors.get(key) for key in order))
         _INSERTS[(table, dialect.name, keys)] = found
+    return found
+
+
+Shape = tuple[tuple[Table, tuple[str, ...]], ...]  # the tables written and each one's columns
+
+
+@dataclass(frozen=True, slots=True)
+class ArraysInsert:
+    """One PostgreSQL statement inserting rows into several tables, a column's values as one
+    array parameter; `inserts` are the tables' statements whose keys and processors it uses."""
+
+    sql: str
+    inserts: tuple[DriverInsert, ...]
+
+    def bound(self, rows_by_table: list[list[dict[str, Any]]]) -> list[list[Any]]:
+        columns: list[list[Any]] = []
+        for statement, rows in zip(self.inserts, rows_by_table, strict=True):
+            for key, process in zip(statement.keys, statement.processors, strict=True):
+                column = [row[key] for row in rows]
+                if process is not None:
+                    column = [None if value is None else process(value) for value in column]
+                columns.append(column)
+        return columns
+
+
+_ARRAY_INSERTS: dict[Shape, ArraysInsert] = {}
+
+
+def _arrays_insert(shapes: Shape, dialect: Dialect) -> ArraysInsert:
+    found = _ARRAY_INSERTS.get(shapes)
+    if found is None:
+        inserts = tuple(_driver_insert(table, dialect, keys) for table, keys in shapes)
+        clauses = []
+        number = 0
+        for (table, _), statement in zip(shapes, inserts, strict=True):
+            arrays, selected = [], []
+            for index, key in enumerate(statement.keys):
+                number += 1
+                column = table.columns[key]
+                if isinstance(column.type, JSON):  # sent as text, cast per row
+                    arrays.append(f"${number}::text[]")
+                    selected.append(f"c{index}::jsonb")
+                else:
+                    arrays.append(f"${number}::{column.type.compile(dialect=dialect)}[]")
+                    selected.append(f"c{index}")
+            names = ", ".join(f"c{index}" for index in range(len(statement.keys)))
+            clauses.append(
+                f"INSERT INTO {table.name} ({', '.join(statement.keys)}) "
+                f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS v({names})"
+            )
+        *first, last = clauses
+        withs = ", ".join(f"w{index} AS ({clause})" for index, clause in enumerate(first))
+        sql = f"WITH {withs} {last}" if withs else last
+        found = _ARRAY_INSERTS[shapes] = ArraysInsert(sql, inserts)
     return found
 
 
