@@ -12,6 +12,7 @@ a transaction of its own, so one bad item fails only its own caller.
 import asyncio
 import contextlib
 import contextvars
+import sqlite3
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -55,12 +56,15 @@ async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str
     """Insert rows given as column values by table (every row of a table with the same
     columns), in the session's transaction, on the driver's own connection (aiosqlite,
     asyncpg), each statement compiled once a shape and the values bound through the columns'
-    types as SQLAlchemy binds them. On SQLite: one executemany a table, parents before
-    children. On PostgreSQL: one statement for every table (each table's rows as arrays,
-    `INSERT ... SELECT FROM unnest(...)` in data-modifying WITH clauses; the foreign keys are
-    checked at the statement's end), so a batch costs one round trip and one executor run a
-    table rather than one a row. Each statement is announced on the engine's cursor events,
-    as SQLAlchemy's own are (counts, metrics, tracing). The transaction must have begun: on
+    types as SQLAlchemy binds them.
+
+    On SQLite: one executemany a table, parents before children, all in one call on
+    aiosqlite's thread (one hop for the batch, not one a statement). On PostgreSQL: one
+    statement for every table (each table's rows as arrays, `INSERT ... SELECT FROM
+    unnest(...)` in data-modifying WITH clauses; the foreign keys are checked at the
+    statement's end), so a batch costs one round trip and one executor run a table rather
+    than one a row. Each statement is announced on the engine's cursor events, as
+    SQLAlchemy's own are (counts, metrics, tracing). The transaction must have begun: on
     PostgreSQL, a statement of SQLAlchemy's has run in it (asyncpg's adapter begins at the
     first), as on SQLite the BEGIN has."""
     connection = await session.connection()
@@ -84,15 +88,24 @@ async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str
         finally:
             sync.dispatch.after_cursor_execute(sync, None, together.sql, args, None, False)
         return
+    batches = []
     for table, keys in shapes:
         statement = _driver_insert(table, dialect, keys)
-        rows = [statement.bound(row) for row in values[table]]
-        sync.dispatch.before_cursor_execute(sync, None, statement.sql, rows, None, True)
-        try:
-            cursor = await driver.executemany(statement.sql, rows)
-            await cursor.close()
-        finally:
-            sync.dispatch.after_cursor_execute(sync, None, statement.sql, rows, None, True)
+        batches.append((statement.sql, [statement.bound(row) for row in values[table]]))
+    for sql, rows in batches:
+        sync.dispatch.before_cursor_execute(sync, None, sql, rows, None, True)
+    try:  # every table in one trip to aiosqlite's thread, not one a statement
+        await driver._execute(_executemany_each, driver._conn, batches)
+    finally:
+        for sql, rows in batches:
+            sync.dispatch.after_cursor_execute(sync, None, sql, rows, None, True)
+
+
+def _executemany_each(
+    connection: sqlite3.Connection, batches: list[tuple[str, list[tuple[Any, ...]]]]
+) -> None:
+    for sql, rows in batches:
+        connection.executemany(sql, rows)
 
 
 @dataclass(frozen=True, slots=True)
