@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, inspect, select, update
+from sqlalchemy import Table, Text, and_, bindparam, delete, func, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col
@@ -34,7 +34,7 @@ from runql.enums import (
 from runql.errors import Conflict
 from runql.ids import Kind, new_id
 from runql.lifecycle.draft import Appended, Attached, Draft, Item, Opened, Step
-from runql.lifecycle.transitions import transition, transition_many
+from runql.lifecycle.transitions import append_held, transition, transition_many
 from runql.storage.events import append_event
 from runql.storage.tables import (
     ActorRow,
@@ -436,6 +436,16 @@ async def settle_reply(session: AsyncSession, run_id: str, status: MessageGroupS
 # -- a streamed reply, written as it goes (runql.lifecycle.draft says what each step is) -------
 
 
+@dataclass(frozen=True, slots=True)
+class ReplySteps:
+    """Steps of a streamed reply to write (a flush, or the last ones of a reply that ends in
+    SUCCESS): its run, its draft and the steps."""
+
+    run: RunRow
+    draft: Draft
+    steps: list[Step]
+
+
 async def write_steps(
     session: AsyncSession,
     run: RunRow,
@@ -444,73 +454,71 @@ async def write_steps(
     worker: str,
     actors: dict[str, str] | None = None,
 ) -> None:
-    """Steps of a streamed reply, in the session's transaction (one flush). The first flush
-    stores the reply's message group, IN_PROGRESS, as the run's message group, so that reads
-    show the reply while it grows. Raises Conflict when the run is no longer this worker's."""
-    if not draft.group_stored:
-        await _store_group(session, run, draft, worker, actors)
-    for step in steps:
-        await _write_step(session, run, draft, step, worker)
+    """Steps of a streamed reply, in the session's transaction (one flush): write_flushes
+    for one run."""
+    await write_flushes(session, [ReplySteps(run, draft, steps)], worker, actors)
 
 
-async def _store_group(
-    session: AsyncSession, run: RunRow, draft: Draft, worker: str, actors: dict[str, str] | None
+async def write_flushes(
+    session: AsyncSession,
+    flushes: Sequence[ReplySteps],
+    worker: str,
+    actors: dict[str, str] | None = None,
 ) -> None:
-    actor_id = await _agent_actor(session, run.agent_id, actors)
-    group = MessageGroupRow(
-        id=draft.group_id,
-        org_id=run.org_id,
-        thread_id=run.thread_id,
-        parent_message_group_id=run.trigger_message_group_id,
-        status=MessageGroupStatus.IN_PROGRESS.value,
-        type=MessageGroupType.ASSISTANT_MESSAGE.value,
-        created_at=utcnow(),
+    """Flushes of streamed replies (one a run) in the session's transaction, in a few
+    statements whatever their number: a reply's first flush stores its message group,
+    IN_PROGRESS, as its run's message group, so that reads show the reply while it grows;
+    then the runs' events are numbered and logged at once (append_held), the steps' new rows
+    inserted one statement a table and the text of every message written to appended in one
+    statement. Raises Conflict when a run is no longer this worker's; the transaction is
+    then to roll back."""
+    if not flushes:
+        return
+    groups = []
+    for flush in flushes:
+        if not flush.draft.group_stored:
+            flush.draft.actor_id = await _agent_actor(session, flush.run.agent_id, actors)
+            groups.append(
+                _group_values(
+                    flush.run, flush.draft.group_id, utcnow(), MessageGroupStatus.IN_PROGRESS
+                )
+            )
+    if groups:
+        await session.execute(insert(_GROUPS), groups)
+    rows: defaultdict[Table, list[dict[str, Any]]] = defaultdict(list)
+    events = {
+        f.run.id: [_step_values(rows, f.run, f.draft, step) for step in f.steps] for f in flushes
+    }
+    await append_held(
+        session,
+        events,
+        held_by=worker,
+        each={f.run.id: {"message_group_id": f.draft.group_id} for f in flushes},
     )
-    await insert_rows(session, [group])
-    linked = await session.execute(
-        update(RunRow)
-        .where(col(RunRow.id) == run.id, col(RunRow.lease_owner) == worker)
-        .values(message_group_id=group.id)
-        .execution_options(synchronize_session=False)
-    )
-    if linked.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict(f"run {run.id} is no longer leased to {worker}", field="id")
-    draft.group_stored, draft.actor_id = True, actor_id
+    await insert_values(session, rows)
+    await _append_texts(session, [s for f in flushes for s in f.steps if isinstance(s, Appended)])
+    for flush in flushes:
+        flush.draft.group_stored = True
 
 
-async def _write_step(
-    session: AsyncSession, run: RunRow, draft: Draft, step: Step, worker: str
-) -> None:
-    assert draft.actor_id is not None
-    ids: dict[str, Any] = {"message_group_id": draft.group_id}
-    if isinstance(step, Opened):
-        await insert_rows(session, _opened_rows(run, draft.group_id, draft.actor_id, step))
-        payload = {**ids, "message_id": step.message_id}
-        await append_event(session, run.id, RunEventType.MESSAGE_ADDED, payload, held_by=worker)
-    elif isinstance(step, Appended):
-        text = step.text
-        payload = {**ids, "message_id": step.message_id, "offset": step.offset, "text": text}
-        await append_event(session, run.id, RunEventType.MESSAGE_DELTA, payload, held_by=worker)
-        await session.execute(
-            update(ContentPartRow)
-            .where(col(ContentPartRow.id) == step.part_id)
-            .values(text=col(ContentPartRow.text) + text)
-            .execution_options(synchronize_session=False)
-        )
-    elif isinstance(step, Attached):
-        await insert_rows(session, [_attachment_row(run, step)])
-        payload = {
-            **ids,
-            "message_id": step.message_id,
-            "offset": step.offset,
-            "text": "",
-            "attachment_id": step.attachment_id,
-        }
-        await append_event(session, run.id, RunEventType.MESSAGE_DELTA, payload, held_by=worker)
-    else:
-        await insert_rows(session, [_item_row(run, draft, step)])
-        payload = {"item_id": step.item_id}
-        await append_event(session, run.id, RunEventType.ITEM_ATTACHED, payload, held_by=worker)
+_APPEND_TEXT = (
+    update(_PARTS)
+    .where(_PARTS.c.id == bindparam("part_id"))
+    .values(text=_PARTS.c.text + bindparam("more", type_=Text))
+)
+
+
+async def _append_texts(session: AsyncSession, appended: Sequence[Appended]) -> None:
+    """Deltas at the end of their parts' text, in one statement (executemany) for all: a
+    stored text stays the concatenation of its deltas, in order."""
+    if not appended:
+        return
+    texts: dict[str, list[str]] = {}
+    for step in appended:
+        texts.setdefault(step.part_id, []).append(step.text)
+    await session.execute(
+        _APPEND_TEXT, [{"part_id": part, "more": "".join(more)} for part, more in texts.items()]
+    )
 
 
 def _opened_rows(run: RunRow, group_id: str, actor_id: str, step: Opened) -> list[SQLModel]:
@@ -573,18 +581,9 @@ def _item_row(run: RunRow, draft: Draft, step: Item) -> AttachedItemRow:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """A streamed reply that ends in SUCCESS: its run, its draft and its last steps."""
-
-    run: RunRow
-    draft: Draft
-    steps: list[Step]
-
-
 async def finish_succeeded(
     session: AsyncSession,
-    finished: Sequence[Finished],
+    finished: Sequence[ReplySteps],
     worker: str,
     actors: dict[str, str] | None = None,
 ) -> list[RunRow]:
@@ -603,7 +602,9 @@ async def finish_succeeded(
         run, draft = done.run, done.draft
         if not draft.group_stored:
             draft.actor_id = await _agent_actor(session, run.agent_id, actors)
-            rows[_GROUPS].append(_group_values(run, draft.group_id, utcnow()))
+            rows[_GROUPS].append(
+                _group_values(run, draft.group_id, utcnow(), MessageGroupStatus.COMPLETED)
+            )
         before[run.id] = [_step_values(rows, run, draft, step) for step in done.steps]
         appended += [step for step in done.steps if isinstance(step, Appended)]
         cost = draft.cost
@@ -613,13 +614,7 @@ async def finish_succeeded(
             "cost_unit": cost.unit if cost else None,
         }
     await insert_values(session, rows)
-    for step in appended:
-        await session.execute(
-            update(ContentPartRow)
-            .where(col(ContentPartRow.id) == step.part_id)
-            .values(text=col(ContentPartRow.text) + step.text)
-            .execution_options(synchronize_session=False)
-        )
+    await _append_texts(session, appended)
     stored = [f.draft.group_id for f in finished if f.draft.group_stored]
     if stored:
         await session.execute(
@@ -644,13 +639,15 @@ async def finish_succeeded(
     return moved
 
 
-def _group_values(run: RunRow, group_id: str, now: datetime) -> dict[str, Any]:
+def _group_values(
+    run: RunRow, group_id: str, now: datetime, status: MessageGroupStatus
+) -> dict[str, Any]:
     return {
         "id": group_id,
         "org_id": run.org_id,
         "thread_id": run.thread_id,
         "parent_message_group_id": run.trigger_message_group_id,
-        "status": MessageGroupStatus.COMPLETED.value,
+        "status": status.value,
         "type": MessageGroupType.ASSISTANT_MESSAGE.value,
         "metadata": {},
         "created_at": now,
@@ -660,7 +657,7 @@ def _group_values(run: RunRow, group_id: str, now: datetime) -> dict[str, Any]:
 def _step_values(
     rows: defaultdict[Table, list[dict[str, Any]]], run: RunRow, draft: Draft, step: Step
 ) -> tuple[RunEventType, dict[str, Any]]:
-    """A step's new rows (added to `rows`) and its event, as _write_step writes them."""
+    """A step's new rows (added to `rows`) and its event."""
     ids: dict[str, Any] = {"message_group_id": draft.group_id}
     if isinstance(step, Opened):
         assert draft.actor_id is not None

@@ -39,8 +39,8 @@ from runql.bus.hub import Hub, Notice
 from runql.enums import MessageGroupStatus, RunStatus
 from runql.errors import Conflict
 from runql.lifecycle.conversation import (
-    Finished,
     Outcome,
+    ReplySteps,
     agent_request,
     agent_requests,
     finish_streamed,
@@ -614,7 +614,7 @@ class Executor:
         succeeded = [f for f in finishes if f.ending is RunStatus.SUCCESS]
         moved = await finish_succeeded(
             session,
-            [Finished(f.run, f.streamed.draft, list(f.steps)) for f in succeeded],
+            [ReplySteps(f.run, f.streamed.draft, list(f.steps)) for f in succeeded],
             self.name,
             self._actors,
         )

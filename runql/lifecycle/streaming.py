@@ -11,8 +11,10 @@ for its end and go together. At 50 tokens/s that is 20 flushes a second, not 50.
 
 Batching: flushes of every streaming run of a process share transactions (FlushBatcher): a
 flush asked for while none is being written is written at once; those asked for meanwhile
-wait for it to commit and then go together in the next. So a process makes about as many
-commits as one run would, however many runs stream, and each still gets its own events.
+wait for it to commit and then go together in the next, in a few statements whatever their
+number (conversation.write_flushes: one bumps every run's sequence, one inserts the events,
+one appends the texts). So a process makes about as many commits and statements as one run
+would, however many runs stream, and each still gets its own events.
 
 Stopping: on cancel (or a lost lease, or the agent's time running out) the pump is cancelled,
 which closes the agent's stream (`aclose()`: a generator's `finally` closes its HTTP stream),
@@ -26,11 +28,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from runql.agents.protocol import AgentError, StreamEvent
 from runql.enums import RunStatus
-from runql.lifecycle.conversation import finish_streamed, write_steps
+from runql.lifecycle.conversation import ReplySteps, finish_streamed, write_flushes
 from runql.lifecycle.draft import Draft, Step
 from runql.lifecycle.replies import unwritable
 from runql.storage.database import Database
@@ -52,6 +52,9 @@ class _Flush:
     steps: list[Step]
     done: "asyncio.Future[None]"
 
+    def replied(self) -> ReplySteps:
+        return ReplySteps(self.streamed.run, self.streamed.draft, self.steps)
+
 
 class FlushBatcher:
     """Writes the flushes of a process's streaming runs: those asked for while a transaction is
@@ -61,6 +64,7 @@ class FlushBatcher:
     def __init__(self, database: Database) -> None:
         self.database = database
         self.transactions = 0
+        self.actors: dict[str, str] = {}  # agents' actors, as conversation._agent_actor keeps
         self._waiting: list[_Flush] = []
         self._writing: asyncio.Task[None] | None = None
 
@@ -91,8 +95,9 @@ class FlushBatcher:
         stored = [(f.streamed.draft.group_stored, f.streamed.draft.actor_id) for f in batch]
         try:
             async with self.database.write() as session:
-                for flush in batch:
-                    await flush.streamed.write(session, flush.steps)
+                for worker in sorted({f.streamed.worker for f in batch}):
+                    flushes = [f.replied() for f in batch if f.streamed.worker == worker]
+                    await write_flushes(session, flushes, worker, self.actors)
             self.transactions += 1
         except BaseException:
             for flush, (group_stored, actor_id) in zip(batch, stored, strict=True):
@@ -103,7 +108,7 @@ class FlushBatcher:
     async def _alone(self, flush: _Flush) -> None:
         try:
             async with self.database.write() as session:
-                await flush.streamed.write(session, flush.steps)
+                await write_flushes(session, [flush.replied()], flush.streamed.worker, self.actors)
             self.transactions += 1
         except Exception as error:
             _settle(flush.done, error)
@@ -212,9 +217,6 @@ class StreamedRun:
         """Every pending step, in one transaction (which other runs' flushes may share)."""
         await self.batcher.flush(self, self.draft.take())
         self.flushes += 1
-
-    async def write(self, session: AsyncSession, steps: list[Step]) -> None:
-        await write_steps(session, self.run, self.draft, steps, self.worker)
 
     async def finish(self, ending: Ending) -> RunRow:
         """The last flush and the run's end, in one transaction."""

@@ -116,17 +116,60 @@ async def transition_many(
         raise Conflict(f"{len(run_ids) - len(rows)} of the runs cannot become {target.value}")
     ordered = [rows[run_id] for run_id in run_ids]
     await _occupy_threads(session, ordered, executing=target is RunStatus.RUNNING)
-    now, status = utcnow(), (RunEventType.STATUS_CHANGED, {"status": target.value})
-    events = []
+    status = (RunEventType.STATUS_CHANGED, {"status": target.value})
+    now, events = utcnow(), []
     for row in ordered:
         appended = [*preceding.get(row.id, ()), status]
-        first = row.last_event_seq - len(appended) + 1
-        events += [
-            RunEvent(row.org_id, row.id, first + index, type, payload, now)
-            for index, (type, payload) in enumerate(appended)
-        ]
+        events += _numbered(row.org_id, row.id, row.last_event_seq, appended, now)
     await log_events(session, events)
     return ordered
+
+
+async def append_held(
+    session: AsyncSession,
+    appended: Mapping[str, Preceding],
+    *,
+    held_by: str,
+    each: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """Events for many runs, in a few statements whatever their number: one UPDATE bumps
+    each run's `last_event_seq` by its events' count while `held_by` holds its lease (its row
+    locked until the commit, so numbers have no gaps and no duplicates), then the events are
+    inserted and notified at once (log_events). Raises Conflict when a run is no longer
+    `held_by`'s; the caller's transaction is to roll back (append_event alone says which).
+    `each` gives a run's own changes, as transition_many's does."""
+    if not appended:
+        return
+    run_ids = sorted(appended)
+    bumps = {run_id: len(appended[run_id]) for run_id in run_ids}
+    statement = (
+        update(RunRow)
+        .where(col(RunRow.id).in_(run_ids), col(RunRow.lease_owner) == held_by)
+        .values(
+            **_per_run(run_ids, each or {}),
+            last_event_seq=col(RunRow.last_event_seq) + _by_run(bumps),
+        )
+        .returning(col(RunRow.id), col(RunRow.org_id), col(RunRow.last_event_seq))
+        .execution_options(synchronize_session=False)
+    )
+    bumped = (await session.execute(statement)).all()
+    if len(bumped) != len(run_ids):
+        raise Conflict(f"{len(run_ids) - len(bumped)} of the runs are no longer {held_by}'s")
+    now, events = utcnow(), []
+    for run_id, org_id, last in sorted(bumped):
+        events += _numbered(org_id, run_id, last, appended[run_id], now)
+    await log_events(session, events)
+
+
+def _numbered(
+    org_id: str, run_id: str, last: int, appended: Preceding, now: datetime
+) -> list[RunEvent]:
+    """A run's events appended together, numbered up to its bumped `last_event_seq`."""
+    first = last - len(appended) + 1
+    return [
+        RunEvent(org_id, run_id, first + index, type, payload, now)
+        for index, (type, payload) in enumerate(appended)
+    ]
 
 
 def _by_run(values: Mapping[str, Any]) -> Any:

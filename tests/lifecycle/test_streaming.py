@@ -6,8 +6,9 @@ import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 from sqlmodel import col
 
 from runql.agents import catalog
@@ -28,9 +29,11 @@ from runql.agents.protocol import (
 )
 from runql.agents.registry import AgentRegistry
 from runql.enums import AttachmentType, ContentPartType, RunStatus
+from runql.errors import Conflict
 from runql.lifecycle.executor import Executor, ExecutorConfig
-from runql.lifecycle.runs import cancel_run
-from runql.lifecycle.streaming import FLUSH_SECONDS
+from runql.lifecycle.runs import DEFAULT_JSON_CAPS, cancel_run
+from runql.lifecycle.streaming import FLUSH_SECONDS, FlushBatcher, StreamedRun
+from runql.lifecycle.transitions import transition
 from runql.storage.database import Database
 from runql.storage.tables import (
     DEFAULT_ORG_ID,
@@ -39,6 +42,7 @@ from runql.storage.tables import (
     AttachmentRow,
     MessageContentRow,
     RunErrorRow,
+    RunRow,
 )
 from tests.agents.streamed import (
     Script,
@@ -466,3 +470,80 @@ async def test_runs_streaming_at_once_share_their_flushes_transactions(database:
         executor.batcher.transactions,
         events,
     )
+
+
+async def _leased(database: Database, count: int, worker: str) -> list[RunRow]:
+    """`count` runs of a streaming agent, RUNNING and leased to `worker`."""
+    _registry, agent = await _agent(database, _silent)
+    runs = [await new_run(database, agent, f"run {index}") for index in range(count)]
+    async with database.write() as session:
+        return [
+            await transition(session, run.id, RunStatus.RUNNING, lease_owner=worker) for run in runs
+        ]
+
+
+async def _silent(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+    return
+    yield
+
+
+async def _flush_all(streamed: list[StreamedRun], text: str) -> list[BaseException | None]:
+    """One delta for each run, flushed at once (one batch: the first flush's writer starts
+    only once every run has asked)."""
+    for each in streamed:
+        each.draft.add(TextDelta(text))
+    return await asyncio.gather(*(each.flush() for each in streamed), return_exceptions=True)
+
+
+async def _statements_of(database: Database, write: Awaitable[Any]) -> int:
+    counted = 0
+
+    def count(*_args: Any) -> None:
+        nonlocal counted
+        counted += 1
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await write
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return counted
+
+
+async def test_a_batch_of_flushes_takes_as_many_statements_for_six_runs_as_for_one(
+    database: Database,
+) -> None:
+    counts = []
+    for size in (1, 6):
+        batcher = FlushBatcher(database)
+        rows = await _leased(database, size, "w")
+        streamed = [StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher) for row in rows]
+        assert await _flush_all(streamed, "first ") == [None] * size  # stores the groups
+        counts.append(await _statements_of(database, _flush_all(streamed, "then")))
+        for row in rows:
+            assert [d["text"] for d in await deltas(database, row.id)] == ["first ", "then"]
+            group = (await reload(database, row.id)).message_group_id
+            assert group is not None
+            assert [text for _, _, text in await stored_messages(database, group)] == ["first then"]
+    assert counts[0] == counts[1], counts
+
+
+async def test_a_run_whose_lease_was_lost_fails_alone_in_a_batch_of_flushes(
+    database: Database,
+) -> None:
+    kept, lost = await _leased(database, 2, "w")
+    async with database.write() as session:
+        await session.execute(
+            update(RunRow).where(col(RunRow.id) == lost.id).values(lease_owner="another")
+        )
+    batcher = FlushBatcher(database)
+    streamed = [StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher) for row in (kept, lost)]
+    written, refused = await _flush_all(streamed, "hello")
+    assert written is None
+    assert isinstance(refused, Conflict)
+    assert batcher.transactions == 1  # the shared one rolled back, the kept run's own committed
+    assert [d["text"] for d in await deltas(database, kept.id)] == ["hello"]
+    assert await deltas(database, lost.id) == []
+    assert (await reload(database, lost.id)).message_group_id is None
+    assert (streamed[0].draft.group_stored, streamed[1].draft.group_stored) == (True, False)
