@@ -3,7 +3,9 @@ and checked by the egress policy, closed by `aclose`) and streams a Chat Complet
 
 Retries are the SDK's (`max_retries` = the config's `retries`): it retries the request, which
 is before the answer's first chunk; once a chunk has arrived nothing is retried, since the
-text streamed so far is the run's.
+text streamed so far is the run's. The SDK makes the request (auth, retries, the errors of
+its status); the answer's events are read from its raw streaming response and parsed with
+orjson (runql.agents.openai.chunks), not built into the SDK's chunk models.
 """
 
 import os
@@ -12,10 +14,11 @@ from typing import Any, cast
 
 import httpx
 import openai
+import orjson
 from openai.types.chat import ChatCompletionMessageParam
 
 from runql.agents.egress import EgressPolicy, EgressRefused
-from runql.agents.openai.chunks import Reading, failure
+from runql.agents.openai.chunks import Reading, failure, sse_data
 from runql.agents.openai.config import OpenAIConfig
 from runql.agents.protocol import (
     AgentError,
@@ -112,16 +115,15 @@ class OpenAIAgent:
         reading = Reading()
         started = False
         try:
-            chunks = await self._client.chat.completions.create(
+            async with self._client.chat.completions.with_streaming_response.create(
                 model=self.config.model,
                 messages=chat_messages(self.config, request),
                 stream=True,
                 stream_options={"include_usage": True},
                 **self._options(),
-            )
-            async with chunks:
-                async for chunk in chunks:
-                    text = reading.text(chunk)
+            ) as response:
+                async for data in sse_data(response):
+                    text = reading.text(orjson.loads(data))
                     if text:
                         if not started:
                             started = True
