@@ -160,16 +160,21 @@ def _history() -> Any:
 _HISTORY = _history()
 
 
+_MADE_ACTORS = "runql.made_actors"  # session.info: the agents' actors this transaction made
+
+
 async def _agent_actor(
     session: AsyncSession, agent_id: str, known: dict[str, str] | None = None
 ) -> str:
     """The id of the actor an agent writes as, made on its first reply. `known` remembers
-    actors read from the database (committed), so each agent's is looked up once; one made
-    here is not remembered until it is read back (its transaction may yet roll back). Runs of
-    a new agent that end together make one actor: the agent takes the first made, and a
-    transaction that finds another already taken drops its own."""
+    actors made by committed transactions, so each agent's is looked up once; one this
+    transaction made (read back by a later run of its batch) is not remembered, since the
+    transaction may yet roll back. Runs of a new agent that end together make one actor: the
+    agent takes the first made, and a transaction that finds another already taken drops its
+    own."""
     if known is not None and agent_id in known:
         return known[agent_id]
+    made: set[str] = session.info.setdefault(_MADE_ACTORS, set())
     agent = (
         await session.execute(
             select(col(AgentRow.org_id), col(AgentRow.name), col(AgentRow.actor_id)).where(
@@ -178,7 +183,7 @@ async def _agent_actor(
         )
     ).one()
     if agent.actor_id is not None:
-        if known is not None:
+        if known is not None and agent.actor_id not in made:
             known[agent_id] = agent.actor_id
         return str(agent.actor_id)
     actor_id = new_id(Kind.ACTOR)
@@ -197,6 +202,7 @@ async def _agent_actor(
         .execution_options(synchronize_session=False)
     )
     if taken.rowcount == 1:  # type: ignore[attr-defined]
+        made.add(actor_id)
         return actor_id
     await session.execute(delete(ActorRow).where(col(ActorRow.id) == actor_id))
     return await _agent_actor(session, agent_id, known)

@@ -14,6 +14,7 @@ from runql.agents.echo import EchoKind
 from runql.agents.protocol import AgentReply, AgentRequest, AttachedValue, Part, ReplyMessage
 from runql.agents.registry import AgentRegistry
 from runql.enums import ActorType, RunStatus
+from runql.lifecycle.conversation import _agent_actor
 from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID, ActorRow, AgentRow, MessageRow, RunRow
@@ -134,3 +135,39 @@ async def test_runs_of_a_new_agent_ending_together_make_one_actor(database: Data
     assert actors == 1
     assert stored is not None
     assert writers == {stored.actor_id}
+
+
+async def test_an_actor_made_by_a_rolled_back_transaction_is_not_remembered(
+    database: Database,
+) -> None:
+    """Two runs of an agent without an actor in one transaction: the second reads back the
+    actor the first made. When that transaction rolls back, the actor is gone, so it must not
+    be remembered for the next transaction (whose rows would name an actor that does not
+    exist)."""
+    registry = AgentRegistry([EchoKind()])
+    agent = await catalog.create_agent(
+        database, registry, DEFAULT_ORG_ID, name="New", kind="echo", config={}
+    )
+    async with database.write() as session:  # as an agent stored before it had an actor
+        await session.execute(
+            update(AgentRow).where(col(AgentRow.id) == agent.id).values(actor_id=None)
+        )
+    known: dict[str, str] = {}
+
+    class RolledBack(Exception):
+        pass
+
+    try:
+        async with database.write() as session:
+            first = await _agent_actor(session, agent.id, known)
+            assert await _agent_actor(session, agent.id, known) == first
+            raise RolledBack
+    except RolledBack:
+        pass
+    assert known == {}
+    async with database.write() as session:
+        second = await _agent_actor(session, agent.id, known)
+    assert second != first
+    async with database.read() as session:
+        assert await session.get(ActorRow, second) is not None
+        assert await session.get(ActorRow, first) is None
