@@ -27,7 +27,9 @@ live); delta events written per second; database commits per second (PostgreSQL:
 pg_stat_database.xact_commit of the benchmark's database, every transaction counted, reads
 included; the statistics are flushed by backends about once a second, so short runs are
 approximate; SQLite: null, it keeps no such count); the gateways' CPU (utime + stime from
-/proc, from the first token to the last completion) per delta delivered to a socket. The load
+/proc, from the first token to the last completion) per delta delivered to a socket;
+`bench_cpu_share`, the cores this process (the model server's thread and every socket) used
+over the same window: near 1.0 it is saturated, and its own lag is in the latencies. The load
 average is read before and after. The last line printed is JSON.
 
 Usage: python bench/stream.py [--database sqlite|postgresql|both] [--processes 1,2]
@@ -315,10 +317,11 @@ async def _measure(
     try:
         held.set()
         await _until_streaming(chat, shape.runs, shape.first_token_after + 60)
-        started, cpu_before = time.monotonic(), _cpu(pids)
+        started, cpu_before, own_before = time.monotonic(), _cpu(pids), _own_cpu()
         commits_before = await _commits(postgres_url)
         await asyncio.wait_for(window.done.wait(), streaming + 120)
         seconds, cpu = time.monotonic() - started, _cpu(pids) - cpu_before
+        own = _own_cpu() - own_before
         commits_after = await _commits(postgres_url)
     finally:
         gc.enable()
@@ -357,8 +360,16 @@ async def _measure(
         "commits_per_s": commits,
         "server_cpu_s": round(cpu, 2),
         "server_cpu_ms_per_delta": round(cpu * 1000 / deltas, 4) if deltas else None,
+        # this process (the model server's thread and every socket) over the window, in cores:
+        # near 1.0 it is saturated and its own lag is in the latencies
+        "bench_cpu_share": round(own / seconds, 2),
         "seconds": round(seconds, 2),
     }
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:
@@ -443,7 +454,8 @@ def main() -> int:
             f"{database}, {count} gateway(s): token latency p50 {result['p50_ms']} ms, p99 "
             f"{result['p99_ms']} ms, max {result['max_ms']} ms; exact {result['exact']}; "
             f"{result['commits_per_s']} commits/s; {result['server_cpu_ms_per_delta']} ms "
-            f"server CPU per delta delivered",
+            f"server CPU per delta delivered; this benchmark used {result['bench_cpu_share']} "
+            "of a core",
             flush=True,
         )
     report = {
