@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -33,6 +34,10 @@ Address: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 # How long saving a config waits for DNS; a name that does not resolve in time is accepted
 # there and checked again when the agent connects.
 RESOLVE_TIMEOUT_S = 5.0
+
+# How often an agent's connection pool closes the idle connections that expired or that their
+# server closed (each is also checked when it is about to be reused).
+SWEEP_SECONDS = 1.0
 
 _CARRIER_GRADE_NAT = ipaddress.ip_network("100.64.0.0/10")
 _PRIVATE = tuple(
@@ -231,10 +236,87 @@ class _CheckedTransport(httpx.AsyncHTTPTransport):
         limits: httpx.Limits,
     ) -> None:
         super().__init__(verify=ssl_context)
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = _Pool(
             ssl_context=ssl_context,
             network_backend=backend,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
         )
+
+
+class _Pool(httpcore.AsyncConnectionPool):
+    """httpcore's pool with its bookkeeping done in one pass over the connections and one over
+    the requests. httpcore's, run twice a request, scans every connection for every queued
+    request, counts them all again for each idle one, and polls each idle socket to see
+    whether its server closed it: with hundreds of runs in flight, most of a worker's CPU.
+    Here an idle socket is polled when it is about to be reused, and all of them once per
+    SWEEP_SECONDS (to close those that expired or that their server closed).
+
+    It also counts only idle connections against `max_keepalive_connections` (httpcore counts
+    them all, so beyond that many connections every idle one is closed and the next request
+    connects, and is checked, anew), hands an idle connection to one request at a time, and
+    never closes one it has handed to a request that has yet to send (httpcore may, when the
+    event loop is late, and the request then fails reading its reply).
+    A connection is reused only for its own origin, so only for the address it was checked
+    for; each new one is checked when it connects (_CheckedBackend)."""
+
+    _swept_at = 0.0  # time.monotonic() of the last sweep
+
+    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
+        closing: list[httpcore.AsyncConnectionInterface] = []
+        now = time.monotonic()
+        sweep = now >= self._swept_at + SWEEP_SECONDS
+        if sweep:
+            self._swept_at = now
+        taken = {id(r.connection) for r in self._requests if r.connection is not None}
+        kept: list[httpcore.AsyncConnectionInterface] = []
+        free: list[httpcore.AsyncConnectionInterface] = []  # idle, and no request holds it
+        idle = 0
+        for connection in self._connections:
+            if connection.is_closed():
+                continue
+            held = id(connection) in taken  # given to a request that has yet to start
+            if connection.is_idle() and not held:
+                idle += 1
+                if idle > self._max_keepalive_connections or (sweep and connection.has_expired()):
+                    closing.append(connection)
+                    continue
+            kept.append(connection)
+            if not held and connection.is_available():
+                free.append(connection)
+        self._connections = kept
+        for pool_request in self._requests:
+            if pool_request.is_queued() and not self._assign(pool_request, free, closing):
+                break  # the rest wait for a connection to come free
+        return closing
+
+    def _assign(
+        self,
+        pool_request: httpcore._async.connection_pool.AsyncPoolRequest,
+        free: list[httpcore.AsyncConnectionInterface],
+        closing: list[httpcore.AsyncConnectionInterface],
+    ) -> bool:
+        """Gives the request a free connection to its origin that has not expired, or a new
+        one if there is room (closing an idle one to another origin to make it); False when
+        every connection is busy."""
+        origin = pool_request.request.url.origin
+        while (
+            connection := next((c for c in free if c.can_handle_request(origin)), None)
+        ) is not None:
+            free.remove(connection)
+            if not connection.has_expired():
+                pool_request.assign_to_connection(connection)
+                return True
+            self._connections.remove(connection)
+            closing.append(connection)
+        if len(self._connections) >= self._max_connections:
+            if not free:
+                return False
+            surplus = free.pop(0)
+            self._connections.remove(surplus)
+            closing.append(surplus)
+        connection = self.create_connection(origin)
+        self._connections.append(connection)
+        pool_request.assign_to_connection(connection)
+        return True
