@@ -498,49 +498,74 @@ class _Watched:
     executor: int
 
 
+CREATE_RATE = 1000.0  # (c)'s createRuns are all due within N / CREATE_RATE seconds
+
+
 async def _in_flight(
     base_url: str, key: str, args: argparse.Namespace, agent_port: int, watched: _Watched
 ) -> dict[str, Any]:
+    """The createRuns are sent by bench/openloop.py (raw keep-alive connections, a fraction of
+    a millisecond of CPU each), all due at once and answered as fast as the gateway can over
+    `--concurrency` connections; the times are the runs' own (first createdAt, last createdAt,
+    last completedAt), so they are the server's, whatever the load generator's start-up."""
     runs = args.in_flight
-    limits = httpx.Limits(max_connections=args.concurrency)
     async with httpx.AsyncClient(
-        base_url=base_url, timeout=120, limits=limits, headers={"Authorization": f"Bearer {key}"}
+        base_url=base_url, timeout=120, headers={"Authorization": f"Bearer {key}"}
     ) as client:
         await _wait_until_up(client)
         webhook = {"url": f"http://127.0.0.1:{agent_port}/"}
         agent = (await _post(client, CREATE_WEBHOOK, webhook))["createAgent"]["agent"]["id"]
-        await asyncio.sleep(1.0)  # the processes settle after start-up
-        pids = {watched.gateway, watched.executor}
-        rss_before = _rss_kib(watched.executor)
-        cpu_before = {pid: _cpu_seconds(pid) for pid in pids}
-        own_before = time.process_time()
-        peak_rss = rss_before
+        with tempfile.TemporaryDirectory() as folder:
+            bodies = Path(folder) / "bodies.json"
+            bodies.write_bytes(orjson.dumps(_bodies(agent, runs)))
+            await asyncio.sleep(1.0)  # the processes settle after start-up
+            pids = {watched.gateway, watched.executor}
+            rss_before = _rss_kib(watched.executor)
+            cpu_before = {pid: _cpu_seconds(pid) for pid in pids}
+            peak_rss = rss_before
 
-        async def sample() -> None:
-            nonlocal peak_rss
-            while True:
-                peak_rss = max(peak_rss, _rss_kib(watched.executor))
+            async def sample() -> None:
+                nonlocal peak_rss
+                while True:
+                    peak_rss = max(peak_rss, _rss_kib(watched.executor))
+                    await asyncio.sleep(0.05)
+
+            sampler = asyncio.create_task(sample())
+            load = await asyncio.to_thread(
+                generate,
+                int(base_url.rsplit(":", 1)[1]),
+                key,
+                bodies,
+                *("--rate", f"{CREATE_RATE:g}", "--seconds", f"{runs / CREATE_RATE:g}"),
+                *("--connections", str(args.concurrency), "--grace", "300"),
+            )
+            if load["errors"] or load["answered"] != runs:
+                raise RuntimeError(f"createRun failed: {load}")
+            deadline = time.perf_counter() + 600
+            while (await _post(client, UNFINISHED))["runs"]["totalCount"] > 0:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("runs did not finish within 600 s")
                 await asyncio.sleep(0.05)
-
-        sampler = asyncio.create_task(sample())
-        started, created, finished = await _burst(client, agent, runs, args.concurrency, 600)
-        sampler.cancel()
+            sampler.cancel()
         cpu = {pid: _cpu_seconds(pid) - cpu_before[pid] for pid in pids}
-        own = time.process_time() - own_before
-        succeeded = len(await _durations(client))
-        if succeeded != runs:
+        nodes = await _nodes(client)
+        succeeded = [node for node in nodes if node["status"] == "SUCCESS"]
+        if len(succeeded) != runs:
             failed = (await _post(client, FAILED))["runs"]["edges"]
-            raise RuntimeError(f"{runs - succeeded} runs did not succeed: {failed}")
+            raise RuntimeError(f"{runs - len(succeeded)} runs did not succeed: {failed}")
+    first = min(_stamp(node["createdAt"]) for node in succeeded)
+    created = (max(_stamp(node["createdAt"]) for node in succeeded) - first).total_seconds()
+    finished = (max(_stamp(node["completedAt"]) for node in succeeded) - first).total_seconds()
     most = _agent_stats(agent_port)["most"]
     figures: dict[str, Any] = {
-        "first_create_to_last_success_s": round(finished - started, 2),
-        "creates_answered_s": round(created - started, 2),
-        "create_per_s": round(runs / (created - started), 1),
+        "first_create_to_last_success_s": round(finished, 2),
+        "creates_answered_s": round(created, 2),
+        "create_per_s": round(runs / max(created, 1e-3), 1),
         "peak_in_flight": most,
         "memory_per_in_flight_run_kib": round((peak_rss - rss_before) / max(1, most), 1),
         "executor_rss_before_mib": round(rss_before / 1024, 1),
         "executor_cpu_ms_per_run": round(cpu[watched.executor] * 1000 / runs, 2),
-        "load_cpu_ms_per_run": round(own * 1000 / runs, 2),
+        "load_cpu_ms_per_run": load["cpu_ms_per_request"],
     }
     if watched.gateway != watched.executor:
         figures["gateway_cpu_ms_per_create"] = round(cpu[watched.gateway] * 1000 / runs, 2)
@@ -587,7 +612,7 @@ def in_flight_main(args: argparse.Namespace) -> int:
         f"{figures['memory_per_in_flight_run_kib']} KiB each, "
         f"{figures['executor_cpu_ms_per_run']} ms of executing CPU per run"
         + (f", {gateway} ms of gateway CPU per create" if gateway is not None else "")
-        + f", {figures['load_cpu_ms_per_run']} ms of the bench's own CPU per run"
+        + f", {figures['load_cpu_ms_per_run']} ms of the load generator's CPU per create"
     )
     print(orjson.dumps(figures).decode())
     return 0
