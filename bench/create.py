@@ -498,6 +498,10 @@ class _Watched:
     executor: int
 
 
+def _seconds(node: dict[str, Any], since: str, until: str) -> float:
+    return (_stamp(node[until]) - _stamp(node[since])).total_seconds()
+
+
 CREATE_RATE = 1000.0  # (c)'s createRuns are all due within N / CREATE_RATE seconds
 
 
@@ -556,12 +560,18 @@ async def _in_flight(
     first = min(_stamp(node["createdAt"]) for node in succeeded)
     created = (max(_stamp(node["createdAt"]) for node in succeeded) - first).total_seconds()
     finished = (max(_stamp(node["completedAt"]) for node in succeeded) - first).total_seconds()
+    queued = sorted(_seconds(node, "createdAt", "startedAt") for node in succeeded)
+    executing = sorted(_seconds(node, "startedAt", "completedAt") for node in succeeded)
     most = _agent_stats(agent_port)["most"]
     figures: dict[str, Any] = {
         "first_create_to_last_success_s": round(finished, 2),
         "creates_answered_s": round(created, 2),
         "create_per_s": round(runs / max(created, 1e-3), 1),
         "peak_in_flight": most,
+        "queued_p50_s": round(statistics.median(queued), 2),  # createdAt -> startedAt
+        "queued_max_s": round(queued[-1], 2),
+        "executing_p50_s": round(statistics.median(executing), 2),  # startedAt -> completedAt
+        "executing_max_s": round(executing[-1], 2),
         "memory_per_in_flight_run_kib": round((peak_rss - rss_before) / max(1, most), 1),
         "executor_rss_before_mib": round(rss_before / 1024, 1),
         "executor_cpu_ms_per_run": round(cpu[watched.executor] * 1000 / runs, 2),
