@@ -17,18 +17,24 @@ then executed by one `runql worker` with default settings: worker_executed_per_s
 startedAt to last completedAt) and worker_cpu_ms_per_run (from its start-up line on).
 
 (c) `--in-flight N`: N runs, one per thread, of a webhook agent whose far end (a loopback
-server in this process) answers each after `--agent-seconds` (2 by default), on one `runql
-serve` process with default executor settings: the seconds from the first createRun to the
-last SUCCESS (and to the last createRun answered), the most requests the agent had open at
-once, the server's resident memory at that peak over its memory before (per run in flight)
-and its CPU per run.
+server in a process of its own, bench/create.py --slow-agent) answers each after
+`--agent-seconds` (2 by default), created by 16 clients (`--concurrency`) through a gateway that
+executes none (`runql serve`, RUNQL_WORKERS=0) and executed by one `runql worker` with default
+settings (started as (b)'s is): the seconds from the first createRun to the last SUCCESS (and
+to the last createRun answered), the most requests the agent had open at once, the worker's
+resident memory at its peak over its memory before (per run in flight), the worker's CPU per
+run, the gateway's CPU per create, and this process's own CPU per run (the load: creates and
+polls, to tell whether it, not the server, set the pace). `--single-process`: one `runql serve`
+with default settings answers the creates and executes the runs (its memory and CPU are then
+the executor's, and there is no gateway figure).
 
 The last line is JSON: (a) under "answered", (b)'s figures at the top level, with "database"
 and "loadavg"; (c) prints its own figures as its last line, with "database" and "loadavg".
 
 Usage: python bench/create.py [--part all|answered|success] [--rates 100,200,400,...]
            [--seconds 5] [--runs 400] [--concurrency 16] [--workers 4] [--postgres URL]
-       python bench/create.py --in-flight 2000 [--agent-seconds 2] [--postgres URL]
+       python bench/create.py --in-flight 2000 [--agent-seconds 2] [--single-process]
+           [--postgres URL]
 """
 
 from __future__ import annotations
@@ -41,10 +47,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +71,9 @@ CREATE_AGENT = """mutation { createAgent(input: {name: "Echo", kind: "echo",
 CREATE_WEBHOOK = """mutation($url: String!) { createAgent(input: {name: "Slow", kind: "webhook",
   config: {url: $url, timeout_s: 120, retries: 0}}) { agent { id } } }"""
 UNFINISHED = "{ runs(filter: {status: [PENDING, RUNNING]}) { totalCount } }"
+FAILED = (
+    "{ runs(first: 5, filter: {status: [ERROR]}) { edges { node { errors { code message } } } } }"
+)
 TIMES = """query($after: String) { runs(first: 100, after: $after) {
   pageInfo { hasNextPage endCursor }
   edges { node { status createdAt startedAt completedAt } } } }"""
@@ -383,29 +392,36 @@ async def _echo_agent(base_url: str, key: str) -> str:
 
 class SlowAgent:
     """A webhook's far end that answers every run after `seconds`, counting the requests it
-    holds open at once. Served by uvicorn on a thread of its own (its own event loop)."""
+    holds open at once; `GET /stats` answers those counts. Served by uvicorn in a process of
+    its own (`serve_slow_agent`), so that neither its work nor the create client's shares a
+    core's interpreter with the other: the figures are the server's, not the load's."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.open = 0
         self.most = 0
         self.answered = 0
-        self.at_most: list[float] = []  # when `most` last grew (perf_counter)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         while (await receive()).get("more_body"):
             pass
+        if scope["method"] == "GET":
+            stats = {"open": self.open, "most": self.most, "answered": self.answered}
+            await self._answer(send, orjson.dumps(stats))
+            return
         self.open += 1
-        if self.open > self.most:
-            self.most = self.open
-            self.at_most.append(time.perf_counter())
+        self.most = max(self.most, self.open)
         try:
             await asyncio.sleep(self.seconds)
         finally:
             self.open -= 1
-        body = b'{"text": "done"}'
+        await self._answer(send, b'{"text": "done"}')
+        self.answered += 1
+
+    @staticmethod
+    async def _answer(send: Any, body: bytes) -> None:
         await send(
             {
                 "type": "http.response.start",
@@ -417,25 +433,48 @@ class SlowAgent:
             }
         )
         await send({"type": "http.response.body", "body": body})
-        self.answered += 1
 
-    def serve(self, port: int) -> Any:
-        import uvicorn
 
-        server = uvicorn.Server(
-            uvicorn.Config(
-                self,
-                host="127.0.0.1",
-                port=port,
-                log_level="warning",
-                access_log=False,
-                backlog=4096,
-                timeout_keep_alive=30,
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        return server
+def serve_slow_agent(port: int, seconds: float) -> int:
+    """The slow agent's process (`--slow-agent PORT`): serves until terminated."""
+    import uvicorn
+
+    uvicorn.run(
+        SlowAgent(seconds),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+        timeout_keep_alive=30,
+    )
+    return 0
+
+
+@contextmanager
+def _slow_agent(seconds: float) -> Iterator[int]:
+    """The slow agent in a process of its own, up: its port."""
+    port = _free_port()
+    command = [sys.executable, str(Path(__file__).resolve()), "--slow-agent", str(port)]
+    process = subprocess.Popen(
+        [*command, "--agent-seconds", f"{seconds:g}"], cwd=ROOT, stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/stats", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def _agent_stats(port: int) -> dict[str, int]:
+    stats: dict[str, int] = orjson.loads(httpx.get(f"http://127.0.0.1:{port}/stats").content)
+    return stats
 
 
 def _rss_kib(pid: int) -> int:
@@ -450,80 +489,140 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass
+class _Watched:
+    """The processes (c) measures: the gateway answering the creates and the process executing
+    the runs (the same one with `--single-process`)."""
+
+    gateway: int
+    executor: int
+
+
+def _seconds(node: dict[str, Any], since: str, until: str) -> float:
+    return (_stamp(node[until]) - _stamp(node[since])).total_seconds()
+
+
+CREATE_RATE = 1000.0  # (c)'s createRuns are all due within N / CREATE_RATE seconds
+
+
 async def _in_flight(
-    base_url: str, key: str, runs: int, concurrency: int, agent_port: int, slow: SlowAgent, pid: int
+    base_url: str, key: str, args: argparse.Namespace, agent_port: int, watched: _Watched
 ) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=concurrency)
+    """The createRuns are sent by bench/openloop.py (raw keep-alive connections, a fraction of
+    a millisecond of CPU each), all due at once and answered as fast as the gateway can over
+    `--concurrency` connections; the times are the runs' own (first createdAt, last createdAt,
+    last completedAt), so they are the server's, whatever the load generator's start-up."""
+    runs = args.in_flight
     async with httpx.AsyncClient(
-        base_url=base_url, timeout=120, limits=limits, headers={"Authorization": f"Bearer {key}"}
+        base_url=base_url, timeout=120, headers={"Authorization": f"Bearer {key}"}
     ) as client:
         await _wait_until_up(client)
-        agent = (await _post(client, CREATE_WEBHOOK, {"url": f"http://127.0.0.1:{agent_port}/"}))[
-            "createAgent"
-        ]["agent"]["id"]
-        await asyncio.sleep(1.0)  # the server settles after start-up
-        rss_before, cpu_before = _rss_kib(pid), _cpu_seconds(pid)
-        peak_rss = rss_before
+        webhook = {"url": f"http://127.0.0.1:{agent_port}/"}
+        agent = (await _post(client, CREATE_WEBHOOK, webhook))["createAgent"]["agent"]["id"]
+        with tempfile.TemporaryDirectory() as folder:
+            bodies = Path(folder) / "bodies.json"
+            bodies.write_bytes(orjson.dumps(_bodies(agent, runs)))
+            await asyncio.sleep(1.0)  # the processes settle after start-up
+            pids = {watched.gateway, watched.executor}
+            rss_before = _rss_kib(watched.executor)
+            cpu_before = {pid: _cpu_seconds(pid) for pid in pids}
+            peak_rss = rss_before
 
-        async def sample() -> None:
-            nonlocal peak_rss
-            while True:
-                peak_rss = max(peak_rss, _rss_kib(pid))
+            async def sample() -> None:
+                nonlocal peak_rss
+                while True:
+                    peak_rss = max(peak_rss, _rss_kib(watched.executor))
+                    await asyncio.sleep(0.05)
+
+            sampler = asyncio.create_task(sample())
+            load = await asyncio.to_thread(
+                generate,
+                int(base_url.rsplit(":", 1)[1]),
+                key,
+                bodies,
+                *("--rate", f"{CREATE_RATE:g}", "--seconds", f"{runs / CREATE_RATE:g}"),
+                *("--connections", str(args.concurrency), "--grace", "300"),
+            )
+            if load["errors"] or load["answered"] != runs:
+                raise RuntimeError(f"createRun failed: {load}")
+            deadline = time.perf_counter() + 600
+            while (await _post(client, UNFINISHED))["runs"]["totalCount"] > 0:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("runs did not finish within 600 s")
                 await asyncio.sleep(0.05)
-
-        sampler = asyncio.create_task(sample())
-        started, created, finished = await _burst(client, agent, runs, concurrency, 600)
-        sampler.cancel()
-        cpu = _cpu_seconds(pid) - cpu_before
-        succeeded = len(await _durations(client))
-        if succeeded != runs:
-            raise RuntimeError(f"{runs - succeeded} runs did not succeed")
-    return {
-        "first_create_to_last_success_s": round(finished - started, 2),
-        "creates_answered_s": round(created - started, 2),
-        "create_per_s": round(runs / (created - started), 1),
-        "peak_in_flight": slow.most,
-        "memory_per_in_flight_run_kib": round((peak_rss - rss_before) / max(1, slow.most), 1),
-        "server_rss_before_mib": round(rss_before / 1024, 1),
-        "server_cpu_ms_per_run": round(cpu * 1000 / runs, 2),
+            sampler.cancel()
+        cpu = {pid: _cpu_seconds(pid) - cpu_before[pid] for pid in pids}
+        nodes = await _nodes(client)
+        succeeded = [node for node in nodes if node["status"] == "SUCCESS"]
+        if len(succeeded) != runs:
+            failed = (await _post(client, FAILED))["runs"]["edges"]
+            raise RuntimeError(f"{runs - len(succeeded)} runs did not succeed: {failed}")
+    first = min(_stamp(node["createdAt"]) for node in succeeded)
+    created = (max(_stamp(node["createdAt"]) for node in succeeded) - first).total_seconds()
+    finished = (max(_stamp(node["completedAt"]) for node in succeeded) - first).total_seconds()
+    queued = sorted(_seconds(node, "createdAt", "startedAt") for node in succeeded)
+    executing = sorted(_seconds(node, "startedAt", "completedAt") for node in succeeded)
+    most = _agent_stats(agent_port)["most"]
+    figures: dict[str, Any] = {
+        "first_create_to_last_success_s": round(finished, 2),
+        "creates_answered_s": round(created, 2),
+        "create_per_s": round(runs / max(created, 1e-3), 1),
+        "peak_in_flight": most,
+        "queued_p50_s": round(statistics.median(queued), 2),  # createdAt -> startedAt
+        "queued_max_s": round(queued[-1], 2),
+        "executing_p50_s": round(statistics.median(executing), 2),  # startedAt -> completedAt
+        "executing_max_s": round(executing[-1], 2),
+        "memory_per_in_flight_run_kib": round((peak_rss - rss_before) / max(1, most), 1),
+        "executor_rss_before_mib": round(rss_before / 1024, 1),
+        "executor_cpu_ms_per_run": round(cpu[watched.executor] * 1000 / runs, 2),
+        "load_cpu_ms_per_run": load["cpu_ms_per_request"],
     }
+    if watched.gateway != watched.executor:
+        figures["gateway_cpu_ms_per_create"] = round(cpu[watched.gateway] * 1000 / runs, 2)
+    return figures
 
 
 def in_flight_main(args: argparse.Namespace) -> int:
-    slow = SlowAgent(args.agent_seconds)
-    agent_port = _free_port()
-    agent_server = slow.serve(agent_port)
-    settings = {
-        "RUNQL_EGRESS_ALLOWED_CIDRS": "127.0.0.0/8",
-        "RUNQL_WORKERS": UNSET,
-    }  # the default: what a process does unless told
-    try:
-        with _server(args.postgres, settings) as (port, key, pid, _url):
-            figures: dict[str, Any] = asyncio.run(
-                _in_flight(
-                    f"http://127.0.0.1:{port}",
-                    key,
-                    args.in_flight,
-                    args.concurrency,
-                    agent_port,
-                    slow,
-                    pid,
+    """(c): by default a gateway that executes nothing and one `runql worker` (both with
+    default settings otherwise, as (b)'s per-worker figure); `--single-process`: one `runql
+    serve` that answers the creates and executes the runs."""
+    egress = {"RUNQL_EGRESS_ALLOWED_CIDRS": "127.0.0.0/8"}
+    default = {**egress, "RUNQL_WORKERS": UNSET}  # what a process does unless told
+    with _slow_agent(args.agent_seconds) as agent_port:
+        if args.single_process:
+            with _server(args.postgres, default) as (port, key, pid, _url):
+                figures = asyncio.run(
+                    _in_flight(
+                        f"http://127.0.0.1:{port}", key, args, agent_port, _Watched(pid, pid)
+                    )
                 )
-            )
-    finally:
-        agent_server.should_exit = True
+        else:
+            with (
+                _server(args.postgres, {**egress, "RUNQL_WORKERS": "0"}) as (port, key, pid, url),
+                _worker(url, default) as worker,
+            ):
+                figures = asyncio.run(
+                    _in_flight(
+                        f"http://127.0.0.1:{port}", key, args, agent_port, _Watched(pid, worker)
+                    )
+                )
     figures.update(
         runs=args.in_flight,
         agent_seconds=args.agent_seconds,
+        processes="one serve" if args.single_process else "gateway + one worker",
         database="postgresql" if args.postgres else "sqlite",
         loadavg=Path("/proc/loadavg").read_text().split()[0],
     )
+    gateway = figures.get("gateway_cpu_ms_per_create")
     print(
-        f"{args.in_flight} runs of a {args.agent_seconds:g} s webhook: first createRun to last "
-        f"SUCCESS {figures['first_create_to_last_success_s']} s (createRuns answered in "
-        f"{figures['creates_answered_s']} s), {figures['peak_in_flight']:g} in flight at most, "
+        f"{args.in_flight} runs of a {args.agent_seconds:g} s webhook ({figures['processes']}): "
+        f"first createRun to last SUCCESS {figures['first_create_to_last_success_s']} s "
+        f"(createRuns answered in {figures['creates_answered_s']} s), "
+        f"{figures['peak_in_flight']:g} in flight at most, "
         f"{figures['memory_per_in_flight_run_kib']} KiB each, "
-        f"{figures['server_cpu_ms_per_run']} ms of server CPU per run"
+        f"{figures['executor_cpu_ms_per_run']} ms of executing CPU per run"
+        + (f", {gateway} ms of gateway CPU per create" if gateway is not None else "")
+        + f", {figures['load_cpu_ms_per_run']} ms of the load generator's CPU per create"
     )
     print(orjson.dumps(figures).decode())
     return 0
@@ -549,6 +648,12 @@ def main() -> int:
     )
     parser.add_argument("--agent-seconds", type=float, default=2.0)
     parser.add_argument(
+        "--single-process",
+        action="store_true",
+        help="(c) on one `runql serve` that answers the creates and executes the runs",
+    )
+    parser.add_argument("--slow-agent", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument(
         "--rates", default=RATES, help=f"(a)'s open-loop rates per second (default {RATES})"
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="(a)'s seconds a rate")
@@ -559,6 +664,8 @@ def main() -> int:
         help="(a) createRun answered beside the floor, (b) runs to SUCCESS, or both",
     )
     args = parser.parse_args()
+    if args.slow_agent:
+        return serve_slow_agent(args.slow_agent, args.agent_seconds)
     if args.in_flight:
         return in_flight_main(args)
     report: dict[str, Any] = {

@@ -15,15 +15,19 @@ URL, not from the address connected to.
 """
 
 import asyncio
+import collections
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import httpcore
 import httpx
+from httpcore._async.connection_pool import AsyncPoolRequest
+from httpcore._async.http11 import AsyncHTTP11Connection, HTTPConnectionState
 
 from runql.agents.protocol import InvalidConfig
 from runql.settings import Network, Settings
@@ -33,6 +37,10 @@ Address: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 # How long saving a config waits for DNS; a name that does not resolve in time is accepted
 # there and checked again when the agent connects.
 RESOLVE_TIMEOUT_S = 5.0
+
+# How often an agent's connection pool closes the idle connections that expired or that their
+# server closed (each is also checked when it is about to be reused).
+SWEEP_SECONDS = 1.0
 
 _CARRIER_GRADE_NAT = ipaddress.ip_network("100.64.0.0/10")
 _PRIVATE = tuple(
@@ -231,10 +239,171 @@ class _CheckedTransport(httpx.AsyncHTTPTransport):
         limits: httpx.Limits,
     ) -> None:
         super().__init__(verify=ssl_context)
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = _Pool(
             ssl_context=ssl_context,
             network_backend=backend,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
         )
+
+
+_IDLE, _CLOSED, _BUSY = "idle", "closed", "busy"
+
+
+def _state(connection: httpcore.AsyncConnectionInterface) -> str:
+    """Whether a pool's connection is idle (free for a request), closed, or busy (connecting,
+    or serving a request). An HTTP/1.1 connection's state is read from its attribute: the
+    pool reads every connection's twice a request, and the three calls through two objects
+    it takes otherwise were a tenth of a worker's CPU with hundreds of runs in flight."""
+    inner = getattr(connection, "_connection", None)
+    if type(inner) is AsyncHTTP11Connection:
+        state = inner._state
+        if state is HTTPConnectionState.IDLE:
+            return _IDLE
+        return _CLOSED if state is HTTPConnectionState.CLOSED else _BUSY
+    if connection.is_closed():
+        return _CLOSED
+    return _IDLE if connection.is_idle() and connection.is_available() else _BUSY
+
+
+_Connection: TypeAlias = httpcore.AsyncConnectionInterface
+_Request: TypeAlias = AsyncPoolRequest
+
+
+class _Requests(list[_Request]):
+    """The pool's requests (httpcore appends and removes them): tells the pool which arrived
+    and which ended, so that it need not scan them all to find out."""
+
+    def __init__(self, pool: "_Pool") -> None:
+        super().__init__()
+        self._pool = pool
+
+    def append(self, request: _Request) -> None:
+        super().append(request)
+        self._pool._waiting.append(request)
+
+    def remove(self, request: _Request) -> None:
+        super().remove(request)
+        self._pool._ended(request)
+
+
+class _Pool(httpcore.AsyncConnectionPool):
+    """httpcore's pool, its bookkeeping kept as requests arrive and end. httpcore's, run
+    twice a request, scans every connection for every queued request, counts them all again
+    for each idle one, and polls each idle socket to see whether its server closed it: with
+    hundreds of runs in flight, most of a worker's CPU. Here the pool keeps the idle
+    connections no request holds (`_free`), the requests waiting for one (`_waiting`) and
+    those handed one they have yet to use (`_handed`); an idle socket is polled when it is
+    about to be reused, and every connection looked at once per SWEEP_SECONDS (to close those
+    that expired or that their server closed, and to drop the closed).
+
+    It also counts only idle connections against `max_keepalive_connections` (httpcore counts
+    them all, so beyond that many connections every idle one is closed and the next request
+    connects, and is checked, anew), hands an idle connection to one request at a time, and
+    never closes one it has handed to a request that has yet to send (httpcore may, when the
+    event loop is late, and the request then fails reading its reply).
+    A connection is reused only for its own origin, so only for the address it was checked
+    for; each new one is checked when it connects (_CheckedBackend)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting: collections.deque[_Request] = collections.deque()
+        self._handed: list[_Request] = []
+        self._free: dict[int, _Connection] = {}  # by id, oldest first
+        self._released: list[_Connection] = []
+        self._swept_at = time.monotonic()
+        self._requests = _Requests(self)
+
+    def _ended(self, request: _Request) -> None:
+        """A request left the pool (answered, failed or cancelled): its connection may be
+        free, and it waits for none any more."""
+        if request.connection is not None:
+            self._released.append(request.connection)
+        elif request in self._waiting:
+            self._waiting.remove(request)
+        if request in self._handed:
+            self._handed.remove(request)
+
+    def _assign_requests_to_connections(self) -> list[_Connection]:
+        closing: list[_Connection] = []
+        self._recheck_handed()
+        for connection in self._released:
+            state = _state(connection)
+            if state is _IDLE:
+                self._free[id(connection)] = connection
+            elif state is _CLOSED and connection in self._connections:
+                self._connections.remove(connection)
+        self._released.clear()
+        now = time.monotonic()
+        if now >= self._swept_at + SWEEP_SECONDS:
+            self._swept_at = now
+            self._sweep(closing)
+        while self._waiting:
+            request = self._waiting[0]
+            if request.is_queued() and not self._assign(request, closing):
+                break  # it and the rest wait for a connection to come free
+            self._waiting.popleft()
+            self._handed.append(request)
+        return closing
+
+    def _recheck_handed(self) -> None:
+        """Requests handed an idle connection: those that have used it (it is busy now) are
+        done with; one that found it taken after all (httpcore clears its connection and asks
+        again) waits again, first."""
+        still: list[_Request] = []
+        for request in self._handed:
+            if request.is_queued():
+                self._waiting.appendleft(request)
+            elif request.connection is not None and _state(request.connection) is _IDLE:
+                still.append(request)
+        self._handed = still
+
+    def _sweep(self, closing: list[_Connection]) -> None:
+        """Every connection looked at: the closed dropped; idle ones no request holds closed
+        when they expired, their server closed them, or more are idle than may be kept."""
+        held = {id(r.connection) for r in self._handed if r.connection is not None}
+        kept: list[_Connection] = []
+        self._free = {}
+        idle = 0
+        for connection in self._connections:
+            state = _state(connection)
+            if state is _CLOSED:
+                continue
+            if state is _IDLE and id(connection) not in held:
+                idle += 1
+                if idle > self._max_keepalive_connections or connection.has_expired():
+                    closing.append(connection)
+                    continue
+                self._free[id(connection)] = connection
+            kept.append(connection)
+        self._connections = kept
+
+    def _assign(self, pool_request: _Request, closing: list[_Connection]) -> bool:
+        """Gives the request a free connection to its origin that has not expired, or a new
+        one if there is room (closing an idle one to another origin to make it); False when
+        every connection is busy."""
+        origin = pool_request.request.url.origin
+        while found := next(
+            ((key, c) for key, c in self._free.items() if c.can_handle_request(origin)), None
+        ):
+            key, connection = found
+            del self._free[key]
+            state = _state(connection)
+            if state is _IDLE and not connection.has_expired():
+                pool_request.assign_to_connection(connection)
+                return True
+            if state is not _BUSY and connection in self._connections:
+                self._connections.remove(connection)
+                closing.append(connection)
+        if len(self._connections) >= self._max_connections:
+            surplus = next(iter(self._free.values()), None)
+            if surplus is None:
+                return False
+            del self._free[id(surplus)]
+            self._connections.remove(surplus)
+            closing.append(surplus)
+        connection = self.create_connection(origin)
+        self._connections.append(connection)
+        pool_request.assign_to_connection(connection)
+        return True

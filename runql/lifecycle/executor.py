@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, select, tuple_, update
+from sqlalchemy import bindparam, delete, exists, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -113,23 +114,51 @@ def _older_pending_in_thread() -> Any:
     )
 
 
+def _oldest_pending_in_thread() -> Any:
+    """Whether the run is its thread's oldest pending run, as PostgreSQL is asked: the oldest
+    pending run of every thread found once (DISTINCT ON, one sort of the pending runs), then
+    matched (by hashing: _HASHED_CLAIM). Asked as `_older_pending_in_thread` (or as a
+    subquery per run), PostgreSQL's planner, which sees a fresh runs table as nearly empty,
+    probed every pending run against every other through a status index: 1.3 s a claim with
+    2,000 pending, claims at 100 runs/s in a burst."""
+    older: Any = aliased(RunRow)
+    oldest = (
+        select(older.id)
+        .ext(distinct_on(older.thread_id))
+        .where(older.status == RunStatus.PENDING.value)
+        .order_by(older.thread_id, older.created_at, older.id)
+    )
+    return col(RunRow.id).in_(oldest)
+
+
 _Read = tuple[AgentRow, AgentRequest]  # a run's agent and what it is given, as read
 
 
 # The runs a claim may take, oldest first: pending, of a thread executing nothing, the oldest
-# pending of their thread. PostgreSQL skips rows other workers hold.
-_CANDIDATES = (
-    select(col(RunRow.id))
-    .join(ThreadRow, col(ThreadRow.id) == col(RunRow.thread_id))
-    .where(
-        col(RunRow.status) == RunStatus.PENDING.value,
-        col(ThreadRow.active_run_id).is_(None),
-        ~_older_pending_in_thread(),
+# pending of their thread (each database asked the way its planner answers fast). PostgreSQL
+# skips rows other workers hold.
+def _candidates(oldest: Any) -> Any:
+    return (
+        select(col(RunRow.id))
+        .join(ThreadRow, col(ThreadRow.id) == col(RunRow.thread_id))
+        .where(
+            col(RunRow.status) == RunStatus.PENDING.value,
+            col(ThreadRow.active_run_id).is_(None),
+            oldest,
+        )
+        .order_by(col(RunRow.created_at), col(RunRow.id))
+        .limit(bindparam("limit"))
     )
-    .order_by(col(RunRow.created_at), col(RunRow.id))
-    .limit(bindparam("limit"))
+
+
+_CANDIDATES = _candidates(~_older_pending_in_thread())
+# The claim's transaction on PostgreSQL joins by hashing: with a LIMIT, a planner that sees a
+# fresh runs table as nearly empty otherwise matched every pending run against the set of
+# oldest ones row by row (EXPLAIN ANALYZE, 2,000 pending: 349 ms against 11 ms hashed).
+_HASHED_CLAIM = text("SET LOCAL enable_nestloop = off")
+_CANDIDATES_LOCKED = _candidates(_oldest_pending_in_thread()).with_for_update(
+    skip_locked=True, of=[RunRow, ThreadRow]
 )
-_CANDIDATES_LOCKED = _CANDIDATES.with_for_update(skip_locked=True, of=[RunRow, ThreadRow])
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +388,8 @@ class Executor:
     async def _claim_once(self, limit: int) -> list[RunRow]:
         async with self.database.write() as session:
             candidates = _CANDIDATES if self.database.is_sqlite else _CANDIDATES_LOCKED
+            if not self.database.is_sqlite:
+                await session.execute(_HASHED_CLAIM)
             run_ids = (await session.execute(candidates, {"limit": limit})).scalars().all()
             return await transition_many(
                 session,

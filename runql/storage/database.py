@@ -2,9 +2,12 @@
 
 Reads use short sessions of their own (one per loader batch: an AsyncSession is never shared
 between concurrent tasks). Writes go through `Database.write()`, one transaction each, which on
-SQLite begins with BEGIN IMMEDIATE so that read-modify-write never loses an update.
+SQLite begins with BEGIN IMMEDIATE so that read-modify-write never loses an update, and takes
+its turn behind the process's other writers first (`Database._writing`). A write block must not
+open another write block inside it.
 """
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -127,6 +130,7 @@ class Database:
         self.engine = engine
         self._commit_listeners: list[CommitListener] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self.read = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         self._write = async_sessionmaker(
             engine.execution_options(sqlite_begin="IMMEDIATE"),
@@ -149,7 +153,7 @@ class Database:
         The run events it appended are announced to the commit listeners after the commit,
         never after a rollback.
         """
-        async with self._write() as session:
+        async with self._writing(), self._write() as session:
             try:
                 async with session.begin():
                     yield session
@@ -160,6 +164,20 @@ class Database:
         for run_event in committed:
             for listener in self._commit_listeners:
                 listener(run_event)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        """On SQLite, this process's writers take turns here rather than in SQLite's busy
+        handler: a writer that finds the file locked sleeps there in steps of up to 100 ms
+        and polls again, so one that waited for another writer of its own process lost up to
+        that much after the lock came free (the executor's claimer, outcome lane, flush
+        batcher and keeper, and the create lane, each wait on the others). Writers of other
+        processes still meet in the busy handler. PostgreSQL locks rows, not the database."""
+        if self._write_lock is None:
+            yield
+            return
+        async with self._write_lock:
+            yield
 
     def on_commit(self, listener: CommitListener) -> None:
         self._commit_listeners.append(listener)

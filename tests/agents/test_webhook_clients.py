@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+import httpx
 import jsonschema
 import pytest
 import uvicorn
@@ -21,7 +22,7 @@ from runql.agents.instances import AgentInstances
 from runql.agents.protocol import AgentReply, AgentRequest, Part, ReplyMessage, Turn
 from runql.agents.registry import AgentRegistry
 from runql.agents.webhook import WebhookKind, wire
-from runql.agents.webhook.client import POOL_LIMITS
+from runql.agents.webhook.client import POOL_LIMITS, ssl_context
 from runql.enums import ActorType, RunStatus
 from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.settings import LOOPBACK
@@ -147,6 +148,58 @@ async def test_the_pool_is_bounded(receiver: Receiver) -> None:
         receiver.hang = False
         replies = await asyncio.gather(*runs)
     assert len(replies) == len(receiver.ports) == calls
+
+
+BURST = 100  # more than httpcore's keep-alive count (64) used to keep
+
+
+async def _burst(agent: Any, receiver: Receiver, first: int) -> None:
+    """BURST runs held open together, then answered: each had a connection of its own."""
+    receiver.hang = True
+    runs = [asyncio.create_task(agent.run(_request(f"run_{first + i}"))) for i in range(BURST)]
+    await _eventually(lambda: len(receiver.ports) == first + BURST, seconds=30)
+    receiver.hang = False
+    await asyncio.gather(*runs)
+
+
+async def test_a_burst_of_runs_reuses_the_connections_of_the_one_before(
+    receiver: Receiver,
+) -> None:
+    async with contextlib.aclosing(KIND.create({"url": receiver.url, "retries": 0})) as agent:
+        await _burst(agent, receiver, 0)
+        await _burst(agent, receiver, BURST)
+    first, second = receiver.ports[:BURST], receiver.ports[BURST:]
+    assert len(set(first)) == BURST
+    assert set(second) == set(first)  # no new connection, so no new check of the address
+
+
+async def test_a_connection_its_server_closed_is_not_reused() -> None:
+    receiver = Receiver()
+    async with serving(receiver.handle, timeout_keep_alive=1) as (server, port):
+        receiver.server = server
+        receiver.url = f"http://127.0.0.1:{port}/hook"
+        async with contextlib.aclosing(KIND.create({"url": receiver.url, "retries": 0})) as agent:
+            await agent.run(_request("run_1"))
+            await _eventually(lambda: receiver.connections == 0)  # the server closed it
+            await agent.run(_request("run_2"))  # on a new connection, not the closed one
+    assert len(set(receiver.ports)) == 2
+
+
+async def test_a_request_cancelled_while_waiting_for_a_connection_leaves_the_pool_whole(
+    receiver: Receiver,
+) -> None:
+    transport = EgressPolicy(LOOPBACK).transport(ssl_context(), httpx.Limits(max_connections=2))
+    async with httpx.AsyncClient(transport=transport, timeout=30) as client:
+        receiver.hang = True
+        posts = [asyncio.create_task(client.post(receiver.url, json={"n": n})) for n in range(3)]
+        await _eventually(lambda: len(receiver.ports) == 2)
+        posts[2].cancel()  # it waits for a connection: none is free
+        await asyncio.gather(posts[2], return_exceptions=True)
+        receiver.hang = False
+        assert [r.status_code for r in await asyncio.gather(*posts[:2])] == [200, 200]
+        again = await asyncio.gather(*(client.post(receiver.url, json={"n": n}) for n in range(2)))
+    assert [r.status_code for r in again] == [200, 200]
+    assert set(receiver.ports[2:]) == set(receiver.ports[:2])  # the two connections, reused
 
 
 async def test_a_cancelled_run_closes_its_request_at_once(receiver: Receiver) -> None:

@@ -39,11 +39,14 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 # One agent's connections from one process. A run sends one request at a time, so the
 # executor's runs in flight (RUNQL_WORKERS) bound the requests an agent has open; this bounds
 # its sockets under that cap too (further requests wait for a free one, within their timeout).
-# Idle connections are kept for 5 s (httpx's default; uvicorn, like many servers, closes idle
-# ones after 5 s, and a longer expiry would pick sockets the receiver has already closed).
+# Every connection may be kept alive: a burst of runs reuses the sockets of the runs before it
+# rather than connecting (and checking the address) again. Idle connections are kept for 5 s
+# (httpx's default; uvicorn, like many servers, closes idle ones after 5 s, and a longer
+# expiry would pick sockets the receiver has already closed).
 POOL_LIMITS = httpx.Limits(
-    max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64, keepalive_expiry=5.0
+    max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT, keepalive_expiry=5.0
 )
+
 
 _TRANSPORT_ERRORS: tuple[tuple[type[httpx.TransportError], str], ...] = (
     (httpx.ConnectTimeout, "connecting timed out"),
