@@ -131,6 +131,7 @@ class Database:
         self._commit_listeners: list[CommitListener] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._writer: asyncio.Task[Any] | None = None  # the task in a write block (SQLite)
         self.read = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         self._write = async_sessionmaker(
             engine.execution_options(sqlite_begin="IMMEDIATE"),
@@ -176,8 +177,15 @@ class Database:
         if self._write_lock is None:
             yield
             return
+        task = asyncio.current_task()
+        if task is not None and task is self._writer:
+            raise RuntimeError("a write block was opened inside another: it would wait for itself")
         async with self._write_lock:
-            yield
+            self._writer = task
+            try:
+                yield
+            finally:
+                self._writer = None
 
     def on_commit(self, listener: CommitListener) -> None:
         self._commit_listeners.append(listener)

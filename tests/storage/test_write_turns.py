@@ -49,3 +49,19 @@ async def test_writers_of_one_process_never_meet_inside_sqlite(database: Databas
     finally:
         await impatient.dispose()
     assert order == ["first", "second", "second", "second", "second"]
+
+
+async def test_a_write_block_inside_another_is_refused_not_left_waiting(
+    database: Database,
+) -> None:
+    """A task that opens a write block inside its own would wait for itself for ever on the
+    turn it holds: it fails at once instead, and the outer block still commits."""
+    if not database.is_sqlite:
+        pytest.skip("the turns are SQLite's")
+    async with database.write() as session:
+        await session.execute(text("SELECT 1"))
+        with pytest.raises(RuntimeError, match="inside another"):
+            async with database.write():
+                pass  # pragma: no cover
+    async with database.write() as session:  # the turn was given back
+        await session.execute(text("SELECT 1"))
