@@ -9,7 +9,6 @@ import os
 import threading
 import time
 import traceback
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -129,12 +128,29 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.flush()
 
 
+_second: tuple[int, str] = (-1, "")  # the last second utc_time wrote, and its text
+
+
+def utc_time(created: float) -> str:
+    """`created` as `datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")`
+    writes it, with a Z: rounded to the microsecond half to even, as datetime rounds, then cut
+    to the millisecond. Its date and time of day are formatted once a second (a datetime a
+    line cost as much as the rest of the line)."""
+    second = int(created)
+    micro = round((created - second) * 1e6)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    global _second
+    known = _second  # one read: another thread may replace it meanwhile
+    if known[0] != second:
+        known = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{known[1]}.{micro // 1000:03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "time": utc_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

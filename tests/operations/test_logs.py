@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pytest
@@ -19,6 +20,7 @@ from runql.operations.logs import (
     JsonFormatter,
     RequestIdFilter,
     access_line,
+    utc_time,
     uvicorn_log_config,
 )
 from runql.operations.requests import RequestRecord, serving
@@ -218,3 +220,13 @@ def test_a_buffered_handler_writes_whatever_waits_when_closed() -> None:
     handler.close()
 
     assert stream.getvalue() == "INFO last\n"
+
+
+def test_a_line_s_time_is_datetime_s_to_the_millisecond() -> None:
+    edges = [0.0, 0.123456, 0.9994999, 0.9995, 0.99999949, 0.9999996, 0.0009995, 0.0000004]
+    second = 1_764_682_112
+    for created in [second + fraction for fraction in edges] + [
+        second + n / 7919 for n in range(7919)
+    ]:
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert utc_time(created) == expected.replace("+00:00", "Z"), created
