@@ -64,11 +64,12 @@ def access_line(level: int, message: str, request_id: str, fields: dict[str, Any
 
 class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """A StreamHandler that writes its lines in batches: a line waits at most FLUSH_SECONDS
-    (or until BATCH_BYTES are waiting) instead of costing a write and a flush of its own, which
-    a served request's access line did. A WARNING or worse is written at once, with every line
-    before it; `flush` (logging.shutdown at a clean exit, `close`) writes whatever waits."""
+    (or until BATCH_BYTES wait) instead of costing a write and a flush of its own, as a served
+    request's access line did. A WARNING or worse is written at once, with every line before
+    it; `flush` (logging.shutdown at a clean exit, `close`) writes whatever waits. A process
+    killed outright loses at most FLUSH_SECONDS of INFO lines."""
 
-    FLUSH_SECONDS = 0.1
+    FLUSH_SECONDS = 0.05
     BATCH_BYTES = 64 * 1024
 
     def __init__(self, stream: Any = None) -> None:
