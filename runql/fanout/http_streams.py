@@ -55,7 +55,7 @@ from strawberry.subscriptions import (
 from runql.auth.asgi import principal_of
 from runql.fanout.sockets import REVOKED_REASON, OpenSockets
 from runql.operations import metrics
-from runql.security.media import negotiate
+from runql.security.media import HEADER_VALUES, negotiate
 from runql.security.over_http import GraphQLOverHTTP
 from runql.security.responses import graphql_error_response
 
@@ -209,8 +209,20 @@ class GraphQLOverHTTPStreams(GraphQLOverHTTP[Context, RootValue]):
     stream_transport_classes_by_protocol = TRANSPORTS
     open_sockets: OpenSockets | None = None  # the endpoint's, which revocations reach
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wanted: dict[str, bool] = {}  # wants_stream's answer per Accept value
+
     def wants_stream(self, accept: str | None) -> bool:
-        return self._transport_of(accept or "") is not None
+        """Whether an Accept value asks for a stream, remembered per value (clients send a
+        few, every request one; strawberry parses it anew each time)."""
+        value = accept or ""
+        known = self._wanted.get(value)
+        if known is None:
+            known = self._transport_of(value) is not None
+            if len(self._wanted) < HEADER_VALUES:
+                self._wanted[value] = known
+        return known
 
     def _transport_of(self, accept: str) -> HTTPStreamTransport | None:
         return self._get_stream_transport_from_headers({"accept": accept})

@@ -7,6 +7,7 @@ response, as the spec asks of it.
 """
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from runql.security.errors import TIMEOUT
@@ -30,6 +31,10 @@ def _media_range(item: str) -> tuple[str, float]:
     return media_type.lower(), quality
 
 
+HEADER_VALUES = 256  # distinct header values a pure function of one remembers its answer for
+
+
+@lru_cache(maxsize=HEADER_VALUES)  # clients send a few Accept values, each request one
 def negotiate(accept: str | None) -> str:
     """The response's media type: graphql-response+json if the client prefers it, or ties."""
     qualities = dict(_media_range(item) for item in (accept or "").split(",") if item.strip())
@@ -37,10 +42,12 @@ def negotiate(accept: str | None) -> str:
     return GRAPHQL_RESPONSE if preferred > 0 and preferred >= qualities.get(JSON, 0.0) else JSON
 
 
+@lru_cache(maxsize=8)
 def content_type_header(media_type: str) -> str:
     return f"{media_type}; charset=utf-8" if media_type == GRAPHQL_RESPONSE else media_type
 
 
+@lru_cache(maxsize=HEADER_VALUES)
 def is_json_request(content_type: str | None) -> bool:
     """A POST body runql reads: JSON in UTF-8. Forms and text, which a page on another site may
     send without asking first (no CORS preflight), are refused."""

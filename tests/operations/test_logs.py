@@ -1,21 +1,26 @@
 """Log lines are JSON objects (or text) that carry the request id; the server's own lines
 included, uvicorn's access log replaced by runql's."""
 
+import io
 import json
 import logging
 import logging.config
 import os
 import sys
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pytest
 
 from runql.operations.logs import (
     ACCESS,
+    BufferedStreamHandler,
     JsonFormatter,
     RequestIdFilter,
     access_line,
+    utc_time,
     uvicorn_log_config,
 )
 from runql.operations.requests import RequestRecord, serving
@@ -83,6 +88,8 @@ def test_the_server_s_log_config_formats_every_line(
     try:
         with serving(RequestRecord("req-cfg-1")):
             logger.info("configured")
+        for handler in root.handlers:
+            handler.flush()  # lines are written in batches (BufferedStreamHandler)
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
@@ -163,3 +170,63 @@ def test_an_access_line_below_the_logger_s_level_makes_no_record(access_records:
 
     assert made == [ACCESS]
     assert [r.getMessage() for r in access_records.records] == ["GET /runs 200"]
+
+
+def _buffered() -> tuple[BufferedStreamHandler, io.StringIO, logging.Logger]:
+    stream = io.StringIO()
+    handler = BufferedStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger(f"runql.test.buffered.{id(handler)}")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return handler, stream, logger
+
+
+def test_a_buffered_handler_writes_info_lines_in_a_batch_and_every_one_at_flush() -> None:
+    handler, stream, logger = _buffered()
+    for number in range(3):
+        logger.info("line %d", number)
+
+    assert stream.getvalue() == ""  # waiting for the flusher
+    handler.flush()
+    assert stream.getvalue() == "INFO line 0\nINFO line 1\nINFO line 2\n"
+
+
+def test_a_buffered_handler_writes_a_warning_at_once_after_the_lines_before_it() -> None:
+    _handler, stream, logger = _buffered()
+    logger.info("before")
+    logger.warning("bad")
+
+    assert stream.getvalue() == "INFO before\nWARNING bad\n"
+
+
+def test_a_buffered_handler_s_lines_are_written_within_its_flush_interval() -> None:
+    _handler, stream, logger = _buffered()
+    logger.info("soon")
+    deadline = time.monotonic() + 10 * BufferedStreamHandler.FLUSH_SECONDS
+
+    while not stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert stream.getvalue() == "INFO soon\n"
+
+
+def test_a_buffered_handler_writes_whatever_waits_when_closed() -> None:
+    handler, stream, logger = _buffered()
+    logger.info("last")
+    logger.removeHandler(handler)
+
+    handler.close()
+
+    assert stream.getvalue() == "INFO last\n"
+
+
+def test_a_line_s_time_is_datetime_s_to_the_millisecond() -> None:
+    edges = [0.0, 0.123456, 0.9994999, 0.9995, 0.99999949, 0.9999996, 0.0009995, 0.0000004]
+    second = 1_764_682_112
+    for created in [second + fraction for fraction in edges] + [
+        second + n / 7919 for n in range(7919)
+    ]:
+        expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        assert utc_time(created) == expected.replace("+00:00", "Z"), created
