@@ -18,7 +18,7 @@ import orjson
 from openai.types.chat import ChatCompletionMessageParam
 
 from runql.agents.egress import EgressPolicy, EgressRefused
-from runql.agents.openai.chunks import Reading, failure, sse_data
+from runql.agents.openai.chunks import Reading, failure, stream_data
 from runql.agents.openai.config import OpenAIConfig
 from runql.agents.protocol import (
     AgentError,
@@ -122,7 +122,7 @@ class OpenAIAgent:
                 stream_options={"include_usage": True},
                 **self._options(),
             ) as response:
-                async for data in sse_data(response):
+                async for data in stream_data(response):
                     text = reading.text(orjson.loads(data))
                     if text:
                         if not started:

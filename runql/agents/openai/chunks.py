@@ -22,6 +22,7 @@ import openai
 
 from runql.agents.egress import EgressRefused
 from runql.agents.protocol import AgentError, ToolCall
+from runql.agents.sse import lines_of, sse_data
 from runql.text import text_problem
 
 MALFORMED = "malformed_stream"
@@ -130,14 +131,14 @@ def _error_chunk(error: object) -> AgentError:
     return _reported(message)
 
 
-async def sse_data(response: openai.AsyncAPIResponse[Any]) -> AsyncIterator[bytes]:
+async def stream_data(response: openai.AsyncAPIResponse[Any]) -> AsyncIterator[bytes]:
     """The `data` of each server-sent event of a streaming response, up to `[DONE]` (the rest
     of the body read, so the connection can be reused), without building the SDK's chunk
     objects. The transport's errors are raised as the SDK's own stream raises them
     (APITimeoutError, APIConnectionError), for `failure` to name."""
     done = False
     try:
-        async for data in _events(response.iter_bytes()):
+        async for data in sse_data(lines_of(response.iter_bytes())):
             done = done or data.startswith(b"[DONE]")
             if not done:
                 yield data
@@ -145,25 +146,6 @@ async def sse_data(response: openai.AsyncAPIResponse[Any]) -> AsyncIterator[byte
         raise openai.APITimeoutError(request=cast(Any, response.http_request)) from error
     except (httpx.RequestError, ssl.SSLError) as error:
         raise openai.APIConnectionError(request=cast(Any, response.http_request)) from error
-
-
-async def _events(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Server-sent events' data, as the SSE format joins it: `data:` lines (one leading space
-    dropped) joined by newlines, an event ending at a blank line; other fields and comments
-    ignored, as is an event the body ends before its blank line."""
-    pending, lines = b"", list[bytes]()
-    async for received in body:
-        pending += received
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            line = line.removesuffix(b"\r")
-            if not line:
-                if lines:
-                    yield b"\n".join(lines)
-                    lines = []
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                lines.append(value[1:] if value.startswith(b" ") else value)
 
 
 def _said(error: openai.APIError | str) -> str:

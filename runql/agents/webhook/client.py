@@ -25,6 +25,7 @@ import httpx
 
 from runql.agents.egress import EgressPolicy, EgressRefused
 from runql.agents.protocol import AgentError
+from runql.agents.sse import lines_of, sse_data
 from runql.agents.webhook.config import WebhookConfig
 from runql.agents.webhook.wire import INVALID_REPLY, NDJSON, SSE, STREAM_TYPES, refusal
 from runql.settings import MAX_IN_FLIGHT
@@ -302,30 +303,15 @@ class EventStream:
                 if line.strip():
                     yield line
             return
-        data: list[bytes] = []
-        async for line in self._lines():
-            if not line:
-                if data:
-                    yield b"\n".join(data)
-                data = []
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(b" ") else value)
-        if data:
-            yield b"\n".join(data)
+        async for data in sse_data(self._lines(), unterminated=True):
+            yield data
 
-    async def _lines(self) -> AsyncIterator[bytes]:
-        buffer = bytearray()
-        async for chunk in self._chunks():
-            buffer += chunk
-            while (end := buffer.find(b"\n")) >= 0:
-                line = bytes(buffer[:end])
-                del buffer[: end + 1]
-                yield line.removesuffix(b"\r")
-            if len(buffer) > MAX_EVENT_BYTES:
-                self._too_large(f"an event is longer than {MAX_EVENT_BYTES // 2**20} MB")
-        if buffer:
-            yield bytes(buffer).removesuffix(b"\r")
+    def _lines(self) -> AsyncIterator[bytes]:
+        return lines_of(
+            self._chunks(),
+            MAX_EVENT_BYTES,
+            lambda: self._too_large(f"an event is longer than {MAX_EVENT_BYTES // 2**20} MB"),
+        )
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         timeout_s = self._client.config.timeout_s
