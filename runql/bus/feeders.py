@@ -11,7 +11,6 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
 
@@ -34,7 +33,6 @@ log = logging.getLogger("runql.bus")
 
 MAX_BACKOFF_SECONDS = 5.0
 TAIL_SECONDS = 0.02  # how often the SQLite tail asks whether the file changed
-TAIL_REMEMBERS = 10_000  # runs whose latest announced event the tail keeps in mind
 
 
 class Feeder(Protocol):
@@ -148,14 +146,13 @@ class SQLiteTail:
     A thread of its own asks `PRAGMA data_version` (which changes when another connection
     commits; it reads shared memory, no file) every TAIL_SECONDS, and only when it changed
     reads the run_events rows above the last id it saw. Idle, that is one cheap statement per
-    tick and nothing on the event loop. Rows this process wrote were announced by its commit
-    listener already: a row whose run has had that sequence number announced is skipped."""
+    tick and nothing on the event loop. Rows this process wrote are announced by its commit
+    listener too (the tail may read one first): the hub announces each event once."""
 
     def __init__(self, hub: Hub, path: str, interval: float = TAIL_SECONDS) -> None:
         self.hub = hub
         self.path = path
         self.interval = interval
-        self._announced: OrderedDict[str, int] = OrderedDict()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connection: sqlite3.Connection | None = None
@@ -165,7 +162,6 @@ class SQLiteTail:
         """From here on, every commit of another process is announced (once the database is
         migrated: until then the tail retries)."""
         loop = asyncio.get_running_loop()
-        self.hub.observe(self._remember)
         with contextlib.suppress(sqlite3.Error):  # the thread retries, and says why
             await asyncio.to_thread(self._open)
         self._thread = threading.Thread(
@@ -177,7 +173,6 @@ class SQLiteTail:
         self._stop.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
-        self.hub.unobserve(self._remember)
         if self._connection is not None:
             self._connection.close()
 
@@ -220,14 +215,5 @@ class SQLiteTail:
         return now
 
     def _publish(self, rows: list[Logged]) -> None:
-        for row in rows:
-            if row.seq > self._announced.get(row.run_id, 0):
-                self.hub.publish(Notice(row.org_id, row.run_id, row.seq, row.status))
-
-    def _remember(self, notice: Notice) -> None:
-        """Every notice the hub publishes, this process's own commits included."""
-        if notice.seq > self._announced.get(notice.run_id, 0):
-            self._announced[notice.run_id] = notice.seq
-            self._announced.move_to_end(notice.run_id)
-            if len(self._announced) > TAIL_REMEMBERS:
-                self._announced.popitem(last=False)
+        for row in rows:  # the hub drops what this process's commit listener announced
+            self.hub.publish(Notice(row.org_id, row.run_id, row.seq, row.status))

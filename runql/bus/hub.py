@@ -9,7 +9,7 @@ costs nothing but a re-read.
 """
 
 import asyncio
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from runql.storage.events import RunEvent
 
 DEFAULT_QUEUE_SIZE = 1000
+REMEMBERED_RUNS = 10_000  # runs whose latest announced sequence number the hub keeps in mind
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ class Hub:
         self.queue_size = queue_size
         self._subscribers: defaultdict[str, set[Subscriber]] = defaultdict(set)
         self._observers: list[Observer] = []
+        self._latest: OrderedDict[str, int] = OrderedDict()  # run -> its last announced seq
 
     def observe(self, observer: Observer) -> None:
         """Call `observer` with every notice (the executor wakes on new runs this way)."""
@@ -103,7 +105,18 @@ class Hub:
         return len({s for subscribers in self._subscribers.values() for s in subscribers})
 
     def publish(self, notice: Notice) -> None:
-        """Offer the notice to everyone on its run's and its organization's channels."""
+        """Offer the notice to everyone on its run's and its organization's channels, once: a
+        notice of an event at or before one already announced for its run says nothing new
+        (two feeders may hear one commit: on SQLite the log tail can read this process's own
+        row before the commit listener announces it), and a subscriber that missed an event
+        reads the log anyway."""
+        if notice.run_id and notice.seq:
+            if notice.seq <= self._latest.get(notice.run_id, 0):
+                return
+            self._latest[notice.run_id] = notice.seq
+            self._latest.move_to_end(notice.run_id)
+            if len(self._latest) > REMEMBERED_RUNS:
+                self._latest.popitem(last=False)
         for channel in (run_channel(notice.run_id), org_channel(notice.org_id)):
             for subscriber in tuple(self._subscribers.get(channel, ())):
                 subscriber.offer(notice)

@@ -48,3 +48,15 @@ async def test_a_lagging_subscriber_that_rereads_the_log_can_be_taken_back() -> 
         assert await shared_stream.next(within=0.05) is None
         hub.publish(Notice("org_1", "run_1", 10))
         assert await shared_stream.next(within=1) == Notice("org_1", "run_1", 10)
+
+
+async def test_an_event_already_announced_is_not_announced_again() -> None:
+    """Two feeders may hear one commit (on SQLite the log tail can read this process's own
+    row before its commit listener announces it): each event reaches a subscriber once, and
+    a late notice of an earlier event is dropped too."""
+    hub = Hub()
+    async with hub.subscribe([run_channel("run_1")]) as follower:
+        for seq in (1, 2, 2, 1, 3):
+            hub.publish(Notice("org_1", "run_1", seq))
+        hub.publish(Notice("org_1", "run_2", 1))  # another run's count is its own
+        assert [notice.seq for notice in follower.drain()] == [1, 2, 3]
