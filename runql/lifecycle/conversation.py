@@ -273,17 +273,6 @@ def _ending(reply: AgentReply, written: "_Written") -> dict[str, Any]:
     }
 
 
-async def write_reply(
-    session: AsyncSession,
-    run: RunRow,
-    reply: AgentReply,
-    worker: str,
-    actors: dict[str, str] | None = None,
-) -> RunRow:
-    """The agent's reply as the run's message group, then SUCCESS: all or nothing."""
-    return (await write_outcomes(session, [(run, reply)], worker, actors))[0]
-
-
 async def _held(session: AsyncSession, run_ids: list[str], worker: str) -> None:
     """Conflict unless the worker holds every run (RUNNING, leased to it); on PostgreSQL the
     runs are locked, in id order (as the keeper's statements lock them), until the commit."""
