@@ -48,12 +48,14 @@ STATEMENT_SETS = 256  # lists' statements kept, by their arguments; least recent
 
 
 @lru_cache(maxsize=STATEMENT_SETS)
-def root_statements(table: Table, listing: Listing, joins: statements.Joins) -> ListStatements:
+def root_statements(
+    table: Table, names: statements.Names, listing: Listing, joins: statements.Joins
+) -> ListStatements:
     """Of a root list: made once for the same arguments (building a Select costs more than
     the rest of its execution's Python)."""
     where = [statements.in_organization(table), *listing.conditions(table.c)]
     return ListStatements(
-        statements.page(table, where, listing.page, joins),
+        statements.page(table, names, where, listing.page, joins),
         statements.any_behind(table, where, listing.page),
         statements.count(table, where),
     )
@@ -61,13 +63,17 @@ def root_statements(table: Table, listing: Listing, joins: statements.Joins) -> 
 
 @lru_cache(maxsize=STATEMENT_SETS)
 def statements_of(
-    table: Table, parent: str, listing: Listing, joins: statements.Joins
+    table: Table,
+    names: statements.Names,
+    parent: str,
+    listing: Listing,
+    joins: statements.Joins,
 ) -> ListStatements:
     """Of the lists of many parents (a page each), made once for the same arguments too."""
     where = [statements.in_organization(table), *listing.conditions(table.c)]
     request = listing.page
     return ListStatements(
-        statements.pages_by_parent(table, parent, where, request, joins),
+        statements.pages_by_parent(table, names, parent, where, request, joins),
         statements.parents_with_rows_behind(table, parent, where, request),
         statements.counts_by_parent(table, parent, where),
     )
@@ -162,6 +168,7 @@ class RootList:
     nullable: bool
     definition: GraphQLField
     table: Table
+    names: statements.Names  # the table's columns, as the operation reads them
     check: Check
     shape: Shape
     signature: Hashable = field(init=False)
@@ -186,10 +193,11 @@ class RootList:
     async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
         listing = self._listing(execution)
         assert isinstance(listing, Listing)
-        made = root_statements(self.table, listing, tuple(folded.join for folded in folds))
+        joins = tuple(folded.join for folded in folds)
+        made = root_statements(self.table, self.names, listing, joins)
         rows = await execution.all(made.page)
         execution.remember(self.table, rows)
-        execution.unfold(self.table, rows, folds)
+        execution.unfold(len(self.names), rows, folds)
         rows_behind = made.behind is not None and bool(await execution.all(made.behind))
         found = execution.group(self.signature)
         found["page"] = assemble(rows, listing.page, rows_behind=rows_behind)
@@ -221,7 +229,9 @@ class ListOf:
     nullable: bool
     definition: GraphQLField
     table: Table
+    names: statements.Names  # the table's columns, as the operation reads them
     parent: str  # the listed rows' column that holds the parent's id
+    parent_index: int  # where that column is in the listed rows
     parent_id: int  # the parent row's id column
     check: Check
     shape: Shape
@@ -256,12 +266,11 @@ class ListOf:
         listing = self._listing(execution)
         assert isinstance(listing, Listing)
         request = listing.page
-        made = statements_of(
-            self.table, self.parent, listing, tuple(folded.join for folded in folds)
-        )
+        joins = tuple(folded.join for folded in folds)
+        made = statements_of(self.table, self.names, self.parent, listing, joins)
         rows = await execution.batched(made.page, keys)
         execution.remember(self.table, rows)
-        execution.unfold(self.table, rows, folds)
+        execution.unfold(len(self.names), rows, folds)
         parents_behind = (
             set()
             if made.behind is None
@@ -270,7 +279,7 @@ class ListOf:
         totals: dict[str, int] = {}
         if self.shape.counts:
             totals = {row[0]: row[1] for row in await execution.batched(made.count, keys)}
-        index = statements.column_index(self.table)[self.parent]
+        index = self.parent_index
         grouped: defaultdict[str, list[Row]] = defaultdict(list)
         for row in rows:
             grouped[row[index]].append(row)

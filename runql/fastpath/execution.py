@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Executable, Table
 
 from runql.fastpath.arguments import Arguments
-from runql.fastpath.statements import column_index
+from runql.fastpath.statements import IDENTITY
 from runql.limits import MAX_BATCH
 from runql.storage.raw import RawReads
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from runql.fastpath.plan import Folded
 
 T = TypeVar("T")
-Row = Any  # a driver's row (asyncpg Record, tuple): a table's columns, in the table's order
+Row = Any  # a driver's row (asyncpg Record, tuple): the columns of its table's layout
 
 
 @dataclass
@@ -44,14 +44,13 @@ class Execution:
             found.extend(await self.all(statement, **params))
         return found
 
-    def unfold(self, table: Table, rows: Sequence[Row], folds: "tuple[Folded, ...]") -> None:
-        """Hands each folded field what its join found: the columns after `table`'s (and after
-        the previous joins'), or None where the joined id is null."""
-        start = len(table.c)
+    def unfold(self, width: int, rows: Sequence[Row], folds: "tuple[Folded, ...]") -> None:
+        """Hands each folded field what its join found: the columns after the parent's first
+        `width` (and after the previous joins'), or None where the joined id is null."""
+        start = width
         for folded in folds:
-            joined = folded.join.table
-            end = start + len(joined.c)
-            identity = start + column_index(joined)["id"]
+            end = start + len(folded.join.names)
+            identity = start + IDENTITY
             folded.absorb(
                 self, rows, [None if row[identity] is None else row[start:end] for row in rows]
             )
@@ -66,9 +65,8 @@ class Execution:
     def remember(self, table: Table, rows: Sequence[Row]) -> None:
         """Rows found by any statement, kept by id: a later lookup by id needs no statement."""
         known = self.table_rows(table)
-        index = column_index(table)["id"]
         for row in rows:
-            known[row[index]] = row
+            known[row[IDENTITY]] = row
 
     def memo(self, owner: object, make: Callable[[], T]) -> T:
         """`make()`, once per owner (a plan's field) in this execution."""

@@ -14,7 +14,7 @@ from runql.fastpath import statements
 from runql.fastpath.build import Builder, Path
 from runql.fastpath.execution import Execution, Row
 from runql.fastpath.plan import Folded, ObjectPlan
-from runql.fastpath.statements import Join
+from runql.fastpath.statements import Join, Names
 
 
 def _distinct(values: Iterator[Any]) -> list[str]:
@@ -22,16 +22,20 @@ def _distinct(values: Iterator[Any]) -> list[str]:
 
 
 async def load_by_id(
-    execution: Execution, table: Table, keys: list[str], folds: tuple[Folded, ...] = ()
+    execution: Execution,
+    table: Table,
+    names: Names,
+    keys: list[str],
+    folds: tuple[Folded, ...] = (),
 ) -> None:
     """The rows of the keys not known yet (and what their folds join)."""
     known = execution.table_rows(table)
     missing = [key for key in keys if key not in known]
     if missing:
-        statement = statements.by_id(table, tuple(folded.join for folded in folds))
+        statement = statements.by_id(table, names, tuple(folded.join for folded in folds))
         rows = await execution.batched(statement, missing)
         execution.remember(table, rows)
-        execution.unfold(table, rows, folds)
+        execution.unfold(len(names), rows, folds)
 
 
 @dataclass(eq=False)
@@ -42,6 +46,7 @@ class ById:
     nodes: tuple[FieldNode, ...]
     nullable: bool
     table: Table
+    names: Names  # the table's columns, as the operation reads them
     source: int  # the parent row's column that holds the id
     column: str  # its name
     child: ObjectPlan
@@ -52,7 +57,7 @@ class ById:
     def __post_init__(self) -> None:
         self.signature = f"id:{self.table.name}"  # a str: its hash is computed once
         self.below = self.child.below()
-        self.join = Join(self.table, "id", self.column)
+        self.join = Join(self.table, "id", self.column, self.names)
 
     @property
     def folds(self) -> tuple[Folded, ...]:
@@ -66,7 +71,7 @@ class ById:
         return [key for key in _distinct(row[self.source] for row in rows) if key not in known]
 
     async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
-        await load_by_id(execution, self.table, keys, folds)
+        await load_by_id(execution, self.table, self.names, keys, folds)
 
     def absorb(
         self, execution: Execution, parents: Sequence[Row], found: Sequence[Row | None]
@@ -105,7 +110,9 @@ class ByParent:
     nodes: tuple[FieldNode, ...]
     nullable: bool
     table: Table
+    names: Names  # the table's columns, as the operation reads them
     parent: str
+    parent_index: int  # where the parent column is in the rows
     order: tuple[str, ...]
     parent_id: int  # the parent row's id column
     child: ObjectPlan
@@ -118,7 +125,7 @@ class ByParent:
     def __post_init__(self) -> None:
         self.signature = f"children:{self.table.name}:{self.parent}:{','.join(self.order)}"
         self.below = self.child.below()
-        self.join = None if self.many else Join(self.table, self.parent, "id")
+        self.join = None if self.many else Join(self.table, self.parent, "id", self.names)
 
     @property
     def folds(self) -> tuple[Folded, ...]:
@@ -133,12 +140,16 @@ class ByParent:
 
     async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
         statement = statements.by_parent(
-            self.table, self.parent, self.order, tuple(folded.join for folded in folds)
+            self.table,
+            self.names,
+            self.parent,
+            self.order,
+            tuple(folded.join for folded in folds),
         )
         rows = await execution.batched(statement, keys)
         execution.remember(self.table, rows)
-        execution.unfold(self.table, rows, folds)
-        index = statements.column_index(self.table)[self.parent]
+        execution.unfold(len(self.names), rows, folds)
+        index = self.parent_index
         grouped: defaultdict[str, list[Row]] = defaultdict(list)
         for row in rows:
             grouped[row[index]].append(row)
@@ -180,8 +191,11 @@ class RunOfGroup:
     nodes: tuple[FieldNode, ...]
     nullable: bool
     table: Table
+    names: Names  # the table's columns, as the operation reads them
     wrote: str  # the run's column that holds the id of the group it wrote
     triggered: str  # and that of the group that triggered it
+    wrote_index: int  # where each of the two is in the rows
+    triggered_index: int
     parent_id: int
     child: ObjectPlan
     signature: Hashable = field(init=False)
@@ -204,13 +218,12 @@ class RunOfGroup:
 
     async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
         joins = tuple(folded.join for folded in folds)
-        statement = statements.writers(self.table, self.wrote, self.triggered, joins)
+        statement = statements.writers(self.table, self.names, self.wrote, self.triggered, joins)
         rows = await execution.batched(statement, keys, also=("triggers",))
         execution.remember(self.table, rows)
-        execution.unfold(self.table, rows, folds)
-        index = statements.column_index(self.table)
-        wrote = {row[index[self.wrote]]: row for row in rows}
-        triggered = {row[index[self.triggered]]: row for row in rows}
+        execution.unfold(len(self.names), rows, folds)
+        wrote = {row[self.wrote_index]: row for row in rows}
+        triggered = {row[self.triggered_index]: row for row in rows}
         found = execution.group(self.signature)
         for key in keys:
             found[key] = wrote.get(key) or triggered.get(key)

@@ -1,6 +1,9 @@
 """From an operation to a plan: graphql-core collects each selection set exactly as its executor
 does (fragments, inline fragments on interfaces, aliases, merged fields, @include/@skip), and
-each collected field becomes a plan field through model.py. Anything else is Unsupported."""
+each collected field becomes a plan field through model.py. Anything else is Unsupported.
+
+It plans twice: the first pass finds the columns the operation reads of each table
+(statements.Layouts), the second builds the plan on them."""
 
 from typing import Any
 
@@ -30,7 +33,7 @@ from sqlalchemy import inspect
 from runql.fastpath import connections, links, model, roots
 from runql.fastpath.connections import Selected, Shape
 from runql.fastpath.plan import Column, Embedded, Field, ObjectPlan, OperationPlan, Typename
-from runql.fastpath.statements import column_index
+from runql.fastpath.statements import Layouts
 from runql.fastpath.unsupported import Unsupported
 from runql.fastpath.values import leaf, required
 from runql.ids import Kind
@@ -68,8 +71,17 @@ class Planner:
         self.fragments = fragments
         self.variables = variables
         self.operation = operation
+        self.layouts = Layouts()
 
     def plan(self) -> OperationPlan:
+        self._plan()  # the columns each table's rows need
+        self.layouts = self.layouts.fixed()
+        return self._plan()
+
+    def _index(self, table: Any, name: str) -> int:
+        return self.layouts.index(table, name)
+
+    def _plan(self) -> OperationPlan:
         if self.operation.operation is not OperationType.QUERY:
             raise Unsupported("mutations and subscriptions run on the standard executor")
         if self.operation.directives:
@@ -114,26 +126,17 @@ class Planner:
         if name in model.ROOT_OBJECTS:
             kind = model.ROOT_OBJECTS[name]
             type_name = model.NODE_TYPES[kind]
+            table = model.TYPES[type_name].table
+            child = self._object(type_name, details)
             return roots.RootObject(
-                key,
-                nodes,
-                nullable,
-                definition,
-                kind,
-                model.TYPES[type_name].table,
-                self._object(type_name, details),
+                key, nodes, nullable, definition, kind, table, self.layouts.columns(table), child
             )
         if name in model.ROOT_LISTS:
             type_name, check = model.ROOT_LISTS[name]
             table = model.TYPES[type_name].table
+            shape = self._shape(definition, details, type_name)
             return connections.RootList(
-                key,
-                nodes,
-                nullable,
-                definition,
-                table,
-                check,
-                self._shape(definition, details, type_name),
+                key, nodes, nullable, definition, table, self.layouts.columns(table), check, shape
             )
         if name in ("node", "nodes"):
             plans = {
@@ -151,6 +154,7 @@ class Planner:
                 name == "nodes",
                 _items_nullable(definition),
                 tables_,
+                {table: self.layouts.columns(table) for table in tables_.values()},
                 plans,
             )
         raise Unsupported(f"Query.{name}")
@@ -169,6 +173,7 @@ class Planner:
         parent = self.schema.get_type(type_name)
         if not isinstance(parent, GraphQLObjectType) or type_name not in model.TYPES:
             raise Unsupported(f"the type {type_name}")
+        self._index(model.TYPES[type_name].table, "id")  # every row is remembered by its id
         fields = tuple(
             self._field(parent, key, sub) for key, sub in self._subfields(parent, details).items()
         )
@@ -185,56 +190,72 @@ class Planner:
         if spec is None:
             return self._column(type_model, key, definition)
         nullable = not is_non_null_type(definition.type)
-        index = column_index(type_model.table)
+        table = type_model.table
         if isinstance(spec, model.ToOne):
+            target = model.TYPES[spec.target].table
+            child = self._object(spec.target, details)
             return links.ById(
                 key,
                 nodes,
                 nullable,
-                model.TYPES[spec.target].table,
-                index[spec.column],
+                target,
+                self.layouts.columns(target),
+                self._index(table, spec.column),
                 spec.column,
-                self._object(spec.target, details),
+                child,
             )
         if isinstance(spec, model.ToMany):
+            target = model.TYPES[spec.target].table
+            child = self._object(spec.target, details)
             return links.ByParent(
                 key,
                 nodes,
                 nullable,
-                model.TYPES[spec.target].table,
+                target,
+                self.layouts.columns(target),
                 spec.parent,
+                self._index(target, spec.parent),
                 spec.order,
-                index["id"],
-                self._object(spec.target, details),
+                self._index(table, "id"),
+                child,
                 not spec.one,
                 _items_nullable(definition),
             )
         if isinstance(spec, model.WriterOf):
+            target = model.TYPES[spec.target].table
+            child = self._object(spec.target, details)
             return links.RunOfGroup(
                 key,
                 nodes,
                 nullable,
-                model.TYPES[spec.target].table,
+                target,
+                self.layouts.columns(target),
                 spec.wrote,
                 spec.triggered,
-                index["id"],
-                self._object(spec.target, details),
+                self._index(target, spec.wrote),
+                self._index(target, spec.triggered),
+                self._index(table, "id"),
+                child,
             )
         if isinstance(spec, model.Paged):
+            target = model.TYPES[spec.target].table
+            shape = self._shape(definition, details, spec.target)
             return connections.ListOf(
                 key,
                 nodes,
                 nullable,
                 definition,
-                model.TYPES[spec.target].table,
+                target,
+                self.layouts.columns(target),
                 spec.parent,
-                index["id"],
+                self._index(target, spec.parent),
+                self._index(table, "id"),
                 model.LIST_CHECKS[spec.target],
-                self._shape(definition, details, spec.target),
+                shape,
             )
         if isinstance(spec, model.Composite):
-            return self._embedded(key, definition, details, spec, index)
-        return Column(key, index[spec.column], spec.convert)
+            return self._embedded(key, definition, details, spec, table)
+        return Column(key, self._index(table, spec.column), spec.convert)
 
     def _column(self, type_model: model.TypeModel, key: str, definition: GraphQLField) -> Column:
         strawberry_field = definition.extensions.get("strawberry-definition")
@@ -247,7 +268,7 @@ class Planner:
         convert = leaf(named)
         if is_non_null_type(definition.type) and column.nullable:
             convert = required(convert)
-        return Column(key, column_index(type_model.table)[column.key], convert)
+        return Column(key, self._index(type_model.table, column.key), convert)
 
     def _embedded(
         self,
@@ -255,11 +276,11 @@ class Planner:
         definition: GraphQLField,
         details: FieldDetailsList,
         spec: model.Composite,
-        index: dict[str, int],
+        table: Any,
     ) -> Embedded:
         embedded = get_named_type(definition.type)
         assert isinstance(embedded, GraphQLObjectType)
-        columns = tuple(index[name] for name in spec.columns)
+        columns = tuple(self._index(table, name) for name in spec.columns)
         fields: list[tuple[str, int, Any]] = []
         for sub_key, sub in self._subfields(embedded, details).items():
             name = self._nodes(sub)[0].name.value
@@ -294,8 +315,8 @@ class Planner:
                 selected.append((key, name, self._parts(connection, name, sub, node_type)))
             else:
                 raise Unsupported(f"{connection.name}.{name}")
-        index = column_index(model.TYPES[node_type].table)
-        return Shape(tuple(selected), index["created_at"], index["id"])
+        table = model.TYPES[node_type].table
+        return Shape(tuple(selected), self._index(table, "created_at"), self._index(table, "id"))
 
     def _parts(
         self,

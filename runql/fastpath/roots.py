@@ -15,6 +15,7 @@ from runql.fastpath.build import Builder, Path
 from runql.fastpath.execution import Execution, Row
 from runql.fastpath.links import load_by_id
 from runql.fastpath.plan import Folded, ObjectPlan
+from runql.fastpath.statements import Names
 from runql.ids import Kind, require
 from runql.resolvers.queries import node_kinds
 
@@ -35,6 +36,7 @@ class RootObject:
     definition: GraphQLField
     kind: Kind
     table: Table
+    names: Names  # the table's columns, as the operation reads them
     child: ObjectPlan
     signature: Hashable = field(init=False)
     below: frozenset[Hashable] = field(init=False)
@@ -63,7 +65,7 @@ class RootObject:
         return [found]
 
     async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
-        await load_by_id(execution, self.table, keys, folds)
+        await load_by_id(execution, self.table, self.names, keys, folds)
 
     def children(
         self, execution: Execution, rows: Sequence[Row]
@@ -102,6 +104,7 @@ class RootNodes:
     many: bool
     items_nullable: bool
     tables: dict[Kind, Table]
+    names: dict[Table, Names]  # each table's columns, as the operation reads them
     plans: dict[Kind, ObjectPlan]  # by the kind of id: the plan of the type it names
     signature: Hashable = field(init=False)
     below: frozenset[Hashable] = field(init=False)
@@ -134,7 +137,7 @@ class RootNodes:
             if found is not None:
                 by_table[found[0]].append(found[1])
         for table, ids in by_table.items():
-            await load_by_id(execution, table, list(dict.fromkeys(ids)))
+            await load_by_id(execution, table, self.names[table], list(dict.fromkeys(ids)))
 
     def children(
         self, execution: Execution, rows: Sequence[Row]

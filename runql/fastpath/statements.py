@@ -1,5 +1,7 @@
 """The SQL the fast path runs: Core statements over the tables, every one scoped to the
-caller's organization, each selecting all of a table's columns in the table's order.
+caller's organization, each selecting the columns the operation reads of its table (Layouts:
+`id` first, then the others in the order the planner asked for them), so a row is a tuple of
+those. A document that selects `{ id status }` of a run reads two of its columns, not 21.
 
 DateTime and JSON columns are selected without result processing (`type_coerce` to String
 changes no SQL, only what SQLAlchemy does with the value): values.py formats them directly.
@@ -12,7 +14,7 @@ follow the parent's, in the joins' order, null where the relation finds nothing.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -43,15 +45,54 @@ def _raw(column: KeyedColumnElement[Any], like: Any) -> ColumnElement[Any]:
     return column
 
 
-def raw_columns(table: Table, columns: Columns | None = None) -> list[ColumnElement[Any]]:
-    """All the table's columns, in order, from `columns` (the table's own by default)."""
+Names = tuple[str, ...]  # the columns a statement selects of a table, in the rows' order
+IDENTITY = 0  # every layout's first column: the row's id
+
+
+def raw_columns(
+    table: Table, names: Names, columns: Columns | None = None
+) -> list[ColumnElement[Any]]:
+    """The named columns of the table, in that order, from `columns` (the table's own by
+    default)."""
     source = table.c if columns is None else columns
-    return [_raw(source[column.key], column) for column in table.c]
+    return [_raw(source[name], table.c[name]) for name in names]
 
 
-@cache
-def column_index(table: Table) -> dict[str, int]:
-    return {column.key: index for index, column in enumerate(table.c)}
+class Layouts:
+    """The columns one operation reads of each table, and where each is in the rows. The
+    planner runs twice: the first pass asks for every column it reads (`index` records them,
+    `id` first), the second builds the plan on the layouts so found (`fixed`), where each
+    index is final and the statements select exactly those columns."""
+
+    def __init__(self, fixed: dict[Table, Names] | None = None) -> None:
+        self._fixed = fixed
+        self._found: dict[Table, dict[str, None]] = {}
+
+    def _names(self, table: Table) -> dict[str, None]:
+        found = self._found.get(table)
+        if found is None:
+            found = self._found[table] = {"id": None}
+        return found
+
+    def index(self, table: Table, name: str) -> int:
+        """Where the column is in the table's rows."""
+        if self._fixed is not None:
+            return self._fixed[table].index(name)
+        names = self._names(table)
+        if name not in table.c:
+            raise KeyError(f"{table.name} has no column {name}")
+        names.setdefault(name)
+        return list(names).index(name)
+
+    def columns(self, table: Table) -> Names:
+        """The table's columns as its statements select them."""
+        if self._fixed is not None:
+            return self._fixed[table]
+        return tuple(self._names(table))
+
+    def fixed(self) -> "Layouts":
+        """The layouts found, final."""
+        return Layouts({table: tuple(names) for table, names in self._found.items()})
 
 
 def _ids(name: str = "ids") -> Any:
@@ -72,6 +113,7 @@ class Join:
     table: Table
     column: str
     parent_column: str
+    names: Names  # the joined table's columns, as its own statements select them
 
 
 Joins = tuple[Join, ...]
@@ -82,7 +124,7 @@ def joined(statement: Select[Any], parent: Columns, joins: Joins) -> Select[Any]
     `parent` (a table's or a subquery's)."""
     for number, join in enumerate(joins):
         other = join.table.alias(f"joined_{number}")
-        statement = statement.add_columns(*raw_columns(join.table, other.c)).outerjoin(
+        statement = statement.add_columns(*raw_columns(join.table, join.names, other.c)).outerjoin(
             other,
             and_(
                 other.c[join.column] == parent[join.parent_column],
@@ -92,26 +134,33 @@ def joined(statement: Select[Any], parent: Columns, joins: Joins) -> Select[Any]
     return statement
 
 
-@cache
-def by_id(table: Table, joins: Joins = ()) -> Select[Any]:
-    found = select(*raw_columns(table)).where(table.c.id.in_(_ids()), in_organization(table))
+STATEMENTS = 1024  # statements kept by their shape (the columns come from clients' documents)
+
+
+@lru_cache(maxsize=STATEMENTS)
+def by_id(table: Table, names: Names, joins: Joins = ()) -> Select[Any]:
+    found = select(*raw_columns(table, names)).where(table.c.id.in_(_ids()), in_organization(table))
     return joined(found, table.c, joins)
 
 
-@cache
-def by_parent(table: Table, key: str, order: tuple[str, ...], joins: Joins = ()) -> Select[Any]:
+@lru_cache(maxsize=STATEMENTS)
+def by_parent(
+    table: Table, names: Names, key: str, order: tuple[str, ...], joins: Joins = ()
+) -> Select[Any]:
     found = (
-        select(*raw_columns(table))
+        select(*raw_columns(table, names))
         .where(table.c[key].in_(_ids()), in_organization(table))
         .order_by(*(table.c[name] for name in order))
     )
     return joined(found, table.c, joins)
 
 
-@cache
-def writers(table: Table, wrote: str, triggered: str, joins: Joins = ()) -> Select[Any]:
+@lru_cache(maxsize=STATEMENTS)
+def writers(
+    table: Table, names: Names, wrote: str, triggered: str, joins: Joins = ()
+) -> Select[Any]:
     """Rows whose `wrote` column holds one of the ids, or whose `triggered` one does."""
-    found = select(*raw_columns(table)).where(
+    found = select(*raw_columns(table, names)).where(
         or_(table.c[wrote].in_(_ids()), table.c[triggered].in_(_ids("triggers"))),
         in_organization(table),
     )
@@ -119,10 +168,14 @@ def writers(table: Table, wrote: str, triggered: str, joins: Joins = ()) -> Sele
 
 
 def page(
-    table: Table, where: Sequence[ColumnElement[bool]], request: PageRequest, joins: Joins = ()
+    table: Table,
+    names: Names,
+    where: Sequence[ColumnElement[bool]],
+    request: PageRequest,
+    joins: Joins = (),
 ) -> Select[Any]:
     found = (
-        select(*raw_columns(table))
+        select(*raw_columns(table, names))
         .where(*pages.page_conditions(table.c, where, request))
         .order_by(*pages.ordering(table.c, descending=request.walks_descending))
         .limit(request.limit + 1)
@@ -144,6 +197,7 @@ def count(table: Table, where: Sequence[ColumnElement[bool]]) -> Select[Any]:
 
 def pages_by_parent(
     table: Table,
+    names: Names,
     key: str,
     where: Sequence[ColumnElement[bool]],
     request: PageRequest,
@@ -153,9 +207,10 @@ def pages_by_parent(
     (storage.pages's, which the standard loaders run on ORM rows; these are the raw columns)."""
     conditions = pages.page_conditions(table.c, [table.c[key].in_(_ids()), *where], request)
     position = pages.numbered_by_parent(table.c, table.c[key], request)
-    numbered = select(*table.c, position.label("position_in_parent")).where(*conditions).subquery()
+    inner = (table.c[name] for name in dict.fromkeys((*names, key)))
+    numbered = select(*inner, position.label("position_in_parent")).where(*conditions).subquery()
     found = (
-        select(*raw_columns(table, numbered.c))
+        select(*raw_columns(table, names, numbered.c))
         .where(numbered.c.position_in_parent <= request.limit + 1)
         .order_by(numbered.c[key], numbered.c.position_in_parent)
     )
