@@ -3,11 +3,20 @@
 The edge (runql/edge.py) records HTTP requests and open websockets; the ObserveOperations schema
 extension records GraphQL operations and active subscriptions. Scrape-time figures (runs by
 status, the executor's queue and lease recoveries) are in runql/operations/scrape.py.
+
+Per request, the HTTP and operation series are tallied in plain numbers (Tally: no lock, no
+label lookup), and moved into their instruments whenever the registry is collected (a scrape,
+`get_sample_value`): the registry's first collector, PENDING, does it, so every collection
+reads them as if each observation had been recorded at once. prometheus_client takes a lock
+for each counter increment and two for each histogram observation, ten a served request.
 """
 
 import re
+import threading
+from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -19,7 +28,73 @@ from prometheus_client import (
     process_collector,
 )
 
+
+class Tally:
+    """Observations of one series since the last collection. A histogram's are kept as its
+    buckets are (the count in the first bucket whose bound the amount does not pass, and the
+    sum) and added to the histogram's own buckets and sum at the flush: prometheus_client has no
+    public call that adds many observations at once, so this one reaches its `_sum` and
+    `_buckets` (as Histogram.observe does, without the lock of each)."""
+
+    __slots__ = ("bounds", "buckets", "count", "instrument", "total")
+
+    def __init__(self, instrument: Any) -> None:
+        self.instrument = instrument  # a labelled Counter or Histogram
+        self.bounds: list[float] | None = getattr(instrument, "_upper_bounds", None)
+        self.count = 0
+        self.total = 0.0
+        self.buckets = [0] * len(self.bounds or ())
+
+    def add(self, amount: float = 1.0) -> None:
+        if self.bounds is None:
+            self.count += 1
+            return
+        self.total += amount
+        self.buckets[bisect_left(self.bounds, amount)] += 1
+
+    def flush(self) -> None:
+        if self.bounds is None:
+            count, self.count = self.count, 0
+            if count:
+                self.instrument.inc(count)
+            return
+        total, buckets = self.total, self.buckets
+        if any(buckets):
+            self.total, self.buckets = 0.0, [0] * len(buckets)
+            self.instrument._sum.inc(total)
+            for index, count in enumerate(buckets):
+                if count:
+                    self.instrument._buckets[index].inc(count)
+
+
+class Pending:
+    """The tallies, flushed by the registry's collection. Tallies are kept on one thread, the
+    event loop's (where the edge, the fast lane, the schema extension and /metrics run), and
+    flushed there; an observation from another thread goes straight to its instrument."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+        self.tallies: list[Tally] = []
+
+    def tally(self, instrument: Any) -> Tally:
+        made = Tally(instrument)
+        self.tallies.append(made)
+        return made
+
+    def here(self) -> bool:
+        return threading.get_ident() == self.thread
+
+    def collect(self) -> Iterator[Any]:
+        """No metric of its own: the flush, before the registry's other collectors run."""
+        if self.here():
+            for tally in self.tallies:
+                tally.flush()
+        yield from ()
+
+
 REGISTRY = CollectorRegistry(auto_describe=True)
+PENDING = Pending()
+REGISTRY.register(PENDING)  # first: collected before the instruments it adds to
 process_collector.ProcessCollector(registry=REGISTRY)
 platform_collector.PlatformCollector(registry=REGISTRY)
 gc_collector.GCCollector(registry=REGISTRY)
@@ -103,44 +178,54 @@ def operation_label(name: str | None) -> str:
     return name
 
 
-_HttpSeries = tuple[Counter, Histogram, Histogram]
-_http_series: dict[tuple[str, str, int], _HttpSeries] = {}
+Series = tuple[Tally, Tally, Tally]  # a count, durations, statement counts
+_http_series: dict[tuple[str, str, int], Series] = {}
 
 
-def _series_of(method: str, route: str, status: int) -> _HttpSeries:
-    """The labelled series of one kind of request, looked up once (labels() takes a lock and
-    builds its key on every call); method and route are labels of few values already."""
+def _series_of(method: str, route: str, status: int) -> Series:
+    """The tallies of one kind of request, made once (labels() takes a lock and builds its key
+    on every call); method and route are labels of few values already."""
     key = (method, route, status)
     found = _http_series.get(key)
     if found is None:
         found = _http_series[key] = (
-            HTTP_REQUESTS.labels(method, route, str(status)),
-            HTTP_SECONDS.labels(method, route),
-            HTTP_STATEMENTS.labels(route),
+            PENDING.tally(HTTP_REQUESTS.labels(method, route, str(status))),
+            PENDING.tally(HTTP_SECONDS.labels(method, route)),
+            PENDING.tally(HTTP_STATEMENTS.labels(route)),
         )
     return found
 
 
+def _record(series: Series, seconds: float, statements: int, timed: bool = True) -> None:
+    count, durations, statement_counts = series
+    if PENDING.here():
+        count.add()
+        if timed:
+            durations.add(seconds)
+            statement_counts.add(statements)
+        return
+    count.instrument.inc()
+    if timed:
+        durations.instrument.observe(seconds)
+        statement_counts.instrument.observe(statements)
+
+
 def observe_http(method: str, route: str, status: int, seconds: float, statements: int) -> None:
-    requests, durations, statement_counts = _series_of(method, route, status)
-    requests.inc()
-    durations.observe(seconds)
-    statement_counts.observe(statements)
+    _record(_series_of(method, route, status), seconds, statements)
 
 
-_OperationSeries = tuple[Counter, Histogram, Histogram]
-_operation_series: dict[tuple[str, str, str], _OperationSeries] = {}
+_operation_series: dict[tuple[str, str, str], Series] = {}
 
 
-def _operation_series_of(operation: str, kind: str, outcome: str) -> _OperationSeries:
+def _operation_series_of(operation: str, kind: str, outcome: str) -> Series:
     """As _series_of: operation names are capped (operation_label), kinds and outcomes few."""
     key = (operation, kind, outcome)
     found = _operation_series.get(key)
     if found is None:
         found = _operation_series[key] = (
-            OPERATIONS.labels(operation, kind, outcome),
-            OPERATION_SECONDS.labels(operation, kind),
-            OPERATION_STATEMENTS.labels(operation),
+            PENDING.tally(OPERATIONS.labels(operation, kind, outcome)),
+            PENDING.tally(OPERATION_SECONDS.labels(operation, kind)),
+            PENDING.tally(OPERATION_STATEMENTS.labels(operation)),
         )
     return found
 
@@ -149,11 +234,8 @@ def observe_operation(
     operation: str, kind: str, outcome: str, seconds: float, statements: int
 ) -> None:
     """One GraphQL operation; subscriptions count but their lifetimes are no latency."""
-    count, durations, statement_counts = _operation_series_of(operation, kind, outcome)
-    count.inc()
-    if kind != "subscription":
-        durations.observe(seconds)
-        statement_counts.observe(statements)
+    series = _operation_series_of(operation, kind, outcome)
+    _record(series, seconds, statements, timed=kind != "subscription")
 
 
 def websocket_opened() -> None:
