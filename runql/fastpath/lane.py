@@ -17,7 +17,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import strawberry
@@ -43,6 +44,9 @@ from runql.security.media import content_type_header
 from runql.security.text_input import fit_variables
 from runql.settings import Settings
 from runql.storage.database import Database
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 log = logging.getLogger("runql.fastpath")
 
@@ -111,15 +115,27 @@ class FastLane:
     async def _observed(
         self, prepared: Prepared, plan: OperationPlan, variables: VariableValues, org_id: str
     ) -> bytes | None:
+        if not tracing.is_enabled():  # no span: not even the context manager's generator
+            return await self._recorded(None, prepared, plan, variables, org_id)
+        with tracing.operation_span() as span:
+            return await self._recorded(span, prepared, plan, variables, org_id)
+
+    async def _recorded(
+        self,
+        span: "Span | None",
+        prepared: Prepared,
+        plan: OperationPlan,
+        variables: VariableValues,
+        org_id: str,
+    ) -> bytes | None:
         started = time.perf_counter()
         record = current_request()
         statements_before = record.statements if record is not None else 0
-        with tracing.operation_span() as span:
-            body = await self._run(plan, variables, org_id)
-            if body is None:
-                return None
-            statements = record.statements - statements_before if record is not None else 0
-            observed(span, QUERY, prepared.name, SUCCESS, time.perf_counter() - started, statements)
+        body = await self._run(plan, variables, org_id)
+        if body is None:
+            return None
+        statements = record.statements - statements_before if record is not None else 0
+        observed(span, QUERY, prepared.name, SUCCESS, time.perf_counter() - started, statements)
         self.served += 1
         return body
 
@@ -179,11 +195,16 @@ def replaying(messages: list[Message], receive: Receive) -> Receive:
     return replay
 
 
+@lru_cache(maxsize=8)
+def _content_type(media_type: str) -> tuple[bytes, bytes]:
+    return (b"content-type", content_type_header(media_type).encode("latin-1"))
+
+
 async def send_body(send: Send, body: bytes, media_type: str) -> None:
     """200 with the body, headers as the view's Response gives them."""
     headers: list[tuple[bytes, bytes]] = [
         (b"content-length", str(len(body)).encode()),
-        (b"content-type", content_type_header(media_type).encode("latin-1")),
+        _content_type(media_type),
     ]
     start: dict[str, Any] = {"type": "http.response.start", "status": 200, "headers": headers}
     await send(start)

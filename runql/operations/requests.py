@@ -5,8 +5,6 @@ the request's task; tasks started from there (DataLoader batches) see the same r
 import os
 import random
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -47,10 +45,21 @@ def request_id_from(header: str | None) -> str:
     return new_request_id()
 
 
-@contextmanager
-def serving(record: RequestRecord) -> Iterator[RequestRecord]:
-    token = _current.set(record)
-    try:
-        yield record
-    finally:
-        _current.reset(token)
+class _Serving:
+    """The record current inside the block (a class, not a generator: entered per request)."""
+
+    __slots__ = ("record", "token")
+
+    def __init__(self, record: RequestRecord) -> None:
+        self.record = record
+
+    def __enter__(self) -> RequestRecord:
+        self.token = _current.set(self.record)
+        return self.record
+
+    def __exit__(self, *_: object) -> None:
+        _current.reset(self.token)
+
+
+def serving(record: RequestRecord) -> _Serving:
+    return _Serving(record)

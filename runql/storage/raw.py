@@ -379,13 +379,35 @@ def _source(database: Database) -> "_PostgresPool | _SQLiteReader | None":
     return found
 
 
+def _engine_parts(database: Database) -> tuple[Dialect, Any]:
+    """The engine's dialect and event dispatch (each an attribute chain through the async
+    engine's proxy: read once per database)."""
+    found = _parts.get(database)
+    if found is None:
+        found = _parts[database] = (database.engine.dialect, database.engine.sync_engine.dispatch)
+    return found
+
+
+_parts: WeakKeyDictionary[Database, tuple[Dialect, Any]] = WeakKeyDictionary()
+
+
+def loop_reads(database: Database) -> RawReads | None:
+    """On a SQLite file, the reads of one request on the loop's own reader, which hold no
+    connection to give back (no context to enter); None elsewhere: use raw_reads."""
+    source = _source(database)
+    if not isinstance(source, _SQLiteReader):
+        return None
+    dialect, dispatch = _engine_parts(database)
+    return RawReads(dialect, dispatch, source.fetch)
+
+
 @asynccontextmanager
 async def raw_reads(database: Database) -> AsyncIterator[RawReads]:
     """Raw reads of one request: on PostgreSQL one connection of the raw pool, on a SQLite file
     the loop's own reader, each statement its own snapshot; on an in-memory SQLite database a
     connection of the engine's pool."""
     source = _source(database)
-    dialect, dispatch = database.engine.dialect, database.engine.sync_engine.dispatch
+    dialect, dispatch = _engine_parts(database)
     if isinstance(source, _SQLiteReader):
         yield RawReads(dialect, dispatch, source.fetch)
     elif isinstance(source, _PostgresPool):
