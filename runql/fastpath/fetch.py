@@ -69,6 +69,11 @@ async def _fetch_group(execution: Execution, needs: list[Need]) -> list[Need]:
 async def fetch(execution: Execution, operation: OperationPlan) -> None:
     pending = [Need(field, ROOT) for field in operation.fetching]
     while pending:
+        if len(pending) == 1:  # one field (a root object by id): its own group, at once
+            need = pending.pop()
+            if need.field.group(execution) is not None:
+                pending = await _fetch_group(execution, [need])
+            continue
         ready, pending = _ready(pending)
         groups: defaultdict[Hashable, list[Need]] = defaultdict(list)
         for need in ready:
