@@ -28,7 +28,7 @@ from graphql.execution.collect_fields import (
     collect_subfields,
 )
 from graphql.execution.values import VariableValues
-from sqlalchemy import inspect
+from sqlalchemy import Table, inspect
 
 from runql.fastpath import connections, links, model, roots
 from runql.fastpath.connections import Selected, Shape
@@ -78,7 +78,7 @@ class Planner:
         self.layouts = self.layouts.fixed()
         return self._plan()
 
-    def _index(self, table: Any, name: str) -> int:
+    def _index(self, table: Table, name: str) -> int:
         return self.layouts.index(table, name)
 
     def _plan(self) -> OperationPlan:
@@ -276,7 +276,7 @@ class Planner:
         definition: GraphQLField,
         details: FieldDetailsList,
         spec: model.Composite,
-        table: Any,
+        table: Table,
     ) -> Embedded:
         embedded = get_named_type(definition.type)
         assert isinstance(embedded, GraphQLObjectType)
