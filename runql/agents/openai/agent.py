@@ -124,13 +124,14 @@ class OpenAIAgent:
                 stream_options={"include_usage": True},
                 **self._options(),
             ) as response:
-                async for data in stream_data(response):
-                    text = reading.text(orjson.loads(data))
-                    if text:
-                        if not started:
-                            started = True
-                            yield MessageStarted()
-                        yield TextDelta(text)
+                async for batch in stream_data(response):
+                    for data in batch:
+                        text = reading.text(orjson.loads(data))
+                        if text:
+                            if not started:
+                                started = True
+                                yield MessageStarted()
+                            yield TextDelta(text)
         except (openai.OpenAIError, EgressRefused, ValueError) as error:
             raise failure(error, started, self.config.timeout_s) from None
         if reading.finished is None:
