@@ -159,6 +159,8 @@ class _Connection(asyncio.Protocol):
     async def send(self, head: bytes, body: bytes, seconds: float | None) -> None:
         assert self.transport is not None
         self._start_answer()
+        if self.lost or self.transport.is_closing():  # uvloop raises on a write to a closed one
+            raise httpx.WriteError("The connection closed before the request was sent.")
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
