@@ -316,6 +316,8 @@ async def _measure(
     gc.disable()  # this client's collections would delay its stamps
     try:
         held.set()
+        # for whoever profiles the gateway over the window (py-spy): it starts now
+        print("every socket is subscribed; the streams start", file=sys.stderr, flush=True)
         await _until_streaming(chat, shape.runs, shape.first_token_after + 60)
         started, cpu_before, own_before = time.monotonic(), _cpu(pids), _own_cpu()
         commits_before = await _commits(postgres_url)

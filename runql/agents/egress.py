@@ -20,9 +20,9 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import httpcore
 import httpx
@@ -33,6 +33,7 @@ from runql.agents.protocol import InvalidConfig
 from runql.settings import Network, Settings
 
 Address: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+_Opened = TypeVar("_Opened")
 
 # How long saving a config waits for DNS; a name that does not resolve in time is accepted
 # there and checked again when the agent connects.
@@ -160,6 +161,25 @@ class EgressPolicy:
             self.check(host, address)
         return addresses
 
+    async def connect(
+        self,
+        host: str,
+        port: int,
+        open_to: Callable[[str], Awaitable[_Opened]],
+        failures: tuple[type[Exception], ...] = (OSError,),
+    ) -> _Opened:
+        """`open_to(address)` for each checked address of `host` in turn until one connects; a
+        failure of the kind `failures` moves on to the next, the last one's raised. Raises
+        EgressRefused, or OSError when the name does not resolve."""
+        failure: Exception | None = None
+        for address in await self.resolve(host, port):
+            try:
+                return await open_to(str(address))
+            except failures as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
     async def check_config_url(self, url: str, key: str) -> None:
         """`check_url` for an agent's config: InvalidConfig naming the key, when refused."""
         try:
@@ -201,20 +221,17 @@ class _CheckedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        async def open_to(address: str) -> httpcore.AsyncNetworkStream:
+            return await self._backend.connect_tcp(
+                address, port, timeout, local_address, socket_options
+            )
+
         try:
-            addresses = await self._policy.resolve(host, port)
+            return await self._policy.connect(
+                host, port, open_to, (httpcore.ConnectError, httpcore.ConnectTimeout)
+            )
         except OSError as exc:
             raise httpcore.ConnectError(f"{host} does not resolve ({exc})") from None
-        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
-        for address in addresses:
-            try:
-                return await self._backend.connect_tcp(
-                    str(address), port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None
-        raise failure
 
     async def connect_unix_socket(
         self,

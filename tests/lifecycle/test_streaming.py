@@ -529,6 +529,36 @@ async def test_a_batch_of_flushes_takes_as_many_statements_for_six_runs_as_for_o
     assert counts[0] == counts[1], counts
 
 
+async def test_later_flushes_leave_the_runs_message_groups_as_the_first_set_them(
+    database: Database,
+) -> None:
+    """A batch holding a first flush sets every run's message group (each to its own); a batch
+    of later flushes only does not set them again."""
+    batcher = FlushBatcher(database)
+    rows = await _leased(database, 2, "w")
+    first, second = (StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher) for row in rows)
+    assert await _flush_all([first], "a ") == [None]
+    assert await _flush_all([first, second], "b ") == [None, None]  # a later and a first
+    updates: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE RUNS"):
+            updates.append(statement)
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert await _flush_all([first, second], "c") == [None, None]  # later ones only
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert updates
+    assert not any("message_group_id" in update for update in updates), updates
+    for streamed, text in ((first, "a b c"), (second, "b c")):
+        group = (await reload(database, streamed.run.id)).message_group_id
+        assert group == streamed.draft.group_id
+        assert [text for _, _, text in await stored_messages(database, group)] == [text]
+
+
 async def test_a_run_whose_lease_was_lost_fails_alone_in_a_batch_of_flushes(
     database: Database,
 ) -> None:

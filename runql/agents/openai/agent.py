@@ -1,5 +1,6 @@
 """An `openai` agent: it holds one `AsyncOpenAI` client (its connections bounded
 and checked by the egress policy, closed by `aclose`) and streams a Chat Completion per run.
+The client's transport is runql.agents.http1's, which reads a streamed answer cheaply.
 
 Retries are the SDK's (`max_retries` = the config's `retries`): it retries the request, which
 is before the answer's first chunk; once a chunk has arrived nothing is retried, since the
@@ -18,6 +19,7 @@ import orjson
 from openai.types.chat import ChatCompletionMessageParam
 
 from runql.agents.egress import EgressPolicy, EgressRefused
+from runql.agents.http1 import Http1Transport
 from runql.agents.openai.chunks import Reading, failure, stream_data
 from runql.agents.openai.config import OpenAIConfig
 from runql.agents.protocol import (
@@ -66,7 +68,7 @@ class OpenAIAgent:
         timeout = httpx.Timeout(config.timeout_s, connect=min(CONNECT_TIMEOUT_S, config.timeout_s))
         self._http = httpx.AsyncClient(
             timeout=timeout,
-            transport=egress.transport(ssl_context(), POOL_LIMITS),
+            transport=Http1Transport(egress, ssl_context(), POOL_LIMITS),
             follow_redirects=False,
         )
         self._client = openai.AsyncOpenAI(
@@ -74,7 +76,7 @@ class OpenAIAgent:
             base_url=config.base_url,
             max_retries=config.retries,
             # The SDK (3.x) is typed for its httpx2 but takes an httpx client too (it checks
-            # for either); httpx is where the egress transport is.
+            # for either); httpx's is the transport interface runql.agents.http1 implements.
             http_client=cast(Any, self._http),
         )
 
@@ -122,13 +124,14 @@ class OpenAIAgent:
                 stream_options={"include_usage": True},
                 **self._options(),
             ) as response:
-                async for data in stream_data(response):
-                    text = reading.text(orjson.loads(data))
-                    if text:
-                        if not started:
-                            started = True
-                            yield MessageStarted()
-                        yield TextDelta(text)
+                async for batch in stream_data(response):
+                    for data in batch:
+                        text = reading.text(orjson.loads(data))
+                        if text:
+                            if not started:
+                                started = True
+                                yield MessageStarted()
+                            yield TextDelta(text)
         except (openai.OpenAIError, EgressRefused, ValueError) as error:
             raise failure(error, started, self.config.timeout_s) from None
         if reading.finished is None:

@@ -22,7 +22,7 @@ import openai
 
 from runql.agents.egress import EgressRefused
 from runql.agents.protocol import AgentError, ToolCall
-from runql.agents.sse import lines_of, sse_data
+from runql.agents.sse import sse_batches
 from runql.text import text_problem
 
 MALFORMED = "malformed_stream"
@@ -131,17 +131,24 @@ def _error_chunk(error: object) -> AgentError:
     return _reported(message)
 
 
-async def stream_data(response: openai.AsyncAPIResponse[Any]) -> AsyncIterator[bytes]:
-    """The `data` of each server-sent event of a streaming response, up to `[DONE]` (the rest
-    of the body read, so the connection can be reused), without building the SDK's chunk
-    objects. The transport's errors are raised as the SDK's own stream raises them
+async def stream_data(response: openai.AsyncAPIResponse[Any]) -> AsyncIterator[list[bytes]]:
+    """The `data` of the server-sent events of a streaming response, up to `[DONE]` (the rest
+    of the body read, so the connection can be reused), a list for each piece of the body that
+    completes some (a reader that fell behind takes them together), without building the SDK's
+    chunk objects. The transport's errors are raised as the SDK's own stream raises them
     (APITimeoutError, APIConnectionError), for `failure` to name."""
     done = False
     try:
-        async for data in sse_data(lines_of(response.iter_bytes())):
-            done = done or data.startswith(b"[DONE]")
-            if not done:
-                yield data
+        async for batch in sse_batches(response.iter_bytes()):
+            if done:
+                continue
+            for index, data in enumerate(batch):
+                if data.startswith(b"[DONE]"):
+                    done = True
+                    batch = batch[:index]
+                    break
+            if batch:
+                yield batch
     except httpx.TimeoutException as error:
         raise openai.APITimeoutError(request=cast(Any, response.http_request)) from error
     except (httpx.RequestError, ssl.SSLError) as error:
