@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from runql.storage import sqlite_driver
 from runql.storage.events import CommitListener, take_uncommitted
 
 
@@ -104,7 +105,15 @@ def in_memory(url: str) -> bool:
 
 def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        # Connections of runql's driver: aiosqlite's, a statement in one trip to its thread.
+        parsed = make_url(url)
+        arguments, options = parsed.get_dialect()().create_connect_args(parsed)
+        engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            async_creator=sqlite_driver.connector(*arguments, **options),
+        )
         _configure_sqlite(engine.sync_engine)
     else:
         # No pre-ping: asyncpg's costs three round trips (BEGIN, a ping, ROLLBACK) at every

@@ -117,29 +117,37 @@ async def _read(response: httpx.Response) -> bytes | None:
     return b"".join(chunks)
 
 
+# What every request carries besides the call's own headers: httpx's client sent these.
+_SENT_ALWAYS = {"User-Agent": f"python-httpx/{httpx.__version__}", "Connection": "keep-alive"}
+
+
 class WebhookClient:
-    """POSTs bodies to one agent's URL. Its httpx client (one connection pool) is made on the
-    first call and lives until `aclose`."""
+    """POSTs bodies to one agent's URL. Its transport (one connection pool, each connection's
+    address checked by the egress policy) is made on the first call and lives until `aclose`.
+
+    Requests go to the transport itself, not through an httpx.AsyncClient: the client's layers
+    (auth flow, redirect loop, cookie jar, event hooks, the request built from its defaults)
+    were about a seventh of a worker's event loop with hundreds of runs in flight, and a
+    webhook uses none of them (redirects are not followed; a cookie one run's answer set would
+    have gone with other threads' runs)."""
 
     def __init__(self, config: WebhookConfig, egress: EgressPolicy) -> None:
         self.config = config
         self.egress = egress
-        self._client: httpx.AsyncClient | None = None
+        self._url = httpx.URL(config.url)
+        # httpx's own timeouts are a backstop only; asyncio.timeout_at ends the call first.
+        self._timeouts = httpx.Timeout(config.timeout_s + 1).as_dict()
+        self._transport: httpx.AsyncBaseTransport | None = None
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            # httpx's own timeouts are a backstop only; asyncio.timeout_at ends the call first.
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.config.timeout_s + 1),
-                transport=self.egress.transport(ssl_context(), POOL_LIMITS),
-                follow_redirects=False,
-            )
-        return self._client
+    def _http(self) -> httpx.AsyncBaseTransport:
+        if self._transport is None:
+            self._transport = self.egress.transport(ssl_context(), POOL_LIMITS)
+        return self._transport
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.aclose()
 
     async def post(self, body: bytes, run_id: str) -> "bytes | EventStream":
         """The answer to `body`: the body of a 2xx JSON answer, or a 2xx event stream, open
@@ -194,10 +202,16 @@ class WebhookClient:
         )
 
     async def _attempt(self, body: bytes, headers: dict[str, str]) -> "bytes | EventStream":
-        http = self._http()
-        request = http.build_request("POST", self.config.url, content=body, headers=headers)
+        request = httpx.Request(
+            "POST",
+            self._url,
+            content=body,
+            headers={**_SENT_ALWAYS, **headers},
+            extensions={"timeout": self._timeouts},
+        )
         try:
-            response = await http.send(request, stream=True)
+            response = await self._http().handle_async_request(request)
+            response.request = request
         except httpx.TransportError as exc:
             raise _Retry(self.describe(exc)) from None
         except EgressRefused as refused:

@@ -1,0 +1,73 @@
+"""The engine's SQLite connections (runql/storage/sqlite_driver.py): a statement in one trip
+to aiosqlite's thread, with what SQLAlchemy reads of it (rows, counts, errors) unchanged."""
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from runql.storage.database import Database
+from runql.storage.sqlite_driver import OneTripConnection
+
+
+class _Counted:
+    """The calls a connection makes to aiosqlite's thread, counted."""
+
+    def __init__(self, driver: OneTripConnection) -> None:
+        self.calls = 0
+        self._execute: Any = driver._execute
+        driver._execute = self  # type: ignore[method-assign,assignment]
+
+    async def __call__(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return await self._execute(function, *args, **kwargs)
+
+
+async def _trips(database: Database) -> tuple[_Counted, Any]:
+    """A connection of the engine with its calls to the thread counted, and the connection."""
+    connection = await database.engine.connect()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert isinstance(driver, OneTripConnection)
+    return _Counted(driver), connection
+
+
+async def test_a_statement_is_one_trip_to_the_thread(database: Database) -> None:
+    if not database.is_sqlite:
+        pytest.skip("aiosqlite is SQLite's driver")
+    counted, connection = await _trips(database)
+    try:
+        await connection.execute(text("SELECT 0"))  # the transaction begins: BEGIN, then this
+        before = counted.calls
+        rows = (await connection.execute(text("SELECT 1 AS one UNION ALL SELECT 2"))).all()
+        assert [tuple(row) for row in rows] == [(1,), (2,)]
+        assert counted.calls - before == 1  # aiosqlite's own cursor took four
+        before = counted.calls
+        await connection.execute(text("CREATE TEMP TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        inserted = await connection.execute(
+            text("INSERT INTO t (v) VALUES (:v)"), [{"v": "a"}, {"v": "b"}, {"v": "c"}]
+        )
+        assert counted.calls - before == 2
+        assert inserted.rowcount == 3
+    finally:
+        await connection.close()
+
+
+async def test_counts_returning_and_errors_are_sqlalchemys(database: Database) -> None:
+    if not database.is_sqlite:
+        pytest.skip("aiosqlite is SQLite's driver")
+    async with database.engine.begin() as connection:
+        await connection.execute(text("CREATE TEMP TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        returned = await connection.execute(
+            text("INSERT INTO t (v) VALUES ('a'), ('b') RETURNING id, v")
+        )
+        assert [tuple(row) for row in returned] == [(1, "a"), (2, "b")]
+        single = await connection.execute(text("INSERT INTO t (v) VALUES ('c')"))
+        assert single.lastrowid == 3
+        updated = await connection.execute(text("UPDATE t SET v = 'z' WHERE id < 3"))
+        assert updated.rowcount == 2
+        with pytest.raises(IntegrityError):
+            await connection.execute(text("INSERT INTO t (id, v) VALUES (1, 'again')"))
+        result = await connection.execute(text("SELECT v FROM t ORDER BY id"))
+        assert list(result.keys()) == ["v"]
+        assert result.scalars().all() == ["z", "z", "c"]
