@@ -31,6 +31,8 @@ Out = TypeVar("Out")
 
 MAX_BATCH = 64  # items in one transaction at most
 BatchWriter = Callable[[AsyncSession, Sequence[Item]], Awaitable[list[Out | Exception]]]
+# A batch written in a transaction of the writer's own making, or declined (None)
+OwnWriter = Callable[[Sequence[Item]], Awaitable[list[Out | Exception] | None]]
 
 
 def _columns(row: SQLModel) -> dict[str, Any]:
@@ -88,10 +90,7 @@ async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str
         finally:
             sync.dispatch.after_cursor_execute(sync, None, together.sql, args, None, False)
         return
-    batches = []
-    for table, keys in shapes:
-        statement = _driver_insert(table, dialect, keys)
-        batches.append((statement.sql, [statement.bound(row) for row in values[table]]))
+    batches = sqlite_inserts(values, dialect)
     for sql, rows in batches:
         sync.dispatch.before_cursor_execute(sync, None, sql, rows, None, True)
     try:  # every table in one trip to aiosqlite's thread, not one a statement
@@ -99,6 +98,20 @@ async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str
     finally:
         for sql, rows in batches:
             sync.dispatch.after_cursor_execute(sync, None, sql, rows, None, True)
+
+
+def sqlite_inserts(
+    values: dict[Table, list[dict[str, Any]]], dialect: Dialect
+) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Rows given as insert_values takes them, as SQLite executemanys (SQL and bound rows), one
+    a table, parents before children."""
+    batches = []
+    for table in _sorted_tables():
+        rows = values.get(table)
+        if rows:
+            statement = _driver_insert(table, dialect, tuple(rows[0]))
+            batches.append((statement.sql, [statement.bound(row) for row in rows]))
+    return batches
 
 
 def _executemany_each(
@@ -220,6 +233,9 @@ class GroupCommit(Generic[Item, Out]):
     """Writes submitted at once share a transaction of `database.write()`; `write` turns a
     batch into one outcome per item (its result, or the exception its caller gets).
 
+    `own`, if given, is tried first: it writes a batch in a transaction of its own making (such
+    as Database.write_on_thread's) or declines it (None), and then `write` writes it.
+
     `lanes` batches may be in their transactions at once (1 on SQLite, which has one writer).
     A caller that goes away before its batch is taken writes nothing; once taken, its item is
     committed or not with the batch, whether or not anyone is still waiting."""
@@ -231,9 +247,11 @@ class GroupCommit(Generic[Item, Out]):
         *,
         lanes: int = 1,
         max_batch: int = MAX_BATCH,
+        own: OwnWriter[Item, Out] | None = None,
     ) -> None:
         self._database = database
         self._write = write
+        self._own = own
         self._lanes = lanes
         self._max_batch = max_batch
         self._pending: list[Entry[Item, Out]] = []
@@ -267,8 +285,7 @@ class GroupCommit(Generic[Item, Out]):
 
     async def _commit(self, batch: list[Entry[Item, Out]]) -> None:
         try:
-            async with self._database.write() as session:
-                outcomes = await self._write(session, [item for item, _, _ in batch])
+            outcomes = await self._written([item for item, _, _ in batch])
         except Exception as error:
             if len(batch) == 1:
                 _answer(batch[0][1], error)
@@ -282,6 +299,14 @@ class GroupCommit(Generic[Item, Out]):
             raise
         for (_, future, _), outcome in zip(batch, outcomes, strict=True):
             _answer(future, outcome)
+
+    async def _written(self, items: list[Item]) -> list[Out | Exception]:
+        if self._own is not None:
+            found = await self._own(items)
+            if found is not None:
+                return found
+        async with self._database.write() as session:
+            return await self._write(session, items)
 
 
 def _answer(future: asyncio.Future[Out], outcome: "Out | BaseException") -> None:
