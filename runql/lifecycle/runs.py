@@ -32,7 +32,7 @@ from runql.lifecycle.validation import Content
 from runql.settings import Settings
 from runql.storage.database import Database, ThreadStatements
 from runql.storage.events import RunEvent, announce
-from runql.storage.raw import arguments, compiled_for
+from runql.storage.raw import arguments, compiled_for, raw_reads
 from runql.storage.tables import (
     ActorRow,
     AgentRow,
@@ -47,7 +47,13 @@ from runql.storage.tables import (
     ThreadRow,
 )
 from runql.storage.types import utcnow
-from runql.storage.writes import GroupCommit, insert_values, row_of, sqlite_inserts
+from runql.storage.writes import (
+    GroupCommit,
+    insert_values,
+    postgres_inserts,
+    row_of,
+    sqlite_inserts,
+)
 from runql.text import JsonCaps
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -158,7 +164,7 @@ def _creator(database: Database) -> GroupCommit[_Create, RunRow]:
         # has one writer at a time whatever we do.
         lanes = 1 if database.is_sqlite else POSTGRES_LANES
         found = _creators[database] = GroupCommit(
-            database, writer.write, lanes=lanes, own=writer.write_on_thread
+            database, writer.write, lanes=lanes, own=writer.write_own
         )
     return found
 
@@ -191,9 +197,10 @@ class _RunWriter:
     thread missing, archived or another's; its key used with another request) writes nothing
     and gets its refusal; the others go on.
 
-    On a SQLite file a batch without idempotency keys is written on the database's writer
-    thread, the whole transaction in one hand-off (`write_on_thread`); any other batch in a
-    session's transaction (`write`)."""
+    A batch without idempotency keys is written in a transaction of its own (`write_own`): on
+    a SQLite file on the database's writer thread, the whole transaction in one hand-off; on
+    PostgreSQL, if it continues no thread, in autocommit, one read and one statement. Any
+    other batch in a session's transaction (`write`)."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -264,13 +271,41 @@ class _RunWriter:
             outcomes[index] = outcomes[earlier]
         return [outcome for outcome in outcomes if outcome is not None]
 
-    async def write_on_thread(self, items: Sequence[_Create]) -> list[RunRow | Exception] | None:
-        """The batch written on the database's writer thread; None (declined) when the
-        database has none or an item has an idempotency key (claimed in a session's
-        transaction, as `write` claims them)."""
-        database = self._database
-        if not database.writes_on_thread or any(i.request.idempotency_key for i in items):
+    async def write_own(self, items: Sequence[_Create]) -> list[RunRow | Exception] | None:
+        """The batch in a transaction of its own making, or None (declined: `write` writes
+        it) when an item has an idempotency key (claimed in a session's transaction, as
+        `write` claims them) or, on PostgreSQL, continues a thread (`write` touches the
+        threads in one lock order) or when the database is an in-memory SQLite one."""
+        if any(item.request.idempotency_key for item in items):
             return None
+        if self._database.writes_on_thread:
+            return await self._write_on_thread(items)
+        if self._database.is_sqlite or any(item.request.thread_id for item in items):
+            return None
+        return await self._write_autocommit(items)
+
+    async def _write_autocommit(self, items: Sequence[_Create]) -> list[RunRow | Exception]:
+        """PostgreSQL: the agents (and unknown organizations' API actors) read, then every row
+        and the runs' NOTIFY in one statement in autocommit, its own transaction: two round
+        trips, where a session's transaction costs BEGIN, the read, the insert, the NOTIFY and
+        COMMIT. Each statement sees what is committed when it starts, as in a READ COMMITTED
+        transaction (the read takes no lock in either)."""
+        reads = self._reads(items)
+        outcomes: Outcomes = [None] * len(items)
+        async with raw_reads(self._database) as raw:
+            agents = await raw.all(_AGENTS, reads.agents) if reads.agents else []
+            if reads.actors:
+                self._remember_actors(await raw.all(_ACTORS_READ, reads.actors))
+            batch, _ = self._batch(items, range(len(items)), (_agents_of(agents), {}), {}, outcomes)
+            if batch.events:
+                notices = [event.announcement() for event in batch.events]
+                await raw.run(*postgres_inserts(batch.rows, raw.dialect, notices))
+        self._database.committed(batch.events)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _write_on_thread(self, items: Sequence[_Create]) -> list[RunRow | Exception]:
+        """A SQLite file: the batch as one transaction on the database's writer thread."""
+        database = self._database
         dialect = database.engine.dialect
         reads = self._reads(items)
         prepared = [

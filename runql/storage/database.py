@@ -245,7 +245,7 @@ class Database:
                 take_uncommitted(session)
                 raise
             committed = take_uncommitted(session)
-        self._announce(committed)
+        self.committed(committed)
 
     @property
     def writes_on_thread(self) -> bool:
@@ -267,10 +267,12 @@ class Database:
         for sql, args, many in executed:
             dispatch.before_cursor_execute(announced, None, sql, args, None, many)
             dispatch.after_cursor_execute(announced, None, sql, args, None, many)
-        self._announce(events)
+        self.committed(events)
         return value
 
-    def _announce(self, committed: list[RunEvent]) -> None:
+    def committed(self, committed: list[RunEvent]) -> None:
+        """Run events committed outside `write` (their rows inserted by a statement in a
+        transaction of its own): announced to the commit listeners, as `write`'s are."""
         for run_event in committed:
             for listener in self._commit_listeners:
                 listener(run_event)

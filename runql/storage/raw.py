@@ -232,7 +232,11 @@ class RawReads:
     async def all(self, statement: Executable, params: dict[str, Any]) -> Sequence[RawRow]:
         assert isinstance(statement, ClauseElement)
         raw, cache_key = compiled_for(statement, self.dialect)
-        sql, args = arguments(raw, cache_key, params, self.postgres)
+        return await self.run(*arguments(raw, cache_key, params, self.postgres))
+
+    async def run(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
+        """A statement in the driver's own SQL (on PostgreSQL in autocommit: a statement that
+        writes is its own transaction, committed when this returns)."""
         self.dispatch.before_cursor_execute(self.announced, None, sql, args, None, False)
         try:
             return await self.fetch(sql, args)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 from runql.storage.database import Database
+from runql.storage.events import NOTIFY_CHANNEL
 
 Item = TypeVar("Item")
 Out = TypeVar("Out")
@@ -74,21 +75,17 @@ async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str
     sync = connection.sync_connection
     assert sync is not None
     dialect = connection.dialect
-    shapes = tuple(
-        (table, tuple(values[table][0])) for table in _sorted_tables() if values.get(table)
-    )
-    if not shapes:
+    if not any(values.values()):
         return
     if dialect.name == "postgresql":
         if not driver.is_in_transaction():
             raise RuntimeError("insert_values runs in a transaction that has begun")
-        together = _arrays_insert(shapes, dialect)
-        args = together.bound([values[table] for table, _ in shapes])
-        sync.dispatch.before_cursor_execute(sync, None, together.sql, args, None, False)
+        sql, args = postgres_inserts(values, dialect)
+        sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
         try:
-            await driver.execute(together.sql, *args)
+            await driver.execute(sql, *args)
         finally:
-            sync.dispatch.after_cursor_execute(sync, None, together.sql, args, None, False)
+            sync.dispatch.after_cursor_execute(sync, None, sql, args, None, False)
         return
     batches = sqlite_inserts(values, dialect)
     for sql, rows in batches:
@@ -98,6 +95,23 @@ async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str
     finally:
         for sql, rows in batches:
             sync.dispatch.after_cursor_execute(sync, None, sql, rows, None, True)
+
+
+def postgres_inserts(
+    values: dict[Table, list[dict[str, Any]]], dialect: Dialect, notices: Sequence[str] = ()
+) -> tuple[str, list[Any]]:
+    """Rows given as insert_values takes them, as one PostgreSQL statement and its arguments
+    (every table's inserts in data-modifying WITH clauses). With `notices`, the statement also
+    sends each on NOTIFY_CHANNEL (pg_notify: delivered at the commit that holds the rows), so
+    that a batch in a transaction of its own (autocommit) is one round trip."""
+    shapes = tuple(
+        (table, tuple(values[table][0])) for table in _sorted_tables() if values.get(table)
+    )
+    together = _arrays_insert(shapes, dialect, bool(notices))
+    args = together.bound([values[table] for table, _ in shapes])
+    if notices:
+        args.append(list(notices))
+    return together.sql, args
 
 
 def sqlite_inserts(
@@ -172,11 +186,11 @@ class ArraysInsert:
         return columns
 
 
-_ARRAY_INSERTS: dict[Shape, ArraysInsert] = {}
+_ARRAY_INSERTS: dict[tuple[Shape, bool], ArraysInsert] = {}
 
 
-def _arrays_insert(shapes: Shape, dialect: Dialect) -> ArraysInsert:
-    found = _ARRAY_INSERTS.get(shapes)
+def _arrays_insert(shapes: Shape, dialect: Dialect, notify: bool = False) -> ArraysInsert:
+    found = _ARRAY_INSERTS.get((shapes, notify))
     if found is None:
         inserts = tuple(_driver_insert(table, dialect, keys) for table, keys in shapes)
         clauses = []
@@ -197,10 +211,14 @@ def _arrays_insert(shapes: Shape, dialect: Dialect) -> ArraysInsert:
                 f"INSERT INTO {table.name} ({', '.join(statement.keys)}) "
                 f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS v({names})"
             )
+        if notify:  # a data-modifying WITH clause runs whether or not anything reads it
+            clauses.append(
+                f"SELECT pg_notify('{NOTIFY_CHANNEL}', m) FROM unnest(${number + 1}::text[]) AS m"
+            )
         *first, last = clauses
         withs = ", ".join(f"w{index} AS ({clause})" for index, clause in enumerate(first))
         sql = f"WITH {withs} {last}" if withs else last
-        found = _ARRAY_INSERTS[shapes] = ArraysInsert(sql, inserts)
+        found = _ARRAY_INSERTS[(shapes, notify)] = ArraysInsert(sql, inserts)
     return found
 
 
