@@ -182,8 +182,8 @@ Outcomes = list[RunRow | Exception | None]
 
 @dataclass(frozen=True, slots=True)
 class _Reads:
-    """What a batch reads before it writes: the statements and their parameters (None: not
-    read), from the items' agents, threads and organizations."""
+    """The parameters of what a batch reads before it writes (None: not read): its items'
+    agents, the threads they continue, and the organizations whose API actor is not known."""
 
     agents: dict[str, Any] | None
     threads: dict[str, Any] | None
