@@ -45,7 +45,6 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.schema.base import BaseSchema
 from strawberry.schema.schema import validate_document
-from strawberry.utils.str_converters import to_camel_case
 
 from runql.fastpath.lane import LaneTimeout
 from runql.fastpath.switch import is_standard_only
@@ -54,7 +53,7 @@ from runql.limits import Limits
 from runql.operations import tracing
 from runql.operations.extension import SUCCESS, observed
 from runql.operations.requests import current_request
-from runql.resolvers.mutations import run_request_of
+from runql.resolvers.mutations import graphql_names, run_request_of
 from runql.security.rules import validation_rules
 from runql.security.text_input import fit_document, fit_variables
 from runql.settings import Settings
@@ -293,7 +292,7 @@ class MutationLane:
                     run_request_of(arguments["input"]),
                     max_content_bytes=settings.max_content_bytes,
                     json_caps=settings.json_caps,
-                    names=to_camel_case,
+                    names=graphql_names,
                 )
         except Exception:  # a refusal wrote nothing: the view runs it again and reports it
             if timeout.expired():

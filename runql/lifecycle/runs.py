@@ -2,7 +2,7 @@
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -30,8 +30,9 @@ from runql.lifecycle import validation
 from runql.lifecycle.transitions import transition
 from runql.lifecycle.validation import Content
 from runql.settings import Settings
-from runql.storage.database import Database
+from runql.storage.database import Database, ThreadStatements
 from runql.storage.events import RunEvent, announce
+from runql.storage.raw import arguments, compiled_for, raw_reads
 from runql.storage.tables import (
     ActorRow,
     AgentRow,
@@ -46,7 +47,13 @@ from runql.storage.tables import (
     ThreadRow,
 )
 from runql.storage.types import utcnow
-from runql.storage.writes import GroupCommit, insert_values, row_of
+from runql.storage.writes import (
+    GroupCommit,
+    insert_values,
+    postgres_inserts,
+    row_of,
+    sqlite_inserts,
+)
 from runql.text import JsonCaps
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -152,11 +159,13 @@ _creators: WeakKeyDictionary[Database, GroupCommit[_Create, RunRow]] = WeakKeyDi
 def _creator(database: Database) -> GroupCommit[_Create, RunRow]:
     found = _creators.get(database)
     if found is None:
-        writer = _RunWriter()
+        writer = _RunWriter(database)
         # PostgreSQL commits two batches at once (one fills while the other commits); SQLite
         # has one writer at a time whatever we do.
         lanes = 1 if database.is_sqlite else POSTGRES_LANES
-        found = _creators[database] = GroupCommit(database, writer.write, lanes=lanes)
+        found = _creators[database] = GroupCommit(
+            database, writer.write, lanes=lanes, own=writer.write_own
+        )
     return found
 
 
@@ -168,30 +177,62 @@ _ACTORS_READ = select(col(ActorRow.org_id), col(ActorRow.id)).where(
     col(ActorRow.type) == ActorType.USER.value,
     col(ActorRow.name) == API_ACTOR_NAME,
 )
+Outcomes = list[RunRow | Exception | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Reads:
+    """The parameters of what a batch reads before it writes (None: not read): its items'
+    agents, the threads they continue, and the organizations whose API actor is not known."""
+
+    agents: dict[str, Any] | None
+    threads: dict[str, Any] | None
+    actors: dict[str, Any] | None
 
 
 class _RunWriter:
-    """Writes a batch of creates in the caller's transaction: the idempotency keys claimed in
-    order, then one read each of the agents, the threads (with their latest message group) and
-    the organizations' API actors, then one insert per table. An item refused (its agent or
+    """Writes a batch of creates in one transaction: the idempotency keys claimed in order,
+    then one read each of the agents, the threads (with their latest message group) and the
+    organizations' API actors, then one insert per table. An item refused (its agent or
     thread missing, archived or another's; its key used with another request) writes nothing
-    and gets its refusal; the others go on."""
+    and gets its refusal; the others go on.
 
-    def __init__(self) -> None:
+    A batch without idempotency keys is written in a transaction of its own (`write_own`): on
+    a SQLite file on the database's writer thread, the whole transaction in one hand-off; on
+    PostgreSQL, if it continues no thread, in autocommit, one read and one statement. Any
+    other batch in a session's transaction (`write`)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
         self._actors: dict[str, str] = {}  # org -> its API actor, as committed (never deleted)
 
-    async def write(
-        self, session: AsyncSession, items: Sequence[_Create]
-    ) -> list[RunRow | Exception]:
-        outcomes: list[RunRow | Exception | None] = [None] * len(items)
-        reserved, follows = await _claim_keys(session, items, outcomes)
-        todo = [index for index, outcome in enumerate(outcomes) if outcome is None]
-        todo = [index for index in todo if index not in follows]
-        wanted = [items[index] for index in todo]
-        agents = await _agents(session, {item.request.agent_id for item in wanted})
-        threads = await _threads(session, {item.request.thread_id for item in wanted})
-        actors = await self._api_actors(session, {item.org_id for item in wanted})
-        batch = _Batch(actors)
+    def _reads(self, items: Sequence[_Create]) -> _Reads:
+        threads = [item.request.thread_id for item in items if item.request.thread_id]
+        unknown = {item.org_id for item in items} - self._actors.keys()
+        return _Reads(
+            {"ids": list({item.request.agent_id for item in items})} if items else None,
+            {"ids": list(set(threads))} if threads else None,
+            {"orgs": list(unknown)} if unknown else None,
+        )
+
+    def _remember_actors(self, rows: Iterable[Sequence[Any]]) -> None:
+        for org_id, actor_id in rows:
+            self._actors.setdefault(org_id, actor_id)
+
+    def _batch(
+        self,
+        items: Sequence[_Create],
+        todo: Iterable[int],
+        found: tuple[dict[str, "_Agent"], dict[str, "_Thread"]],
+        reserved: dict[int, str],
+        outcomes: Outcomes,
+    ) -> tuple["_Batch", list[_Create]]:
+        """The batch's rows, each item's outcome set (its run, or its refusal), and the items
+        refused that had reserved their keys."""
+        agents, threads = found
+        orgs = {items[index].org_id for index in todo}
+        batch = _Batch({org: self._actors[org] for org in orgs if org in self._actors})
+        released = []
         for index in todo:
             item = items[index]
             try:
@@ -200,22 +241,100 @@ class _RunWriter:
             except RunqlError as refused:
                 outcomes[index] = refused
                 if index in reserved:
-                    await _release_key(session, item)
+                    released.append(item)
                 continue
             outcomes[index] = batch.add(item, thread, reserved.get(index) or new_id(Kind.RUN))
+        return batch, released
+
+    async def write(
+        self, session: AsyncSession, items: Sequence[_Create]
+    ) -> list[RunRow | Exception]:
+        outcomes: Outcomes = [None] * len(items)
+        reserved, follows = await _claim_keys(session, items, outcomes)
+        todo = [index for index, outcome in enumerate(outcomes) if outcome is None]
+        todo = [index for index in todo if index not in follows]
+        reads = self._reads([items[index] for index in todo])
+        connection = await session.connection()
+        found = (
+            _agents_of(await connection.execute(_AGENTS, reads.agents) if reads.agents else ()),
+            _threads_of(
+                await connection.execute(_THREADS_READ, reads.threads) if reads.threads else ()
+            ),
+        )
+        if reads.actors:
+            self._remember_actors(await connection.execute(_ACTORS_READ, reads.actors))
+        batch, released = self._batch(items, todo, found, reserved, outcomes)
+        for item in released:
+            await _release_key(session, item)
         await batch.write(session)
         for index, earlier in follows.items():
             outcomes[index] = outcomes[earlier]
         return [outcome for outcome in outcomes if outcome is not None]
 
-    async def _api_actors(self, session: AsyncSession, org_ids: set[str]) -> dict[str, str]:
-        """The organizations' API actors known so far (committed ones are remembered)."""
-        unknown = [org_id for org_id in org_ids if org_id not in self._actors]
-        if unknown:
-            found = await (await session.connection()).execute(_ACTORS_READ, {"orgs": unknown})
-            for org_id, actor_id in found:
-                self._actors.setdefault(org_id, actor_id)
-        return {org_id: self._actors[org_id] for org_id in org_ids if org_id in self._actors}
+    async def write_own(self, items: Sequence[_Create]) -> list[RunRow | Exception] | None:
+        """The batch in a transaction of its own making, or None (declined: `write` writes
+        it) when an item has an idempotency key (claimed in a session's transaction, as
+        `write` claims them) or, on PostgreSQL, continues a thread (`write` touches the
+        threads in one lock order) or when the database is an in-memory SQLite one."""
+        if any(item.request.idempotency_key for item in items):
+            return None
+        if self._database.writes_on_thread:
+            return await self._write_on_thread(items)
+        if self._database.is_sqlite or any(item.request.thread_id for item in items):
+            return None
+        return await self._write_autocommit(items)
+
+    async def _write_autocommit(self, items: Sequence[_Create]) -> list[RunRow | Exception]:
+        """PostgreSQL: the agents (and unknown organizations' API actors) read, then every row
+        and the runs' NOTIFY in one statement in autocommit, its own transaction: two round
+        trips, where a session's transaction costs BEGIN, the read, the insert, the NOTIFY and
+        COMMIT. Each statement sees what is committed when it starts, as in a READ COMMITTED
+        transaction (the read takes no lock in either)."""
+        reads = self._reads(items)
+        outcomes: Outcomes = [None] * len(items)
+        async with raw_reads(self._database) as raw:
+            agents = await raw.all(_AGENTS, reads.agents) if reads.agents else []
+            if reads.actors:
+                self._remember_actors(await raw.all(_ACTORS_READ, reads.actors))
+            batch, _ = self._batch(items, range(len(items)), (_agents_of(agents), {}), {}, outcomes)
+            if batch.events:
+                notices = [event.announcement() for event in batch.events]
+                await raw.run(*postgres_inserts(batch.rows, raw.dialect, notices))
+        self._database.committed(batch.events)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _write_on_thread(self, items: Sequence[_Create]) -> list[RunRow | Exception]:
+        """A SQLite file: the batch as one transaction on the database's writer thread."""
+        database = self._database
+        dialect = database.engine.dialect
+        reads = self._reads(items)
+        prepared = [
+            arguments(*compiled_for(statement, dialect), params, False) if params else None
+            for statement, params in (
+                (_AGENTS, reads.agents),
+                (_THREADS_READ, reads.threads),
+                (_ACTORS_READ, reads.actors),
+            )
+        ]
+        touch = compiled_for(_TOUCH_THREAD, dialect)
+
+        def work(statements: ThreadStatements) -> tuple[Outcomes, list[RunEvent]]:
+            agents, threads, actors = (
+                statements.execute(*read).fetchall() if read else [] for read in prepared
+            )
+            self._remember_actors(actors)
+            outcomes: Outcomes = [None] * len(items)
+            found = (_agents_of(agents), _threads_of(threads))
+            batch, _ = self._batch(items, range(len(items)), found, {}, outcomes)
+            for sql, rows in sqlite_inserts(batch.rows, dialect):
+                statements.executemany(sql, rows)
+            touched = [arguments(*touch, params, False) for params in batch.touched_threads()]
+            if touched:
+                statements.executemany(touched[0][0], [args for _, args in touched])
+            return outcomes, batch.events
+
+        outcomes = await database.write_on_thread(work)
+        return [outcome for outcome in outcomes if outcome is not None]
 
 
 async def _claim_keys(
@@ -324,11 +443,8 @@ _AGENTS = select(
 ).where(col(AgentRow.id).in_(bindparam("ids", expanding=True)))
 
 
-async def _agents(session: AsyncSession, agent_ids: set[str]) -> dict[str, _Agent]:
-    if not agent_ids:
-        return {}
-    found = await (await session.connection()).execute(_AGENTS, {"ids": list(agent_ids)})
-    return {agent_id: _Agent(org_id, bool(archived)) for agent_id, org_id, archived in found}
+def _agents_of(rows: Iterable[Sequence[Any]]) -> dict[str, _Agent]:
+    return {agent_id: _Agent(org_id, bool(archived)) for agent_id, org_id, archived in rows}
 
 
 _LATEST_GROUP = (
@@ -344,12 +460,8 @@ _THREADS_READ = select(
 ).where(col(ThreadRow.id).in_(bindparam("ids", expanding=True)))
 
 
-async def _threads(session: AsyncSession, thread_ids: set[str | None]) -> dict[str, _Thread]:
-    wanted = [thread_id for thread_id in thread_ids if thread_id is not None]
-    if not wanted:
-        return {}
-    found = await (await session.connection()).execute(_THREADS_READ, {"ids": wanted})
-    return {row[0]: _Thread(*row) for row in found}
+def _threads_of(rows: Iterable[Sequence[Any]]) -> dict[str, _Thread]:
+    return {row[0]: _Thread(*row) for row in rows}
 
 
 def _usable_agent(agents: dict[str, _Agent], item: _Create) -> str:
@@ -536,14 +648,17 @@ class _Batch:
             for index, a in enumerate(content.attachments)
         ]
 
+    def touched_threads(self) -> list[dict[str, Any]]:
+        """The existing threads' new `updated_at`, in one lock order for all writers."""
+        return [
+            {"thread_id": thread_id, "touched_at": at}
+            for thread_id, at in sorted(self.touched.items())
+        ]
+
     async def write(self, session: AsyncSession) -> None:
         await insert_values(session, self.rows)
         if self.touched:
-            touched = [
-                {"thread_id": thread_id, "touched_at": at}
-                for thread_id, at in sorted(self.touched.items())  # one lock order for all
-            ]
-            await (await session.connection()).execute(_TOUCH_THREAD, touched)
+            await (await session.connection()).execute(_TOUCH_THREAD, self.touched_threads())
         await announce(session, self.events)
 
 

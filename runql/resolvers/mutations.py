@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,10 @@ from runql.storage.events import RunEvent
 from runql.storage.tables import AgentRow, RunRow
 
 CANCEL_WAIT_SECONDS = 5.0
+
+# A refusal's field by GraphQL's name (agent_id -> agentId). The checks name every field they
+# look at, fit or not: the names are the code's own, few but for the parts' indexes.
+graphql_names = functools.lru_cache(maxsize=512)(to_camel_case)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +101,7 @@ async def create_run_(info: Info, input: CreateRunInput) -> RunPayload:
         request,
         max_content_bytes=context.settings.max_content_bytes,
         json_caps=context.settings.json_caps,
-        names=to_camel_case,
+        names=graphql_names,
     )
     return RunPayload(run)
 

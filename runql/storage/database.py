@@ -5,15 +5,22 @@ between concurrent tasks). Writes go through `Database.write()`, one transaction
 SQLite begins with BEGIN IMMEDIATE so that read-modify-write never loses an update, and takes
 its turn behind the process's other writers first (`Database._writing`). A write block must not
 open another write block inside it.
+
+On a SQLite file, `Database.write_on_thread` runs a whole transaction as one call on a writer
+thread of the process's own (its own connection): one hand-off for BEGIN, the statements and
+COMMIT, where a session's transaction costs three or four hand-offs to aiosqlite's thread a
+statement (cursor, execute, fetch, close), and each resumes behind whatever the loop serves.
 """
 
 import asyncio
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -25,7 +32,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from runql.storage import sqlite_driver
-from runql.storage.events import CommitListener, take_uncommitted
+from runql.storage.events import CommitListener, RunEvent, take_uncommitted
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -69,17 +78,15 @@ def _after_execute(conn: Connection, *_: Any) -> None:
 POSTGRES_SESSION = {"plan_cache_mode": "force_custom_plan"}
 
 
+SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=10000", "foreign_keys=ON", "synchronous=NORMAL")
+
+
 def _configure_sqlite(sync_engine: Engine) -> None:
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
         cursor = dbapi_connection.cursor()
-        for pragma in (
-            "journal_mode=WAL",
-            "busy_timeout=10000",
-            "foreign_keys=ON",
-            "synchronous=NORMAL",
-        ):
+        for pragma in SQLITE_PRAGMAS:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -132,6 +139,80 @@ def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 5) -> Asy
     return engine
 
 
+class Announced:
+    """What the engine's statement hooks read of a connection, its `info`: statements run on a
+    driver connection of runql's own are announced on the engine's cursor events with this in
+    place of a SQLAlchemy Connection, so that whatever observes statements (counts, metrics,
+    tracing) sees them too."""
+
+    __slots__ = ("info",)
+
+    def __init__(self) -> None:
+        self.info: dict[Any, Any] = {}
+
+
+Executed = tuple[str, Any, bool]  # SQL, its parameters, whether an executemany
+
+
+@dataclass
+class ThreadStatements:
+    """The statements of a transaction on the writer thread, kept to be announced after it."""
+
+    connection: sqlite3.Connection
+    executed: list[Executed] = field(default_factory=list)
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        self.executed.append((sql, args, False))
+        return self.connection.execute(sql, args)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.executed.append((sql, rows, True))
+        self.connection.executemany(sql, rows)
+
+
+ThreadWork = Callable[[ThreadStatements], tuple[T, list[RunEvent]]]
+
+
+class _ThreadWriter:
+    """A SQLite file's writer thread and its connection (configured as the engine's are)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="runql-sqlite-writer")
+
+    def _connected(self) -> sqlite3.Connection:
+        if self._connection is None:
+            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            for pragma in SQLITE_PRAGMAS:
+                connection.execute(f"PRAGMA {pragma}")
+            self._connection = connection
+        return self._connection
+
+    def _transaction(self, work: ThreadWork[T]) -> tuple[list[Executed], T, list[RunEvent]]:
+        connection = self._connected()
+        statements = ThreadStatements(connection)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            value, events = work(statements)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return statements.executed, value, events
+
+    async def run(self, work: ThreadWork[T]) -> tuple[list[Executed], T, list[RunEvent]]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._transaction, work)
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, connection.close)
+        self._thread.shutdown(wait=False)
+
+
 class Database:
     """One engine and its two session factories: short reads, and serialized writes."""
 
@@ -141,6 +222,8 @@ class Database:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._writer: asyncio.Task[Any] | None = None  # the task in a write block (SQLite)
+        self._sqlite_path = sqlite_file(engine.url.render_as_string(hide_password=False))
+        self._thread_writer: _ThreadWriter | None = None
         self.read = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         self._write = async_sessionmaker(
             engine.execution_options(sqlite_begin="IMMEDIATE"),
@@ -171,6 +254,34 @@ class Database:
                 take_uncommitted(session)
                 raise
             committed = take_uncommitted(session)
+        self.committed(committed)
+
+    @property
+    def writes_on_thread(self) -> bool:
+        """Whether `write_on_thread` serves this database (a SQLite file)."""
+        return self._sqlite_path is not None
+
+    async def write_on_thread(self, work: ThreadWork[T]) -> T:
+        """A SQLite file only: `work(statements)` in one transaction (BEGIN IMMEDIATE, its
+        statements, COMMIT; ROLLBACK when it raises) on the writer thread, in this process's
+        turn of writers as `write` takes it. It returns its value and the run events whose rows
+        it inserted: they are announced to the commit listeners after the commit, and its
+        statements on the engine's cursor events."""
+        assert self._sqlite_path is not None, "write_on_thread writes a SQLite file"
+        async with self._writing():
+            if self._thread_writer is None:
+                self._thread_writer = _ThreadWriter(self._sqlite_path)
+            executed, value, events = await self._thread_writer.run(work)
+        dispatch, announced = self.engine.sync_engine.dispatch, Announced()
+        for sql, args, many in executed:
+            dispatch.before_cursor_execute(announced, None, sql, args, None, many)
+            dispatch.after_cursor_execute(announced, None, sql, args, None, many)
+        self.committed(events)
+        return value
+
+    def committed(self, committed: list[RunEvent]) -> None:
+        """Run events committed outside `write` (their rows inserted by a statement in a
+        transaction of its own): announced to the commit listeners, as `write`'s are."""
         for run_event in committed:
             for listener in self._commit_listeners:
                 listener(run_event)
@@ -211,4 +322,7 @@ class Database:
         closers, self._closers = self._closers, []
         for closer in closers:
             await closer()
+        writer, self._thread_writer = self._thread_writer, None
+        if writer is not None:
+            await writer.close()
         await self.engine.dispose()

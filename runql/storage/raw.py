@@ -39,7 +39,7 @@ from sqlalchemy.sql.cache_key import CacheKey
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
-from runql.storage.database import POSTGRES_SESSION, Database, sqlite_file
+from runql.storage.database import POSTGRES_SESSION, Announced, Database, sqlite_file
 
 RawRow = Sequence[Any]
 Process = Callable[[Any], Any] | None
@@ -213,16 +213,6 @@ def arguments(
     ), flat
 
 
-class _Announced:
-    """What the engine's statement hooks read of a connection, its `info`: raw statements are
-    announced on the engine's cursor events with this in place of a SQLAlchemy Connection."""
-
-    __slots__ = ("info",)
-
-    def __init__(self) -> None:
-        self.info: dict[Any, Any] = {}
-
-
 Fetch = Callable[[str, list[Any]], Awaitable[Sequence[RawRow]]]
 
 
@@ -233,7 +223,7 @@ class RawReads:
     dialect: Dialect
     dispatch: Any  # the engine's event dispatch: its cursor events announce each statement
     fetch: Fetch
-    announced: _Announced = field(default_factory=_Announced)
+    announced: Announced = field(default_factory=Announced)
 
     @property
     def postgres(self) -> bool:
@@ -242,7 +232,11 @@ class RawReads:
     async def all(self, statement: Executable, params: dict[str, Any]) -> Sequence[RawRow]:
         assert isinstance(statement, ClauseElement)
         raw, cache_key = compiled_for(statement, self.dialect)
-        sql, args = arguments(raw, cache_key, params, self.postgres)
+        return await self.run(*arguments(raw, cache_key, params, self.postgres))
+
+    async def run(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
+        """A statement in the driver's own SQL (on PostgreSQL in autocommit: a statement that
+        writes is its own transaction, committed when this returns)."""
         self.dispatch.before_cursor_execute(self.announced, None, sql, args, None, False)
         try:
             return await self.fetch(sql, args)

@@ -25,12 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 from runql.storage.database import Database
+from runql.storage.events import NOTIFY_CHANNEL
 
 Item = TypeVar("Item")
 Out = TypeVar("Out")
 
 MAX_BATCH = 64  # items in one transaction at most
 BatchWriter = Callable[[AsyncSession, Sequence[Item]], Awaitable[list[Out | Exception]]]
+# A batch written in a transaction of the writer's own making, or declined (None)
+OwnWriter = Callable[[Sequence[Item]], Awaitable[list[Out | Exception] | None]]
 
 
 def _columns(row: SQLModel) -> dict[str, Any]:
@@ -72,26 +75,19 @@ async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str
     sync = connection.sync_connection
     assert sync is not None
     dialect = connection.dialect
-    shapes = tuple(
-        (table, tuple(values[table][0])) for table in _sorted_tables() if values.get(table)
-    )
-    if not shapes:
+    if not any(values.values()):
         return
     if dialect.name == "postgresql":
         if not driver.is_in_transaction():
             raise RuntimeError("insert_values runs in a transaction that has begun")
-        together = _arrays_insert(shapes, dialect)
-        args = together.bound([values[table] for table, _ in shapes])
-        sync.dispatch.before_cursor_execute(sync, None, together.sql, args, None, False)
+        sql, args = postgres_inserts(values, dialect)
+        sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
         try:
-            await driver.execute(together.sql, *args)
+            await driver.execute(sql, *args)
         finally:
-            sync.dispatch.after_cursor_execute(sync, None, together.sql, args, None, False)
+            sync.dispatch.after_cursor_execute(sync, None, sql, args, None, False)
         return
-    batches = []
-    for table, keys in shapes:
-        statement = _driver_insert(table, dialect, keys)
-        batches.append((statement.sql, [statement.bound(row) for row in values[table]]))
+    batches = sqlite_inserts(values, dialect)
     for sql, rows in batches:
         sync.dispatch.before_cursor_execute(sync, None, sql, rows, None, True)
     try:  # every table in one trip to aiosqlite's thread, not one a statement
@@ -99,6 +95,37 @@ async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str
     finally:
         for sql, rows in batches:
             sync.dispatch.after_cursor_execute(sync, None, sql, rows, None, True)
+
+
+def postgres_inserts(
+    values: dict[Table, list[dict[str, Any]]], dialect: Dialect, notices: Sequence[str] = ()
+) -> tuple[str, list[Any]]:
+    """Rows given as insert_values takes them, as one PostgreSQL statement and its arguments
+    (every table's inserts in data-modifying WITH clauses). With `notices`, the statement also
+    sends each on NOTIFY_CHANNEL (pg_notify: delivered at the commit that holds the rows), so
+    that a batch in a transaction of its own (autocommit) is one round trip."""
+    shapes = tuple(
+        (table, tuple(values[table][0])) for table in _sorted_tables() if values.get(table)
+    )
+    together = _arrays_insert(shapes, dialect, bool(notices))
+    args = together.bound([values[table] for table, _ in shapes])
+    if notices:
+        args.append(list(notices))
+    return together.sql, args
+
+
+def sqlite_inserts(
+    values: dict[Table, list[dict[str, Any]]], dialect: Dialect
+) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Rows given as insert_values takes them, as SQLite executemanys (SQL and bound rows), one
+    a table, parents before children."""
+    batches = []
+    for table in _sorted_tables():
+        rows = values.get(table)
+        if rows:
+            statement = _driver_insert(table, dialect, tuple(rows[0]))
+            batches.append((statement.sql, [statement.bound(row) for row in rows]))
+    return batches
 
 
 def _executemany_each(
@@ -159,11 +186,11 @@ class ArraysInsert:
         return columns
 
 
-_ARRAY_INSERTS: dict[Shape, ArraysInsert] = {}
+_ARRAY_INSERTS: dict[tuple[Shape, bool], ArraysInsert] = {}
 
 
-def _arrays_insert(shapes: Shape, dialect: Dialect) -> ArraysInsert:
-    found = _ARRAY_INSERTS.get(shapes)
+def _arrays_insert(shapes: Shape, dialect: Dialect, notify: bool = False) -> ArraysInsert:
+    found = _ARRAY_INSERTS.get((shapes, notify))
     if found is None:
         inserts = tuple(_driver_insert(table, dialect, keys) for table, keys in shapes)
         clauses = []
@@ -184,10 +211,14 @@ def _arrays_insert(shapes: Shape, dialect: Dialect) -> ArraysInsert:
                 f"INSERT INTO {table.name} ({', '.join(statement.keys)}) "
                 f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS v({names})"
             )
+        if notify:  # a data-modifying WITH clause runs whether or not anything reads it
+            clauses.append(
+                f"SELECT pg_notify('{NOTIFY_CHANNEL}', m) FROM unnest(${number + 1}::text[]) AS m"
+            )
         *first, last = clauses
         withs = ", ".join(f"w{index} AS ({clause})" for index, clause in enumerate(first))
         sql = f"WITH {withs} {last}" if withs else last
-        found = _ARRAY_INSERTS[shapes] = ArraysInsert(sql, inserts)
+        found = _ARRAY_INSERTS[(shapes, notify)] = ArraysInsert(sql, inserts)
     return found
 
 
@@ -220,6 +251,9 @@ class GroupCommit(Generic[Item, Out]):
     """Writes submitted at once share a transaction of `database.write()`; `write` turns a
     batch into one outcome per item (its result, or the exception its caller gets).
 
+    `own`, if given, is tried first: it writes a batch in a transaction of its own making (such
+    as Database.write_on_thread's) or declines it (None), and then `write` writes it.
+
     `lanes` batches may be in their transactions at once (1 on SQLite, which has one writer).
     A caller that goes away before its batch is taken writes nothing; once taken, its item is
     committed or not with the batch, whether or not anyone is still waiting."""
@@ -231,9 +265,11 @@ class GroupCommit(Generic[Item, Out]):
         *,
         lanes: int = 1,
         max_batch: int = MAX_BATCH,
+        own: OwnWriter[Item, Out] | None = None,
     ) -> None:
         self._database = database
         self._write = write
+        self._own = own
         self._lanes = lanes
         self._max_batch = max_batch
         self._pending: list[Entry[Item, Out]] = []
@@ -267,8 +303,7 @@ class GroupCommit(Generic[Item, Out]):
 
     async def _commit(self, batch: list[Entry[Item, Out]]) -> None:
         try:
-            async with self._database.write() as session:
-                outcomes = await self._write(session, [item for item, _, _ in batch])
+            outcomes = await self._written([item for item, _, _ in batch])
         except Exception as error:
             if len(batch) == 1:
                 _answer(batch[0][1], error)
@@ -282,6 +317,14 @@ class GroupCommit(Generic[Item, Out]):
             raise
         for (_, future, _), outcome in zip(batch, outcomes, strict=True):
             _answer(future, outcome)
+
+    async def _written(self, items: list[Item]) -> list[Out | Exception]:
+        if self._own is not None:
+            found = await self._own(items)
+            if found is not None:
+                return found
+        async with self._database.write() as session:
+            return await self._write(session, items)
 
 
 def _answer(future: asyncio.Future[Out], outcome: "Out | BaseException") -> None:

@@ -3,6 +3,7 @@
 import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 
 from runql.agents import catalog
@@ -12,6 +13,7 @@ from runql.errors import BadUserInput, Conflict, NotFound, RunqlError
 from runql.lifecycle.runs import RunRequest, cancel_run, create_run
 from runql.lifecycle.validation import Content
 from runql.storage.database import Database
+from runql.storage.events import NOTIFY_CHANNEL, Announcement
 from runql.storage.tables import DEFAULT_ORG_ID, AgentRow, MessageGroupRow, RunRow
 from tests.lifecycle.conftest import MAX_BYTES, event_log, new_run, reload, row_counts
 
@@ -214,3 +216,99 @@ async def test_cancelling_a_finished_run_is_a_conflict(database: Database, echo:
         await cancel_run(database, DEFAULT_ORG_ID, run.id)
     stored: RunRow = await reload(database, run.id)
     assert stored.status == RunStatus.SUCCESS
+
+
+async def test_a_batch_answers_each_create_as_alone_and_keeps_thread_order(
+    database: Database, echo: AgentRow
+) -> None:
+    """Creates submitted together share a batch (on a SQLite file, one transaction on the
+    writer thread): refused ones write nothing and the others go on; messages sent to one
+    thread at once are chained in the order they came; each run's first event is announced
+    once, after its commit."""
+    heard: list[str] = []
+    database.on_commit(lambda event: heard.append(event.run_id))
+    first = await new_run(database, echo, "first")
+    counts = await row_counts(database)
+    archived = await catalog.create_agent(
+        database, _registry(), DEFAULT_ORG_ID, name="Old", kind="echo", config={}
+    )
+    await catalog.archive_agent(database, DEFAULT_ORG_ID, archived.id)
+    heard.clear()
+    outcomes = await asyncio.gather(
+        *(new_run(database, echo, f"follow-up {n}", thread_id=first.thread_id) for n in range(5)),
+        new_run(database, echo, "fresh"),
+        new_run(database, archived, "to an archived agent"),
+        create_run(
+            database,
+            DEFAULT_ORG_ID,
+            RunRequest(UNKNOWN_AGENT, Content.text("to nobody")),
+            max_content_bytes=MAX_BYTES,
+        ),
+        new_run(database, echo, "to a missing thread", thread_id=UNKNOWN_THREAD),
+        return_exceptions=True,
+    )
+    *follow_ups, fresh, to_archived, to_nobody, to_missing = outcomes
+    assert isinstance(to_archived, Conflict)
+    assert to_archived.field == "agent_id"
+    assert isinstance(to_nobody, NotFound)
+    assert to_nobody.field == "agent_id"
+    assert isinstance(to_missing, NotFound)
+    assert to_missing.field == "thread_id"
+    made = [run for run in [*follow_ups, fresh] if isinstance(run, RunRow)]
+    assert len(made) == 6
+    after = await row_counts(database)
+    assert after["runs"] == counts["runs"] + 6
+    assert after["threads"] == counts["threads"] + 1
+    assert sorted(heard) == sorted(run.id for run in made)
+    parent = first.trigger_message_group_id
+    async with database.read() as session:
+        for run in follow_ups:
+            assert isinstance(run, RunRow)
+            group = await session.get(MessageGroupRow, run.trigger_message_group_id)
+            assert group is not None
+            assert group.parent_message_group_id == parent
+            parent = group.id
+    for run in made:
+        assert await event_log(database, run.id) == [(1, "status_changed", {"status": "pending"})]
+
+
+async def test_other_processes_hear_each_new_run_once_after_its_commit(
+    database: Database, echo: AgentRow
+) -> None:
+    """On PostgreSQL a batch's runs are announced on NOTIFY (in the statement that inserts
+    them, when the batch is written in autocommit): a listener on another connection hears
+    each created run's first event once, carried whole, and nothing of a refused create."""
+    if database.is_sqlite:
+        pytest.skip("SQLite's other processes read the log (bus.feeders.SQLiteTail)")
+    url = database.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    listener = await asyncpg.connect(url)
+    heard: list[Announcement] = []
+    await listener.add_listener(
+        NOTIFY_CHANNEL, lambda *args: heard.append(Announcement.parse(args[-1]))
+    )
+    try:
+        outcomes = await asyncio.gather(
+            *(new_run(database, echo, f"message {n}") for n in range(8)),
+            create_run(
+                database,
+                DEFAULT_ORG_ID,
+                RunRequest(UNKNOWN_AGENT, Content.text("to nobody")),
+                max_content_bytes=MAX_BYTES,
+            ),
+            return_exceptions=True,
+        )
+        for _ in range(100):
+            if len(heard) >= 8:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # time for a duplicate to arrive, were there one
+    finally:
+        await listener.close()
+    made = [run for run in outcomes if isinstance(run, RunRow)]
+    assert len(made) == 8
+    assert sorted(announcement.run_id for announcement in heard) == sorted(r.id for r in made)
+    for announcement in heard:
+        assert announcement.seq == 1
+        assert announcement.status == "pending"
+        assert announcement.event is not None
+        assert announcement.event.payload == {"status": "pending"}
