@@ -1,7 +1,9 @@
 """The hook: strawberry's execution context class (a graphql-core executor), given to the
 Schema as `execution_context_class`. Parsing, validation, the limits and every extension run as
 before; only the execution of a query changes: its plan runs, if the planner covers it, and the
-standard executor runs everything else (mutations, subscriptions, introspection...)."""
+standard executor runs everything else (mutations, subscriptions, introspection...). A
+subscription's event whose selection reads only the event's own columns is built from its row
+by the event's plan (planner.plan_event), and executed by the standard executor otherwise."""
 
 import logging
 from collections.abc import Awaitable
@@ -33,6 +35,8 @@ def _batches(context: Context) -> bool:
 
 class FastExecutor(StandardExecutor):
     def execute_operation(self, serially: bool | None = None) -> Any:
+        if self.operation.operation is OperationType.SUBSCRIPTION:
+            return self._event(serially)
         plan = self._plan() if serially is None else None
         if plan is None:
             return self._standard(serially)
@@ -50,6 +54,22 @@ class FastExecutor(StandardExecutor):
         return plans_of(self.schema).plan(
             self.schema, self.fragments, self.variable_values, self.operation
         )
+
+    def _event(self, serially: bool | None) -> Any:
+        """One event of a subscription (graphql-core executes each with its own executor)."""
+        if is_standard_only():
+            return super().execute_operation(serially)
+        plan = plans_of(self.schema).event(
+            self.schema, self.fragments, self.variable_values, self.operation
+        )
+        try:
+            data = None if plan is None else plan.data(self.root_value)
+        except Exception:  # a value the plan does not write as the standard executor would
+            log.debug("an event's plan declined it", exc_info=True)
+            data = None
+        if data is None:
+            return super().execute_operation(serially)
+        return ExecutionResult(data, None)
 
     def _standard(self, serially: bool | None = None) -> Any:
         if self.operation.operation is not OperationType.SUBSCRIPTION:

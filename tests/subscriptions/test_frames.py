@@ -1,18 +1,28 @@
 """Shared streams write whole frames past the server's `send` when the socket has no
 compression: the frames are the ones websockets writes, and every member gets the same
-messages as a member whose results go through the server's `send` (permessage-deflate)."""
+messages as a member whose results go through the server's `send` (permessage-deflate). The
+events, carried by the hub's notices and built by the event's plan, are the ones the standard
+executor gives from the log."""
 
 import asyncio
 from typing import Any
 
 import pytest
+from strawberry.types import ExecutionResult
 from websockets.asyncio.client import connect
 from websockets.frames import Frame, Opcode
 
+from runql.bus.hub import Hub
+from runql.bus.shared import SharedReads
 from runql.enums import RunEventType, RunStatus
 from runql.fanout.sinks import text_frame
+from runql.fastpath.switch import standard_only
 from runql.lifecycle.transitions import transition
+from runql.resolvers.context import Context
+from runql.served_schema import schema_for
+from runql.settings import Settings
 from runql.storage.events import append_event
+from runql.storage.tables import DEFAULT_ORG_ID
 from tests.subscriptions.client import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
 from tests.subscriptions.conftest import Live
 
@@ -49,7 +59,22 @@ async def _until(condition: Any, seconds: float = 10) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_members_written_past_the_server_get_what_the_others_get(quiet_live: Live) -> None:
+async def _standard(live: Live, settings: Settings, run_id: str) -> list[Any]:
+    """The run's events as the standard executor gives them from the log."""
+    context = Context.create(
+        live.database, settings, DEFAULT_ORG_ID, hub=Hub(), shared=SharedReads(live.database)
+    )
+    with standard_only():
+        source = await schema_for(settings).subscribe(
+            RUN_EVENTS, variable_values={"id": run_id}, context_value=context
+        )
+        assert not isinstance(source, ExecutionResult)
+        return [result.data async for result in source]
+
+
+async def test_members_written_past_the_server_get_what_the_others_get(
+    quiet_live: Live, live_settings: Settings
+) -> None:
     live = quiet_live
     run_id = await live.create_run()
     kinds = [
@@ -82,3 +107,4 @@ async def test_members_written_past_the_server_get_what_the_others_get(quiet_liv
         assert outcome.data == outcomes[0].data
     assert [item["runEvents"]["seq"] for item in outcomes[0].data] == list(range(1, 8))
     assert outcomes[0].data[4]["runEvents"]["payload"] == {"text": "x" * 70_000}
+    assert outcomes[0].data == await _standard(live, live_settings, run_id)
