@@ -47,6 +47,12 @@ PLANNED: dict[str, tuple[str, dict[str, Any]]] = {
         "subscription($id: ID!) { runStatus(id: $id) { __typename id status createdAt } }",
         {},
     ),
+    "status, every column": (
+        """subscription($id: ID!) { runStatus(id: $id) { id status agentId threadId
+          triggerMessageGroupId messageGroupId language country timezone metadata rawInputs
+          createdAt startedAt completedAt cancelRequestedAt cost { __typename amount unit } } }""",
+        {},
+    ),
 }
 STANDARD: dict[str, tuple[str, dict[str, Any]]] = {
     "link": ("subscription($id: ID!) { runEvents(runId: $id) { seq run { id status } } }", {}),
