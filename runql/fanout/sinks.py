@@ -27,6 +27,15 @@ reinstall, read the diff of strawberry's `subscriptions/protocols/*/handlers.py`
 limits, legacy graphql-ws, revocation, the npm reference clients), tests/fanout,
 tests/hardening (test_over_http, test_graphql_http_audit, test_malformed_bodies, test_streams)
 and tests/fastpath (the fast path against strawberry's executor).
+
+Past uvicorn: on uvicorn's websockets-sansio protocol (its default with `websockets` installed)
+without permessage-deflate, a shared stream's result is written as a whole text frame, built
+once per result and message start (`Encoded.frame`), straight to the connection's transport,
+while the connection is open and no close was sent; that is what the protocol's own `send`
+writes for the same text (tests/subscriptions/test_frames.py compares them), without a
+frame object, an encode and a join per socket. It reads the protocol's `conn` (`state`,
+`extensions`), `close_sent` and `transport`. Any other server, protocol or state takes the
+server's `send`.
 """
 
 import asyncio
@@ -53,8 +62,10 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
     StartMessage,
 )
 from strawberry.types.execution import ExecutionResult, PreExecutionError
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
-from runql.encoding import dumps_text
+from runql.encoding import dumps
 from runql.fanout.sockets import REVOKED_CLOSE_CODE, REVOKED_REASON, OpenSockets, Revocable
 from runql.security.errors import TOO_MANY_SUBSCRIPTIONS
 
@@ -85,6 +96,48 @@ def _socket(adapter: AsyncWebSocketAdapter) -> WebSocket:
     return socket
 
 
+TEXT_FRAME = 0x81  # FIN and the text opcode; a server's frames are not masked
+
+
+def text_frame(message: bytes) -> bytes:
+    """A whole, unmasked websocket text frame holding `message` (UTF-8), as RFC 6455 lays it
+    out: the length in 7 bits, or 126 and 16 bits, or 127 and 64 bits."""
+    size = len(message)
+    if size < 126:
+        return bytes((TEXT_FRAME, size)) + message
+    if size < 1 << 16:
+        return bytes((TEXT_FRAME, 126)) + size.to_bytes(2, "big") + message
+    return bytes((TEXT_FRAME, 127)) + size.to_bytes(8, "big") + message
+
+
+class Encoded:
+    """One result of a shared stream, encoded once for all its members: the JSON of its
+    payload, and each message made of it by a message start (the members on one protocol with
+    the same operation id share one), as text for the server's `send` or as a whole frame."""
+
+    __slots__ = ("_frames", "_texts", "payload")
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self._texts: dict[bytes, str] = {}
+        self._frames: dict[bytes, bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self.payload)
+
+    def text(self, start: bytes) -> str:
+        found = self._texts.get(start)
+        if found is None:
+            found = self._texts[start] = (start + self.payload + b"}").decode()
+        return found
+
+    def frame(self, start: bytes) -> bytes:
+        found = self._frames.get(start)
+        if found is None:
+            found = self._frames[start] = text_frame(start + self.payload + b"}")
+        return found
+
+
 class Sink(ABC):
     """One subscription operation on one socket."""
 
@@ -100,8 +153,18 @@ class Sink(ABC):
         """Whether the client still waits for this operation's results."""
 
     @abstractmethod
-    async def send(self, payload: str) -> None:
-        """Write one result, given as the JSON text of its payload."""
+    async def send(self, result: Encoded) -> None:
+        """Write one result."""
+
+    def write_now(self, result: Encoded) -> bool:
+        """Write one result at once, without waiting, if this sink can; False if it cannot
+        (then `send` writes it)."""
+        return False
+
+    @property
+    def writes_frames(self) -> bool:
+        """Whether `write_now` writes whole frames past the server's `send`."""
+        return False
 
     def backlog(self) -> int:
         """Bytes written to the socket that its client has not taken yet (0 when unknown)."""
@@ -112,6 +175,14 @@ class Sink(ABC):
         """Close the socket: its client cannot keep up."""
 
 
+def _past_server(send: object) -> WebSocketsSansIOProtocol | None:
+    """The connection whose transport takes whole frames (see the module's note), if any."""
+    protocol = getattr(send, "__self__", None)
+    if isinstance(protocol, WebSocketsSansIOProtocol) and not protocol.conn.extensions:
+        return protocol
+    return None
+
+
 class _SocketSink(Sink):
     def __init__(
         self,
@@ -119,16 +190,31 @@ class _SocketSink(Sink):
         operation_name: str | None,
         variables: Mapping[str, object] | None,
         socket: WebSocket,
-        frame_start: str,
+        message_start: bytes,
     ) -> None:
         super().__init__(query, operation_name, variables)
         self._send = socket.scope.get(SERVER_SEND) or socket.send
-        self._frame_start = frame_start
+        self._start = message_start
+        self._protocol = _past_server(self._send)
         transport = getattr(getattr(self._send, "__self__", None), "transport", None)
         self._buffered = getattr(transport, "get_write_buffer_size", None)
 
-    async def send(self, payload: str) -> None:
-        await self._send({"type": "websocket.send", "text": f"{self._frame_start}{payload}}}"})
+    async def send(self, result: Encoded) -> None:
+        await self._send({"type": "websocket.send", "text": result.text(self._start)})
+
+    @property
+    def writes_frames(self) -> bool:
+        return self._protocol is not None
+
+    def write_now(self, result: Encoded) -> bool:
+        protocol = self._protocol
+        if protocol is None or protocol.close_sent or protocol.conn.state is not State.OPEN:
+            return False
+        transport = protocol.transport
+        if transport.is_closing():
+            return False
+        transport.write(result.frame(self._start))
+        return True
 
     def backlog(self) -> int:
         """What the server's transport holds for the socket (uvicorn's protocols keep it)."""
@@ -138,8 +224,8 @@ class _SocketSink(Sink):
         await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
 
-def _json(value: str) -> str:
-    return dumps_text(value)
+def _json(value: str) -> bytes:
+    return dumps(value)
 
 
 class TransportWSSink(_SocketSink):
@@ -155,7 +241,7 @@ class TransportWSSink(_SocketSink):
             operation.operation_name,
             operation.variables,
             _socket(handler.websocket),
-            f'{{"id":{_json(operation.id)},"type":"next","payload":',
+            b'{"id":' + _json(operation.id) + b',"type":"next","payload":',
         )
         self._handler = handler
         self._operation = operation
@@ -181,7 +267,7 @@ class LegacyWSSink(_SocketSink):
             operation_name,
             variables,
             _socket(handler.websocket),
-            f'{{"type":"data","id":{_json(operation_id)},"payload":',
+            b'{"type":"data","id":' + _json(operation_id) + b',"payload":',
         )
         self._handler = handler
         self._operation_id = operation_id

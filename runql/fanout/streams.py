@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 from strawberry.types import ExecutionResult
 
-from runql.encoding import dumps, dumps_text
-from runql.fanout.sinks import Sink, current_sink
+from runql.encoding import dumps
+from runql.fanout.sinks import Encoded, Sink, current_sink
 
 log = logging.getLogger("runql.fanout")
 
@@ -59,8 +59,8 @@ class Membership:
         self.skip_through = skip_through
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stream = stream
-        self._outbox: deque[str] = deque()
-        self.queued = 0  # characters in the outbox
+        self._outbox: deque[Encoded] = deque()
+        self.queued = 0  # bytes of payload in the outbox
         self._writer: asyncio.Task[None] | None = None
         self._ending = False
 
@@ -77,9 +77,9 @@ class Membership:
             self.abandon()
             self._stream.leave(self)
 
-    def queue(self, payload: str) -> None:
-        self._outbox.append(payload)
-        self.queued += len(payload)
+    def queue(self, result: Encoded) -> None:
+        self._outbox.append(result)
+        self.queued += len(result)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_out(), name="runql-slow-member")
 
@@ -123,14 +123,14 @@ class Membership:
             self.finished.set_exception(error)
 
 
-def _payload(result: ExecutionResult) -> str:
-    """The JSON text of a result as the websocket protocols carry it."""
+def _payload(result: ExecutionResult) -> bytes:
+    """The JSON of a result as the websocket protocols carry it."""
     payload: dict[str, object] = {"data": result.data}
     if result.errors:
         payload["errors"] = [error.formatted for error in result.errors]
     if result.extensions:
         payload["extensions"] = result.extensions
-    return dumps_text(payload)
+    return dumps(payload)
 
 
 def _lagging(unread: int) -> str:
@@ -189,9 +189,9 @@ class SharedStream:
             raise RuntimeError(f"the shared operation did not start: {source.errors}")
         async with aclosing(source):  # type: ignore[type-var]
             async for result in source:
-                await self._send(_payload(result), self.lead.seq)
+                await self._send(Encoded(_payload(result)), self.lead.seq)
 
-    async def _send(self, payload: str, seq: int) -> None:
+    async def _send(self, result: Encoded, seq: int) -> None:
         self.position = seq
         for count, member in enumerate(tuple(self.members), 1):
             if seq <= member.skip_through:
@@ -201,13 +201,13 @@ class SharedStream:
                 if not sink.is_live():
                     self._drop(member)
                 elif member.slow or sink.backlog() > 0:
-                    unread = member.queued + sink.backlog() + len(payload)
+                    unread = member.queued + sink.backlog() + len(result)
                     if unread > self._streams.max_backlog:
                         self._cut_off(member, unread)
                     else:
-                        member.queue(payload)
-                else:
-                    await sink.send(payload)  # an empty socket buffer: this does not wait
+                        member.queue(result)
+                elif not sink.write_now(result):
+                    await sink.send(result)  # an empty socket buffer: this does not wait
             except Exception:  # that socket closed; the others go on
                 self._drop(member)
             if count % YIELD_EVERY == 0:

@@ -17,7 +17,7 @@ from graphql.execution.collect_fields import FragmentDetails
 from graphql.execution.values import VariableValues
 
 from runql.fastpath.plan import OperationPlan
-from runql.fastpath.planner import CONDITIONS, plan_operation
+from runql.fastpath.planner import CONDITIONS, EventPlan, plan_event, plan_operation
 from runql.fastpath.unsupported import Unsupported
 
 MAX_PLANS = 512
@@ -51,6 +51,7 @@ class PlanCache:
         self._maxsize = maxsize
         self._conditions: dict[Hashable, tuple[str, ...]] = {}
         self._plans: OrderedDict[Hashable, OperationPlan | None] = OrderedDict()
+        self._events: OrderedDict[Hashable, EventPlan | None] = OrderedDict()
 
     def _key(
         self,
@@ -88,6 +89,28 @@ class PlanCache:
             self._plans[key] = found
             if len(self._plans) > self._maxsize:
                 self._plans.popitem(last=False)
+        return found
+
+    def event(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDetails],
+        variables: VariableValues,
+        operation: OperationDefinitionNode,
+    ) -> EventPlan | None:
+        """The plan of a subscription's events, or None where the planner does not cover it."""
+        key = self._key(fragments, variables, operation)
+        if key is not None and key in self._events:
+            self._events.move_to_end(key)
+            return self._events[key]
+        try:
+            found: EventPlan | None = plan_event(schema, fragments, variables, operation)
+        except Unsupported:
+            found = None
+        if key is not None:
+            self._events[key] = found
+            if len(self._events) > self._maxsize:
+                self._events.popitem(last=False)
         return found
 
 

@@ -1,17 +1,21 @@
 """The hook: strawberry's execution context class (a graphql-core executor), given to the
 Schema as `execution_context_class`. Parsing, validation, the limits and every extension run as
 before; only the execution of a query changes: its plan runs, if the planner covers it, and the
-standard executor runs everything else (mutations, subscriptions, introspection...)."""
+standard executor runs everything else (mutations, subscriptions, introspection...). A
+subscription's event whose selection reads only the event's own columns is built from its row
+by the event's plan (planner.plan_event), and executed by the standard executor otherwise."""
 
 import logging
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, cast
 
 from graphql import ExecutionResult, OperationType
+from graphql.execution import Executor
 
 from runql.fastpath.arguments import Arguments
 from runql.fastpath.cache import plans_of
 from runql.fastpath.plan import OperationPlan
+from runql.fastpath.planner import EventPlan
 from runql.fastpath.report import FAST, STANDARD, record
 from runql.fastpath.run import run_plan
 from runql.fastpath.switch import is_standard_only
@@ -31,7 +35,22 @@ def _batches(context: Context) -> bool:
     return getattr(context.loaders, "_batch_size", MAX_BATCH) > 1
 
 
+class _Built:
+    """An event's result, built by its plan: graphql-core asks its executor to execute it."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: ExecutionResult) -> None:
+        self.result = result
+
+    def execute_operation(self, serially: bool | None = None) -> ExecutionResult:
+        return self.result
+
+
 class FastExecutor(StandardExecutor):
+    _event_plan: EventPlan | None = None
+    _event_planned = False
+
     def execute_operation(self, serially: bool | None = None) -> Any:
         plan = self._plan() if serially is None else None
         if plan is None:
@@ -50,6 +69,31 @@ class FastExecutor(StandardExecutor):
         return plans_of(self.schema).plan(
             self.schema, self.fragments, self.variable_values, self.operation
         )
+
+    def build_per_event_executor(self, payload: Any) -> Executor[Any]:
+        """What executes one event of a subscription: graphql-core copies this executor for
+        each; an event the plan covers is built at once instead, with no copy."""
+        plan = self._events_plan()
+        if plan is None or is_standard_only():
+            return super().build_per_event_executor(payload)
+        try:
+            data = plan.data(payload)
+        except Exception:  # a value the plan does not write as the standard executor would
+            log.debug("an event's plan declined it", exc_info=True)
+            data = None
+        if data is None:
+            return super().build_per_event_executor(payload)
+        return cast("Executor[Any]", _Built(ExecutionResult(data, None)))
+
+    def _events_plan(self) -> EventPlan | None:
+        """The plan of this subscription's events, found once per subscription."""
+        if not self._event_planned:
+            self._event_planned = True
+            if self.operation.operation is OperationType.SUBSCRIPTION:
+                self._event_plan = plans_of(self.schema).event(
+                    self.schema, self.fragments, self.variable_values, self.operation
+                )
+        return self._event_plan
 
     def _standard(self, serially: bool | None = None) -> Any:
         if self.operation.operation is not OperationType.SUBSCRIPTION:

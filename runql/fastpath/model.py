@@ -60,6 +60,12 @@ TYPES: dict[str, TypeModel] = {
     name: TypeModel(found.table, _fields(found)) for name, found in graph.NODES.items()
 }
 
+# What a subscription's events may be: every object of the graph (RunEvent too, which has no
+# id of its own and which queries reach through no planned field).
+EVENT_TYPES: dict[str, TypeModel] = {
+    name: TypeModel(found.table, _fields(found)) for name, found in graph.OBJECTS.items()
+}
+
 # What `node(id:)` finds for each kind of id: the object of that kind.
 NODE_TYPES: dict[Kind, str] = {kind: found.name for kind, found in graph.BY_KIND.items()}
 

@@ -3,9 +3,15 @@ does (fragments, inline fragments on interfaces, aliases, merged fields, @includ
 each collected field becomes a plan field through model.py. Anything else is Unsupported.
 
 It plans twice: the first pass finds the columns the operation reads of each table
-(statements.Layouts), the second builds the plan on them."""
+(statements.Layouts), the second builds the plan on them.
 
-from typing import Any
+A subscription's events are planned too (`plan_event`): when its root field's selection reads
+nothing but the event object's own columns (leaves and composites, no link), an event's data is
+built from the event's row alone, as the standard executor would write it."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from graphql import (
     FieldNode,
@@ -39,15 +45,22 @@ from runql.fastpath.values import leaf, required
 from runql.ids import Kind
 from runql.storage.graph import OBJECTS
 
+if TYPE_CHECKING:
+    from runql.fastpath.build import Builder
+
 CONDITIONS = frozenset({"include", "skip"})
 TYPENAME = "__typename"
 
 _ROWS = {found.table.name: found.row for found in OBJECTS.values()}
 
 
+def _mapper(table: Table) -> Any:
+    return inspect(_ROWS[table.name])
+
+
 def _column_of(type_model: model.TypeModel, python_name: str) -> Any:
     """The column the default resolver reads: the row's attribute of the field's python name."""
-    mapper = inspect(_ROWS[type_model.table.name])
+    mapper = _mapper(type_model.table)
     attribute = mapper.column_attrs.get(python_name)
     if attribute is None:
         raise Unsupported(f"{python_name} is not a column of {type_model.table.name}")
@@ -66,17 +79,53 @@ class Planner:
         fragments: dict[str, FragmentDetails],
         variables: VariableValues,
         operation: OperationDefinitionNode,
+        types: Mapping[str, model.TypeModel] = model.TYPES,
     ) -> None:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
         self.operation = operation
+        self.types = types
         self.layouts = Layouts()
 
     def plan(self) -> OperationPlan:
         self._plan()  # the columns each table's rows need
         self.layouts = self.layouts.fixed()
         return self._plan()
+
+    def plan_event(self) -> "EventPlan":
+        self._event()
+        self.layouts = self.layouts.fixed()
+        return self._event()
+
+    def _event(self) -> "EventPlan":
+        if self.operation.operation is not OperationType.SUBSCRIPTION:
+            raise Unsupported("queries and mutations are planned by `plan`")
+        if self.operation.directives:
+            raise Unsupported("directives on the operation")
+        root = self.schema.subscription_type
+        assert root is not None
+        collected = collect_fields(
+            self.schema, self.fragments, self.variables, root, self.operation
+        )
+        if collected.new_defer_usages or collected.forbidden_directive_instances:
+            raise Unsupported("@defer")
+        if len(collected.grouped_field_set) != 1:
+            raise Unsupported("a subscription has one root field")
+        ((key, details),) = collected.grouped_field_set.items()
+        name = self._nodes(details)[0].name.value
+        named = get_named_type(self._definition(root, name).type)
+        if not isinstance(named, GraphQLObjectType) or named.name not in self.types:
+            raise Unsupported(f"Subscription.{name}")
+        child = self._object(named.name, details)
+        if child.fetching:
+            raise Unsupported("a link below a subscription's event")
+        table = self.types[named.name].table
+        names = {
+            attribute.columns[0].key: attribute.key for attribute in _mapper(table).column_attrs
+        }
+        attributes = tuple(names[column] for column in self.layouts.columns(table))
+        return EventPlan(key, _ROWS[table.name], attributes, child)
 
     def _index(self, table: Table, name: str) -> int:
         return self.layouts.index(table, name)
@@ -171,9 +220,9 @@ class Planner:
 
     def _object(self, type_name: str, details: FieldDetailsList) -> ObjectPlan:
         parent = self.schema.get_type(type_name)
-        if not isinstance(parent, GraphQLObjectType) or type_name not in model.TYPES:
+        if not isinstance(parent, GraphQLObjectType) or type_name not in self.types:
             raise Unsupported(f"the type {type_name}")
-        self._index(model.TYPES[type_name].table, "id")  # every row is remembered by its id
+        self._index(self.types[type_name].table, "id")  # every row is remembered by its id
         fields = tuple(
             self._field(parent, key, sub) for key, sub in self._subfields(parent, details).items()
         )
@@ -185,7 +234,7 @@ class Planner:
         if name == TYPENAME:
             return Typename(key, parent.name)
         definition = self._definition(parent, name)
-        type_model = model.TYPES[parent.name]
+        type_model = self.types[parent.name]
         spec = type_model.fields.get(name)
         if spec is None:
             return self._column(type_model, key, definition)
@@ -348,6 +397,34 @@ class Planner:
         return tuple(selected)
 
 
+@dataclass(frozen=True, slots=True)
+class EventPlan:
+    """A subscription's event from its row: the root field's key and the object's plan, over
+    the row's attributes in the plan's column order."""
+
+    key: str
+    row: type
+    attributes: tuple[str, ...]
+    object: ObjectPlan
+
+    def data(self, event: Any) -> dict[str, Any] | None:
+        """The event's `data`; None for an event that is not a row of the planned table."""
+        if type(event) is not self.row:
+            return None
+        row = tuple(getattr(event, name) for name in self.attributes)
+        # columns, typenames and composites read the row alone, no builder
+        return {self.key: self.object.build(cast("Builder", None), row, None)}
+
+
+def plan_event(
+    schema: GraphQLSchema,
+    fragments: dict[str, FragmentDetails],
+    variables: VariableValues,
+    operation: OperationDefinitionNode,
+) -> EventPlan:
+    return Planner(schema, fragments, variables, operation, model.EVENT_TYPES).plan_event()
+
+
 def plan_operation(
     schema: GraphQLSchema,
     fragments: dict[str, FragmentDetails],
@@ -357,4 +434,4 @@ def plan_operation(
     return Planner(schema, fragments, variables, operation).plan()
 
 
-__all__ = ["Kind", "Planner", "plan_operation"]
+__all__ = ["EventPlan", "Kind", "Planner", "plan_event", "plan_operation"]

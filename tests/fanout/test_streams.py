@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 import pytest
 from strawberry.types import ExecutionResult
 
-from runql.fanout.sinks import Sink
+from runql.fanout.sinks import Encoded, Sink
 from runql.fanout.streams import Lead, Membership, SharedStreams
 
 QUERY = 'subscription { runEvents(runId: "run_x") { seq } }'
@@ -32,12 +32,12 @@ class Recording(Sink):
     async def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
 
-    async def send(self, payload: str) -> None:
+    async def send(self, result: Encoded) -> None:
         if self.pause is not None:
             await self.pause.wait()  # a full socket: the server's send waits
         if self.fails:
             raise ConnectionError("the socket closed")
-        self.got.append(int(payload.split('"seq":')[1].split("}")[0]))
+        self.got.append(int(result.payload.split(b'"seq":')[1].split(b"}")[0]))
 
 
 class Execution:
