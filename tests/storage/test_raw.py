@@ -4,6 +4,7 @@ each time, each statement counted, each statement its own snapshot, and SQLite's
 off the event loop's thread."""
 
 import asyncio
+import json
 import sqlite3
 import threading
 import time
@@ -172,3 +173,33 @@ async def test_a_postgresql_statement_is_planned_once_not_per_execution(
     assert plans, "the statement is prepared"
     assert sum(row[0] for row in plans) >= 7  # generic plans used
     assert sum(row[1] for row in plans) == 0  # custom plans made
+
+
+JSON_TEXTS = (
+    '{"n": 123456789012345678901234567890, "m": [18446744073709551616, -9223372036854775809]}',
+    '{"a": 1.5e300, "b": [1, 2, {"c": null}], "d": "\\u00e9", "e": 0.1, "f": -0.0}',
+    '{"k": 9223372036854775807, "s": "1234567890123456789012"}',
+)
+
+
+@pytest.mark.parametrize("text", JSON_TEXTS)
+def test_a_json_text_is_the_value_json_gives(text: str) -> None:
+    """orjson reads an integer beyond 64 bits as a float: those texts are json's to read."""
+    assert repr(raw.json_value(text)) == repr(json.loads(text))
+    assert repr(raw.json_value(text.encode())) == repr(json.loads(text))
+
+
+async def test_postgresql_json_columns_are_decoded_as_sqlalchemy_decodes_them(
+    demo_database: Database,
+) -> None:
+    if demo_database.is_sqlite:
+        pytest.skip("PostgreSQL's codecs (SQLite's JSON is text, decoded by the fast path)")
+    async with raw_reads(demo_database) as reads:
+        for text in JSON_TEXTS:
+            rows = await reads.run(
+                "SELECT $1::text::jsonb, $1::text::jsonb::text, $1::text::json, $1::text", [text]
+            )
+            jsonb, jsonb_text, json_, json_text = rows[0]
+            # (an integer read as a float is unequal to it)
+            assert jsonb == json.loads(jsonb_text)
+            assert json_ == json.loads(json_text)
