@@ -127,6 +127,37 @@ async def test_a_long_sqlite_read_leaves_the_loop_and_still_answers(
     assert threads[0] != threading.current_thread().name
 
 
+async def test_a_sqlite_read_that_waits_without_working_stays_on_the_loop(
+    demo_database: Database,
+) -> None:
+    """The budget is the loop thread's CPU time: a read held up without working (as one the
+    system preempts is) well past IN_LOOP_SECONDS of wall time is not started again on a
+    thread, which would throw its work away."""
+    if not demo_database.is_sqlite:
+        pytest.skip("the in-loop reader is SQLite's")
+    reader = raw._SQLiteReader(str(demo_database.engine.url.database), demo_database)
+    await reader.fetch("SELECT 1", [])  # opens the loop's connection
+    assert reader._loop_connection is not None
+    paused: list[float] = []
+
+    def pause() -> int:  # the statement waits 4 x the budget, using no CPU
+        if not paused:
+            paused.append(time.perf_counter())
+            time.sleep(4 * raw.IN_LOOP_SECONDS)
+        return 1
+
+    reader._loop_connection.create_function("pause", 0, pause)
+    rows = await reader.fetch(  # the pause first, then some thousands of VM steps
+        "WITH RECURSIVE n(i) AS (SELECT pause() UNION ALL SELECT i + 1 FROM n WHERE i < 5000)"
+        " SELECT count(*) FROM n",
+        [],
+    )
+    assert [tuple(row) for row in rows] == [(5000,)]
+    assert paused
+    assert reader._thread_connection is None  # (the thread's has no pause(): it would fail)
+    await reader.close()
+
+
 async def test_a_cancelled_read_on_the_thread_is_interrupted(
     demo_database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
