@@ -309,8 +309,8 @@ async def run_detail(conn: RawConnection, org: str, variables: JSONDict) -> JSON
     }
 
 
-async def feed(conn: RawConnection, _org: str, variables: JSONDict) -> JSONDict:
-    return await floor_feed(conn, int(variables["first"]))  # type: ignore[arg-type]
+async def feed(conn: RawConnection, org: str, variables: JSONDict) -> JSONDict:
+    return await floor_feed(conn, int(variables["first"]), org)  # type: ignore[arg-type]
 
 
 Handler = Callable[[RawConnection, str, JSONDict], Awaitable[JSONDict]]

@@ -5,16 +5,15 @@ gives DateTime and JSON columns as text; PostgreSQL (asyncpg) gives datetimes, a
 decoded by the codec SQLAlchemy's dialect sets on each connection (text without it).
 """
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from graphql import GraphQLEnumType, GraphQLLeafType
 
 from runql.schema.execution import float_output
 from runql.storage.pages import Cursor
+from runql.storage.raw import json_value
 from runql.storage.types import format_instant
 
 Convert = Callable[[Any], Any]
@@ -48,12 +47,7 @@ def stamp(value: Any) -> str | None:
 
 def decoded(value: Any) -> Any:
     """A JSON column's value, as the column type's json.loads would give it."""
-    if not isinstance(value, str | bytes):
-        return value
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:  # NaN, huge integers, lone surrogates: json takes them
-        return json.loads(value)
+    return json_value(value) if isinstance(value, str | bytes) else value
 
 
 def cursor(created_at: Any, row_id: str) -> str:

@@ -4,6 +4,7 @@ each time, each statement counted, each statement its own snapshot, and SQLite's
 off the event loop's thread."""
 
 import asyncio
+import json
 import sqlite3
 import threading
 import time
@@ -126,6 +127,37 @@ async def test_a_long_sqlite_read_leaves_the_loop_and_still_answers(
     assert threads[0] != threading.current_thread().name
 
 
+async def test_a_sqlite_read_that_waits_without_working_stays_on_the_loop(
+    demo_database: Database,
+) -> None:
+    """The budget is the loop thread's CPU time: a read held up without working (as one the
+    system preempts is) well past IN_LOOP_SECONDS of wall time is not started again on a
+    thread, which would throw its work away."""
+    if not demo_database.is_sqlite:
+        pytest.skip("the in-loop reader is SQLite's")
+    reader = raw._SQLiteReader(str(demo_database.engine.url.database), demo_database)
+    await reader.fetch("SELECT 1", [])  # opens the loop's connection
+    assert reader._loop_connection is not None
+    paused: list[float] = []
+
+    def pause() -> int:  # the statement waits 4 x the budget, using no CPU
+        if not paused:
+            paused.append(time.perf_counter())
+            time.sleep(4 * raw.IN_LOOP_SECONDS)
+        return 1
+
+    reader._loop_connection.create_function("pause", 0, pause)
+    rows = await reader.fetch(  # the pause first, then some thousands of VM steps
+        "WITH RECURSIVE n(i) AS (SELECT pause() UNION ALL SELECT i + 1 FROM n WHERE i < 5000)"
+        " SELECT count(*) FROM n",
+        [],
+    )
+    assert [tuple(row) for row in rows] == [(5000,)]
+    assert paused
+    assert reader._thread_connection is None  # (the thread's has no pause(): it would fail)
+    await reader.close()
+
+
 async def test_a_cancelled_read_on_the_thread_is_interrupted(
     demo_database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -148,3 +180,57 @@ async def test_a_cancelled_read_on_the_thread_is_interrupted(
     statement = select(RUNS.c.id).limit(1)
     assert len(await reader.fetch(*_sql_and_args(demo_database, statement))) == 1
     await reader.close()
+
+
+async def test_a_postgresql_statement_is_planned_once_not_per_execution(
+    demo_database: Database,
+) -> None:
+    """On PostgreSQL each raw statement keeps the generic plan made when it is prepared: no
+    planning per execution (per id of a list), whatever the list's length."""
+    if demo_database.is_sqlite:
+        pytest.skip("PostgreSQL's plan cache")
+    statement = select(RUNS.c.id).where(RUNS.c.id.in_(bindparam("ids", expanding=True)))
+    every = [row[0] for row in await _by_sqlalchemy(demo_database, select(RUNS.c.id))]
+    async with raw_reads(demo_database) as reads:
+        for size in (1, 3, 20, len(every), 1, 8, 2):
+            found = await reads.all(statement, {"ids": every[:size]})
+            assert sorted(row[0] for row in found) == sorted(every[:size])
+        plans = await reads.run(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE '%= ANY($1)%' AND statement LIKE '%FROM runs%'"
+            " AND statement NOT LIKE '%pg_prepared_statements%'",
+            [],
+        )
+    assert plans, "the statement is prepared"
+    assert sum(row[0] for row in plans) >= 7  # generic plans used
+    assert sum(row[1] for row in plans) == 0  # custom plans made
+
+
+JSON_TEXTS = (
+    '{"n": 123456789012345678901234567890, "m": [18446744073709551616, -9223372036854775809]}',
+    '{"a": 1.5e300, "b": [1, 2, {"c": null}], "d": "\\u00e9", "e": 0.1, "f": -0.0}',
+    '{"k": 9223372036854775807, "s": "1234567890123456789012"}',
+)
+
+
+@pytest.mark.parametrize("text", JSON_TEXTS)
+def test_a_json_text_is_the_value_json_gives(text: str) -> None:
+    """orjson reads an integer beyond 64 bits as a float: those texts are json's to read."""
+    assert repr(raw.json_value(text)) == repr(json.loads(text))
+    assert repr(raw.json_value(text.encode())) == repr(json.loads(text))
+
+
+async def test_postgresql_json_columns_are_decoded_as_sqlalchemy_decodes_them(
+    demo_database: Database,
+) -> None:
+    if demo_database.is_sqlite:
+        pytest.skip("PostgreSQL's codecs (SQLite's JSON is text, decoded by the fast path)")
+    async with raw_reads(demo_database) as reads:
+        for text in JSON_TEXTS:
+            rows = await reads.run(
+                "SELECT $1::text::jsonb, $1::text::jsonb::text, $1::text::json, $1::text", [text]
+            )
+            jsonb, jsonb_text, json_, json_text = rows[0]
+            # (an integer read as a float is unequal to it)
+            assert jsonb == json.loads(jsonb_text)
+            assert json_ == json.loads(json_text)
