@@ -213,6 +213,32 @@ def arguments(
     ), flat
 
 
+@dataclass(frozen=True, slots=True)
+class OneKey:
+    """A statement of plain parameters with each list holding one key, in the driver's SQL:
+    worked out once, so that a read by one key binds its values in order and nothing else."""
+
+    sql: str
+    places: tuple[tuple[str, bool], ...]  # each position's parameter, and whether it is a list
+
+    @classmethod
+    def of(cls, statement: ClauseElement, dialect: Dialect) -> "OneKey | None":
+        """None where a parameter needs processing: `arguments` binds those."""
+        raw, _cache_key = compiled_for(statement, dialect)
+        if not raw.plain:
+            return None
+        lists = tuple(1 for slot in raw.slots if slot.expanding)
+        sql = raw.sql if dialect.name == "postgresql" else raw.spelled(lists)
+        return cls(sql, tuple((slot.name, slot.expanding) for slot in raw.slots))
+
+    def arguments(self, values: dict[str, Any], postgres: bool) -> list[Any]:
+        """The driver's arguments, a list's one key given as the value itself."""
+        return [
+            [values[name]] if expanding and postgres else values[name]
+            for name, expanding in self.places
+        ]
+
+
 Fetch = Callable[[str, list[Any]], Awaitable[Sequence[RawRow]]]
 
 
