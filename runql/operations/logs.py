@@ -4,6 +4,7 @@ access log is replaced by runql's (`access_line`, written by the edge), which kn
 id and the operation. An access line costs little: nothing is made when its level is off, no
 caller is looked up, and the JSON formatter takes its fields as given."""
 
+import contextlib
 import logging
 import os
 import threading
@@ -59,8 +60,11 @@ def access_line(level: int, message: str, request_id: str, fields: dict[str, Any
     if not _access.isEnabledFor(level):
         return
     handler = _json_handler(level)
+    line = None
     if handler is not None:
-        line = _json_line(level, message, request_id, fields)
+        with contextlib.suppress(Exception):  # logging's own path reports what fails
+            line = _json_line(level, message, request_id, fields)
+    if handler is not None and line is not None:
         with handler.lock:  # type: ignore[union-attr]  # Handler.createLock made it
             handler.emit_line(line, level)
         return
