@@ -2,9 +2,10 @@
 selects only its leaf fields (columns, __typename, objects made of columns), such as
 `run(id: $id) { id status }`. Its plan needs no scheduling, no second level and no error to
 settle: one statement (statements.by_id, the very one run_plan would run, scoped to the
-caller's organization), its SQL for one key made once (storage.raw.OneKey), then the row's fields as ObjectPlan.build gives them, written after a
-prefix encoded once. The answer is the same bytes run_plan's gives; the id is checked by the
-same check, and a refused id is declined (None), for the view to report.
+caller's organization), its SQL for one key made once (storage.raw.OneKey), then the row's
+fields as ObjectPlan.build gives them, written after a prefix encoded once. The answer is the
+same bytes run_plan's gives; the id is checked by the same check, and a refused id is declined
+(None), for the view to report.
 """
 
 from dataclasses import dataclass, field
