@@ -32,8 +32,9 @@ from runql.fastpath.arguments import Arguments
 from runql.fastpath.cache import plans_of
 from runql.fastpath.executor import FastExecutor
 from runql.fastpath.plan import OperationPlan
+from runql.fastpath.point import point_read
 from runql.fastpath.prepared import Prepared, PreparedOperations
-from runql.fastpath.run import run_plan
+from runql.fastpath.run import run_plan, run_point
 from runql.fastpath.switch import is_standard_only
 from runql.fastpath.unsupported import DECLINED
 from runql.limits import Limits
@@ -70,6 +71,7 @@ class FastLane:
         self._seconds = settings.execution_timeout_seconds
         self._prepared = PreparedOperations(schema, Limits.from_settings(settings))
         self.served = 0  # requests the lane answered
+        self.point_reads = 0  # of which by a point read (point.py)
 
     @classmethod
     def of(cls, schema: BaseSchema, database: Database, settings: Settings) -> "FastLane | None":
@@ -147,8 +149,13 @@ class FastLane:
         deadline = asyncio.get_running_loop().time() + self._seconds
         timeout = asyncio.timeout_at(deadline)
         arguments = Arguments(self._schema, variables)
+        point = point_read(plan)
         try:
             async with timeout:
+                if point is not None:
+                    body = await run_point(point, self._database, org_id, arguments)
+                    self.point_reads += body is not None
+                    return body
                 result = await run_plan(plan, self._database, org_id, arguments)
             return None if result.errors else orjson.dumps({"data": result.data})
         except DECLINED as reason:  # the view reports those

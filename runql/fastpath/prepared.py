@@ -8,6 +8,7 @@ MAX_DOCUMENT_CHARS (those go to the standard view, unremembered).
 """
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,6 @@ from graphql.execution.get_variable_signature import (
 from graphql.execution.values import VariableValues, VariableValueSource
 from graphql.pyutils import Undefined
 from graphql.type import GraphQLNonNull, GraphQLScalarType
-from graphql.utilities import coerce_input_value
 from strawberry.schema.schema import validate_document
 
 from runql.limits import Limits
@@ -42,11 +42,21 @@ Key = tuple[str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
+class Scalar:
+    """A variable of a scalar type without a default, and its type's coercion (that of
+    graphql-core's coerce_input_value for a leaf type), taken once."""
+
+    signature: GraphQLVariableSignature
+    non_null: bool
+    coerce: Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDetails]
     name: str | None  # the operation's name, as its metrics and access log give it
-    scalars: tuple[GraphQLVariableSignature, ...] | None  # see scalar_variables
+    scalars: tuple[Scalar, ...] | None  # see scalar_variables
 
     def variables(self, inputs: dict[str, Any]) -> VariableValues | None:
         """The variables coerced as graphql-core's get_variable_values coerces them, where
@@ -56,38 +66,44 @@ class Prepared:
             return None
         sources: dict[str, VariableValueSource] = {}
         coerced: dict[str, Any] = {}
-        for signature in self.scalars:
-            value = inputs.get(signature.name, Undefined)
-            if value is Undefined:
-                if isinstance(signature.type, GraphQLNonNull):
+        for scalar in self.scalars:
+            name = scalar.signature.name
+            value = inputs.get(name, Undefined)
+            if value is Undefined or value is None:
+                if scalar.non_null:
                     return None
-                sources[signature.name] = VariableValueSource(signature)
+                if value is Undefined:
+                    sources[name] = VariableValueSource(scalar.signature)
+                    continue
+                sources[name], coerced[name] = VariableValueSource(scalar.signature, None), None
                 continue
-            sources[signature.name] = VariableValueSource(signature, value)
-            found = coerce_input_value(value, signature.type)
+            sources[name] = VariableValueSource(scalar.signature, value)
+            try:
+                found = scalar.coerce(value)
+            except Exception:  # as coerce_input_value: not a value of the type
+                return None
             if found is Undefined:
                 return None
-            coerced[signature.name] = found
+            coerced[name] = found
         return VariableValues(sources, coerced)
 
 
 def scalar_variables(
     schema: GraphQLSchema,
     operation: OperationDefinitionNode,
-) -> tuple[GraphQLVariableSignature, ...] | None:
-    """The operation's variable signatures, if each is a scalar (or non-null scalar) without a
-    default: their coercion is a scalar's parse_value, with no nesting or default to apply."""
+) -> tuple[Scalar, ...] | None:
+    """The operation's variables, if each is a scalar (or non-null scalar) without a default:
+    their coercion is the scalar's own, with no nesting or default to apply."""
     found = []
     for definition in operation.variable_definitions or ():
         signature = get_variable_signature(schema, definition)
         if not isinstance(signature, GraphQLVariableSignature) or signature.default is not None:
             return None
-        named = (
-            signature.type.of_type if isinstance(signature.type, GraphQLNonNull) else signature.type
-        )
+        non_null = isinstance(signature.type, GraphQLNonNull)
+        named = signature.type.of_type if non_null else signature.type  # type: ignore[union-attr]
         if not isinstance(named, GraphQLScalarType):
             return None
-        found.append(signature)
+        found.append(Scalar(signature, non_null, named.coerce_input_value))
     return tuple(found)
 
 

@@ -53,14 +53,15 @@ class RootObject:
         require(id, self.kind, "id")
         return id
 
-    def _id(self, execution: Execution) -> str | RunqlError:
+    def checked_id(self, execution: Execution) -> str | RunqlError:
+        """The id argument, checked as the resolver checks it (once per execution)."""
         return execution.arguments.checked(self, self.definition, self.nodes[0], self._check)
 
     def group(self, execution: Execution) -> Hashable | None:
-        return None if isinstance(self._id(execution), RunqlError) else self.signature
+        return None if isinstance(self.checked_id(execution), RunqlError) else self.signature
 
     def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
-        found = self._id(execution)
+        found = self.checked_id(execution)
         assert isinstance(found, str)
         return [found]
 
@@ -75,7 +76,7 @@ class RootObject:
 
     def value(self, builder: Builder, row: Row, path: Path) -> Any:
         here = (path, self.key, self.nullable)
-        found = self._id(builder.execution)
+        found = self.checked_id(builder.execution)
         if isinstance(found, RunqlError):
             builder.fail(found, self, here)
             return None

@@ -4,6 +4,7 @@ access log is replaced by runql's (`access_line`, written by the edge), which kn
 id and the operation. An access line costs little: nothing is made when its level is off, no
 caller is looked up, and the JSON formatter takes its fields as given."""
 
+import contextlib
 import logging
 import os
 import threading
@@ -53,8 +54,19 @@ _access = logging.getLogger(ACCESS)
 
 def access_line(level: int, message: str, request_id: str, fields: dict[str, Any]) -> None:
     """One line of the access log, its fields as attributes of the record (as `extra` gives
-    them) and as the JSON line's own fields."""
+    them) and as the JSON line's own fields. Where the line would reach one handler only, runql's
+    own with its JSON formatter (as `uvicorn_log_config` sets them up), the line is written to it
+    directly, the same text without a LogRecord (which cost more than the rest of the line)."""
     if not _access.isEnabledFor(level):
+        return
+    handler = _json_handler(level)
+    line = None
+    if handler is not None:
+        with contextlib.suppress(Exception):  # logging's own path reports what fails
+            line = _json_line(level, message, request_id, fields)
+    if handler is not None and line is not None:
+        with handler.lock:  # type: ignore[union-attr]  # Handler.createLock made it
+            handler.emit_line(line, level)
         return
     record = _access.makeRecord(ACCESS, level, "", 0, message, (), None, extra=fields)
     record.request_id = request_id
@@ -91,9 +103,13 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
+        self.emit_line(line, record.levelno)
+
+    def emit_line(self, line: str, levelno: int) -> None:
+        """A formatted line, at `levelno` (called with the handler's lock held)."""
         self._lines.append(line)
         self._size += len(line)
-        if record.levelno >= logging.WARNING or self._size >= self.BATCH_BYTES:
+        if levelno >= logging.WARNING or self._size >= self.BATCH_BYTES:
             self.flush()
         elif not self._waiting.is_set():
             self._start_flusher()
@@ -148,22 +164,69 @@ def utc_time(created: float) -> str:
     return f"{known[1]}.{micro // 1000:03d}Z"
 
 
+def _entry(
+    created: float, level_name: str, logger: str, message: str, pid: int | None, request_id: str
+) -> dict[str, Any]:
+    """A JSON line's leading fields, in order."""
+    entry: dict[str, Any] = {
+        "time": utc_time(created),
+        "level": level_name.lower(),
+        "logger": logger,
+        "message": message,
+        "pid": pid,  # which of `runql serve --workers N`'s processes
+    }
+    if request_id != "-":
+        entry["request_id"] = request_id
+    return entry
+
+
+def _json_line(level: int, message: str, request_id: str, fields: dict[str, Any]) -> str:
+    """The line JsonFormatter writes for an access line's record made now."""
+    entry = _entry(
+        time.time(), logging.getLevelName(level), ACCESS, message, os.getpid(), request_id
+    )
+    entry.update(fields)
+    return orjson.dumps(entry, default=str).decode()
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": utc_time(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            "pid": record.process,  # which of `runql serve --workers N`'s processes
-        }
-        request_id = getattr(record, "request_id", "-")
-        if request_id != "-":
-            entry["request_id"] = request_id
+        entry = _entry(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            record.process,
+            getattr(record, "request_id", "-"),
+        )
         entry.update(_extras(record))
         if record.exc_info:
             entry["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
         return orjson.dumps(entry, default=str).decode()
+
+
+def _json_handler(level: int) -> "BufferedStreamHandler | None":
+    """The one handler an access line at `level` reaches, if it is runql's own buffered handler
+    with the JSON formatter and no filter but the request id's (whose id the line carries);
+    None for any other set-up (text, more handlers, filters): the line goes through logging."""
+    if _access.disabled or _access.filters:
+        return None
+    found: list[logging.Handler] = []
+    logger: logging.Logger | None = _access
+    while logger is not None:
+        found.extend(logger.handlers)
+        logger = logger.parent if logger.propagate else None
+    if len(found) != 1:
+        return None
+    handler = found[0]
+    if (
+        type(handler) is not BufferedStreamHandler
+        or type(handler.formatter) is not JsonFormatter
+        or level < handler.level
+        or any(type(f) is not RequestIdFilter for f in handler.filters)
+    ):
+        return None
+    return handler
 
 
 def uvicorn_log_config(settings: Settings) -> dict[str, Any]:

@@ -450,3 +450,50 @@ async def test_unfit_text_is_refused_by_the_view_not_read_by_the_lane(
     error = refused.json()["errors"][0]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["extensions"]["field"] == field
+
+
+POINT_READS = {
+    "run": "id status agentId threadId language metadata rawInputs createdAt completedAt"
+    " cost { amount unit __typename } __typename",
+    "agent": "id name kind createdAt archivedAt config __typename",
+    "thread": "id agentId metadata createdAt updatedAt",
+    "mgrp": "id status type threadId parentMessageGroupId metadata createdAt",
+    "act": "id name type metadata createdAt",
+}
+ROOTS = {"run": "run", "agent": "agent", "thread": "thread", "mgrp": "messageGroup", "act": "actor"}
+
+
+async def test_a_root_object_by_id_with_leaf_fields_is_a_point_read_served_alike(
+    both: LaneAndView, demo_ids: DemoIds
+) -> None:
+    """run(id:), agent(id:), ... selecting only leaves: one statement, the view's bytes; an id
+    not there is null; a refused id goes to the view."""
+    assert both.endpoint.lane is not None
+    for kind, fields in POINT_READS.items():
+        document = f"query P($id: ID!) {{ it: {ROOTS[kind]}(id: $id) {{ {fields} }} }}"
+        for id in demo_ids.by_kind[kind][:3]:
+            before = both.endpoint.lane.point_reads
+            body = await both.served_alike({"query": document, "variables": {"id": id}})
+            assert body["data"]["it"]["id"] == id
+            assert both.endpoint.lane.point_reads == before + 1
+        missing = f"{kind}_{'0' * 20}"
+        body = await both.served_alike({"query": document, "variables": {"id": missing}})
+        assert body == {"data": {"it": None}}
+        wrong = demo_ids.by_kind["msg"][0]  # an id of another kind: the resolver's error
+        before = both.endpoint.lane.point_reads
+        await both.left_to_the_view({"query": document, "variables": {"id": wrong}})
+        assert both.endpoint.lane.point_reads == before
+
+
+async def test_a_root_object_with_a_link_below_is_no_point_read(
+    both: LaneAndView, demo_ids: DemoIds
+) -> None:
+    assert both.endpoint.lane is not None
+    before = both.endpoint.lane.point_reads
+    await both.served_alike(
+        {
+            "query": "query($id: ID!) { run(id: $id) { id agent { id name } } }",
+            "variables": {"id": demo_ids.by_kind["run"][0]},
+        }
+    )
+    assert both.endpoint.lane.point_reads == before

@@ -230,3 +230,57 @@ def test_a_line_s_time_is_datetime_s_to_the_millisecond() -> None:
     ]:
         expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
         assert utc_time(created) == expected.replace("+00:00", "Z"), created
+
+
+class _PassAll(logging.Filter):
+    """A filter of the handler's that passes everything (but is not the request id's)."""
+
+
+def test_an_access_line_to_the_server_s_json_handler_is_the_line_logging_writes() -> None:
+    """With the server's set-up (one BufferedStreamHandler, JSON) the access line is written
+    without a LogRecord; it is the very line logging's own path writes (but the time)."""
+    stream = io.StringIO()
+    handler = BufferedStreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    root, access = logging.getLogger(), logging.getLogger(ACCESS)
+    handlers, level, access_level = root.handlers[:], root.level, access.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    access.setLevel(logging.NOTSET)
+    made: list[str] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        made.append(args[0])
+        return factory(*args, **kwargs)
+
+    fields = {
+        "method": "POST",
+        "path": "/graphql",
+        "status": 200,
+        "duration_ms": 1.5,
+        "sql_statements": 1,
+        "operation": None,
+        "client": "127.0.0.1",
+    }
+    logging.setLogRecordFactory(counting)
+    try:
+        access_line(logging.INFO, "POST /graphql 200", "req-direct-1", fields)
+        direct = len(made)
+        handler.addFilter(_PassAll())  # another filter: logging's own path
+        access_line(logging.INFO, "POST /graphql 200", "req-direct-1", fields)
+        handler.flush()
+    finally:
+        logging.setLogRecordFactory(factory)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        access.setLevel(access_level)
+
+    assert (direct, made) == (0, [ACCESS])
+    written, logged = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert written.pop("time")
+    assert logged.pop("time")
+    assert list(written.items()) == list(logged.items())
+    assert written["pid"] == os.getpid()
+    assert written["logger"] == ACCESS

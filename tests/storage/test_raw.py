@@ -234,3 +234,55 @@ async def test_postgresql_json_columns_are_decoded_as_sqlalchemy_decodes_them(
             # (an integer read as a float is unequal to it)
             assert jsonb == json.loads(jsonb_text)
             assert json_ == json.loads(json_text)
+
+
+async def _backend_pid(database: Database, sleep: float = 0) -> int:
+    async with raw_reads(database) as reads:
+        rows = await reads.run("SELECT pg_backend_pid(), pg_sleep($1::float8)", [sleep])
+        return int(rows[0][0])
+
+
+def _postgres_only(database: Database) -> None:
+    if database.is_sqlite:
+        pytest.skip("PostgreSQL's raw pool")
+
+
+async def test_postgres_reads_keep_their_connection_from_the_pool(database: Database) -> None:
+    """One request's reads after another's on the same connection, kept aside: not handed back
+    to asyncpg's pool in between (its release and acquire cost a point read a tenth)."""
+    _postgres_only(database)
+    first = await _backend_pid(database)
+    pool = await raw._source(database).pool()  # type: ignore[union-attr]
+    idle_in_pool = pool.get_idle_size()
+    assert await _backend_pid(database) == first
+    assert pool.get_idle_size() == idle_in_pool
+    assert pool.get_size() - pool.get_idle_size() >= 1  # the one kept aside
+
+
+async def test_a_cancelled_postgres_read_gives_its_connection_back_to_the_pool(
+    database: Database,
+) -> None:
+    _postgres_only(database)
+    await _backend_pid(database)
+    reading = asyncio.ensure_future(_backend_pid(database, sleep=30))
+    await asyncio.sleep(0.3)
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    started = time.monotonic()
+    assert await asyncio.wait_for(_backend_pid(database), 10) > 0
+    assert time.monotonic() - started < 5  # not behind the cancelled query's 30 s
+
+
+async def test_more_postgres_readers_than_connections_all_read(database: Database) -> None:
+    """Readers that wait for the pool get the connections others finish with."""
+    _postgres_only(database)
+    await _backend_pid(database)
+    pool = await raw._source(database).pool()  # type: ignore[union-attr]
+    readers = 4 * pool.get_max_size()
+    found = await asyncio.wait_for(
+        asyncio.gather(*(_backend_pid(database, sleep=0.05) for _ in range(readers))), 20
+    )
+    assert len(found) == readers
+    assert len(set(found)) <= pool.get_max_size()
+    await asyncio.wait_for(database.dispose(), 10)  # every connection back, the pool closed

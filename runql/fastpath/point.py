@@ -1,0 +1,88 @@
+"""Point reads: a query whose one root field finds an object by id (roots.RootObject) and
+selects only its leaf fields (columns, __typename, objects made of columns), such as
+`run(id: $id) { id status }`. Its plan needs no scheduling, no second level and no error to
+settle: one statement (statements.by_id, the very one run_plan would run, scoped to the
+caller's organization), its SQL for one key made once (storage.raw.OneKey), then the row's
+fields as ObjectPlan.build gives them, written after a prefix encoded once. The answer is the
+same bytes run_plan's gives; the id is checked by the same check, and a refused id is declined
+(None), for the view to report.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import orjson
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+
+from runql.errors import RunqlError
+from runql.fastpath import statements
+from runql.fastpath.arguments import Arguments
+from runql.fastpath.build import Builder
+from runql.fastpath.execution import Execution
+from runql.fastpath.plan import Column, Embedded, OperationPlan, Typename
+from runql.fastpath.roots import RootObject
+from runql.fastpath.statements import IDENTITY
+from runql.storage.raw import OneKey, RawReads
+
+LEAVES = (Column, Typename, Embedded)  # fields built from the row alone
+
+
+@dataclass(frozen=True, slots=True)
+class PointRead:
+    root: RootObject
+    statement: Select[Any]
+    prefix: bytes  # {"data":{"<key>":
+    _one: dict[str, OneKey | None] = field(default_factory=dict)  # by dialect
+
+    @classmethod
+    def of(cls, plan: OperationPlan) -> "PointRead | None":
+        """The plan's point read, if it is one."""
+        if len(plan.fields) != 1:
+            return None
+        root = plan.fields[0]
+        if not isinstance(root, RootObject) or not all(
+            isinstance(field, LEAVES) for field in root.child.fields
+        ):
+            return None
+        prefix = b'{"data":{' + orjson.dumps(root.key) + b":"
+        return cls(root, statements.by_id(root.table, root.names), prefix)
+
+    def _one_key(self, dialect: Dialect) -> OneKey | None:
+        try:
+            return self._one[dialect.name]
+        except KeyError:
+            found = self._one[dialect.name] = OneKey.of(self.statement, dialect)
+            return found
+
+    async def body(self, reads: RawReads, org_id: str, arguments: Arguments) -> bytes | None:
+        """The response body; None where the id is refused (the view reports it)."""
+        execution = Execution(reads, org_id, arguments)
+        found = self.root.checked_id(execution)
+        if isinstance(found, RunqlError):
+            return None
+        one = self._one_key(reads.dialect)
+        if one is None:
+            rows = await reads.all(self.statement, {"org": org_id, "ids": [found]})
+        else:
+            values = {"org": org_id, "ids": found}
+            rows = await reads.run(one.sql, one.arguments(values, reads.postgres))
+        row = rows[0] if rows and rows[0][IDENTITY] == found else None
+        if row is None:
+            return self.prefix + b"null}}"
+        here = (None, self.root.key, self.root.nullable)
+        value = self.root.child.build(Builder(execution), row, here)
+        return self.prefix + orjson.dumps(value) + b"}}"
+
+
+_points: WeakKeyDictionary[OperationPlan, PointRead | None] = WeakKeyDictionary()
+
+
+def point_read(plan: OperationPlan) -> PointRead | None:
+    """PointRead.of, once per plan."""
+    try:
+        return _points[plan]
+    except KeyError:
+        found = _points[plan] = PointRead.of(plan)
+        return found
