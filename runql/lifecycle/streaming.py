@@ -12,9 +12,11 @@ for its end and go together. At 50 tokens/s that is 20 flushes a second, not 50.
 Batching: flushes of every streaming run of a process share transactions (FlushBatcher): a
 flush asked for while none is being written is written at once; those asked for meanwhile
 wait for it to commit and then go together in the next, in a few statements whatever their
-number (conversation.write_flushes: one bumps every run's sequence, one inserts the events,
-one appends the texts). So a process makes about as many commits and statements as one run
-would, however many runs stream, and each still gets its own events.
+number (conversation.write_flushes: one bumps every run's sequence, one inserts the events
+and the steps' rows, one appends the texts). So a process makes about as many commits and
+statements as one run would, however many runs stream, and each still gets its own events. On
+a SQLite file the transaction is one call on the database's writer thread
+(conversation.flushes_on_thread), once the agents' actors are known.
 
 Stopping: on cancel (or a lost lease, or the agent's time running out) the pump is cancelled,
 which closes the agent's stream (`aclose()`: a generator's `finally` closes its HTTP stream),
@@ -30,10 +32,17 @@ from typing import Any
 
 from runql.agents.protocol import AgentError, StreamEvent
 from runql.enums import RunStatus
-from runql.lifecycle.conversation import ReplySteps, finish_streamed, write_flushes
+from runql.lifecycle.conversation import (
+    ReplySteps,
+    finish_streamed,
+    flushes_on_thread,
+    stored,
+    write_flushes,
+)
 from runql.lifecycle.draft import Draft, Step
 from runql.lifecycle.replies import unwritable
-from runql.storage.database import Database
+from runql.storage.database import Database, ThreadStatements
+from runql.storage.events import RunEvent
 from runql.storage.tables import RunRow
 from runql.text import JsonCaps
 
@@ -94,11 +103,7 @@ class FlushBatcher:
     async def _together(self, batch: list[_Flush]) -> None:
         stored = [(f.streamed.draft.group_stored, f.streamed.draft.actor_id) for f in batch]
         try:
-            async with self.database.write() as session:
-                for worker in sorted({f.streamed.worker for f in batch}):
-                    flushes = [f.replied() for f in batch if f.streamed.worker == worker]
-                    await write_flushes(session, flushes, worker, self.actors)
-            self.transactions += 1
+            await self._transaction(batch)
         except BaseException:
             for flush, (group_stored, actor_id) in zip(batch, stored, strict=True):
                 flush.streamed.draft.group_stored = group_stored
@@ -107,13 +112,48 @@ class FlushBatcher:
 
     async def _alone(self, flush: _Flush) -> None:
         try:
-            async with self.database.write() as session:
-                await write_flushes(session, [flush.replied()], flush.streamed.worker, self.actors)
-            self.transactions += 1
+            await self._transaction([flush])
         except Exception as error:
             _settle(flush.done, error)
         else:
             _settle(flush.done, None)
+
+    async def _transaction(self, batch: list[_Flush]) -> None:
+        """The batch's flushes in one transaction: on a SQLite file, one call on its writer
+        thread once every first flush's agent has its actor known; else a session's."""
+        by_worker = [
+            (worker, [f.replied() for f in batch if f.streamed.worker == worker])
+            for worker in sorted({f.streamed.worker for f in batch})
+        ]
+        if self.database.writes_on_thread and self._actors_known(batch):
+            dialect = self.database.engine.dialect
+            works = [flushes_on_thread(flushes, worker, dialect) for worker, flushes in by_worker]
+
+            def work(statements: ThreadStatements) -> tuple[None, list[RunEvent]]:
+                return None, [event for each in works for event in each(statements)[1]]
+
+            await self.database.write_on_thread(work)
+            for _worker, flushes in by_worker:
+                stored(flushes)
+        else:
+            first = [f.streamed for f in batch if not f.streamed.draft.group_stored]
+            async with self.database.write() as session:
+                for worker, flushes in by_worker:
+                    await write_flushes(session, flushes, worker, self.actors)
+            for streamed in first:  # committed: the actors the first flushes wrote as exist
+                if streamed.draft.actor_id is not None:
+                    self.actors[streamed.run.agent_id] = streamed.draft.actor_id
+        self.transactions += 1
+
+    def _actors_known(self, batch: list[_Flush]) -> bool:
+        """Whether every first flush's agent has its actor in `actors` (then set on its
+        draft): an agent's first reply makes its actor, in a session's transaction."""
+        first = [f.streamed for f in batch if not f.streamed.draft.group_stored]
+        if any(streamed.run.agent_id not in self.actors for streamed in first):
+            return False
+        for streamed in first:
+            streamed.draft.actor_id = self.actors[streamed.run.agent_id]
+        return True
 
 
 def _retrieve(done: "asyncio.Future[None]") -> None:
