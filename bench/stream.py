@@ -122,17 +122,22 @@ def _runql(environment: dict[str, str], *arguments: str) -> str:
     return done.stdout
 
 
+# The cores this benchmark may use, read before main() pins this process to CLIENT_CORE: a
+# gateway started after that would inherit CLIENT_CORE alone, unless pinned explicitly.
+CORES = frozenset(os.sched_getaffinity(0))
+
+
 def _pinned() -> bool:
-    return len(os.sched_getaffinity(0)) >= 2
+    return {SERVER_CORE, CLIENT_CORE} <= CORES
 
 
 def _cores(gateways: int) -> list[int | None]:
     """The core each gateway is pinned to: gateway i on core i (SERVER_CORE for the first),
-    none when there are fewer than two cores or fewer cores than gateways."""
-    cores = sorted(os.sched_getaffinity(0))
-    if not _pinned() or gateways > len(cores):
+    none (unpinned) when this benchmark may not use both SERVER_CORE and CLIENT_CORE."""
+    if not _pinned() or gateways > 2:
         return [None] * gateways
-    return [SERVER_CORE + index for index in range(gateways)]
+    cores: list[int | None] = [SERVER_CORE, CLIENT_CORE]
+    return cores[:gateways]
 
 
 def placement(gateways: int) -> str:
