@@ -524,9 +524,8 @@ def flushes_on_thread(
         f.run.id: [_step_values(rows, f.run, f.draft, step) for step in f.steps] for f in flushes
     }
     each = {f.run.id: {"message_group_id": f.draft.group_id} for f in flushes} if groups else {}
-    bump = arguments(
-        *compiled_for(held_bump(events, held_by=worker, each=each), dialect), {}, False
-    )
+    statement, parameters = held_bump(events, held_by=worker, each=each)
+    bump = arguments(*compiled_for(statement, dialect), parameters, False)
     texts = _texts([s for f in flushes for s in f.steps if isinstance(s, Appended)])
     appends = [arguments(*compiled_for(_APPEND_TEXT, dialect), text, False) for text in texts]
 

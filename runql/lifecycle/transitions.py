@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, case, update
+from sqlalchemy import Integer, Table, bindparam, case, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -143,7 +143,7 @@ async def append_held(
     transition_many's does."""
     if not appended:
         return
-    bumped = (await session.execute(held_bump(appended, held_by=held_by, each=each))).all()
+    bumped = (await session.execute(*held_bump(appended, held_by=held_by, each=each))).all()
     await log_events(session, numbered_held(appended, bumped, held_by), values)
 
 
@@ -152,22 +152,41 @@ def held_bump(
     *,
     held_by: str,
     each: Mapping[str, Mapping[str, Any]] | None = None,
-) -> Any:
-    """append_held's UPDATE: each run's `last_event_seq` bumped by its events' count (and its
-    `each` changes set) while `held_by` holds its lease, RETURNING its id, organization and
-    new `last_event_seq`, which numbered_held reads."""
+) -> tuple[Any, dict[str, Any]]:
+    """append_held's UPDATE and its parameters: each run's `last_event_seq` bumped by its
+    events' count (and its `each` changes set) while `held_by` holds its lease, RETURNING its
+    id, organization and new `last_event_seq`, which numbered_held reads. Runs that append as
+    many events each and change nothing else (a batch of later flushes) share one statement,
+    built and compiled once; others get a statement of their own, with a CASE by run."""
     run_ids = sorted(appended)
     bumps = {run_id: len(appended[run_id]) for run_id in run_ids}
-    return (
+    counts = set(bumps.values())
+    if not each and len(counts) == 1:
+        return _BUMP_HELD, {"run_ids": run_ids, "held_by": held_by, "bump": counts.pop()}
+    statement = (
         update(RunRow)
         .where(col(RunRow.id).in_(run_ids), col(RunRow.lease_owner) == held_by)
         .values(
             **_per_run(run_ids, each or {}),
             last_event_seq=col(RunRow.last_event_seq) + _by_run(bumps),
         )
-        .returning(col(RunRow.id), col(RunRow.org_id), col(RunRow.last_event_seq))
+        .returning(*_BUMPED)
         .execution_options(synchronize_session=False)
     )
+    return statement, {}
+
+
+_BUMPED = (col(RunRow.id), col(RunRow.org_id), col(RunRow.last_event_seq))
+_BUMP_HELD = (
+    update(RunRow)
+    .where(
+        col(RunRow.id).in_(bindparam("run_ids", expanding=True)),
+        col(RunRow.lease_owner) == bindparam("held_by"),
+    )
+    .values(last_event_seq=col(RunRow.last_event_seq) + bindparam("bump", type_=Integer))
+    .returning(*_BUMPED)
+    .execution_options(synchronize_session=False)
+)
 
 
 def numbered_held(
