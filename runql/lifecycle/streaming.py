@@ -28,7 +28,6 @@ import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from runql.agents.protocol import AgentError, StreamEvent
 from runql.enums import RunStatus
@@ -187,7 +186,8 @@ class StreamedRun:
         self.draft = Draft(caps)
         self.flushes = 0
         self.batcher = batcher or FlushBatcher(database)
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # _idle's
+        self._for_event = False  # whether _idle waits for the pump's next event
 
     async def follow(
         self, open_stream: Opener, stop: asyncio.Event, seconds: float
@@ -197,6 +197,8 @@ class StreamedRun:
         pump has stopped when this returns; the last pending steps are for `finish`."""
         pump = asyncio.create_task(self._pump(open_stream), name=f"runql-stream-{self.run.id}")
         stopped = asyncio.ensure_future(stop.wait())
+        pump.add_done_callback(self._rouse)
+        stopped.add_done_callback(self._rouse)
         loop = asyncio.get_running_loop()
         deadline, flushed = loop.time() + seconds, -math.inf
         try:
@@ -210,44 +212,42 @@ class StreamedRun:
                     flushed = now
                     await self.flush()
                     continue
-                await self._idle(pump, stopped, until=flushed + FLUSH_SECONDS, deadline=deadline)
+                await self._idle(until=flushed + FLUSH_SECONDS, deadline=deadline)
             return None if stop.is_set() else _ending(pump)
         finally:
             stopped.cancel()
             await _halt(pump)
 
-    async def _idle(
-        self,
-        pump: asyncio.Task[None],
-        stopped: "asyncio.Future[Any]",
-        *,
-        until: float,
-        deadline: float,
-    ) -> None:
+    async def _idle(self, *, until: float, deadline: float) -> None:
         """Until the pump ends, `stop` is set, or there is something to flush: with steps
-        pending, their flush time; without, the pump's next event."""
-        now = asyncio.get_running_loop().time()
-        waits: set[asyncio.Future[Any]] = {pump, stopped}
-        woken = None
-        if self.draft.pending:
-            seconds = min(until, deadline) - now
-        else:
-            self._wake.clear()
-            woken = asyncio.ensure_future(self._wake.wait())
-            waits.add(woken)
-            seconds = deadline - now
+        pending, their flush time; without, the pump's next event. One future and one timer a
+        wait (asyncio.wait and a task for an Event's wait cost several times that, at every
+        flush of every run)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        self._for_event = not self.draft.pending
+        timer = loop.call_at(deadline if self._for_event else min(until, deadline), self._rouse)
         try:
-            await asyncio.wait(waits, timeout=max(seconds, 0), return_when=asyncio.FIRST_COMPLETED)
+            await waiter
         finally:
-            if woken is not None:
-                woken.cancel()
+            timer.cancel()
+            self._waiter = None
+            self._for_event = False
+
+    def _rouse(self, *_: object) -> None:
+        """Ends `_idle`'s wait (the pump's end, `stop`, its timer, or the event it waits for)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _pump(self, open_stream: Opener) -> None:
         events = open_stream()
         try:
             async for event in events:
                 self.draft.add(event)
-                self._wake.set()
+                if self._for_event:
+                    self._rouse()
         finally:
             close = getattr(events, "aclose", None)
             if close is not None:

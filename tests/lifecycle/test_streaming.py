@@ -531,6 +531,27 @@ async def test_a_batch_of_flushes_takes_as_many_statements_for_six_runs_as_for_o
     assert counts[0] == counts[1], counts
 
 
+async def test_a_batch_of_later_flushes_is_three_statements(database: Database) -> None:
+    """The runs' sequences bumped, the events inserted (on PostgreSQL with their NOTIFYs, in
+    the same statement) and the texts appended: three statements for any number of runs."""
+    batcher = FlushBatcher(database)
+    rows = await _leased(database, 3, "w")
+    streamed = [StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher) for row in rows]
+    assert await _flush_all(streamed, "first ") == [None] * 3  # stores the groups
+    executed: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        executed.append(statement.lstrip().split()[0].upper())
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert await _flush_all(streamed, "then") == [None] * 3
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert executed == ["UPDATE", "INSERT" if database.is_sqlite else "WITH", "UPDATE"]
+
+
 async def test_later_flushes_leave_the_runs_message_groups_as_the_first_set_them(
     database: Database,
 ) -> None:
