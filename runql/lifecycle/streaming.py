@@ -7,7 +7,10 @@ sequence bumped). Neither holds a database connection while the agent is silent.
 
 Coalescing: a run flushes at most once every FLUSH_SECONDS (so at most once per message): the
 first event after a quiet spell is flushed at once, those that follow within the interval wait
-for its end and go together. At 50 tokens/s that is 20 flushes a second, not 50.
+for its end and go together. At 50 tokens/s that is 20 flushes a second, not 50. The interval
+counts from the previous flush's commit, so a process whose flushes wait (for the database, or
+for a busy event loop) flushes less often, in larger deltas, rather than at once again: every
+event it writes is one more to deliver to each of its subscribers.
 
 Batching: flushes of every streaming run of a process share transactions (FlushBatcher): a
 flush asked for while none is being written is written at once; those asked for meanwhile
@@ -209,8 +212,8 @@ class StreamedRun:
                         "agent_timeout", f"The agent did not finish within {seconds:g} seconds."
                     )
                 if self.draft.pending and now >= flushed + FLUSH_SECONDS:
-                    flushed = now
                     await self.flush()
+                    flushed = loop.time()  # the interval counts from the commit
                     continue
                 await self._idle(until=flushed + FLUSH_SECONDS, deadline=deadline)
             return None if stop.is_set() else _ending(pump)

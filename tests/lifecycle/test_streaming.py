@@ -3,6 +3,7 @@ cancelled keeps what it streamed."""
 
 import asyncio
 import functools
+import itertools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -529,6 +530,43 @@ async def test_a_batch_of_flushes_takes_as_many_statements_for_six_runs_as_for_o
             assert group is not None
             assert [text for _, _, text in await stored_messages(database, group)] == ["first then"]
     assert counts[0] == counts[1], counts
+
+
+async def test_the_next_flush_waits_its_interval_from_the_commit(database: Database) -> None:
+    """A flush that waited for the database (here for another writer's turn) is not followed
+    at once by the next: the interval counts from its commit."""
+    if not database.is_sqlite:
+        pytest.skip("the write turn is SQLite's")
+    [row] = await _leased(database, 1, "w")
+    streamed = StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, FlushBatcher(database))
+    loop = asyncio.get_running_loop()
+    commits: dict[int, float] = {}  # a flush's events, by seq: when their commit was heard
+
+    def heard_at(event: RunEvent) -> None:
+        if event.run_id == row.id:
+            commits[event.seq] = loop.time()
+
+    database.on_commit(heard_at)
+
+    async def tokens() -> AsyncIterator[StreamEvent]:
+        for index in range(80):
+            yield TextDelta(f"t{index} ")
+            await asyncio.sleep(0.005)
+
+    async def hold() -> None:
+        async with database.write():
+            await asyncio.sleep(0.12)
+
+    holding = asyncio.create_task(hold())
+    await asyncio.sleep(0)  # it has the write turn
+    assert await streamed.follow(tokens, asyncio.Event(), 10) is RunStatus.SUCCESS
+    await holding
+    await streamed.finish(RunStatus.SUCCESS)
+    heard = sorted(commits.values())
+    flushes = [at for earlier, at in itertools.pairwise([-1.0, *heard]) if at - earlier > 0.001]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(flushes[:-1])]  # not the end
+    assert len(gaps) >= 3, flushes
+    assert min(gaps) >= FLUSH_SECONDS - 0.002, gaps
 
 
 async def test_a_batch_of_later_flushes_is_three_statements(database: Database) -> None:
