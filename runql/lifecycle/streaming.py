@@ -19,7 +19,8 @@ number (conversation.write_flushes: one bumps every run's sequence, one inserts 
 and the steps' rows, one appends the texts). So a process makes about as many commits and
 statements as one run would, however many runs stream, and each still gets its own events. On
 a SQLite file the transaction is one call on the database's writer thread
-(conversation.flushes_on_thread), once the agents' actors are known.
+(conversation.flushes_on_thread), once the agents' actors are known, when the batcher is
+made `on_thread` (not by default: see FlushBatcher).
 
 Stopping: on cancel (or a lost lease, or the agent's time running out) the pump is cancelled,
 which closes the agent's stream (`aclose()`: a generator's `finally` closes its HTTP stream),
@@ -72,8 +73,13 @@ class FlushBatcher:
     being written go together in the next one. A batch that fails is written again one run at a
     time, so a run whose lease was lost (Conflict) fails alone."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, on_thread: bool = False) -> None:
         self.database = database
+        # On a SQLite file, write on the database's writer thread (one hand-off a batch, a
+        # third of the event loop's CPU a flush). Off by default: in bench/stream.py's
+        # saturated gateway (SQLite, 100 runs x 10 sockets) the thread's share of the GIL
+        # doubled the token latency's p50 and p99 while the flushes themselves got faster.
+        self.on_thread = on_thread
         self.transactions = 0
         self.actors: dict[str, str] = {}  # agents' actors, as conversation._agent_actor keeps
         self._waiting: list[_Flush] = []
@@ -127,7 +133,7 @@ class FlushBatcher:
             (worker, [f.replied() for f in batch if f.streamed.worker == worker])
             for worker in sorted({f.streamed.worker for f in batch})
         ]
-        if self.database.writes_on_thread and self._actors_known(batch):
+        if self.on_thread and self.database.writes_on_thread and self._actors_known(batch):
             dialect = self.database.engine.dialect
             works = [flushes_on_thread(flushes, worker, dialect) for worker, flushes in by_worker]
 
