@@ -10,7 +10,9 @@ streaming starts, and the streams start together. A real `runql serve` with prod
 runs of an `openai` agent that points at it, all at once; `--subscribers` graphql-transport-ws
 sockets per run follow each run with `runEvents(runId)` from its start. With `--processes 2`
 (PostgreSQL) a second gateway serves the sockets while the first executes the runs
-(RUNQL_WORKERS=0 on the second), so every event crosses processes by LISTEN/NOTIFY.
+(RUNQL_WORKERS=0 on the second), so every event crosses processes by LISTEN/NOTIFY; gateway i
+is pinned to core i, so with two cores the second gateway shares core 1 with this process (the
+load generator and the model server), which the output says (`placement`).
 
 Latency: each token is a known string, so a MESSAGE_DELTA at `offset` with `text` carries the
 tokens whose last character falls in it; for each, receipt time (stamped when the bytes reach
@@ -120,21 +122,49 @@ def _runql(environment: dict[str, str], *arguments: str) -> str:
     return done.stdout
 
 
+# The cores this benchmark may use, read before main() pins this process to CLIENT_CORE: a
+# gateway started after that would inherit CLIENT_CORE alone, unless pinned explicitly.
+CORES = frozenset(os.sched_getaffinity(0))
+
+
 def _pinned() -> bool:
-    return len(os.sched_getaffinity(0)) >= 2
+    return {SERVER_CORE, CLIENT_CORE} <= CORES
+
+
+def _cores(gateways: int) -> list[int | None]:
+    """The core each gateway is pinned to: gateway i on core i (SERVER_CORE for the first),
+    none (unpinned) when this benchmark may not use both SERVER_CORE and CLIENT_CORE."""
+    if not _pinned() or gateways > 2:
+        return [None] * gateways
+    cores: list[int | None] = [SERVER_CORE, CLIENT_CORE]
+    return cores[:gateways]
+
+
+def placement(gateways: int) -> str:
+    """Where the gateways and this process (the load generator and the model server) run."""
+    cores = _cores(gateways)
+    if cores[0] is None:
+        return "unpinned"
+    said = ", ".join(f"gateway {index + 1} on core {core}" for index, core in enumerate(cores))
+    shared = [index + 1 for index, core in enumerate(cores) if core == CLIENT_CORE]
+    bench = f"this benchmark (load generator and model server) on core {CLIENT_CORE}"
+    if shared:
+        bench += f", shared with gateway {shared[0]}"
+    return f"{said}; {bench}"
 
 
 @contextmanager
 def _gateways(environments: Sequence[dict[str, str]]) -> Iterator[list[tuple[int, int]]]:
-    """One `runql serve` per environment (on core 0 when there are two cores): port and pid."""
+    """One `runql serve` per environment (gateway i on core i when there are two cores or
+    more: _cores): port and pid."""
     started: list[tuple[int, subprocess.Popen[bytes], IO[bytes]]] = []
-    pin = ["taskset", "-c", str(SERVER_CORE)] if _pinned() else []
     with ExitStack() as logs:
         try:
-            for environment in environments:
+            for environment, core in zip(environments, _cores(len(environments)), strict=True):
                 port = free_port()
                 written: IO[bytes] = logs.enter_context(tempfile.TemporaryFile())
                 command = [sys.executable, "-m", "runql", "serve", "--port", str(port)]
+                pin = [] if core is None else ["taskset", "-c", str(core)]
                 process = subprocess.Popen(
                     [*pin, *command],
                     env=environment,
@@ -408,7 +438,12 @@ def measure(database: str, processes: int, shape: Shape, postgres: str) -> dict[
                 )
     finally:
         chat_server.should_exit = True
-    return {"database": database, "processes": processes, **figures}
+    return {
+        "database": database,
+        "processes": processes,
+        "placement": placement(processes),
+        **figures,
+    }
 
 
 def _configurations(databases: str, processes: list[int]) -> list[tuple[str, int]]:
@@ -457,7 +492,7 @@ def main() -> int:
             f"{result['p99_ms']} ms, max {result['max_ms']} ms; exact {result['exact']}; "
             f"{result['commits_per_s']} commits/s; {result['server_cpu_ms_per_delta']} ms "
             f"server CPU per delta delivered; this benchmark used {result['bench_cpu_share']} "
-            "of a core",
+            f"of a core; {result['placement']}",
             flush=True,
         )
     report = {

@@ -6,6 +6,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from bench import stream as stream_bench
 from bench.serve import cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,6 +149,19 @@ def test_server_cpu_counts_the_processes_it_started() -> None:
         parent.communicate(b"", timeout=10)
 
 
+BENCH_ON_CORE_1 = "this benchmark (load generator and model server) on core 1"
+
+
+def test_stream_benchmark_places_gateway_i_on_core_i() -> None:
+    """Two gateways on two cores: one each, the second beside the load generator (said so)."""
+    if not {0, 1} <= stream_bench.CORES:
+        pytest.skip("placement pins gateways on cores 0 and 1")
+    assert stream_bench.placement(1) == f"gateway 1 on core 0; {BENCH_ON_CORE_1}"
+    assert stream_bench.placement(2) == (
+        f"gateway 1 on core 0, gateway 2 on core 1; {BENCH_ON_CORE_1}, shared with gateway 2"
+    )
+
+
 def test_stream_benchmark_follows_streamed_runs_exactly() -> None:
     """bench/stream.py in a tiny mode on SQLite: every token reached every socket, the deltas
     concatenate to the model server's text with no gap or duplicate, and the last line holds
@@ -175,6 +191,7 @@ def test_stream_benchmark_follows_streamed_runs_exactly() -> None:
     assert (report["runs"], report["subscribers_per_run"], report["tokens"]) == (2, 2, 20)
     [sqlite] = report["results"]
     assert (sqlite["database"], sqlite["processes"]) == ("sqlite", 1)
+    assert sqlite["placement"] in ("unpinned", f"gateway 1 on core 0; {BENCH_ON_CORE_1}")
     assert sqlite["exact"] is True
     assert sqlite["tokens_received"] == sqlite["tokens_expected"] == 2 * 2 * 20
     assert 0 < sqlite["p50_ms"] <= sqlite["p99_ms"] <= sqlite["max_ms"]

@@ -59,6 +59,8 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._error: httpx.TransportError | None = None
         self._waiter: asyncio.Future[bool] | None = None
+        self._timer: asyncio.TimerHandle | None = None  # _wait's, firing at or before _deadline
+        self._deadline = 0.0
         self._writable: asyncio.Future[bool] | None = None
         self._paused = False
         self._start_answer()
@@ -88,6 +90,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if exc is not None and self._error is None:
             self._error = httpx.ReadError(str(exc) or type(exc).__name__)
         _wake(self._waiter)
@@ -139,17 +144,36 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     async def _wait(self, seconds: float | None) -> bool:
-        """Until something arrives or the connection ends: False when `timeout` passed first."""
+        """Until something arrives or the connection ends: False when `timeout` passed first.
+
+        The connection keeps one timer for its waits rather than one a wait (a stream's reads
+        come tens of times a second, each a timer made and cancelled): a wait moves the
+        deadline, and the timer, when it fires early, waits on until the deadline it finds."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
         self._waiter = waiter
-        timer = None if seconds is None else loop.call_later(seconds, _wake, waiter, False)
+        if seconds is not None:
+            self._deadline = loop.time() + seconds
+            if self._timer is None or self._timer.when() > self._deadline:
+                self._expire_at(loop)
         try:
             return await waiter
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
+
+    def _expire_at(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(self._deadline, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        if self._waiter is None:  # the next wait sets a timer of its own
+            return
+        if loop.time() >= self._deadline:
+            _wake(self._waiter, False)
+        else:
+            self._expire_at(loop)
 
     def _ended(self, where: str) -> httpx.TransportError:
         if self._error is not None:

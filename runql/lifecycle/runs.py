@@ -586,15 +586,7 @@ class _Batch:
         run = row_of(RunRow, {_ATTRIBUTE_OF.get(name, name): v for name, v in values.items()})
         event = RunEvent(org_id, run_id, 1, RunEventType.STATUS_CHANGED, _PENDING, now)
         self.events.append(event)
-        self.rows[_EVENTS].append(
-            {
-                "run_id": run_id,
-                "seq": 1,
-                "type": event.type.value,
-                "payload": _PENDING,
-                "created_at": now,
-            }
-        )
+        self.rows[_EVENTS].append(event.values())
         return run
 
     def _message(

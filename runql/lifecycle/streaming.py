@@ -7,14 +7,20 @@ sequence bumped). Neither holds a database connection while the agent is silent.
 
 Coalescing: a run flushes at most once every FLUSH_SECONDS (so at most once per message): the
 first event after a quiet spell is flushed at once, those that follow within the interval wait
-for its end and go together. At 50 tokens/s that is 20 flushes a second, not 50.
+for its end and go together. At 50 tokens/s that is 20 flushes a second, not 50. The interval
+counts from the previous flush's commit, so a process whose flushes wait (for the database, or
+for a busy event loop) flushes less often, in larger deltas, rather than at once again: every
+event it writes is one more to deliver to each of its subscribers.
 
 Batching: flushes of every streaming run of a process share transactions (FlushBatcher): a
 flush asked for while none is being written is written at once; those asked for meanwhile
 wait for it to commit and then go together in the next, in a few statements whatever their
-number (conversation.write_flushes: one bumps every run's sequence, one inserts the events,
-one appends the texts). So a process makes about as many commits and statements as one run
-would, however many runs stream, and each still gets its own events.
+number (conversation.write_flushes: one bumps every run's sequence, one inserts the events
+and the steps' rows, one appends the texts). So a process makes about as many commits and
+statements as one run would, however many runs stream, and each still gets its own events. On
+a SQLite file the transaction is one call on the database's writer thread
+(conversation.flushes_on_thread), once the agents' actors are known, when the batcher is
+made `on_thread` (not by default: see FlushBatcher).
 
 Stopping: on cancel (or a lost lease, or the agent's time running out) the pump is cancelled,
 which closes the agent's stream (`aclose()`: a generator's `finally` closes its HTTP stream),
@@ -26,14 +32,20 @@ import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from runql.agents.protocol import AgentError, StreamEvent
 from runql.enums import RunStatus
-from runql.lifecycle.conversation import ReplySteps, finish_streamed, write_flushes
+from runql.lifecycle.conversation import (
+    ReplySteps,
+    finish_streamed,
+    flushes_on_thread,
+    stored,
+    write_flushes,
+)
 from runql.lifecycle.draft import Draft, Step
 from runql.lifecycle.replies import unwritable
-from runql.storage.database import Database
+from runql.storage.database import Database, ThreadStatements
+from runql.storage.events import RunEvent
 from runql.storage.tables import RunRow
 from runql.text import JsonCaps
 
@@ -61,8 +73,13 @@ class FlushBatcher:
     being written go together in the next one. A batch that fails is written again one run at a
     time, so a run whose lease was lost (Conflict) fails alone."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, on_thread: bool = False) -> None:
         self.database = database
+        # On a SQLite file, write on the database's writer thread (one hand-off a batch, a
+        # third of the event loop's CPU a flush). Off by default: in bench/stream.py's
+        # saturated gateway (SQLite, 100 runs x 10 sockets) the thread's share of the GIL
+        # doubled the token latency's p50 and p99 while the flushes themselves got faster.
+        self.on_thread = on_thread
         self.transactions = 0
         self.actors: dict[str, str] = {}  # agents' actors, as conversation._agent_actor keeps
         self._waiting: list[_Flush] = []
@@ -94,11 +111,7 @@ class FlushBatcher:
     async def _together(self, batch: list[_Flush]) -> None:
         stored = [(f.streamed.draft.group_stored, f.streamed.draft.actor_id) for f in batch]
         try:
-            async with self.database.write() as session:
-                for worker in sorted({f.streamed.worker for f in batch}):
-                    flushes = [f.replied() for f in batch if f.streamed.worker == worker]
-                    await write_flushes(session, flushes, worker, self.actors)
-            self.transactions += 1
+            await self._transaction(batch)
         except BaseException:
             for flush, (group_stored, actor_id) in zip(batch, stored, strict=True):
                 flush.streamed.draft.group_stored = group_stored
@@ -107,13 +120,48 @@ class FlushBatcher:
 
     async def _alone(self, flush: _Flush) -> None:
         try:
-            async with self.database.write() as session:
-                await write_flushes(session, [flush.replied()], flush.streamed.worker, self.actors)
-            self.transactions += 1
+            await self._transaction([flush])
         except Exception as error:
             _settle(flush.done, error)
         else:
             _settle(flush.done, None)
+
+    async def _transaction(self, batch: list[_Flush]) -> None:
+        """The batch's flushes in one transaction: on a SQLite file, one call on its writer
+        thread once every first flush's agent has its actor known; else a session's."""
+        by_worker = [
+            (worker, [f.replied() for f in batch if f.streamed.worker == worker])
+            for worker in sorted({f.streamed.worker for f in batch})
+        ]
+        if self.on_thread and self.database.writes_on_thread and self._actors_known(batch):
+            dialect = self.database.engine.dialect
+            works = [flushes_on_thread(flushes, worker, dialect) for worker, flushes in by_worker]
+
+            def work(statements: ThreadStatements) -> tuple[None, list[RunEvent]]:
+                return None, [event for each in works for event in each(statements)[1]]
+
+            await self.database.write_on_thread(work)
+            for _worker, flushes in by_worker:
+                stored(flushes)
+        else:
+            first = [f.streamed for f in batch if not f.streamed.draft.group_stored]
+            async with self.database.write() as session:
+                for worker, flushes in by_worker:
+                    await write_flushes(session, flushes, worker, self.actors)
+            for streamed in first:  # committed: the actors the first flushes wrote as exist
+                if streamed.draft.actor_id is not None:
+                    self.actors[streamed.run.agent_id] = streamed.draft.actor_id
+        self.transactions += 1
+
+    def _actors_known(self, batch: list[_Flush]) -> bool:
+        """Whether every first flush's agent has its actor in `actors` (then set on its
+        draft): an agent's first reply makes its actor, in a session's transaction."""
+        first = [f.streamed for f in batch if not f.streamed.draft.group_stored]
+        if any(streamed.run.agent_id not in self.actors for streamed in first):
+            return False
+        for streamed in first:
+            streamed.draft.actor_id = self.actors[streamed.run.agent_id]
+        return True
 
 
 def _retrieve(done: "asyncio.Future[None]") -> None:
@@ -147,7 +195,8 @@ class StreamedRun:
         self.draft = Draft(caps)
         self.flushes = 0
         self.batcher = batcher or FlushBatcher(database)
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # _idle's
+        self._for_event = False  # whether _idle waits for the pump's next event
 
     async def follow(
         self, open_stream: Opener, stop: asyncio.Event, seconds: float
@@ -157,6 +206,8 @@ class StreamedRun:
         pump has stopped when this returns; the last pending steps are for `finish`."""
         pump = asyncio.create_task(self._pump(open_stream), name=f"runql-stream-{self.run.id}")
         stopped = asyncio.ensure_future(stop.wait())
+        pump.add_done_callback(self._rouse)
+        stopped.add_done_callback(self._rouse)
         loop = asyncio.get_running_loop()
         deadline, flushed = loop.time() + seconds, -math.inf
         try:
@@ -167,47 +218,45 @@ class StreamedRun:
                         "agent_timeout", f"The agent did not finish within {seconds:g} seconds."
                     )
                 if self.draft.pending and now >= flushed + FLUSH_SECONDS:
-                    flushed = now
                     await self.flush()
+                    flushed = loop.time()  # the interval counts from the commit
                     continue
-                await self._idle(pump, stopped, until=flushed + FLUSH_SECONDS, deadline=deadline)
+                await self._idle(until=flushed + FLUSH_SECONDS, deadline=deadline)
             return None if stop.is_set() else _ending(pump)
         finally:
             stopped.cancel()
             await _halt(pump)
 
-    async def _idle(
-        self,
-        pump: asyncio.Task[None],
-        stopped: "asyncio.Future[Any]",
-        *,
-        until: float,
-        deadline: float,
-    ) -> None:
+    async def _idle(self, *, until: float, deadline: float) -> None:
         """Until the pump ends, `stop` is set, or there is something to flush: with steps
-        pending, their flush time; without, the pump's next event."""
-        now = asyncio.get_running_loop().time()
-        waits: set[asyncio.Future[Any]] = {pump, stopped}
-        woken = None
-        if self.draft.pending:
-            seconds = min(until, deadline) - now
-        else:
-            self._wake.clear()
-            woken = asyncio.ensure_future(self._wake.wait())
-            waits.add(woken)
-            seconds = deadline - now
+        pending, their flush time; without, the pump's next event. One future and one timer a
+        wait (asyncio.wait and a task for an Event's wait cost several times that, at every
+        flush of every run)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        self._for_event = not self.draft.pending
+        timer = loop.call_at(deadline if self._for_event else min(until, deadline), self._rouse)
         try:
-            await asyncio.wait(waits, timeout=max(seconds, 0), return_when=asyncio.FIRST_COMPLETED)
+            await waiter
         finally:
-            if woken is not None:
-                woken.cancel()
+            timer.cancel()
+            self._waiter = None
+            self._for_event = False
+
+    def _rouse(self, *_: object) -> None:
+        """Ends `_idle`'s wait (the pump's end, `stop`, its timer, or the event it waits for)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _pump(self, open_stream: Opener) -> None:
         events = open_stream()
         try:
             async for event in events:
                 self.draft.add(event)
-                self._wake.set()
+                if self._for_event:
+                    self._rouse()
         finally:
             close = getattr(events, "aclose", None)
             if close is not None:

@@ -10,15 +10,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, update
+from sqlalchemy import Integer, Table, bindparam, case, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from runql.enums import RunEventType, RunStatus
 from runql.errors import Conflict, NotFound
-from runql.storage.events import RunEvent, append_event, log_events
+from runql.storage.events import RunEvent, append_event
 from runql.storage.tables import RunRow, ThreadRow
 from runql.storage.types import utcnow
+from runql.storage.writes import log_events
 
 SOURCES: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.RUNNING: frozenset({RunStatus.PENDING}),
@@ -131,17 +132,37 @@ async def append_held(
     *,
     held_by: str,
     each: Mapping[str, Mapping[str, Any]] | None = None,
+    values: dict[Table, list[dict[str, Any]]] | None = None,
 ) -> None:
     """Events for many runs, in a few statements whatever their number: one UPDATE bumps
     each run's `last_event_seq` by its events' count while `held_by` holds its lease (its row
     locked until the commit, so numbers have no gaps and no duplicates), then the events are
-    inserted and notified at once (log_events). Raises Conflict when a run is no longer
-    `held_by`'s; the caller's transaction is to roll back (append_event alone says which).
-    `each` gives a run's own changes, as transition_many's does."""
+    inserted and notified at once, with the rows of `values` (storage.writes.log_events).
+    Raises Conflict when a run is no longer `held_by`'s; the caller's transaction is to roll
+    back (append_event alone says which). `each` gives a run's own changes, as
+    transition_many's does."""
     if not appended:
         return
+    bumped = (await session.execute(*held_bump(appended, held_by=held_by, each=each))).all()
+    await log_events(session, numbered_held(appended, bumped, held_by), values)
+
+
+def held_bump(
+    appended: Mapping[str, Preceding],
+    *,
+    held_by: str,
+    each: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """append_held's UPDATE and its parameters: each run's `last_event_seq` bumped by its
+    events' count (and its `each` changes set) while `held_by` holds its lease, RETURNING its
+    id, organization and new `last_event_seq`, which numbered_held reads. Runs that append as
+    many events each and change nothing else (a batch of later flushes) share one statement,
+    built and compiled once; others get a statement of their own, with a CASE by run."""
     run_ids = sorted(appended)
     bumps = {run_id: len(appended[run_id]) for run_id in run_ids}
+    counts = set(bumps.values())
+    if not each and len(counts) == 1:
+        return _BUMP_HELD, {"run_ids": run_ids, "held_by": held_by, "bump": counts.pop()}
     statement = (
         update(RunRow)
         .where(col(RunRow.id).in_(run_ids), col(RunRow.lease_owner) == held_by)
@@ -149,16 +170,36 @@ async def append_held(
             **_per_run(run_ids, each or {}),
             last_event_seq=col(RunRow.last_event_seq) + _by_run(bumps),
         )
-        .returning(col(RunRow.id), col(RunRow.org_id), col(RunRow.last_event_seq))
+        .returning(*_BUMPED)
         .execution_options(synchronize_session=False)
     )
-    bumped = (await session.execute(statement)).all()
-    if len(bumped) != len(run_ids):
-        raise Conflict(f"{len(run_ids) - len(bumped)} of the runs are no longer {held_by}'s")
+    return statement, {}
+
+
+_BUMPED = (col(RunRow.id), col(RunRow.org_id), col(RunRow.last_event_seq))
+_BUMP_HELD = (
+    update(RunRow)
+    .where(
+        col(RunRow.id).in_(bindparam("run_ids", expanding=True)),
+        col(RunRow.lease_owner) == bindparam("held_by"),
+    )
+    .values(last_event_seq=col(RunRow.last_event_seq) + bindparam("bump", type_=Integer))
+    .returning(*_BUMPED)
+    .execution_options(synchronize_session=False)
+)
+
+
+def numbered_held(
+    appended: Mapping[str, Preceding], bumped: Sequence[Sequence[Any]], held_by: str
+) -> list[RunEvent]:
+    """The events of held_bump's runs, numbered from the rows it returned (id, organization,
+    last_event_seq); Conflict when a run was no longer `held_by`'s."""
+    if len(bumped) != len(appended):
+        raise Conflict(f"{len(appended) - len(bumped)} of the runs are no longer {held_by}'s")
     now, events = utcnow(), []
-    for run_id, org_id, last in sorted(bumped):
+    for run_id, org_id, last in sorted(tuple(row) for row in bumped):
         events += _numbered(org_id, run_id, last, appended[run_id], now)
-    await log_events(session, events)
+    return events
 
 
 def _numbered(

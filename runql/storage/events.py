@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, select, text, update
+from sqlalchemy import bindparam, case, func, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -51,6 +51,16 @@ class RunEvent:
             return ids
         carried = "|".join((ids, self.type.value, self.created_at.isoformat(), document))
         return carried if len(carried.encode()) < MAX_CARRIED else ids
+
+    def values(self) -> dict[str, Any]:
+        """The event's row in the log, as column values (storage.writes.insert_values')."""
+        return {
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "type": self.type.value,
+            "payload": self.payload,
+            "created_at": self.created_at,
+        }
 
     def row(self, dialect: str) -> RunEventRow:
         """The event as the log holds it, read back through `dialect` (PostgreSQL's jsonb
@@ -152,27 +162,6 @@ async def append_event(
     return event
 
 
-async def log_events(session: AsyncSession, events: list[RunEvent]) -> None:
-    """Events numbered by the caller (who bumped their runs' `last_event_seq` in this
-    transaction, while holding their rows), inserted in one statement, then `announce`d."""
-    if not events:
-        return
-    await session.execute(
-        insert(RunEventRow),
-        [
-            {
-                "run_id": event.run_id,
-                "seq": event.seq,
-                "type": event.type.value,
-                "payload": event.payload,
-                "created_at": event.created_at,
-            }
-            for event in events
-        ],
-    )
-    await announce(session, events)
-
-
 async def announce(session: AsyncSession, events: list[RunEvent]) -> None:
     """Events whose rows the caller inserted in this transaction: notified in it (PostgreSQL:
     one statement for all) and announced to the commit listeners after the commit, as
@@ -182,6 +171,13 @@ async def announce(session: AsyncSession, events: list[RunEvent]) -> None:
             _NOTIFY_EACH,
             {"channel": NOTIFY_CHANNEL, "messages": [event.announcement() for event in events]},
         )
+    announce_after_commit(session, events)
+
+
+def announce_after_commit(session: AsyncSession, events: list[RunEvent]) -> None:
+    """Events whose rows (and, on PostgreSQL, notices) the caller wrote in this transaction:
+    announced to the commit listeners once it commits (Database.write), never after a
+    rollback."""
     session.info.setdefault(_UNCOMMITTED, []).extend(events)
 
 

@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 from runql.storage.database import Database
-from runql.storage.events import NOTIFY_CHANNEL
+from runql.storage.events import NOTIFY_CHANNEL, RunEvent, announce_after_commit
+from runql.storage.tables import RunEventRow
 
 Item = TypeVar("Item")
 Out = TypeVar("Out")
@@ -55,11 +56,14 @@ async def insert_rows(session: AsyncSession, rows: Iterable[SQLModel]) -> None:
             await session.execute(insert(table), by_table[table])
 
 
-async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str, Any]]]) -> None:
+async def insert_values(
+    session: AsyncSession, values: dict[Table, list[dict[str, Any]]], notices: Sequence[str] = ()
+) -> None:
     """Insert rows given as column values by table (every row of a table with the same
     columns), in the session's transaction, on the driver's own connection (aiosqlite,
     asyncpg), each statement compiled once a shape and the values bound through the columns'
-    types as SQLAlchemy binds them.
+    types as SQLAlchemy binds them. On PostgreSQL the same statement sends `notices` on
+    NOTIFY_CHANNEL (postgres_inserts); SQLite has no NOTIFY (its other processes read the log).
 
     On SQLite: one executemany a table, parents before children, all in one call on
     aiosqlite's thread (one hop for the batch, not one a statement). On PostgreSQL: one
@@ -80,7 +84,7 @@ async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str
     if dialect.name == "postgresql":
         if not driver.is_in_transaction():
             raise RuntimeError("insert_values runs in a transaction that has begun")
-        sql, args = postgres_inserts(values, dialect)
+        sql, args = postgres_inserts(values, dialect, notices)
         sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
         try:
             await driver.execute(sql, *args)
@@ -95,6 +99,26 @@ async def insert_values(session: AsyncSession, values: dict[Table, list[dict[str
     finally:
         for sql, rows in batches:
             sync.dispatch.after_cursor_execute(sync, None, sql, rows, None, True)
+
+
+async def log_events(
+    session: AsyncSession,
+    events: list[RunEvent],
+    values: dict[Table, list[dict[str, Any]]] | None = None,
+) -> None:
+    """Events numbered by the caller (who bumped their runs' `last_event_seq` in this
+    transaction, while holding their rows), their rows inserted with the other rows in
+    `values` (insert_values: on PostgreSQL one statement for all that also notifies the
+    events, on SQLite one trip to the driver's thread), then announced to the commit
+    listeners after the commit."""
+    rows = dict(values or {})
+    if events:
+        rows[_EVENTS] = [*rows.get(_EVENTS, ()), *(event.values() for event in events)]
+    await insert_values(session, rows, [event.announcement() for event in events])
+    announce_after_commit(session, events)
+
+
+_EVENTS: Table = RunEventRow.__table__  # type: ignore[attr-defined]
 
 
 def postgres_inserts(

@@ -97,7 +97,8 @@ async def test_streamed_text_is_the_server_s_tokens(server: tuple[ChatServer, st
     app.default = Reply(tokens=12)
     streamed = await events(make(made, base_url))
     assert isinstance(streamed[0], MessageStarted)
-    assert sum(isinstance(event, TextDelta) for event in streamed) == 12
+    # a delta for the chunks each piece of the body completed: one a token at most
+    assert 1 <= sum(isinstance(event, TextDelta) for event in streamed) <= 12
     assert deltas(streamed) == text_of(12)
 
 
@@ -209,6 +210,17 @@ async def test_a_slow_stream_times_out(server: tuple[ChatServer, str], made) -> 
     error = await failed(make(made, base_url, timeout_s=0.2, retries=0))
     assert error.code == "timeout"
     assert len(app.seen[0].sent) <= 1
+
+
+async def test_the_timeout_is_each_waits_not_the_streams(
+    server: tuple[ChatServer, str], made
+) -> None:
+    """A stream longer than the timeout, each chunk well within it, is read to its end: the
+    deadline moves with every wait (one timer for a connection's waits)."""
+    app, base_url = server
+    app.default = Reply(tokens=8, tokens_per_s=10)  # 0.8 s, a chunk every 0.1 s
+    streamed = await events(make(made, base_url, timeout_s=0.35, retries=0))
+    assert deltas(streamed) == text_of(8)
 
 
 async def test_a_slow_first_token_times_out_after_retries(

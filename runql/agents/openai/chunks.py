@@ -13,7 +13,7 @@ that is not JSON or not a chunk), `unauthorized` (401, 403), `request_rejected` 
 
 import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, cast
 
@@ -131,6 +131,20 @@ def _error_chunk(error: object) -> AgentError:
     return _reported(message)
 
 
+def body_pieces(response: openai.AsyncAPIResponse[Any]) -> AsyncIterable[bytes]:
+    """The response's body as its transport hands it over. A body sent without a content
+    encoding is read from the transport's stream itself: the SDK's `iter_bytes` and httpx's
+    `aiter_bytes` and `aiter_raw` would pass each piece on unchanged, three generators deep,
+    at every piece of every stream (the SDK's context manager still closes the response)."""
+    http = response.http_response
+    stream = http.stream
+    if http.headers.get("content-encoding", "identity") == "identity" and isinstance(
+        stream, httpx.AsyncByteStream
+    ):
+        return stream
+    return response.iter_bytes()
+
+
 async def stream_data(response: openai.AsyncAPIResponse[Any]) -> AsyncIterator[list[bytes]]:
     """The `data` of the server-sent events of a streaming response, up to `[DONE]` (the rest
     of the body read, so the connection can be reused), a list for each piece of the body that
@@ -139,7 +153,7 @@ async def stream_data(response: openai.AsyncAPIResponse[Any]) -> AsyncIterator[l
     (APITimeoutError, APIConnectionError), for `failure` to name."""
     done = False
     try:
-        async for batch in sse_batches(response.iter_bytes()):
+        async for batch in sse_batches(body_pieces(response)):
             if done:
                 continue
             for index, data in enumerate(batch):
