@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, Text, and_, bindparam, delete, func, insert, inspect, select, update
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col
@@ -37,14 +36,10 @@ from runql.ids import Kind, new_id
 from runql.lifecycle.draft import Appended, Attached, Draft, Item, Opened, Step
 from runql.lifecycle.transitions import (
     append_held,
-    held_bump,
-    numbered_held,
     transition,
     transition_many,
 )
-from runql.storage.database import ThreadStatements, ThreadWork
-from runql.storage.events import RunEvent, append_event
-from runql.storage.raw import arguments, compiled_for
+from runql.storage.events import append_event
 from runql.storage.tables import (
     ActorRow,
     AgentRow,
@@ -55,11 +50,10 @@ from runql.storage.tables import (
     MessageGroupRow,
     MessageRow,
     RunErrorRow,
-    RunEventRow,
     RunRow,
 )
 from runql.storage.types import utcnow
-from runql.storage.writes import insert_rows, insert_values, sqlite_inserts
+from runql.storage.writes import insert_rows, insert_values
 
 HISTORY_GROUPS = 20
 
@@ -402,7 +396,6 @@ _CONTENTS: Table = MessageContentRow.__table__  # type: ignore[attr-defined]
 _PARTS: Table = ContentPartRow.__table__  # type: ignore[attr-defined]
 _ATTACHMENTS: Table = AttachmentRow.__table__  # type: ignore[attr-defined]
 _ITEMS: Table = AttachedItemRow.__table__  # type: ignore[attr-defined]
-_EVENTS: Table = RunEventRow.__table__  # type: ignore[attr-defined]
 
 
 async def write_error(
@@ -502,45 +495,6 @@ async def write_flushes(
     await append_held(session, events, held_by=worker, each=each, values=rows)
     await _append_texts(session, [s for f in flushes for s in f.steps if isinstance(s, Appended)])
     stored(flushes)
-
-
-def flushes_on_thread(
-    flushes: Sequence[ReplySteps], worker: str, dialect: Dialect
-) -> ThreadWork[None]:
-    """write_flushes as work for Database.write_on_thread (a SQLite file: the transaction in
-    one call on its writer thread), the same statements: the first flushes' message groups,
-    the runs' sequences bumped (held_bump), the events and the steps' new rows inserted, the
-    texts appended. Every first flush's `draft.actor_id` is set by the caller. The statements
-    are built here, on the event loop; the work runs them, numbers the events from the bump's
-    rows and returns them (raising Conflict, the transaction then rolled back, when a run is no
-    longer `worker`'s). The drafts are marked stored once it has committed (`stored`)."""
-    groups = [
-        _group_values(f.run, f.draft.group_id, utcnow(), MessageGroupStatus.IN_PROGRESS)
-        for f in flushes
-        if not f.draft.group_stored
-    ]
-    rows: defaultdict[Table, list[dict[str, Any]]] = defaultdict(list)
-    events = {
-        f.run.id: [_step_values(rows, f.run, f.draft, step) for step in f.steps] for f in flushes
-    }
-    each = {f.run.id: {"message_group_id": f.draft.group_id} for f in flushes} if groups else {}
-    statement, parameters = held_bump(events, held_by=worker, each=each)
-    bump = arguments(*compiled_for(statement, dialect), parameters, False)
-    texts = _texts([s for f in flushes for s in f.steps if isinstance(s, Appended)])
-    appends = [arguments(*compiled_for(_APPEND_TEXT, dialect), text, False) for text in texts]
-
-    def work(statements: ThreadStatements) -> tuple[None, list[RunEvent]]:
-        for sql, bound in sqlite_inserts({_GROUPS: groups}, dialect):
-            statements.executemany(sql, bound)
-        logged = numbered_held(events, statements.execute(*bump).fetchall(), worker)
-        rows[_EVENTS] = [event.values() for event in logged]
-        for sql, bound in sqlite_inserts(rows, dialect):
-            statements.executemany(sql, bound)
-        if appends:
-            statements.executemany(appends[0][0], [args for _, args in appends])
-        return None, logged
-
-    return work
 
 
 def stored(flushes: Sequence[ReplySteps]) -> None:

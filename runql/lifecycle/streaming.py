@@ -17,10 +17,11 @@ flush asked for while none is being written is written at once; those asked for 
 wait for it to commit and then go together in the next, in a few statements whatever their
 number (conversation.write_flushes: one bumps every run's sequence, one inserts the events
 and the steps' rows, one appends the texts). So a process makes about as many commits and
-statements as one run would, however many runs stream, and each still gets its own events. On
-a SQLite file the transaction is one call on the database's writer thread
-(conversation.flushes_on_thread), once the agents' actors are known, when the batcher is
-made `on_thread` (not by default: see FlushBatcher).
+statements as one run would, however many runs stream, and each still gets its own events.
+(On a SQLite file the transaction stays on the event loop's sessions: written in one call on
+the database's writer thread (Database.write_on_thread), the flushes got faster but the
+thread's share of the interpreter doubled the token latency of bench/stream.py's saturated
+gateway, p50 and p99, at 100 runs x 10 sockets.)
 
 Stopping: on cancel (or a lost lease, or the agent's time running out) the pump is cancelled,
 which closes the agent's stream (`aclose()`: a generator's `finally` closes its HTTP stream),
@@ -38,14 +39,11 @@ from runql.enums import RunStatus
 from runql.lifecycle.conversation import (
     ReplySteps,
     finish_streamed,
-    flushes_on_thread,
-    stored,
     write_flushes,
 )
 from runql.lifecycle.draft import Draft, Step
 from runql.lifecycle.replies import unwritable
-from runql.storage.database import Database, ThreadStatements
-from runql.storage.events import RunEvent
+from runql.storage.database import Database
 from runql.storage.tables import RunRow
 from runql.text import JsonCaps
 
@@ -73,15 +71,10 @@ class FlushBatcher:
     being written go together in the next one. A batch that fails is written again one run at a
     time, so a run whose lease was lost (Conflict) fails alone."""
 
-    def __init__(self, database: Database, *, on_thread: bool = False) -> None:
+    def __init__(self, database: Database) -> None:
         self.database = database
-        # On a SQLite file, write on the database's writer thread (one hand-off a batch, a
-        # third of the event loop's CPU a flush). Off by default: in bench/stream.py's
-        # saturated gateway (SQLite, 100 runs x 10 sockets) the thread's share of the GIL
-        # doubled the token latency's p50 and p99 while the flushes themselves got faster.
-        self.on_thread = on_thread
         self.transactions = 0
-        self.actors: dict[str, str] = {}  # agents' actors, as conversation._agent_actor keeps
+        self.actors: dict[str, str] = {}  # agents' actors, remembered by conversation._agent_actor
         self._waiting: list[_Flush] = []
         self._writing: asyncio.Task[None] | None = None
 
@@ -127,41 +120,15 @@ class FlushBatcher:
             _settle(flush.done, None)
 
     async def _transaction(self, batch: list[_Flush]) -> None:
-        """The batch's flushes in one transaction: on a SQLite file, one call on its writer
-        thread once every first flush's agent has its actor known; else a session's."""
+        """The batch's flushes in one transaction."""
         by_worker = [
             (worker, [f.replied() for f in batch if f.streamed.worker == worker])
             for worker in sorted({f.streamed.worker for f in batch})
         ]
-        if self.on_thread and self.database.writes_on_thread and self._actors_known(batch):
-            dialect = self.database.engine.dialect
-            works = [flushes_on_thread(flushes, worker, dialect) for worker, flushes in by_worker]
-
-            def work(statements: ThreadStatements) -> tuple[None, list[RunEvent]]:
-                return None, [event for each in works for event in each(statements)[1]]
-
-            await self.database.write_on_thread(work)
-            for _worker, flushes in by_worker:
-                stored(flushes)
-        else:
-            first = [f.streamed for f in batch if not f.streamed.draft.group_stored]
-            async with self.database.write() as session:
-                for worker, flushes in by_worker:
-                    await write_flushes(session, flushes, worker, self.actors)
-            for streamed in first:  # committed: the actors the first flushes wrote as exist
-                if streamed.draft.actor_id is not None:
-                    self.actors[streamed.run.agent_id] = streamed.draft.actor_id
+        async with self.database.write() as session:
+            for worker, flushes in by_worker:
+                await write_flushes(session, flushes, worker, self.actors)
         self.transactions += 1
-
-    def _actors_known(self, batch: list[_Flush]) -> bool:
-        """Whether every first flush's agent has its actor in `actors` (then set on its
-        draft): an agent's first reply makes its actor, in a session's transaction."""
-        first = [f.streamed for f in batch if not f.streamed.draft.group_stored]
-        if any(streamed.run.agent_id not in self.actors for streamed in first):
-            return False
-        for streamed in first:
-            streamed.draft.actor_id = self.actors[streamed.run.agent_id]
-        return True
 
 
 def _retrieve(done: "asyncio.Future[None]") -> None:

@@ -514,14 +514,12 @@ async def _statements_of(database: Database, write: Awaitable[Any]) -> int:
     return counted
 
 
-@pytest.mark.parametrize("on_thread", [False, True])
 async def test_a_batch_of_flushes_takes_as_many_statements_for_six_runs_as_for_one(
     database: Database,
-    on_thread: bool,
 ) -> None:
     counts = []
     for size in (1, 6):
-        batcher = FlushBatcher(database, on_thread=on_thread)
+        batcher = FlushBatcher(database)
         rows = await _leased(database, size, "w")
         streamed = [StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher) for row in rows]
         assert await _flush_all(streamed, "first ") == [None] * size  # stores the groups
@@ -571,13 +569,10 @@ async def test_the_next_flush_waits_its_interval_from_the_commit(database: Datab
     assert min(gaps) >= FLUSH_SECONDS - 0.002, gaps
 
 
-@pytest.mark.parametrize("on_thread", [False, True])
-async def test_a_batch_of_later_flushes_is_three_statements(
-    database: Database, on_thread: bool
-) -> None:
+async def test_a_batch_of_later_flushes_is_three_statements(database: Database) -> None:
     """The runs' sequences bumped, the events inserted (on PostgreSQL with their NOTIFYs, in
     the same statement) and the texts appended: three statements for any number of runs."""
-    batcher = FlushBatcher(database, on_thread=on_thread)
+    batcher = FlushBatcher(database)
     rows = await _leased(database, 3, "w")
     streamed = [StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher) for row in rows]
     assert await _flush_all(streamed, "first ") == [None] * 3  # stores the groups
@@ -626,17 +621,15 @@ async def test_later_flushes_leave_the_runs_message_groups_as_the_first_set_them
         assert [text for _, _, text in await stored_messages(database, group)] == [text]
 
 
-@pytest.mark.parametrize("on_thread", [False, True])
 async def test_a_run_whose_lease_was_lost_fails_alone_in_a_batch_of_flushes(
     database: Database,
-    on_thread: bool,
 ) -> None:
     kept, lost = await _leased(database, 2, "w")
     async with database.write() as session:
         await session.execute(
             update(RunRow).where(col(RunRow.id) == lost.id).values(lease_owner="another")
         )
-    batcher = FlushBatcher(database, on_thread=on_thread)
+    batcher = FlushBatcher(database)
     streamed = [StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher) for row in (kept, lost)]
     written, refused = await _flush_all(streamed, "hello")
     assert written is None
@@ -646,54 +639,3 @@ async def test_a_run_whose_lease_was_lost_fails_alone_in_a_batch_of_flushes(
     assert await deltas(database, lost.id) == []
     assert (await reload(database, lost.id)).message_group_id is None
     assert (streamed[0].draft.group_stored, streamed[1].draft.group_stored) == (True, False)
-
-
-async def test_a_batch_of_flushes_on_a_sqlite_file_is_one_call_on_the_writer_thread(
-    database: Database,
-) -> None:
-    """Once its agent's actor is known (the first flush of a new agent's reply makes it, in a
-    session's transaction), a batch of flushes, first ones included, is one hand-off to the
-    writer thread: no connection of the engine's pool, its statements on the engine's cursor
-    events and its events announced after the commit, numbered as the log holds them."""
-    if not database.writes_on_thread:
-        pytest.skip("the writer thread writes a SQLite file")
-    rows = await _leased(database, 4, "w")
-    batcher = FlushBatcher(database, on_thread=True)
-    streamed = [StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher) for row in rows]
-    assert await _flush_all(streamed[:2], "a ") == [None, None]  # makes the agent's actor
-    await database.write_on_thread(lambda _statements: (None, []))  # the writer thread exists
-    writer = database._thread_writer
-    assert writer is not None
-    trips, checkouts = 0, 0
-    heard: list[RunEvent] = []
-    submit = writer._thread.submit
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal trips
-        trips += 1
-        return submit(*args, **kwargs)
-
-    def checkout(*_args: Any) -> None:
-        nonlocal checkouts
-        checkouts += 1
-
-    writer._thread.submit = counted  # type: ignore[method-assign]
-    engine = database.engine.sync_engine
-    event.listen(engine, "checkout", checkout)
-    database.on_commit(heard.append)
-    try:
-        statements = await _statements_of(database, _flush_all(streamed, "b"))
-    finally:
-        event.remove(engine, "checkout", checkout)
-        writer._thread.submit = submit  # type: ignore[method-assign]
-    assert (trips, checkouts) == (1, 0)
-    assert statements >= 3  # the groups, the runs' bump, the inserts, the texts
-    for each, text in zip(streamed, ["a b", "a b", "b", "b"], strict=True):
-        group = (await reload(database, each.run.id)).message_group_id
-        assert group == each.draft.group_id
-        assert [text for _, _, text in await stored_messages(database, group)] == [text]
-        logged = [(seq, kind) for seq, kind, _ in await event_log(database, each.run.id)]
-        announced = [(e.seq, e.type.value) for e in heard if e.run_id == each.run.id]
-        assert announced == logged[-len(announced) :]
-        assert announced[-1][1] == "message_delta"
-    assert len(heard) == 2 + 2 * 2  # a delta each, and the new ones' messages added
