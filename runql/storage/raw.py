@@ -310,6 +310,15 @@ async def _json_codecs(connection: Any) -> None:
         )
 
 
+def _alive(held: Any) -> bool:
+    """Whether a connection of the pool is still open and ours: asyncpg hands one the server
+    ended back to its pool by itself (then any call on it raises InterfaceError)."""
+    try:
+        return not held.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
 class _PostgresPool:
     """An asyncpg pool of the database's own, beside the engine's: no SQLAlchemy checkout, no
     pre-ping and no reset round trip per read. Each statement runs in autocommit, its own
@@ -337,9 +346,13 @@ class _PostgresPool:
     async def connection(self) -> AsyncIterator[Any]:
         """A connection for one request's reads."""
         pool = self._pool if self._pool is not None else await self.pool()
-        if self._idle:
+        held = None
+        while self._idle and held is None:
             held = self._idle.pop()
-        else:
+            if not _alive(held):  # the server ended it while kept: the pool replaces it
+                await pool.release(held)
+                held = None
+        if held is None:
             self._waiting += 1
             try:
                 held = await pool.acquire()
@@ -350,7 +363,7 @@ class _PostgresPool:
         except BaseException:
             await pool.release(held)
             raise
-        if self._waiting or self._pool is not pool or held.is_closed():
+        if self._waiting or self._pool is not pool or not _alive(held):
             await pool.release(held)
         else:
             self._idle.append(held)

@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import Select, bindparam, select
 
@@ -286,3 +287,24 @@ async def test_more_postgres_readers_than_connections_all_read(database: Databas
     assert len(found) == readers
     assert len(set(found)) <= pool.get_max_size()
     await asyncio.wait_for(database.dispose(), 10)  # every connection back, the pool closed
+
+
+async def test_a_postgres_connection_closed_while_kept_aside_is_not_read_on(
+    database: Database,
+) -> None:
+    """A connection kept aside that the server ended in between (a restart, a terminated
+    backend, an idle timeout) goes back to the pool, which replaces it: the next reads run on
+    a live connection, as after an acquire from the pool."""
+    _postgres_only(database)
+    first = await _backend_pid(database)
+    async with database.engine.connect() as other:
+        await other.exec_driver_sql(f"SELECT pg_terminate_backend({first})")
+    kept = raw._source(database)._idle  # type: ignore[union-attr]
+    for _ in range(100):  # until the client sees the socket close (asyncpg detaches it)
+        try:
+            if all(held.is_closed() for held in kept):
+                break
+        except asyncpg.InterfaceError:
+            break
+        await asyncio.sleep(0.02)
+    assert await _backend_pid(database) != first
