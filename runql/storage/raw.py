@@ -48,6 +48,7 @@ Process = Callable[[Any], Any] | None
 COMPILED_SHAPES = 512  # statement shapes kept compiled, least recently used dropped first
 POOL_SIZE = 5  # raw PostgreSQL connections when the engine's pool has no size to follow
 IN_LOOP_SECONDS = 0.005  # a SQLite read on the loop's thread longer than this goes to a thread
+IN_LOOP_WALL_SECONDS = 0.05  # ... as does one held up (waiting, not working) longer than this
 PROGRESS_STEPS = 2000  # SQLite VM steps between looks at the clock
 MAX_SPELLINGS = 1024  # SQLite spellings kept per statement (list sizes seen)
 
@@ -310,6 +311,15 @@ async def _json_codecs(connection: Any) -> None:
         )
 
 
+def _alive(held: Any) -> bool:
+    """Whether a connection of the pool is still open and ours: asyncpg hands one the server
+    ended back to its pool by itself (then any call on it raises InterfaceError)."""
+    try:
+        return not held.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
 class _PostgresPool:
     """An asyncpg pool of the database's own, beside the engine's: no SQLAlchemy checkout, no
     pre-ping and no reset round trip per read. Each statement runs in autocommit, its own
@@ -337,9 +347,13 @@ class _PostgresPool:
     async def connection(self) -> AsyncIterator[Any]:
         """A connection for one request's reads."""
         pool = self._pool if self._pool is not None else await self.pool()
-        if self._idle:
+        held = None
+        while self._idle and held is None:
             held = self._idle.pop()
-        else:
+            if not _alive(held):  # the server ended it while kept: the pool replaces it
+                await pool.release(held)
+                held = None
+        if held is None:
             self._waiting += 1
             try:
                 held = await pool.acquire()
@@ -350,7 +364,7 @@ class _PostgresPool:
         except BaseException:
             await pool.release(held)
             raise
-        if self._waiting or self._pool is not pool or held.is_closed():
+        if self._waiting or self._pool is not pool or not _alive(held):
             await pool.release(held)
         else:
             self._idle.append(held)
@@ -387,7 +401,8 @@ class _SQLiteReader:
     big read never stalls the loop for long. The budget is the loop thread's own CPU time: a
     read the system preempts (other processes on its core) has not grown, and starting it
     again on a thread would only throw its work away (on a loaded machine about one feed
-    statement in twenty did, 5 ms each)."""
+    statement in twenty did, 5 ms each). A read that waits without working (for storage) is
+    bounded by the clock instead, at IN_LOOP_WALL_SECONDS."""
 
     def __init__(self, path: str, database: Database) -> None:
         self._path = path
@@ -395,7 +410,8 @@ class _SQLiteReader:
         self._loop_connection: sqlite3.Connection | None = None
         self._thread_connection: sqlite3.Connection | None = None
         self._threaded = asyncio.Lock()
-        self._deadline = 0.0
+        self._deadline = 0.0  # of the loop thread's CPU time
+        self._wall_deadline = 0.0
         database.on_dispose(self.close)
 
     def _open(self, progress: bool) -> sqlite3.Connection:
@@ -407,12 +423,13 @@ class _SQLiteReader:
         return connection
 
     def _over_budget(self) -> int:
-        return int(time.thread_time() > self._deadline)
+        return int(time.thread_time() > self._deadline or time.perf_counter() > self._wall_deadline)
 
     async def fetch(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
         if self._loop_connection is None:
             self._loop_connection = self._open(progress=True)
         self._deadline = time.thread_time() + IN_LOOP_SECONDS
+        self._wall_deadline = time.perf_counter() + IN_LOOP_WALL_SECONDS
         try:
             rows = self._loop_connection.execute(sql, args).fetchall()
         except sqlite3.OperationalError:  # over budget, or busy: on a thread, without either

@@ -11,6 +11,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import Select, bindparam, select
 
@@ -158,6 +159,42 @@ async def test_a_sqlite_read_that_waits_without_working_stays_on_the_loop(
     await reader.close()
 
 
+async def test_a_sqlite_read_held_up_past_the_wall_budget_leaves_the_loop(
+    demo_database: Database,
+) -> None:
+    """A read that waits without working (as one held up by slow storage does) for longer
+    than IN_LOOP_WALL_SECONDS is started again on a thread: the loop is not stalled for as long
+    as its waits last."""
+    if not demo_database.is_sqlite:
+        pytest.skip("the in-loop reader is SQLite's")
+    reader = raw._SQLiteReader(str(demo_database.engine.url.database), demo_database)
+    await reader.fetch("SELECT 1", [])  # opens the loop's connection
+    reader._thread_connection = reader._open(progress=False)
+    loop_thread = threading.current_thread().name
+    waits_on: list[str] = []
+
+    def pause() -> int:  # on the loop, a wait of 2 x the wall budget, using no CPU
+        waits_on.append(threading.current_thread().name)
+        if threading.current_thread().name == loop_thread:
+            time.sleep(2 * raw.IN_LOOP_WALL_SECONDS)
+        return 1
+
+    for connection in (reader._loop_connection, reader._thread_connection):
+        assert connection is not None
+        connection.create_function("pause", 0, pause)
+    started = time.perf_counter()
+    rows = await reader.fetch(
+        "WITH RECURSIVE n(i) AS (SELECT pause() UNION ALL SELECT i + 1 FROM n WHERE i < 5000)"
+        " SELECT count(*) FROM n",
+        [],
+    )
+    assert [tuple(row) for row in rows] == [(5000,)]
+    assert waits_on[0] == loop_thread
+    assert waits_on[-1] != loop_thread  # read again on the thread
+    assert time.perf_counter() - started < 10
+    await reader.close()
+
+
 async def test_a_cancelled_read_on_the_thread_is_interrupted(
     demo_database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -286,3 +323,24 @@ async def test_more_postgres_readers_than_connections_all_read(database: Databas
     assert len(found) == readers
     assert len(set(found)) <= pool.get_max_size()
     await asyncio.wait_for(database.dispose(), 10)  # every connection back, the pool closed
+
+
+async def test_a_postgres_connection_closed_while_kept_aside_is_not_read_on(
+    database: Database,
+) -> None:
+    """A connection kept aside that the server ended in between (a restart, a terminated
+    backend, an idle timeout) goes back to the pool, which replaces it: the next reads run on
+    a live connection, as after an acquire from the pool."""
+    _postgres_only(database)
+    first = await _backend_pid(database)
+    async with database.engine.connect() as other:
+        await other.exec_driver_sql(f"SELECT pg_terminate_backend({first})")
+    kept = raw._source(database)._idle  # type: ignore[union-attr]
+    for _ in range(100):  # until the client sees the socket close (asyncpg detaches it)
+        try:
+            if all(held.is_closed() for held in kept):
+                break
+        except asyncpg.InterfaceError:
+            break
+        await asyncio.sleep(0.02)
+    assert await _backend_pid(database) != first
