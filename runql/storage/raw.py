@@ -40,7 +40,7 @@ from sqlalchemy.sql.cache_key import CacheKey
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
-from runql.storage.database import Announced, Database, sqlite_file
+from runql.storage.database import POSTGRES_SESSION, Announced, Database, sqlite_file
 
 RawRow = Sequence[Any]
 Process = Callable[[Any], Any] | None
@@ -51,15 +51,6 @@ IN_LOOP_SECONDS = 0.005  # a SQLite read on the loop's thread longer than this g
 IN_LOOP_WALL_SECONDS = 0.05  # ... as does one held up (waiting, not working) longer than this
 PROGRESS_STEPS = 2000  # SQLite VM steps between looks at the clock
 MAX_SPELLINGS = 1024  # SQLite spellings kept per statement (list sizes seen)
-
-# PostgreSQL plans each raw statement once per connection, when asyncpg prepares it, and never
-# again (a generic plan). Planned for each execution's parameters instead (force_custom_plan),
-# a list of ids costs its planning per id (`= ANY` of 150 message groups: about 1 ms of
-# planning), and the custom plans that PostgreSQL picked for the feed's joined statements at
-# first: 100 were hash joins over sequential scans of whole tables: 12-14 ms of backend CPU per
-# feed request at 5,000 runs against 5-5.5 ms with generic plans (1,000 runs: 5.8 against 4.1;
-# first: 20: 3.8 against 2.0), which are index scans for any number of keys.
-RAW_SESSION = {"plan_cache_mode": "force_generic_plan"}
 
 # In SQL compiled with the pyformat paramstyle: a value, or an expanding list in IN ( ).
 _PLACEHOLDER = re.compile(r"(?<!NOT )IN \(__\[POSTCOMPILE_(\w+)\]\)|%\((\w+)\)s")
@@ -379,7 +370,7 @@ class _PostgresPool:
                         max_size=self._size,
                         init=_json_codecs,
                         reset=_nothing_to_reset,
-                        server_settings=RAW_SESSION,
+                        server_settings=POSTGRES_SESSION,
                     )
         return self._pool
 

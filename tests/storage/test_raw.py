@@ -219,30 +219,6 @@ async def test_a_cancelled_read_on_the_thread_is_interrupted(
     await reader.close()
 
 
-async def test_a_postgresql_statement_is_planned_once_not_per_execution(
-    demo_database: Database,
-) -> None:
-    """On PostgreSQL each raw statement keeps the generic plan made when it is prepared: no
-    planning per execution (per id of a list), whatever the list's length."""
-    if demo_database.is_sqlite:
-        pytest.skip("PostgreSQL's plan cache")
-    statement = select(RUNS.c.id).where(RUNS.c.id.in_(bindparam("ids", expanding=True)))
-    every = [row[0] for row in await _by_sqlalchemy(demo_database, select(RUNS.c.id))]
-    async with raw_reads(demo_database) as reads:
-        for size in (1, 3, 20, len(every), 1, 8, 2):
-            found = await reads.all(statement, {"ids": every[:size]})
-            assert sorted(row[0] for row in found) == sorted(every[:size])
-        plans = await reads.run(
-            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
-            " WHERE statement LIKE '%= ANY($1)%' AND statement LIKE '%FROM runs%'"
-            " AND statement NOT LIKE '%pg_prepared_statements%'",
-            [],
-        )
-    assert plans, "the statement is prepared"
-    assert sum(row[0] for row in plans) >= 7  # generic plans used
-    assert sum(row[1] for row in plans) == 0  # custom plans made
-
-
 JSON_TEXTS = (
     '{"n": 123456789012345678901234567890, "m": [18446744073709551616, -9223372036854775809]}',
     '{"a": 1.5e300, "b": [1, 2, {"c": null}], "d": "\\u00e9", "e": 0.1, "f": -0.0}',
