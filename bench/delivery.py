@@ -38,7 +38,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.scratch import scratch_database
-from bench.serve import cpu_seconds, free_port, loadavg, wait_until_up
+from bench.serve import cpu_seconds, free_port, loadavg, runql_cli, wait_until_up
 from bench.wsclient import Subscriber, Window, open_subscriber
 from runql.enums import RunEventType, RunStatus
 from runql.lifecycle.transitions import transition
@@ -52,18 +52,6 @@ CREATE_RUN = """mutation($a: ID!, $t: String!) {
   createRun(input: {agentId: $a, content: {text: $t}}) { run { id } } }"""
 ROUND_SECONDS = 0.05
 TEXT = "tok tok tok "
-
-
-def _runql(environment: dict[str, str], *arguments: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "runql", *arguments],
-        env=environment,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout
 
 
 class Client:
@@ -203,8 +191,9 @@ def main() -> int:
     before = loadavg()
     with tempfile.TemporaryDirectory() as folder, scratch_database(args.postgres, folder) as url:
         environment = _environment(url)
-        _runql(environment, "migrate")
-        key = _runql(environment, "keys", "create", "--name", "delivery").strip().splitlines()[-1]
+        runql_cli(environment, "migrate")
+        made = runql_cli(environment, "keys", "create", "--name", "delivery")
+        key = made.strip().splitlines()[-1]
         port = free_port()
         pin = ["taskset", "-c", "0"] if pinned else []
         command = [*pin, sys.executable, "-m", "runql", "serve", "--port", str(port)]

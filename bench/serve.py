@@ -59,7 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -204,6 +204,11 @@ def loadavg() -> str:
 
 def runql_command(url: str, *arguments: str) -> str:
     environment = {**os.environ, "RUNQL_DATABASE_URL": url, "RUNQL_ENV": "production"}
+    return runql_cli(environment, *arguments)
+
+
+def runql_cli(environment: Mapping[str, str], *arguments: str) -> str:
+    """What `runql ARGUMENTS` prints, run with `environment`."""
     return subprocess.run(
         [sys.executable, "-m", "runql", *arguments],
         cwd=ROOT,

@@ -71,7 +71,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.chat_server import ChatServer, Reply, Seen, serve_in_thread, text_of, token
 from bench.scratch import scratch_database
-from bench.serve import cpu_seconds, free_port, loadavg, wait_until_up
+from bench.serve import cpu_seconds, free_port, loadavg, runql_cli, wait_until_up
 from bench.wsclient import Subscriber, Window, open_subscriber
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,18 +108,6 @@ def _environment(url: str, executes: int) -> dict[str, str]:
         "RUNQL_EGRESS_ALLOWED_CIDRS": "127.0.0.0/8",
         KEY_ENV: "sk-bench",
     }
-
-
-def _runql(environment: dict[str, str], *arguments: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "runql", *arguments],
-        env=environment,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout
 
 
 # The cores this benchmark may use, read before main() pins this process to CLIENT_CORE: a
@@ -424,8 +412,8 @@ def measure(database: str, processes: int, shape: Shape, postgres: str) -> dict[
     try:
         with tempfile.TemporaryDirectory() as folder, scratch_database(server, folder) as url:
             executes = _environment(url, shape.runs)
-            _runql(executes, "migrate")
-            key = _runql(executes, "keys", "create", "--name", "stream").strip().splitlines()[-1]
+            runql_cli(executes, "migrate")
+            key = runql_cli(executes, "keys", "create", "--name", "stream").strip().splitlines()[-1]
             follows = _environment(url, 0)
             with (
                 _gateways([executes] if processes == 1 else [executes, follows]) as gateways,
