@@ -41,7 +41,7 @@ from runql.fastpath.connections import Selected, Shape
 from runql.fastpath.plan import Column, Embedded, Field, ObjectPlan, OperationPlan, Typename
 from runql.fastpath.statements import Layouts
 from runql.fastpath.unsupported import Unsupported
-from runql.fastpath.values import leaf, required
+from runql.fastpath.values import Convert, decoded, leaf, required
 from runql.ids import Kind
 from runql.storage.graph import OBJECTS
 
@@ -80,7 +80,12 @@ class Planner:
         variables: VariableValues,
         operation: OperationDefinitionNode,
         types: Mapping[str, model.TypeModel] = model.TYPES,
+        *,
+        loaded: bool = False,
     ) -> None:
+        # loaded: rows are ORM objects' attributes (a subscription's events), their JSON columns
+        # already decoded, not the stored values the reads return
+        self.loaded = loaded
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
@@ -304,7 +309,13 @@ class Planner:
             )
         if isinstance(spec, model.Composite):
             return self._embedded(key, definition, details, spec, table)
+        if self.loaded:
+            raise Unsupported(f"{key}: its conversion reads the stored value")
         return Column(key, self._index(table, spec.column), spec.convert)
+
+    def _leaf(self, named: GraphQLLeafType) -> Convert | None:
+        convert = leaf(named)
+        return None if self.loaded and convert is decoded else convert
 
     def _column(self, type_model: model.TypeModel, key: str, definition: GraphQLField) -> Column:
         strawberry_field = definition.extensions.get("strawberry-definition")
@@ -314,7 +325,7 @@ class Planner:
         if not is_leaf_type(named):
             raise Unsupported(f"{key}: an object field that model.py does not declare")
         column = _column_of(type_model, strawberry_field.python_name)
-        convert = leaf(named)
+        convert = self._leaf(named)
         if is_non_null_type(definition.type) and column.nullable:
             convert = required(convert)
         return Column(key, self._index(type_model.table, column.key), convert)
@@ -338,7 +349,7 @@ class Planner:
                 continue
             named = get_named_type(self._definition(embedded, name).type)
             assert isinstance(named, GraphQLLeafType)
-            fields.append((sub_key, spec.fields.index(name), leaf(named)))
+            fields.append((sub_key, spec.fields.index(name), self._leaf(named)))
         make = spec.make
 
         def made(row: Any) -> Any:
@@ -422,7 +433,9 @@ def plan_event(
     variables: VariableValues,
     operation: OperationDefinitionNode,
 ) -> EventPlan:
-    return Planner(schema, fragments, variables, operation, model.EVENT_TYPES).plan_event()
+    return Planner(
+        schema, fragments, variables, operation, model.EVENT_TYPES, loaded=True
+    ).plan_event()
 
 
 def plan_operation(

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from graphql import GraphQLSchema, parse
 from graphql.execution import Executor
+from sqlalchemy import update
+from sqlmodel import col
 from strawberry.types import ExecutionResult
 
 from runql.bus.hub import Hub
@@ -18,6 +20,7 @@ from runql.fastpath.switch import standard_only
 from runql.lifecycle.transitions import transition
 from runql.resolvers.context import Context
 from runql.storage.events import append_event
+from runql.storage.tables import RunRow
 from tests.fastpath.conftest import BothExecutors
 
 RUN_EVENTS = "subscription($id: ID!) { runEvents(runId: $id) { seq type payload createdAt } }"
@@ -163,3 +166,19 @@ async def test_a_streamed_run_is_the_same(both: BothExecutors) -> None:
     for query, variables in PLANNED.values():
         assert await _compare(both, query, {"id": run_id, **variables})
     assert len(await _compare(both, RUN_EVENTS, {"id": run_id})) == 8
+
+
+async def test_json_columns_holding_json_text_stay_text(both: BothExecutors) -> None:
+    """An event's row holds its JSON columns decoded: a JSON string whose text is JSON itself
+    ("123") is written as that string, as the standard executor writes it, not decoded again."""
+    run_id = (await _terminal_runs(both))[0]
+    async with both.database.write() as session:
+        await session.execute(
+            update(RunRow)
+            .where(col(RunRow.id) == run_id)
+            .values(metadata_="123", raw_inputs='{"a": 1}')
+        )
+    query, variables = PLANNED["status, every column"]
+    (text,) = await _compare(both, query, {"id": run_id, **variables})
+    status = json.loads(text)["data"]["runStatus"]
+    assert (status["metadata"], status["rawInputs"]) == ("123", '{"a": 1}')
