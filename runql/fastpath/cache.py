@@ -2,7 +2,8 @@
 @skip use (the only variables that change which fields are selected). Bounded, per schema."""
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 from weakref import WeakKeyDictionary
 
 from graphql import (
@@ -21,6 +22,8 @@ from runql.fastpath.planner import CONDITIONS, EventPlan, plan_event, plan_opera
 from runql.fastpath.unsupported import Unsupported
 
 MAX_PLANS = 512
+
+P = TypeVar("P", OperationPlan, EventPlan)
 
 
 def _conditions(selection_set: SelectionSetNode, found: set[str]) -> None:
@@ -77,19 +80,7 @@ class PlanCache:
         operation: OperationDefinitionNode,
     ) -> OperationPlan | None:
         """The operation's plan, or None where the planner does not cover it."""
-        key = self._key(fragments, variables, operation)
-        if key is not None and key in self._plans:
-            self._plans.move_to_end(key)
-            return self._plans[key]
-        try:
-            found: OperationPlan | None = plan_operation(schema, fragments, variables, operation)
-        except Unsupported:
-            found = None
-        if key is not None:
-            self._plans[key] = found
-            if len(self._plans) > self._maxsize:
-                self._plans.popitem(last=False)
-        return found
+        return self._cached(self._plans, plan_operation, schema, fragments, variables, operation)
 
     def event(
         self,
@@ -99,19 +90,33 @@ class PlanCache:
         operation: OperationDefinitionNode,
     ) -> EventPlan | None:
         """The plan of a subscription's events, or None where the planner does not cover it."""
+        return self._cached(self._events, plan_event, schema, fragments, variables, operation)
+
+    def _cached(
+        self,
+        found: "OrderedDict[Hashable, P | None]",
+        planner: Callable[
+            [GraphQLSchema, dict[str, FragmentDetails], VariableValues, OperationDefinitionNode], P
+        ],
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDetails],
+        variables: VariableValues,
+        operation: OperationDefinitionNode,
+    ) -> P | None:
+        """`planner`'s plan, kept in `found` (least recently used first) under the key."""
         key = self._key(fragments, variables, operation)
-        if key is not None and key in self._events:
-            self._events.move_to_end(key)
-            return self._events[key]
+        if key is not None and key in found:
+            found.move_to_end(key)
+            return found[key]
         try:
-            found: EventPlan | None = plan_event(schema, fragments, variables, operation)
+            plan: P | None = planner(schema, fragments, variables, operation)
         except Unsupported:
-            found = None
+            plan = None
         if key is not None:
-            self._events[key] = found
-            if len(self._events) > self._maxsize:
-                self._events.popitem(last=False)
-        return found
+            found[key] = plan
+            if len(found) > self._maxsize:
+                found.popitem(last=False)
+        return plan
 
 
 _caches: WeakKeyDictionary[GraphQLSchema, PlanCache] = WeakKeyDictionary()
