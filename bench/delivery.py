@@ -33,12 +33,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.scratch import scratch_database
 from bench.serve import cpu_seconds, free_port, loadavg, runql_cli, wait_until_up
+from bench.stream import Client
 from bench.wsclient import Subscriber, Window, open_subscriber
 from runql.enums import RunEventType, RunStatus
 from runql.lifecycle.transitions import transition
@@ -52,22 +52,6 @@ CREATE_RUN = """mutation($a: ID!, $t: String!) {
   createRun(input: {agentId: $a, content: {text: $t}}) { run { id } } }"""
 ROUND_SECONDS = 0.05
 TEXT = "tok tok tok "
-
-
-class Client:
-    def __init__(self, port: int, key: str) -> None:
-        self.http = httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
-            timeout=60,
-            headers={"Authorization": f"Bearer {key}"},
-        )
-
-    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        body = await self.http.post("/graphql", json={"query": query, "variables": variables})
-        document = body.json()
-        if document.get("errors"):
-            raise RuntimeError(document["errors"])
-        return document["data"]  # type: ignore[no-any-return]
 
 
 async def _open(port: int, key: str, count: int) -> list[Subscriber]:

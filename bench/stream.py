@@ -201,7 +201,7 @@ class Client:
             headers={"Authorization": f"Bearer {key}"},
         )
 
-    async def gql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    async def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         body = await self.http.post("/graphql", json={"query": query, "variables": variables})
         document = body.json()
         if document.get("errors"):

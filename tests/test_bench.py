@@ -201,3 +201,25 @@ def test_stream_benchmark_follows_streamed_runs_exactly() -> None:
     assert sqlite["bench_cpu_share"] > 0  # the sockets and the model server cost it something
     assert report["loadavg_before"]
     assert report["loadavg_after"]
+
+
+def test_delivery_benchmark_counts_every_frame_it_wrote() -> None:
+    """bench/delivery.py in a tiny mode: every event the bench wrote reached every socket once,
+    and the last line holds the frame count and the CPU per frame."""
+    finished = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "delivery.py"),
+            *("--runs", "2", "--subscribers", "2", "--events", "5"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-4000:] or finished.stdout[-4000:]
+    report = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert report["exact"] is True
+    assert report["frames"] == report["frames_expected"] == 2 * 2 * 5
+    assert report["server_cpu_us_per_frame"] >= 0
