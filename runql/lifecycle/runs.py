@@ -45,13 +45,13 @@ from runql.storage.tables import (
     RunEventRow,
     RunRow,
     ThreadRow,
+    row_of,
 )
 from runql.storage.types import utcnow
 from runql.storage.writes import (
     GroupCommit,
     insert_values,
     postgres_inserts,
-    row_of,
     sqlite_inserts,
 )
 from runql.text import JsonCaps

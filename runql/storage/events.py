@@ -19,7 +19,7 @@ from sqlmodel import col
 
 from runql.enums import RunEventType
 from runql.errors import Conflict, NotFound
-from runql.storage.tables import RunEventRow, RunRow
+from runql.storage.tables import RunEventRow, RunRow, row_of
 from runql.storage.types import utcnow
 
 _UNCOMMITTED = "runql.uncommitted_events"
@@ -66,12 +66,15 @@ class RunEvent:
         """The event as the log holds it, read back through `dialect` (PostgreSQL's jsonb
         orders object keys its own way)."""
         payload = _jsonb_order(self.payload) if dialect == "postgresql" else self.payload
-        return RunEventRow(
-            run_id=self.run_id,
-            seq=self.seq,
-            type=self.type.value,
-            payload=payload,
-            created_at=self.created_at,
+        return row_of(
+            RunEventRow,
+            {
+                "run_id": self.run_id,
+                "seq": self.seq,
+                "type": self.type.value,
+                "payload": payload,
+                "created_at": self.created_at,
+            },
         )
 
 

@@ -252,23 +252,7 @@ def _sorted_tables() -> list[Table]:
     return list(SQLModel.metadata.sorted_tables)
 
 
-Mapped = TypeVar("Mapped", bound=SQLModel)
 Entry = tuple[Item, asyncio.Future[Out], contextvars.Context]  # an item, its answer, its caller's
-
-
-def row_of(table: type[Mapped], values: dict[str, Any]) -> Mapped:
-    """A table's row object holding `values` (by attribute name; those not given are None),
-    made as SQLAlchemy makes the objects of rows it loads: without __init__, whose validation
-    costs SQLModel some 0.15 ms a row. The object is transient (in no session)."""
-    row: Mapped = table._sa_class_manager.new_instance()  # type: ignore[attr-defined]
-    row.__dict__.update(dict.fromkeys(_attributes(table)))
-    row.__dict__.update(values)
-    return row
-
-
-@cache
-def _attributes(table: type[SQLModel]) -> tuple[str, ...]:
-    return tuple(attr.key for attr in inspect(table).column_attrs)
 
 
 class GroupCommit(Generic[Item, Out]):
