@@ -2,7 +2,9 @@
 executor's loaders do, also where the relation finds nothing in the caller's organization,
 and the number of statements stays the query's: a missing row costs no statement of its own."""
 
-from sqlalchemy import text
+from typing import Any
+
+from sqlalchemy import event, text
 
 from runql.auth.keys import organization
 from runql.demo import load_demo
@@ -66,3 +68,30 @@ async def test_a_relation_under_a_relation_is_read_as_before(both: BothExecutors
     ran = await both.compare(query, {"first": 30})
     assert ran.executor == "fast"
     assert any(edge["node"]["messageGroup"] for edge in ran.body["data"]["runs"]["edges"])
+
+
+async def test_postgresql_reads_each_relation_in_a_statement_of_its_own(
+    demo_database: Database, settings: Settings, both: BothExecutors
+) -> None:
+    """PostgreSQL plans every statement for its parameters: a join costs it more to plan than
+    the joined table's own statement, so there the feed's statements join nothing (and the
+    answer is the standard executor's); SQLite, which plans a join cheaply, keeps its folds."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    engine = demo_database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        await _statements(demo_database, settings)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    joins = [statement for statement in seen if " JOIN " in statement]
+    if demo_database.is_sqlite:
+        assert joins
+    else:
+        assert seen
+        assert not joins
+    ran = await both.compare(DOCUMENTS["feed"], {"first": FEED_FIRST})
+    assert ran.executor == "fast"

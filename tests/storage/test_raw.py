@@ -260,6 +260,20 @@ def _postgres_only(database: Database) -> None:
         pytest.skip("PostgreSQL's raw pool")
 
 
+async def test_postgres_sessions_weigh_index_reads_as_reads_from_memory(
+    database: Database,
+) -> None:
+    """Raw reads and the engine's connections alike: a batch's plan reads its keys by index,
+    not every row of the organization (random_page_cost 1.1, not a disk's 4)."""
+    _postgres_only(database)
+    async with raw_reads(database) as reads:
+        rows = await reads.run("SELECT current_setting('random_page_cost')", [])
+    assert rows[0][0] == "1.1"
+    async with database.engine.connect() as connection:
+        found = await connection.exec_driver_sql("SELECT current_setting('random_page_cost')")
+        assert found.scalar_one() == "1.1"
+
+
 async def test_postgres_reads_keep_their_connection_from_the_pool(database: Database) -> None:
     """One request's reads after another's on the same connection, kept aside: not handed back
     to asyncpg's pool in between (its release and acquire cost a point read a tenth)."""
