@@ -30,11 +30,15 @@ async def test_feed_statements_do_not_grow_with_the_page(big_gql: GraphQLClient)
     assert await _statements(big_gql, 10) == await _statements(big_gql, 100)
 
 
-async def test_feed_runs_seven_statements(big_gql: GraphQLClient) -> None:
+async def test_feed_runs_seven_statements_on_sqlite_and_eleven_on_postgresql(
+    database: Database, big_gql: GraphQLClient
+) -> None:
     """The runs page (with each run's agent and its two message groups joined), its count,
     the errors, the attached items (their actors joined), the messages (their actors and
-    contents joined), the content parts and the attachments."""
-    assert await _statements(big_gql, 100) == 7
+    contents joined), the content parts and the attachments. PostgreSQL plans each statement
+    for its parameters, where a join costs more to plan than a statement of its own
+    (runql/fastpath/fetch.py `_folds`): there the joined rows are read apart."""
+    assert await _statements(big_gql, 100) == (7 if database.is_sqlite else 11)
 
 
 async def test_naive_loading_would_grow(database: Database, big_gql: GraphQLClient) -> None:
