@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,20 +16,25 @@ ROOT = Path(__file__).resolve().parent.parent
 KEYS = ("graphql_ms", "floor_ms", "ratio", "naive_ms", "statements")
 
 
-def test_feed_benchmark_reports_its_figures() -> None:
-    started = time.monotonic()
+def _report(script: str, *arguments: str, timeout: float) -> dict[str, Any]:
+    """What bench/SCRIPT ARGUMENTS reports on its last line, once it has run to the end."""
     finished = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "feed.py"), "--runs", "60", "--repeat", "2"],
+        [sys.executable, str(ROOT / "bench" / script), *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
-    elapsed = time.monotonic() - started
     assert finished.returncode == 0, finished.stderr[-4000:] or finished.stdout[-4000:]
+    report: dict[str, Any] = json.loads(finished.stdout.strip().splitlines()[-1])
+    return report
 
-    report = json.loads(finished.stdout.strip().splitlines()[-1])
+
+def test_feed_benchmark_reports_its_figures() -> None:
+    started = time.monotonic()
+    report = _report("feed.py", "--runs", "60", "--repeat", "2", timeout=60)
+    elapsed = time.monotonic() - started
     assert tuple(report)[: len(KEYS)] == KEYS
     for key in KEYS:
         value = report[key]
@@ -46,25 +52,9 @@ def test_feed_benchmark_reports_its_figures() -> None:
 def test_serve_benchmark_checks_bodies_and_reports_its_figures() -> None:
     """bench/serve.py --quick on SQLite: both servers answered byte-identical bodies before any
     timing, and the last line holds each workload's figures and runql / floor ratios."""
-    finished = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "serve.py"),
-            "--quick",
-            "--database",
-            "sqlite",
-            "--only",
-            "run-by-id,feed20",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    report = _report(
+        "serve.py", "--quick", "--database", "sqlite", "--only", "run-by-id,feed20", timeout=240
     )
-    assert finished.returncode == 0, finished.stderr[-4000:] or finished.stdout[-4000:]
-
-    report = json.loads(finished.stdout.strip().splitlines()[-1])
     assert list(report["databases"]) == ["sqlite"]
     sqlite = report["databases"]["sqlite"]
     assert sqlite["identical_bodies"] == {"run-by-id": 20, "feed20": 1}
@@ -94,27 +84,11 @@ def test_serve_benchmark_checks_bodies_and_reports_its_figures() -> None:
 def test_serve_benchmark_runs_both_servers_on_granian() -> None:
     """--server granian: runql (its app factory on granian) and the floor (on granian too)
     answer byte-identical bodies, and the report says which server they ran on."""
-    finished = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "serve.py"),
-            "--quick",
-            "--database",
-            "sqlite",
-            "--only",
-            "run-by-id",
-            "--server",
-            "granian",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    report = _report(
+        "serve.py",
+        *("--quick", "--database", "sqlite", "--only", "run-by-id", "--server", "granian"),
         timeout=240,
-        check=False,
     )
-    assert finished.returncode == 0, finished.stderr[-4000:] or finished.stdout[-4000:]
-
-    report = json.loads(finished.stdout.strip().splitlines()[-1])
     assert report["server"]["name"] == "granian"
     assert report["server"]["version"].startswith("2.")
     sqlite = report["databases"]["sqlite"]
@@ -166,28 +140,11 @@ def test_stream_benchmark_follows_streamed_runs_exactly() -> None:
     """bench/stream.py in a tiny mode on SQLite: every token reached every socket, the deltas
     concatenate to the model server's text with no gap or duplicate, and the last line holds
     the latency, commit and CPU figures."""
-    finished = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "stream.py"),
-            "--database",
-            "sqlite",
-            "--runs",
-            "2",
-            "--subscribers",
-            "2",
-            "--tokens",
-            "20",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    report = _report(
+        "stream.py",
+        *("--database", "sqlite", "--runs", "2", "--subscribers", "2", "--tokens", "20"),
         timeout=120,
-        check=False,
     )
-    assert finished.returncode == 0, finished.stderr[-4000:] or finished.stdout[-4000:]
-
-    report = json.loads(finished.stdout.strip().splitlines()[-1])
     assert (report["runs"], report["subscribers_per_run"], report["tokens"]) == (2, 2, 20)
     [sqlite] = report["results"]
     assert (sqlite["database"], sqlite["processes"]) == ("sqlite", 1)
@@ -206,20 +163,9 @@ def test_stream_benchmark_follows_streamed_runs_exactly() -> None:
 def test_delivery_benchmark_counts_every_frame_it_wrote() -> None:
     """bench/delivery.py in a tiny mode: every event the bench wrote reached every socket once,
     and the last line holds the frame count and the CPU per frame."""
-    finished = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "delivery.py"),
-            *("--runs", "2", "--subscribers", "2", "--events", "5"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    report = _report(
+        "delivery.py", "--runs", "2", "--subscribers", "2", "--events", "5", timeout=120
     )
-    assert finished.returncode == 0, finished.stderr[-4000:] or finished.stdout[-4000:]
-    report = json.loads(finished.stdout.strip().splitlines()[-1])
     assert report["exact"] is True
     assert report["frames"] == report["frames_expected"] == 2 * 2 * 5
     assert report["server_cpu_us_per_frame"] >= 0
