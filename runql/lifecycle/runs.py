@@ -255,6 +255,8 @@ class _RunWriter:
         todo = [index for index in todo if index not in follows]
         reads = self._reads([items[index] for index in todo])
         connection = await session.connection()
+        if reads.threads and not self._database.is_sqlite:
+            await connection.execute(_THREADS_LOCK, reads.threads)
         found = (
             _agents_of(await connection.execute(_AGENTS, reads.agents) if reads.agents else ()),
             _threads_of(
@@ -274,8 +276,9 @@ class _RunWriter:
     async def write_own(self, items: Sequence[_Create]) -> list[RunRow | Exception] | None:
         """The batch in a transaction of its own making, or None (declined: `write` writes
         it) when an item has an idempotency key (claimed in a session's transaction, as
-        `write` claims them) or, on PostgreSQL, continues a thread (`write` touches the
-        threads in one lock order) or when the database is an in-memory SQLite one."""
+        `write` claims them) or, on PostgreSQL, continues a thread (`write` locks the
+        threads, in id order, before it reads them) or when the database is an in-memory
+        SQLite one."""
         if any(item.request.idempotency_key for item in items):
             return None
         if self._database.writes_on_thread:
@@ -458,6 +461,18 @@ _LATEST_GROUP = (
 _THREADS_READ = select(
     col(ThreadRow.id), col(ThreadRow.org_id), col(ThreadRow.agent_id), _LATEST_GROUP
 ).where(col(ThreadRow.id).in_(bindparam("ids", expanding=True)))
+
+
+# PostgreSQL: the threads a batch continues, locked in id order until its commit, before their
+# latest message groups are read (a statement after the lock sees what the last holder
+# committed): two gateways continuing one thread chain their messages instead of both following
+# the same one. (SQLite: BEGIN IMMEDIATE holds the file's write lock from the start.)
+_THREADS_LOCK = (
+    select(col(ThreadRow.id))
+    .where(col(ThreadRow.id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(ThreadRow.id))
+    .with_for_update()
+)
 
 
 def _threads_of(rows: Iterable[Sequence[Any]]) -> dict[str, _Thread]:

@@ -5,6 +5,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import select
+from sqlmodel import col
 
 from runql.agents import catalog
 from runql.agents.protocol import Attachment, Part
@@ -312,3 +314,37 @@ async def test_other_processes_hear_each_new_run_once_after_its_commit(
         assert announcement.status == "pending"
         assert announcement.event is not None
         assert announcement.event.payload == {"status": "pending"}
+
+
+async def test_two_processes_continuing_one_thread_chain_its_messages(
+    database: Database, echo: AgentRow
+) -> None:
+    """Two gateways (two engines on one database) add to one thread at once, round after
+    round: each new message's parent is the one before it, never a message another one
+    already follows (the thread is read under a lock on PostgreSQL, BEGIN IMMEDIATE on
+    SQLite)."""
+    other = Database.from_url(database.engine.url.render_as_string(hide_password=False))
+    try:
+        first = await new_run(database, echo)
+        for _ in range(15):
+            await asyncio.gather(
+                new_run(database, echo, thread_id=first.thread_id),
+                new_run(other, echo, thread_id=first.thread_id),
+            )
+        async with database.read() as session:
+            groups = (
+                await session.execute(
+                    select(
+                        col(MessageGroupRow.id), col(MessageGroupRow.parent_message_group_id)
+                    ).where(
+                        col(MessageGroupRow.thread_id) == first.thread_id,
+                        col(MessageGroupRow.type) == "user_message",
+                    )
+                )
+            ).all()
+    finally:
+        await other.dispose()
+    parents = [parent for _, parent in groups]
+    assert len(groups) == 31
+    assert parents.count(None) == 1
+    assert len(set(parents)) == len(parents), "two messages follow the same one"
