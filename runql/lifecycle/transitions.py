@@ -179,15 +179,17 @@ def held_bump(
 
 
 _BUMPED = (col(RunRow.id), col(RunRow.org_id), col(RunRow.last_event_seq))
+_RUNS: Table = RunRow.__table__  # type: ignore[attr-defined]
+# On the table, not the mapped class: a Core UPDATE, which skips the ORM's bulk update (about a
+# quarter of a flush batch's statements' CPU in the gateway's profile at 100 streams).
 _BUMP_HELD = (
-    update(RunRow)
+    update(_RUNS)
     .where(
-        col(RunRow.id).in_(bindparam("run_ids", expanding=True)),
-        col(RunRow.lease_owner) == bindparam("held_by"),
+        _RUNS.c.id.in_(bindparam("run_ids", expanding=True)),
+        _RUNS.c.lease_owner == bindparam("held_by"),
     )
-    .values(last_event_seq=col(RunRow.last_event_seq) + bindparam("bump", type_=Integer))
-    .returning(*_BUMPED)
-    .execution_options(synchronize_session=False)
+    .values(last_event_seq=_RUNS.c.last_event_seq + bindparam("bump", type_=Integer))
+    .returning(_RUNS.c.id, _RUNS.c.org_id, _RUNS.c.last_event_seq)
 )
 
 
