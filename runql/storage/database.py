@@ -302,11 +302,14 @@ class Database:
         return True
 
     def _commit_ends(self) -> None:
+        """The callbacks that waited are called soon after, on the event loop: what they raise
+        is the loop's to report, never the writer's, whose transaction has committed."""
         self._committing -= 1
-        if not self._committing:
+        if not self._committing and self._announced:
             waiting, self._announced = self._announced, []
+            loop = asyncio.get_running_loop()
             for callback in waiting:
-                callback()
+                loop.call_soon(callback)
 
     def when_announced(self, callback: Callable[[], None]) -> None:
         """`callback()` once every commit of `write` and `write_on_thread` under way now has

@@ -3,6 +3,8 @@ tail reads between this process's COMMIT and its announcement is announced after
 hub's notice of it carries the event; rows of other processes read meanwhile are announced
 too, once the commit has been."""
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -43,6 +45,7 @@ async def test_a_row_read_while_its_commit_announces_is_announced_with_its_event
             event = await append_event(
                 session, run.id, RunEventType.MESSAGE_DELTA, {"text": "hi", "offset": 0}
             )
+        await asyncio.sleep(0)  # the tail's announcement, called soon after the commit's
     finally:
         await tail.stop()
     assert [(notice.run_id, notice.seq) for notice in heard] == [
