@@ -259,7 +259,8 @@ class Database:
             try:
                 async with session.begin():
                     yield session
-                    committing = self._commit_begins()  # the COMMIT follows
+                    self._committing += 1  # when_announced's window: the COMMIT follows
+                    committing = True
             except BaseException:
                 take_uncommitted(session)
                 if committing:
@@ -285,7 +286,7 @@ class Database:
         async with self._writing():
             if self._thread_writer is None:
                 self._thread_writer = _ThreadWriter(self._sqlite_path)
-            self._commit_begins()
+            self._committing += 1  # when_announced's window: the COMMIT is in `run`
             try:
                 executed, value, events = await self._thread_writer.run(work)
                 self.committed(events)
@@ -296,10 +297,6 @@ class Database:
             dispatch.before_cursor_execute(announced, None, sql, args, None, many)
             dispatch.after_cursor_execute(announced, None, sql, args, None, many)
         return value
-
-    def _commit_begins(self) -> bool:
-        self._committing += 1
-        return True
 
     def _commit_ends(self) -> None:
         """The callbacks that waited are called soon after, on the event loop: what they raise
