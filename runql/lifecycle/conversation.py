@@ -53,7 +53,7 @@ from runql.storage.tables import (
     RunRow,
 )
 from runql.storage.types import utcnow
-from runql.storage.writes import insert_rows, insert_values
+from runql.storage.writes import Then, insert_rows, insert_values
 
 HISTORY_GROUPS = 20
 
@@ -469,8 +469,8 @@ async def write_flushes(
     IN_PROGRESS, as its run's message group, so that reads show the reply while it grows;
     then the runs' events are numbered and logged at once (append_held), the steps' new rows
     inserted one statement a table and the text of every message written to appended in one
-    statement. Raises Conflict when a run is no longer this worker's; the transaction is
-    then to roll back."""
+    statement (on SQLite, in the inserts' trip to the driver's thread). Raises Conflict when
+    a run is no longer this worker's; the transaction is then to roll back."""
     if not flushes:
         return
     groups = []
@@ -492,8 +492,8 @@ async def write_flushes(
     # would set every run's to what it is already, by a CASE of one branch a run, which
     # SQLAlchemy builds anew for each batch (a fifth of the process's CPU at 100 streams).
     each = {f.run.id: {"message_group_id": f.draft.group_id} for f in flushes} if groups else {}
-    await append_held(session, events, held_by=worker, each=each, values=rows)
-    await _append_texts(session, [s for f in flushes for s in f.steps if isinstance(s, Appended)])
+    texts = _appending([s for f in flushes for s in f.steps if isinstance(s, Appended)])
+    await append_held(session, events, held_by=worker, each=each, values=rows, then=texts)
     stored(flushes)
 
 
@@ -518,11 +518,11 @@ def _texts(appended: Sequence[Appended]) -> list[dict[str, Any]]:
     return [{"part_id": part, "more": "".join(more)} for part, more in texts.items()]
 
 
-async def _append_texts(session: AsyncSession, appended: Sequence[Appended]) -> None:
-    """Deltas at the end of their parts' text, in one statement (executemany) for all: a
-    stored text stays the concatenation of its deltas, in order."""
-    if appended:
-        await session.execute(_APPEND_TEXT, _texts(appended))
+def _appending(appended: Sequence[Appended]) -> Then:
+    """Deltas at the end of their parts' text, in one statement (executemany) for all, to run
+    after the inserts (insert_values' `then`): a stored text stays the concatenation of its
+    deltas, in order."""
+    return [(_APPEND_TEXT, _texts(appended))] if appended else []
 
 
 def _opened_rows(run: RunRow, group_id: str, actor_id: str, step: Opened) -> list[SQLModel]:
@@ -617,8 +617,7 @@ async def finish_succeeded(
             "cost_amount": cost.amount if cost else None,
             "cost_unit": cost.unit if cost else None,
         }
-    await insert_values(session, rows)
-    await _append_texts(session, appended)
+    await insert_values(session, rows, then=_appending(appended))
     stored = [f.draft.group_id for f in finished if f.draft.group_stored]
     if stored:
         await session.execute(

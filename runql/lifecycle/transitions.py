@@ -19,7 +19,7 @@ from runql.errors import Conflict, NotFound
 from runql.storage.events import RunEvent, append_event
 from runql.storage.tables import RunRow, ThreadRow
 from runql.storage.types import utcnow
-from runql.storage.writes import log_events
+from runql.storage.writes import Then, log_events
 
 SOURCES: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.RUNNING: frozenset({RunStatus.PENDING}),
@@ -133,18 +133,20 @@ async def append_held(
     held_by: str,
     each: Mapping[str, Mapping[str, Any]] | None = None,
     values: dict[Table, list[dict[str, Any]]] | None = None,
+    then: Then = (),
 ) -> None:
     """Events for many runs, in a few statements whatever their number: one UPDATE bumps
     each run's `last_event_seq` by its events' count while `held_by` holds its lease (its row
     locked until the commit, so numbers have no gaps and no duplicates), then the events are
-    inserted and notified at once, with the rows of `values` (storage.writes.log_events).
+    inserted and notified at once, with the rows of `values`, and the statements of `then`
+    run (storage.writes.log_events).
     Raises Conflict when a run is no longer `held_by`'s; the caller's transaction is to roll
     back (append_event alone says which). `each` gives a run's own changes, as
     transition_many's does."""
     if not appended:
         return
     bumped = (await session.execute(*held_bump(appended, held_by=held_by, each=each))).all()
-    await log_events(session, numbered_held(appended, bumped, held_by), values)
+    await log_events(session, numbered_held(appended, bumped, held_by), values, then)
 
 
 def held_bump(
@@ -177,15 +179,17 @@ def held_bump(
 
 
 _BUMPED = (col(RunRow.id), col(RunRow.org_id), col(RunRow.last_event_seq))
+_RUNS: Table = RunRow.__table__  # type: ignore[attr-defined]
+# On the table, not the mapped class: a Core UPDATE, which skips the ORM's bulk update (about a
+# quarter of a flush batch's statements' CPU in the gateway's profile at 100 streams).
 _BUMP_HELD = (
-    update(RunRow)
+    update(_RUNS)
     .where(
-        col(RunRow.id).in_(bindparam("run_ids", expanding=True)),
-        col(RunRow.lease_owner) == bindparam("held_by"),
+        _RUNS.c.id.in_(bindparam("run_ids", expanding=True)),
+        _RUNS.c.lease_owner == bindparam("held_by"),
     )
-    .values(last_event_seq=col(RunRow.last_event_seq) + bindparam("bump", type_=Integer))
-    .returning(*_BUMPED)
-    .execution_options(synchronize_session=False)
+    .values(last_event_seq=_RUNS.c.last_event_seq + bindparam("bump", type_=Integer))
+    .returning(_RUNS.c.id, _RUNS.c.org_id, _RUNS.c.last_event_seq)
 )
 
 

@@ -230,6 +230,8 @@ class Database:
         self._writer: asyncio.Task[Any] | None = None  # the task in a write block (SQLite)
         self._sqlite_path = sqlite_file(engine.url.render_as_string(hide_password=False))
         self._thread_writer: _ThreadWriter | None = None
+        self._committing = 0  # commits under way that have not announced their events yet
+        self._announced: list[Callable[[], None]] = []  # when_announced's callbacks
         self.read = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         self._write = async_sessionmaker(
             engine.execution_options(sqlite_begin="IMMEDIATE"),
@@ -253,14 +255,21 @@ class Database:
         never after a rollback.
         """
         async with self._writing(), self._write() as session:
+            committing = False
             try:
                 async with session.begin():
                     yield session
+                    self._committing += 1  # when_announced's window: the COMMIT follows
+                    committing = True
             except BaseException:
                 take_uncommitted(session)
+                if committing:
+                    self._commit_ends()
                 raise
-            committed = take_uncommitted(session)
-        self.committed(committed)
+            try:  # at once, not after the session's connection is given back (one more trip)
+                self.committed(take_uncommitted(session))
+            finally:
+                self._commit_ends()
 
     @property
     def writes_on_thread(self) -> bool:
@@ -277,13 +286,41 @@ class Database:
         async with self._writing():
             if self._thread_writer is None:
                 self._thread_writer = _ThreadWriter(self._sqlite_path)
-            executed, value, events = await self._thread_writer.run(work)
+            self._committing += 1  # when_announced's window: the COMMIT is in `run`
+            try:
+                executed, value, events = await self._thread_writer.run(work)
+                self.committed(events)
+            finally:
+                self._commit_ends()
         dispatch, announced = self.engine.sync_engine.dispatch, Announced()
         for sql, args, many in executed:
             dispatch.before_cursor_execute(announced, None, sql, args, None, many)
             dispatch.after_cursor_execute(announced, None, sql, args, None, many)
-        self.committed(events)
         return value
+
+    def _commit_ends(self) -> None:
+        """The callbacks that waited are called soon after, on the event loop: what they raise
+        is the loop's to report, never the writer's, whose transaction has committed."""
+        self._committing -= 1
+        if not self._committing and self._announced:
+            waiting, self._announced = self._announced, []
+            loop = asyncio.get_running_loop()
+            for callback in waiting:
+                loop.call_soon(callback)
+
+    def when_announced(self, callback: Callable[[], None]) -> None:
+        """`callback()` once every commit of `write` and `write_on_thread` under way now has
+        announced its run events (at once when none is). A reader of the log from outside the
+        engine (runql.bus.feeders.SQLiteTail) that would announce what it read waits here: a
+        row this process committed is then announced first with its event, and the reader's
+        notice of it is a duplicate the hub drops, rather than a notice without the event that
+        sends each of the run's subscribers to read the log. The window opens before the
+        COMMIT is sent (the rows are visible to others from the COMMIT on) and closes once
+        the commit listeners have been called, or the transaction has failed."""
+        if self._committing:
+            self._announced.append(callback)
+        else:
+            callback()
 
     def committed(self, committed: list[RunEvent]) -> None:
         """Run events committed outside `write` (their rows inserted by a statement in a

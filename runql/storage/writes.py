@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import JSON, Table, insert, inspect
+from sqlalchemy import JSON, Executable, Table, insert, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
@@ -56,8 +56,15 @@ async def insert_rows(session: AsyncSession, rows: Iterable[SQLModel]) -> None:
             await session.execute(insert(table), by_table[table])
 
 
+Then = Sequence[tuple[Executable, list[dict[str, Any]]]]  # statements after the inserts, each
+# with its parameter sets (one executemany each)
+
+
 async def insert_values(
-    session: AsyncSession, values: dict[Table, list[dict[str, Any]]], notices: Sequence[str] = ()
+    session: AsyncSession,
+    values: dict[Table, list[dict[str, Any]]],
+    notices: Sequence[str] = (),
+    then: Then = (),
 ) -> None:
     """Insert rows given as column values by table (every row of a table with the same
     columns), in the session's transaction, on the driver's own connection (aiosqlite,
@@ -73,14 +80,21 @@ async def insert_values(
     than one a row. Each statement is announced on the engine's cursor events, as
     SQLAlchemy's own are (counts, metrics, tracing). The transaction must have begun: on
     PostgreSQL, a statement of SQLAlchemy's has run in it (asyncpg's adapter begins at the
-    first), as on SQLite the BEGIN has."""
+    first), as on SQLite the BEGIN has.
+
+    `then`: statements run after the inserts, each an executemany of its parameter sets
+    (such as the texts a flush appends to): on SQLite in the same trip to the thread, on
+    PostgreSQL through the session, one after the other."""
+    then = [(statement, params) for statement, params in then if params]
+    if not any(values.values()):
+        for statement, params in then:
+            await session.execute(statement, params)
+        return
     connection = await session.connection()
     driver: Any = (await connection.get_raw_connection()).driver_connection
     sync = connection.sync_connection
     assert sync is not None
     dialect = connection.dialect
-    if not any(values.values()):
-        return
     if dialect.name == "postgresql":
         if not driver.is_in_transaction():
             raise RuntimeError("insert_values runs in a transaction that has begun")
@@ -90,8 +104,13 @@ async def insert_values(
             await driver.execute(sql, *args)
         finally:
             sync.dispatch.after_cursor_execute(sync, None, sql, args, None, False)
+        for statement, params in then:
+            await session.execute(statement, params)
         return
     batches = sqlite_inserts(values, dialect)
+    for statement, params in then:
+        compiled = _driver_statement(statement, dialect)
+        batches.append((compiled.sql, [compiled.bound(row) for row in params]))
     for sql, rows in batches:
         sync.dispatch.before_cursor_execute(sync, None, sql, rows, None, True)
     try:  # every table in one trip to aiosqlite's thread, not one a statement
@@ -105,16 +124,17 @@ async def log_events(
     session: AsyncSession,
     events: list[RunEvent],
     values: dict[Table, list[dict[str, Any]]] | None = None,
+    then: Then = (),
 ) -> None:
     """Events numbered by the caller (who bumped their runs' `last_event_seq` in this
     transaction, while holding their rows), their rows inserted with the other rows in
     `values` (insert_values: on PostgreSQL one statement for all that also notifies the
-    events, on SQLite one trip to the driver's thread), then announced to the commit
-    listeners after the commit."""
+    events, on SQLite one trip to the driver's thread, with the statements of `then`), then
+    announced to the commit listeners after the commit."""
     rows = dict(values or {})
     if events:
         rows[_EVENTS] = [*rows.get(_EVENTS, ()), *(event.values() for event in events)]
-    await insert_values(session, rows, [event.announcement() for event in events])
+    await insert_values(session, rows, [event.announcement() for event in events], then)
     announce_after_commit(session, events)
 
 
@@ -185,6 +205,23 @@ def _driver_insert(table: Table, dialect: Dialect, keys: tuple[str, ...]) -> Dri
         processors = compiled._bind_processors
         found = DriverInsert(compiled.string, order, tuple(processors.get(key) for key in order))
         _INSERTS[(table, dialect.name, keys)] = found
+    return found
+
+
+_STATEMENTS: dict[tuple[Executable, str], DriverInsert] = {}
+
+
+def _driver_statement(statement: Executable, dialect: Dialect) -> DriverInsert:
+    """Any statement with named parameters (an UPDATE of insert_values' `then`) in the
+    driver's SQL, compiled once a dialect, as _driver_insert compiles an INSERT: kept by the
+    statement, which is to be built once (a module's constant)."""
+    found = _STATEMENTS.get((statement, dialect.name))
+    if found is None:
+        compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        order = tuple(compiled.positiontup)
+        processors = compiled._bind_processors
+        found = DriverInsert(compiled.string, order, tuple(processors.get(key) for key in order))
+        _STATEMENTS[(statement, dialect.name)] = found
     return found
 
 

@@ -71,3 +71,34 @@ async def test_counts_returning_and_errors_are_sqlalchemys(database: Database) -
         result = await connection.execute(text("SELECT v FROM t ORDER BY id"))
         assert list(result.keys()) == ["v"]
         assert result.scalars().all() == ["z", "z", "c"]
+
+
+async def test_a_begin_goes_with_the_next_statement_and_a_needless_rollback_stays(
+    database: Database,
+) -> None:
+    if not database.is_sqlite:
+        pytest.skip("aiosqlite is SQLite's driver")
+    async with database.engine.begin() as connection:
+        await connection.execute(text("CREATE TEMP TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    counted, connection = await _trips(database)
+    driver = counted._execute.__self__
+    try:
+        transaction = await connection.begin()  # BEGIN, kept for the next trip
+        assert counted.calls == 0
+        await connection.execute(text("INSERT INTO t (v) VALUES ('a')"))
+        assert counted.calls == 1  # the BEGIN and the INSERT
+        assert driver.sqlite.in_transaction
+        await transaction.rollback()
+        assert counted.calls == 2
+        assert not driver.sqlite.in_transaction
+        rows = (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one()
+        assert rows == 0  # the INSERT was in the transaction the BEGIN opened
+        await connection.commit()
+        before = counted.calls
+        await driver.rollback()  # as the pool does when it takes the connection back
+        assert counted.calls == before
+        empty = await connection.begin()
+        await empty.rollback()  # a BEGIN and nothing since: neither goes
+        assert counted.calls == before
+    finally:
+        await connection.close()
