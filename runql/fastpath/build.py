@@ -28,6 +28,12 @@ class Failure:
 class Builder:
     execution: Execution
     failures: list[Failure] = field(default_factory=list)
+    rows: Any = field(init=False)  # the execution's, read by compiled builds (plan.Inlined)
+    found: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rows = self.execution.rows
+        self.found = self.execution.found
 
     def fail(self, error: Exception, at: "Fetching", path: tuple[Any, str | int, bool]) -> None:
         """The field at `path` fails as its resolver would; settle.py nulls what it must."""

@@ -16,7 +16,7 @@ from runql.errors import RunqlError
 from runql.fastpath import statements
 from runql.fastpath.build import Builder, Path
 from runql.fastpath.execution import Execution, Row
-from runql.fastpath.plan import Folded, ObjectPlan, distinct_folds
+from runql.fastpath.plan import Build, Folded, ObjectPlan, distinct_folds
 from runql.fastpath.values import cursor
 from runql.resolvers.pagination import Listing
 from runql.schema.arguments import Check
@@ -90,6 +90,13 @@ class Shape:
     fields: Selected
     created: int  # the rows' created_at column
     identity: int  # the rows' id column
+    _edges: dict[str, Build] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        edges = {
+            key: self._edge(selected) for key, what, selected in self.fields if what == "edges"
+        }
+        object.__setattr__(self, "_edges", edges)
 
     def nodes(self) -> list[ObjectPlan]:
         return [
@@ -123,16 +130,26 @@ class Shape:
         }
         return {key: name if what == "__typename" else values[what] for key, what, name in selected}
 
-    def _edge(self, builder: Builder, selected: Selected, row: Row, path: Path) -> dict[str, Any]:
-        edge: dict[str, Any] = {}
-        for key, what, plan in selected:
+    def _edge(self, selected: Selected) -> Build:
+        """An edge's dict from its row, compiled as plan.compiled_build compiles an object's
+        (made once per shape: a page's edges are built by one call each)."""
+        names: dict[str, Any] = {"cursor": cursor}
+        entries = []
+        for number, (key, what, plan) in enumerate(selected):
+            names[f"key_{number}"] = key
             if what == "node":
-                edge[key] = plan.build(builder, row, (path, key, False))
+                names[f"node_{number}"] = plan.build
+                read = f"node_{number}(builder, row, (path, key_{number}, False))"
             elif what == "cursor":
-                edge[key] = self._cursor(row)
+                read = f"cursor(row[{self.created}], row[{self.identity}])"
             else:
-                edge[key] = plan
-        return edge
+                names[f"name_{number}"] = plan
+                read = f"name_{number}"
+            entries.append(f"key_{number}: {read}")
+        source = f"def edge(builder, row, path):\n    return {{{', '.join(entries)}}}\n"
+        exec(source, names)  # the source is made of numbers and names, the values are in names
+        made: Build = names["edge"]
+        return made
 
     def build(
         self, builder: Builder, page: FoundPage, total: int | None, path: Path
@@ -141,9 +158,9 @@ class Shape:
         for key, what, selected in self.fields:
             if what == "edges":
                 here = (path, key, False)
+                edge = self._edges[key]
                 built[key] = [
-                    self._edge(builder, selected, row, (here, index, False))
-                    for index, row in enumerate(page.rows)
+                    edge(builder, row, (here, index, False)) for index, row in enumerate(page.rows)
                 ]
             elif what == "pageInfo":
                 built[key] = self._page_info(selected, page)

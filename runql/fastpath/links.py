@@ -101,6 +101,15 @@ class ById:
             return None
         return self.child.build(builder, target, (path, self.key, self.nullable))
 
+    def inline(self, number: int, names: dict[str, Any]) -> str:
+        names[f"table_{number}"] = self.table
+        names[f"child_{number}"] = self.child.build
+        found = f"found_{number}"
+        return (
+            f"None if ({found} := builder.rows[table_{number}].get(row[{self.source}])) is None"
+            f" else child_{number}(builder, {found}, (path, key_{number}, {self.nullable}))"
+        )
+
 
 @dataclass(eq=False)
 class ByParent:
@@ -181,6 +190,19 @@ class ByParent:
             return self.child.build(builder, items[0], here) if items else None
         build, nullable = self.child.build, self.items_nullable
         return [build(builder, item, (here, index, nullable)) for index, item in enumerate(items)]
+
+    def inline(self, number: int, names: dict[str, Any]) -> str:
+        names[f"group_{number}"] = self.signature
+        names[f"child_{number}"] = self.child.build
+        items = f"builder.found[group_{number}].get(row[{self.parent_id}], ())"
+        here = f"(path, key_{number}, {self.nullable})"
+        if not self.many:
+            found = f"found_{number}"
+            return f"child_{number}(builder, {found}[0], {here}) if ({found} := {items}) else None"
+        return (
+            f"[child_{number}(builder, item, (here, index, {self.items_nullable}))"
+            f" for here in [{here}] for index, item in enumerate({items})]"
+        )
 
 
 @dataclass(eq=False)

@@ -79,12 +79,26 @@ class Folded(Fetching, Protocol):
 Build = Callable[["Builder", Row, "Path"], dict[str, Any]]
 
 
+class Inlined(Protocol):
+    """A field whose value the compiled build writes in place, as an expression over `builder`,
+    `row` and `path` (a link's lookup, a composite's dict): no call of its own a row."""
+
+    def inline(self, number: int, names: dict[str, Any]) -> str:
+        """The expression; the values it names are added to `names`, each name ending in
+        `_{number}` so that fields' names do not meet."""
+
+
+def _inlined(candidate: "Field") -> TypeGuard[Inlined]:
+    return hasattr(candidate, "inline")
+
+
 def compiled_build(fields: "tuple[Field, ...]") -> Build:
     """A function that makes an object's dict from its row in one dict display: a column read
-    in place (`row[3]`, or its conversion's call), a typename as a constant, any other field
-    by its `value`, in the selection's order, as `{f.key: f.value(...) for f in fields}` would,
-    without a method call per column. Made once per plan (plans are cached): a feed's objects
-    are thousands of dicts a request."""
+    in place (`row[3]`, or its conversion's call), a typename as a constant, a link or a
+    composite by its own expression (Inlined), any other field by its `value`, in the
+    selection's order, as `{f.key: f.value(...) for f in fields}` would, without a method call
+    per field. Made once per plan (plans are cached): a feed's objects are thousands of dicts a
+    request."""
     names: dict[str, Any] = {}
     entries = []
     for number, found in enumerate(fields):
@@ -96,6 +110,8 @@ def compiled_build(fields: "tuple[Field, ...]") -> Build:
         elif isinstance(found, Typename):
             names[f"name_{number}"] = found.name
             read = f"name_{number}"
+        elif _inlined(found):
+            read = f"({found.inline(number, names)})"
         else:
             names[f"value_{number}"] = found.value
             read = f"value_{number}(builder, row, path)"
@@ -170,12 +186,13 @@ class Embedded:
     """An object made of the row's columns (Run.cost, Message.error), or null."""
 
     key: str
-    make: Callable[[Row], Sequence[Any] | None]
+    make: Callable[..., Sequence[Any] | None]  # the columns' values -> the fields', or None
+    columns: tuple[int, ...]  # where make's columns are in the row
     fields: tuple[tuple[str, int, Convert | None], ...]  # (key, position, convert); -1: typename
     type_name: str
 
     def value(self, builder: "Builder", row: Row, path: "Path") -> Any:
-        made = self.make(row)
+        made = self.make(*(row[position] for position in self.columns))
         if made is None:
             return None
         return {
@@ -184,6 +201,26 @@ class Embedded:
             else (made[position] if convert is None else convert(made[position]))
             for key, position, convert in self.fields
         }
+
+    def inline(self, number: int, names: dict[str, Any]) -> str:
+        made = f"made_{number}"
+        names[f"make_{number}"] = self.make
+        names[f"type_{number}"] = self.type_name
+        entries = []
+        for index, (key, position, convert) in enumerate(self.fields):
+            names[f"key_{number}_{index}"] = key
+            if position < 0:
+                read = f"type_{number}"
+            elif convert is None:
+                read = f"{made}[{position}]"
+            else:
+                names[f"convert_{number}_{index}"] = convert
+                read = f"convert_{number}_{index}({made}[{position}])"
+            entries.append(f"key_{number}_{index}: {read}")
+        arguments = "".join(f"row[{position}], " for position in self.columns)
+        return (
+            f"None if ({made} := make_{number}({arguments})) is None else {{{', '.join(entries)}}}"
+        )
 
 
 @dataclass(eq=False)

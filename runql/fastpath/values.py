@@ -22,6 +22,11 @@ Convert = Callable[[Any], Any]
 _STORED = len("2025-01-01 00:00:00.000000")
 
 
+def _stored(value: Any) -> bool:
+    """Whether a raw value is a stored text of the usual shape (2025-01-01 00:00:00.000000)."""
+    return type(value) is str and len(value) == _STORED and value[10] == " " and value[19] == "."
+
+
 class UnexpectedValue(ValueError):
     """A stored value the fast path does not serialize as the standard path would."""
 
@@ -41,6 +46,7 @@ def stamp(value: Any) -> str | None:
     if value is None:
         return None
     if type(value) is str and len(value) == _STORED and value[10] == " " and value[19] == ".":
+        # (_stored, written out: a call less a value)
         return f"{value[:10]}T{value[11:23]}Z"  # isoformat(timespec=ms) truncates too
     return format_instant(instant(value))
 
@@ -51,6 +57,13 @@ def decoded(value: Any) -> Any:
 
 
 def cursor(created_at: Any, row_id: str) -> str:
+    """Cursor(instant(created_at), row_id).encode(); a stored text of the usual shape is
+    rewritten as the aware UTC datetime's isoformat would write it, without parsing it (which
+    leaves out the fraction when it is zero)."""
+    if _stored(created_at):
+        fraction = created_at[19:]
+        written = created_at[11:19] if fraction == ".000000" else created_at[11:]
+        return Cursor.encoded(f"{created_at[:10]}T{written}+00:00", row_id)
     return Cursor(instant(created_at), row_id).encode()
 
 

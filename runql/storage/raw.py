@@ -403,6 +403,7 @@ class _SQLiteReader:
         self._threaded = asyncio.Lock()
         self._deadline = 0.0  # of the loop thread's CPU time
         self._wall_deadline = 0.0
+        self._first_look = 0.0  # of the clock: the CPU time cannot be over budget before
         database.on_dispose(self.close)
 
     def _open(self, progress: bool) -> sqlite3.Connection:
@@ -414,13 +415,22 @@ class _SQLiteReader:
         return connection
 
     def _over_budget(self) -> int:
-        return int(time.thread_time() > self._deadline or time.perf_counter() > self._wall_deadline)
+        """Called every PROGRESS_STEPS steps of a read: the thread's CPU time (a system call)
+        is read only once the read has taken IN_LOOP_SECONDS of the clock, before which it
+        cannot have used more than that (on a feed of 20, the calls were 6% of the plan's
+        Python time)."""
+        now = time.perf_counter()
+        if now < self._first_look:
+            return 0
+        return int(now > self._wall_deadline or time.thread_time() > self._deadline)
 
     async def fetch(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
         if self._loop_connection is None:
             self._loop_connection = self._open(progress=True)
         self._deadline = time.thread_time() + IN_LOOP_SECONDS
-        self._wall_deadline = time.perf_counter() + IN_LOOP_WALL_SECONDS
+        started = time.perf_counter()
+        self._first_look = started + IN_LOOP_SECONDS
+        self._wall_deadline = started + IN_LOOP_WALL_SECONDS
         try:
             rows = self._loop_connection.execute(sql, args).fetchall()
         except sqlite3.OperationalError:  # over budget, or busy: on a thread, without either
