@@ -53,12 +53,21 @@ def root_statements(
 ) -> ListStatements:
     """Of a root list: made once for the same arguments (building a Select costs more than
     the rest of its execution's Python)."""
-    where = [statements.in_organization(table), *listing.conditions(table.c)]
+    conditions = listing.conditions(table.c)
+    where = [statements.in_organization(table), *conditions]
+    behind = statements.any_behind(table, where, listing.page)
+    apart = _values_matter(listing, conditions)
     return ListStatements(
-        statements.page(table, names, where, listing.page, joins),
-        statements.any_behind(table, where, listing.page),
-        statements.count(table, where),
+        statements.planned_apart(statements.page(table, names, where, listing.page, joins), apart),
+        None if behind is None else statements.planned_apart(behind, apart),
+        statements.planned_apart(statements.count(table, where), bool(conditions)),
     )
+
+
+def _values_matter(listing: Listing, conditions: list[Any]) -> bool:
+    """Whether a list's page is planned for its values (statements.planned_apart): with a
+    filter, or after or before a cursor."""
+    return bool(conditions) or listing.page.cursor is not None
 
 
 @lru_cache(maxsize=STATEMENT_SETS)
@@ -70,12 +79,19 @@ def statements_of(
     joins: statements.Joins,
 ) -> ListStatements:
     """Of the lists of many parents (a page each), made once for the same arguments too."""
-    where = [statements.in_organization(table), *listing.conditions(table.c)]
+    conditions = listing.conditions(table.c)
+    where = [statements.in_organization(table), *conditions]
     request = listing.page
+    behind = statements.parents_with_rows_behind(table, parent, where, request)
+    apart = _values_matter(listing, conditions)
     return ListStatements(
-        statements.pages_by_parent(table, names, parent, where, request, joins),
-        statements.parents_with_rows_behind(table, parent, where, request),
-        statements.counts_by_parent(table, parent, where),
+        statements.planned_apart(
+            statements.pages_by_parent(table, names, parent, where, request, joins), apart
+        ),
+        None if behind is None else statements.planned_apart(behind, apart),
+        statements.planned_apart(
+            statements.counts_by_parent(table, parent, where), bool(conditions)
+        ),
     )
 
 
