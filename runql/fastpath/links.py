@@ -101,7 +101,20 @@ class ById:
             return None
         return self.child.build(builder, target, (path, self.key, self.nullable))
 
+    @property
+    def pure(self) -> bool:
+        return self.child.pure
+
     def inline(self, number: int, names: dict[str, Any]) -> str:
+        if self.child.pure:  # each object built once: an actor of many messages, an agent
+            names[f"shared_{number}"] = self._shared
+            names[f"token_{number}"] = self
+            made, key = f"made_{number}", f"id_{number}"
+            return (
+                f"{made}[{key}] if ({key} := row[{self.source}]) in"
+                f" ({made} := builder.shared[token_{number}]) else"
+                f" shared_{number}(builder, {key}, (path, key_{number}, {self.nullable}))"
+            )
         names[f"table_{number}"] = self.table
         names[f"child_{number}"] = self.child.build
         found = f"found_{number}"
@@ -109,6 +122,13 @@ class ById:
             f"None if ({found} := builder.rows[table_{number}].get(row[{self.source}])) is None"
             f" else child_{number}(builder, {found}, (path, key_{number}, {self.nullable}))"
         )
+
+    def _shared(self, builder: Builder, key: Any, path: Path) -> Any:
+        """The object of that id, built the first time it is asked for."""
+        target = builder.rows[self.table].get(key)
+        made = None if target is None else self.child.build(builder, target, path)
+        builder.shared[self][key] = made
+        return made
 
 
 @dataclass(eq=False)
@@ -130,6 +150,10 @@ class ByParent:
     signature: Hashable = field(init=False)
     below: frozenset[Hashable] = field(init=False)
     join: Join | None = field(init=False)  # its one child, whose parent column is unique
+
+    @property
+    def pure(self) -> bool:
+        return self.child.pure
 
     def __post_init__(self) -> None:
         self.signature = f"children:{self.table.name}:{self.parent}:{','.join(self.order)}"
@@ -222,6 +246,10 @@ class RunOfGroup:
     child: ObjectPlan
     signature: Hashable = field(init=False)
     below: frozenset[Hashable] = field(init=False)
+
+    @property
+    def pure(self) -> bool:
+        return self.child.pure
 
     def __post_init__(self) -> None:
         self.signature = f"run-of-group:{self.table.name}"

@@ -4,7 +4,7 @@ are in links.py, connections.py and roots.py."""
 
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeGuard
 
 from graphql import FieldNode
 
@@ -130,11 +130,15 @@ class ObjectPlan:
     fetching: tuple[Fetching, ...] = field(init=False)
     folds: tuple[Folded, ...] = field(init=False)
     build: Build = field(init=False, repr=False)
+    # whether no field under it can fail (Builder.fail): then its dict for a row is the same
+    # wherever it stands, and may be built once and shared (links.ById)
+    pure: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.fetching = tuple(f for f in self.fields if _fetches(f))
         self.folds = tuple(f for f in self.fetching if _folds(f))
         self.build = compiled_build(self.fields)
+        self.pure = all(getattr(f, "pure", False) for f in self.fields)
 
     def below(self) -> frozenset[Hashable]:
         found: set[Hashable] = set()
@@ -163,6 +167,7 @@ def distinct_folds(folds: Iterable[Folded]) -> tuple[Folded, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Column:
+    pure: ClassVar[bool] = True  # it records no failure
     key: str
     index: int
     convert: Convert | None
@@ -174,6 +179,7 @@ class Column:
 
 @dataclass(frozen=True, slots=True)
 class Typename:
+    pure: ClassVar[bool] = True  # it records no failure
     key: str
     name: str
 
@@ -184,6 +190,8 @@ class Typename:
 @dataclass(frozen=True, slots=True)
 class Embedded:
     """An object made of the row's columns (Run.cost, Message.error), or null."""
+
+    pure: ClassVar[bool] = True  # it records no failure
 
     key: str
     make: Callable[..., Sequence[Any] | None]  # the columns' values -> the fields', or None

@@ -48,6 +48,8 @@ def stamp(value: Any) -> str | None:
     if type(value) is str and len(value) == _STORED and value[10] == " " and value[19] == ".":
         # (_stored, written out: a call less a value)
         return f"{value[:10]}T{value[11:23]}Z"  # isoformat(timespec=ms) truncates too
+    if type(value) is datetime and value.tzinfo is UTC:  # PostgreSQL's timestamptz
+        return f"{value.isoformat(timespec='milliseconds')[:-6]}Z"  # less its +00:00
     return format_instant(instant(value))
 
 
