@@ -113,7 +113,7 @@ class ById:
             return (
                 f"{made}[{key}] if ({key} := row[{self.source}]) in"
                 f" ({made} := builder.shared[token_{number}]) else"
-                f" shared_{number}(builder, {key}, (path, key_{number}, {self.nullable}))"
+                f" shared_{number}(builder, {key})"
             )
         names[f"table_{number}"] = self.table
         names[f"child_{number}"] = self.child.build
@@ -123,10 +123,11 @@ class ById:
             f" else child_{number}(builder, {found}, (path, key_{number}, {self.nullable}))"
         )
 
-    def _shared(self, builder: Builder, key: Any, path: Path) -> Any:
-        """The object of that id, built the first time it is asked for."""
+    def _shared(self, builder: Builder, key: Any) -> Any:
+        """The object of that id, built the first time it is asked for (with no path: nothing
+        under it fails, so nothing is located)."""
         target = builder.rows[self.table].get(key)
-        made = None if target is None else self.child.build(builder, target, path)
+        made = None if target is None else self.child.build(builder, target, None)
         builder.shared[self][key] = made
         return made
 
@@ -220,6 +221,13 @@ class ByParent:
         names[f"child_{number}"] = self.child.build
         items = f"builder.found[group_{number}].get(row[{self.parent_id}], ())"
         here = f"(path, key_{number}, {self.nullable})"
+        if self.child.pure:  # nothing under it fails, so nothing is located: no paths
+            if not self.many:
+                found = f"found_{number}"
+                return (
+                    f"child_{number}(builder, {found}[0], None) if ({found} := {items}) else None"
+                )
+            return f"[child_{number}(builder, item, None) for item in {items}]"
         if not self.many:
             found = f"found_{number}"
             return f"child_{number}(builder, {found}[0], {here}) if ({found} := {items}) else None"

@@ -209,20 +209,21 @@ def arguments(
         )
     if statement.plain and (postgres or not statement.expanding):
         return statement.sql, [values[slot.name] for slot in statement.slots]
-    bound = [_bound(slot, values[slot.name], postgres) for slot in statement.slots]
+    if statement.plain:  # SQLite's lists, spelled out (each read by key of a fast-path level)
+        bound: list[Any] = [values[slot.name] for slot in statement.slots]
+    else:
+        bound = [_bound(slot, values[slot.name], postgres) for slot in statement.slots]
     if postgres or not statement.expanding:
         return statement.sql, bound
     flat: list[Any] = []
+    sizes: list[int] = []
     for slot, value in zip(statement.slots, bound, strict=True):
         if slot.expanding:
             flat.extend(value)
+            sizes.append(len(value))
         else:
             flat.append(value)
-    return statement.spelled(
-        tuple(
-            len(value) for slot, value in zip(statement.slots, bound, strict=True) if slot.expanding
-        )
-    ), flat
+    return statement.spelled(tuple(sizes)), flat
 
 
 @dataclass(frozen=True, slots=True)
