@@ -206,7 +206,8 @@ class ByParent:
     def children(
         self, execution: Execution, rows: Sequence[Row]
     ) -> Iterator[tuple[ObjectPlan, list[Row]]]:
-        yield self.child, [item for row in rows for item in self._of(execution, row)]
+        found, parent_id = execution.group(self.signature), self.parent_id
+        yield self.child, [item for row in rows for item in found.get(row[parent_id], ())]
 
     def value(self, builder: Builder, row: Row, path: Path) -> Any:
         items = self._of(builder.execution, row)
