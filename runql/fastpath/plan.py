@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeGuard
 from graphql import FieldNode
 
 from runql.fastpath.statements import Join
-from runql.fastpath.values import Convert
+from runql.fastpath.values import Convert, inline_convert
 
 if TYPE_CHECKING:
     from runql.fastpath.build import Builder, Path
@@ -106,7 +106,7 @@ def compiled_build(fields: "tuple[Field, ...]") -> Build:
             read = f"row[{found.index}]"
             if found.convert is not None:
                 names[f"convert_{number}"] = found.convert
-                read = f"convert_{number}({read})"
+                read = f"({inline_convert(found.convert, read, f'convert_{number}', names)})"
         elif isinstance(found, Typename):
             names[f"name_{number}"] = found.name
             read = f"name_{number}"
@@ -223,7 +223,10 @@ class Embedded:
                 read = f"{made}[{position}]"
             else:
                 names[f"convert_{number}_{index}"] = convert
-                read = f"convert_{number}_{index}({made}[{position}])"
+                read = inline_convert(
+                    convert, f"{made}[{position}]", f"convert_{number}_{index}", names
+                )
+                read = f"({read})"
             entries.append(f"key_{number}_{index}: {read}")
         arguments = "".join(f"row[{position}], " for position in self.columns)
         return (
