@@ -1,6 +1,7 @@
 """Building the response from what the statements found: each plan field gives its value for a
 row, and a field whose arguments the resolver would refuse records that failure for settle.py."""
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,15 @@ class Failure:
 class Builder:
     execution: Execution
     failures: list[Failure] = field(default_factory=list)
+    rows: Any = field(init=False)  # the execution's, read by compiled builds (plan.Inlined)
+    found: Any = field(init=False)
+    # objects built once for all the places they stand (links.ById of a pure plan), by the
+    # field and the object's id
+    shared: defaultdict[object, dict[Any, Any]] = field(default_factory=lambda: defaultdict(dict))
+
+    def __post_init__(self) -> None:
+        self.rows = self.execution.rows
+        self.found = self.execution.found
 
     def fail(self, error: Exception, at: "Fetching", path: tuple[Any, str | int, bool]) -> None:
         """The field at `path` fails as its resolver would; settle.py nulls what it must."""

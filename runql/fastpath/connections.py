@@ -16,7 +16,7 @@ from runql.errors import RunqlError
 from runql.fastpath import statements
 from runql.fastpath.build import Builder, Path
 from runql.fastpath.execution import Execution, Row
-from runql.fastpath.plan import Folded, ObjectPlan, distinct_folds
+from runql.fastpath.plan import Build, Folded, ObjectPlan, distinct_folds
 from runql.fastpath.values import cursor
 from runql.resolvers.pagination import Listing
 from runql.schema.arguments import Check
@@ -53,12 +53,21 @@ def root_statements(
 ) -> ListStatements:
     """Of a root list: made once for the same arguments (building a Select costs more than
     the rest of its execution's Python)."""
-    where = [statements.in_organization(table), *listing.conditions(table.c)]
+    conditions = listing.conditions(table.c)
+    where = [statements.in_organization(table), *conditions]
+    behind = statements.any_behind(table, where, listing.page)
+    apart = _values_matter(listing, conditions)
     return ListStatements(
-        statements.page(table, names, where, listing.page, joins),
-        statements.any_behind(table, where, listing.page),
-        statements.count(table, where),
+        statements.planned_apart(statements.page(table, names, where, listing.page, joins), apart),
+        None if behind is None else statements.planned_apart(behind, apart),
+        statements.planned_apart(statements.count(table, where), bool(conditions)),
     )
+
+
+def _values_matter(listing: Listing, conditions: list[Any]) -> bool:
+    """Whether a list's page is planned for its values (statements.planned_apart): with a
+    filter, or after or before a cursor."""
+    return bool(conditions) or listing.page.cursor is not None
 
 
 @lru_cache(maxsize=STATEMENT_SETS)
@@ -70,12 +79,19 @@ def statements_of(
     joins: statements.Joins,
 ) -> ListStatements:
     """Of the lists of many parents (a page each), made once for the same arguments too."""
-    where = [statements.in_organization(table), *listing.conditions(table.c)]
+    conditions = listing.conditions(table.c)
+    where = [statements.in_organization(table), *conditions]
     request = listing.page
+    behind = statements.parents_with_rows_behind(table, parent, where, request)
+    apart = _values_matter(listing, conditions)
     return ListStatements(
-        statements.pages_by_parent(table, names, parent, where, request, joins),
-        statements.parents_with_rows_behind(table, parent, where, request),
-        statements.counts_by_parent(table, parent, where),
+        statements.planned_apart(
+            statements.pages_by_parent(table, names, parent, where, request, joins), apart
+        ),
+        None if behind is None else statements.planned_apart(behind, apart),
+        statements.planned_apart(
+            statements.counts_by_parent(table, parent, where), bool(conditions)
+        ),
     )
 
 
@@ -90,6 +106,13 @@ class Shape:
     fields: Selected
     created: int  # the rows' created_at column
     identity: int  # the rows' id column
+    _edges: dict[str, Build] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        edges = {
+            key: self._edge(selected) for key, what, selected in self.fields if what == "edges"
+        }
+        object.__setattr__(self, "_edges", edges)
 
     def nodes(self) -> list[ObjectPlan]:
         return [
@@ -123,16 +146,26 @@ class Shape:
         }
         return {key: name if what == "__typename" else values[what] for key, what, name in selected}
 
-    def _edge(self, builder: Builder, selected: Selected, row: Row, path: Path) -> dict[str, Any]:
-        edge: dict[str, Any] = {}
-        for key, what, plan in selected:
+    def _edge(self, selected: Selected) -> Build:
+        """An edge's dict from its row, compiled as plan.compiled_build compiles an object's
+        (made once per shape: a page's edges are built by one call each)."""
+        names: dict[str, Any] = {"cursor": cursor}
+        entries = []
+        for number, (key, what, plan) in enumerate(selected):
+            names[f"key_{number}"] = key
             if what == "node":
-                edge[key] = plan.build(builder, row, (path, key, False))
+                names[f"node_{number}"] = plan.build
+                read = f"node_{number}(builder, row, (path, key_{number}, False))"
             elif what == "cursor":
-                edge[key] = self._cursor(row)
+                read = f"cursor(row[{self.created}], row[{self.identity}])"
             else:
-                edge[key] = plan
-        return edge
+                names[f"name_{number}"] = plan
+                read = f"name_{number}"
+            entries.append(f"key_{number}: {read}")
+        source = f"def edge(builder, row, path):\n    return {{{', '.join(entries)}}}\n"
+        exec(source, names)  # the source is made of numbers and names, the values are in names
+        made: Build = names["edge"]
+        return made
 
     def build(
         self, builder: Builder, page: FoundPage, total: int | None, path: Path
@@ -141,9 +174,9 @@ class Shape:
         for key, what, selected in self.fields:
             if what == "edges":
                 here = (path, key, False)
+                edge = self._edges[key]
                 built[key] = [
-                    self._edge(builder, selected, row, (here, index, False))
-                    for index, row in enumerate(page.rows)
+                    edge(builder, row, (here, index, False)) for index, row in enumerate(page.rows)
                 ]
             elif what == "pageInfo":
                 built[key] = self._page_info(selected, page)

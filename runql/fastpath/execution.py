@@ -1,6 +1,7 @@
 """One execution of a plan: the caller's organization, the arguments as this request gives
 them, one connection's raw reads (storage.raw), and what the statements found."""
 
+from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,8 +25,10 @@ class Execution:
     reads: RawReads
     org_id: str
     arguments: Arguments
-    rows: dict[Table, dict[str, Row]] = field(default_factory=dict)  # None: not there
-    found: dict[Hashable, dict[str, Any]] = field(default_factory=dict)
+    # by table, by id (None: not there); by group (Fetching.group), by key: both made on
+    # first use, so that a compiled build (plan.Inlined) reads them without a call
+    rows: defaultdict[Table, dict[str, Row]] = field(default_factory=lambda: defaultdict(dict))
+    found: defaultdict[Hashable, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
     memos: dict[object, Any] = field(default_factory=dict)
 
     async def all(self, statement: Executable, **params: Any) -> Sequence[Row]:
@@ -57,10 +60,7 @@ class Execution:
             start = end
 
     def table_rows(self, table: Table) -> dict[str, Row]:
-        rows = self.rows.get(table)
-        if rows is None:
-            rows = self.rows[table] = {}
-        return rows
+        return self.rows[table]
 
     def remember(self, table: Table, rows: Sequence[Row]) -> None:
         """Rows found by any statement, kept by id: a later lookup by id needs no statement."""
@@ -77,7 +77,4 @@ class Execution:
         return made
 
     def group(self, key: Hashable) -> dict[str, Any]:
-        found = self.found.get(key)
-        if found is None:
-            found = self.found[key] = {}
-        return found
+        return self.found[key]

@@ -101,6 +101,36 @@ class ById:
             return None
         return self.child.build(builder, target, (path, self.key, self.nullable))
 
+    @property
+    def pure(self) -> bool:
+        return self.child.pure
+
+    def inline(self, number: int, names: dict[str, Any]) -> str:
+        if self.child.pure:  # each object built once: an actor of many messages, an agent
+            names[f"shared_{number}"] = self._shared
+            names[f"token_{number}"] = self
+            made, key = f"made_{number}", f"id_{number}"
+            return (
+                f"{made}[{key}] if ({key} := row[{self.source}]) in"
+                f" ({made} := builder.shared[token_{number}]) else"
+                f" shared_{number}(builder, {key})"
+            )
+        names[f"table_{number}"] = self.table
+        names[f"child_{number}"] = self.child.build
+        found = f"found_{number}"
+        return (
+            f"None if ({found} := builder.rows[table_{number}].get(row[{self.source}])) is None"
+            f" else child_{number}(builder, {found}, (path, key_{number}, {self.nullable}))"
+        )
+
+    def _shared(self, builder: Builder, key: Any) -> Any:
+        """The object of that id, built the first time it is asked for (with no path: nothing
+        under it fails, so nothing is located)."""
+        target = builder.rows[self.table].get(key)
+        made = None if target is None else self.child.build(builder, target, None)
+        builder.shared[self][key] = made
+        return made
+
 
 @dataclass(eq=False)
 class ByParent:
@@ -121,6 +151,10 @@ class ByParent:
     signature: Hashable = field(init=False)
     below: frozenset[Hashable] = field(init=False)
     join: Join | None = field(init=False)  # its one child, whose parent column is unique
+
+    @property
+    def pure(self) -> bool:
+        return self.child.pure
 
     def __post_init__(self) -> None:
         self.signature = f"children:{self.table.name}:{self.parent}:{','.join(self.order)}"
@@ -172,7 +206,8 @@ class ByParent:
     def children(
         self, execution: Execution, rows: Sequence[Row]
     ) -> Iterator[tuple[ObjectPlan, list[Row]]]:
-        yield self.child, [item for row in rows for item in self._of(execution, row)]
+        found, parent_id = execution.group(self.signature), self.parent_id
+        yield self.child, [item for row in rows for item in found.get(row[parent_id], ())]
 
     def value(self, builder: Builder, row: Row, path: Path) -> Any:
         items = self._of(builder.execution, row)
@@ -181,6 +216,26 @@ class ByParent:
             return self.child.build(builder, items[0], here) if items else None
         build, nullable = self.child.build, self.items_nullable
         return [build(builder, item, (here, index, nullable)) for index, item in enumerate(items)]
+
+    def inline(self, number: int, names: dict[str, Any]) -> str:
+        names[f"group_{number}"] = self.signature
+        names[f"child_{number}"] = self.child.build
+        items = f"builder.found[group_{number}].get(row[{self.parent_id}], ())"
+        here = f"(path, key_{number}, {self.nullable})"
+        if self.child.pure:  # nothing under it fails, so nothing is located: no paths
+            if not self.many:
+                found = f"found_{number}"
+                return (
+                    f"child_{number}(builder, {found}[0], None) if ({found} := {items}) else None"
+                )
+            return f"[child_{number}(builder, item, None) for item in {items}]"
+        if not self.many:
+            found = f"found_{number}"
+            return f"child_{number}(builder, {found}[0], {here}) if ({found} := {items}) else None"
+        return (
+            f"[child_{number}(builder, item, (here, index, {self.items_nullable}))"
+            f" for here in [{here}] for index, item in enumerate({items})]"
+        )
 
 
 @dataclass(eq=False)
@@ -200,6 +255,10 @@ class RunOfGroup:
     child: ObjectPlan
     signature: Hashable = field(init=False)
     below: frozenset[Hashable] = field(init=False)
+
+    @property
+    def pure(self) -> bool:
+        return self.child.pure
 
     def __post_init__(self) -> None:
         self.signature = f"run-of-group:{self.table.name}"

@@ -4,12 +4,12 @@ are in links.py, connections.py and roots.py."""
 
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeGuard
 
 from graphql import FieldNode
 
 from runql.fastpath.statements import Join
-from runql.fastpath.values import Convert
+from runql.fastpath.values import Convert, inline_convert
 
 if TYPE_CHECKING:
     from runql.fastpath.build import Builder, Path
@@ -79,12 +79,26 @@ class Folded(Fetching, Protocol):
 Build = Callable[["Builder", Row, "Path"], dict[str, Any]]
 
 
+class Inlined(Protocol):
+    """A field whose value the compiled build writes in place, as an expression over `builder`,
+    `row` and `path` (a link's lookup, a composite's dict): no call of its own a row."""
+
+    def inline(self, number: int, names: dict[str, Any]) -> str:
+        """The expression; the values it names are added to `names`, each name ending in
+        `_{number}` so that fields' names do not meet."""
+
+
+def _inlined(candidate: "Field") -> TypeGuard[Inlined]:
+    return hasattr(candidate, "inline")
+
+
 def compiled_build(fields: "tuple[Field, ...]") -> Build:
     """A function that makes an object's dict from its row in one dict display: a column read
-    in place (`row[3]`, or its conversion's call), a typename as a constant, any other field
-    by its `value`, in the selection's order, as `{f.key: f.value(...) for f in fields}` would,
-    without a method call per column. Made once per plan (plans are cached): a feed's objects
-    are thousands of dicts a request."""
+    in place (`row[3]`, or its conversion's call), a typename as a constant, a link or a
+    composite by its own expression (Inlined), any other field by its `value`, in the
+    selection's order, as `{f.key: f.value(...) for f in fields}` would, without a method call
+    per field. Made once per plan (plans are cached): a feed's objects are thousands of dicts a
+    request."""
     names: dict[str, Any] = {}
     entries = []
     for number, found in enumerate(fields):
@@ -92,10 +106,12 @@ def compiled_build(fields: "tuple[Field, ...]") -> Build:
             read = f"row[{found.index}]"
             if found.convert is not None:
                 names[f"convert_{number}"] = found.convert
-                read = f"convert_{number}({read})"
+                read = f"({inline_convert(found.convert, read, f'convert_{number}', names)})"
         elif isinstance(found, Typename):
             names[f"name_{number}"] = found.name
             read = f"name_{number}"
+        elif _inlined(found):
+            read = f"({found.inline(number, names)})"
         else:
             names[f"value_{number}"] = found.value
             read = f"value_{number}(builder, row, path)"
@@ -114,11 +130,15 @@ class ObjectPlan:
     fetching: tuple[Fetching, ...] = field(init=False)
     folds: tuple[Folded, ...] = field(init=False)
     build: Build = field(init=False, repr=False)
+    # whether no field under it can fail (Builder.fail): then its dict for a row is the same
+    # wherever it stands, and may be built once and shared (links.ById)
+    pure: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.fetching = tuple(f for f in self.fields if _fetches(f))
         self.folds = tuple(f for f in self.fetching if _folds(f))
         self.build = compiled_build(self.fields)
+        self.pure = all(getattr(f, "pure", False) for f in self.fields)
 
     def below(self) -> frozenset[Hashable]:
         found: set[Hashable] = set()
@@ -147,6 +167,7 @@ def distinct_folds(folds: Iterable[Folded]) -> tuple[Folded, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Column:
+    pure: ClassVar[bool] = True  # it records no failure
     key: str
     index: int
     convert: Convert | None
@@ -158,6 +179,7 @@ class Column:
 
 @dataclass(frozen=True, slots=True)
 class Typename:
+    pure: ClassVar[bool] = True  # it records no failure
     key: str
     name: str
 
@@ -169,13 +191,16 @@ class Typename:
 class Embedded:
     """An object made of the row's columns (Run.cost, Message.error), or null."""
 
+    pure: ClassVar[bool] = True  # it records no failure
+
     key: str
-    make: Callable[[Row], Sequence[Any] | None]
+    make: Callable[..., Sequence[Any] | None]  # the columns' values -> the fields', or None
+    columns: tuple[int, ...]  # where make's columns are in the row
     fields: tuple[tuple[str, int, Convert | None], ...]  # (key, position, convert); -1: typename
     type_name: str
 
     def value(self, builder: "Builder", row: Row, path: "Path") -> Any:
-        made = self.make(row)
+        made = self.make(*(row[position] for position in self.columns))
         if made is None:
             return None
         return {
@@ -184,6 +209,29 @@ class Embedded:
             else (made[position] if convert is None else convert(made[position]))
             for key, position, convert in self.fields
         }
+
+    def inline(self, number: int, names: dict[str, Any]) -> str:
+        made = f"made_{number}"
+        names[f"make_{number}"] = self.make
+        names[f"type_{number}"] = self.type_name
+        entries = []
+        for index, (key, position, convert) in enumerate(self.fields):
+            names[f"key_{number}_{index}"] = key
+            if position < 0:
+                read = f"type_{number}"
+            elif convert is None:
+                read = f"{made}[{position}]"
+            else:
+                names[f"convert_{number}_{index}"] = convert
+                read = inline_convert(
+                    convert, f"{made}[{position}]", f"convert_{number}_{index}", names
+                )
+                read = f"({read})"
+            entries.append(f"key_{number}_{index}: {read}")
+        arguments = "".join(f"row[{position}], " for position in self.columns)
+        return (
+            f"None if ({made} := make_{number}({arguments})) is None else {{{', '.join(entries)}}}"
+        )
 
 
 @dataclass(eq=False)

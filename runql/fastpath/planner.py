@@ -350,12 +350,7 @@ class Planner:
             named = get_named_type(self._definition(embedded, name).type)
             assert isinstance(named, GraphQLLeafType)
             fields.append((sub_key, spec.fields.index(name), self._leaf(named)))
-        make = spec.make
-
-        def made(row: Any) -> Any:
-            return make(*(row[position] for position in columns))
-
-        return Embedded(key, made, tuple(fields), embedded.name)
+        return Embedded(key, spec.make, columns, tuple(fields), embedded.name)
 
     # -- connections ----------------------------------------------------------------------
 

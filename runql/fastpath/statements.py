@@ -15,11 +15,12 @@ follow the parent's, in the joins' order, null where the relation finds nothing.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    Executable,
     Select,
     String,
     Table,
@@ -34,6 +35,7 @@ from sqlalchemy.sql.elements import KeyedColumnElement
 
 from runql.storage import pages
 from runql.storage.pages import PageRequest
+from runql.storage.raw import CUSTOM_PLAN
 from runql.storage.types import UTCDateTime
 
 Columns = Any  # a table's or a subquery's column collection
@@ -132,6 +134,16 @@ def joined(statement: Select[Any], parent: Columns, joins: Joins) -> Select[Any]
             ),
         )
     return statement
+
+
+S = TypeVar("S", bound=Executable)
+
+
+def planned_apart(statement: S, values_matter: bool) -> S:
+    """The statement, marked to be planned for its own values on PostgreSQL where they
+    matter (storage.raw.CUSTOM_PLAN): a page or count with a filter or a cursor, which a
+    generic plan may walk the organization's every row for. Reads by key keep generic plans."""
+    return statement.execution_options(**{CUSTOM_PLAN: True}) if values_matter else statement
 
 
 STATEMENTS = 1024  # statements kept by their shape (the columns come from clients' documents)

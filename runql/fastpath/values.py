@@ -22,6 +22,11 @@ Convert = Callable[[Any], Any]
 _STORED = len("2025-01-01 00:00:00.000000")
 
 
+def _stored(value: Any) -> bool:
+    """Whether a raw value is a stored text of the usual shape (2025-01-01 00:00:00.000000)."""
+    return type(value) is str and len(value) == _STORED and value[10] == " " and value[19] == "."
+
+
 class UnexpectedValue(ValueError):
     """A stored value the fast path does not serialize as the standard path would."""
 
@@ -41,7 +46,10 @@ def stamp(value: Any) -> str | None:
     if value is None:
         return None
     if type(value) is str and len(value) == _STORED and value[10] == " " and value[19] == ".":
+        # (_stored, written out: a call less a value)
         return f"{value[:10]}T{value[11:23]}Z"  # isoformat(timespec=ms) truncates too
+    if type(value) is datetime and value.tzinfo is UTC:  # PostgreSQL's timestamptz
+        return f"{value.isoformat(timespec='milliseconds')[:-6]}Z"  # less its +00:00
     return format_instant(instant(value))
 
 
@@ -51,25 +59,56 @@ def decoded(value: Any) -> Any:
 
 
 def cursor(created_at: Any, row_id: str) -> str:
+    """Cursor(instant(created_at), row_id).encode(); a stored text of the usual shape is
+    rewritten as the aware UTC datetime's isoformat would write it, without parsing it (which
+    leaves out the fraction when it is zero)."""
+    if _stored(created_at):
+        fraction = created_at[19:]
+        written = created_at[11:19] if fraction == ".000000" else created_at[11:]
+        return Cursor.encoded(f"{created_at[:10]}T{written}+00:00", row_id)
     return Cursor(instant(created_at), row_id).encode()
 
 
-def enum_names(graphql_type: GraphQLEnumType) -> Convert:
-    """Stored value -> GraphQL name ("success" -> "SUCCESS"), by the type's own serialize."""
-    names: dict[Any, str] = {}
+class EnumNames:
+    """Stored value -> GraphQL name ("success" -> "SUCCESS"), by the type's own serialize;
+    `names` holds those found (a compiled build reads it in place, plan.compiled_build)."""
 
-    def convert(value: Any) -> Any:
+    def __init__(self, graphql_type: GraphQLEnumType) -> None:
+        self.graphql_type = graphql_type
+        self.names: dict[Any, str] = {}
+
+    def __call__(self, value: Any) -> Any:
         if value is None:
             return None
-        found = names.get(value)
+        found = self.names.get(value)
         if found is None:
             try:
-                found = names[value] = graphql_type.serialize(value)
+                found = self.names[value] = self.graphql_type.serialize(value)
             except Exception as error:  # the standard path fails the field: let it
-                raise UnexpectedValue(f"{graphql_type.name} cannot represent {value!r}") from error
+                name = self.graphql_type.name
+                raise UnexpectedValue(f"{name} cannot represent {value!r}") from error
         return found
 
-    return convert
+
+def enum_names(graphql_type: GraphQLEnumType) -> Convert:
+    return EnumNames(graphql_type)
+
+
+def inline_convert(convert: Convert, read: str, name: str, names: dict[str, Any]) -> str:
+    """An expression for `convert(read)`, the convert being `names[name]`, without its call
+    where the value is the usual one: an enum's name already found, a stored instant of the
+    usual shape (what stamp does, written out); what it reads is added to `names`."""
+    if isinstance(convert, EnumNames):  # a name is never empty: `or` calls it for the rest
+        names[f"{name}_names"] = convert.names
+        return f"{name}_names.get({read}) or {name}({read})"
+    if convert is stamp:
+        value = f"{name}_value"
+        return (
+            f'f"{{{value}[:10]}}T{{{value}[11:23]}}Z" if type({value} := {read}) is str and'
+            f' len({value}) == {_STORED} and {value}[10] == " " and {value}[19] == "."'
+            f" else {name}({value})"
+        )
+    return f"{name}({read})"
 
 
 def leaf(graphql_type: GraphQLLeafType) -> Convert | None:

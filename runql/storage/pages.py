@@ -26,7 +26,12 @@ class Cursor:
     id: str
 
     def encode(self) -> str:
-        raw = f"{self.created_at.isoformat()}|{self.id}".encode()
+        return self.encoded(self.created_at.isoformat(), self.id)
+
+    @staticmethod
+    def encoded(created_at: str, row_id: str) -> str:
+        """The cursor of an instant already written as `isoformat` writes it."""
+        raw = f"{created_at}|{row_id}".encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod

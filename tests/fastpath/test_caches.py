@@ -13,7 +13,7 @@ from strawberry.extensions import ParserCache
 
 from runql.fastpath import cache, planner
 from runql.fastpath.plan import OperationPlan
-from tests.fastpath.conftest import BothExecutors
+from tests.fastpath.conftest import BothExecutors, Ran
 
 
 @pytest.fixture
@@ -63,3 +63,28 @@ async def test_each_new_document_is_planned(both: BothExecutors, plannings: list
     await both.fast(_unique())
     await both.fast(_unique())
     assert len(plannings) == 2
+
+
+async def test_arguments_converted_once_follow_each_request_s_variables(
+    both: BothExecutors,
+) -> None:
+    """Arguments the resolver's conversion makes (a list's arguments left to their defaults)
+    are kept by the variables' values: each request still gets its own page."""
+    document = (
+        "query Page($first: Int, $after: String) { runs(first: $first, after: $after) {"
+        " pageInfo { endCursor } edges { node { id } } } }"
+    )
+    first = await both.compare(document, {"first": 2})
+    cursor = first.body["data"]["runs"]["pageInfo"]["endCursor"]
+    after = await both.compare(document, {"first": 2, "after": cursor})
+    again = await both.compare(document, {"first": 2})
+    fewer = await both.compare(document, {"first": 1})
+
+    def ids(ran: Ran) -> list[str]:
+        return [edge["node"]["id"] for edge in ran.body["data"]["runs"]["edges"]]
+
+    assert len(ids(first)) == 2
+    assert not set(ids(first)) & set(ids(after))
+    assert ids(again) == ids(first)
+    assert ids(fewer) == ids(first)[:1]
+    assert {first.executor, after.executor, again.executor, fewer.executor} == {"fast"}

@@ -4,7 +4,7 @@ from graphql import parse
 from graphql.execution.collect_fields import FragmentDetails
 
 from runql.fastpath.cache import condition_variables
-from tests.fastpath.conftest import BothExecutors
+from tests.fastpath.conftest import BothExecutors, Ran
 
 CONDITIONAL = """query($withAgent: Boolean!, $first: Int) {
   runs(first: $first) { edges { node { id agent @include(if: $withAgent) { name } } } } }"""
@@ -39,3 +39,29 @@ async def test_two_operations_of_one_document_each_have_their_plan(both: BothExe
     assert list(ids.body["data"]["runs"]) == ["edges"]
     assert list(count.body["data"]) == ["runs", "agents"]
     assert {ids.executor, count.executor} == {"fast"}
+
+
+async def test_an_object_met_again_is_the_same_unless_a_field_under_it_fails(
+    both: BothExecutors,
+) -> None:
+    """An agent under many runs is built once (its plan records no failure, so its dict is
+    the same wherever it stands); one whose list refuses its arguments is built at each place,
+    each failure reported at its own path. (The standard executor reports those in the order
+    its loaders resolve, not the response's: the errors are compared as a set.)"""
+    shared = await both.compare(
+        "{ runs(first: 30) { edges { node { agent { id name kind createdAt } } } } }"
+    )
+    agents = [edge["node"]["agent"] for edge in shared.body["data"]["runs"]["edges"]]
+    assert len({agent["id"] for agent in agents}) < len(agents)  # agents met more than once
+    failing = (
+        "{ runs(first: 30) { edges { node { agent { id runs(first: -1) { totalCount } } } } } }"
+    )
+    fast, standard = await both.fast(failing), await both.standard(failing)
+    assert shared.executor == fast.executor == "fast"
+    assert fast.body["data"] == standard.body["data"]
+
+    def paths(ran: Ran) -> set[tuple[str | int, ...]]:
+        return {tuple(error["path"]) for error in ran.body["errors"]}
+
+    assert paths(fast) == paths(standard)
+    assert len(paths(fast)) == len(agents)

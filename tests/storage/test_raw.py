@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, func, select
 
 from runql.auth.keys import organization
 from runql.storage import raw
@@ -334,3 +334,57 @@ async def test_a_postgres_connection_closed_while_kept_aside_is_not_read_on(
             break
         await asyncio.sleep(0.02)
     assert await _backend_pid(database) != first
+
+
+_PLAN_MODE = select(func.current_setting("plan_cache_mode"))
+
+
+async def test_postgres_raw_reads_plan_generically_but_where_marked(database: Database) -> None:
+    """The raw pool's sessions let PostgreSQL keep generic plans (reads by key: planning an
+    `= ANY($1)` each time was most of their cost); a statement marked CUSTOM_PLAN runs with a
+    plan for its own values, and the connection is kept with generic plans allowed again.
+    The engine's connections (the standard executor) keep custom plans."""
+    _postgres_only(database)
+    marked = _PLAN_MODE.execution_options(**{raw.CUSTOM_PLAN: True})
+    async with raw_reads(database) as reads:
+        assert (await reads.all(_PLAN_MODE, {}))[0][0] == "auto"
+        assert (await reads.all(marked, {}))[0][0] == "force_custom_plan"
+        assert (await reads.all(marked, {}))[0][0] == "force_custom_plan"
+        assert (await reads.all(_PLAN_MODE, {}))[0][0] == "auto"
+        assert (await reads.all(marked, {}))[0][0] == "force_custom_plan"
+    async with raw_reads(database) as reads:  # the same connection, kept aside
+        assert (await reads.run("SELECT current_setting('plan_cache_mode')", []))[0][0] == "auto"
+    async with database.engine.connect() as connection:
+        found = await connection.exec_driver_sql("SELECT current_setting('plan_cache_mode')")
+        assert found.scalar_one() == "force_custom_plan"
+
+
+async def _failing_after_custom_plans(database: Database) -> int:
+    async with raw_reads(database) as reads:
+        marked = select(func.pg_backend_pid()).execution_options(**{raw.CUSTOM_PLAN: True})
+        pid = (await reads.all(marked, {}))[0][0]
+        raise RuntimeError(pid)
+
+
+async def _pid_and_mode(database: Database) -> tuple[int, str]:
+    async with raw_reads(database) as reads:
+        sql = "SELECT pg_backend_pid(), current_setting('plan_cache_mode'), pg_sleep(0.1)"
+        row = (await reads.run(sql, []))[0]
+        return row[0], row[1]
+
+
+async def test_a_postgres_read_that_fails_leaves_no_custom_plans_behind(
+    database: Database,
+) -> None:
+    """A request whose reads fail after custom plans were set hands its connection back to
+    the pool, whose reset allows generic plans again."""
+    _postgres_only(database)
+    with pytest.raises(RuntimeError) as failed:
+        await _failing_after_custom_plans(database)
+    pid = failed.value.args[0]
+    pool = await raw._source(database).pool()  # type: ignore[union-attr]
+    found = dict(
+        await asyncio.gather(*(_pid_and_mode(database) for _ in range(pool.get_max_size())))
+    )
+    assert found[pid] == "auto"
+    assert set(found.values()) == {"auto"}
