@@ -8,6 +8,7 @@ same bytes run_plan's gives; the id is checked by the same check, and a refused 
 (None), for the view to report.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -24,7 +25,7 @@ from runql.fastpath.execution import Execution
 from runql.fastpath.plan import Column, Embedded, OperationPlan, Typename
 from runql.fastpath.roots import RootObject
 from runql.fastpath.statements import IDENTITY
-from runql.storage.raw import OneKey, RawReads
+from runql.storage.raw import OneKey, RawReads, RawRow
 
 LEAVES = (Column, Typename, Embedded)  # fields built from the row alone
 
@@ -56,24 +57,48 @@ class PointRead:
             found = self._one[dialect.name] = OneKey.of(self.statement, dialect)
             return found
 
-    async def body(self, reads: RawReads, org_id: str, arguments: Arguments) -> bytes | None:
-        """The response body; None where the id is refused (the view reports it)."""
+    def query(self, reads: RawReads, org_id: str, arguments: Arguments) -> "Query | None":
+        """The read of the id the request gives; None where the id is refused (the view
+        reports it)."""
         execution = Execution(reads, org_id, arguments)
         found = self.root.checked_id(execution)
         if isinstance(found, RunqlError):
             return None
-        one = self._one_key(reads.dialect)
-        if one is None:
-            rows = await reads.all(self.statement, {"org": org_id, "ids": [found]})
-        else:
-            values = {"org": org_id, "ids": found}
-            rows = await reads.run(one.sql, one.arguments(values, reads.postgres))
-        row = rows[0] if rows and rows[0][IDENTITY] == found else None
+        return Query(execution, found, self._one_key(reads.dialect))
+
+    def answer(self, query: "Query", rows: Sequence[RawRow]) -> bytes:
+        """The response body of the row read for the id."""
+        row = rows[0] if rows and rows[0][IDENTITY] == query.id else None
         if row is None:
             return self.prefix + b"null}}"
         here = (None, self.root.key, self.root.nullable)
-        value = self.root.child.build(Builder(execution), row, here)
+        value = self.root.child.build(Builder(query.execution), row, here)
         return self.prefix + orjson.dumps(value) + b"}}"
+
+    async def body(self, reads: RawReads, org_id: str, arguments: Arguments) -> bytes | None:
+        """The response body; None where the id is refused (the view reports it)."""
+        query = self.query(reads, org_id, arguments)
+        if query is None:
+            return None
+        if query.one is None:
+            rows = await reads.all(self.statement, {"org": org_id, "ids": [query.id]})
+        else:
+            rows = await reads.run(query.one.sql, query.arguments(reads.postgres))
+        return self.answer(query, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One request's point read: its execution, the id, and its SQL for one key (None: bound
+    by RawReads.all)."""
+
+    execution: Execution
+    id: str
+    one: OneKey | None
+
+    def arguments(self, postgres: bool) -> list[Any]:
+        assert self.one is not None
+        return self.one.arguments({"org": self.execution.org_id, "ids": self.id}, postgres)
 
 
 _points: WeakKeyDictionary[OperationPlan, PointRead | None] = WeakKeyDictionary()

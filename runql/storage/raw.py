@@ -242,16 +242,21 @@ class OneKey:
 
 
 Fetch = Callable[[str, list[Any]], Awaitable[Sequence[RawRow]]]
+FetchNow = Callable[[str, list[Any]], Sequence[RawRow] | None]
 
 
 @dataclass
 class RawReads:
-    """Reads on a driver connection: `fetch` runs the driver's SQL with its arguments."""
+    """Reads on a driver connection: `fetch` runs the driver's SQL with its arguments; on the
+    loop's SQLite reader, `now` reads at once where it can and `later` on the reader's thread
+    (`run_now`)."""
 
     dialect: Dialect
     dispatch: Any  # the engine's event dispatch: its cursor events announce each statement
     fetch: Fetch
     announced: Announced = field(default_factory=Announced)
+    now: FetchNow | None = None
+    later: Fetch | None = None
 
     @property
     def postgres(self) -> bool:
@@ -268,6 +273,31 @@ class RawReads:
         self.dispatch.before_cursor_execute(self.announced, None, sql, args, None, False)
         try:
             return await self.fetch(sql, args)
+        finally:
+            self.dispatch.after_cursor_execute(self.announced, None, sql, args, None, False)
+
+    def run_now(self, sql: str, args: list[Any]) -> Sequence[RawRow] | None:
+        """`run` at once, without a turn of the loop, on the loop's SQLite reader: the rows; or
+        None where the statement is not read yet (no loop reader, over its budget, or the
+        database busy). A None from a loop reader leaves the statement announced, not ended:
+        `run_later` reads it and ends it, as one statement."""
+        if self.now is None:
+            return None
+        self.dispatch.before_cursor_execute(self.announced, None, sql, args, None, False)
+        try:
+            rows = self.now(sql, args)
+        except BaseException:
+            self.dispatch.after_cursor_execute(self.announced, None, sql, args, None, False)
+            raise
+        if rows is not None:
+            self.dispatch.after_cursor_execute(self.announced, None, sql, args, None, False)
+        return rows
+
+    async def run_later(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
+        """The statement `run_now` left announced, read on the reader's thread, and ended."""
+        assert self.later is not None, "run_later follows a loop reader's run_now"
+        try:
+            return await self.later(sql, args)
         finally:
             self.dispatch.after_cursor_execute(self.announced, None, sql, args, None, False)
 
@@ -417,18 +447,27 @@ class _SQLiteReader:
         return int(time.thread_time() > self._deadline or time.perf_counter() > self._wall_deadline)
 
     async def fetch(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
-        if self._loop_connection is None:
-            self._loop_connection = self._open(progress=True)
-        self._deadline = time.thread_time() + IN_LOOP_SECONDS
-        self._wall_deadline = time.perf_counter() + IN_LOOP_WALL_SECONDS
-        try:
-            rows = self._loop_connection.execute(sql, args).fetchall()
-        except sqlite3.OperationalError:  # over budget, or busy: on a thread, without either
-            return await self._threaded_fetch(sql, args)
+        rows = self.fetch_now(sql, args)
+        if rows is None:  # over budget, or busy: on a thread, without either
+            return await self.threaded_fetch(sql, args)
         await asyncio.sleep(0)  # a turn of the loop: others' requests, timeouts, cancellation
         return rows
 
-    async def _threaded_fetch(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
+    def fetch_now(self, sql: str, args: list[Any]) -> list[Any] | None:
+        """The rows read on the loop's thread within the budget, with no turn of the loop
+        after them (for a request's last statement, which ends its turn anyway); None where
+        the budget ran out or the database was busy: `threaded_fetch` reads it then."""
+        connection = self._loop_connection
+        if connection is None:
+            connection = self._loop_connection = self._open(progress=True)
+        self._deadline = time.thread_time() + IN_LOOP_SECONDS
+        self._wall_deadline = time.perf_counter() + IN_LOOP_WALL_SECONDS
+        try:
+            return connection.execute(sql, args).fetchall()
+        except sqlite3.OperationalError:
+            return None
+
+    async def threaded_fetch(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
         """One read at a time on the thread's connection. A caller cancelled (a timeout, a
         client gone) interrupts the read and waits for the thread to let go of it."""
         async with self._threaded:
@@ -490,7 +529,9 @@ def loop_reads(database: Database) -> RawReads | None:
     if not isinstance(source, _SQLiteReader):
         return None
     dialect, dispatch = _engine_parts(database)
-    return RawReads(dialect, dispatch, source.fetch)
+    return RawReads(
+        dialect, dispatch, source.fetch, now=source.fetch_now, later=source.threaded_fetch
+    )
 
 
 @asynccontextmanager
