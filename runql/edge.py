@@ -24,7 +24,13 @@ from runql.operations.observe import (
     observe_websocket_closed,
     with_request_id,
 )
-from runql.operations.requests import REQUEST_ID_HEADER, RequestRecord, request_id_from, serving
+from runql.operations.requests import (
+    CURRENT_REQUEST,
+    REQUEST_ID_HEADER,
+    RequestRecord,
+    request_id_from,
+    serving,
+)
 from runql.security.body import BodyCap, BodyTooLarge
 from runql.security.ratelimit import RateLimits, refuse_rate
 
@@ -98,15 +104,18 @@ class Edge:
                 message = with_request_id(message, record.request_id)
             await send(message)
 
-        with serving(record):
+        serving = CURRENT_REQUEST.set(record)  # as `with serving(record)`, for less per request
+        try:
+            await self._guarded(scope, receive, send_observed, headers)
+        except BodyTooLarge:
+            if status:
+                raise
+            await self.body.refuse(scope, receive, send_observed, headers.accept)
+        finally:
             try:
-                await self._guarded(scope, receive, send_observed, headers)
-            except BodyTooLarge:
-                if status:
-                    raise
-                await self.body.refuse(scope, receive, send_observed, headers.accept)
-            finally:
                 observe_http(scope, record, status or 500, time.perf_counter() - started)
+            finally:
+                CURRENT_REQUEST.reset(serving)
 
     async def _guarded(
         self, scope: Scope, receive: Receive, send: Send, headers: EdgeHeaders

@@ -11,7 +11,6 @@ same bytes run_plan's gives; the id is checked by the same check, and a refused 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import orjson
 from sqlalchemy import Select
@@ -101,13 +100,17 @@ class Query:
         return self.one.arguments({"org": self.execution.org_id, "ids": self.id}, postgres)
 
 
-_points: WeakKeyDictionary[OperationPlan, PointRead | None] = WeakKeyDictionary()
+MAX_POINTS = 512  # plans whose point read is kept (as many as plans are: cache.MAX_PLANS)
+_points: dict[int, tuple[OperationPlan, PointRead | None]] = {}  # by the plan's id
 
 
 def point_read(plan: OperationPlan) -> PointRead | None:
-    """PointRead.of, once per plan."""
-    try:
-        return _points[plan]
-    except KeyError:
-        found = _points[plan] = PointRead.of(plan)
-        return found
+    """PointRead.of, once per plan (the plan is held with it: its id stays its own)."""
+    found = _points.get(id(plan))
+    if found is not None and found[0] is plan:
+        return found[1]
+    if len(_points) >= MAX_POINTS:
+        _points.clear()
+    made = PointRead.of(plan)
+    _points[id(plan)] = (plan, made)
+    return made

@@ -27,6 +27,7 @@ class RequestRecord:
 
 
 _current: ContextVar[RequestRecord | None] = ContextVar("runql_request", default=None)
+CURRENT_REQUEST = _current  # set and reset by the edge's HTTP requests (`serving`, inline)
 
 
 def current_request() -> RequestRecord | None:

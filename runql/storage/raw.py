@@ -24,6 +24,7 @@ import json
 import re
 import sqlite3
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -489,6 +490,7 @@ class _SQLiteReader:
                 connection.close()
         self._loop_connection = self._thread_connection = None
         _sources.pop(self._database, None)  # the database may be used again: open anew
+        _loops.pop(id(self._database), None)
 
 
 _sources: WeakKeyDictionary[Database, "_PostgresPool | _SQLiteReader"] = WeakKeyDictionary()
@@ -522,15 +524,33 @@ def _engine_parts(database: Database) -> tuple[Dialect, Any]:
 _parts: WeakKeyDictionary[Database, tuple[Dialect, Any]] = WeakKeyDictionary()
 
 
+# By the database's id, what loop_reads needs of it (found once: a WeakKeyDictionary's look-up
+# is Python code, twice a request): a reference to it, its loop reader (None: it has none),
+# the engine's dialect and event dispatch. An entry goes with its database, or its reader.
+_Loop = tuple["weakref.ref[Database]", "_SQLiteReader | None", Dialect | None, Any]
+_loops: dict[int, _Loop] = {}
+
+
+def _loop_of(database: Database) -> _Loop:
+    key = id(database)
+    found = _loops.get(key)
+    if found is None or found[0]() is not database:
+        source = _source(database)
+        reader = source if isinstance(source, _SQLiteReader) else None
+        dialect, dispatch = _engine_parts(database) if reader is not None else (None, None)
+        gone = weakref.ref(database, lambda _ref: _loops.pop(key, None))
+        found = _loops[key] = (gone, reader, dialect, dispatch)
+    return found
+
+
 def loop_reads(database: Database) -> RawReads | None:
     """On a SQLite file, the reads of one request on the loop's own reader, which hold no
     connection to give back (no context to enter); None elsewhere: use raw_reads."""
-    source = _source(database)
-    if not isinstance(source, _SQLiteReader):
+    _ref, reader, dialect, dispatch = _loop_of(database)
+    if reader is None or dialect is None:
         return None
-    dialect, dispatch = _engine_parts(database)
     return RawReads(
-        dialect, dispatch, source.fetch, now=source.fetch_now, later=source.threaded_fetch
+        dialect, dispatch, reader.fetch, now=reader.fetch_now, later=reader.threaded_fetch
     )
 
 
