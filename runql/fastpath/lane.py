@@ -29,7 +29,7 @@ from strawberry.http import GraphQLRequestData
 from strawberry.schema.base import BaseSchema
 
 from runql.fastpath.arguments import Arguments
-from runql.fastpath.cache import plans_of
+from runql.fastpath.cache import MAX_PLANS, condition_variables, plans_of
 from runql.fastpath.executor import FastExecutor
 from runql.fastpath.plan import OperationPlan
 from runql.fastpath.point import PointRead, Query, point_read
@@ -72,6 +72,7 @@ class FastLane:
         self._database = database
         self._seconds = settings.execution_timeout_seconds
         self._prepared = PreparedOperations(schema, Limits.from_settings(settings))
+        self._fixed: dict[int, tuple[Prepared, OperationPlan | None]] = {}  # see _plan
         self.served = 0  # requests the lane answered
         self.point_reads = 0  # of which by a point read (point.py)
 
@@ -116,10 +117,23 @@ class FastLane:
         )
         if isinstance(variables, list):  # coercion errors: the view reports them
             return None
+        plan = self._plan(prepared, variables)
+        return None if plan is None else (prepared, plan, variables)
+
+    def _plan(self, prepared: Prepared, variables: VariableValues) -> OperationPlan | None:
+        """The plan cache's plan; kept by the prepared operation where no @include or @skip
+        takes a variable, so that it is the same plan whatever the variables are."""
+        fixed = self._fixed.get(id(prepared))
+        if fixed is not None and fixed[0] is prepared:
+            return fixed[1]
         plan = plans_of(self._schema).plan(
             self._schema, prepared.fragments, variables, prepared.operation
         )
-        return None if plan is None else (prepared, plan, variables)
+        if not condition_variables(prepared.operation, prepared.fragments):
+            if len(self._fixed) >= MAX_PLANS:
+                self._fixed.clear()
+            self._fixed[id(prepared)] = (prepared, plan)  # held: its id stays its own
+        return plan
 
     async def _recorded(
         self,

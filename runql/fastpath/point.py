@@ -86,7 +86,7 @@ class PointRead:
         return self.answer(query, rows)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # (not frozen: one is made a request, and a frozen __init__ costs more)
 class Query:
     """One request's point read: its execution, the id, and its SQL for one key (None: bound
     by RawReads.all)."""

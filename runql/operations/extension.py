@@ -63,7 +63,8 @@ def observed(
     record = current_request()
     if record is not None:
         record.operation = name
-    tracing.describe_operation(span, kind, name, outcome)
+    if span is not None:
+        tracing.describe_operation(span, kind, name, outcome)
     metrics.observe_operation(metrics.operation_label(name), kind, outcome, seconds, statements)
 
 

@@ -15,7 +15,6 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-BRACKETS = (b"{", b"[")
 CONTAINERS = (dict, list)
 
 
@@ -94,7 +93,7 @@ def _text(data: str | bytes) -> str:
 
 def _bracket_count(data: str | bytes) -> int:
     if isinstance(data, bytes):
-        return sum(data.count(bracket) for bracket in BRACKETS)
+        return data.count(b"{") + data.count(b"[")
     return data.count("{") + data.count("[")
 
 
