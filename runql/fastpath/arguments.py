@@ -32,6 +32,7 @@ Check = Callable[..., T]
 # (python name, variable name, non-null) of each argument a field node gives as a variable
 Passed = tuple[tuple[str, str, bool], ...]
 MAX_SHAPES = 4096
+_MISSING = object()
 
 _passed: OrderedDict[tuple[int, int], tuple[GraphQLField, FieldNode, Passed | None]] = OrderedDict()
 
@@ -96,13 +97,16 @@ class Arguments:
     def of(self, field: GraphQLField, node: FieldNode) -> dict[str, Any]:
         """Python keyword arguments, as strawberry passes them to the field's resolver."""
         passed = passed_variables(field, node, self._config)
-        if passed is not None:
+        if passed is not None:  # (a loop, not a generator and a comprehension: per request)
             values = self._variables.coerced
-            if all(
-                variable in values and (values[variable] is not None or not non_null)
-                for _, variable, non_null in passed
-            ):
-                return {name: values[variable] for name, variable, _ in passed}
+            found: dict[str, Any] = {}
+            for name, variable, non_null in passed:
+                value = values.get(variable, _MISSING)
+                if value is _MISSING or (value is None and non_null):
+                    break
+                found[name] = value
+            else:
+                return found
         try:
             raw = get_argument_values(
                 field, node, self._variables, hide_suggestions=self._hide_suggestions

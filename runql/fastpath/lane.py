@@ -146,7 +146,7 @@ class FastLane:
         started = time.perf_counter()
         record = current_request()
         statements_before = record.statements if record is not None else 0
-        body = self._at_once(plan, variables, org_id)
+        body = self._at_once(plan, variables, org_id, started)
         if body is not None and not isinstance(body, bytes):
             body = await body
         if body is None:
@@ -156,15 +156,17 @@ class FastLane:
         self.served += 1
         return body
 
-    def _at_once(self, plan: OperationPlan, variables: VariableValues, org_id: str) -> Answer:
+    def _at_once(
+        self, plan: OperationPlan, variables: VariableValues, org_id: str, started: float
+    ) -> Answer:
         """A point read on the loop's SQLite reader, answered in this turn of the loop (its
         read is bounded by the reader's budget, as any of its reads); the rest to await: a
-        read the reader hands to its thread (under the timeout), any other plan (`_run`)."""
+        read the reader hands to its thread (under the timeout), any other plan (`_run`).
+        Its time runs from `started` (perf_counter), as the operation's."""
         point = point_read(plan)
         reads = None if point is None else loop_reads(self._database)
         if point is None or reads is None:
             return self._run(plan, variables, org_id)
-        deadline = asyncio.get_running_loop().time() + self._seconds
         try:
             query = point.query(reads, org_id, Arguments(self._schema, variables))
             if query is None:
@@ -174,6 +176,8 @@ class FastLane:
             args = query.arguments(postgres=False)
             rows = reads.run_now(query.one.sql, args)
             if rows is None:
+                left = self._seconds - (time.perf_counter() - started)
+                deadline = asyncio.get_running_loop().time() + left
                 return self._later(point, query, query.one.sql, args, deadline)
             body = point.answer(query, rows)
         except DECLINED as reason:
@@ -182,8 +186,8 @@ class FastLane:
         except Exception:
             log.warning("fast lane failed; the standard view answers", exc_info=True)
             return None
-        if asyncio.get_running_loop().time() >= deadline:  # as the timeout would have fired
-            raise LaneTimeout(deadline)
+        if time.perf_counter() - started >= self._seconds:  # as the timeout would have fired
+            raise LaneTimeout(asyncio.get_running_loop().time())  # (passed: the view's is too)
         self.point_reads += 1
         return body
 

@@ -90,12 +90,14 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._lines: list[str] = []
         self._size = 0
         self._waiting = threading.Event()  # set while lines wait for the flusher
+        self._pending = False  # whether it is set (read per line without Event's method)
         self._flusher_pid = 0  # the process whose flusher thread runs (none after a fork)
         os.register_at_fork(after_in_child=self._forget)
 
     def _forget(self) -> None:
         """A forked child's copy of the waiting lines: its parent writes them."""
         self._lines, self._size = [], 0
+        self._pending = False
         self._waiting.clear()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -112,12 +114,14 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._size += len(line)
         if levelno >= logging.WARNING or self._size >= self.BATCH_BYTES:
             self.flush()
-        elif not self._waiting.is_set():
+        elif not self._pending:
             self._start_flusher()
+            self._pending = True
             self._waiting.set()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # Handler.createLock made it
+            self._pending = False
             self._waiting.clear()
             if not self._lines:
                 return
