@@ -40,7 +40,7 @@ from runql.fastpath.unsupported import DECLINED
 from runql.limits import Limits
 from runql.operations import tracing
 from runql.operations.extension import SUCCESS, observed
-from runql.operations.requests import current_request
+from runql.operations.requests import CURRENT_REQUEST
 from runql.security.media import content_type_header
 from runql.security.text_input import fit_variables
 from runql.settings import Settings
@@ -144,7 +144,7 @@ class FastLane:
         org_id: str,
     ) -> bytes | None:
         started = time.perf_counter()
-        record = current_request()
+        record = CURRENT_REQUEST.get()
         statements_before = record.statements if record is not None else 0
         body = self._at_once(plan, variables, org_id, started)
         if body is not None and not isinstance(body, bytes):

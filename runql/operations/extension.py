@@ -11,7 +11,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
 from runql.operations import metrics, tracing
-from runql.operations.requests import current_request
+from runql.operations.requests import CURRENT_REQUEST, current_request
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -60,7 +60,7 @@ def observed(
     span: "Span | None", kind: str, name: str | None, outcome: str, seconds: float, statements: int
 ) -> None:
     """An operation that ended: its name in the request's record, its span, its metrics."""
-    record = current_request()
+    record = CURRENT_REQUEST.get()
     if record is not None:
         record.operation = name
     if span is not None:

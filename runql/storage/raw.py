@@ -246,7 +246,7 @@ Fetch = Callable[[str, list[Any]], Awaitable[Sequence[RawRow]]]
 FetchNow = Callable[[str, list[Any]], Sequence[RawRow] | None]
 
 
-@dataclass
+@dataclass(slots=True)
 class RawReads:
     """Reads on a driver connection: `fetch` runs the driver's SQL with its arguments; on the
     loop's SQLite reader, `now` reads at once where it can and `later` on the reader's thread
