@@ -41,6 +41,7 @@ class EdgeHeaders:
 
     authorization: str | None = None
     accept: str | None = None
+    content_type: str | None = None
     content_length: str | None = None
     request_id: str | None = None
 
@@ -48,6 +49,7 @@ class EdgeHeaders:
 _READ = {
     b"authorization": "authorization",
     b"accept": "accept",
+    b"content-type": "content_type",
     b"content-length": "content_length",
     REQUEST_ID_HEADER.encode(): "request_id",
 }
@@ -64,8 +66,9 @@ def read_headers(scope: Scope) -> EdgeHeaders:
 
 
 # A route's handler that may answer a request before the router (None: answered), or else
-# gives the `receive` the route must read (runql.endpoint.GraphQLEndpoint.lane_first).
-First = Callable[[Scope, Receive, Send], Awaitable[Receive | None]]
+# gives the `receive` the route must read (runql.endpoint.GraphQLEndpoint.lane_first); it is
+# given the request's Accept and Content-Type, as the edge read them.
+First = Callable[[Scope, Receive, Send, tuple[str | None, str | None]], Awaitable[Receive | None]]
 
 
 class Edge:
@@ -138,7 +141,7 @@ class Edge:
             route, first = self.first
             if scope["path"] == route.path and not scope.get("root_path"):
                 scope["route"] = route  # as the router sets it, for the metrics' label
-                found = await first(scope, receive, send)
+                found = await first(scope, receive, send, (headers.accept, headers.content_type))
                 if found is None:
                     return
                 receive = found
