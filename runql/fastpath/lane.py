@@ -9,6 +9,10 @@ timeout, without an error in the result. It records the operation as ObserveOper
 answers, unchanged: the buffered request is replayed to it (`replaying`). A lane that runs out
 of time raises LaneTimeout, whose deadline the view then keeps (runql.security.timeout).
 
+A point read (point.py) on a SQLite file's loop reader is answered in one turn of the loop,
+with no timer: its one read is bounded by the reader's own budget, and the operation's time
+is checked after it (past it, LaneTimeout as the timer would have raised).
+
 Off in development (where responses carry `extensions`), with RUNQL_FAST_LANE=0, and wherever
 the schema runs no fast path (RUNQL_FASTPATH=0).
 """
