@@ -24,7 +24,13 @@ from runql.operations.observe import (
     observe_websocket_closed,
     with_request_id,
 )
-from runql.operations.requests import REQUEST_ID_HEADER, RequestRecord, request_id_from, serving
+from runql.operations.requests import (
+    CURRENT_REQUEST,
+    REQUEST_ID_HEADER,
+    RequestRecord,
+    request_id_from,
+    serving,
+)
 from runql.security.body import BodyCap, BodyTooLarge
 from runql.security.ratelimit import RateLimits, refuse_rate
 
@@ -35,6 +41,7 @@ class EdgeHeaders:
 
     authorization: str | None = None
     accept: str | None = None
+    content_type: str | None = None
     content_length: str | None = None
     request_id: str | None = None
 
@@ -42,6 +49,7 @@ class EdgeHeaders:
 _READ = {
     b"authorization": "authorization",
     b"accept": "accept",
+    b"content-type": "content_type",
     b"content-length": "content_length",
     REQUEST_ID_HEADER.encode(): "request_id",
 }
@@ -58,8 +66,9 @@ def read_headers(scope: Scope) -> EdgeHeaders:
 
 
 # A route's handler that may answer a request before the router (None: answered), or else
-# gives the `receive` the route must read (runql.endpoint.GraphQLEndpoint.lane_first).
-First = Callable[[Scope, Receive, Send], Awaitable[Receive | None]]
+# gives the `receive` the route must read (runql.endpoint.GraphQLEndpoint.lane_first); it is
+# given the request's Accept and Content-Type, as the edge read them.
+First = Callable[[Scope, Receive, Send, tuple[str | None, str | None]], Awaitable[Receive | None]]
 
 
 class Edge:
@@ -98,15 +107,18 @@ class Edge:
                 message = with_request_id(message, record.request_id)
             await send(message)
 
-        with serving(record):
+        serving = CURRENT_REQUEST.set(record)  # as `with serving(record)`, for less per request
+        try:
+            await self._guarded(scope, receive, send_observed, headers)
+        except BodyTooLarge:
+            if status:
+                raise
+            await self.body.refuse(scope, receive, send_observed, headers.accept)
+        finally:
             try:
-                await self._guarded(scope, receive, send_observed, headers)
-            except BodyTooLarge:
-                if status:
-                    raise
-                await self.body.refuse(scope, receive, send_observed, headers.accept)
-            finally:
                 observe_http(scope, record, status or 500, time.perf_counter() - started)
+            finally:
+                CURRENT_REQUEST.reset(serving)
 
     async def _guarded(
         self, scope: Scope, receive: Receive, send: Send, headers: EdgeHeaders
@@ -129,7 +141,7 @@ class Edge:
             route, first = self.first
             if scope["path"] == route.path and not scope.get("root_path"):
                 scope["route"] = route  # as the router sets it, for the metrics' label
-                found = await first(scope, receive, send)
+                found = await first(scope, receive, send, (headers.accept, headers.content_type))
                 if found is None:
                     return
                 receive = found

@@ -101,16 +101,25 @@ class GraphQLEndpoint(GraphQLOverHTTPStreams[Context, None]):  # spec codes, med
             with deadline(at):
                 await super().__call__(scope, receive, send)
 
-    async def lane_first(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+    async def lane_first(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        read: tuple[str | None, str | None] | None = None,
+    ) -> Receive | None:
         """A POST of JSON the lane answers is answered here (None); for anything else the
         `receive` the view must read, the request's buffered messages first. The edge calls it
-        before the router (runql/edge.py), so a request the lane answers costs no routing."""
+        before the router (runql/edge.py), so a request the lane answers costs no routing,
+        with the Accept and Content-Type it read (`read`; else they are read here)."""
         lane = self.lane
         if lane is None or scope["type"] != "http" or scope["method"] != "POST":
             return receive
         scope[LANE_TRIED] = None
-        accept = header(scope, b"accept")
-        if not is_json_request(header(scope, b"content-type")) or self.wants_stream(accept):
+        accept, content_type = (
+            (header(scope, b"accept"), header(scope, b"content-type")) if read is None else read
+        )
+        if not is_json_request(content_type) or self.wants_stream(accept):
             return receive  # a subscription over HTTP: __call__ streams it
         messages = await buffered(receive)
         try:

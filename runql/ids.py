@@ -57,7 +57,10 @@ def new_id(kind: Kind) -> str:
 def kind_of(value: str) -> Kind | None:
     """The kind an id names, or None when it is not a well-formed runql id."""
     match = _ID_PATTERN.fullmatch(value)
-    return Kind(match.group(1)) if match else None
+    return _KINDS[match.group(1)] if match else None
+
+
+_KINDS = {kind.value: kind for kind in Kind}  # Kind(prefix), without the enum's call
 
 
 def require(value: str, expected: Kind | None, field: str) -> Kind:

@@ -57,7 +57,7 @@ class KeyGate:
         return (
             path.startswith(self.protected)
             and not path.startswith(self.public)
-            and not _is_graphiql_page(scope, accept)
+            and not (scope["method"] == "GET" and _is_graphiql_page(scope, accept))
         )
 
     async def admit(self, scope: Scope, authorization: str | None) -> Principal | None:

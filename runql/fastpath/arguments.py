@@ -35,6 +35,7 @@ Check = Callable[..., T]
 # (python name, variable name, non-null) of each argument a field node gives as a variable
 Passed = tuple[tuple[str, str, bool], ...]
 MAX_SHAPES = 4096
+_MISSING = object()
 
 _passed: OrderedDict[tuple[int, int], tuple[GraphQLField, FieldNode, Passed | None]] = OrderedDict()
 
@@ -133,13 +134,16 @@ class Arguments:
     def of(self, field: GraphQLField, node: FieldNode) -> dict[str, Any]:
         """Python keyword arguments, as strawberry passes them to the field's resolver."""
         passed = passed_variables(field, node, self._config)
-        if passed is not None:
+        if passed is not None:  # (a loop, not a generator and a comprehension: per request)
             values = self._variables.coerced
-            if all(
-                variable in values and (values[variable] is not None or not non_null)
-                for _, variable, non_null in passed
-            ):
-                return {name: values[variable] for name, variable, _ in passed}
+            found: dict[str, Any] = {}
+            for name, variable, non_null in passed:
+                value = values.get(variable, _MISSING)
+                if value is _MISSING or (value is None and non_null):
+                    break
+                found[name] = value
+            else:
+                return found
         key = self._converted_key(field, node)
         seen = None if key is None else _converted.get(key)
         if seen is not None and seen[0] is field and seen[1] is node:

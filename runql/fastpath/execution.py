@@ -20,7 +20,7 @@ T = TypeVar("T")
 Row = Any  # a driver's row (asyncpg Record, tuple): the columns of its table's layout
 
 
-@dataclass
+@dataclass(slots=True)
 class Execution:
     reads: RawReads
     org_id: str

@@ -9,6 +9,10 @@ timeout, without an error in the result. It records the operation as ObserveOper
 answers, unchanged: the buffered request is replayed to it (`replaying`). A lane that runs out
 of time raises LaneTimeout, whose deadline the view then keeps (runql.security.timeout).
 
+A point read (point.py) on a SQLite file's loop reader is answered in one turn of the loop,
+with no timer: its one read is bounded by the reader's own budget, and the operation's time
+is checked after it (past it, LaneTimeout as the timer would have raised).
+
 Off in development (where responses carry `extensions`), with RUNQL_FAST_LANE=0, and wherever
 the schema runs no fast path (RUNQL_FASTPATH=0).
 """
@@ -16,7 +20,7 @@ the schema runs no fast path (RUNQL_FASTPATH=0).
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +33,10 @@ from strawberry.http import GraphQLRequestData
 from strawberry.schema.base import BaseSchema
 
 from runql.fastpath.arguments import Arguments
-from runql.fastpath.cache import plans_of
+from runql.fastpath.cache import MAX_PLANS, condition_variables, plans_of
 from runql.fastpath.executor import FastExecutor
 from runql.fastpath.plan import OperationPlan
-from runql.fastpath.point import point_read
+from runql.fastpath.point import PointRead, Query, point_read
 from runql.fastpath.prepared import Prepared, PreparedOperations
 from runql.fastpath.run import run_plan, run_point
 from runql.fastpath.switch import is_standard_only
@@ -40,11 +44,12 @@ from runql.fastpath.unsupported import DECLINED
 from runql.limits import Limits
 from runql.operations import tracing
 from runql.operations.extension import SUCCESS, observed
-from runql.operations.requests import current_request
+from runql.operations.requests import CURRENT_REQUEST
 from runql.security.media import content_type_header
 from runql.security.text_input import fit_variables
 from runql.settings import Settings
 from runql.storage.database import Database
+from runql.storage.raw import loop_reads
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -54,6 +59,7 @@ log = logging.getLogger("runql.fastpath")
 MAX_COERCION_ERRORS = 50  # graphql-core's, as the standard executor coerces variables
 QUERY = "query"
 Planned = tuple[Prepared, OperationPlan, VariableValues]
+Answer = bytes | None | Coroutine[Any, Any, bytes | None]  # a body now, or one to await
 
 
 class LaneTimeout(Exception):
@@ -70,6 +76,7 @@ class FastLane:
         self._database = database
         self._seconds = settings.execution_timeout_seconds
         self._prepared = PreparedOperations(schema, Limits.from_settings(settings))
+        self._fixed: dict[int, tuple[Prepared, OperationPlan | None]] = {}  # see _plan
         self.served = 0  # requests the lane answered
         self.point_reads = 0  # of which by a point read (point.py)
 
@@ -92,7 +99,12 @@ class FastLane:
         except Exception:  # a fault of the lane's own: the view still answers
             log.warning("fast lane failed; the standard view answers", exc_info=True)
             return None
-        return None if planned is None else await self._observed(*planned, org_id)
+        if planned is None:
+            return None
+        if not tracing.is_enabled():  # no span: not even the context manager's generator
+            return await self._recorded(None, *planned, org_id)
+        with tracing.operation_span() as span:
+            return await self._recorded(span, *planned, org_id)
 
     def _planned(self, request: GraphQLRequestData) -> Planned | None:
         if request.query is None or is_standard_only():
@@ -109,18 +121,23 @@ class FastLane:
         )
         if isinstance(variables, list):  # coercion errors: the view reports them
             return None
+        plan = self._plan(prepared, variables)
+        return None if plan is None else (prepared, plan, variables)
+
+    def _plan(self, prepared: Prepared, variables: VariableValues) -> OperationPlan | None:
+        """The plan cache's plan; kept by the prepared operation where no @include or @skip
+        takes a variable, so that it is the same plan whatever the variables are."""
+        fixed = self._fixed.get(id(prepared))
+        if fixed is not None and fixed[0] is prepared:
+            return fixed[1]
         plan = plans_of(self._schema).plan(
             self._schema, prepared.fragments, variables, prepared.operation
         )
-        return None if plan is None else (prepared, plan, variables)
-
-    async def _observed(
-        self, prepared: Prepared, plan: OperationPlan, variables: VariableValues, org_id: str
-    ) -> bytes | None:
-        if not tracing.is_enabled():  # no span: not even the context manager's generator
-            return await self._recorded(None, prepared, plan, variables, org_id)
-        with tracing.operation_span() as span:
-            return await self._recorded(span, prepared, plan, variables, org_id)
+        if not condition_variables(prepared.operation, prepared.fragments):
+            if len(self._fixed) >= MAX_PLANS:
+                self._fixed.clear()
+            self._fixed[id(prepared)] = (prepared, plan)  # held: its id stays its own
+        return plan
 
     async def _recorded(
         self,
@@ -131,14 +148,72 @@ class FastLane:
         org_id: str,
     ) -> bytes | None:
         started = time.perf_counter()
-        record = current_request()
+        record = CURRENT_REQUEST.get()
         statements_before = record.statements if record is not None else 0
-        body = await self._run(plan, variables, org_id)
+        body = self._at_once(plan, variables, org_id, started)
+        if body is not None and not isinstance(body, bytes):
+            body = await body
         if body is None:
             return None
         statements = record.statements - statements_before if record is not None else 0
         observed(span, QUERY, prepared.name, SUCCESS, time.perf_counter() - started, statements)
         self.served += 1
+        return body
+
+    def _at_once(
+        self, plan: OperationPlan, variables: VariableValues, org_id: str, started: float
+    ) -> Answer:
+        """A point read on the loop's SQLite reader, answered in this turn of the loop (its
+        read is bounded by the reader's budget, as any of its reads); the rest to await: a
+        read the reader hands to its thread (under the timeout), any other plan (`_run`).
+        Its time runs from `started` (perf_counter), as the operation's."""
+        point = point_read(plan)
+        reads = None if point is None else loop_reads(self._database)
+        if point is None or reads is None:
+            return self._run(plan, variables, org_id)
+        try:
+            query = point.query(reads, org_id, Arguments(self._schema, variables))
+            if query is None:
+                return None  # a refused id: the view reports it
+            if query.one is None:
+                return self._run(plan, variables, org_id)
+            args = query.arguments(postgres=False)
+            rows = reads.run_now(query.one.sql, args)
+            if rows is None:
+                left = self._seconds - (time.perf_counter() - started)
+                deadline = asyncio.get_running_loop().time() + left
+                return self._later(point, query, query.one.sql, args, deadline)
+            body = point.answer(query, rows)
+        except DECLINED as reason:
+            log.debug("fast lane declined: %s", reason)
+            return None
+        except Exception:
+            log.warning("fast lane failed; the standard view answers", exc_info=True)
+            return None
+        if time.perf_counter() - started >= self._seconds:  # as the timeout would have fired
+            raise LaneTimeout(asyncio.get_running_loop().time())  # (passed: the view's is too)
+        self.point_reads += 1
+        return body
+
+    async def _later(
+        self, point: PointRead, query: Query, sql: str, args: list[Any], deadline: float
+    ) -> bytes | None:
+        """The rest of a point read the loop's reader handed to its thread: under the
+        timeout, as `_run` reads."""
+        timeout = asyncio.timeout_at(deadline)
+        try:
+            async with timeout:
+                rows = await query.execution.reads.run_later(sql, args)
+            body = point.answer(query, rows)
+        except DECLINED as reason:
+            log.debug("fast lane declined: %s", reason)
+            return None
+        except Exception:
+            if timeout.expired():
+                raise LaneTimeout(deadline) from None
+            log.warning("fast lane failed; the standard view answers", exc_info=True)
+            return None
+        self.point_reads += 1
         return body
 
     async def _run(

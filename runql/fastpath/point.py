@@ -8,9 +8,9 @@ same bytes run_plan's gives; the id is checked by the same check, and a refused 
 (None), for the view to report.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import orjson
 from sqlalchemy import Select
@@ -24,7 +24,7 @@ from runql.fastpath.execution import Execution
 from runql.fastpath.plan import Column, Embedded, OperationPlan, Typename
 from runql.fastpath.roots import RootObject
 from runql.fastpath.statements import IDENTITY
-from runql.storage.raw import OneKey, RawReads
+from runql.storage.raw import OneKey, RawReads, RawRow
 
 LEAVES = (Column, Typename, Embedded)  # fields built from the row alone
 
@@ -56,33 +56,61 @@ class PointRead:
             found = self._one[dialect.name] = OneKey.of(self.statement, dialect)
             return found
 
-    async def body(self, reads: RawReads, org_id: str, arguments: Arguments) -> bytes | None:
-        """The response body; None where the id is refused (the view reports it)."""
+    def query(self, reads: RawReads, org_id: str, arguments: Arguments) -> "Query | None":
+        """The read of the id the request gives; None where the id is refused (the view
+        reports it)."""
         execution = Execution(reads, org_id, arguments)
         found = self.root.checked_id(execution)
         if isinstance(found, RunqlError):
             return None
-        one = self._one_key(reads.dialect)
-        if one is None:
-            rows = await reads.all(self.statement, {"org": org_id, "ids": [found]})
-        else:
-            values = {"org": org_id, "ids": found}
-            rows = await reads.run(one.sql, one.arguments(values, reads.postgres))
-        row = rows[0] if rows and rows[0][IDENTITY] == found else None
+        return Query(execution, found, self._one_key(reads.dialect))
+
+    def answer(self, query: "Query", rows: Sequence[RawRow]) -> bytes:
+        """The response body of the row read for the id."""
+        row = rows[0] if rows and rows[0][IDENTITY] == query.id else None
         if row is None:
             return self.prefix + b"null}}"
         here = (None, self.root.key, self.root.nullable)
-        value = self.root.child.build(Builder(execution), row, here)
+        value = self.root.child.build(Builder(query.execution), row, here)
         return self.prefix + orjson.dumps(value) + b"}}"
 
+    async def body(self, reads: RawReads, org_id: str, arguments: Arguments) -> bytes | None:
+        """The response body; None where the id is refused (the view reports it)."""
+        query = self.query(reads, org_id, arguments)
+        if query is None:
+            return None
+        if query.one is None:
+            rows = await reads.all(self.statement, {"org": org_id, "ids": [query.id]})
+        else:
+            rows = await reads.run(query.one.sql, query.arguments(reads.postgres))
+        return self.answer(query, rows)
 
-_points: WeakKeyDictionary[OperationPlan, PointRead | None] = WeakKeyDictionary()
+
+@dataclass(slots=True)  # (not frozen: one is made a request, and a frozen __init__ costs more)
+class Query:
+    """One request's point read: its execution, the id, and its SQL for one key (None: bound
+    by RawReads.all)."""
+
+    execution: Execution
+    id: str
+    one: OneKey | None
+
+    def arguments(self, postgres: bool) -> list[Any]:
+        assert self.one is not None
+        return self.one.arguments({"org": self.execution.org_id, "ids": self.id}, postgres)
+
+
+MAX_POINTS = 512  # plans whose point read is kept (as many as plans are: cache.MAX_PLANS)
+_points: dict[int, tuple[OperationPlan, PointRead | None]] = {}  # by the plan's id
 
 
 def point_read(plan: OperationPlan) -> PointRead | None:
-    """PointRead.of, once per plan."""
-    try:
-        return _points[plan]
-    except KeyError:
-        found = _points[plan] = PointRead.of(plan)
-        return found
+    """PointRead.of, once per plan (the plan is held with it: its id stays its own)."""
+    found = _points.get(id(plan))
+    if found is not None and found[0] is plan:
+        return found[1]
+    if len(_points) >= MAX_POINTS:
+        _points.clear()
+    made = PointRead.of(plan)
+    _points[id(plan)] = (plan, made)
+    return made

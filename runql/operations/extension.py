@@ -11,7 +11,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
 from runql.operations import metrics, tracing
-from runql.operations.requests import current_request
+from runql.operations.requests import CURRENT_REQUEST, current_request
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -60,10 +60,11 @@ def observed(
     span: "Span | None", kind: str, name: str | None, outcome: str, seconds: float, statements: int
 ) -> None:
     """An operation that ended: its name in the request's record, its span, its metrics."""
-    record = current_request()
+    record = CURRENT_REQUEST.get()
     if record is not None:
         record.operation = name
-    tracing.describe_operation(span, kind, name, outcome)
+    if span is not None:
+        tracing.describe_operation(span, kind, name, outcome)
     metrics.observe_operation(metrics.operation_label(name), kind, outcome, seconds, statements)
 
 

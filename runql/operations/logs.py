@@ -4,7 +4,6 @@ access log is replaced by runql's (`access_line`, written by the edge), which kn
 id and the operation. An access line costs little: nothing is made when its level is off, no
 caller is looked up, and the JSON formatter takes its fields as given."""
 
-import contextlib
 import logging
 import os
 import threading
@@ -62,8 +61,10 @@ def access_line(level: int, message: str, request_id: str, fields: dict[str, Any
     handler = _json_handler(level)
     line = None
     if handler is not None:
-        with contextlib.suppress(Exception):  # logging's own path reports what fails
+        try:
             line = _json_line(level, message, request_id, fields)
+        except Exception:  # logging's own path reports what fails
+            line = None
     if handler is not None and line is not None:
         with handler.lock:  # type: ignore[union-attr]  # Handler.createLock made it
             handler.emit_line(line, level)
@@ -89,12 +90,14 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._lines: list[str] = []
         self._size = 0
         self._waiting = threading.Event()  # set while lines wait for the flusher
+        self._pending = False  # whether it is set (read per line without Event's method)
         self._flusher_pid = 0  # the process whose flusher thread runs (none after a fork)
         os.register_at_fork(after_in_child=self._forget)
 
     def _forget(self) -> None:
         """A forked child's copy of the waiting lines: its parent writes them."""
         self._lines, self._size = [], 0
+        self._pending = False
         self._waiting.clear()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -111,12 +114,14 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._size += len(line)
         if levelno >= logging.WARNING or self._size >= self.BATCH_BYTES:
             self.flush()
-        elif not self._waiting.is_set():
+        elif not self._pending:
             self._start_flusher()
+            self._pending = True
             self._waiting.set()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # Handler.createLock made it
+            self._pending = False
             self._waiting.clear()
             if not self._lines:
                 return
@@ -180,11 +185,20 @@ def _entry(
     return entry
 
 
+_pid = os.getpid()  # a system call each time: read once, and again in a forked child
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def _json_line(level: int, message: str, request_id: str, fields: dict[str, Any]) -> str:
     """The line JsonFormatter writes for an access line's record made now."""
-    entry = _entry(
-        time.time(), logging.getLevelName(level), ACCESS, message, os.getpid(), request_id
-    )
+    entry = _entry(time.time(), logging.getLevelName(level), ACCESS, message, _pid, request_id)
     entry.update(fields)
     return orjson.dumps(entry, default=str).decode()
 
@@ -211,21 +225,23 @@ def _json_handler(level: int) -> "BufferedStreamHandler | None":
     None for any other set-up (text, more handlers, filters): the line goes through logging."""
     if _access.disabled or _access.filters:
         return None
-    found: list[logging.Handler] = []
+    handler: logging.Handler | None = None
     logger: logging.Logger | None = _access
     while logger is not None:
-        found.extend(logger.handlers)
+        for found in logger.handlers:
+            if handler is not None:  # a second one
+                return None
+            handler = found
         logger = logger.parent if logger.propagate else None
-    if len(found) != 1:
-        return None
-    handler = found[0]
     if (
         type(handler) is not BufferedStreamHandler
         or type(handler.formatter) is not JsonFormatter
         or level < handler.level
-        or any(type(f) is not RequestIdFilter for f in handler.filters)
     ):
         return None
+    for filter_ in handler.filters:
+        if type(filter_) is not RequestIdFilter:
+            return None
     return handler
 
 

@@ -178,7 +178,34 @@ def operation_label(name: str | None) -> str:
     return name
 
 
-Series = tuple[Tally, Tally, Tally]  # a count, durations, statement counts
+class Series:
+    """The tallies of one kind of request or operation: a count, durations and statement
+    counts, recorded in one call (on the loop's thread each Tally's `add`, inline)."""
+
+    __slots__ = ("count", "durations", "statement_counts")
+
+    def __init__(self, count: Tally, durations: Tally, statement_counts: Tally) -> None:
+        self.count = count
+        self.durations = durations
+        self.statement_counts = statement_counts
+
+    def record(self, seconds: float, statements: int, timed: bool = True) -> None:
+        count, durations, statement_counts = self.count, self.durations, self.statement_counts
+        if threading.get_ident() != PENDING.thread:
+            count.instrument.inc()
+            if timed:
+                durations.instrument.observe(seconds)
+                statement_counts.instrument.observe(statements)
+            return
+        count.count += 1
+        if timed:
+            durations.total += seconds
+            durations.buckets[bisect_left(durations.bounds, seconds)] += 1  # type: ignore[arg-type]
+            statement_counts.total += statements
+            bounds = statement_counts.bounds
+            statement_counts.buckets[bisect_left(bounds, statements)] += 1  # type: ignore[arg-type]
+
+
 _http_series: dict[tuple[str, str, int], Series] = {}
 
 
@@ -188,7 +215,7 @@ def _series_of(method: str, route: str, status: int) -> Series:
     key = (method, route, status)
     found = _http_series.get(key)
     if found is None:
-        found = _http_series[key] = (
+        found = _http_series[key] = Series(
             PENDING.tally(HTTP_REQUESTS.labels(method, route, str(status))),
             PENDING.tally(HTTP_SECONDS.labels(method, route)),
             PENDING.tally(HTTP_STATEMENTS.labels(route)),
@@ -196,22 +223,8 @@ def _series_of(method: str, route: str, status: int) -> Series:
     return found
 
 
-def _record(series: Series, seconds: float, statements: int, timed: bool = True) -> None:
-    count, durations, statement_counts = series
-    if PENDING.here():
-        count.add()
-        if timed:
-            durations.add(seconds)
-            statement_counts.add(statements)
-        return
-    count.instrument.inc()
-    if timed:
-        durations.instrument.observe(seconds)
-        statement_counts.instrument.observe(statements)
-
-
 def observe_http(method: str, route: str, status: int, seconds: float, statements: int) -> None:
-    _record(_series_of(method, route, status), seconds, statements)
+    _series_of(method, route, status).record(seconds, statements)
 
 
 _operation_series: dict[tuple[str, str, str], Series] = {}
@@ -222,7 +235,7 @@ def _operation_series_of(operation: str, kind: str, outcome: str) -> Series:
     key = (operation, kind, outcome)
     found = _operation_series.get(key)
     if found is None:
-        found = _operation_series[key] = (
+        found = _operation_series[key] = Series(
             PENDING.tally(OPERATIONS.labels(operation, kind, outcome)),
             PENDING.tally(OPERATION_SECONDS.labels(operation, kind)),
             PENDING.tally(OPERATION_STATEMENTS.labels(operation)),
@@ -235,7 +248,7 @@ def observe_operation(
 ) -> None:
     """One GraphQL operation; subscriptions count but their lifetimes are no latency."""
     series = _operation_series_of(operation, kind, outcome)
-    _record(series, seconds, statements, timed=kind != "subscription")
+    series.record(seconds, statements, timed=kind != "subscription")
 
 
 def websocket_opened() -> None:

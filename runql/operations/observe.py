@@ -17,19 +17,6 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 _REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
 
 
-def method_of(scope: MutableMapping[str, Any]) -> str:
-    """A label value: clients may send any method, the series stay few."""
-    method = str(scope["method"])
-    return method if method in METHODS else "OTHER"
-
-
-def route_of(scope: MutableMapping[str, Any]) -> str:
-    """The route's path template (never the raw path, which would make a series per id)."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED
-
-
 def with_request_id(message: Message, request_id: str) -> Message:
     """A response's start (or a websocket's accept) with the X-Request-ID header."""
     headers = [*message.get("headers", []), (_REQUEST_ID_NAME, request_id.encode())]
@@ -40,8 +27,17 @@ def observe_http(
     scope: MutableMapping[str, Any], record: RequestRecord, status: int, seconds: float
 ) -> None:
     """An answered HTTP request: its metrics and its access line."""
-    metrics.observe_http(method_of(scope), route_of(scope), status, seconds, record.statements)
     path, method = scope["path"], scope["method"]
+    # Label values: clients may send any method, and the route is its path template (never
+    # the raw path, which would make a series per id): the series stay few.
+    route = getattr(scope.get("route"), "path", None)
+    metrics.observe_http(
+        method if method in METHODS else "OTHER",
+        route if isinstance(route, str) else UNMATCHED,
+        status,
+        seconds,
+        record.statements,
+    )
     level = logging.DEBUG if path in QUIET_PATHS and status < 500 else logging.INFO
     client = scope.get("client")
     access_line(

@@ -19,7 +19,7 @@ def new_request_id() -> str:
     return f"{_ids.getrandbits(128):032x}"
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestRecord:
     request_id: str
     operation: str | None = None
@@ -27,6 +27,7 @@ class RequestRecord:
 
 
 _current: ContextVar[RequestRecord | None] = ContextVar("runql_request", default=None)
+CURRENT_REQUEST = _current  # read and set directly where every request passes (no call)
 
 
 def current_request() -> RequestRecord | None:

@@ -7,11 +7,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from runql.operations.requests import current_request
+from runql.operations.requests import CURRENT_REQUEST
 
 
 def _count(_conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
-    record = current_request()
+    record = CURRENT_REQUEST.get()  # (current_request(), without its call: per statement)
     if record is not None and not statement.startswith("BEGIN"):
         record.statements += 1
 

@@ -34,6 +34,7 @@ import json
 import re
 import sqlite3
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -254,6 +255,7 @@ class OneKey:
 
 Fetch = Callable[[str, list[Any]], Awaitable[Sequence[RawRow]]]
 PlanMode = Callable[[bool], Awaitable[None]]  # custom plans (True) or generic ones allowed
+FetchNow = Callable[[str, list[Any]], Sequence[RawRow] | None]
 
 # The execution option that marks a statement to be planned for its own values on PostgreSQL
 # (`statement.execution_options(runql_custom_plan=True)`): see "Plans" above.
@@ -265,10 +267,12 @@ _PLAN_MODES = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class RawReads:
     """Reads on a driver connection: `fetch` runs the driver's SQL with its arguments; on
-    PostgreSQL `plan_mode` sets the connection's plan_cache_mode, `custom` being what is set."""
+    PostgreSQL `plan_mode` sets the connection's plan_cache_mode, `custom` being what is set;
+    on the loop's SQLite reader, `now` reads at once where it can and `later` on the reader's
+    thread (`run_now`)."""
 
     dialect: Dialect
     dispatch: Any  # the engine's event dispatch: its cursor events announce each statement
@@ -276,6 +280,8 @@ class RawReads:
     announced: Announced = field(default_factory=Announced)
     plan_mode: PlanMode | None = None
     custom: bool | None = False  # None: not known (a change of mode that did not finish)
+    now: FetchNow | None = None
+    later: Fetch | None = None
 
     @property
     def postgres(self) -> bool:
@@ -301,6 +307,31 @@ class RawReads:
         self.dispatch.before_cursor_execute(self.announced, None, sql, args, None, False)
         try:
             return await self.fetch(sql, args)
+        finally:
+            self.dispatch.after_cursor_execute(self.announced, None, sql, args, None, False)
+
+    def run_now(self, sql: str, args: list[Any]) -> Sequence[RawRow] | None:
+        """`run` at once, without a turn of the loop, on the loop's SQLite reader: the rows; or
+        None where the statement is not read yet (no loop reader, over its budget, or the
+        database busy). A None from a loop reader leaves the statement announced, not ended:
+        `run_later` reads it and ends it, as one statement."""
+        if self.now is None:
+            return None
+        self.dispatch.before_cursor_execute(self.announced, None, sql, args, None, False)
+        try:
+            rows = self.now(sql, args)
+        except BaseException:
+            self.dispatch.after_cursor_execute(self.announced, None, sql, args, None, False)
+            raise
+        if rows is not None:
+            self.dispatch.after_cursor_execute(self.announced, None, sql, args, None, False)
+        return rows
+
+    async def run_later(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
+        """The statement `run_now` left announced, read on the reader's thread, and ended."""
+        assert self.later is not None, "run_later follows a loop reader's run_now"
+        try:
+            return await self.later(sql, args)
         finally:
             self.dispatch.after_cursor_execute(self.announced, None, sql, args, None, False)
 
@@ -464,20 +495,29 @@ class _SQLiteReader:
         return int(now > self._wall_deadline or time.thread_time() > self._deadline)
 
     async def fetch(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
-        if self._loop_connection is None:
-            self._loop_connection = self._open(progress=True)
+        rows = self.fetch_now(sql, args)
+        if rows is None:  # over budget, or busy: on a thread, without either
+            return await self.threaded_fetch(sql, args)
+        await asyncio.sleep(0)  # a turn of the loop: others' requests, timeouts, cancellation
+        return rows
+
+    def fetch_now(self, sql: str, args: list[Any]) -> list[Any] | None:
+        """The rows read on the loop's thread within the budget, with no turn of the loop
+        after them (for a request's last statement, which ends its turn anyway); None where
+        the budget ran out or the database was busy: `threaded_fetch` reads it then."""
+        connection = self._loop_connection
+        if connection is None:
+            connection = self._loop_connection = self._open(progress=True)
         self._deadline = time.thread_time() + IN_LOOP_SECONDS
         started = time.perf_counter()
         self._first_look = started + IN_LOOP_SECONDS
         self._wall_deadline = started + IN_LOOP_WALL_SECONDS
         try:
-            rows = self._loop_connection.execute(sql, args).fetchall()
-        except sqlite3.OperationalError:  # over budget, or busy: on a thread, without either
-            return await self._threaded_fetch(sql, args)
-        await asyncio.sleep(0)  # a turn of the loop: others' requests, timeouts, cancellation
-        return rows
+            return connection.execute(sql, args).fetchall()
+        except sqlite3.OperationalError:
+            return None
 
-    async def _threaded_fetch(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
+    async def threaded_fetch(self, sql: str, args: list[Any]) -> Sequence[RawRow]:
         """One read at a time on the thread's connection. A caller cancelled (a timeout, a
         client gone) interrupts the read and waits for the thread to let go of it."""
         async with self._threaded:
@@ -499,6 +539,7 @@ class _SQLiteReader:
                 connection.close()
         self._loop_connection = self._thread_connection = None
         _sources.pop(self._database, None)  # the database may be used again: open anew
+        _loops.pop(id(self._database), None)
 
 
 _sources: WeakKeyDictionary[Database, "_PostgresPool | _SQLiteReader"] = WeakKeyDictionary()
@@ -532,14 +573,34 @@ def _engine_parts(database: Database) -> tuple[Dialect, Any]:
 _parts: WeakKeyDictionary[Database, tuple[Dialect, Any]] = WeakKeyDictionary()
 
 
+# By the database's id, what loop_reads needs of it (found once: a WeakKeyDictionary's look-up
+# is Python code, twice a request): a reference to it, its loop reader (None: it has none),
+# the engine's dialect and event dispatch. An entry goes with its database, or its reader.
+_Loop = tuple["weakref.ref[Database]", "_SQLiteReader | None", Dialect | None, Any]
+_loops: dict[int, _Loop] = {}
+
+
+def _loop_of(database: Database) -> _Loop:
+    key = id(database)
+    found = _loops.get(key)
+    if found is None or found[0]() is not database:
+        source = _source(database)
+        reader = source if isinstance(source, _SQLiteReader) else None
+        dialect, dispatch = _engine_parts(database) if reader is not None else (None, None)
+        gone = weakref.ref(database, lambda _ref: _loops.pop(key, None))
+        found = _loops[key] = (gone, reader, dialect, dispatch)
+    return found
+
+
 def loop_reads(database: Database) -> RawReads | None:
     """On a SQLite file, the reads of one request on the loop's own reader, which hold no
     connection to give back (no context to enter); None elsewhere: use raw_reads."""
-    source = _source(database)
-    if not isinstance(source, _SQLiteReader):
+    _ref, reader, dialect, dispatch = _loop_of(database)
+    if reader is None or dialect is None:
         return None
-    dialect, dispatch = _engine_parts(database)
-    return RawReads(dialect, dispatch, source.fetch)
+    return RawReads(
+        dialect, dispatch, reader.fetch, now=reader.fetch_now, later=reader.threaded_fetch
+    )
 
 
 @asynccontextmanager

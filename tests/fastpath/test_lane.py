@@ -8,6 +8,8 @@ import contextlib
 import hashlib
 import json
 import logging
+import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,7 +33,8 @@ from runql.operations.metrics import REGISTRY
 from runql.security.media import GRAPHQL_RESPONSE
 from runql.security.timeout import deadline
 from runql.settings import Environment, Settings
-from runql.storage.database import Database
+from runql.storage import raw
+from runql.storage.database import Database, sqlite_file
 from runql.storage.tables import DEFAULT_ORG_ID
 from tests.conftest import GraphQLClient
 from tests.fastpath.conftest import DemoIds
@@ -497,3 +500,73 @@ async def test_a_root_object_with_a_link_below_is_no_point_read(
         }
     )
     assert both.endpoint.lane.point_reads == before
+
+
+def _request(document: str, variables: dict[str, Any]) -> GraphQLRequestData:
+    return GraphQLRequestData(
+        query=document, variables=variables, operation_name=None, extensions=None, protocol="http"
+    )
+
+
+async def test_a_point_read_on_sqlite_is_answered_in_one_turn_of_the_loop(
+    both: LaneAndView, demo_ids: DemoIds, demo_database: Database
+) -> None:
+    """On a SQLite file the loop's reader reads a point read at once: the lane answers it
+    without handing the loop to anything else (no task switch, no timer)."""
+    if sqlite_file(str(demo_database.engine.url)) is None:
+        pytest.skip("the loop's reader is a SQLite file's")
+    lane = both.endpoint.lane
+    assert lane is not None
+    request = _request(RUN_BY_ID, {"id": demo_ids.by_kind["run"][0]})
+    assert await lane.answer(request, DEFAULT_ORG_ID) is not None  # prepared, planned, opened
+    turned: list[bool] = []
+    asyncio.get_running_loop().call_soon(turned.append, True)
+    before = lane.point_reads
+    body = await lane.answer(request, DEFAULT_ORG_ID)
+    assert not turned
+    assert body is not None
+    assert json.loads(body)["data"]["run"]["id"] == demo_ids.by_kind["run"][0]
+    assert lane.point_reads == before + 1
+
+
+async def test_a_point_read_over_the_loop_budget_is_read_on_the_thread_as_one_statement(
+    both: LaneAndView, demo_ids: DemoIds, demo_database: Database
+) -> None:
+    """A point read the loop's reader interrupts (over its budget, or busy) is read again on
+    the reader's thread: the same answer, one statement in the metrics, as the view's."""
+    if sqlite_file(str(demo_database.engine.url)) is None:
+        pytest.skip("the loop's reader is a SQLite file's")
+    document = "query PointOnThread($id: ID!) { run(id: $id) { id status } }"
+    payload = {"query": document, "variables": {"id": demo_ids.by_kind["run"][1]}}
+    await both.served_alike(payload)  # the reader's connection is open
+    reader = raw._source(demo_database)
+    assert isinstance(reader, raw._SQLiteReader)
+    assert reader._loop_connection is not None
+    threads: list[str] = []
+    original = raw._fetch_all
+
+    def on_thread(connection: sqlite3.Connection, sql: str, args: list[Any]) -> list[Any]:
+        threads.append(threading.current_thread().name)
+        return original(connection, sql, args)
+
+    lane = both.endpoint.lane
+    assert lane is not None
+    reader._loop_connection.set_progress_handler(lambda: 1, 1)  # every read is interrupted
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(raw, "_fetch_all", on_thread)
+            deltas = []
+            for client in (both.lane, both.view):
+                before = _operation_samples("PointOnThread")
+                served, points = lane.served, lane.point_reads
+                response = await client.post("/graphql", json=payload)
+                assert response.status_code == 200
+                on_lane = client is both.lane
+                assert (lane.served, lane.point_reads) == (served + on_lane, points + on_lane)
+                after = _operation_samples("PointOnThread")
+                deltas.append([a - b for a, b in zip(after, before, strict=True)])
+    finally:
+        reader._loop_connection.set_progress_handler(reader._over_budget, raw.PROGRESS_STEPS)
+    assert threads
+    assert threads[0] != threading.current_thread().name
+    assert deltas[0] == deltas[1] == [1.0, 1.0, 1.0]

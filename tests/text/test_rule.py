@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from runql.errors import BadUserInput
+from runql.security.text_input import check_variables, fit_variables
 from runql.storage.database import Database
 from runql.text import check_value, text_problem
 from tests.conftest import GraphQLClient
@@ -199,3 +200,31 @@ def test_the_cli_refuses_unfit_text(argument: str, capsys: pytest.CaptureFixture
     assert exited.value.code == 2
     error = capsys.readouterr().err
     assert f"argument {argument}: the value is not valid Unicode" in error
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        None,
+        {},
+        {"id": "run_00000000000000000000"},
+        {"a": "plain", "b": "text"},
+        {"id": f"run{NUL}"},
+        {f"i{NUL}d": "run"},
+        {"id": SURROGATE},
+        {SURROGATE: "x"},
+        {"id": KEPT},
+        {"id": "plain", "n": 2**64},
+        {"id": "plain", "n": 7, "list": ["a", f"b{NUL}"]},
+        {"id": "plain", "nested": {"k": SURROGATE}},
+    ],
+)
+def test_fit_variables_is_the_rule(variables: dict[str, Any] | None) -> None:
+    """The fast lane's check (plain ASCII text passes at once) says what the rule says."""
+    try:
+        check_variables(variables)
+    except BadUserInput:
+        refused = True
+    else:
+        refused = False
+    assert fit_variables(variables) is not refused
