@@ -4,6 +4,8 @@ hub's notice of it carries the event; rows of other processes read meanwhile are
 too, once the commit has been."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import pytest
 from sqlalchemy import select
@@ -16,19 +18,36 @@ from runql.storage.events import Logged, RunEvent, append_event, last_logged_id,
 from runql.storage.tables import RunRow
 
 
-async def test_a_row_read_while_its_commit_announces_is_announced_with_its_event(
-    demo_database: Database,
-) -> None:
-    database = demo_database
-    path = sqlite_file(database.engine.url.render_as_string(hide_password=False))
+@dataclass
+class Tailed:
+    """A SQLite tail on the demo database, and what its hub announced."""
+
+    database: Database
+    hub: Hub
+    tail: SQLiteTail
+    heard: list[Notice] = field(default_factory=list)
+
+
+@pytest.fixture
+async def tailed(demo_database: Database) -> AsyncIterator[Tailed]:
+    path = sqlite_file(demo_database.engine.url.render_as_string(hide_password=False))
     if path is None:
         pytest.skip("the tail reads a SQLite file")
+    hub = Hub()
+    found = Tailed(demo_database, hub, SQLiteTail(hub, path, demo_database))
+    hub.observe(found.heard.append)
+    try:
+        yield found
+    finally:
+        await found.tail.stop()
+
+
+async def test_a_row_read_while_its_commit_announces_is_announced_with_its_event(
+    tailed: Tailed,
+) -> None:
+    database, hub, tail, heard = tailed.database, tailed.hub, tailed.tail, tailed.heard
     async with database.read() as session:
         run = (await session.execute(select(RunRow).limit(1))).scalars().one()
-    hub = Hub()
-    heard: list[Notice] = []
-    hub.observe(heard.append)
-    tail = SQLiteTail(hub, path, database)
     connection = tail._open()
     after = last_logged_id(connection)
     elsewhere = Logged(after + 1000, run.org_id, "run_of_another_process", 1, None)
@@ -40,14 +59,11 @@ async def test_a_row_read_while_its_commit_announces_is_announced_with_its_event
 
     database.on_commit(read_meanwhile)
     feed_from_commits(hub, database)
-    try:
-        async with database.write() as session:
-            event = await append_event(
-                session, run.id, RunEventType.MESSAGE_DELTA, {"text": "hi", "offset": 0}
-            )
-        await asyncio.sleep(0)  # the tail's announcement, called soon after the commit's
-    finally:
-        await tail.stop()
+    async with database.write() as session:
+        event = await append_event(
+            session, run.id, RunEventType.MESSAGE_DELTA, {"text": "hi", "offset": 0}
+        )
+    await asyncio.sleep(0)  # the tail's announcement, called soon after the commit's
     assert [(notice.run_id, notice.seq) for notice in heard] == [
         (run.id, event.seq),
         ("run_of_another_process", 1),
@@ -55,19 +71,6 @@ async def test_a_row_read_while_its_commit_announces_is_announced_with_its_event
     assert heard[0].event == event  # announced by the commit listener first, with its event
 
 
-async def test_without_a_commit_under_way_the_tail_announces_at_once(
-    demo_database: Database,
-) -> None:
-    database = demo_database
-    path = sqlite_file(database.engine.url.render_as_string(hide_password=False))
-    if path is None:
-        pytest.skip("the tail reads a SQLite file")
-    hub = Hub()
-    heard: list[Notice] = []
-    hub.observe(heard.append)
-    tail = SQLiteTail(hub, path, database)
-    try:
-        tail._announce([Logged(1, "org_1", "run_1", 3, None)])
-    finally:
-        await tail.stop()
-    assert heard == [Notice("org_1", "run_1", 3)]
+async def test_without_a_commit_under_way_the_tail_announces_at_once(tailed: Tailed) -> None:
+    tailed.tail._announce([Logged(1, "org_1", "run_1", 3, None)])
+    assert tailed.heard == [Notice("org_1", "run_1", 3)]
