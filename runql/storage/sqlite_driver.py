@@ -108,6 +108,7 @@ class OneTripConnection(aiosqlite.Connection):
     four trips, not six, and a read session two, not four."""
 
     _begin: str | None = None  # a BEGIN that goes with the next call to the thread
+    _handed = False  # a BEGIN went to the thread and no COMMIT or ROLLBACK has ended it since
 
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
@@ -122,13 +123,22 @@ class OneTripConnection(aiosqlite.Connection):
         begin, self._begin = self._begin, None
         call: Callable[..., Awaitable[Any]] = aiosqlite.Connection._execute
         if begin is not None:
+            self._handed = True
             return await call(self, _begun, self.sqlite, begin, partial(fn, *args, **kwargs))
         return await call(self, fn, *args, **kwargs)
 
+    async def commit(self) -> None:
+        await super().commit()
+        self._handed = False
+
     async def rollback(self) -> None:
+        """Sent unless nothing can be open: a BEGIN handed to the thread goes on there even
+        when its caller was cancelled, so `in_transaction`, read here before the thread has
+        run it, may not show it yet; the ROLLBACK queues behind it."""
         if self._begin is not None:  # nothing ran since the BEGIN: nothing to roll back
             self._begin = None
-        elif self._connection is None or self._connection.in_transaction:
+        elif self._handed or self._connection is None or self._connection.in_transaction:
+            self._handed = False
             await super().rollback()
 
     @property

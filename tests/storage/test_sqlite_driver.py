@@ -1,6 +1,10 @@
 """The engine's SQLite connections (runql/storage/sqlite_driver.py): a statement in one trip
 to aiosqlite's thread, with what SQLAlchemy reads of it (rows, counts, errors) unchanged."""
 
+import asyncio
+import contextlib
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -8,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from runql.storage.database import Database
-from runql.storage.sqlite_driver import OneTripConnection
+from runql.storage.sqlite_driver import OneTripConnection, connector
 
 
 class _Counted:
@@ -102,3 +106,37 @@ async def test_a_begin_goes_with_the_next_statement_and_a_needless_rollback_stay
         assert counted.calls == before
     finally:
         await connection.close()
+
+
+async def test_a_rollback_after_a_cancelled_first_call_ends_its_transaction(
+    tmp_path: Path,
+) -> None:
+    """The transaction's first call to the thread is cancelled while it waits its turn there:
+    the BEGIN it carries still runs on the thread later, and the ROLLBACK that follows (the
+    session's, the pool's) is sent behind it, so the connection is not left in a transaction
+    holding the write lock."""
+    driver = await connector(str(tmp_path / "t.db"), isolation_level=None)()
+    started, release = threading.Event(), threading.Event()
+
+    def hold_the_thread() -> None:
+        started.set()
+        release.wait(5)
+
+    try:
+        blocker = asyncio.ensure_future(driver.on_thread(hold_the_thread))
+        assert await asyncio.to_thread(started.wait, 5)
+        driver.begin_with_next("BEGIN IMMEDIATE")
+        first = asyncio.ensure_future(driver.on_thread(lambda: None))
+        await asyncio.sleep(0.05)
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        assert not driver.sqlite.in_transaction  # the thread has not run the BEGIN yet
+        rolled_back = asyncio.ensure_future(driver.rollback())
+        release.set()
+        await blocker
+        await rolled_back
+        assert not await driver.on_thread(lambda: driver.sqlite.in_transaction)
+    finally:
+        release.set()
+        await driver.close()
