@@ -113,7 +113,6 @@ def variables_of(node: FieldNode) -> tuple[str, ...]:
     return found[1]
 
 
-_MISSING = object()  # a variable the request does not give
 # Arguments converted the full way, by _converted_key: a feed's `runs(first: $first, after:
 # $after)` leaves its other arguments to their defaults, which `of`'s shortcut does not take,
 # and strawberry's conversion was 4% of the plan's Python a request.

@@ -14,7 +14,7 @@ from graphql import GraphQLEnumType, GraphQLLeafType
 from runql.schema.execution import float_output
 from runql.storage.pages import Cursor
 from runql.storage.raw import json_value
-from runql.storage.types import format_instant
+from runql.storage.types import format_instant, instant
 
 Convert = Callable[[Any], Any]
 
@@ -29,14 +29,6 @@ def _stored(value: Any) -> bool:
 
 class UnexpectedValue(ValueError):
     """A stored value the fast path does not serialize as the standard path would."""
-
-
-def instant(value: Any) -> datetime:
-    """A stored instant as the aware UTC datetime the ORM gives (storage.types.UTCDateTime)."""
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def stamp(value: Any) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 import orjson
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
@@ -47,7 +47,7 @@ from runql.storage.tables import (
     ThreadRow,
     row_of,
 )
-from runql.storage.types import utcnow
+from runql.storage.types import instant, utcnow
 from runql.storage.writes import (
     GroupCommit,
     insert_values,
@@ -438,6 +438,7 @@ class _Thread:
     org_id: str
     agent_id: str
     latest_group: str | None  # its last message group, the new one's parent
+    latest_at: datetime | None = None  # when that group was made (by whichever process)
     new: bool = False
 
 
@@ -458,8 +459,14 @@ _LATEST_GROUP = (
     .correlate(ThreadRow)
     .scalar_subquery()
 )
+_LATEST_AT = (
+    select(func.max(col(MessageGroupRow.created_at)))
+    .where(col(MessageGroupRow.thread_id) == col(ThreadRow.id))
+    .correlate(ThreadRow)
+    .scalar_subquery()
+)
 _THREADS_READ = select(
-    col(ThreadRow.id), col(ThreadRow.org_id), col(ThreadRow.agent_id), _LATEST_GROUP
+    col(ThreadRow.id), col(ThreadRow.org_id), col(ThreadRow.agent_id), _LATEST_GROUP, _LATEST_AT
 ).where(col(ThreadRow.id).in_(bindparam("ids", expanding=True)))
 
 
@@ -476,7 +483,10 @@ _THREADS_LOCK = (
 
 
 def _threads_of(rows: Iterable[Sequence[Any]]) -> dict[str, _Thread]:
-    return {row[0]: _Thread(*row) for row in rows}
+    return {
+        thread_id: _Thread(thread_id, org_id, agent_id, latest, None if at is None else instant(at))
+        for thread_id, org_id, agent_id, latest, at in rows
+    }
 
 
 def _usable_agent(agents: dict[str, _Agent], item: _Create) -> str:
@@ -553,6 +563,10 @@ class _Batch:
 
     def add(self, item: _Create, thread: _Thread, run_id: str) -> RunRow:
         org_id, request, now = item.org_id, item.request, self._now()
+        if thread.latest_at is not None and now <= thread.latest_at:
+            # another process's clock ran ahead of this one's: the new message still comes
+            # after its parent, so the thread's latest group stays the one that was added last
+            now = self.last = thread.latest_at + _TICK
         if thread.new:
             self.rows[_THREADS].append(
                 {

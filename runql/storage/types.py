@@ -36,6 +36,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def instant(value: Any) -> datetime:
+    """A stored instant as the aware UTC datetime the ORM gives (UTCDateTime): from a raw row,
+    where SQLite gives its stored text and PostgreSQL an aware datetime."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
 def format_instant(value: datetime) -> str:
     """An instant as every API writes it: UTC, milliseconds, `Z` (2025-01-01T00:00:00.000Z)."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,6 +1,7 @@
 """createRun's service: what it writes, what it refuses (writing nothing), idempotency."""
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -17,6 +18,7 @@ from runql.lifecycle.validation import Content
 from runql.storage.database import Database
 from runql.storage.events import NOTIFY_CHANNEL, Announcement
 from runql.storage.tables import DEFAULT_ORG_ID, AgentRow, MessageGroupRow, RunRow
+from runql.storage.types import utcnow
 from tests.lifecycle.conftest import MAX_BYTES, event_log, new_run, reload, row_counts
 
 UNKNOWN_AGENT = "agent_AAAAAAAAAAAAAAAAAAAA"
@@ -348,3 +350,33 @@ async def test_two_processes_continuing_one_thread_chain_its_messages(
     assert len(groups) == 31
     assert parents.count(None) == 1
     assert len(set(parents)) == len(parents), "two messages follow the same one"
+
+
+async def test_a_message_from_a_clock_behind_still_follows_the_last_one(
+    database: Database, echo: AgentRow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway whose clock is an hour behind continues a thread: its message is still made
+    after its parent, so the next message (any clock) follows it rather than its parent."""
+    first = await new_run(database, echo)
+    behind = utcnow() - timedelta(hours=1)
+    with monkeypatch.context() as patched:
+        patched.setattr("runql.lifecycle.runs.utcnow", lambda: behind)
+        second = await new_run(database, echo, thread_id=first.thread_id)
+    third = await new_run(database, echo, thread_id=first.thread_id)
+    async with database.read() as session:
+        groups = {
+            group_id: (parent, created_at)
+            for group_id, parent, created_at in (
+                await session.execute(
+                    select(
+                        col(MessageGroupRow.id),
+                        col(MessageGroupRow.parent_message_group_id),
+                        col(MessageGroupRow.created_at),
+                    ).where(col(MessageGroupRow.thread_id) == first.thread_id)
+                )
+            ).all()
+        }
+    parent, made = groups[second.trigger_message_group_id]
+    assert parent == first.trigger_message_group_id
+    assert made > groups[first.trigger_message_group_id][1]
+    assert groups[third.trigger_message_group_id][0] == second.trigger_message_group_id
