@@ -83,12 +83,12 @@ def deeper_than(value: object, max_depth: int) -> bool:
 def _text(data: str | bytes) -> str:
     if isinstance(data, str):
         return data
-    try:  # as data.decode("utf-8-sig") does, without its codec's Python functions
-        return (data[3:] if data[:3] == codecs.BOM_UTF8 else data).decode()
+    skipped = 3 if data[:3] == codecs.BOM_UTF8 else 0  # a byte order mark, as utf-8-sig reads
+    try:
+        return (data[skipped:] if skipped else data).decode()
     except UnicodeDecodeError as error:
-        raise MalformedJson(
-            f"the body is not UTF-8 text (byte {error.start} is 0x{data[error.start]:02x})"
-        ) from None
+        at = skipped + error.start  # counted in the body as sent, its byte order mark included
+        raise MalformedJson(f"the body is not UTF-8 text (byte {at} is 0x{data[at]:02x})") from None
 
 
 def _bracket_count(data: str | bytes) -> int:

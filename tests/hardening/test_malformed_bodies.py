@@ -39,6 +39,8 @@ MALFORMED = {
     "65-deep-variable": (_graphql_with_variable(_nested(63)), "more than 64 levels"),
     "bad-utf8": (b'{"query": "{ __typename }\xff"}', "not UTF-8"),
     "bad-utf8-in-variable": (_graphql_with_variable(b'"caf\xe9"'), "not UTF-8"),
+    # the byte at fault counted in the body as sent, its byte order mark included
+    "bad-utf8-after-a-bom": (b'\xef\xbb\xbf{"query": "\xff"}', "byte 14 is 0xff"),
     "nan": (_graphql_with_variable(b"NaN"), "NaN is not JSON"),
     "huge-integer": (_graphql_with_variable(b"9" * 5000), "4,300 digits"),
 }
