@@ -20,6 +20,7 @@ from runql.errors import RunqlError
 from runql.fastpath import statements
 from runql.fastpath.arguments import Arguments
 from runql.fastpath.build import Builder
+from runql.fastpath.cache import MAX_PLANS
 from runql.fastpath.execution import Execution
 from runql.fastpath.plan import Column, Embedded, OperationPlan, Typename
 from runql.fastpath.roots import RootObject
@@ -100,7 +101,6 @@ class Query:
         return self.one.arguments({"org": self.execution.org_id, "ids": self.id}, postgres)
 
 
-MAX_POINTS = 512  # plans whose point read is kept (as many as plans are: cache.MAX_PLANS)
 _points: dict[int, tuple[OperationPlan, PointRead | None]] = {}  # by the plan's id
 
 
@@ -109,7 +109,7 @@ def point_read(plan: OperationPlan) -> PointRead | None:
     found = _points.get(id(plan))
     if found is not None and found[0] is plan:
         return found[1]
-    if len(_points) >= MAX_POINTS:
+    if len(_points) >= MAX_PLANS:  # as many as the plan cache keeps
         _points.clear()
     made = PointRead.of(plan)
     _points[id(plan)] = (plan, made)

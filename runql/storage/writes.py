@@ -181,11 +181,18 @@ def _executemany_each(
 
 @dataclass(frozen=True, slots=True)
 class DriverInsert:
-    """An INSERT in the driver's SQL, its parameters in order with their bind processors."""
+    """A statement in the driver's SQL (an INSERT, or an UPDATE of insert_values' `then`), its
+    parameters in order with their bind processors."""
 
     sql: str
     keys: tuple[str, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def compiled(cls, compiled: Any) -> "DriverInsert":
+        order = tuple(compiled.positiontup)
+        processors = compiled._bind_processors
+        return cls(compiled.string, order, tuple(processors.get(key) for key in order))
 
     def bound(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(
@@ -200,11 +207,8 @@ _INSERTS: dict[tuple[Table, str, tuple[str, ...]], DriverInsert] = {}
 def _driver_insert(table: Table, dialect: Dialect, keys: tuple[str, ...]) -> DriverInsert:
     found = _INSERTS.get((table, dialect.name, keys))
     if found is None:
-        compiled: Any = insert(table).compile(dialect=dialect, column_keys=list(keys))
-        order = tuple(compiled.positiontup)
-        processors = compiled._bind_processors
-        found = DriverInsert(compiled.string, order, tuple(processors.get(key) for key in order))
-        _INSERTS[(table, dialect.name, keys)] = found
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+        found = _INSERTS[(table, dialect.name, keys)] = DriverInsert.compiled(compiled)
     return found
 
 
@@ -212,16 +216,12 @@ _STATEMENTS: dict[tuple[Executable, str], DriverInsert] = {}
 
 
 def _driver_statement(statement: Executable, dialect: Dialect) -> DriverInsert:
-    """Any statement with named parameters (an UPDATE of insert_values' `then`) in the
-    driver's SQL, compiled once a dialect, as _driver_insert compiles an INSERT: kept by the
-    statement, which is to be built once (a module's constant)."""
+    """Any statement with named parameters in the driver's SQL, compiled once a dialect: kept
+    by the statement, which is to be built once (a module's constant)."""
     found = _STATEMENTS.get((statement, dialect.name))
     if found is None:
-        compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-        order = tuple(compiled.positiontup)
-        processors = compiled._bind_processors
-        found = DriverInsert(compiled.string, order, tuple(processors.get(key) for key in order))
-        _STATEMENTS[(statement, dialect.name)] = found
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        found = _STATEMENTS[(statement, dialect.name)] = DriverInsert.compiled(compiled)
     return found
 
 
