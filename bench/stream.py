@@ -25,10 +25,12 @@ deltas concatenate to exactly the server's text ("exact").
 
 Figures per configuration: p50/p99/max token latency; `late_subscribers` (sockets whose first
 event came after their run's first token: their early tokens were read from the log, not
-live); delta events written per second; database commits per second (PostgreSQL:
-pg_stat_database.xact_commit of the benchmark's database, every transaction counted, reads
-included; the statistics are flushed by backends about once a second, so short runs are
-approximate; SQLite: null, it keeps no such count); the gateways' CPU (utime + stime from
+live); delta events written per second; write commits per second (`write_commits_per_s`: the
+gateways' runql_database_write_commits from /metrics, every write transaction they committed:
+flushes, creations, transitions, lease renewals); database transactions per second
+(`commits_per_s`, PostgreSQL only: pg_stat_database.xact_commit of the benchmark's database,
+every transaction counted, reads included; the statistics are flushed by backends about once a
+second, so short runs are approximate); the gateways' CPU (utime + stime from
 /proc, from the first token to the last completion) per delta delivered to a socket;
 `bench_cpu_share`, the cores this process (the model server's thread and every socket) used
 over the same window: near 1.0 it is saturated, and its own lag is in the latencies. The load
@@ -189,6 +191,17 @@ async def _commits(postgres_url: str | None) -> int | None:
         await connection.close()
 
 
+async def _write_commits(http: httpx.AsyncClient, ports: Sequence[int]) -> int:
+    """The gateways' write transactions committed so far (runql_database_write_commits)."""
+    total = 0
+    for port in ports:
+        exposition = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+        for line in exposition.splitlines():
+            if line.startswith("runql_database_write_commits_total "):
+                total += int(float(line.split()[1]))
+    return total
+
+
 def _cpu(pids: Sequence[int]) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
 
@@ -304,6 +317,7 @@ async def _measure(
 ) -> dict[str, Any]:
     executing, following = gateways[0][0], gateways[-1][0]
     pids = [pid for _port, pid in gateways]
+    ports = [port for port, _pid in gateways]
     client = Client(executing, key)
     config = {"base_url": base_url, "model": "bench", "api_key_env": KEY_ENV}
     created = await client.gql(CREATE_AGENT, {"config": config})
@@ -339,10 +353,12 @@ async def _measure(
         await _until_streaming(chat, shape.runs, shape.first_token_after + 60)
         started, cpu_before, own_before = time.monotonic(), _cpu(pids), _own_cpu()
         commits_before = await _commits(postgres_url)
+        writes_before = await _write_commits(client.http, ports)
         await asyncio.wait_for(window.done.wait(), streaming + 120)
         seconds, cpu = time.monotonic() - started, _cpu(pids) - cpu_before
         own = _own_cpu() - own_before
         commits_after = await _commits(postgres_url)
+        writes_after = await _write_commits(client.http, ports)
     finally:
         gc.enable()
         for socket in sockets:
@@ -378,6 +394,7 @@ async def _measure(
         "deltas_delivered": deltas,
         "delta_events_per_s": round(sum(run.delta_events for run in followed) / seconds, 1),
         "commits_per_s": commits,
+        "write_commits_per_s": round((writes_after - writes_before) / seconds, 1),
         "server_cpu_s": round(cpu, 2),
         "server_cpu_ms_per_delta": round(cpu * 1000 / deltas, 4) if deltas else None,
         # this process (the model server's thread and every socket) over the window, in cores:
@@ -478,7 +495,8 @@ def main() -> int:
         print(
             f"{database}, {count} gateway(s): token latency p50 {result['p50_ms']} ms, p99 "
             f"{result['p99_ms']} ms, max {result['max_ms']} ms; exact {result['exact']}; "
-            f"{result['commits_per_s']} commits/s; {result['server_cpu_ms_per_delta']} ms "
+            f"{result['write_commits_per_s']} write commits/s ({result['commits_per_s']} "
+            f"transactions/s); {result['server_cpu_ms_per_delta']} ms "
             f"server CPU per delta delivered; this benchmark used {result['bench_cpu_share']} "
             f"of a core; {result['placement']}",
             flush=True,

@@ -303,7 +303,8 @@ class _RunWriter:
             if batch.events:
                 notices = [event.announcement() for event in batch.events]
                 await raw.run(*postgres_inserts(batch.rows, raw.dialect, notices))
-        self._database.committed(batch.events)
+        if batch.events:
+            self._database.committed(batch.events)
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def _write_on_thread(self, items: Sequence[_Create]) -> list[RunRow | Exception]:

@@ -1,6 +1,6 @@
 """GET /metrics: this process's instruments, plus figures read when Prometheus scrapes: runs by
 status across every organization (one GROUP BY), the executor's queue depth (pending runs) and
-its lease recoveries."""
+its lease recoveries, and the write transactions this process has committed."""
 
 import hmac
 import logging
@@ -43,6 +43,7 @@ class Snapshot:
 
     runs: dict[str, int] | None
     executor: Executor | None
+    write_commits: int = 0
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         if self.runs is not None:
@@ -57,6 +58,11 @@ class Snapshot:
                 "Runs waiting for a worker (PENDING).",
                 value=self.runs.get(RunStatus.PENDING.value, 0),
             )
+        yield CounterMetricFamily(
+            "runql_database_write_commits",
+            "Write transactions this process committed (runs, events, replies; reads aside).",
+            value=self.write_commits,
+        )
         if self.executor is not None:
             yield CounterMetricFamily(
                 "runql_executor_lease_recoveries",
@@ -71,7 +77,7 @@ async def snapshot(database: Database, executor: Executor | None) -> Snapshot:
     except (SQLAlchemyError, OSError):
         log.warning("metrics: the database did not answer; runs by status left out")
         runs = None
-    return Snapshot(runs, executor)
+    return Snapshot(runs, executor, database.write_commits)
 
 
 def exposition(snap: Snapshot) -> bytes:

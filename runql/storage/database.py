@@ -232,6 +232,7 @@ class Database:
         self._thread_writer: _ThreadWriter | None = None
         self._committing = 0  # commits under way that have not announced their events yet
         self._announced: list[Callable[[], None]] = []  # when_announced's callbacks
+        self.write_commits = 0  # write transactions committed (`committed`'s calls), for /metrics
         self.read = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
         self._write = async_sessionmaker(
             engine.execution_options(sqlite_begin="IMMEDIATE"),
@@ -323,8 +324,10 @@ class Database:
             callback()
 
     def committed(self, committed: list[RunEvent]) -> None:
-        """Run events committed outside `write` (their rows inserted by a statement in a
-        transaction of its own): announced to the commit listeners, as `write`'s are."""
+        """A write transaction has committed, with these run events: announced to the commit
+        listeners. `write` and `write_on_thread` call it; so does a writer whose statement
+        commits in a transaction of its own (autocommit), once a statement."""
+        self.write_commits += 1
         for run_event in committed:
             for listener in self._commit_listeners:
                 listener(run_event)

@@ -1,6 +1,6 @@
 """/metrics: GraphQL operations by name, type and outcome with their latency and SQL
 statements; HTTP requests by route; runs by status, the executor's queue and its lease
-recoveries, read when scraped."""
+recoveries, and the write transactions committed, read when scraped."""
 
 import asyncio
 
@@ -144,6 +144,29 @@ async def test_runs_by_status_and_the_queue_are_read_at_scrape_time_in_one_state
     # The first two scrapes are recorded by the third: one SQL statement each.
     assert scrapes(third, "count") - scrapes(first, "count") == 2
     assert scrapes(third, "sum") - scrapes(first, "sum") == 2
+
+
+async def test_write_commits_count_this_process_s_write_transactions_not_its_reads(
+    demo_database: Database, settings: Settings, api_key: str
+) -> None:
+    database = demo_database
+    async with client(create_app(settings, database), api_key) as http:
+        first = sample(await _scrape(http), "runql_database_write_commits_total")
+        echo = await catalog.create_agent(
+            database, default_registry(), DEFAULT_ORG_ID, name="Echo", kind="echo", config={}
+        )
+        await create_run(
+            database, DEFAULT_ORG_ID, RunRequest(echo.id, Content.text("hi")), max_content_bytes=64
+        )
+        written = sample(await _scrape(http), "runql_database_write_commits_total")
+        read = await http.post("/graphql", json={"query": "{ runs(first: 5) { totalCount } }"})
+        assert read.json()["data"]["runs"]["totalCount"] > 0
+        after_read = sample(await _scrape(http), "runql_database_write_commits_total")
+
+    assert first is not None
+    assert written is not None
+    assert written - first == 2  # the agent, then the run and its first event
+    assert after_read == written
 
 
 async def test_lease_recoveries_are_the_executor_s(database: Database) -> None:
