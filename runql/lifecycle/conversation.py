@@ -36,9 +36,11 @@ from runql.ids import Kind, new_id
 from runql.lifecycle.draft import Appended, Attached, Draft, Item, Opened, Step
 from runql.lifecycle.transitions import (
     append_held,
+    append_held_at_once,
     transition,
     transition_many,
 )
+from runql.storage.database import Database
 from runql.storage.events import append_event
 from runql.storage.tables import (
     ActorRow,
@@ -484,17 +486,84 @@ async def write_flushes(
             )
     if groups:
         await session.execute(insert(_GROUPS), groups)
-    rows: defaultdict[Table, list[dict[str, Any]]] = defaultdict(list)
-    events = {
-        f.run.id: [_step_values(rows, f.run, f.draft, step) for step in f.steps] for f in flushes
-    }
+    events, rows, appended = _flushed(flushes)
     # A run's message group is set by its reply's first flush; a batch of later flushes only
     # would set every run's to what it is already, by a CASE of one branch a run, which
     # SQLAlchemy builds anew for each batch (a fifth of the process's CPU at 100 streams).
     each = {f.run.id: {"message_group_id": f.draft.group_id} for f in flushes} if groups else {}
-    texts = _appending([s for f in flushes for s in f.steps if isinstance(s, Appended)])
+    texts = _appending(appended)
     await append_held(session, events, held_by=worker, each=each, values=rows, then=texts)
     stored(flushes)
+
+
+async def write_flushes_at_once(
+    database: Database,
+    flushes: Sequence[ReplySteps],
+    worker: str,
+    actors: dict[str, str],
+) -> bool:
+    """write_flushes on PostgreSQL in one statement, a transaction of its own
+    (transitions.append_held_at_once): the same rows, events and texts, a first flush's
+    message group inserted with them and set as its run's. False, having written nothing,
+    where it does not serve: on SQLite, or for a first flush whose agent's actor is not in
+    `actors` (write_flushes looks it up, or makes it). Raises Conflict, having written
+    nothing, when a run is no longer this worker's."""
+    if database.is_sqlite or not flushes:
+        return False
+    firsts = [f for f in flushes if not f.draft.group_stored]
+    if any(f.run.agent_id not in actors for f in firsts):
+        return False
+    for flush in firsts:
+        flush.draft.actor_id = actors[flush.run.agent_id]
+    events, rows, appended = _flushed(flushes)
+    rows[_GROUPS] = [
+        _group_values(f.run, f.draft.group_id, utcnow(), MessageGroupStatus.IN_PROGRESS)
+        for f in firsts
+    ]
+    await append_held_at_once(
+        database,
+        events,
+        held_by=worker,
+        orgs={f.run.id: f.run.org_id for f in flushes},
+        groups={f.run.id: f.draft.group_id for f in firsts},
+        values=rows,
+        texts=_later_texts(rows[_PARTS], appended),
+    )
+    stored(flushes)
+    return True
+
+
+Flushed = tuple[
+    dict[str, list[tuple[RunEventType, dict[str, Any]]]],
+    defaultdict[Table, list[dict[str, Any]]],
+    list[Appended],
+]
+
+
+def _flushed(flushes: Sequence[ReplySteps]) -> Flushed:
+    """The flushes' events by run, the steps' new rows by table, and their deltas."""
+    rows: defaultdict[Table, list[dict[str, Any]]] = defaultdict(list)
+    events = {
+        f.run.id: [_step_values(rows, f.run, f.draft, step) for step in f.steps] for f in flushes
+    }
+    return events, rows, [s for f in flushes for s in f.steps if isinstance(s, Appended)]
+
+
+def _later_texts(
+    parts: list[dict[str, Any]], appended: Sequence[Appended]
+) -> list[tuple[str, str]]:
+    """The deltas to append to stored parts (part id, more); those of a part inserted with
+    them are put in its inserted text, as one statement's update does not see its own
+    inserts."""
+    new = {part["id"]: part for part in parts}
+    later = []
+    for text in _texts(appended):
+        part = new.get(text["part_id"])
+        if part is None:
+            later.append((text["part_id"], text["more"]))
+        else:
+            part["text"] += text["more"]
+    return later
 
 
 def stored(flushes: Sequence[ReplySteps]) -> None:

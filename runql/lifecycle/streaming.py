@@ -18,6 +18,12 @@ wait for it to commit and then go together in the next, in a few statements what
 number (conversation.write_flushes: one bumps every run's sequence, one inserts the events
 and the steps' rows, one appends the texts). So a process makes about as many commits and
 statements as one run would, however many runs stream, and each still gets its own events.
+On PostgreSQL a batch is ONE statement in autocommit on the raw pool, its own transaction
+(conversation.write_flushes_at_once: the bump, the inserts, the NOTIFYs and the appends in
+data-modifying WITH clauses): one round trip where a session's transaction took five (BEGIN,
+three statements, COMMIT), each waiting its turn of a busy event loop. It serves every batch
+but one holding the first flush of a run whose agent's actor this process has not looked up
+yet, which a session's transaction writes.
 (On a SQLite file the transaction stays on the event loop's sessions: written in one call on
 the database's writer thread (Database.write_on_thread), the flushes got faster but the
 thread's share of the interpreter doubled the token latency of bench/stream.py's saturated
@@ -40,6 +46,7 @@ from runql.lifecycle.conversation import (
     ReplySteps,
     finish_streamed,
     write_flushes,
+    write_flushes_at_once,
 )
 from runql.lifecycle.draft import Draft, Step
 from runql.lifecycle.replies import unwritable
@@ -125,6 +132,11 @@ class FlushBatcher:
             (worker, [f.replied() for f in batch if f.streamed.worker == worker])
             for worker in sorted({f.streamed.worker for f in batch})
         ]
+        if len(by_worker) == 1:  # on PostgreSQL, one statement in autocommit where it serves
+            [(worker, flushes)] = by_worker
+            if await write_flushes_at_once(self.database, flushes, worker, self.actors):
+                self.transactions += 1
+                return
         async with self.database.write() as session:
             for worker, flushes in by_worker:
                 await write_flushes(session, flushes, worker, self.actors)

@@ -16,10 +16,11 @@ from sqlmodel import col
 
 from runql.enums import RunEventType, RunStatus
 from runql.errors import Conflict, NotFound
+from runql.storage.database import Database
 from runql.storage.events import RunEvent, append_event
 from runql.storage.tables import RunRow, ThreadRow
 from runql.storage.types import utcnow
-from runql.storage.writes import Then, log_events
+from runql.storage.writes import Then, log_events, write_held
 
 SOURCES: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.RUNNING: frozenset({RunStatus.PENDING}),
@@ -193,14 +194,53 @@ _BUMP_HELD = (
 )
 
 
+async def append_held_at_once(
+    database: Database,
+    appended: Mapping[str, Preceding],
+    *,
+    held_by: str,
+    orgs: Mapping[str, str],
+    groups: Mapping[str, str] | None = None,
+    values: dict[Table, list[dict[str, Any]]] | None = None,
+    texts: Sequence[tuple[str, str]] = (),
+) -> list[RunEvent]:
+    """append_held on PostgreSQL in one statement, a transaction of its own
+    (storage.writes.write_held): the same bump, events and rows, `texts` (part id, more)
+    appended to their parts' text and a run's message group set from `groups`. Raises
+    Conflict, having written nothing, when a run is no longer `held_by`'s. `orgs` gives each
+    run's organization. The events are announced to the commit listeners once committed."""
+    now = utcnow()
+    relative = [
+        event
+        for run_id in sorted(appended)
+        for event in _numbered(orgs[run_id], run_id, 0, appended[run_id], now)
+    ]
+    bumped = await write_held(
+        database,
+        relative,
+        held_by=held_by,
+        counts={run_id: len(events) for run_id, events in appended.items()},
+        groups=groups or {},
+        values=values or {},
+        texts=texts,
+    )
+    events = numbered_held(appended, bumped, held_by, now)
+    database.committed(events)
+    return events
+
+
 def numbered_held(
-    appended: Mapping[str, Preceding], bumped: Sequence[Sequence[Any]], held_by: str
+    appended: Mapping[str, Preceding],
+    bumped: Sequence[Sequence[Any]],
+    held_by: str,
+    now: datetime | None = None,
 ) -> list[RunEvent]:
     """The events of held_bump's runs, numbered from the rows it returned (id, organization,
-    last_event_seq); Conflict when a run was no longer `held_by`'s."""
+    last_event_seq), made at `now` (by default now); Conflict when a run was no longer
+    `held_by`'s."""
     if len(bumped) != len(appended):
         raise Conflict(f"{len(appended) - len(bumped)} of the runs are no longer {held_by}'s")
-    now, events = utcnow(), []
+    now, events = now or utcnow(), []
     for run_id, org_id, last in sorted(tuple(row) for row in bumped):
         events += _numbered(org_id, run_id, last, appended[run_id], now)
     return events

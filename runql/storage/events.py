@@ -44,13 +44,25 @@ class RunEvent:
     def announcement(self) -> str:
         """What other processes hear of this event (PostgreSQL NOTIFY, after the commit): its
         ids, and the event itself when that fits in MAX_CARRIED bytes."""
-        ids = "|".join((PROCESS, self.org_id, self.run_id, str(self.seq), self.status or ""))
+        head, tail, rest = self.around_seq()
+        ids = f"{head}{self.seq}{tail}"
+        if rest is None:
+            return ids
+        carried = ids + rest
+        return carried if len(carried.encode()) < MAX_CARRIED else ids
+
+    def around_seq(self) -> tuple[str, str, str | None]:
+        """The announcement in parts, for a statement that numbers the event itself
+        (announcement_sql): the ids before the seq and after it, and what follows them when
+        the event is carried (None: a payload only the log's encoding can judge, never
+        carried)."""
+        head = f"{PROCESS}|{self.org_id}|{self.run_id}|"
+        tail = f"|{self.status or ''}"
         try:
             document = json.dumps(self.payload)
         except (TypeError, ValueError):  # the log's own encoding is the judge of such a payload
-            return ids
-        carried = "|".join((ids, self.type.value, self.created_at.isoformat(), document))
-        return carried if len(carried.encode()) < MAX_CARRIED else ids
+            return head, tail, None
+        return head, tail, "|".join(("", self.type.value, self.created_at.isoformat(), document))
 
     def values(self) -> dict[str, Any]:
         """The event's row in the log, as column values (storage.writes.insert_values')."""
@@ -182,6 +194,17 @@ def announce_after_commit(session: AsyncSession, events: list[RunEvent]) -> None
     announced to the commit listeners once it commits (Database.write), never after a
     rollback."""
     session.info.setdefault(_UNCOMMITTED, []).extend(events)
+
+
+def announcement_sql(head: str, seq: str, tail: str, rest: str) -> str:
+    """RunEvent.announcement as a PostgreSQL expression over its parts (RunEvent.around_seq)
+    and the event's number, given as SQL: the event carried while under MAX_CARRIED bytes (a
+    NULL `rest` never is)."""
+    ids = f"{head} || ({seq})::text || {tail}"
+    return (
+        f"CASE WHEN octet_length({ids} || {rest}) < {MAX_CARRIED} "
+        f"THEN {ids} || {rest} ELSE {ids} END"
+    )
 
 
 _NOTIFY_EACH = text(

@@ -14,19 +14,27 @@ import contextlib
 import contextvars
 import sqlite3
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic, TypeVar
 
+import asyncpg
 from sqlalchemy import JSON, Executable, Table, insert, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
+from runql.errors import Conflict
 from runql.storage.database import Database
-from runql.storage.events import NOTIFY_CHANNEL, RunEvent, announce_after_commit
-from runql.storage.tables import RunEventRow
+from runql.storage.events import (
+    NOTIFY_CHANNEL,
+    RunEvent,
+    announce_after_commit,
+    announcement_sql,
+)
+from runql.storage.raw import raw_reads
+from runql.storage.tables import ContentPartRow, RunEventRow, RunRow
 
 Item = TypeVar("Item")
 Out = TypeVar("Out")
@@ -253,25 +261,7 @@ _ARRAY_INSERTS: dict[tuple[Shape, bool], ArraysInsert] = {}
 def _arrays_insert(shapes: Shape, dialect: Dialect, notify: bool = False) -> ArraysInsert:
     found = _ARRAY_INSERTS.get((shapes, notify))
     if found is None:
-        inserts = tuple(_driver_insert(table, dialect, keys) for table, keys in shapes)
-        clauses = []
-        number = 0
-        for (table, _), statement in zip(shapes, inserts, strict=True):
-            arrays, selected = [], []
-            for index, key in enumerate(statement.keys):
-                number += 1
-                column = table.columns[key]
-                if isinstance(column.type, JSON):  # sent as text, cast per row
-                    arrays.append(f"${number}::text[]")
-                    selected.append(f"c{index}::jsonb")
-                else:
-                    arrays.append(f"${number}::{column.type.compile(dialect=dialect)}[]")
-                    selected.append(f"c{index}")
-            names = ", ".join(f"c{index}" for index in range(len(statement.keys)))
-            clauses.append(
-                f"INSERT INTO {table.name} ({', '.join(statement.keys)}) "
-                f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS v({names})"
-            )
+        clauses, inserts, number = _insert_clauses(shapes, dialect)
         if notify:  # a data-modifying WITH clause runs whether or not anything reads it
             clauses.append(
                 f"SELECT pg_notify('{NOTIFY_CHANNEL}', m) FROM unnest(${number + 1}::text[]) AS m"
@@ -281,6 +271,196 @@ def _arrays_insert(shapes: Shape, dialect: Dialect, notify: bool = False) -> Arr
         sql = f"WITH {withs} {last}" if withs else last
         found = _ARRAY_INSERTS[(shapes, notify)] = ArraysInsert(sql, inserts)
     return found
+
+
+def _insert_clauses(
+    shapes: Shape, dialect: Dialect, number: int = 0
+) -> tuple[list[str], tuple[DriverInsert, ...], int]:
+    """Each table's `INSERT ... SELECT FROM unnest(...)`, its arrays the parameters after
+    $`number`; their statements (ArraysInsert's), and the last parameter's number."""
+    inserts = tuple(_driver_insert(table, dialect, keys) for table, keys in shapes)
+    clauses = []
+    for (table, _), statement in zip(shapes, inserts, strict=True):
+        arrays, selected = _unnested(table, statement, dialect, number)
+        number += len(arrays)
+        clauses.append(
+            f"INSERT INTO {table.name} ({', '.join(statement.keys)}) "
+            f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS v({_names(arrays)})"
+        )
+    return clauses, inserts, number
+
+
+def _unnested(
+    table: Table, statement: DriverInsert, dialect: Dialect, number: int
+) -> tuple[list[str], list[str]]:
+    """The statement's columns as array parameters, numbered after $`number`, and each one's
+    value in unnest's row (c0, c1, ...): JSON is sent as text and cast per row."""
+    arrays, selected = [], []
+    for index, key in enumerate(statement.keys):
+        column = table.columns[key]
+        if isinstance(column.type, JSON):
+            arrays.append(f"${number + index + 1}::text[]")
+            selected.append(f"c{index}::jsonb")
+        else:
+            arrays.append(f"${number + index + 1}::{column.type.compile(dialect=dialect)}[]")
+            selected.append(f"c{index}")
+    return arrays, selected
+
+
+def _names(arrays: Sequence[str]) -> str:
+    return ", ".join(f"c{index}" for index in range(len(arrays)))
+
+
+# -- events of held runs, with their rows, in one PostgreSQL statement -------------------------
+
+
+async def write_held(
+    database: Database,
+    relative: Sequence[RunEvent],
+    *,
+    held_by: str,
+    counts: Mapping[str, int],
+    groups: Mapping[str, str],
+    values: dict[Table, list[dict[str, Any]]],
+    texts: Sequence[tuple[str, str]],
+) -> list[tuple[str, str, int]]:
+    """PostgreSQL: runs' events with rows, in ONE statement in autocommit on the raw pool (its
+    own transaction, committed when this returns; so one round trip, where a session's
+    transaction costs BEGIN, the bump, the inserts, the appends and COMMIT). The statement
+    (postgres_held) bumps each run's `last_event_seq` by its `counts` while `held_by` holds
+    its lease (the row locked to the commit: numbers without gaps or duplicates) and sets its
+    message group from `groups`; inserts the rows of `values` and the events, numbered from
+    the bumped values (`relative`: each event's seq counted from its run's last, 0 the last,
+    -1 the one before...), with their NOTIFYs; and appends `texts` (part id, more) to their
+    parts' text. Raises Conflict, having written nothing, when a run is no longer `held_by`'s.
+    Returns each run's id, organization and bumped `last_event_seq`; the caller announces the
+    events to the commit listeners."""
+    dialect = database.engine.dialect
+    sql, args = postgres_held(dialect, relative, held_by, counts, groups, values, texts)
+    async with raw_reads(database) as raw:
+        try:
+            bumped = await raw.run(sql, args)
+        except asyncpg.DivisionByZeroError:  # the statement's check: a run was not bumped
+            raise Conflict(f"a run of the batch is no longer {held_by}'s", field="id") from None
+    return [(row[0], row[1], row[2]) for row in bumped]
+
+
+def postgres_held(
+    dialect: Dialect,
+    relative: Sequence[RunEvent],
+    held_by: str,
+    counts: Mapping[str, int],
+    groups: Mapping[str, str],
+    values: dict[Table, list[dict[str, Any]]],
+    texts: Sequence[tuple[str, str]],
+) -> tuple[str, list[Any]]:
+    """write_held's statement (built once a shape) and its arguments."""
+    shapes = tuple(
+        (table, tuple(values[table][0])) for table in _sorted_tables() if values.get(table)
+    )
+    keys = tuple(relative[0].values())
+    statement = _held(shapes, keys, dialect, bool(groups), bool(texts))
+    run_ids = sorted(counts)
+    args: list[Any] = [run_ids, [counts[run_id] for run_id in run_ids], held_by]
+    if groups:
+        args.append([groups.get(run_id) for run_id in run_ids])
+    rows = [values[table] for table, _ in shapes]
+    args += statement.bound([*rows, [event.values() for event in relative]])
+    parts = [event.around_seq() for event in relative]
+    args += [[part[index] for part in parts] for index in range(3)]
+    if texts:
+        args += [[part for part, _ in texts], [more for _, more in texts]]
+    return statement.sql, args
+
+
+_HELD: dict[tuple[Shape, tuple[str, ...], bool, bool], ArraysInsert] = {}
+
+
+def _held(
+    shapes: Shape, keys: tuple[str, ...], dialect: Dialect, groups: bool, texts: bool
+) -> ArraysInsert:
+    """postgres_held's statement: its parameters are the runs' ids, their counts, the worker
+    (and the runs' groups), then `shapes`' columns, the events' columns, their announcements'
+    parts (RunEvent.around_seq) and the texts' part ids and more."""
+    found = _HELD.get((shapes, keys, groups, texts))
+    if found is None:
+        number = 4 if groups else 3
+        clauses, inserts, number = _insert_clauses(shapes, dialect, number)
+        events = _driver_insert(_EVENTS, dialect, keys)
+        numbered, number = _numbered_clause(events, dialect, number)
+        withs = [
+            ("bumped", _bump_clause(groups)),
+            *((f"w{index}", clause) for index, clause in enumerate(clauses)),
+            ("numbered", numbered),
+            (
+                "logged",
+                f"INSERT INTO {_EVENTS.name} ({', '.join(events.keys)}) "
+                f"SELECT {', '.join(events.keys)} FROM numbered ORDER BY run_id, seq",
+            ),
+            (
+                "notified",
+                f"SELECT pg_notify('{NOTIFY_CHANNEL}', "
+                f"{announcement_sql('head', 'seq', 'tail', 'rest')}) FROM numbered",
+            ),
+        ]
+        if texts:
+            withs.append(("appended", _append_clause(number)))
+        sql = (
+            f"WITH {', '.join(f'{name} AS ({clause})' for name, clause in withs)} "
+            # One row at least, so that the check is made when no run was bumped: a division
+            # by zero unless every run was (write_held's Conflict). `notified` is read here
+            # since a WITH clause that does not modify data runs only when read.
+            "SELECT b.id, b.org_id, b.last_event_seq, c.held, c.sent FROM (SELECT "
+            "1 / ((SELECT count(*) FROM bumped) = cardinality($1::text[]))::int AS held, "
+            "(SELECT count(*) FROM notified) AS sent) AS c LEFT JOIN bumped AS b ON true"
+        )
+        found = _HELD[(shapes, keys, groups, texts)] = ArraysInsert(sql, (*inserts, events))
+    return found
+
+
+_RUNS: Table = RunRow.__table__  # type: ignore[attr-defined]
+_PARTS: Table = ContentPartRow.__table__  # type: ignore[attr-defined]
+
+
+def _bump_clause(groups: bool) -> str:
+    """Each run ($1) bumped by its count ($2) while the worker ($3) holds its lease, its
+    message group set from $4 where that has one. (transitions.held_bump's UPDATE, which the
+    session's path runs, holds the same condition as SQLAlchemy builds it: one count for
+    every run, or a CASE by run.)"""
+    runs, at = _RUNS.name, f"array_position($1::text[], {_RUNS.name}.id)"
+    group = f", message_group_id = coalesce(($4::text[])[{at}], {runs}.message_group_id)"
+    return (
+        f"UPDATE {runs} SET last_event_seq = {runs}.last_event_seq + ($2::int[])[{at}]"
+        f"{group if groups else ''} WHERE {runs}.id = ANY($1::text[]) "
+        f"AND {runs}.lease_owner = $3 RETURNING {runs}.id, {runs}.org_id, {runs}.last_event_seq"
+    )
+
+
+def _numbered_clause(events: DriverInsert, dialect: Dialect, number: int) -> tuple[str, int]:
+    """The events' rows, each seq counted from its run's bumped last_event_seq, with their
+    announcements' parts; and the last parameter's number."""
+    arrays, selected = _unnested(_EVENTS, events, dialect, number)
+    seq, run = events.keys.index("seq"), events.keys.index("run_id")
+    selected[seq] = f"b.last_event_seq + c{seq}"
+    columns = ", ".join(
+        f"{value} AS {key}" for value, key in zip(selected, events.keys, strict=True)
+    )
+    parts = [f"${number + len(arrays) + index}::text[]" for index in (1, 2, 3)]
+    return (
+        f"SELECT {columns}, head, tail, rest FROM unnest({', '.join([*arrays, *parts])}) "
+        f"AS v({_names(arrays)}, head, tail, rest) JOIN bumped AS b ON b.id = v.c{run}",
+        number + len(arrays) + 3,
+    )
+
+
+def _append_clause(number: int) -> str:
+    """Texts at the end of their parts' ($`number` + 1: ids, + 2: more): parts stored by an
+    earlier statement (this one's snapshot does not hold those it inserts)."""
+    parts = _PARTS.name
+    return (
+        f"UPDATE {parts} SET text = {parts}.text || v.more FROM unnest(${number + 1}::text[], "
+        f"${number + 2}::text[]) AS v(id, more) WHERE {parts}.id = v.id"
+    )
 
 
 @cache

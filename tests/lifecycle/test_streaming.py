@@ -2,13 +2,15 @@
 cancelled keeps what it streamed."""
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import event, select, update
 from sqlmodel import col
@@ -30,20 +32,27 @@ from runql.agents.protocol import (
     ToolResult,
 )
 from runql.agents.registry import AgentRegistry
-from runql.enums import AttachmentType, ContentPartType, RunStatus
+from runql.enums import AttachmentType, ContentPartType, RunEventType, RunStatus
 from runql.errors import Conflict
 from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.lifecycle.runs import DEFAULT_JSON_CAPS, cancel_run
 from runql.lifecycle.streaming import FLUSH_SECONDS, FlushBatcher, StreamedRun
 from runql.lifecycle.transitions import transition
 from runql.storage.database import Database
-from runql.storage.events import RunEvent
+from runql.storage.events import (
+    MAX_CARRIED,
+    NOTIFY_CHANNEL,
+    Announcement,
+    RunEvent,
+    append_event,
+)
 from runql.storage.tables import (
     DEFAULT_ORG_ID,
     AgentRow,
     AttachedItemRow,
     AttachmentRow,
     MessageContentRow,
+    MessageGroupRow,
     RunErrorRow,
     RunRow,
 )
@@ -569,26 +578,83 @@ async def test_the_next_flush_waits_its_interval_from_the_commit(database: Datab
     assert min(gaps) >= FLUSH_SECONDS - 0.002, gaps
 
 
-async def test_a_batch_of_later_flushes_is_three_statements(database: Database) -> None:
-    """The runs' sequences bumped, the events inserted (on PostgreSQL with their NOTIFYs, in
-    the same statement) and the texts appended: three statements for any number of runs."""
+async def test_a_batch_of_later_flushes_is_one_statement_on_postgresql(database: Database) -> None:
+    """PostgreSQL: the runs' sequences bumped, the events inserted and notified and the texts
+    appended in one statement in autocommit (no session: no BEGIN, no COMMIT, one round
+    trip). SQLite: the bump, the inserts and the appends, three statements in the session's
+    transaction. Either for any number of runs."""
     batcher = FlushBatcher(database)
     rows = await _leased(database, 3, "w")
     streamed = [StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher) for row in rows]
     assert await _flush_all(streamed, "first ") == [None] * 3  # stores the groups
+    with _watched(database) as (executed, sessions):
+        assert await _flush_all(streamed, "then") == [None] * 3
+    if database.is_sqlite:
+        assert executed == ["UPDATE", "INSERT", "UPDATE"]
+    else:
+        assert (executed, sessions) == (["WITH"], [])
+    for row in rows:
+        assert await _gap_free(database, row.id)
+        group = (await reload(database, row.id)).message_group_id
+        assert group is not None
+        assert [text for _, _, text in await stored_messages(database, group)] == ["first then"]
+
+
+@contextlib.contextmanager
+def _watched(database: Database) -> Iterator[tuple[list[str], list[object]]]:
+    """The first word of each statement run (a session's BEGIN left out), and the engine's
+    connections checked out (a session's transaction), while the block runs."""
     executed: list[str] = []
+    sessions: list[object] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if not statement.startswith("BEGIN"):  # the transaction's, on SQLite's session path
             executed.append(statement.lstrip().split()[0].upper())
 
+    def checked_out(connection: object, *_args: Any) -> None:
+        sessions.append(connection)
+
     engine = database.engine.sync_engine
     event.listen(engine, "before_cursor_execute", seen)
+    event.listen(engine.pool, "checkout", checked_out)
     try:
-        assert await _flush_all(streamed, "then") == [None] * 3
+        yield executed, sessions
     finally:
         event.remove(engine, "before_cursor_execute", seen)
-    assert executed == ["UPDATE", "INSERT" if database.is_sqlite else "WITH", "UPDATE"]
+        event.remove(engine.pool, "checkout", checked_out)
+
+
+async def _gap_free(database: Database, run_id: str) -> bool:
+    """Whether the run's events are numbered 1, 2, ... up to its last_event_seq."""
+    seqs = [seq for seq, _, _ in await event_log(database, run_id)]
+    return seqs == list(range(1, (await reload(database, run_id)).last_event_seq + 1))
+
+
+async def test_first_flushes_of_an_agent_whose_actor_is_known_are_one_statement(
+    database: Database,
+) -> None:
+    """PostgreSQL: once the agent's actor is known (the first flush of its first run looked it
+    up), the first flushes of its other runs are one statement too, with later ones: their
+    message groups inserted and set as their runs', their messages' text inserted whole."""
+    if database.is_sqlite:
+        pytest.skip("one statement in autocommit is PostgreSQL's")
+    batcher = FlushBatcher(database)
+    rows = await _leased(database, 3, "w")
+    streamed = [StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher) for row in rows]
+    with _watched(database) as (_executed, sessions):
+        assert await _flush_all(streamed[:1], "a ") == [None]
+    assert sessions  # the actor looked up in a session's transaction
+    with _watched(database) as (executed, sessions):
+        assert await _flush_all(streamed, "b") == [None] * 3
+    assert (executed, sessions) == (["WITH"], [])
+    for each, text in zip(streamed, ["a b", "b", "b"], strict=True):
+        assert each.draft.group_stored
+        assert await _gap_free(database, each.run.id)
+        assert (await reload(database, each.run.id)).message_group_id == each.draft.group_id
+        assert await group_status(database, each.draft.group_id) == "in_progress"
+        assert [text for _, _, text in await stored_messages(database, each.draft.group_id)] == [
+            text
+        ]
 
 
 async def test_later_flushes_leave_the_runs_message_groups_as_the_first_set_them(
@@ -604,7 +670,7 @@ async def test_later_flushes_leave_the_runs_message_groups_as_the_first_set_them
     updates: list[str] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE RUNS"):
+        if "UPDATE RUNS" in statement.upper():  # alone, or (PostgreSQL) the flush's WITH clause
             updates.append(statement)
 
     engine = database.engine.sync_engine
@@ -639,3 +705,145 @@ async def test_a_run_whose_lease_was_lost_fails_alone_in_a_batch_of_flushes(
     assert await deltas(database, lost.id) == []
     assert (await reload(database, lost.id)).message_group_id is None
     assert (streamed[0].draft.group_stored, streamed[1].draft.group_stored) == (True, False)
+
+
+async def _lose(database: Database, *rows: RunRow) -> None:
+    async with database.write() as session:
+        await session.execute(
+            update(RunRow)
+            .where(col(RunRow.id).in_([row.id for row in rows]))
+            .values(lease_owner="another")
+        )
+
+
+async def _texts(database: Database, streamed: StreamedRun) -> list[str]:
+    return [text for _, _, text in await stored_messages(database, streamed.draft.group_id)]
+
+
+async def test_a_lost_lease_writes_nothing_for_its_run_and_no_gap_for_the_others(
+    database: Database,
+) -> None:
+    """The batch's statement (PostgreSQL: its one statement) is refused whole; each run is
+    then written alone: the kept run's events follow on without a gap, the lost run's text,
+    events and sequence stay as they were."""
+    batcher = FlushBatcher(database)
+    kept, lost = (
+        StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher)
+        for row in await _leased(database, 2, "w")
+    )
+    assert await _flush_all([kept, lost], "a ") == [None, None]
+    logged = await event_log(database, lost.run.id)
+    await _lose(database, lost.run)
+    with _watched(database) as (executed, _sessions):
+        written, refused = await _flush_all([kept, lost], "b")
+    assert written is None
+    assert isinstance(refused, Conflict)
+    if not database.is_sqlite:  # the batch's, refused; the kept run's; the lost run's, refused
+        assert executed == ["WITH", "WITH", "WITH"]
+    assert await _gap_free(database, kept.run.id)
+    assert [d["text"] for d in await deltas(database, kept.run.id)] == ["a ", "b"]
+    assert await _texts(database, kept) == ["a b"]
+    assert await event_log(database, lost.run.id) == logged
+    assert (await reload(database, lost.run.id)).last_event_seq == logged[-1][0]
+    assert await _texts(database, lost) == ["a "]
+
+
+async def test_a_batch_whose_every_run_was_lost_writes_nothing(database: Database) -> None:
+    """No run of the batch bumped (PostgreSQL: the statement's check still made), first
+    flushes or later ones: no group, no message, no event, no text."""
+    batcher = FlushBatcher(database)
+    known, *firsts = (
+        StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher)
+        for row in await _leased(database, 3, "w")
+    )
+    assert await _flush_all([known], "a ") == [None]  # the agent's actor is known from now on
+    logged = [await event_log(database, each.run.id) for each in (known, *firsts)]
+    await _lose(database, *(each.run for each in (known, *firsts)))
+    refused = await _flush_all(firsts, "b")
+    assert all(isinstance(error, Conflict) for error in refused), refused
+    [later] = await _flush_all([known], "c")
+    assert isinstance(later, Conflict)
+    assert [await event_log(database, each.run.id) for each in (known, *firsts)] == logged
+    assert await _texts(database, known) == ["a "]
+    for each in firsts:
+        assert not each.draft.group_stored
+        assert (await reload(database, each.run.id)).message_group_id is None
+        assert await stored_messages(database, each.draft.group_id) == []
+        async with database.read() as session:
+            assert await session.get(MessageGroupRow, each.draft.group_id) is None
+
+
+async def test_concurrent_flushers_of_the_same_runs_number_their_events_without_gaps(
+    database: Database,
+) -> None:
+    """Three batchers (as three processes' would) flush their own messages into the same runs
+    at once, while sessions append events to them too: each run's events are numbered
+    1, 2, ... with no gap or duplicate, and each message's text is its deltas in order."""
+    rows = await _leased(database, 3, "w")
+    flushers = [
+        [StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, FlushBatcher(database)) for row in rows]
+        for _ in range(3)
+    ]
+
+    async def stream(streamed: list[StreamedRun], name: str) -> None:
+        for index in range(8):
+            assert await _flush_all(streamed, f"{name}{index} ") == [None] * len(streamed)
+
+    async def append() -> None:
+        for _ in range(8):
+            async with database.write() as session:
+                for row in sorted(rows, key=lambda row: row.id):  # in id order, as flushes lock
+                    await append_event(session, row.id, RunEventType.ITEM_ATTACHED, {}, held_by="w")
+
+    await asyncio.gather(
+        *(stream(each, name) for each, name in zip(flushers, "xyz", strict=True)), append()
+    )
+    for row in rows:
+        assert await _gap_free(database, row.id)
+    for streamed, name in zip(flushers, "xyz", strict=True):
+        for each in streamed:
+            assert await _texts(database, each) == ["".join(f"{name}{i} " for i in range(8))]
+
+
+async def test_a_flush_in_one_statement_notifies_at_commit_what_it_announces_in_process(
+    database: Database,
+) -> None:
+    """PostgreSQL: the NOTIFYs the statement sends are the announcements of the events given
+    to the commit listeners, seq included: a small event carried, a large one by its ids."""
+    if database.is_sqlite:
+        pytest.skip("NOTIFY is PostgreSQL's")
+    batcher = FlushBatcher(database)
+    streamed = [
+        StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher)
+        for row in await _leased(database, 2, "w")
+    ]
+    assert await _flush_all(streamed, "a ") == [None, None]
+    heard: list[str] = []
+    committed: list[RunEvent] = []
+    url = database.engine.url.set(drivername="postgresql")
+    listener = await asyncpg.connect(url.render_as_string(hide_password=False))
+    await listener.add_listener(NOTIFY_CHANNEL, lambda *notice: heard.append(notice[3]))
+    database.on_commit(committed.append)
+    try:
+        streamed[0].draft.add(TextDelta("x" * MAX_CARRIED))
+        streamed[1].draft.add(TextDelta("small"))
+        with _watched(database) as (executed, _sessions):
+            assert await asyncio.gather(*(each.flush() for each in streamed)) == [None, None]
+
+        async def both_heard() -> bool:
+            return len(heard) >= 2
+
+        await _until(both_heard)
+    finally:
+        database.remove_commit_listener(committed.append)
+        await listener.close()
+    assert executed == ["WITH"]
+    assert sorted(heard) == sorted(event.announcement() for event in committed)
+    large, small = sorted(committed, key=lambda event: len(event.payload["text"]), reverse=True)
+    assert Announcement.parse(large.announcement()).event is None
+    assert Announcement.parse(small.announcement()).event == small
+    for each, heard_of in zip(streamed, (large, small), strict=True):
+        assert (heard_of.run_id, heard_of.seq) == (
+            each.run.id,
+            (await reload(database, each.run.id)).last_event_seq,
+        )

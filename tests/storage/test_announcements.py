@@ -1,7 +1,10 @@
 """What other processes hear of a run event: its ids, and the event itself when it fits in a
 NOTIFY; a carried event is the row the log gives back."""
 
-from sqlalchemy import select
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select, text
 
 from runql.enums import RunEventType
 from runql.storage.database import Database
@@ -10,6 +13,7 @@ from runql.storage.events import (
     PROCESS,
     Announcement,
     RunEvent,
+    announcement_sql,
     append_event,
     events_after,
 )
@@ -58,3 +62,27 @@ async def test_a_carried_event_is_the_row_the_log_gives_back(demo_database: Data
         assert getattr(carried, field) == getattr(stored, field), field
     assert list(carried.payload) == list(stored.payload)  # the same key order, too
     assert list(carried.payload["nested"]) == list(stored.payload["nested"])
+
+
+async def test_a_statement_that_numbers_its_events_announces_them_as_python_does(
+    database: Database,
+) -> None:
+    """announcement_sql over RunEvent.around_seq gives announcement(), whatever the seq's
+    digits, on both sides of MAX_CARRIED and for a payload JSON cannot encode."""
+    if database.is_sqlite:
+        pytest.skip("NOTIFY is PostgreSQL's")
+    statement = text(
+        "SELECT " + announcement_sql(":head", "CAST(:seq AS integer)", ":tail", ":rest")
+    )
+    fixed = len(_event({"text": ""}).announcement().encode())
+    events = [
+        replace(_event({"text": "x" * size}), seq=seq)
+        for size in (0, MAX_CARRIED - fixed - 2, MAX_CARRIED - fixed - 1, MAX_CARRIED - fixed)
+        for seq in (7, 70, 7_000_000)
+    ]
+    events.append(_event({"text": float("nan"), "set": {1}}))
+    async with database.read() as session:
+        for event in events:
+            head, tail, rest = event.around_seq()
+            params = {"head": head, "seq": event.seq, "tail": tail, "rest": rest}
+            assert (await session.execute(statement, params)).scalar_one() == event.announcement()
