@@ -359,6 +359,28 @@ async def test_postgres_raw_reads_plan_generically_but_where_marked(database: Da
         assert found.scalar_one() == "force_custom_plan"
 
 
+async def test_a_postgres_read_by_one_key_binds_the_key_itself(demo_database: Database) -> None:
+    """OneKey's read of one run (a point read's) finds the row the statement's own read finds,
+    with the key bound as itself to an equality: an `= ANY` of an array of one kept PostgreSQL
+    planning it anew at every read on a table of thousands of runs (a small test table gets a
+    generic plan either way, so the statement is checked here, not its plans)."""
+    _postgres_only(demo_database)
+    statement = select(RUNS.c.id, RUNS.c.status).where(
+        RUNS.c.id.in_(bindparam("ids", expanding=True)), RUNS.c.org_id == bindparam("org")
+    )
+    one = raw.OneKey.of(statement, demo_database.engine.dialect)
+    assert one is not None
+    run_id, org_id = (await _by_sqlalchemy(demo_database, select(RUNS.c.id, RUNS.c.org_id)))[0]
+    arguments = one.arguments({"org": org_id, "ids": run_id})
+    assert arguments == [run_id, org_id]
+    assert "ANY" not in one.sql
+    async with raw_reads(demo_database) as reads:
+        rows = await reads.run(one.sql, arguments)
+        expected = await reads.all(statement, {"org": org_id, "ids": [run_id]})
+    assert [tuple(row) for row in rows] == [tuple(row) for row in expected]
+    assert rows[0][0] == run_id
+
+
 async def _failing_after_custom_plans(database: Database) -> int:
     async with raw_reads(database) as reads:
         marked = select(func.pg_backend_pid()).execution_options(**{raw.CUSTOM_PLAN: True})
