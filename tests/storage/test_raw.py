@@ -128,6 +128,28 @@ async def test_a_long_sqlite_read_leaves_the_loop_and_still_answers(
     assert threads[0] != threading.current_thread().name
 
 
+async def test_a_short_sqlite_read_on_the_loop_reads_no_cpu_clock(
+    demo_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read of fewer than PROGRESS_STEPS steps (a point read) makes no system call for the
+    thread's CPU time: its budget starts at the first progress call, which it never reaches."""
+    if not demo_database.is_sqlite:
+        pytest.skip("the in-loop reader is SQLite's")
+    run_id = (await _by_sqlalchemy(demo_database, select(RUNS.c.id)))[0][0]
+    reader = raw._SQLiteReader(str(demo_database.engine.url.database), demo_database)
+    calls: list[float] = []
+    clock = time.thread_time
+
+    def counted() -> float:
+        calls.append(clock())
+        return calls[-1]
+
+    monkeypatch.setattr(time, "thread_time", counted)
+    rows = reader.fetch_now("SELECT id FROM runs WHERE id = ?", [run_id])
+    assert rows == [(run_id,)]
+    assert calls == []
+
+
 async def test_a_sqlite_read_that_waits_without_working_stays_on_the_loop(
     demo_database: Database,
 ) -> None:
