@@ -25,7 +25,11 @@ the connection before it and set back before any other statement and before the 
 kept or returned (see RawReads.all). Planning an `= ANY($1)` read per execution was most of its
 cost: a feed of 20's nine reads by key cost about 0.72 ms of backend CPU with custom plans and
 0.34 ms with generic ones (a diagnostic: each statement replayed 1,000 times on one connection,
-the backend's CPU read from /proc).
+the backend's CPU read from /proc). plan_cache_mode=auto gives a generic plan only where it
+costs no more than the custom ones: on 5,000 runs, runs by `id = ANY($1)` kept custom plans at
+every read for arrays of 1, 2 or 5 keys (30 of 30) and went generic after five for 20 or 100
+keys (pg_prepared_statements, a diagnostic); a read of one key (OneKey) is an equality, which
+goes generic.
 """
 
 import asyncio
