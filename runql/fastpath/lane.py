@@ -177,7 +177,7 @@ class FastLane:
                 return None  # a refused id: the view reports it
             if query.one is None:
                 return self._run(plan, variables, org_id)
-            args = query.arguments(postgres=False)
+            args = query.arguments()
             rows = reads.run_now(query.one.sql, args)
             if rows is None:
                 left = self._seconds - (time.perf_counter() - started)

@@ -2,8 +2,9 @@
 selects only its leaf fields (columns, __typename, objects made of columns), such as
 `run(id: $id) { id status }`. Its plan needs no scheduling, no second level and no error to
 settle: one statement (statements.by_id, the very one run_plan would run, scoped to the
-caller's organization), its SQL for one key made once (storage.raw.OneKey), then the row's
-fields as ObjectPlan.build gives them, written after a prefix encoded once. The answer is the
+caller's organization), its SQL for one key made once (storage.raw.OneKey: on PostgreSQL the
+key bound to an equality, not an array of one), then the row's fields as ObjectPlan.build
+gives them, written after a prefix encoded once. The answer is the
 same bytes run_plan's gives; the id is checked by the same check, and a refused id is declined
 (None), for the view to report.
 """
@@ -83,7 +84,7 @@ class PointRead:
         if query.one is None:
             rows = await reads.all(self.statement, {"org": org_id, "ids": [query.id]})
         else:
-            rows = await reads.run(query.one.sql, query.arguments(reads.postgres))
+            rows = await reads.run(query.one.sql, query.arguments())
         return self.answer(query, rows)
 
 
@@ -96,9 +97,9 @@ class Query:
     id: str
     one: OneKey | None
 
-    def arguments(self, postgres: bool) -> list[Any]:
+    def arguments(self) -> list[Any]:
         assert self.one is not None
-        return self.one.arguments({"org": self.execution.org_id, "ids": self.id}, postgres)
+        return self.one.arguments({"org": self.execution.org_id, "ids": self.id})
 
 
 _points: dict[int, tuple[OperationPlan, PointRead | None]] = {}  # by the plan's id

@@ -128,6 +128,28 @@ async def test_a_long_sqlite_read_leaves_the_loop_and_still_answers(
     assert threads[0] != threading.current_thread().name
 
 
+async def test_a_short_sqlite_read_on_the_loop_reads_no_cpu_clock(
+    demo_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read of fewer than PROGRESS_STEPS steps (a point read) makes no system call for the
+    thread's CPU time: its budget starts at the first progress call, which it never reaches."""
+    if not demo_database.is_sqlite:
+        pytest.skip("the in-loop reader is SQLite's")
+    run_id = (await _by_sqlalchemy(demo_database, select(RUNS.c.id)))[0][0]
+    reader = raw._SQLiteReader(str(demo_database.engine.url.database), demo_database)
+    calls: list[float] = []
+    clock = time.thread_time
+
+    def counted() -> float:
+        calls.append(clock())
+        return calls[-1]
+
+    monkeypatch.setattr(time, "thread_time", counted)
+    rows = reader.fetch_now("SELECT id FROM runs WHERE id = ?", [run_id])
+    assert rows == [(run_id,)]
+    assert calls == []
+
+
 async def test_a_sqlite_read_that_waits_without_working_stays_on_the_loop(
     demo_database: Database,
 ) -> None:
@@ -357,6 +379,28 @@ async def test_postgres_raw_reads_plan_generically_but_where_marked(database: Da
     async with database.engine.connect() as connection:
         found = await connection.exec_driver_sql("SELECT current_setting('plan_cache_mode')")
         assert found.scalar_one() == "force_custom_plan"
+
+
+async def test_a_postgres_read_by_one_key_binds_the_key_itself(demo_database: Database) -> None:
+    """OneKey's read of one run (a point read's) finds the row the statement's own read finds,
+    with the key bound as itself to an equality: an `= ANY` of an array of one kept PostgreSQL
+    planning it anew at every read on a table of thousands of runs (a small test table gets a
+    generic plan either way, so the statement is checked here, not its plans)."""
+    _postgres_only(demo_database)
+    statement = select(RUNS.c.id, RUNS.c.status).where(
+        RUNS.c.id.in_(bindparam("ids", expanding=True)), RUNS.c.org_id == bindparam("org")
+    )
+    one = raw.OneKey.of(statement, demo_database.engine.dialect)
+    assert one is not None
+    run_id, org_id = (await _by_sqlalchemy(demo_database, select(RUNS.c.id, RUNS.c.org_id)))[0]
+    arguments = one.arguments({"org": org_id, "ids": run_id})
+    assert arguments == [run_id, org_id]
+    assert "ANY" not in one.sql
+    async with raw_reads(demo_database) as reads:
+        rows = await reads.run(one.sql, arguments)
+        expected = await reads.all(statement, {"org": org_id, "ids": [run_id]})
+    assert [tuple(row) for row in rows] == [tuple(row) for row in expected]
+    assert rows[0][0] == run_id
 
 
 async def _failing_after_custom_plans(database: Database) -> int:
