@@ -53,11 +53,14 @@ def decoded(value: Any) -> Any:
 def cursor(created_at: Any, row_id: str) -> str:
     """Cursor(instant(created_at), row_id).encode(); a stored text of the usual shape is
     rewritten as the aware UTC datetime's isoformat would write it, without parsing it (which
-    leaves out the fraction when it is zero)."""
+    leaves out the fraction when it is zero), and a UTC datetime (PostgreSQL's timestamptz) is
+    written as it is, without a Cursor made for it."""
     if _stored(created_at):
         fraction = created_at[19:]
         written = created_at[11:19] if fraction == ".000000" else created_at[11:]
         return Cursor.encoded(f"{created_at[:10]}T{written}+00:00", row_id)
+    if type(created_at) is datetime and created_at.tzinfo is UTC:
+        return Cursor.encoded(created_at.isoformat(), row_id)
     return Cursor(instant(created_at), row_id).encode()
 
 

@@ -65,6 +65,7 @@ POOL_SIZE = 5  # raw PostgreSQL connections when the engine's pool has no size t
 IN_LOOP_SECONDS = 0.005  # a SQLite read on the loop's thread longer than this goes to a thread
 IN_LOOP_WALL_SECONDS = 0.05  # ... as does one held up (waiting, not working) longer than this
 PROGRESS_STEPS = 2000  # SQLite VM steps between looks at the clock
+TURN_SECONDS = 0.001  # reads on the loop's thread give the loop a turn at least this often
 MAX_SPELLINGS = 1024  # SQLite spellings kept per statement (list sizes seen)
 
 # In SQL compiled with the pyformat paramstyle: a value, or an expanding list in IN ( ).
@@ -474,7 +475,12 @@ class _SQLiteReader:
     read the system preempts (other processes on its core) has not grown, and starting it
     again on a thread would only throw its work away (on a loaded machine about one feed
     statement in twenty did, 5 ms each). A read that waits without working (for storage) is
-    bounded by the clock instead, at IN_LOOP_WALL_SECONDS."""
+    bounded by the clock instead, at IN_LOOP_WALL_SECONDS. Reads give the loop a turn (others'
+    requests, and timeouts: an operation's timeout fires at a turn) once TURN_SECONDS of the
+    clock have passed since the last they gave, not after each read: a feed of 20's seven
+    reads took seven turns, each letting other requests in between its reads (runql serve
+    pinned to one core, feed20 at 250/s, alternating with main: 2.16 -> 2.06 ms of server CPU
+    a request, a diagnostic)."""
 
     def __init__(self, path: str, database: Database) -> None:
         self._path = path
@@ -485,6 +491,7 @@ class _SQLiteReader:
         self._deadline = 0.0  # of the loop thread's CPU time
         self._wall_deadline = 0.0
         self._first_look = 0.0  # of the clock: the CPU time cannot be over budget before
+        self._turned = 0.0  # of the clock: when a read last gave the loop a turn
         database.on_dispose(self.close)
 
     def _open(self, progress: bool) -> sqlite3.Connection:
@@ -514,7 +521,9 @@ class _SQLiteReader:
         rows = self.fetch_now(sql, args)
         if rows is None:  # over budget, or busy: on a thread, without either
             return await self.threaded_fetch(sql, args)
-        await asyncio.sleep(0)  # a turn of the loop: others' requests, timeouts, cancellation
+        if time.perf_counter() - self._turned >= TURN_SECONDS:
+            await asyncio.sleep(0)  # a turn of the loop: others' requests, timeouts, cancellation
+            self._turned = time.perf_counter()
         return rows
 
     def fetch_now(self, sql: str, args: list[Any]) -> list[Any] | None:

@@ -150,6 +150,39 @@ async def test_a_short_sqlite_read_on_the_loop_reads_no_cpu_clock(
     assert calls == []
 
 
+async def test_quick_sqlite_reads_give_the_loop_a_turn_once_they_have_held_it(
+    demo_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads on the loop's reader give the loop a turn once they have held it for
+    TURN_SECONDS since the last they gave, not after each read."""
+    if not demo_database.is_sqlite:
+        pytest.skip("the in-loop reader is SQLite's")
+    reader = raw._SQLiteReader(str(demo_database.engine.url.database), demo_database)
+    sql, args = _sql_and_args(demo_database, select(RUNS.c.id).limit(1))
+    turns = 0
+
+    async def counting() -> None:  # one step a turn of the loop
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(counting())
+    try:
+        await asyncio.sleep(0)
+        await reader.fetch(sql, args)  # the reader's first: a turn
+        before = turns
+        for _ in range(5):
+            await reader.fetch(sql, args)
+        assert turns - before <= 2  # (a slow machine may pass TURN_SECONDS, rarely twice)
+        monkeypatch.setattr(raw, "TURN_SECONDS", 0.0)  # the loop held too long: a turn
+        before = turns
+        await reader.fetch(sql, args)
+        assert turns == before + 1
+    finally:
+        counter.cancel()
+
+
 async def test_a_sqlite_read_that_waits_without_working_stays_on_the_loop(
     demo_database: Database,
 ) -> None:
