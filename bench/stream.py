@@ -23,18 +23,20 @@ server sent it. Streamed text is coalesced into a flush at most every 50 ms per 
 Each socket's events are checked: sequence numbers from 1 with no gap or duplicate, and the
 deltas concatenate to exactly the server's text ("exact").
 
-Figures per configuration: p50/p99/max token latency; `late_subscribers` (sockets whose first
-event came after their run's first token: their early tokens were read from the log, not
-live); delta events written per second; write commits per second (`write_commits_per_s`: the
+Figures per configuration: p50/p99/max token latency; `steady_p99_ms`, the p99 of the tokens
+sent a second or more after their stream's first (the streams start together, so their first
+flushes, which store each reply's message group, come at once); `late_subscribers` (sockets
+whose first event came after their run's first token: their early tokens were read from the log,
+not live); delta events written per second; write commits per second (`write_commits_per_s`: the
 gateways' runql_database_write_commits from /metrics, every write transaction they committed:
 flushes, creations, transitions, lease renewals); database transactions per second
 (`commits_per_s`, PostgreSQL only: pg_stat_database.xact_commit of the benchmark's database,
 every transaction counted, reads included; the statistics are flushed by backends about once a
-second, so short runs are approximate); the gateways' CPU (utime + stime from
-/proc, from the first token to the last completion) per delta delivered to a socket;
-`bench_cpu_share`, the cores this process (the model server's thread and every socket) used
-over the same window: near 1.0 it is saturated, and its own lag is in the latencies. The load
-average is read before and after. The last line printed is JSON.
+second, so short runs are approximate); the gateways' CPU (utime + stime from /proc, from the
+first token to the last completion) per delta delivered to a socket; `bench_cpu_share`, the
+cores this process (the model server's thread and every socket) used over the same window: near
+1.0 it is saturated, and its own lag is in the latencies. The load average is read before and
+after. The last line printed is JSON.
 
 Usage: python bench/stream.py [--database sqlite|postgresql|both] [--processes 1,2]
        [--runs 100] [--subscribers 10] [--tokens 500] [--tokens-per-s 50]
@@ -86,6 +88,7 @@ CREATE_RUN = """mutation($a: ID!, $text: String!) {
 RUN_EVENTS = "subscription($id: ID!) { runEvents(runId: $id) { seq type payload createdAt } }"
 MESSAGE_DELTA = "MESSAGE_DELTA"
 CREATING = 10  # runs created at once
+STEADY_AFTER_S = 1.0  # steady_p99_ms leaves out the tokens of each stream's first second
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,7 @@ class Followed:
     """What the sockets of one run received, checked and turned into latencies."""
 
     latencies: list[float]
+    steady: list[float]  # the latencies of tokens sent a second or more into their stream
     to_commit: list[float]  # per token: from its send to its event's createdAt (the commit)
     deltas: int
     delta_events: int
@@ -268,6 +272,7 @@ def _follow(sockets: Sequence[Subscriber], seen: Seen, tokens: int) -> Followed:
     expected = text_of(tokens)
     ends = list(accumulate(len(token(index)) for index in range(tokens)))
     latencies: list[float] = []
+    steady: list[float] = []
     to_commit: list[float] = []
     delta_seqs: set[int] = set()
     exact, deltas, late = True, 0, 0
@@ -291,10 +296,15 @@ def _follow(sockets: Sequence[Subscriber], seen: Seen, tokens: int) -> Followed:
             first = bisect.bisect_right(ends, offset)
             last = bisect.bisect_right(ends, offset + len(piece))
             latencies += [(arrived - seen.sent[k]) * 1000 for k in range(first, last)]
+            steady += [
+                (arrived - seen.sent[k]) * 1000
+                for k in range(first, last)
+                if seen.sent[k] >= seen.sent[0] + STEADY_AFTER_S
+            ]
             stamped = _monotonic(event["createdAt"])
             to_commit += [(stamped - seen.sent[k]) * 1000 for k in range(first, last)]
         exact &= "".join(text) == expected
-    return Followed(latencies, to_commit, deltas, len(delta_seqs), exact, late)
+    return Followed(latencies, steady, to_commit, deltas, len(delta_seqs), exact, late)
 
 
 async def _until_streaming(chat: ChatServer, runs: int, within: float) -> None:
@@ -374,6 +384,7 @@ async def _measure(
         for index in range(shape.runs)
     ]
     latencies = sorted(latency for run in followed for latency in run.latencies)
+    steady = sorted(latency for run in followed for latency in run.steady)
     deltas = sum(run.deltas for run in followed)
     to_commit = sorted(latency for run in followed for latency in run.to_commit)
     commits = (
@@ -385,6 +396,7 @@ async def _measure(
         "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "p99_ms": round(_percentile(latencies, 0.99), 1) if latencies else None,
         "max_ms": round(latencies[-1], 1) if latencies else None,
+        "steady_p99_ms": round(_percentile(steady, 0.99), 1) if steady else None,
         "to_commit_p50_ms": round(statistics.median(to_commit), 1) if to_commit else None,
         "to_commit_p99_ms": round(_percentile(to_commit, 0.99), 1) if to_commit else None,
         "tokens_received": len(latencies),
@@ -494,7 +506,8 @@ def main() -> int:
         results.append(result)
         print(
             f"{database}, {count} gateway(s): token latency p50 {result['p50_ms']} ms, p99 "
-            f"{result['p99_ms']} ms, max {result['max_ms']} ms; exact {result['exact']}; "
+            f"{result['p99_ms']} ms, max {result['max_ms']} ms (p99 after each stream's first "
+            f"second {result['steady_p99_ms']} ms); exact {result['exact']}; "
             f"{result['write_commits_per_s']} write commits/s ({result['commits_per_s']} "
             f"transactions/s); {result['server_cpu_ms_per_delta']} ms "
             f"server CPU per delta delivered; this benchmark used {result['bench_cpu_share']} "
