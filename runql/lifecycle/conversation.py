@@ -169,7 +169,7 @@ _HISTORY = _history()
 _MADE_ACTORS = "runql.made_actors"  # session.info: the agents' actors this transaction made
 
 
-async def _agent_actor(
+async def agent_actor(
     session: AsyncSession, agent_id: str, known: dict[str, str] | None = None
 ) -> str:
     """The id of the actor an agent writes as, made on its first reply. `known` remembers
@@ -211,7 +211,7 @@ async def _agent_actor(
         made.add(actor_id)
         return actor_id
     await session.execute(delete(ActorRow).where(col(ActorRow.id) == actor_id))
-    return await _agent_actor(session, agent_id, known)
+    return await agent_actor(session, agent_id, known)
 
 
 Outcome = (
@@ -247,7 +247,7 @@ async def write_outcomes(
     inserted for all runs at once, one statement a table, then each run's events and its end
     (SUCCESS with its reply, ERROR with a RunError, CANCELLED). Raises Conflict, having
     written nothing, when a run is no longer the worker's; the caller's transaction then
-    rolls back. `actors` remembers agents' actors between calls (_agent_actor)."""
+    rolls back. `actors` remembers agents' actors between calls (agent_actor)."""
     if not ended:
         return []
     await _held(session, sorted(run.id for run, _ in ended), worker)
@@ -305,7 +305,7 @@ async def _insert_replies(
     rows: defaultdict[Table, list[dict[str, Any]]] = defaultdict(list)
     written: dict[str, _Written] = {}
     for run, reply in replies:
-        actor_id = await _agent_actor(session, run.agent_id, actors)
+        actor_id = await agent_actor(session, run.agent_id, actors)
         written[run.id] = _reply_values(rows, run, reply, actor_id, utcnow())
     await insert_values(session, rows)
     return written
@@ -478,7 +478,7 @@ async def write_flushes(
     groups = []
     for flush in flushes:
         if not flush.draft.group_stored:
-            flush.draft.actor_id = await _agent_actor(session, flush.run.agent_id, actors)
+            flush.draft.actor_id = await agent_actor(session, flush.run.agent_id, actors)
             groups.append(
                 _group_values(
                     flush.run, flush.draft.group_id, utcnow(), MessageGroupStatus.IN_PROGRESS
@@ -674,7 +674,7 @@ async def finish_succeeded(
     for done in finished:
         run, draft = done.run, done.draft
         if not draft.group_stored:
-            draft.actor_id = await _agent_actor(session, run.agent_id, actors)
+            draft.actor_id = await agent_actor(session, run.agent_id, actors)
             rows[_GROUPS].append(
                 _group_values(run, draft.group_id, utcnow(), MessageGroupStatus.COMPLETED)
             )

@@ -614,6 +614,10 @@ class Executor:
             ending = await streamed.follow(
                 lambda: agent.stream(request), flight.stop, self.config.agent_timeout_seconds
             )
+            if ending is not None and streamed.draft.pending:
+                # The last deltas as promptly as the others: the run's end, a heavier write
+                # committed with other runs' outcomes, comes after them.
+                await streamed.flush()
         except (Conflict, asyncio.CancelledError):
             raise
         except Exception as error:

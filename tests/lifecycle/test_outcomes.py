@@ -14,7 +14,7 @@ from runql.agents.echo import EchoKind
 from runql.agents.protocol import AgentReply, AgentRequest, AttachedValue, Part, ReplyMessage
 from runql.agents.registry import AgentRegistry
 from runql.enums import ActorType, RunStatus
-from runql.lifecycle.conversation import _agent_actor
+from runql.lifecycle.conversation import agent_actor
 from runql.lifecycle.executor import Executor, ExecutorConfig
 from runql.storage.database import Database
 from runql.storage.tables import DEFAULT_ORG_ID, ActorRow, AgentRow, MessageRow, RunRow
@@ -159,14 +159,14 @@ async def test_an_actor_made_by_a_rolled_back_transaction_is_not_remembered(
 
     try:
         async with database.write() as session:
-            first = await _agent_actor(session, agent.id, known)
-            assert await _agent_actor(session, agent.id, known) == first
+            first = await agent_actor(session, agent.id, known)
+            assert await agent_actor(session, agent.id, known) == first
             raise RolledBack
     except RolledBack:
         pass
     assert known == {}
     async with database.write() as session:
-        second = await _agent_actor(session, agent.id, known)
+        second = await agent_actor(session, agent.id, known)
     assert second != first
     async with database.read() as session:
         assert await session.get(ActorRow, second) is not None

@@ -48,6 +48,7 @@ from runql.storage.events import (
 )
 from runql.storage.tables import (
     DEFAULT_ORG_ID,
+    ActorRow,
     AgentRow,
     AttachedItemRow,
     AttachmentRow,
@@ -122,6 +123,33 @@ async def test_the_stored_text_is_the_concatenation_of_the_deltas(database: Data
     assert set(kinds[3:-1]) == {"message_delta"}
     assert kinds[-1] == "status_changed"
     assert await statuses(database, run.id) == ["pending", "running", "success"]
+
+
+async def test_the_last_deltas_are_flushed_before_the_run_s_end_is_written(
+    database: Database,
+) -> None:
+    """Deltas still pending when the stream ends are flushed as the others are (the flush
+    batcher's transaction, delivered at its commit), not held for the run's end, which is
+    written after them with other runs' outcomes."""
+
+    async def script(request: AgentRequest) -> AsyncIterator[StreamEvent]:
+        yield TextDelta("first")  # all three read before the run's task flushes: pending
+        yield TextDelta(" second")
+        yield TextDelta(" third")
+
+    registry, agent = await _agent(database, script)
+    run = await new_run(database, agent)
+    executor = Executor(database, registry, FAST)
+    assert await executor.run_once()
+    done = await reload(database, run.id)
+    assert done.status == RunStatus.SUCCESS
+    assert done.message_group_id is not None
+    assert [text for _, _, text in await stored_messages(database, done.message_group_id)] == [
+        "first second third"
+    ]
+    assert executor.batcher.transactions == 1  # the deltas', before the end's
+    log = await event_log(database, run.id)
+    assert [kind for _, kind, _ in log][-2:] == ["message_delta", "status_changed"]
 
 
 async def test_a_whole_message_in_a_stream_keeps_its_parts_and_attachments(
@@ -655,6 +683,43 @@ async def test_first_flushes_of_an_agent_whose_actor_is_known_are_one_statement(
         assert [text for _, _, text in await stored_messages(database, each.draft.group_id)] == [
             text
         ]
+
+
+async def test_runs_of_a_new_agent_know_its_actor_before_their_first_flush(
+    database: Database,
+) -> None:
+    """PostgreSQL: a streamed run looks up (here, makes) its agent's actor before its stream
+    opens, once for runs that start together, so the first flushes of a new agent's first runs
+    are one statement, as later ones are."""
+    if database.is_sqlite:
+        pytest.skip("one statement in autocommit is PostgreSQL's")
+    batcher = FlushBatcher(database)
+    rows = await _leased(database, 3, "w")
+    streamed = [StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher) for row in rows]
+    stop = asyncio.Event()
+    stop.set()  # follow looks the actor up, then stops at once
+    endings = await asyncio.gather(*(each.follow(_silent_stream, stop, 5) for each in streamed))
+    assert endings == [None] * 3
+    agent_id = rows[0].agent_id
+    async with database.read() as session:
+        actors = (await session.execute(select(col(ActorRow.id)))).scalars().all()
+        agent = await session.get(AgentRow, agent_id)
+    assert agent is not None
+    assert batcher.actors == {agent_id: agent.actor_id}
+    assert [actor for actor in actors if actor == agent.actor_id] == [agent.actor_id]
+    with _watched(database) as (executed, sessions):
+        assert await _flush_all(streamed, "first") == [None] * 3
+    assert (executed, sessions) == (["WITH"], [])
+    for each in streamed:
+        assert each.draft.actor_id == agent.actor_id
+        assert [text for _, _, text in await stored_messages(database, each.draft.group_id)] == [
+            "first"
+        ]
+
+
+async def _silent_stream() -> AsyncIterator[StreamEvent]:
+    return
+    yield
 
 
 async def test_later_flushes_leave_the_runs_message_groups_as_the_first_set_them(
