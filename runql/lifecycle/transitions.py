@@ -20,7 +20,7 @@ from runql.storage.database import Database
 from runql.storage.events import RunEvent, append_event
 from runql.storage.tables import RunRow, ThreadRow
 from runql.storage.types import utcnow
-from runql.storage.writes import Then, log_events, write_held
+from runql.storage.writes import HeldBatch, Then, log_events, write_held
 
 SOURCES: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.RUNNING: frozenset({RunStatus.PENDING}),
@@ -215,15 +215,9 @@ async def append_held_at_once(
         for run_id in sorted(appended)
         for event in _numbered(orgs[run_id], run_id, 0, appended[run_id], now)
     ]
-    bumped = await write_held(
-        database,
-        relative,
-        held_by=held_by,
-        counts={run_id: len(events) for run_id, events in appended.items()},
-        groups=groups or {},
-        values=values or {},
-        texts=texts,
-    )
+    counts = {run_id: len(events) for run_id, events in appended.items()}
+    batch = HeldBatch(relative, held_by, counts, groups or {}, values or {}, texts)
+    bumped = await write_held(database, batch)
     events = numbered_held(appended, bumped, held_by, now)
     database.committed(events)
     return events

@@ -314,59 +314,57 @@ def _names(arrays: Sequence[str]) -> str:
 # -- events of held runs, with their rows, in one PostgreSQL statement -------------------------
 
 
-async def write_held(
-    database: Database,
-    relative: Sequence[RunEvent],
-    *,
-    held_by: str,
-    counts: Mapping[str, int],
-    groups: Mapping[str, str],
-    values: dict[Table, list[dict[str, Any]]],
-    texts: Sequence[tuple[str, str]],
-) -> list[tuple[str, str, int]]:
+@dataclass(frozen=True, slots=True)
+class HeldBatch:
+    """What write_held writes: runs' events (`relative`: each event's seq counted from its
+    run's last, 0 the last, -1 the one before...) while `held_by` holds the runs' leases, each
+    run's event count (`counts`) and new message group (`groups`, where it has one), the rows
+    of `values`, and `texts` (part id, more) to append to stored parts' text."""
+
+    relative: Sequence[RunEvent]
+    held_by: str
+    counts: Mapping[str, int]
+    groups: Mapping[str, str]
+    values: dict[Table, list[dict[str, Any]]]
+    texts: Sequence[tuple[str, str]]
+
+
+async def write_held(database: Database, batch: HeldBatch) -> list[tuple[str, str, int]]:
     """PostgreSQL: runs' events with rows, in ONE statement in autocommit on the raw pool (its
     own transaction, committed when this returns; so one round trip, where a session's
     transaction costs BEGIN, the bump, the inserts, the appends and COMMIT). The statement
-    (postgres_held) bumps each run's `last_event_seq` by its `counts` while `held_by` holds
-    its lease (the row locked to the commit: numbers without gaps or duplicates) and sets its
-    message group from `groups`; inserts the rows of `values` and the events, numbered from
-    the bumped values (`relative`: each event's seq counted from its run's last, 0 the last,
-    -1 the one before...), with their NOTIFYs; and appends `texts` (part id, more) to their
-    parts' text. Raises Conflict, having written nothing, when a run is no longer `held_by`'s.
-    Returns each run's id, organization and bumped `last_event_seq`; the caller announces the
-    events to the commit listeners."""
-    dialect = database.engine.dialect
-    sql, args = postgres_held(dialect, relative, held_by, counts, groups, values, texts)
+    (postgres_held) bumps each run's `last_event_seq` by its count while the batch's worker
+    holds its lease (the row locked to the commit: numbers without gaps or duplicates) and sets
+    its message group; inserts the rows and the events, numbered from the bumped values, with
+    their NOTIFYs; and appends the texts. Raises Conflict, having written nothing, when a run
+    is no longer the worker's. Returns each run's id, organization and bumped
+    `last_event_seq`; the caller announces the events to the commit listeners."""
+    sql, args = postgres_held(database.engine.dialect, batch)
     async with raw_reads(database) as raw:
         try:
             bumped = await raw.run(sql, args)
         except asyncpg.DivisionByZeroError:  # the statement's check: a run was not bumped
-            raise Conflict(f"a run of the batch is no longer {held_by}'s", field="id") from None
+            raise Conflict(
+                f"a run of the batch is no longer {batch.held_by}'s", field="id"
+            ) from None
     return [(row[0], row[1], row[2]) for row in bumped]
 
 
-def postgres_held(
-    dialect: Dialect,
-    relative: Sequence[RunEvent],
-    held_by: str,
-    counts: Mapping[str, int],
-    groups: Mapping[str, str],
-    values: dict[Table, list[dict[str, Any]]],
-    texts: Sequence[tuple[str, str]],
-) -> tuple[str, list[Any]]:
+def postgres_held(dialect: Dialect, batch: HeldBatch) -> tuple[str, list[Any]]:
     """write_held's statement (built once a shape) and its arguments."""
+    values, groups, texts = batch.values, batch.groups, batch.texts
     shapes = tuple(
         (table, tuple(values[table][0])) for table in _sorted_tables() if values.get(table)
     )
-    keys = tuple(relative[0].values())
+    keys = tuple(batch.relative[0].values())
     statement = _held(shapes, keys, dialect, bool(groups), bool(texts))
-    run_ids = sorted(counts)
-    args: list[Any] = [run_ids, [counts[run_id] for run_id in run_ids], held_by]
+    run_ids = sorted(batch.counts)
+    args: list[Any] = [run_ids, [batch.counts[run_id] for run_id in run_ids], batch.held_by]
     if groups:
         args.append([groups.get(run_id) for run_id in run_ids])
     rows = [values[table] for table, _ in shapes]
-    args += statement.bound([*rows, [event.values() for event in relative]])
-    parts = [event.around_seq() for event in relative]
+    args += statement.bound([*rows, [event.values() for event in batch.relative]])
+    parts = [event.around_seq() for event in batch.relative]
     args += [[part[index] for part in parts] for index in range(3)]
     if texts:
         args += [[part for part, _ in texts], [more for _, more in texts]]
