@@ -1,7 +1,6 @@
 """The ASGI application: the routes (GraphQL, REST, GraphiQL, operations), the edge in front of
 them (keys, rate limits, body cap), and the process's runtime (runql/runtime.py) in its lifespan."""
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +16,7 @@ from runql.auth.principals import PrincipalCache
 from runql.edge import Edge
 from runql.endpoint import GraphQLEndpoint
 from runql.graphiql.assets import STATIC_PREFIX, STATIC_ROUTE, serve_asset
+from runql.operations import collector
 from runql.operations.routes import operations_routes
 from runql.operations.setup import instrument
 from runql.rest import rest_routes
@@ -33,9 +33,9 @@ PROTECTED = ["/graphql", "/runs"]
 def create_app(
     settings: Settings | None = None, database: Database | None = None, *, freeze_gc: bool = False
 ) -> Starlette:
-    """The app. `freeze_gc` (for a server process) moves everything alive after start-up out
-    of the garbage collector's reach: full collections then stop pausing requests for 100 ms
-    and more (BENCHMARKS.md has the feed's p99 with and without)."""
+    """The app. `freeze_gc` (for a server process) settles the garbage collector after start-up
+    (runql/operations/collector.py): full collections then stop pausing requests and streams
+    for 100 ms and more (BENCHMARKS.md has the feed's p99 and the streams' with and without)."""
     settings = settings or Settings.from_env()
     runtime = Runtime.build(settings, database)
     db, hub, revocations = runtime.database, runtime.hub, runtime.revocations
@@ -49,8 +49,7 @@ def create_app(
         _app.state.executor = runtime.executor
         _app.state.listener = runtime.listener
         if freeze_gc:
-            gc.collect()
-            gc.freeze()
+            collector.settle()
         try:
             yield
         finally:
