@@ -58,10 +58,14 @@ class Subscriber:
         """The next notice; None when `within` seconds pass first. Raises SubscriberLagging."""
         if self._lagging:
             raise SubscriberLagging(self._queue.maxsize)
-        try:
-            notice = await asyncio.wait_for(self._queue.get(), within)
-        except TimeoutError:
-            return None
+        if not self._queue.empty():  # a shared stream's lead, woken again and again: no wait
+            notice = self._queue.get_nowait()
+        else:
+            try:  # a timeout on this task, where wait_for made a task for each wait
+                async with asyncio.timeout(within):
+                    notice = await self._queue.get()
+            except TimeoutError:
+                return None
         if self._lagging:
             raise SubscriberLagging(self._queue.maxsize)
         return notice

@@ -1,5 +1,7 @@
 """The in-process hub: channels, bounded queues, and cutting off a subscriber that lags."""
 
+import asyncio
+
 import pytest
 
 from runql.bus.hub import Hub, Notice, SubscriberLagging, org_channel, run_channel
@@ -60,3 +62,39 @@ async def test_an_event_already_announced_is_not_announced_again() -> None:
             hub.publish(Notice("org_1", "run_1", seq))
         hub.publish(Notice("org_1", "run_2", 1))  # another run's count is its own
         assert [notice.seq for notice in follower.drain()] == [1, 2, 3]
+
+
+async def test_next_waits_for_a_notice_within_its_time_and_leaves_nothing_behind() -> None:
+    hub = Hub()
+    async with hub.subscribe([run_channel("run_1")]) as follower:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.02, hub.publish, Notice("org_1", "run_1", 1))
+        assert await follower.next(within=1) == Notice("org_1", "run_1", 1)  # woken, not timed out
+
+        started = loop.time()
+        assert await follower.next(within=0.05) is None
+        assert 0.04 < loop.time() - started < 1
+
+        waiting = asyncio.ensure_future(follower.next(within=5))
+        await asyncio.sleep(0.01)
+        waiting.cancel()  # the client left while it waited
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        hub.publish(Notice("org_1", "run_1", 2))  # not swallowed by the cancelled wait
+        assert await follower.next(within=1) == Notice("org_1", "run_1", 2)
+
+
+async def test_a_notice_already_queued_is_taken_without_giving_up_the_loop() -> None:
+    """A shared stream's lead is woken for every flush: what is queued is taken at once."""
+    hub = Hub()
+    async with hub.subscribe([run_channel("run_1")]) as lead:
+        hub.publish(Notice("org_1", "run_1", 1))
+        other_ran = False
+
+        def other() -> None:
+            nonlocal other_ran
+            other_ran = True
+
+        asyncio.get_running_loop().call_soon(other)
+        assert await lead.next(within=1) == Notice("org_1", "run_1", 1)
+        assert not other_ran
