@@ -39,10 +39,35 @@ StreamKey = tuple[str, str, str | None, bytes]
 @dataclass
 class Lead:
     """What a shared stream tells the resolver it runs: start after event `start`; before each
-    result it yields, the resolver sets `seq` to the event that result stands for."""
+    result it yields, the resolver sets `seq` to the event that result stands for.
+
+    `express` sends an event to the members without yielding it, where the executor has said
+    how the operation's events are built from their rows alone (`build`, the fast path's plan of
+    its events): the result an execution of that event makes, with no execution (no per-event
+    executor, extension hooks or result objects). The executor says so only where the schema's
+    extensions add nothing to a result; their hooks on each result change only its errors, and
+    a built result has none."""
 
     start: int
     seq: int = 0
+    send: "Callable[[Encoded, int], Awaitable[None]] | None" = None  # set by the stream
+    build: Callable[[Any], dict[str, Any] | None] | None = None  # set by the executor
+
+    async def express(self, event: Any, seq: int) -> bool:
+        """Whether `event`, numbered `seq`, was sent to the members as built from its row;
+        False where it cannot be (then the resolver yields it, to be executed)."""
+        if self.build is None or self.send is None:
+            return False
+        try:
+            data = self.build(event)
+        except Exception:  # a value the plan does not write as the executor would
+            log.debug("an event's plan declined it", exc_info=True)
+            return False
+        if data is None:
+            return False
+        self.seq = seq
+        await self.send(_encoded(data), seq)
+        return True
 
 
 # runs the operation for a stream: (org_id, lead, query, operation_name, variables) -> results
@@ -123,14 +148,21 @@ class Membership:
             self.finished.set_exception(error)
 
 
-def _payload(result: ExecutionResult) -> bytes:
-    """The JSON of a result as the websocket protocols carry it."""
-    payload: dict[str, object] = {"data": result.data}
-    if result.errors:
-        payload["errors"] = [error.formatted for error in result.errors]
-    if result.extensions:
-        payload["extensions"] = result.extensions
-    return dumps(payload)
+def _encoded(
+    data: object, errors: list[Any] | None = None, extensions: dict[str, Any] | None = None
+) -> Encoded:
+    """A result's JSON as the websocket protocols carry it, encoded once for every member."""
+    payload: dict[str, object] = {"data": data}
+    if errors:
+        payload["errors"] = errors
+    if extensions:
+        payload["extensions"] = extensions
+    return Encoded(dumps(payload))
+
+
+def _payload(result: ExecutionResult) -> Encoded:
+    errors = [error.formatted for error in result.errors] if result.errors else None
+    return _encoded(result.data, errors, result.extensions)
 
 
 def _lagging(unread: int) -> str:
@@ -142,7 +174,7 @@ def _lagging(unread: int) -> str:
 
 class SharedStream:
     def __init__(self, streams: "SharedStreams", key: StreamKey, start: int) -> None:
-        self.lead = Lead(start)
+        self.lead = Lead(start, send=self._send)
         self.position = start
         self.members: list[Membership] = []
         self._streams = streams
@@ -189,7 +221,7 @@ class SharedStream:
             raise RuntimeError(f"the shared operation did not start: {source.errors}")
         async with aclosing(source):  # type: ignore[type-var]
             async for result in source:
-                await self._send(Encoded(_payload(result)), self.lead.seq)
+                await self._send(_payload(result), self.lead.seq)
 
     async def _send(self, result: Encoded, seq: int) -> None:
         self.position = seq

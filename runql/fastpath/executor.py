@@ -3,14 +3,18 @@ Schema as `execution_context_class`. Parsing, validation, the limits and every e
 before; only the execution of a query changes: its plan runs, if the planner covers it, and the
 standard executor runs everything else (mutations, subscriptions, introspection...). A
 subscription's event whose selection reads only the event's own columns is built from its row
-by the event's plan (planner.plan_event), and executed by the standard executor otherwise."""
+by the event's plan (planner.plan_event), and executed by the standard executor otherwise; a
+shared stream's execution (runql.fanout.streams) is given that plan, and sends such events
+without yielding them to strawberry at all."""
 
 import logging
 from collections.abc import Awaitable
+from functools import cache
 from typing import Any, cast
 
-from graphql import ExecutionResult, OperationType
+from graphql import ExecutionResult, GraphQLSchema, OperationType
 from graphql.execution import Executor
+from strawberry.extensions import SchemaExtension
 
 from runql.fastpath.arguments import Arguments
 from runql.fastpath.cache import plans_of
@@ -47,9 +51,46 @@ class _Built:
         return self.result
 
 
+@cache
+def _plain_results(schema: GraphQLSchema) -> bool:
+    """Whether a result of this schema is its data and errors alone: none of its (strawberry)
+    extensions adds to it (`get_results`)."""
+    extensions = getattr(getattr(schema, "_strawberry_schema", None), "extensions", None)
+    if extensions is None:
+        return False
+    return not any(_adds_to_results(found) for found in extensions)
+
+
+def _adds_to_results(extension: object) -> bool:
+    kind = extension if isinstance(extension, type) else type(extension)
+    return getattr(kind, "get_results", None) is not SchemaExtension.get_results
+
+
 class FastExecutor(StandardExecutor):
     _event_plan: EventPlan | None = None
     _event_planned = False
+
+    @classmethod
+    def build(cls, *arguments: Any, **named: Any) -> Any:
+        """graphql-core's executor for an operation (or its errors); for a subscription that a
+        shared stream runs, the stream is told how its events are built (Lead.build)."""
+        built = super().build(*arguments, **named)
+        if isinstance(built, FastExecutor):
+            built._lead_stream()
+        return built
+
+    def _lead_stream(self) -> None:
+        lead = getattr(self.context_value, "lead", None)
+        if (
+            lead is None
+            or self.operation.operation is not OperationType.SUBSCRIPTION
+            or is_standard_only()
+            or not _plain_results(self.schema)
+        ):
+            return
+        plan = self._events_plan()
+        if plan is not None:
+            lead.build = plan.data
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         plan = self._plan() if serially is None else None

@@ -140,6 +140,8 @@ async def run_events(
                 membership = event
                 continue
             if lead is not None:
+                if await lead.express(event, event.seq):  # built from its row, sent as it is
+                    continue
                 lead.seq = event.seq
             context.refresh_loaders()
             yield event

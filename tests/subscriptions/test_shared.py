@@ -6,6 +6,7 @@ import json
 import socket
 from typing import Any
 
+import pytest
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Opcode
 from websockets.typing import Subprotocol
@@ -16,8 +17,9 @@ from runql.agents.registry import default_registry
 from runql.auth.keys import create_key
 from runql.enums import RunEventType, RunStatus
 from runql.fanout.streams import LAGGING_CLOSE_CODE
+from runql.fastpath.executor import FastExecutor
 from runql.lifecycle.transitions import transition
-from runql.settings import Settings
+from runql.settings import Environment, Settings
 from runql.storage.database import Database
 from runql.storage.events import append_event
 from runql.storage.tables import DEFAULT_ORG_ID
@@ -218,3 +220,92 @@ async def test_a_client_that_stops_reading_is_cut_off_and_the_others_go_on(
     assert close.code == LAGGING_CLOSE_CODE
     assert "unread" in close.reason
     assert "after" in close.reason
+
+
+EVERY_COLUMN = (
+    "subscription($id: ID!) { runEvents(runId: $id) { __typename seq type payload createdAt } }"
+)
+
+
+async def _payloads(socket: GraphQLSocket, operation_id: str) -> list[Any]:
+    """The operation's results until it completes, each as its JSON text says it (the keys in
+    their order), from the raw messages."""
+    found: list[Any] = []
+    async with asyncio.timeout(20):
+        while True:
+            message = json.loads(await socket.connection.recv(), object_pairs_hook=list)
+            fields = dict(message)
+            if fields.get("id") != operation_id:
+                continue
+            if fields["type"] in ("complete", "error"):
+                return found
+            found.append(fields["payload"])
+
+
+async def test_planned_events_are_sent_built_from_their_rows_as_an_execution_writes_them(
+    database: Database, live_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In production no extension adds to a result, so a shared stream sends each event its
+    plan covers without executing it (runql.fanout.streams.Lead.express): no per-event
+    executor, and every member gets, key for key, what a subscriber executing alone gets."""
+    executed = 0
+    per_event = FastExecutor.build_per_event_executor
+
+    def counted(self: FastExecutor, payload: Any) -> Any:
+        nonlocal executed
+        executed += 1
+        return per_event(self, payload)
+
+    monkeypatch.setattr(FastExecutor, "build_per_event_executor", counted)
+    echo = await catalog.create_agent(
+        database, default_registry(), DEFAULT_ORG_ID, name="Echo", kind="echo", config={}
+    )
+    key = (await create_key(database, "express")).secret
+    settings = live_settings.replace(env=Environment.PRODUCTION, workers=0)
+    async with serve(database, settings) as (address, hub, streams):
+        live = Live(
+            f"http://{address}/graphql",
+            f"ws://{address}/graphql",
+            key,
+            database,
+            hub,
+            echo,
+            streams,
+        )
+        run_id = await live.create_run()
+        protocols = [TRANSPORT_WS, LEGACY_WS, TRANSPORT_WS]
+        members = [await GraphQLSocket.open(live.ws_url, key, protocol) for protocol in protocols]
+        alone = await GraphQLSocket.open(live.ws_url, key)
+        try:
+            ids = [await member.start(EVERY_COLUMN, {"id": run_id}) for member in members]
+            await _until(lambda: streams.member_count == len(members))
+            executed = 0
+            await _advance(live, run_id, messages=4)
+            shared = [await _payloads(m, i) for m, i in zip(members, ids, strict=True)]
+            assert executed == 0  # the stream's events went out built, not executed
+            # after the run's end a subscriber reads the log and executes each event itself
+            replayed = await _payloads(alone, await alone.start(EVERY_COLUMN, {"id": run_id}))
+            assert executed == len(replayed)
+        finally:
+            await asyncio.gather(*(s.close() for s in [*members, alone]))
+    assert len(replayed) == 7  # created, running, four messages, success
+    for received in shared:
+        assert received == replayed
+
+
+async def test_where_extensions_add_to_results_each_event_is_executed(quiet_live: Live) -> None:
+    """In development every result carries `extensions` (SqlStatistics, the executor report):
+    a shared stream then executes each event, as a subscriber alone would."""
+    live = quiet_live
+    run_id = await live.create_run()
+    members = [await GraphQLSocket.open(live.ws_url, live.key) for _ in range(2)]
+    try:
+        ids = [await member.start(EVERY_COLUMN, {"id": run_id}) for member in members]
+        await _until(lambda: live.streams.member_count == len(members))
+        await _advance(live, run_id, messages=2)
+        shared = [await _payloads(m, i) for m, i in zip(members, ids, strict=True)]
+    finally:
+        await asyncio.gather(*(member.close() for member in members))
+    for received in shared:
+        assert len(received) == 5
+        assert all("extensions" in dict(payload) for payload in received)
