@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, Text, and_, bindparam, delete, func, insert, inspect, select, update
+from sqlalchemy import Table, Text, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from sqlmodel import SQLModel, col
+from sqlmodel import col
 
 from runql.agents.protocol import (
     AgentError,
@@ -336,58 +336,24 @@ def _reply_values(
     for position, message in enumerate(reply.messages):
         message_id, content_id = new_id(Kind.MESSAGE), new_id(Kind.CONTENT)
         message_ids.append(message_id)
+        type = MessageType(message.type).value
         rows[_MESSAGES].append(
-            {
-                "id": message_id,
-                "org_id": org_id,
-                "message_group_id": group_id,
-                "thread_id": run.thread_id,
-                "actor_id": actor_id,
-                "position": position,
-                "status": MessageStatus.ACTIVE.value,
-                "type": MessageType(message.type).value,
-                "created_at": now,
-            }
+            _message_values(run, group_id, actor_id, message_id, position, type, now)
         )
-        rows[_CONTENTS].append({"id": content_id, "org_id": org_id, "message_item_id": message_id})
+        rows[_CONTENTS].append(_content_values(org_id, content_id, message_id))
         rows[_PARTS] += [
-            {
-                "id": new_id(Kind.PART),
-                "org_id": org_id,
-                "content_id": content_id,
-                "position": index,
-                "type": part.type.value,
-                "text": part.text,
-            }
+            _part_values(org_id, content_id, new_id(Kind.PART), index, part.type, part.text)
             for index, part in enumerate(message.parts)
         ]
         rows[_ATTACHMENTS] += [
-            {
-                "id": new_id(Kind.ATTACHMENT),
-                "org_id": org_id,
-                "content_id": content_id,
-                "position": index,
-                "type": AttachmentType(a.type).value,
-                "file_id": a.file_id,
-                "url": a.url,
-                "caption": a.caption,
-            }
-            for index, a in enumerate(message.attachments)
+            _attachment_values(org_id, content_id, new_id(Kind.ATTACHMENT), index, attachment)
+            for index, attachment in enumerate(message.attachments)
         ]
     item_ids = []
     for item in reply.attached_items:
         item_ids.append(new_id(Kind.ITEM))
         rows[_ITEMS].append(
-            {
-                "id": item_ids[-1],
-                "org_id": org_id,
-                "run_id": run.id,
-                "message_group_id": group_id,
-                "actor_id": actor_id,
-                "key": item.key,
-                "value": item.value,
-                "created_at": now,
-            }
+            _item_values(run, group_id, actor_id, Item(item_ids[-1], item.key, item.value), now)
         )
     return _Written(group_id, message_ids, item_ids)
 
@@ -398,6 +364,81 @@ _CONTENTS: Table = MessageContentRow.__table__  # type: ignore[attr-defined]
 _PARTS: Table = ContentPartRow.__table__  # type: ignore[attr-defined]
 _ATTACHMENTS: Table = AttachmentRow.__table__  # type: ignore[attr-defined]
 _ITEMS: Table = AttachedItemRow.__table__  # type: ignore[attr-defined]
+
+
+# A reply's new rows, as column values by column name: each table's rows have every column, so
+# that one insert takes them all (the rows of whole replies and of streamed ones alike).
+
+
+def _message_values(
+    run: RunRow,
+    group_id: str,
+    actor_id: str,
+    message_id: str,
+    position: int,
+    type: str,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "org_id": run.org_id,
+        "message_group_id": group_id,
+        "thread_id": run.thread_id,
+        "actor_id": actor_id,
+        "position": position,
+        "status": MessageStatus.ACTIVE.value,
+        "type": type,
+        "error_code": None,
+        "error_message": None,
+        "created_at": now,
+    }
+
+
+def _content_values(org_id: str, content_id: str, message_id: str) -> dict[str, Any]:
+    return {"id": content_id, "org_id": org_id, "message_item_id": message_id}
+
+
+def _part_values(
+    org_id: str, content_id: str, part_id: str, position: int, type: ContentPartType, text: str
+) -> dict[str, Any]:
+    return {
+        "id": part_id,
+        "org_id": org_id,
+        "content_id": content_id,
+        "position": position,
+        "type": type.value,
+        "text": text,
+    }
+
+
+def _attachment_values(
+    org_id: str, content_id: str, attachment_id: str, position: int, attachment: Attachment
+) -> dict[str, Any]:
+    return {
+        "id": attachment_id,
+        "org_id": org_id,
+        "content_id": content_id,
+        "position": position,
+        "type": AttachmentType(attachment.type).value,
+        "file_id": attachment.file_id,
+        "url": attachment.url,
+        "caption": attachment.caption,
+    }
+
+
+def _item_values(
+    run: RunRow, group_id: str, actor_id: str | None, item: Item, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": item.item_id,
+        "org_id": run.org_id,
+        "run_id": run.id,
+        "message_group_id": group_id,
+        "actor_id": actor_id,
+        "key": item.key,
+        "value": item.value,
+        "created_at": now,
+    }
 
 
 async def write_error(
@@ -594,64 +635,29 @@ def _appending(appended: Sequence[Appended]) -> Then:
     return [(_APPEND_TEXT, _texts(appended))] if appended else []
 
 
-def _opened_rows(run: RunRow, group_id: str, actor_id: str, step: Opened) -> list[SQLModel]:
-    rows: list[SQLModel] = [
-        MessageRow(
-            id=step.message_id,
-            org_id=run.org_id,
-            message_group_id=group_id,
-            thread_id=run.thread_id,
-            actor_id=actor_id,
-            position=step.position,
-            status=MessageStatus.ACTIVE.value,
-            type=step.type.value,
-            created_at=utcnow(),
-        ),
-        MessageContentRow(id=step.content_id, org_id=run.org_id, message_item_id=step.message_id),
-    ]
-    rows += [
-        ContentPartRow(
-            id=part.id,
-            org_id=run.org_id,
-            content_id=step.content_id,
-            position=position,
-            type=part.type.value,
-            text=part.text,
+def _opened_rows(
+    rows: defaultdict[Table, list[dict[str, Any]]],
+    run: RunRow,
+    group_id: str,
+    actor_id: str,
+    step: Opened,
+) -> None:
+    """A new message's rows (its content, parts and attachments), added to `rows`."""
+    org_id, content_id = run.org_id, step.content_id
+    rows[_MESSAGES].append(
+        _message_values(
+            run, group_id, actor_id, step.message_id, step.position, step.type.value, utcnow()
         )
+    )
+    rows[_CONTENTS].append(_content_values(org_id, content_id, step.message_id))
+    rows[_PARTS] += [
+        _part_values(org_id, content_id, part.id, position, part.type, part.text)
         for position, part in enumerate(step.parts)
     ]
-    rows += [
-        _attachment_row(run, Attached(step.message_id, step.content_id, id, position, 0, a))
-        for position, (id, a) in enumerate(step.attachments)
+    rows[_ATTACHMENTS] += [
+        _attachment_values(org_id, content_id, id, position, attachment)
+        for position, (id, attachment) in enumerate(step.attachments)
     ]
-    return rows
-
-
-def _attachment_row(run: RunRow, step: Attached) -> AttachmentRow:
-    attachment = step.attachment
-    return AttachmentRow(
-        id=step.attachment_id,
-        org_id=run.org_id,
-        content_id=step.content_id,
-        position=step.position,
-        type=AttachmentType(attachment.type).value,
-        file_id=attachment.file_id,
-        url=attachment.url,
-        caption=attachment.caption,
-    )
-
-
-def _item_row(run: RunRow, draft: Draft, step: Item) -> AttachedItemRow:
-    return AttachedItemRow(
-        id=step.item_id,
-        org_id=run.org_id,
-        run_id=run.id,
-        message_group_id=draft.group_id,
-        actor_id=draft.actor_id,
-        key=step.key,
-        value=step.value,
-        created_at=utcnow(),
-    )
 
 
 async def finish_succeeded(
@@ -733,15 +739,18 @@ def _step_values(
     ids: dict[str, Any] = {"message_group_id": draft.group_id}
     if isinstance(step, Opened):
         assert draft.actor_id is not None
-        for row in _opened_rows(run, draft.group_id, draft.actor_id, step):
-            rows[type(row).__table__].append(_values(row))  # type: ignore[attr-defined]
+        _opened_rows(rows, run, draft.group_id, draft.actor_id, step)
         return RunEventType.MESSAGE_ADDED, {**ids, "message_id": step.message_id}
     if isinstance(step, Appended):
         text = step.text
         payload = {**ids, "message_id": step.message_id, "offset": step.offset, "text": text}
         return RunEventType.MESSAGE_DELTA, payload
     if isinstance(step, Attached):
-        rows[_ATTACHMENTS].append(_values(_attachment_row(run, step)))
+        rows[_ATTACHMENTS].append(
+            _attachment_values(
+                run.org_id, step.content_id, step.attachment_id, step.position, step.attachment
+            )
+        )
         payload = {
             **ids,
             "message_id": step.message_id,
@@ -750,19 +759,8 @@ def _step_values(
             "attachment_id": step.attachment_id,
         }
         return RunEventType.MESSAGE_DELTA, payload
-    rows[_ITEMS].append(_values(_item_row(run, draft, step)))
+    rows[_ITEMS].append(_item_values(run, draft.group_id, draft.actor_id, step, utcnow()))
     return RunEventType.ITEM_ATTACHED, {"item_id": step.item_id}
-
-
-def _values(row: SQLModel) -> dict[str, Any]:
-    """A row's column values by column name, every column given (so rows of a table match)."""
-    table: Table = type(row).__table__  # type: ignore[attr-defined]
-    mapper = inspect(type(row))
-    return {
-        attr.columns[0].key: getattr(row, attr.key)
-        for attr in mapper.column_attrs
-        if attr.columns[0].table is table
-    }
 
 
 async def finish_streamed(
