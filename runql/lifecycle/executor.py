@@ -54,7 +54,7 @@ from runql.lifecycle.draft import Step
 from runql.lifecycle.replies import storable, unwritable
 from runql.lifecycle.runs import DEFAULT_JSON_CAPS, IDEMPOTENCY_WINDOW
 from runql.lifecycle.streaming import Ending, FlushBatcher, StreamedRun
-from runql.lifecycle.transitions import transition, transition_many
+from runql.lifecycle.transitions import lock_in_id_order, transition, transition_many
 from runql.settings import Settings, default_in_flight
 from runql.storage.database import Database
 from runql.storage.events import RunEvent
@@ -443,6 +443,7 @@ class Executor:
         lease_end = self._lease_end()
         for chunk in _chunks(run_ids):
             async with self.database.write() as session:
+                await lock_in_id_order(session, chunk)
                 statement = (
                     update(RunRow)
                     .where(

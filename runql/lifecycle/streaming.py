@@ -127,7 +127,7 @@ class FlushBatcher:
 
     async def _write(self) -> None:
         while self._waiting:
-            # In run id order, as the keeper's statements lock runs: no deadlock between them.
+            # In run id order, the order their rows are locked in (transitions.lock_in_id_order).
             batch = sorted(self._waiting, key=lambda flush: flush.streamed.run.id)
             self._waiting = []
             try:

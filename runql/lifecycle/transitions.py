@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Table, bindparam, case, update
+from sqlalchemy import Integer, Table, bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -146,8 +146,26 @@ async def append_held(
     transition_many's does."""
     if not appended:
         return
+    await lock_in_id_order(session, list(appended))
     bumped = (await session.execute(*held_bump(appended, held_by=held_by, each=each))).all()
     await log_events(session, numbered_held(appended, bumped, held_by), values, then)
+
+
+async def lock_in_id_order(session: AsyncSession, run_ids: Sequence[str]) -> None:
+    """On PostgreSQL, the runs' rows locked in id order until the commit: the order in which
+    every transaction that updates many running runs locks them (a flush's statement,
+    storage.writes.write_held; a run's end; the keeper's lease renewals), so that no two of
+    them deadlock (PostgreSQL breaks a deadlock after its deadlock_timeout, a second by default,
+    while every stream of the process waits). An UPDATE by `id IN` locks its rows in the order
+    its plan meets them. SQLite serializes writers instead."""
+    if session.get_bind().dialect.name == "postgresql":
+        ordered = sorted(run_ids)
+        await session.execute(
+            select(col(RunRow.id))
+            .where(col(RunRow.id).in_(ordered))
+            .order_by(col(RunRow.id))
+            .with_for_update()
+        )
 
 
 def held_bump(

@@ -387,6 +387,7 @@ def _held(
         events = _driver_insert(_EVENTS, dialect, keys)
         numbered, number = _numbered_clause(events, dialect, number)
         withs = [
+            ("locked", _LOCKED),
             ("bumped", _bump_clause(groups)),
             *((f"w{index}", clause) for index, clause in enumerate(clauses)),
             ("numbered", numbered),
@@ -404,7 +405,7 @@ def _held(
         if texts:
             withs.append(("appended", _append_clause(number)))
         sql = (
-            f"WITH {', '.join(f'{name} AS ({clause})' for name, clause in withs)} "
+            f"WITH {', '.join(_with(name, clause) for name, clause in withs)} "
             # One row at least, so that the check is made when no run was bumped: a division
             # by zero unless every run was (write_held's Conflict). `notified` is read here
             # since a WITH clause that does not modify data runs only when read.
@@ -420,16 +421,28 @@ _RUNS: Table = RunRow.__table__  # type: ignore[attr-defined]
 _PARTS: Table = ContentPartRow.__table__  # type: ignore[attr-defined]
 
 
+# The runs ($1), locked in id order before `bumped` updates them (the keeper's lease renewals
+# and the run's end lock theirs in that order too): an UPDATE by `id = ANY` locks rows in the
+# order its plan meets them, and two such statements on the same runs deadlocked, which
+# PostgreSQL breaks after its deadlock_timeout (1 s by default: every stream paused that long).
+# MATERIALIZED: the rows are locked by this clause, whatever the plan makes of `bumped`.
+_LOCKED = f"SELECT id FROM {_RUNS.name} WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+
+
+def _with(name: str, clause: str) -> str:
+    return f"{name} AS {'MATERIALIZED ' if name == 'locked' else ''}({clause})"
+
+
 def _bump_clause(groups: bool) -> str:
     """Each run ($1) bumped by its count ($2) while the worker ($3) holds its lease, its
-    message group set from $4 where that has one. (transitions.held_bump's UPDATE, which the
-    session's path runs, holds the same condition as SQLAlchemy builds it: one count for
-    every run, or a CASE by run.)"""
+    message group set from $4 where that has one: the runs `locked` holds. (transitions.
+    held_bump's UPDATE, which the session's path runs, holds the same condition as SQLAlchemy
+    builds it: one count for every run, or a CASE by run.)"""
     runs, at = _RUNS.name, f"array_position($1::text[], {_RUNS.name}.id)"
     group = f", message_group_id = coalesce(($4::text[])[{at}], {runs}.message_group_id)"
     return (
         f"UPDATE {runs} SET last_event_seq = {runs}.last_event_seq + ($2::int[])[{at}]"
-        f"{group if groups else ''} WHERE {runs}.id = ANY($1::text[]) "
+        f"{group if groups else ''} FROM locked WHERE {runs}.id = locked.id "
         f"AND {runs}.lease_owner = $3 RETURNING {runs}.id, {runs}.org_id, {runs}.last_event_seq"
     )
 
