@@ -88,48 +88,36 @@ def live_settings(settings: Settings) -> Settings:
     return settings.replace(**LIVE_SETTINGS)
 
 
-@pytest.fixture
-async def live(database: Database, live_settings: Settings) -> AsyncIterator[Live]:
-    echo = await catalog.create_agent(
-        database,
-        default_registry(),
-        DEFAULT_ORG_ID,
-        name="Echo",
-        kind="echo",
-        config={"delay_ms": 50},
+@asynccontextmanager
+async def live_server(
+    database: Database, settings: Settings, key_name: str, echo: dict[str, Any] | None = None
+) -> AsyncIterator[Live]:
+    """A live server with these settings, an echo agent (`echo`: its config) and a key."""
+    agent = await catalog.create_agent(
+        database, default_registry(), DEFAULT_ORG_ID, name="Echo", kind="echo", config=echo or {}
     )
-    key = (await create_key(database, "subscriptions")).secret
-    async with serve(database, live_settings) as (address, hub, streams):
+    key = (await create_key(database, key_name)).secret
+    async with serve(database, settings) as (address, hub, streams):
         yield Live(
             f"http://{address}/graphql",
             f"ws://{address}/graphql",
             key,
             database,
             hub,
-            echo,
+            agent,
             streams,
         )
+
+
+@pytest.fixture
+async def live(database: Database, live_settings: Settings) -> AsyncIterator[Live]:
+    async with live_server(database, live_settings, "subscriptions", {"delay_ms": 50}) as found:
+        yield found
 
 
 @pytest.fixture
 async def quiet_live(database: Database, live_settings: Settings) -> AsyncIterator[Live]:
     """A live server with no workers: the test itself moves runs along."""
-    echo = await catalog.create_agent(
-        database,
-        default_registry(),
-        DEFAULT_ORG_ID,
-        name="Echo",
-        kind="echo",
-        config={"delay_ms": 0},
-    )
-    key = (await create_key(database, "subscriptions")).secret
-    async with serve(database, live_settings.replace(workers=0)) as (address, hub, streams):
-        yield Live(
-            f"http://{address}/graphql",
-            f"ws://{address}/graphql",
-            key,
-            database,
-            hub,
-            echo,
-            streams,
-        )
+    quiet = live_settings.replace(workers=0)
+    async with live_server(database, quiet, "subscriptions", {"delay_ms": 0}) as found:
+        yield found

@@ -15,7 +15,6 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from runql.agents import catalog
 from runql.agents.egress import EgressPolicy
 from runql.agents.registry import default_registry
 from runql.auth.keys import create_key
@@ -28,9 +27,8 @@ from runql.operations import metrics
 from runql.settings import Environment, Settings
 from runql.storage.database import Database
 from runql.storage.events import append_event
-from runql.storage.tables import DEFAULT_ORG_ID
 from tests.backends import PostgresBackend, SQLiteBackend
-from tests.subscriptions.conftest import LIVE_SETTINGS, Live, serve
+from tests.subscriptions.conftest import LIVE_SETTINGS, Live, live_server
 from tests.subscriptions.test_revocation import _revoke_in_another_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,31 +58,14 @@ async def live(
 ) -> AsyncIterator[Live]:
     url = await backend.copy(migrated_template, tmp_path_factory.mktemp("over-http"))
     database = Database.from_url(url)
-    echo = await catalog.create_agent(
-        database,
-        default_registry(),
-        DEFAULT_ORG_ID,
-        name="Echo",
-        kind="echo",
-        config={"delay_ms": 0},
-    )
-    key = (await create_key(database, "over-http")).secret
     settings = (
         Settings(env=Environment.DEVELOPMENT)
         .replace(**LIVE_SETTINGS)
         .replace(workers=0, max_depth=4, max_body_bytes=MAX_BODY, allowed_origins=(ALLOWED_ORIGIN,))
     )
     try:
-        async with serve(database, settings) as (address, hub, streams):
-            yield Live(
-                f"http://{address}/graphql",
-                f"ws://{address}/graphql",
-                key,
-                database,
-                hub,
-                echo,
-                streams,
-            )
+        async with live_server(database, settings, "over-http", {"delay_ms": 0}) as live:
+            yield live
     finally:
         await database.dispose()
         backend.release(url)

@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from runql.settings import Settings
 from runql.storage.database import Database
 from tests.subscriptions.client import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
-from tests.subscriptions.conftest import Live, serve
+from tests.subscriptions.conftest import Live, live_server, serve
 
 RUN_STATUS = "subscription($id: ID!) { runStatus(id: $id) { status } }"
 
@@ -146,27 +146,9 @@ async def test_cross_origin_handshakes_need_an_allowed_origin(
 async def test_subscriptions_per_connection_are_capped_with_a_code(
     database: Database, live_settings: Settings, protocol: str
 ) -> None:
-    from runql.agents import catalog
-    from runql.agents.registry import default_registry
-    from runql.auth.keys import create_key
-    from runql.storage.tables import DEFAULT_ORG_ID
-    from tests.subscriptions.conftest import Live as LiveServer
-
     capped = live_settings.replace(workers=0, ws_max_subscriptions=2)
-    echo = await catalog.create_agent(
-        database, default_registry(), DEFAULT_ORG_ID, name="E", kind="echo", config={}
-    )
-    key = (await create_key(database, "cap")).secret
-    async with serve(database, capped) as (address, hub, streams):
-        server = LiveServer(
-            f"http://{address}/graphql",
-            f"ws://{address}/graphql",
-            key,
-            database,
-            hub,
-            echo,
-            streams,
-        )
+    async with live_server(database, capped, "cap") as server:
+        key = server.key
         run_id = await server.create_run()
         socket = await GraphQLSocket.open(server.ws_url, key, protocol)
         for _ in range(2):

@@ -5,6 +5,7 @@ import asyncio
 import json
 import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from websockets.client import ClientProtocol
@@ -12,9 +13,6 @@ from websockets.frames import Close, Opcode
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from runql.agents import catalog
-from runql.agents.registry import default_registry
-from runql.auth.keys import create_key
 from runql.enums import RunEventType, RunStatus
 from runql.fanout.streams import LAGGING_CLOSE_CODE
 from runql.fastpath.executor import FastExecutor
@@ -22,9 +20,8 @@ from runql.lifecycle.transitions import transition
 from runql.settings import Environment, Settings
 from runql.storage.database import Database
 from runql.storage.events import append_event
-from runql.storage.tables import DEFAULT_ORG_ID
 from tests.subscriptions.client import LEGACY_WS, TRANSPORT_WS, GraphQLSocket
-from tests.subscriptions.conftest import Live, serve
+from tests.subscriptions.conftest import Live, live_server
 
 RUN_EVENTS = "subscription($id: ID!) { runEvents(runId: $id) { seq type } }"
 RUN_STATUS = "subscription($id: ID!) { runStatus(id: $id) { status } }"
@@ -180,22 +177,10 @@ async def test_a_client_that_stops_reading_is_cut_off_and_the_others_go_on(
     database: Database, live_settings: Settings
 ) -> None:
     settings = live_settings.replace(workers=0, ws_max_backlog_bytes=256 * 1024)
-    echo = await catalog.create_agent(
-        database, default_registry(), DEFAULT_ORG_ID, name="Echo", kind="echo", config={}
-    )
-    key = (await create_key(database, "backlog")).secret
-    async with serve(database, settings) as (address, hub, streams):
-        live = Live(
-            f"http://{address}/graphql",
-            f"ws://{address}/graphql",
-            key,
-            database,
-            hub,
-            echo,
-            streams,
-        )
+    async with live_server(database, settings, "backlog") as live:
+        key, streams = live.key, live.streams
         run_id = await live.create_run()
-        stalled = StalledClient(int(address.rsplit(":", 1)[1]))
+        stalled = StalledClient(urlsplit(live.ws_url).port or 0)
         await stalled.subscribe(key, BIG_EVENTS, {"id": run_id})
         reader = await GraphQLSocket.open(live.ws_url, key)
         operation = await reader.start(BIG_EVENTS, {"id": run_id})
@@ -257,21 +242,9 @@ async def test_planned_events_are_sent_built_from_their_rows_as_an_execution_wri
         return per_event(self, payload)
 
     monkeypatch.setattr(FastExecutor, "build_per_event_executor", counted)
-    echo = await catalog.create_agent(
-        database, default_registry(), DEFAULT_ORG_ID, name="Echo", kind="echo", config={}
-    )
-    key = (await create_key(database, "express")).secret
     settings = live_settings.replace(env=Environment.PRODUCTION, workers=0)
-    async with serve(database, settings) as (address, hub, streams):
-        live = Live(
-            f"http://{address}/graphql",
-            f"ws://{address}/graphql",
-            key,
-            database,
-            hub,
-            echo,
-            streams,
-        )
+    async with live_server(database, settings, "express") as live:
+        key, streams = live.key, live.streams
         run_id = await live.create_run()
         protocols = [TRANSPORT_WS, LEGACY_WS, TRANSPORT_WS]
         members = [await GraphQLSocket.open(live.ws_url, key, protocol) for protocol in protocols]
