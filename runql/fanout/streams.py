@@ -2,9 +2,10 @@
 
 A shared stream runs the subscription once, as a subscriber of its own would (same resolver,
 same extensions, same errors), but starting after an event given by its first member, and
-writes each result to every member. A member joins at the point it has reached by itself; the
-stream sends it what comes after that point and nothing before, so a member never gets an event
-twice or misses one:
+writes each result to every member; an event the fast path builds from its row alone is
+written without an execution of its own (Lead.express). A member joins at the point it has
+reached by itself; the stream sends it what comes after that point and nothing before, so a
+member never gets an event twice or misses one:
 
 - `position` is the event whose result the stream sends or has sent last; the members to send
   it to are taken when it starts.
@@ -50,7 +51,7 @@ class Lead:
 
     start: int
     seq: int = 0
-    send: "Callable[[Encoded, int], Awaitable[None]] | None" = None  # set by the stream
+    send: Callable[[Encoded, int], Awaitable[None]] | None = None  # set by the stream
     build: Callable[[Any], dict[str, Any] | None] | None = None  # set by the executor
 
     async def express(self, event: Any, seq: int) -> bool:
