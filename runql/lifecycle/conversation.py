@@ -336,9 +336,9 @@ def _reply_values(
     for position, message in enumerate(reply.messages):
         message_id, content_id = new_id(Kind.MESSAGE), new_id(Kind.CONTENT)
         message_ids.append(message_id)
-        type = MessageType(message.type).value
+        kind = MessageType(message.type).value
         rows[_MESSAGES].append(
-            _message_values(run, group_id, actor_id, message_id, position, type, now)
+            _message_values(run, group_id, actor_id, message_id, position, kind, now)
         )
         rows[_CONTENTS].append(_content_values(org_id, content_id, message_id))
         rows[_PARTS] += [
