@@ -197,6 +197,30 @@ def loadavg() -> str:
     return Path("/proc/loadavg").read_text().strip()
 
 
+SPEED_PROBE = """
+import time
+start, total = time.process_time(), 0
+for index in range(3_000_000):
+    total += index
+print(time.process_time() - start)
+"""
+
+
+def core_speed_ms(core: int | None) -> float:
+    """The CPU time (ms) a fixed pure-Python loop takes on `core` (any core for None), in a
+    process of its own: how fast this machine runs Python at the moment. On a shared machine it
+    moves from minute to minute, and a server's CPU per request or per delta moves with it."""
+    pin = [] if core is None else ["taskset", "-c", str(core)]
+    found = subprocess.run(
+        [*pin, sys.executable, "-c", SPEED_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return round(float(found) * 1000, 1)
+
+
 # --------------------------------------------------------------------------------------------
 # The database.
 # --------------------------------------------------------------------------------------------

@@ -36,7 +36,10 @@ second, so short runs are approximate); the gateways' CPU (utime + stime from /p
 first token to the last completion) per delta delivered to a socket; `bench_cpu_share`, the
 cores this process (the model server's thread and every socket) used over the same window: near
 1.0 it is saturated, and its own lag is in the latencies. The load average is read before and
-after. The last line printed is JSON.
+after, and `core_speed_ms` before each configuration: the CPU time a fixed pure-Python loop
+takes on the first gateway's core (bench/serve.py core_speed_ms), which moves with the machine's
+own speed on a shared machine, and the gateway's CPU per delta with it. The last line printed is
+JSON.
 
 Usage: python bench/stream.py [--database sqlite|postgresql|both] [--processes 1,2]
        [--runs 100] [--subscribers 10] [--tokens 500] [--tokens-per-s 50]
@@ -75,7 +78,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.chat_server import ChatServer, Reply, Seen, serve_in_thread, text_of, token
 from bench.scratch import scratch_database
-from bench.serve import cpu_seconds, free_port, loadavg, runql_cli, wait_until_up
+from bench.serve import core_speed_ms, cpu_seconds, free_port, loadavg, runql_cli, wait_until_up
 from bench.wsclient import Subscriber, Window, open_subscriber
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -437,6 +440,7 @@ def measure(database: str, processes: int, shape: Shape, postgres: str) -> dict[
             held=held,
         )
     )
+    speed = core_speed_ms(_cores(1)[0])  # on the first gateway's core, before it starts
     chat_server, base_url = serve_in_thread(chat)
     try:
         with tempfile.TemporaryDirectory() as folder, scratch_database(server, folder) as url:
@@ -459,6 +463,7 @@ def measure(database: str, processes: int, shape: Shape, postgres: str) -> dict[
         "database": database,
         "processes": processes,
         "placement": placement(processes),
+        "core_speed_ms": speed,
         **figures,
     }
 
@@ -511,7 +516,7 @@ def main() -> int:
             f"{result['write_commits_per_s']} write commits/s ({result['commits_per_s']} "
             f"transactions/s); {result['server_cpu_ms_per_delta']} ms "
             f"server CPU per delta delivered; this benchmark used {result['bench_cpu_share']} "
-            f"of a core; {result['placement']}",
+            f"of a core; {result['placement']}; speed probe {result['core_speed_ms']} ms",
             flush=True,
         )
     report = {

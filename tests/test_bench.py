@@ -156,6 +156,7 @@ def test_stream_benchmark_follows_streamed_runs_exactly() -> None:
     assert sqlite["commits_per_s"] is None  # SQLite keeps no count of commits
     assert sqlite["server_cpu_ms_per_delta"] >= 0
     assert sqlite["bench_cpu_share"] > 0  # the sockets and the model server cost it something
+    assert sqlite["core_speed_ms"] > 0  # the speed probe ran before the gateway
     assert report["loadavg_before"]
     assert report["loadavg_after"]
 
