@@ -288,6 +288,7 @@ class Executor:
         for task in (*background, *launched):
             task.cancel()
         await asyncio.gather(*background, *launched, return_exceptions=True)
+        await self.batcher.drain(SETTLE_SECONDS)  # flushes the cancelled runs left to it
         await self.agents.close()
         if self.hub is not None:
             self.hub.unobserve(self._on_notice)

@@ -116,6 +116,21 @@ class FlushBatcher:
             return
         self.actors[agent_id] = actor_id  # committed
 
+    async def drain(self, seconds: float) -> None:
+        """Until the batch being written and the actors being looked up are done, or cancelled
+        after `seconds`: a run cancelled while its flush is written leaves the writing to this
+        batcher (its steps are written anyway), and at shutdown no such write may be left
+        holding a database connection when the event loop ends."""
+        pending = [
+            task for task in (self._writing, *self._looking.values()) if task and not task.done()
+        ]
+        if not pending:
+            return
+        _done, late = await asyncio.wait(pending, timeout=seconds)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
     async def flush(self, streamed: "StreamedRun", steps: list[Step]) -> None:
         """Once `steps` are committed; raises what writing them raised."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -912,3 +912,56 @@ async def test_a_flush_in_one_statement_notifies_at_commit_what_it_announces_in_
             each.run.id,
             (await reload(database, each.run.id)).last_event_seq,
         )
+
+
+async def _later(seconds: float, work: Awaitable[object]) -> None:
+    await asyncio.sleep(seconds)
+    await work
+
+
+async def test_a_flush_left_by_a_cancelled_run_is_finished_or_cancelled_by_drain(
+    database: Database,
+) -> None:
+    """A run cancelled while its flush is written leaves the write to the batcher (its steps
+    are written anyway): drain waits for it, and cancels one that outlasts its time, so that a
+    stopping executor leaves no write holding a connection. PostgreSQL: a row lock held
+    elsewhere keeps the write waiting."""
+    if database.is_sqlite:
+        pytest.skip("a row lock held elsewhere is PostgreSQL's")
+    batcher = FlushBatcher(database)
+    [streamed] = [
+        StreamedRun(database, row, "w", DEFAULT_JSON_CAPS, batcher)
+        for row in await _leased(database, 1, "w")
+    ]
+    assert await _flush_all([streamed], "a ") == [None]
+    url = database.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    holder = await asyncpg.connect(url)
+    try:
+        for more, seconds in (("b", 5.0), ("c", 0.2)):
+            held = holder.transaction()
+            await held.start()
+            await holder.execute("SELECT id FROM runs WHERE id = $1 FOR UPDATE", streamed.run.id)
+            streamed.draft.add(TextDelta(more))
+            flushing = asyncio.ensure_future(streamed.flush())
+            async with asyncio.timeout(10):
+                while not await holder.fetchval(  # noqa: ASYNC110 (PostgreSQL offers no event)
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                ):
+                    await asyncio.sleep(0.01)
+            flushing.cancel()  # the run is cancelled: its write goes on in the batcher
+            with contextlib.suppress(asyncio.CancelledError):
+                await flushing
+            if more == "b":  # released soon: drain waits for the write
+                release = asyncio.ensure_future(_later(0.2, held.rollback()))
+                await batcher.drain(seconds)
+                await release
+            else:  # held past drain's time: the write is cancelled
+                await batcher.drain(seconds)
+                await held.rollback()
+            writing = batcher._writing
+            assert writing is not None
+            assert writing.done()
+    finally:
+        await holder.close()
+    assert [d["text"] for d in await deltas(database, streamed.run.id)] == ["a ", "b"]
