@@ -37,6 +37,7 @@ from runql.lifecycle.draft import Appended, Attached, Draft, Item, Opened, Step
 from runql.lifecycle.transitions import (
     append_held,
     append_held_at_once,
+    locked_ids,
     transition,
     transition_many,
 )
@@ -281,15 +282,13 @@ def _ending(reply: AgentReply, written: "_Written") -> dict[str, Any]:
 
 async def _held(session: AsyncSession, run_ids: list[str], worker: str) -> None:
     """Conflict unless the worker holds every run (RUNNING, leased to it); on PostgreSQL the
-    runs are locked, in id order (as the keeper's statements lock them), until the commit."""
-    held = select(col(RunRow.id)).where(
-        col(RunRow.id).in_(run_ids),
+    runs are locked, in id order (transitions.lock_in_id_order's), until the commit."""
+    found = await locked_ids(
+        session,
+        run_ids,
         col(RunRow.lease_owner) == worker,
         col(RunRow.status) == RunStatus.RUNNING.value,
     )
-    if session.get_bind().dialect.name == "postgresql":
-        held = held.order_by(col(RunRow.id)).with_for_update()
-    found = set((await session.execute(held)).scalars().all())
     lost = [run_id for run_id in run_ids if run_id not in found]
     if lost:
         raise Conflict(f"run {lost[0]} is no longer leased to {worker}", field="id")

@@ -159,13 +159,16 @@ async def lock_in_id_order(session: AsyncSession, run_ids: Sequence[str]) -> Non
     while every stream of the process waits). An UPDATE by `id IN` locks its rows in the order
     its plan meets them. SQLite serializes writers instead."""
     if session.get_bind().dialect.name == "postgresql":
-        ordered = sorted(run_ids)
-        await session.execute(
-            select(col(RunRow.id))
-            .where(col(RunRow.id).in_(ordered))
-            .order_by(col(RunRow.id))
-            .with_for_update()
-        )
+        await locked_ids(session, run_ids)
+
+
+async def locked_ids(session: AsyncSession, run_ids: Sequence[str], *where: Any) -> set[str]:
+    """The runs among `run_ids` that meet `where`; on PostgreSQL their rows are locked, in id
+    order (lock_in_id_order's), until the commit."""
+    found = select(col(RunRow.id)).where(col(RunRow.id).in_(sorted(run_ids)), *where)
+    if session.get_bind().dialect.name == "postgresql":
+        found = found.order_by(col(RunRow.id)).with_for_update()
+    return set((await session.execute(found)).scalars().all())
 
 
 def held_bump(
