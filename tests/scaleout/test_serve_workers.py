@@ -29,6 +29,7 @@ from tests.processes import ROOT, free_port, runql
 
 RUNS = 8
 FOLLOWERS = 3  # sockets following each run
+MORE_BATCHES = 4  # of 4 runs each, at most, while no follower has crossed processes
 PROMPT_SECONDS = 1.0  # commit → subscriber, across processes (the goal is 50 ms at p99)
 RUN_EVENTS = "subscription($id: ID!) { runEvents(runId: $id) { seq type payload createdAt } }"
 CREATE_AGENT = """mutation { createAgent(input: {name: "Echo", kind: "echo",
@@ -265,6 +266,17 @@ async def executing_process(url: str, run_id: str) -> int:
     raise AssertionError(f"no worker took {run_id}")
 
 
+def crossings(server: Server, results: list[tuple[int, int, list[Followed]]]) -> int:
+    """The followers held by neither the process that created their run nor the one that
+    executed it."""
+    holders = [
+        (server.pid_of(followed.request_id), creator, executor)
+        for creator, executor, followers in results
+        for followed in followers
+    ]
+    return sum(holder is not None and holder not in (c, e) for holder, c, e in holders)
+
+
 async def test_two_processes_on_one_port_deliver_every_event_once_in_order_and_promptly(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -293,8 +305,15 @@ async def test_two_processes_on_one_port_deliver_every_event_once_in_order_and_p
                 executor = await executing_process(database_url, run_id)
                 return via, executor, await asyncio.gather(*followers)
 
-            results = []
-            for batch in range(0, RUNS, 4):  # within the two processes' 4 slots each
+            # Batches of 4 runs (within the two processes' 4 slots each): RUNS at least, and more
+            # (up to MORE_BATCHES) while no follower has yet crossed: where its socket lands is
+            # the kernel's choice, so a crossing is likely in each batch but never certain.
+            results: list[tuple[int, int, list[Followed]]] = []
+            for batch in range(0, RUNS + 4 * MORE_BATCHES, 4):
+                if batch >= RUNS:
+                    await asyncio.sleep(0.2)  # the access lines are written after the closes
+                    if crossings(server, results):
+                        break
                 results += await asyncio.gather(*(one(i) for i in range(batch, batch + 4)))
         finally:
             for made in stack:
@@ -305,14 +324,13 @@ async def test_two_processes_on_one_port_deliver_every_event_once_in_order_and_p
     assert children
     assert not [pid for pid in children if alive(pid)], "a process outlived SIGTERM"
 
-    delays, crossed = [], 0
-    for creator, executor, followers in results:
+    delays: list[float] = []
+    for _creator, _executor, followers in results:
         for followed in followers:
             assert_exact(followed)
-            holder = server.pid_of(followed.request_id)
-            assert holder in pids, (holder, pids)
-            crossed += holder != creator and holder != executor
+            assert server.pid_of(followed.request_id) in pids
             delays += latencies(followed)
+    crossed = crossings(server, results)
     assert {creator for creator, _, _ in results} == set(pids)
     assert crossed > 0, "no subscriber followed a run made and executed by the other process"
     assert delays
@@ -320,7 +338,7 @@ async def test_two_processes_on_one_port_deliver_every_event_once_in_order_and_p
     print(
         f"\ncommit → subscriber across 2 processes: {len(delays)} events, "
         f"p99 {p99(delays) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms; "
-        f"{crossed} of {RUNS * FOLLOWERS} followers crossed processes"
+        f"{crossed} of {len(results) * FOLLOWERS} followers crossed processes"
     )
 
 
