@@ -24,6 +24,12 @@ grows by `--factor` per step of `--seconds` until saturation (achieved rate unde
 offered one, an error, or p99 over `--saturation-ms`); when the first step saturates, the rate
 falls by the same factor instead until a step does not.
 
+`--alternate` starts every server at once and times them in turns instead: at each rate each
+server that has not saturated takes its step while the others are stopped (SIGSTOP, then
+SIGCONT), so that the machine's speed, which moves from minute to minute on a shared machine,
+moves under every server's steps alike rather than under one server's whole run; each server's
+rates and peak are found as above.
+
 Workloads: run-by-id (`query($id: ID!) { run(id: $id) { id status } }`, ids rotated over all
 runs), feed20 / feed100 (queries/feed.graphql at first: 20 / 100), detail (createRun's
 read-back: queries/run-detail.graphql, ids rotated); and, with `--only`, createRun itself (a
@@ -45,7 +51,7 @@ request gives its ceiling (1000 / that, on its core).
 Usage: python bench/serve.py [--database sqlite|postgresql|both] [--runs 5000] [--quick]
        [--only run-by-id,feed20,feed100,detail,createRun] [--standard] [--seconds 4]
        [--start 20] [--factor 1.4] [--postgres postgresql://postgres@127.0.0.1:5432/test]
-       [--server uvicorn|granian]
+       [--server uvicorn|granian] [--alternate]
 """
 
 from __future__ import annotations
@@ -551,24 +557,76 @@ def _idle(pid: int, seconds: float = 30) -> None:
             return
 
 
+def _serial(port: int, prepared: Prepared, path: Path, args: argparse.Namespace) -> Measured:
+    """Warmed up, and with the median of requests sent one at a time."""
+    generate(port, prepared.key, path, "--serial", str(args.warmup))
+    serial = generate(port, prepared.key, path, "--serial", str(args.serial))
+    return Measured(serial_p50_ms=serial["p50_ms"])
+
+
+def _timed(
+    port: int, pid: int, prepared: Prepared, path: Path, rate: float, label: str, args: Any
+) -> Step:
+    """One step, printed; then the server is left to idle."""
+    found = step(port, pid, prepared, path, rate, args.seconds)
+    saturated = found.saturated(args.saturation_ms)
+    print(
+        f"  {label:<22} {rate:>7g}/s: got {found.achieved_rate:>7.1f}/s, p50 "
+        f"{found.p50_ms:>8.2f} ms, p99 {found.p99_ms:>8.2f} ms, server "
+        f"{found.server_cpu_ms:>7.3f} ms/req, db {found.database_cpu_ms or 0:>6.3f} "
+        f"ms/req, errors {found.errors}{'  <- saturated' if saturated else ''}",
+        flush=True,
+    )
+    _idle(pid)
+    return found
+
+
 def measure(
     port: int, pid: int, prepared: Prepared, path: Path, label: str, args: argparse.Namespace
 ) -> Measured:
-    generate(port, prepared.key, path, "--serial", str(args.warmup))
-    serial = generate(port, prepared.key, path, "--serial", str(args.serial))
-    measured = Measured(serial_p50_ms=serial["p50_ms"])
+    measured = _serial(port, prepared, path, args)
     for rate in rates(args, measured):
-        found = step(port, pid, prepared, path, rate, args.seconds)
-        measured.steps.append(found)
-        saturated = found.saturated(args.saturation_ms)
-        print(
-            f"  {label:<22} {rate:>7g}/s: got {found.achieved_rate:>7.1f}/s, p50 "
-            f"{found.p50_ms:>8.2f} ms, p99 {found.p99_ms:>8.2f} ms, server "
-            f"{found.server_cpu_ms:>7.3f} ms/req, db {found.database_cpu_ms or 0:>6.3f} "
-            f"ms/req, errors {found.errors}{'  <- saturated' if saturated else ''}",
-            flush=True,
-        )
-        _idle(pid)
+        measured.steps.append(_timed(port, pid, prepared, path, rate, label, args))
+    return measured
+
+
+@contextmanager
+def stopped(pids: Sequence[int]) -> Iterator[None]:
+    """The servers of `pids` (each with the processes under it) stopped by SIGSTOP, then
+    continued: while one server is timed, the others take no turn on the core."""
+    members = [member for pid in pids for member in _tree(pid, _processes())]
+    for member in members:
+        with suppress(ProcessLookupError):
+            os.kill(member, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for member in members:
+            with suppress(ProcessLookupError):
+                os.kill(member, signal.SIGCONT)
+
+
+def measure_alternating(
+    up: Mapping[str, tuple[int, int]], prepared: Prepared, path: Path, label: str, args: Any
+) -> dict[str, Measured]:
+    """Every server of `up` (name: port, pid) at the same rates, taking turns step by step (the
+    others stopped meanwhile), each until it saturates: a change of the machine's speed
+    during the run then reaches every server's steps alike, not one server's whole run."""
+    measured: dict[str, Measured] = {}
+    for server, (port, _pid) in up.items():
+        with stopped([other for name, (_, other) in up.items() if name != server]):
+            measured[server] = _serial(port, prepared, path, args)
+    pending = {server: rates(args, measured[server]) for server in up}
+    while pending:
+        for server, sequence in list(pending.items()):
+            rate = next(sequence, None)
+            if rate is None:
+                del pending[server]
+                continue
+            port, pid = up[server]
+            with stopped([other for name, (_, other) in up.items() if name != server]):
+                found = _timed(port, pid, prepared, path, rate, f"{label} {server}", args)
+            measured[server].steps.append(found)
     return measured
 
 
@@ -597,7 +655,19 @@ def bench_database(
                 prepared, args.only, args.servers, [port for port, _pid in up]
             )
         measured: dict[str, dict[str, Measured]] = {workload: {} for workload in args.only}
-        for server in args.servers:  # one at a time on the core
+        if args.alternate:  # all up, taking turns at each rate
+            with serving(prepared, software, *args.servers) as up:
+                by_name = dict(zip(args.servers, up, strict=True))
+                for workload in args.only:
+                    servers = {
+                        name: where
+                        for name, where in by_name.items()
+                        if name != FLOOR or workload in READS
+                    }
+                    measured[workload] = measure_alternating(
+                        servers, prepared, paths[workload], f"{kind} {workload}", args
+                    )
+        for server in [] if args.alternate else args.servers:  # one at a time on the core
             with serving(prepared, software, server) as [(port, pid)]:
                 for workload in args.only:
                     if server == FLOOR and workload not in READS:
@@ -774,6 +844,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--standard",
         action="store_true",
         help="also time runql on the standard executor (RUNQL_FASTPATH=0)",
+    )
+    parser.add_argument(
+        "--alternate",
+        action="store_true",
+        help="start every server at once and time them in turns at each rate (the others "
+        "stopped by SIGSTOP meanwhile), rather than each one's whole run after the other's",
     )
     parser.add_argument("--seconds", type=float, default=4.0, help="per step (default 4)")
     parser.add_argument("--start", type=float, default=20.0, help="first rate (default 20)")

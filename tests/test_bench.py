@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bench import stream as stream_bench
-from bench.serve import cpu_seconds
+from bench.serve import cpu_seconds, stopped
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ("graphql_ms", "floor_ms", "ratio", "naive_ms", "statements")
@@ -79,6 +79,61 @@ def test_serve_benchmark_checks_bodies_and_reports_its_figures() -> None:
         assert figures["generator_ceiling_rps"] > 0
     assert report["loadavg_before"]
     assert report["loadavg_after"]
+
+
+def test_serve_benchmark_alternates_the_servers_rate_by_rate() -> None:
+    """--alternate: both servers up at once, each rate timed on one then the other, and the
+    same figures reported as when they run one after the other."""
+    finished = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "serve.py"),
+            *("--alternate", "--database", "sqlite", "--only", "run-by-id", "--runs", "100"),
+            *("--seconds", "0.5", "--serial", "5", "--warmup", "3"),
+            *("--start", "20", "--factor", "2", "--max-rate", "40"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    steps = [
+        line.split()[2:4]  # "sqlite run-by-id SERVER RATE/s: ..."
+        for line in finished.stdout.splitlines()
+        if line.startswith("  sqlite run-by-id ")
+    ]
+    assert steps == [["runql", "20/s:"], ["floor", "20/s:"], ["runql", "40/s:"], ["floor", "40/s:"]]
+    figures = json.loads(finished.stdout.strip().splitlines()[-1])["databases"]["sqlite"]
+    assert figures["identical_bodies"] == {"run-by-id": 20}
+    run_by_id = figures["workloads"]["run-by-id"]
+    for server in ("runql", "floor"):
+        assert [step["rate"] for step in run_by_id["steps"][server]] == [20.0, 40.0]
+        assert run_by_id[server]["peak_rps"] > 0, (server, run_by_id[server])
+    assert run_by_id["ratio"]["peak_rps"] == round(
+        run_by_id["runql"]["peak_rps"] / run_by_id["floor"]["peak_rps"], 3
+    )
+
+
+def test_a_stopped_server_takes_no_turn_on_the_core() -> None:
+    """bench/serve.py's `stopped`: a busy process uses no CPU while stopped, and runs again
+    after."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        with stopped([busy.pid]):
+            time.sleep(0.05)  # the signal is delivered
+            before = cpu_seconds(busy.pid)
+            time.sleep(0.5)
+            assert cpu_seconds(busy.pid) == before
+            assert Path(f"/proc/{busy.pid}/stat").read_text().rpartition(")")[2].split()[0] == "T"
+        before = cpu_seconds(busy.pid)
+        time.sleep(0.5)
+        assert cpu_seconds(busy.pid) > before
+    finally:
+        busy.kill()
+        busy.wait()
 
 
 def test_serve_benchmark_runs_both_servers_on_granian() -> None:
