@@ -138,6 +138,25 @@ class Encoded:
         return found
 
 
+class Joined:
+    """Results sent together: their frames written as one (`Encoded.frame`'s, joined)."""
+
+    __slots__ = ("_frames", "parts")
+
+    def __init__(self, parts: list[Encoded]) -> None:
+        self.parts = parts
+        self._frames: dict[bytes, bytes] = {}
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self.parts)
+
+    def frame(self, start: bytes) -> bytes:
+        found = self._frames.get(start)
+        if found is None:
+            found = self._frames[start] = b"".join(part.frame(start) for part in self.parts)
+        return found
+
+
 class Sink(ABC):
     """One subscription operation on one socket."""
 
@@ -156,9 +175,9 @@ class Sink(ABC):
     async def send(self, result: Encoded) -> None:
         """Write one result."""
 
-    def write_now(self, result: Encoded) -> bool:
-        """Write one result at once, without waiting, if this sink can; False if it cannot
-        (then `send` writes it)."""
+    def write_now(self, result: Encoded | Joined) -> bool:
+        """Write one result (or several, together) at once, without waiting, if this sink
+        can; False if it cannot (then `send` writes each)."""
         return False
 
     @property
@@ -206,7 +225,7 @@ class _SocketSink(Sink):
     def writes_frames(self) -> bool:
         return self._protocol is not None
 
-    def write_now(self, result: Encoded) -> bool:
+    def write_now(self, result: Encoded | Joined) -> bool:
         protocol = self._protocol
         if protocol is None or protocol.close_sent or protocol.conn.state is not State.OPEN:
             return False

@@ -3,7 +3,9 @@
 A shared stream runs the subscription once, as a subscriber of its own would (same resolver,
 same extensions, same errors), but starting after an event given by its first member, and
 writes each result to every member; an event the fast path builds from its row alone is
-written without an execution of its own (Lead.express). A member joins at the point it has
+written without an execution of its own (Lead.express), and the events of one batch (what one
+commit announced: a message's start and its first text, say) go to each member in one write of
+their frames (Lead.flush). A member joins at the point it has
 reached by itself; the stream sends it what comes after that point and nothing before, so a
 member never gets an event twice or misses one:
 
@@ -19,14 +21,14 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from strawberry.types import ExecutionResult
 
 from runql.encoding import dumps
-from runql.fanout.sinks import Encoded, Sink, current_sink
+from runql.fanout.sinks import Encoded, Joined, Sink, current_sink
 
 log = logging.getLogger("runql.fanout")
 
@@ -37,26 +39,32 @@ DEFAULT_MAX_BACKLOG = 4 * 1024 * 1024
 StreamKey = tuple[str, str, str | None, bytes]
 
 
+Sent = list[tuple[Encoded, int]]  # results, each with the event it stands for, in order
+
+
 @dataclass
 class Lead:
     """What a shared stream tells the resolver it runs: start after event `start`; before each
     result it yields, the resolver sets `seq` to the event that result stands for.
 
-    `express` sends an event to the members without yielding it, where the executor has said
+    `express` takes an event for the members without yielding it, where the executor has said
     how the operation's events are built from their rows alone (`build`, the fast path's plan of
     its events): the result an execution of that event makes, with no execution (no per-event
     executor, extension hooks or result objects). The executor says so only where the schema's
     extensions add nothing to a result; their hooks on each result change only its errors, and
-    a built result has none."""
+    a built result has none. What it takes waits for `flush`, which the resolver calls at the
+    end of each batch of events and before it yields one, so that a batch's results reach each
+    member in one write."""
 
     start: int
     seq: int = 0
-    send: Callable[[Encoded, int], Awaitable[None]] | None = None  # set by the stream
+    send: Callable[[Sent], Awaitable[None]] | None = None  # set by the stream
     build: Callable[[Any], dict[str, Any] | None] | None = None  # set by the executor
+    pending: Sent = field(default_factory=list)
 
-    async def express(self, event: Any, seq: int) -> bool:
-        """Whether `event`, numbered `seq`, was sent to the members as built from its row;
-        False where it cannot be (then the resolver yields it, to be executed)."""
+    def express(self, event: Any, seq: int) -> bool:
+        """Whether `event`, numbered `seq`, was taken for the members as built from its row;
+        False where it cannot be (then the resolver flushes, and yields it to be executed)."""
         if self.build is None or self.send is None:
             return False
         try:
@@ -67,8 +75,14 @@ class Lead:
         if data is None:
             return False
         self.seq = seq
-        await self.send(_encoded(data), seq)
+        self.pending.append((_encoded(data), seq))
         return True
+
+    async def flush(self) -> None:
+        """Send what `express` took, in order."""
+        if self.pending and self.send is not None:
+            pending, self.pending = self.pending, []
+            await self.send(pending)
 
 
 # runs the operation for a stream: (org_id, lead, query, operation_name, variables) -> results
@@ -175,7 +189,7 @@ def _lagging(unread: int) -> str:
 
 class SharedStream:
     def __init__(self, streams: "SharedStreams", key: StreamKey, start: int) -> None:
-        self.lead = Lead(start, send=self._send)
+        self.lead = Lead(start, send=self._send_all_of)
         self.position = start
         self.members: list[Membership] = []
         self._streams = streams
@@ -225,26 +239,43 @@ class SharedStream:
                 await self._send(_payload(result), self.lead.seq)
 
     async def _send(self, result: Encoded, seq: int) -> None:
-        self.position = seq
+        await self._send_all_of([(result, seq)])
+
+    async def _send_all_of(self, sent: Sent) -> None:
+        """Results in order, to each member those after the event it joined at: where it can
+        take them at once, their frames in one write."""
+        self.position = sent[-1][1]
+        results = [result for result, _seq in sent]
+        whole = results[0] if len(results) == 1 else Joined(results)
         for count, member in enumerate(tuple(self.members), 1):
-            if seq <= member.skip_through:
-                continue
-            sink = member.sink
-            try:
-                if not sink.is_live():
-                    self._drop(member)
-                elif member.slow or sink.backlog() > 0:
-                    unread = member.queued + sink.backlog() + len(result)
-                    if unread > self._streams.max_backlog:
-                        self._cut_off(member, unread)
-                    else:
-                        member.queue(result)
-                elif not sink.write_now(result):
-                    await sink.send(result)  # an empty socket buffer: this does not wait
-            except Exception:  # that socket closed; the others go on
-                self._drop(member)
+            if sent[0][1] <= member.skip_through:  # it has some of them already
+                own = [result for result, seq in sent if seq > member.skip_through]
+                if own:
+                    await self._send_member(member, own, own[0] if len(own) == 1 else Joined(own))
+            else:
+                await self._send_member(member, results, whole)
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+
+    async def _send_member(
+        self, member: Membership, results: list[Encoded], whole: Encoded | Joined
+    ) -> None:
+        sink = member.sink
+        try:
+            if not sink.is_live():
+                self._drop(member)
+            elif member.slow or sink.backlog() > 0:
+                unread = member.queued + sink.backlog() + len(whole)
+                if unread > self._streams.max_backlog:
+                    self._cut_off(member, unread)
+                else:
+                    for result in results:
+                        member.queue(result)
+            elif not sink.write_now(whole):
+                for result in results:
+                    await sink.send(result)  # an empty socket buffer: this does not wait
+        except Exception:  # that socket closed; the others go on
+            self._drop(member)
 
     def _drop(self, member: Membership) -> None:
         if member in self.members:

@@ -7,7 +7,7 @@ On a websocket, a subscriber that has caught up with the log joins the shared st
 operation (runql.fanout) at the event it has reached, and leaves the hub: from then on one
 execution serves every subscriber of that operation."""
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from sqlalchemy import inspect, select
 from sqlmodel import col
@@ -92,12 +92,18 @@ Join = Callable[[int], Membership | None]
 
 
 async def _follow(
-    context: Context, notices: Subscriber, run: RunRow, after: int, join: Join | None = None
+    context: Context,
+    notices: Subscriber,
+    run: RunRow,
+    after: int,
+    join: Join | None = None,
+    settle: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncGenerator[RunEventRow | Membership, None]:
     """The run's events after `after`, in order, up to the one that ends the run. `notices`
     must have been subscribed before `run` was read: everything committed since is announced,
     and everything before is at most `run.last_event_seq`. With `join`, once the log has no
-    more, the subscriber joins its shared stream: that membership comes last."""
+    more, the subscriber joins its shared stream: that membership comes last. `settle` is
+    awaited after each batch of events (what one read or one set of notices gave)."""
     shared, dialect = _shared(context), context.database.engine.dialect.name
     last, known, fresh = after, run.last_event_seq, False
     carried: list[RunEventRow] = []
@@ -113,6 +119,8 @@ async def _follow(
             last = event.seq
             if _ends_run(event):
                 return
+        if events and settle is not None:
+            await settle()
         fresh = False
         if not events:
             if join is not None and (membership := join(last)) is not None:
@@ -135,16 +143,20 @@ async def run_events(
     async with _hub(info).subscribe([run_channel(run_id)]) as notices:
         run = await _run(context, run_id)
         start = lead.start if lead is not None else after or 0
-        async for event in _follow(context, notices, run, start, _join(context)):
+        settle = lead.flush if lead is not None else None
+        async for event in _follow(context, notices, run, start, _join(context), settle):
             if isinstance(event, Membership):
                 membership = event
                 continue
             if lead is not None:
-                if await lead.express(event, event.seq):  # built from its row, sent as it is
+                if lead.express(event, event.seq):  # built from its row, sent with its batch
                     continue
+                await lead.flush()
                 lead.seq = event.seq
             context.refresh_loaders()
             yield event
+        if lead is not None:
+            await lead.flush()  # the run's end
     if membership is not None:
         await membership.stay()
 

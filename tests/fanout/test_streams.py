@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 import pytest
 from strawberry.types import ExecutionResult
 
-from runql.fanout.sinks import Encoded, Sink
+from runql.fanout.sinks import Encoded, Joined, Sink
 from runql.fanout.streams import Lead, Membership, SharedStreams
 
 QUERY = 'subscription { runEvents(runId: "run_x") { seq } }'
@@ -40,11 +40,37 @@ class Recording(Sink):
         self.got.append(int(result.payload.split(b'"seq":')[1].split(b"}")[0]))
 
 
-class Execution:
-    """The shared execution: yields a result for each event the test releases."""
+START = b'{"id":"1","type":"next","payload":'
+
+
+class Framing(Recording):
+    """A sink that writes whole frames at once, as a socket past the server does: each write
+    is kept, as the frames' seqs."""
 
     def __init__(self) -> None:
-        self.events: asyncio.Queue[int | None] = asyncio.Queue()
+        super().__init__()
+        self.writes: list[list[int]] = []
+
+    def write_now(self, result: Encoded | Joined) -> bool:
+        data, seqs = result.frame(START), []
+        while data:
+            assert data[0] == 0x81  # a whole text frame
+            assert data[1] < 126  # short: its length in one byte
+            message, data = data[2 : 2 + data[1]], data[2 + data[1] :]
+            assert message.startswith(START)
+            seqs.append(int(message.split(b'"seq":')[1].split(b"}")[0]))
+        self.writes.append(seqs)
+        self.got += seqs
+        return True
+
+
+class Execution:
+    """The shared execution: yields a result for each event the test releases; a tuple of
+    events is expressed (Lead.express) and flushed together, as the resolver does a batch of
+    events the fast path builds."""
+
+    def __init__(self) -> None:
+        self.events: asyncio.Queue[int | tuple[int, ...] | None] = asyncio.Queue()
         self.started: list[int] = []
         self.closed = asyncio.Event()
 
@@ -57,17 +83,23 @@ class Execution:
         _variables: Mapping[str, object] | None,
     ) -> AsyncIterator[ExecutionResult]:
         self.started.append(lead.start)
+        lead.build = lambda event: {"runEvents": {"seq": event}}
         return self._results(lead)
 
     async def _results(self, lead: Lead) -> AsyncIterator[ExecutionResult]:
         try:
-            while (seq := await self.events.get()) is not None:
-                lead.seq = seq
-                yield ExecutionResult(data={"runEvents": {"seq": seq}}, errors=None)
+            while (released := await self.events.get()) is not None:
+                if isinstance(released, tuple):
+                    for seq in released:
+                        assert lead.express(seq, seq)
+                    await lead.flush()
+                    continue
+                lead.seq = released
+                yield ExecutionResult(data={"runEvents": {"seq": released}}, errors=None)
         finally:
             self.closed.set()
 
-    async def release(self, *seqs: int | None) -> None:
+    async def release(self, *seqs: int | tuple[int, ...] | None) -> None:
         for seq in seqs:
             self.events.put_nowait(seq)
         for _ in range(20):  # the stream sends each result within a few turns of the loop
@@ -209,3 +241,35 @@ async def test_a_member_whose_client_does_not_read_is_cut_off_with_a_reason(
     assert "bytes unread" in reason
     assert "after" in reason
     assert streams.member_count == 1
+
+
+async def test_a_batch_of_expressed_events_reaches_each_member_in_one_write(
+    streams: SharedStreams, execution: Execution
+) -> None:
+    """Events the lead expresses together (one commit's: a message's start and its first text)
+    are one write of their frames to a member that takes frames, from the event after the one
+    it joined at; a member that does not take frames gets each by `send`, in order."""
+    early, by_send, late = Framing(), Recording(), Framing()
+    _join(streams, early, 0)
+    _join(streams, by_send, 0)
+    await execution.release((1, 2))
+    _join(streams, late, 3)  # it read event 3 from the log itself
+    await execution.release((3, 4, 5), 6, (7,))
+    assert early.writes == [[1, 2], [3, 4, 5], [6], [7]]  # 6 executed, then written alone
+    assert by_send.got == [1, 2, 3, 4, 5, 6, 7]
+    assert late.writes == [[4, 5], [6], [7]]
+
+
+async def test_a_batch_waits_in_a_slow_members_outbox_result_by_result(
+    streams: SharedStreams, execution: Execution
+) -> None:
+    fast, slow = Framing(), Recording()
+    memberships = {sink: _join(streams, sink, 0) for sink in (fast, slow)}
+    slow.unread = 10
+    slow.pause = asyncio.Event()
+    await execution.release((1, 2, 3), None)
+    assert fast.writes == [[1, 2, 3]]
+    slow.pause.set()
+    async with asyncio.timeout(5):
+        await memberships[slow].finished
+    assert slow.got == [1, 2, 3]
