@@ -565,7 +565,13 @@ def _serial(port: int, prepared: Prepared, path: Path, args: argparse.Namespace)
 
 
 def _timed(
-    port: int, pid: int, prepared: Prepared, path: Path, rate: float, label: str, args: Any
+    port: int,
+    pid: int,
+    prepared: Prepared,
+    path: Path,
+    rate: float,
+    label: str,
+    args: argparse.Namespace,
 ) -> Step:
     """One step, printed; then the server is left to idle."""
     found = step(port, pid, prepared, path, rate, args.seconds)
@@ -607,7 +613,11 @@ def stopped(pids: Sequence[int]) -> Iterator[None]:
 
 
 def measure_alternating(
-    up: Mapping[str, tuple[int, int]], prepared: Prepared, path: Path, label: str, args: Any
+    up: Mapping[str, tuple[int, int]],
+    prepared: Prepared,
+    path: Path,
+    label: str,
+    args: argparse.Namespace,
 ) -> dict[str, Measured]:
     """Every server of `up` (name: port, pid) at the same rates, taking turns step by step (the
     others stopped meanwhile), each until it saturates: a change of the machine's speed
@@ -667,14 +677,20 @@ def bench_database(
                     measured[workload] = measure_alternating(
                         servers, prepared, paths[workload], f"{kind} {workload}", args
                     )
-        for server in [] if args.alternate else args.servers:  # one at a time on the core
-            with serving(prepared, software, server) as [(port, pid)]:
-                for workload in args.only:
-                    if server == FLOOR and workload not in READS:
-                        continue
-                    measured[workload][server] = measure(
-                        port, pid, prepared, paths[workload], f"{kind} {server} {workload}", args
-                    )
+        else:
+            for server in args.servers:  # one at a time on the core
+                with serving(prepared, software, server) as [(port, pid)]:
+                    for workload in args.only:
+                        if server == FLOOR and workload not in READS:
+                            continue
+                        measured[workload][server] = measure(
+                            port,
+                            pid,
+                            prepared,
+                            paths[workload],
+                            f"{kind} {server} {workload}",
+                            args,
+                        )
     return {
         "identical_bodies": identical,
         "workloads": {
