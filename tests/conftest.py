@@ -3,11 +3,13 @@ migrations, with demo data."""
 
 import asyncio
 import os
+import traceback
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -51,6 +53,24 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return ONE_WORKER[0] if path in ONE_WORKER else path
 
     return Scheduling(config, log)
+
+
+def _connections_say_where_they_were_made() -> None:
+    """An asyncpg connection left open is finalized by the garbage collector later, inside
+    whichever test runs then, whose unraisable ResourceWarning fails it; asyncpg says where the
+    connection was made only in asyncio's debug mode. Every connection made in the suite keeps
+    that stack, so that such a failure names its source."""
+    made = asyncpg.connection.Connection.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        made(self, *args, **kwargs)
+        if self._source_traceback is None:
+            self._source_traceback = "".join(traceback.format_stack(limit=40))
+
+    asyncpg.connection.Connection.__init__ = init
+
+
+_connections_say_where_they_were_made()
 
 
 Backend = SQLiteBackend | PostgresBackend
