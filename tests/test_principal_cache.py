@@ -93,3 +93,33 @@ async def test_while_revocations_may_go_unheard_every_request_reads_its_key(
     revocations.heard_again()
     assert len(cache) == 0  # what was missed is looked up again
     assert await cache.authenticate(key.secret) is None
+
+
+async def test_the_read_free_lookup_answers_only_what_is_held_and_heard(
+    database: Database,
+) -> None:
+    """`cached` (the wire's, runql/wire.py) never reads: a key not yet read is None, a read one
+    is held (by its secret, too), and a revocation or a deaf notice ends that at once."""
+    from runql.auth.revocation import Revocations
+
+    key, other = await create_key(database, "doomed"), await create_key(database, "kept")
+    revocations = Revocations()
+    cache = PrincipalCache(database, revocations)
+    assert cache.cached(key.secret) is None  # never read
+    assert await cache.authenticate(key.secret) is not None
+    assert await cache.authenticate(other.secret) is not None
+    held = cache.cached(key.secret)
+    assert held is not None
+    assert held.key_id == key.row.id
+    assert cache.cached(key.secret) is held  # (by the secret, the second time)
+    revocations.deaf()
+    assert cache.cached(other.secret) is None
+    revocations.heard_again()
+    assert await cache.authenticate(key.secret) is not None  # read again after the deaf spell
+    assert await cache.authenticate(other.secret) is not None
+    assert cache.cached(key.secret) is not None
+    revocations.revoked(key.row.id)
+    assert cache.cached(key.secret) is None
+    assert cache.cached(other.secret) is not None
+    assert cache.cached(None) is None
+    assert cache.cached("not-a-key") is None

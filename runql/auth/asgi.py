@@ -60,6 +60,13 @@ class KeyGate:
             and not (scope["method"] == "GET" and _is_graphiql_page(scope, accept))
         )
 
+    def admit_cached(self, scope: Scope, authorization: str | None) -> Principal | None:
+        """`admit` for a key the principal cache holds, with no read; None: `admit` decides."""
+        principal = self.principals.cached(bearer_secret(authorization))
+        if principal is not None:
+            scope[PRINCIPAL] = principal
+        return principal
+
     async def admit(self, scope: Scope, authorization: str | None) -> Principal | None:
         """The key's principal, kept in the scope for the routes; None for no valid key."""
         principal = await self.principals.authenticate(bearer_secret(authorization))

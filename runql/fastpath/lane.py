@@ -94,17 +94,34 @@ class FastLane:
 
     async def answer(self, request: GraphQLRequestData, org_id: str) -> bytes | None:
         """The response body, or None: the standard view answers."""
+        planned = self.plan(request)
+        if planned is None:
+            return None
+        found = self.run(planned, org_id)
+        return found if found is None or isinstance(found, bytes) else await found
+
+    def plan(self, request: GraphQLRequestData) -> Planned | None:
+        """The request's prepared operation, plan and variables; None for what the view
+        answers (nothing is read yet: runql/wire.py takes the key's rate-limit token between
+        the two halves)."""
         try:
-            planned = self._planned(request)
+            return self._planned(request)
         except Exception:  # a fault of the lane's own: the view still answers
             log.warning("fast lane failed; the standard view answers", exc_info=True)
             return None
-        if planned is None:
-            return None
+
+    def run(self, planned: Planned, org_id: str) -> Answer:
+        """The planned operation's body: at once where it is read in this turn of the loop (a
+        point read on SQLite's loop reader), else a coroutine; None (now or awaited): the view
+        answers. Raises LaneTimeout past the operation's time."""
         if not tracing.is_enabled():  # no span: not even the context manager's generator
-            return await self._recorded(None, *planned, org_id)
+            return self._recorded(None, *planned, org_id)
+        return self._traced(planned, org_id)
+
+    async def _traced(self, planned: Planned, org_id: str) -> bytes | None:
         with tracing.operation_span() as span:
-            return await self._recorded(span, *planned, org_id)
+            found = self._recorded(span, *planned, org_id)
+            return found if found is None or isinstance(found, bytes) else await found
 
     def _planned(self, request: GraphQLRequestData) -> Planned | None:
         if request.query is None or is_standard_only():
@@ -139,22 +156,45 @@ class FastLane:
             self._fixed[id(prepared)] = (prepared, plan)  # held: its id stays its own
         return plan
 
-    async def _recorded(
+    def _recorded(
         self,
         span: "Span | None",
         prepared: Prepared,
         plan: OperationPlan,
         variables: VariableValues,
         org_id: str,
-    ) -> bytes | None:
+    ) -> Answer:
         started = time.perf_counter()
         record = CURRENT_REQUEST.get()
-        statements_before = record.statements if record is not None else 0
+        before = record.statements if record is not None else 0
         body = self._at_once(plan, variables, org_id, started)
-        if body is not None and not isinstance(body, bytes):
-            body = await body
+        if body is None or isinstance(body, bytes):
+            return self._observed(body, span, prepared, started, before)
+        return self._awaited(body, span, prepared, started, before)
+
+    async def _awaited(
+        self,
+        pending: Coroutine[Any, Any, bytes | None],
+        span: "Span | None",
+        prepared: Prepared,
+        started: float,
+        before: int,
+    ) -> bytes | None:
+        return self._observed(await pending, span, prepared, started, before)
+
+    def _observed(
+        self,
+        body: bytes | None,
+        span: "Span | None",
+        prepared: Prepared,
+        started: float,
+        statements_before: int,
+    ) -> bytes | None:
+        """An answered operation's metrics, span and access-log operation, as
+        ObserveOperations records them."""
         if body is None:
             return None
+        record = CURRENT_REQUEST.get()
         statements = record.statements - statements_before if record is not None else 0
         observed(span, QUERY, prepared.name, SUCCESS, time.perf_counter() - started, statements)
         self.served += 1
@@ -280,6 +320,13 @@ def replaying(messages: list[Message], receive: Receive) -> Receive:
 @lru_cache(maxsize=8)
 def _content_type(media_type: str) -> tuple[bytes, bytes]:
     return (b"content-type", content_type_header(media_type).encode("latin-1"))
+
+
+@lru_cache(maxsize=8)
+def content_type_line(media_type: str) -> bytes:
+    """The Content-Type header `send_body` sends, as a line of the response's head."""
+    name, value = _content_type(media_type)
+    return name + b": " + value + b"\r\n"
 
 
 async def send_body(send: Send, body: bytes, media_type: str) -> None:
