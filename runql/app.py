@@ -26,6 +26,7 @@ from runql.security.handlers import EXCEPTION_HANDLERS
 from runql.security.ratelimit import RateLimits
 from runql.settings import Settings
 from runql.storage.database import Database
+from runql.wire import Wire
 
 PROTECTED = ["/graphql", "/runs"]
 
@@ -67,11 +68,14 @@ def create_app(
         *operations_routes(),
         *rest_routes(db, settings),
     ]
+    gate = KeyGate(principals, PROTECTED, public=[STATIC_PREFIX])
+    limits = RateLimits(settings.rate_limit_per_second, settings.rate_limit_burst)
+    body = BodyCap(settings.max_body_bytes, paths=["/graphql"])
     edge = Middleware(  # the key, its rate limit and the body cap: runql/edge.py
         Edge,
-        gate=KeyGate(principals, PROTECTED, public=[STATIC_PREFIX]),
-        limits=RateLimits(settings.rate_limit_per_second, settings.rate_limit_burst),
-        body=BodyCap(settings.max_body_bytes, paths=["/graphql"]),
+        gate=gate,
+        limits=limits,
+        body=body,
         first=(graphql_route, graphql.lane_first) if graphql.lane is not None else None,
     )
     app = Starlette(
@@ -84,4 +88,9 @@ def create_app(
     app.state.principals = principals
     app.state.open_sockets = graphql.open_sockets
     app.state.streams = graphql.streams
+    app.state.wire = (  # runql/protocol.py offers it the planned POSTs, below ASGI
+        None
+        if graphql.lane is None
+        else Wire(gate, limits, body, graphql, graphql.lane, graphql_route)
+    )
     return app

@@ -34,6 +34,18 @@ from runql.operations.requests import (
 from runql.security.body import BodyCap, BodyTooLarge
 from runql.security.ratelimit import RateLimits, refuse_rate
 
+TRIED = "runql.tried"  # in the scope of a request the wire admitted and passed on: a Tried
+
+
+@dataclass(slots=True)
+class Tried:
+    """What the wire (runql/wire.py) did for a request it admitted (its key checked, its
+    rate-limit token taken) but did not answer: the edge keeps its record and clock and does
+    not admit it again."""
+
+    record: RequestRecord
+    started: float
+
 
 @dataclass(slots=True)
 class EdgeHeaders:
@@ -44,6 +56,7 @@ class EdgeHeaders:
     content_type: str | None = None
     content_length: str | None = None
     request_id: str | None = None
+    forwarded: str | None = None  # X-Forwarded-For or X-Forwarded-Proto (the wire's question)
 
 
 _READ = {
@@ -52,6 +65,8 @@ _READ = {
     b"content-type": "content_type",
     b"content-length": "content_length",
     REQUEST_ID_HEADER.encode(): "request_id",
+    b"x-forwarded-for": "forwarded",
+    b"x-forwarded-proto": "forwarded",
 }
 
 
@@ -96,9 +111,13 @@ class Edge:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = read_headers(scope)
-        record = RequestRecord(request_id_from(headers.request_id))
+        tried: Tried | None = scope.get(TRIED)
+        if tried is None:
+            record = RequestRecord(request_id_from(headers.request_id))
+            started = time.perf_counter()
+        else:
+            record, started = tried.record, tried.started
         status = 0  # none sent yet; an exception becomes a 500 further out
-        started = time.perf_counter()
 
         async def send_observed(message: Message) -> None:
             nonlocal status
@@ -109,7 +128,7 @@ class Edge:
 
         serving = CURRENT_REQUEST.set(record)  # as `with serving(record)`, for less per request
         try:
-            await self._guarded(scope, receive, send_observed, headers)
+            await self._guarded(scope, receive, send_observed, headers, tried is None)
         except BodyTooLarge:
             if status:
                 raise
@@ -121,11 +140,16 @@ class Edge:
                 CURRENT_REQUEST.reset(serving)
 
     async def _guarded(
-        self, scope: Scope, receive: Receive, send: Send, headers: EdgeHeaders
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: EdgeHeaders,
+        admit: bool,
     ) -> None:
-        """The route, for a request with the key, rate and body its path needs; raises
-        BodyTooLarge for a body over the cap."""
-        if self.gate.guards(scope, headers.accept):
+        """The route, for a request with the key, rate and body its path needs (`admit`: not
+        yet checked); raises BodyTooLarge for a body over the cap."""
+        if admit and self.gate.guards(scope, headers.accept):
             principal = await self.gate.admit(scope, headers.authorization)
             if principal is None:
                 await refuse_unauthenticated(scope, receive, send)

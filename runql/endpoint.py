@@ -115,6 +115,8 @@ class GraphQLEndpoint(GraphQLOverHTTPStreams[Context, None]):  # spec codes, med
         lane = self.lane
         if lane is None or scope["type"] != "http" or scope["method"] != "POST":
             return receive
+        if LANE_TRIED in scope:  # the wire ran the lane (runql/wire.py)
+            return receive
         scope[LANE_TRIED] = None
         accept, content_type = (
             (header(scope, b"accept"), header(scope, b"content-type")) if read is None else read
@@ -124,7 +126,7 @@ class GraphQLEndpoint(GraphQLOverHTTPStreams[Context, None]):  # spec codes, med
         messages = await buffered(receive)
         try:
             body = body_of(messages)
-            found = None if body is None else await self._lane_request(body)
+            found = None if body is None else self.lane_request(body)
             answer = None if found is None else await lane.answer(found, org_of(scope))
             if answer is None and found is not None and self.mutations is not None:
                 answer = await self.mutations.answer(
@@ -138,7 +140,7 @@ class GraphQLEndpoint(GraphQLOverHTTPStreams[Context, None]):  # spec codes, med
         await send_body(send, answer, negotiate(accept))
         return None
 
-    async def _lane_request(self, body: bytes) -> GraphQLRequestData | None:
+    def lane_request(self, body: bytes) -> GraphQLRequestData | None:
         """The request's operation as the view reads it, its persisted document resolved;
         None for anything the view refuses or answers otherwise."""
         try:

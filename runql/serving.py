@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from runql.app import create_app
 from runql.operations.logs import uvicorn_log_config
+from runql.protocol import RunqlProtocol
 from runql.settings import Settings, SettingsError
 from runql.storage.database import in_memory
 
@@ -33,6 +34,7 @@ def serve(settings: Settings, host: str, port: int, processes: int) -> None:
         "access_log": False,
         "ws_per_message_deflate": settings.ws_compression,
         "workers": processes,
+        "http": RunqlProtocol,  # planned POSTs answered below ASGI: runql/protocol.py
     }
     if processes == 1:
         uvicorn.run(create_app(settings, freeze_gc=True), **options)

@@ -23,6 +23,11 @@ def with_request_id(message: Message, request_id: str) -> Message:
     return {**message, "headers": headers}
 
 
+def request_id_line(request_id: str) -> bytes:
+    """The X-Request-ID header `with_request_id` adds, as a line of the response's head."""
+    return _REQUEST_ID_NAME + b": " + request_id.encode() + b"\r\n"
+
+
 def observe_http(
     scope: MutableMapping[str, Any], record: RequestRecord, status: int, seconds: float
 ) -> None:
