@@ -41,7 +41,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -416,31 +416,9 @@ class _PostgresPool:
         self._waiting = 0  # readers waiting for the pool: connections go back to it
         database.on_dispose(self.close)
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Any]:
-        """A connection for one request's reads."""
-        pool = self._pool if self._pool is not None else await self.pool()
-        held = None
-        while self._idle and held is None:
-            held = self._idle.pop()
-            if not _alive(held):  # the server ended it while kept: the pool replaces it
-                await pool.release(held)
-                held = None
-        if held is None:
-            self._waiting += 1
-            try:
-                held = await pool.acquire()
-            finally:
-                self._waiting -= 1
-        try:
-            yield held
-        except BaseException:
-            await pool.release(held)
-            raise
-        if self._waiting or self._pool is not pool or not _alive(held):
-            await pool.release(held)
-        else:
-            self._idle.append(held)
+    def connection(self) -> "_Held":
+        """A connection for one request's reads (an async context manager)."""
+        return _Held(self)
 
     async def pool(self) -> Any:
         if self._pool is None:
@@ -464,6 +442,43 @@ class _PostgresPool:
             for held in idle:
                 await pool.release(held)
             await pool.close()
+
+
+class _Held:
+    """One request's connection of a _PostgresPool: one kept aside if there is one (and
+    alive), else the pool's; given back as `_PostgresPool` says. A class rather than a
+    generator's context manager: every PostgreSQL read of a request enters one."""
+
+    __slots__ = ("_held", "_pool", "_source")
+
+    def __init__(self, source: _PostgresPool) -> None:
+        self._source = source
+
+    async def __aenter__(self) -> Any:
+        source = self._source
+        pool = source._pool if source._pool is not None else await source.pool()
+        self._pool = pool
+        held = None
+        while source._idle and held is None:
+            held = source._idle.pop()
+            if not _alive(held):  # the server ended it while kept: the pool replaces it
+                await pool.release(held)
+                held = None
+        if held is None:
+            source._waiting += 1
+            try:
+                held = await pool.acquire()
+            finally:
+                source._waiting -= 1
+        self._held = held
+        return held
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        source, pool, held = self._source, self._pool, self._held
+        if kind is not None or source._waiting or source._pool is not pool or not _alive(held):
+            await pool.release(held)
+        else:
+            source._idle.append(held)
 
 
 class _SQLiteReader:
@@ -628,25 +643,56 @@ def loop_reads(database: Database) -> RawReads | None:
     )
 
 
-@asynccontextmanager
-async def raw_reads(database: Database) -> AsyncIterator[RawReads]:
+def raw_reads(database: Database) -> AbstractAsyncContextManager[RawReads]:
     """Raw reads of one request: on PostgreSQL one connection of the raw pool, on a SQLite file
     the loop's own reader, each statement its own snapshot; on an in-memory SQLite database a
     connection of the engine's pool."""
     source = _source(database)
     dialect, dispatch = _engine_parts(database)
+    if isinstance(source, _PostgresPool):
+        return _PostgresReads(source.connection(), dialect, dispatch)
+    return _other_reads(database, source, dialect, dispatch)
+
+
+class _PostgresReads:
+    """raw_reads on PostgreSQL: reads on one connection of the raw pool, given back with
+    generic plans allowed (a class, as _Held is)."""
+
+    __slots__ = ("_dialect", "_dispatch", "_held", "_reads")
+
+    def __init__(self, held: _Held, dialect: Dialect, dispatch: Any) -> None:
+        self._held = held
+        self._dialect = dialect
+        self._dispatch = dispatch
+
+    async def __aenter__(self) -> RawReads:
+        connection = await self._held.__aenter__()
+        self._reads = RawReads(
+            self._dialect,
+            self._dispatch,
+            partial(_fetch_postgres, connection),
+            plan_mode=partial(_plan_mode, connection),
+        )
+        return self._reads
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: Any
+    ) -> None:
+        if kind is None:
+            try:
+                await self._reads.plans(False)  # kept or returned with generic plans allowed
+            except BaseException as failed:
+                await self._held.__aexit__(type(failed), failed, failed.__traceback__)
+                raise
+        await self._held.__aexit__(kind, error, trace)
+
+
+@asynccontextmanager
+async def _other_reads(
+    database: Database, source: object, dialect: Dialect, dispatch: Any
+) -> AsyncIterator[RawReads]:
     if isinstance(source, _SQLiteReader):
         yield RawReads(dialect, dispatch, source.fetch)
-    elif isinstance(source, _PostgresPool):
-        async with source.connection() as connection:
-            reads = RawReads(
-                dialect,
-                dispatch,
-                partial(_fetch_postgres, connection),
-                plan_mode=partial(_plan_mode, connection),
-            )
-            yield reads
-            await reads.plans(False)  # kept or returned with generic plans allowed
     else:
         async with database.engine.connect() as engine_connection:
             raw = await engine_connection.get_raw_connection()
