@@ -122,11 +122,17 @@ class Wire:
         started: float,
         accept: str | None,
     ) -> Response | None:
+        """The rest of an answer the lane reads later, in the protocol's task: the request's
+        record is current here too (the task began in the server's context, without it), so
+        that its statements, operation and log lines are the request's."""
+        current = CURRENT_REQUEST.set(record)
         try:
             found = await pending
         except LaneTimeout as timeout:
             self._pass_on(scope, record, started, timeout.deadline)
             return None
+        finally:
+            CURRENT_REQUEST.reset(current)
         if found is None:
             self._pass_on(scope, record, started, None)
             return None

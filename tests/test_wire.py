@@ -238,12 +238,13 @@ async def test_requests_the_wire_does_not_take_whole_are_answered_alike(
         assert answered == 0  # the ASGI path answered
 
 
-async def test_the_wire_s_requests_are_counted_and_logged_with_the_forwarded_client(
+async def test_the_wire_s_requests_are_counted_and_logged_as_the_app_logs_them(
     demo_database: Database, api_key: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     [run_id] = await run_ids(demo_database, 1)
+    named = "query RunCard($id: ID!) { run(id: $id) { id status } }"
     request = post(
-        {"query": RUN_BY_ID, "variables": {"id": run_id}},
+        {"query": named, "variables": {"id": run_id}},
         api_key,
         ("X-Forwarded-For", "203.0.113.7"),
         ("X-Request-ID", "fwd-1"),
@@ -259,9 +260,9 @@ async def test_the_wire_s_requests_are_counted_and_logged_with_the_forwarded_cli
 
     assert answered == 2
     lines = [vars(r) for r in caplog.records if getattr(r, "request_id", None) == "fwd-1"]
-    assert [(r["status"], r["client"], r["path"]) for r in lines] == [
-        (200, "203.0.113.7", "/graphql")
-    ] * 2
+    assert [
+        (r["status"], r["client"], r["path"], r["operation"], r["sql_statements"]) for r in lines
+    ] == [(200, "203.0.113.7", "/graphql", "RunCard", 1)] * 2  # read at once or awaited
     assert served_ok(after[0][2]) - served_ok(before[0][2]) == 2
 
 
