@@ -5,8 +5,10 @@ For an HTTP request, in order: one pass over its headers for the few the edge re
 request record and id (echoed in X-Request-ID); the API key (runql/auth/asgi.py: 401), its rate
 limit (runql/security/ratelimit.py: 429) and the body cap (runql/security/body.py: 413); then the
 route, through one `send` wrapper; then the metrics and the access line
-(runql/operations/observe.py). For a websocket: the server's own `send`, kept in the scope for
-shared streams (runql/fanout/sinks.py), the open-socket gauge and the access line.
+(runql/operations/observe.py). A request that `runql serve`'s wire (runql/wire.py) admitted
+and passed on carries a Tried: the edge keeps its record and admits it no second time. For a
+websocket: the server's own `send`, kept in the scope for shared streams
+(runql/fanout/sinks.py), the open-socket gauge and the access line.
 """
 
 import time

@@ -1,5 +1,6 @@
 """`runql serve`: uvicorn in this process, or uvicorn's supervisor of N processes that share
-one listening socket (`--workers N`, RUNQL_SERVE_WORKERS).
+one listening socket (`--workers N`, RUNQL_SERVE_WORKERS), on runql's HTTP protocol
+(runql/protocol.py: planned POSTs answered below ASGI).
 
 The supervisor binds the socket once and spawns each process, which imports `process_app`
 and builds its own app from the same environment: its own database pool, hub, feeder of other
