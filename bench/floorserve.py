@@ -1,7 +1,8 @@
 """The floor server of bench/serve.py: the least a server can do to answer runql's reads.
 
 A raw ASGI app on the same server software as the runql it is compared with (`--server`:
-uvicorn with its default loop and HTTP parser, as `runql serve`; or granian, started by
+uvicorn with its default loop and HTTP parser, as `runql serve` (whose protocol adds the
+wire, runql/protocol.py, in front of the ASGI app); or granian, started by
 `granian_command`, as bench/serve.py starts runql on it): it reads the body, checks the bearer
 token against an in-memory key table, fetches the same rows through the raw driver (asyncpg
 with its prepared-statement cache, or sqlite3) and answers the same JSON bytes with orjson. It
