@@ -370,6 +370,56 @@ async def test_more_postgres_readers_than_connections_all_read(database: Databas
     await asyncio.wait_for(database.dispose(), 10)  # every connection back, the pool closed
 
 
+async def test_readers_past_the_pool_s_size_take_others_connections_without_a_reset(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every connection out, a reader waits for one that another reader ends with, handed
+    over as it is: nothing goes back through the pool (whose release resets, a round trip)."""
+    _postgres_only(database)
+    await _backend_pid(database)
+    pool = await raw._source(database).pool()  # type: ignore[union-attr]
+    released: list[object] = []
+    release = asyncpg.Pool.release
+
+    async def counted(self: asyncpg.Pool, connection: object, **options: Any) -> None:
+        released.append(connection)
+        await release(self, connection, **options)
+
+    monkeypatch.setattr(asyncpg.Pool, "release", counted)
+    readers = 3 * pool.get_max_size()
+    found = await asyncio.wait_for(
+        asyncio.gather(*(_backend_pid(database, sleep=0.05) for _ in range(readers))), 20
+    )
+    assert len(found) == readers
+    assert len(set(found)) <= pool.get_max_size()
+    assert released == []
+    assert not raw._source(database)._handoff  # type: ignore[union-attr]
+
+
+async def test_a_waiting_reader_cancelled_passes_its_connection_on(database: Database) -> None:
+    """A reader cancelled while it waits for another's connection leaves none behind: every
+    connection still serves the readers after it."""
+    _postgres_only(database)
+    await _backend_pid(database)
+    pool = await raw._source(database).pool()  # type: ignore[union-attr]
+    size = pool.get_max_size()
+    holding = [asyncio.ensure_future(_backend_pid(database, sleep=0.3)) for _ in range(size)]
+    await asyncio.sleep(0.1)  # every connection out
+    waiting = [asyncio.ensure_future(_backend_pid(database)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    assert len(raw._source(database)._handoff) == 3  # type: ignore[union-attr]
+    waiting[0].cancel()
+    found = await asyncio.wait_for(asyncio.gather(*holding, *waiting[1:]), 10)
+    assert len(found) == size + 2
+    with pytest.raises(asyncio.CancelledError):
+        await waiting[0]
+    after = await asyncio.wait_for(
+        asyncio.gather(*(_backend_pid(database, sleep=0.05) for _ in range(2 * size))), 10
+    )
+    assert len(set(after)) <= size
+    await asyncio.wait_for(database.dispose(), 10)  # every connection back, the pool closed
+
+
 async def test_a_postgres_connection_closed_while_kept_aside_is_not_read_on(
     database: Database,
 ) -> None:
