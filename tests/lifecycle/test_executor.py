@@ -378,8 +378,8 @@ async def test_the_keeper_renews_every_lease_in_one_statement(database: Database
 
     registry, agent = await _scripted(database, wait_for_gate)
     runs = [await new_run(database, agent, str(n)) for n in range(12)]
-    config = ExecutorConfig(
-        concurrency=20, lease_seconds=1.5, poll_seconds=0.05, agent_timeout_seconds=30
+    config = ExecutorConfig(  # leases of 3 s: a keeper late under a loaded CI loses none
+        concurrency=20, lease_seconds=3.0, poll_seconds=0.05, agent_timeout_seconds=30
     )
     executor = Executor(database, registry, config)
     renewals: list[list[str]] = []
@@ -397,7 +397,7 @@ async def test_the_keeper_renews_every_lease_in_one_statement(database: Database
             return all([await _status_is(database, r.id, RunStatus.RUNNING) for r in runs])
 
         await _until(all_running)
-        await asyncio.sleep(3.5)  # past two leases: they live only if renewed
+        await asyncio.sleep(6.5)  # past two leases: they live only if renewed
         assert all([await _status_is(database, r.id, RunStatus.RUNNING) for r in runs])
         assert await executor.recover_expired() == 0
         assert any(len(batch) == len(runs) for batch in renewals), [len(b) for b in renewals]
