@@ -4,11 +4,13 @@ migrations, with demo data."""
 import asyncio
 import os
 import traceback
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import asyncpg
 import httpx
 import pytest
@@ -56,10 +58,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def _connections_say_where_they_were_made() -> None:
-    """An asyncpg connection left open is finalized by the garbage collector later, inside
-    whichever test runs then, whose unraisable ResourceWarning fails it; asyncpg says where the
-    connection was made only in asyncio's debug mode. Every connection made in the suite keeps
-    that stack, so that such a failure names its source."""
+    """An asyncpg or aiosqlite connection left open is finalized by the garbage collector later,
+    inside whichever test runs then, whose unraisable ResourceWarning fails it; asyncpg says where
+    the connection was made only in asyncio's debug mode, aiosqlite never. Every connection made
+    in the suite keeps that stack, so that such a failure names its source."""
     made = asyncpg.connection.Connection.__init__
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -68,6 +70,25 @@ def _connections_say_where_they_were_made() -> None:
             self._source_traceback = "".join(traceback.format_stack(limit=40))
 
     asyncpg.connection.Connection.__init__ = init
+
+    opened = aiosqlite.Connection.__init__
+
+    def open_here(self: Any, *args: Any, **kwargs: Any) -> None:
+        opened(self, *args, **kwargs)
+        self._made_at = "".join(traceback.format_stack(limit=40))
+
+    def finalize_saying_where(self: Any) -> None:  # aiosqlite's __del__, with the stack
+        if self._connection is None:
+            return
+        warnings.warn(
+            f"aiosqlite connection deleted before being closed, made at:\n{self._made_at}",
+            ResourceWarning,
+            stacklevel=1,
+        )
+        self.stop()
+
+    aiosqlite.Connection.__init__ = open_here  # type: ignore[method-assign]
+    aiosqlite.Connection.__del__ = finalize_saying_where  # type: ignore[method-assign]
 
 
 _connections_say_where_they_were_made()
