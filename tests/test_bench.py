@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bench import stream as stream_bench
-from bench.serve import cpu_seconds, stopped
+from bench.serve import Measured, Step, cpu_seconds, stopped
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ("graphql_ms", "floor_ms", "ratio", "naive_ms", "statements")
@@ -47,6 +47,21 @@ def test_feed_benchmark_reports_its_figures() -> None:
     assert abs(report["ratio"] - report["graphql_ms"] / report["floor_ms"]) < 0.02
     assert report["runs"] == 60
     assert elapsed < 20, f"the benchmark took {elapsed:.1f}s"
+
+
+def _step(rate: float, achieved: float, p99_ms: float) -> Step:
+    return Step(rate, achieved, 1.0, p99_ms, 0, 0.1, None, 0.01)
+
+
+def test_a_peak_no_step_saturated_at_is_reported_as_a_bound() -> None:
+    """A server that kept up with every rate offered has a peak of at least the last rate,
+    not that rate: `peak_found` says which the figure is."""
+    capped = Measured(0.5, [_step(100, 100, 2.0), _step(200, 199.5, 3.0)])
+    found = Measured(0.5, [_step(100, 100, 2.0), _step(200, 150, 400.0)])
+    assert capped.figures(50, 100)["peak_found"] is False
+    assert capped.figures(50, 100)["peak_rps"] == 199.5
+    assert found.figures(50, 100)["peak_found"] is True
+    assert found.figures(50, 100)["peak_rps"] == 100
 
 
 def test_serve_benchmark_checks_bodies_and_reports_its_figures() -> None:
