@@ -64,9 +64,10 @@ COMPILED_SHAPES = 512  # statement shapes kept compiled, least recently used dro
 POOL_SIZE = 5  # raw PostgreSQL connections when the engine's pool has no size to follow
 IN_LOOP_SECONDS = 0.005  # a SQLite read on the loop's thread longer than this goes to a thread
 IN_LOOP_WALL_SECONDS = 0.05  # ... as does one held up (waiting, not working) longer than this
-# SQLite VM steps between looks at the clock: each look is a Python call from SQLite's C code.
-# A sorted page runs ~12,500 steps a millisecond here, so a look comes about every 0.8 ms; at
-# 2,000 steps a feed of 20 made ~150 looks, 5% of its CPU (py-spy of `runql serve`).
+# SQLite VM steps between looks at the clock: each look is a Python call from SQLite's C code,
+# the GIL taken back for it. A sorted page runs ~12,500 steps a millisecond here, so a look comes
+# about every 0.8 ms. At 2,000 steps a feed of 20 made 11 looks (2.2 at 10,000), and py-spy
+# --gil put 4.9% of a served feed's samples in them (0.8-1.4% at 10,000).
 PROGRESS_STEPS = 10_000
 TURN_SECONDS = 0.001  # reads on the loop's thread give the loop a turn at least this often
 MAX_SPELLINGS = 1024  # SQLite spellings kept per statement (list sizes seen)
