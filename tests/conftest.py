@@ -80,8 +80,9 @@ def _connections_say_where_they_were_made() -> None:
     def finalize_saying_where(self: Any) -> None:  # aiosqlite's __del__, with the stack
         if self._connection is None:
             return
+        made_at = getattr(self, "_made_at", "(not recorded: its __init__ did not finish)")
         warnings.warn(
-            f"aiosqlite connection deleted before being closed, made at:\n{self._made_at}",
+            f"aiosqlite connection deleted before being closed, made at:\n{made_at}",
             ResourceWarning,
             stacklevel=1,
         )
