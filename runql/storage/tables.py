@@ -127,7 +127,9 @@ class MessageGroupRow(SQLModel, table=True):
 
 class MessageRow(SQLModel, table=True):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_group_position", "message_group_id", "position"),)
+    # A group's messages are read in (message_group_id, position, id) order (graph.py): with
+    # id in the index, SQLite reads several groups' messages in that order with no sort.
+    __table_args__ = (Index("ix_messages_group_position_id", "message_group_id", "position", "id"),)
 
     id: str = _primary_id()
     org_id: str = _id("organizations.id")
