@@ -13,6 +13,7 @@ from sqlmodel import SQLModel
 
 import runql.storage.tables  # noqa: F401  (registers the tables on the metadata)
 from runql.storage.database import Database
+from runql.storage.graph import OBJECTS, ToMany
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -33,9 +34,11 @@ async def test_several_groups_messages_are_read_in_order_without_a_sort(
     position, id) is the index's: SQLite reads several groups' messages in it, sorting nothing."""
     if not database.is_sqlite:
         pytest.skip("the plan asked for is SQLite's")
+    messages = OBJECTS["MessageGroup"].relations["messages"]
+    assert isinstance(messages, ToMany)
     statement = text(
         "EXPLAIN QUERY PLAN SELECT id FROM messages WHERE message_group_id IN (:a, :b)"
-        " AND org_id = :org ORDER BY message_group_id, position, id"
+        f" AND org_id = :org ORDER BY {', '.join(messages.order)}"
     )
     async with database.engine.connect() as connection:
         plan = (await connection.execute(statement, {"a": "g1", "b": "g2", "org": "o"})).all()
