@@ -269,10 +269,16 @@ class FastLane:
             async with timeout:
                 if point is not None:
                     body = await run_point(point, self._database, org_id, arguments)
-                    self.point_reads += body is not None
-                    return body
-                result = await run_plan(plan, self._database, org_id, arguments)
+                else:
+                    result = await run_plan(plan, self._database, org_id, arguments)
+            if asyncio.get_running_loop().time() >= deadline:  # ended past its time: answered
+                raise LaneTimeout(deadline)  # as the view answers it (runql.security.timeout)
+            if point is not None:
+                self.point_reads += body is not None
+                return body
             return None if result.errors else orjson.dumps({"data": result.data})
+        except LaneTimeout:
+            raise
         except DECLINED as reason:  # the view reports those
             log.debug("fast lane declined: %s", reason)
         except Exception:

@@ -1,5 +1,12 @@
 """The execution timeout: a query or mutation that runs longer is cancelled and answers
-TIMEOUT (RUNQL_EXECUTION_TIMEOUT_SECONDS)."""
+TIMEOUT (RUNQL_EXECUTION_TIMEOUT_SECONDS).
+
+The timer cancels an operation where it awaits, and a read on the loop's SQLite reader awaits
+only at a turn of the loop (runql.storage.raw.TURN_SECONDS): a query can end past its time
+before the timer has had a turn. Such a query answers TIMEOUT too, its time checked as it ends
+(as the fast lane checks it), so that whether a query over its time answers TIMEOUT does not
+depend on where its last turn fell. A mutation that ended wrote what it answers: its result
+stands."""
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
@@ -43,9 +50,14 @@ class ExecutionTimeout(SchemaExtension):
             yield
             return
         seconds = settings_of(context.context).execution_timeout_seconds
+        loop = asyncio.get_running_loop()
         at = _deadline.get()
+        if at is None:
+            at = loop.time() + seconds
         try:
-            async with asyncio.timeout(seconds) if at is None else asyncio.timeout_at(at):
+            async with asyncio.timeout_at(at):
                 yield
         except TimeoutError:
             raise timed_out(seconds) from None
+        if context.operation_type is OperationType.QUERY and loop.time() >= at:
+            raise timed_out(seconds)  # ended past its time, before the timer had a turn

@@ -4,9 +4,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from runql.security.media import GRAPHQL_RESPONSE
 from runql.settings import Settings
+from runql.storage import raw
 from runql.storage.database import Database
 from tests.hardening.conftest import MakeClient, MakeGql, codes, running_run
 
@@ -45,6 +47,21 @@ async def test_a_timed_out_query_leaves_the_database_usable(gql_with: MakeGql) -
     again = await gql_with()(FEED, {"first": 100})
     assert "errors" not in again
     assert len(again["data"]["runs"]["edges"]) == 100
+
+
+async def test_a_query_that_ends_past_its_time_without_a_turn_of_the_loop_answers_timeout(
+    gql_with: MakeGql, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the feed's reads run on the loop's thread and give the loop no turn here, so
+    the timer never cancels them: the query's time is checked as it ends. (On PostgreSQL each
+    read awaits, and the timer cancels it.)"""
+    monkeypatch.setattr(raw, "TURN_SECONDS", 3600.0)
+    started = time.perf_counter()
+    body = await gql_with(execution_timeout_seconds=0.001)(FEED, {"first": 100})
+
+    assert time.perf_counter() - started > 0.001
+    assert codes(body) == ["TIMEOUT"]
+    assert body["data"] is None
 
 
 async def test_a_timeout_over_http_is_504_in_graphql_response_json(
