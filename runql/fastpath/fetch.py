@@ -60,9 +60,12 @@ def _folds(execution: Execution, needs: list[Need]) -> tuple[Folded, ...]:
 
 
 async def _fetch_group(execution: Execution, needs: list[Need]) -> list[Need]:
-    keys = list(
-        dict.fromkeys(key for need in needs for key in need.field.keys(execution, need.rows))
-    )
+    if len(needs) == 1:  # (a field's keys are distinct)
+        keys = needs[0].field.keys(execution, needs[0].rows)
+    else:
+        keys = list(
+            dict.fromkeys([key for need in needs for key in need.field.keys(execution, need.rows)])
+        )
     if keys:
         await needs[0].field.load(execution, keys, _folds(execution, needs))
     found: list[Need] = []

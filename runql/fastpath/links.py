@@ -17,8 +17,10 @@ from runql.fastpath.plan import Folded, ObjectPlan
 from runql.fastpath.statements import Join, Names
 
 
-def _distinct(values: Iterator[Any]) -> list[str]:
-    return [value for value in dict.fromkeys(values) if value is not None]
+def _distinct(values: list[Any]) -> list[str]:
+    found = dict.fromkeys(values)
+    found.pop(None, None)
+    return list(found)
 
 
 async def load_by_id(
@@ -68,7 +70,7 @@ class ById:
 
     def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
         known = execution.table_rows(self.table)
-        return [key for key in _distinct(row[self.source] for row in rows) if key not in known]
+        return [key for key in _distinct([row[self.source] for row in rows]) if key not in known]
 
     async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
         await load_by_id(execution, self.table, self.names, keys, folds)
@@ -90,7 +92,7 @@ class ById:
         known = execution.table_rows(self.table)
         found = [
             row
-            for key in _distinct(row[self.source] for row in rows)
+            for key in _distinct([row[self.source] for row in rows])
             if (row := known.get(key)) is not None
         ]
         yield self.child, found
@@ -170,7 +172,7 @@ class ByParent:
 
     def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
         found = execution.group(self.signature)
-        return [key for key in _distinct(row[self.parent_id] for row in rows) if key not in found]
+        return [key for key in _distinct([row[self.parent_id] for row in rows]) if key not in found]
 
     async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
         statement = statements.by_parent(
@@ -273,7 +275,7 @@ class RunOfGroup:
 
     def keys(self, execution: Execution, rows: Sequence[Row]) -> list[str]:
         found = execution.group(self.signature)
-        return [key for key in _distinct(row[self.parent_id] for row in rows) if key not in found]
+        return [key for key in _distinct([row[self.parent_id] for row in rows]) if key not in found]
 
     async def load(self, execution: Execution, keys: list[str], folds: tuple[Folded, ...]) -> None:
         joins = tuple(folded.join for folded in folds)
