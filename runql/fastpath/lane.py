@@ -47,6 +47,7 @@ from runql.operations.extension import SUCCESS, observed
 from runql.operations.requests import CURRENT_REQUEST
 from runql.security.media import content_type_header
 from runql.security.text_input import fit_variables
+from runql.security.timeout import ended_past
 from runql.settings import Settings
 from runql.storage.database import Database
 from runql.storage.raw import loop_reads
@@ -271,8 +272,8 @@ class FastLane:
                     body = await run_point(point, self._database, org_id, arguments)
                 else:
                     result = await run_plan(plan, self._database, org_id, arguments)
-            if asyncio.get_running_loop().time() >= deadline:  # ended past its time: answered
-                raise LaneTimeout(deadline)  # as the view answers it (runql.security.timeout)
+            if ended_past(deadline):  # the view answers TIMEOUT by the deadline
+                raise LaneTimeout(deadline)
             if point is not None:
                 self.point_reads += body is not None
                 return body

@@ -4,9 +4,9 @@ TIMEOUT (RUNQL_EXECUTION_TIMEOUT_SECONDS).
 The timer cancels an operation where it awaits, and a read on the loop's SQLite reader awaits
 only at a turn of the loop (runql.storage.raw.TURN_SECONDS): a query can end past its time
 before the timer has had a turn. Such a query answers TIMEOUT too, its time checked as it ends
-(as the fast lane checks it), so that whether a query over its time answers TIMEOUT does not
-depend on where its last turn fell. A mutation that ended wrote what it answers: its result
-stands."""
+(`ended_past`, on the view's path and the fast lane's), so that whether a query over its time
+answers TIMEOUT does not depend on where its last turn fell. A mutation that ended wrote what
+it answers: its result stands."""
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
@@ -34,6 +34,11 @@ def deadline(at: float) -> Iterator[None]:
         _deadline.reset(token)
 
 
+def ended_past(at: float) -> bool:
+    """Whether an operation ending now ended past the event loop's time `at`, its deadline."""
+    return asyncio.get_running_loop().time() >= at
+
+
 def timed_out(seconds: float) -> GraphQLError:
     return GraphQLError(
         f"The operation was cancelled after {seconds:g} s, the most one may run.",
@@ -50,14 +55,13 @@ class ExecutionTimeout(SchemaExtension):
             yield
             return
         seconds = settings_of(context.context).execution_timeout_seconds
-        loop = asyncio.get_running_loop()
         at = _deadline.get()
         if at is None:
-            at = loop.time() + seconds
+            at = asyncio.get_running_loop().time() + seconds
         try:
             async with asyncio.timeout_at(at):
                 yield
         except TimeoutError:
             raise timed_out(seconds) from None
-        if context.operation_type is OperationType.QUERY and loop.time() >= at:
+        if context.operation_type is OperationType.QUERY and ended_past(at):
             raise timed_out(seconds)  # ended past its time, before the timer had a turn
