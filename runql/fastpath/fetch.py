@@ -60,7 +60,7 @@ def _folds(execution: Execution, needs: list[Need]) -> tuple[Folded, ...]:
 
 
 async def _fetch_group(execution: Execution, needs: list[Need]) -> list[Need]:
-    if len(needs) == 1:  # (a field's keys are distinct)
+    if len(needs) == 1:  # (a field's keys are distinct: Fetching.keys)
         keys = needs[0].field.keys(execution, needs[0].rows)
     else:
         keys = list(

@@ -51,7 +51,9 @@ class Fetching(Field, Protocol):
     def group(self, execution: "Execution") -> Hashable | None:
         """Fields of one group share one statement; None: nothing to fetch."""
 
-    def keys(self, execution: "Execution", rows: Sequence[Row]) -> list[str]: ...
+    def keys(self, execution: "Execution", rows: Sequence[Row]) -> list[str]:
+        """The keys `load` reads for these rows, each once (fetch.py takes a lone field's
+        as they are), without those already read."""
 
     async def load(
         self, execution: "Execution", keys: list[str], folds: "tuple[Folded, ...]"
