@@ -96,6 +96,21 @@ def test_serve_benchmark_checks_bodies_and_reports_its_figures() -> None:
     assert report["loadavg_after"]
 
 
+def test_fixed_work_diagnostic_times_runql_with_a_constant_read() -> None:
+    """bench/fixedwork.py --quick: runql's read answered the constant (and the floor's did
+    not) before any timing, and the report holds both servers' figures and their ratios."""
+    report = _report(
+        "fixedwork.py", "--quick", "--database", "sqlite", "--only", "run-by-id", timeout=240
+    )
+    sqlite = report["databases"]["sqlite"]
+    assert sqlite["constant_answers"] == {"run-by-id": 20}
+    assert "identical_bodies" not in sqlite
+    figures = sqlite["workloads"]["run-by-id"]
+    for server in ("runql", "floor"):
+        assert figures[server]["peak_rps"] > 0, (server, figures[server])
+    assert figures["ratio"]["peak_rps"] > 0
+
+
 def test_serve_benchmark_alternates_the_servers_rate_by_rate() -> None:
     """--alternate: both servers up at once, each rate timed on one then the other, and the
     same figures reported as when they run one after the other."""
