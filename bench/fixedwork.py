@@ -75,7 +75,7 @@ def check_constant(
     """runql answers BODY and the floor reads: how many answers were looked at per workload."""
     found: dict[str, int] = {}
     for workload in workloads:
-        sample = serve._sample(serve.bodies(workload, prepared))
+        sample = serve.request_sample(serve.bodies(workload, prepared))
         for server, port in zip(servers, ports, strict=True):
             if server != serve.FLOOR:  # its document planned, the wire answers
                 serve.answers(port, prepared.key, sample)

@@ -467,7 +467,9 @@ def answers(port: int, key: str, sample: list[str]) -> list[bytes]:
         return found
 
 
-def _sample(requests: list[str]) -> list[str]:
+def request_sample(requests: list[str]) -> list[str]:
+    """Up to SAMPLE of a workload's requests, spread over them: the ones whose answers are
+    checked before timing."""
     step = max(1, len(requests) // SAMPLE)
     return requests[::step][:SAMPLE]
 
@@ -710,7 +712,9 @@ def check_identity(
     """Each read workload's sample answered by every server (at `ports`), each runql's answer
     byte for byte the floor's: how many answers were compared per workload."""
     samples = {
-        workload: _sample(bodies(workload, prepared)) for workload in workloads if workload in READS
+        workload: request_sample(bodies(workload, prepared))
+        for workload in workloads
+        if workload in READS
     }
     found = {
         server: {
