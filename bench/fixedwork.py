@@ -2,17 +2,18 @@
 
 runql's wire (runql/wire.py) still does all the rest of a planned POST's work: the headers, the
 key and its rate limit, the body cap, the strict JSON parse, the document cache and the
-variables, the request id, the response's headers, the metrics and the access line; only the
-lane's read and build (`Wire._run`) give a fixed body, about a run by id's length, instead. The
-floor (bench/floorserve.py) runs unchanged. runql's peak over the floor's then bounds what any read,
-however cheap, could bring a run by id to: the rest of the request costs that much already.
+variables, the request id, the response's headers, the request's metrics and the access line;
+only the fast lane's run (`FastLane.run`: the read, the build and the operation's metrics) gives
+a fixed body, about a run by id's length, instead. The floor (bench/floorserve.py) runs
+unchanged. runql's peak over the floor's then bounds what any read, however cheap, could bring a
+run by id to: the rest of the request costs that much already.
 
 The servers that bench/serve.py starts load `sitecustomize` from a folder this script writes
 and puts first on PYTHONPATH; it installs the constant read in runql's processes only (those
 given RUNQL_DATABASE_URL). Before any timing, runql's answers (once its document is planned: the
 view answers a document's first request) are checked to be the constant and the floor's to be
-reads (serve.py's check of identical answers cannot hold here); the report is
-serve.py's, with "constant_answers" (how many were checked) for its "identical_bodies".
+reads (serve.py's check of identical answers cannot hold here); the report is serve.py's, with
+"constant_answers" (how many were checked) for its "identical_bodies".
 
 Usage: python bench/fixedwork.py [bench/serve.py's arguments; --only run-by-id]
 """
@@ -47,26 +48,15 @@ if os.environ.get({SWITCH!r}) == "1" and "RUNQL_DATABASE_URL" in os.environ:
 
 
 def install() -> None:
-    """In a runql process: the wire's read and build answer BODY (its admission, plan, rate
-    limit, request id, response headers, metrics and access line as before)."""
-    from starlette.types import Scope
+    """In a runql process: the fast lane's read answers BODY, with no build and no operation
+    metrics (the wire's admission, plan, rate limit, request id, response headers, request
+    metrics and access line as before)."""
+    from runql.fastpath.lane import FastLane, Planned
 
-    from runql.fastpath.lane import Planned
-    from runql.operations.requests import RequestRecord
-    from runql.wire import Answer, Wire
+    def constant(lane: FastLane, planned: Planned, org_id: str) -> bytes:
+        return BODY
 
-    def constant(
-        wire: Wire,
-        scope: Scope,
-        planned: Planned,
-        org_id: str,
-        record: RequestRecord,
-        started: float,
-        accept: str | None,
-    ) -> Answer:
-        return wire._answered(scope, BODY, record, started, accept)
-
-    Wire._run = constant  # type: ignore[method-assign,assignment]
+    FastLane.run = constant  # type: ignore[method-assign,assignment]
 
 
 def check_constant(
