@@ -15,7 +15,7 @@ view answers a document's first request) are checked to be the constant and the 
 reads (serve.py's check of identical answers cannot hold here); the report is serve.py's, with
 "constant_answers" (how many were checked) for its "identical_bodies".
 
-Usage: python bench/fixedwork.py [bench/serve.py's arguments; --only run-by-id]
+Usage: python bench/fixedwork.py --only run-by-id [bench/serve.py's other arguments]
 """
 
 from __future__ import annotations
@@ -78,13 +78,16 @@ def check_constant(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    args = serve.parse_args(argv)
+    if args.only != ["run-by-id"]:  # BODY answers a run by id
+        sys.exit("fixedwork.py: give --only run-by-id")
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "sitecustomize.py").write_text(_SITE)
         paths = [folder, str(serve.ROOT), os.environ.get("PYTHONPATH", "")]
         os.environ["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
         os.environ[SWITCH] = "1"
         serve.check_identity = check_constant
-        report = serve.run(serve.parse_args(argv))
+        report = serve.run(args)
     for database in report["databases"].values():
         database["constant_answers"] = database.pop("identical_bodies")
     print(orjson.dumps(report).decode())
